@@ -1,0 +1,1 @@
+"""Prometheus rules, Alertmanager configuration and the webhook receiver that acts on alerts."""

@@ -1,0 +1,1 @@
+"""Collectors: the sidecar HTTP service and the other ways records reach the monitors."""

@@ -1,0 +1,15 @@
+"""`driftline dashboards`: placeholder until the command lands."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("dashboards", help="generate, push or package the Grafana dashboards")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    raise SystemExit("driftline dashboards: not available yet")

@@ -1,0 +1,231 @@
+"""The one metric catalogue.
+
+Every metric Driftline exports is named here once. The Prometheus exporter, the OTLP exporter,
+the Grafana dashboards, the alert rules and the README's metric table are all derived from this
+module, so a name can never differ between them.
+
+Naming follows Prometheus conventions (single ``driftline_`` prefix, base units, counters end in
+``_total``). OTel instruments get dotted names without unit words and the unit in ``unit=``; the
+standard OTel→Prometheus translation (``.``→``_``, ``_total`` for monotonic sums, nothing added
+for gauges with unit ``1``) then yields exactly :attr:`MetricSpec.name`.
+
+>>> FEATURE_PSI.name, FEATURE_PSI.otel_name
+('driftline_feature_psi', 'driftline.feature.psi')
+>>> RECORDS.name, RECORDS.otel_name
+('driftline_records_total', 'driftline.records')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+MetricType = Literal["gauge", "counter", "histogram", "info"]
+
+#: Labels carried by every per-model series. ``endpoint`` is KServe's ``default``/``canary``
+#: (``default`` when the collector cannot tell), so canary and default can be compared.
+MODEL_LABELS: tuple[str, ...] = ("model_name", "model_version", "endpoint")
+FEATURE_LABELS: tuple[str, ...] = (*MODEL_LABELS, "feature")
+
+#: Fixed quantile-rank buckets (DESIGN.md §5): identical on every replica so counts add up.
+QUANTILE_RANK_BUCKETS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+#: Confidence of the predicted class, in [0, 1].
+CONFIDENCE_BUCKETS: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+#: Proxy overhead and upstream latency, seconds.
+LATENCY_BUCKETS: tuple[float, ...] = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One metric: its Prometheus name, type, help text, labels and OTel unit."""
+
+    name: str
+    type: MetricType
+    help: str
+    labels: tuple[str, ...]
+    otel_name: str
+    unit: str = "1"
+    buckets: tuple[float, ...] | None = None
+
+    @property
+    def sample_name(self) -> str:
+        """Name of the sample a PromQL query selects (``_bucket`` etc. come on top for histograms)."""
+        return self.name
+
+
+def _spec(
+    name: str,
+    type_: MetricType,
+    help_: str,
+    labels: tuple[str, ...],
+    unit: str = "1",
+    buckets: tuple[float, ...] | None = None,
+) -> MetricSpec:
+    # Dotted OTel name: drop "_total" and the unit word, then "driftline.<noun>.<rest>".
+    base = name.removesuffix("_total")
+    if unit == "s":
+        base = base.removesuffix("_seconds")
+    otel = "driftline." + base.removeprefix("driftline_").replace("_", ".", 1)
+    return MetricSpec(name, type_, help_, labels, otel, unit, buckets)
+
+
+RECORDS = _spec(
+    "driftline_records_total", "counter",
+    "Records (one model input row each) seen by the collectors.", (*MODEL_LABELS, "source"),
+)
+RECORDS_SAMPLED = _spec(
+    "driftline_records_sampled_total", "counter",
+    "Records passed to the detectors after sampling.", MODEL_LABELS,
+)
+RECORDS_DROPPED = _spec(
+    "driftline_records_dropped_total", "counter",
+    "Records or payloads dropped, by reason (queue_full, parse_error, schema_mismatch, "
+    "unknown_model, rate_limited, ...).", ("model_name", "reason"),
+)
+FEATURE_PSI = _spec(
+    "driftline_feature_psi", "gauge",
+    "Population stability index of the feature in the last completed window.", FEATURE_LABELS,
+)
+FEATURE_KS_STATISTIC = _spec(
+    "driftline_feature_ks_statistic", "gauge",
+    "Two-sample Kolmogorov-Smirnov statistic against the reference sample, last window.",
+    FEATURE_LABELS,
+)
+FEATURE_KS_PVALUE = _spec(
+    "driftline_feature_ks_pvalue", "gauge",
+    "Kolmogorov-Smirnov p-value against the reference sample, last window.", FEATURE_LABELS,
+)
+FEATURE_CHI2_PVALUE = _spec(
+    "driftline_feature_chi2_pvalue", "gauge",
+    "Chi-squared goodness-of-fit p-value of a categorical feature, last window.", FEATURE_LABELS,
+)
+FEATURE_JENSEN_SHANNON = _spec(
+    "driftline_feature_jensen_shannon", "gauge",
+    "Jensen-Shannon distance (base 2, binned) to the reference, last window.", FEATURE_LABELS,
+)
+FEATURE_WASSERSTEIN = _spec(
+    "driftline_feature_wasserstein", "gauge",
+    "Wasserstein-1 distance to the reference divided by the reference standard deviation.",
+    FEATURE_LABELS,
+)
+FEATURE_MISSING_RATIO = _spec(
+    "driftline_feature_missing_ratio", "gauge",
+    "Share of null, NaN or infinite values of the feature in the last window.", FEATURE_LABELS,
+)
+FEATURE_DRIFTED = _spec(
+    "driftline_feature_drifted", "gauge",
+    "1 when the feature drifted in the last window (effect size past threshold and significant "
+    "after Benjamini-Hochberg), else 0.", FEATURE_LABELS,
+)
+FEATURE_QUANTILE_RANK = _spec(
+    "driftline_feature_quantile_rank", "histogram",
+    "Reference quantile rank (reference CDF value) of every sampled value; 10% per bucket "
+    "without drift.", FEATURE_LABELS, buckets=QUANTILE_RANK_BUCKETS,
+)
+FEATURE_CATEGORY = _spec(
+    "driftline_feature_category_total", "counter",
+    "Sampled values per category (reference top-K plus __other__).", (*FEATURE_LABELS, "category"),
+)
+FEATURE_REFERENCE_CATEGORY_RATIO = _spec(
+    "driftline_feature_reference_category_ratio", "gauge",
+    "Share of each category in the reference data (for PromQL PSI across replicas).",
+    (*FEATURE_LABELS, "category"),
+)
+PREDICTION_PSI = _spec(
+    "driftline_prediction_psi", "gauge",
+    "Population stability index of the model output in the last window.", MODEL_LABELS,
+)
+PREDICTION_CONFIDENCE = _spec(
+    "driftline_prediction_confidence", "histogram",
+    "Probability the model gave to its predicted class.", MODEL_LABELS,
+    buckets=CONFIDENCE_BUCKETS,
+)
+PREDICTION_CLASS = _spec(
+    "driftline_prediction_class_total", "counter",
+    "Predictions per class (classes of the baseline plus __other__).", (*MODEL_LABELS, "class"),
+)
+ESTIMATED_ACCURACY = _spec(
+    "driftline_estimated_accuracy", "gauge",
+    "Label-free accuracy estimate (confidence-based performance estimation), last window.",
+    MODEL_LABELS,
+)
+REFERENCE_ACCURACY = _spec(
+    "driftline_reference_accuracy", "gauge",
+    "Accuracy of the model on the reference data.", MODEL_LABELS,
+)
+ACCURACY = _spec(
+    "driftline_accuracy", "gauge",
+    "Realised accuracy over the last window of joined labels.", MODEL_LABELS,
+)
+LABELS = _spec(
+    "driftline_labels_total", "counter",
+    "Delayed labels received (matched: whether a stored prediction was found).",
+    (*MODEL_LABELS, "matched"),
+)
+ADWIN_DETECTIONS = _spec(
+    "driftline_adwin_detections_total", "counter",
+    "Changes detected by ADWIN on a per-record stream (signal: error, confidence, or feature:<name>).",
+    (*MODEL_LABELS, "signal"),
+)
+WINDOW_RECORDS = _spec(
+    "driftline_window_records", "gauge",
+    "Records in the last completed window.", MODEL_LABELS,
+)
+WINDOWS = _spec(
+    "driftline_windows_total", "counter",
+    "Windows completed.", MODEL_LABELS,
+)
+WINDOW_END = _spec(
+    "driftline_window_end_timestamp_seconds", "gauge",
+    "Unix time at which the last window closed.", MODEL_LABELS, unit="s",
+)
+QUEUE_DEPTH = _spec(
+    "driftline_queue_depth", "gauge",
+    "Records waiting in the collector queue.", (),
+)
+QUEUE_CAPACITY = _spec(
+    "driftline_queue_capacity", "gauge",
+    "Capacity of the collector queue, in records.", (),
+)
+SERIES_CAPPED = _spec(
+    "driftline_series_capped_total", "counter",
+    "Label values folded into __other__ because a cardinality cap was reached.", ("label",),
+)
+PROXY_DURATION = _spec(
+    "driftline_proxy_request_duration_seconds", "histogram",
+    "Time from request received to response sent by the reverse proxy, upstream included.",
+    ("code",), unit="s", buckets=LATENCY_BUCKETS,
+)
+EXPORT_ERRORS = _spec(
+    "driftline_export_errors_total", "counter",
+    "Failed OTLP exports.", ("exporter",),
+)
+BUILD_INFO = _spec(
+    "driftline_build_info", "gauge",
+    "Always 1; labels carry the Driftline version and the baseline id of each model.",
+    ("version", "model_name", "model_version", "baseline_id"),
+)
+
+ALL: tuple[MetricSpec, ...] = (
+    RECORDS, RECORDS_SAMPLED, RECORDS_DROPPED,
+    FEATURE_PSI, FEATURE_KS_STATISTIC, FEATURE_KS_PVALUE, FEATURE_CHI2_PVALUE,
+    FEATURE_JENSEN_SHANNON, FEATURE_WASSERSTEIN, FEATURE_MISSING_RATIO, FEATURE_DRIFTED,
+    FEATURE_QUANTILE_RANK, FEATURE_CATEGORY, FEATURE_REFERENCE_CATEGORY_RATIO,
+    PREDICTION_PSI, PREDICTION_CONFIDENCE, PREDICTION_CLASS,
+    ESTIMATED_ACCURACY, REFERENCE_ACCURACY, ACCURACY, LABELS, ADWIN_DETECTIONS,
+    WINDOW_RECORDS, WINDOWS, WINDOW_END, QUEUE_DEPTH, QUEUE_CAPACITY, SERIES_CAPPED,
+    PROXY_DURATION, EXPORT_ERRORS, BUILD_INFO,
+)
+
+BY_NAME: dict[str, MetricSpec] = {m.name: m for m in ALL}
+
+
+def markdown_table() -> str:
+    """The README's metric table, generated so it cannot drift from the exporters."""
+    rows = ["| metric | type | labels | meaning |", "| --- | --- | --- | --- |"]
+    for m in ALL:
+        labels = ", ".join(f"`{lab}`" for lab in m.labels) or "—"
+        rows.append(f"| `{m.name}` | {m.type} | {labels} | {m.help} |")
+    return "\n".join(rows)

@@ -1,0 +1,15 @@
+"""`driftline demo`: placeholder until the command lands."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("demo", help="run the end-to-end demo")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    raise SystemExit("driftline demo: not available yet")

@@ -1,0 +1,55 @@
+"""Driftline's exception hierarchy.
+
+    DriftlineError
+    ├── InputError      bad data file, column or value; names the file, the column and the fix
+    ├── ProfileError    unreadable or incompatible baseline profile
+    └── ConfigError     bad configuration; names the file, the key and the fix
+
+Errors are raised at set-up time (loading data, a profile or a config), never on the sidecar's
+hot path, where bad records are counted and dropped instead.
+"""
+
+from __future__ import annotations
+
+
+class DriftlineError(Exception):
+    """Base class: every error Driftline raises on purpose."""
+
+
+class InputError(DriftlineError):
+    """A data file, column or value cannot be used."""
+
+    def __init__(self, message: str, *, path: str | None = None, column: str | None = None,
+                 fix: str | None = None) -> None:
+        parts = []
+        if path:
+            parts.append(f"{path}:")
+        if column:
+            parts.append(f"column {column!r}:")
+        parts.append(message)
+        text = " ".join(parts)
+        if fix:
+            text += f" (fix: {fix})"
+        super().__init__(text)
+        self.path = path
+        self.column = column
+        self.fix = fix
+
+
+class ProfileError(DriftlineError):
+    """A baseline profile cannot be read or does not fit the data."""
+
+
+class ConfigError(DriftlineError):
+    """A configuration value is wrong; the message names the file, the key and the fix."""
+
+    def __init__(self, message: str, *, path: str | None = None, key: str | None = None,
+                 fix: str | None = None) -> None:
+        where = ":".join(p for p in (path, key) if p)
+        text = f"{where}: {message}" if where else message
+        if fix:
+            text += f" (fix: {fix})"
+        super().__init__(text)
+        self.path = path
+        self.key = key
+        self.fix = fix

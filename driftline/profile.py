@@ -1,0 +1,301 @@
+"""The baseline profile: what "normal" looks like, built once from reference data.
+
+A profile is one self-describing, versioned JSON file (``"format": "driftline.baseline"``,
+``"format_version": 1``). It holds, per feature, everything the detectors need so that no bin,
+edge or reference summary is ever recomputed on live traffic:
+
+* numeric: interior quantile bin edges and the reference share of each bin (PSI, Jensen–Shannon),
+  a bounded sorted reference summary (KS, Wasserstein, quantile rank), missing ratio, min/max,
+  mean and standard deviation;
+* categorical: the top-K reference categories and their shares, plus ``__other__``;
+* the model output: prediction distribution, class shares, confidence distribution, reference
+  accuracy and one isotonic calibration map per class for label-free accuracy estimation.
+
+Bins are half-open ``[e_i, e_{i+1})`` with open-ended outer bins: with interior edges
+``e_0 < … < e_{k-1}`` a value ``x`` falls in bin ``searchsorted(edges, x, side="right")``.
+
+The KS reference summary is *exact* (the whole sorted non-missing reference) when the reference
+holds at most ``summary_size`` values; otherwise it is the reference quantiles on a uniform grid
+of ``summary_size`` probabilities, whose KS error against the full reference is bounded by the grid
+step ``1 / summary_size``. A deterministic grid is preferred over a random sample: the same data
+always gives the same profile, and the error bound holds for every run, not on average.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from driftline.errors import ProfileError
+
+FORMAT = "driftline.baseline"
+FORMAT_VERSION = 1
+OTHER = "__other__"
+
+
+@dataclass(frozen=True)
+class NumericFeature:
+    """Reference distribution of a numeric column."""
+
+    name: str
+    edges: tuple[float, ...]
+    proportions: tuple[float, ...]
+    summary: tuple[float, ...]
+    summary_exact: bool
+    count: int
+    missing_ratio: float
+    minimum: float
+    maximum: float
+    mean: float
+    std: float
+    type: Literal["numeric"] = "numeric"
+
+    @property
+    def edges_array(self) -> np.ndarray:
+        return np.asarray(self.edges, dtype=np.float64)
+
+    @property
+    def proportions_array(self) -> np.ndarray:
+        return np.asarray(self.proportions, dtype=np.float64)
+
+    @property
+    def summary_array(self) -> np.ndarray:
+        return np.asarray(self.summary, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class CategoricalFeature:
+    """Reference distribution of a categorical column: top-K categories plus ``__other__``.
+
+    ``proportions`` has ``len(categories) + 1`` entries, the last one for ``__other__``.
+    """
+
+    name: str
+    categories: tuple[str, ...]
+    proportions: tuple[float, ...]
+    count: int
+    missing_ratio: float
+    type: Literal["categorical"] = "categorical"
+
+    @property
+    def proportions_array(self) -> np.ndarray:
+        return np.asarray(self.proportions, dtype=np.float64)
+
+
+Feature = NumericFeature | CategoricalFeature
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A monotone map from raw to calibrated probability (isotonic regression knots).
+
+    Apply with ``np.interp(p, x, y)``; outside ``[x[0], x[-1]]`` the end values hold.
+    """
+
+    x: tuple[float, ...]
+    y: tuple[float, ...]
+
+    def apply(self, p: np.ndarray) -> np.ndarray:
+        return np.interp(p, np.asarray(self.x), np.asarray(self.y))
+
+
+@dataclass(frozen=True)
+class OutputProfile:
+    """Reference behaviour of the model output.
+
+    ``classes`` are canonical labels (see :mod:`driftline.labels`). For a binary model given one
+    probability column, ``proba_columns`` maps only the positive class (``positive_class``) and
+    the negative class gets ``1 - p``. ``prediction`` is the categorical distribution of the
+    predicted class for a classifier, or the numeric distribution for a regressor.
+    """
+
+    task: Literal["classification", "regression"]
+    prediction_column: str | None
+    proba_columns: dict[str, str]
+    classes: tuple[str, ...]
+    positive_class: str | None
+    prediction: Feature | None
+    confidence: NumericFeature | None
+    reference_accuracy: float | None
+    calibration: dict[str, Calibration] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Names of the special columns, found by the same names at analysis time."""
+
+    prediction: str | None = None
+    proba: dict[str, str] = field(default_factory=dict)
+    target: str | None = None
+    id: str | None = None
+    timestamp: str | None = None
+
+
+@dataclass(frozen=True)
+class BaselineProfile:
+    """Everything Driftline knows about the reference data of one model version."""
+
+    model_name: str
+    model_version: str
+    created_at: str
+    n_records: int
+    features: dict[str, Feature]
+    columns: Columns
+    output: OutputProfile | None
+    sources: tuple[str, ...] = ()
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def feature_order(self) -> tuple[str, ...]:
+        return tuple(self.features)
+
+    @property
+    def id(self) -> str:
+        """Content hash: two profiles with the same numbers have the same id."""
+        payload = _to_jsonable(self, with_id=False)
+        payload.pop("created_at", None)
+        digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+        return digest[:12]
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_jsonable(self, with_id=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "<dict>") -> BaselineProfile:
+        return _from_jsonable(data, source)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write atomically: a failure never leaves a half-written profile behind."""
+        target = Path(path)
+        text = json.dumps(self.to_dict(), indent=1, allow_nan=False)
+        fd, tmp = tempfile.mkstemp(prefix=".driftline-", suffix=".tmp", dir=target.parent or ".")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+                fh.write("\n")
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> BaselineProfile:
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ProfileError(
+                f"{p}: baseline profile not found (fix: build one with "
+                f"`driftline baseline build DATA -o {p}`)"
+            ) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ProfileError(f"{p}: cannot read baseline profile: {exc}") from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ProfileError(
+                f"{p}: not a Driftline baseline profile (invalid JSON at line {exc.lineno}); "
+                "fix: rebuild it with `driftline baseline build`"
+            ) from None
+        return _from_jsonable(data, str(p))
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, np.generic):
+        return _clean(value.item())
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _to_jsonable(profile: BaselineProfile, *, with_id: bool) -> dict[str, Any]:
+    body = _clean(asdict(profile))
+    out: dict[str, Any] = {"format": FORMAT, "format_version": FORMAT_VERSION}
+    if with_id:
+        out["id"] = profile.id
+    out.update(body)
+    return out
+
+
+def _num(v: Any) -> float:
+    return float("nan") if v is None else float(v)
+
+
+def _feature(d: dict[str, Any]) -> Feature:
+    if d["type"] == "numeric":
+        return NumericFeature(
+            name=d["name"], edges=tuple(float(x) for x in d["edges"]),
+            proportions=tuple(float(x) for x in d["proportions"]),
+            summary=tuple(float(x) for x in d["summary"]), summary_exact=bool(d["summary_exact"]),
+            count=int(d["count"]), missing_ratio=float(d["missing_ratio"]),
+            minimum=_num(d["minimum"]), maximum=_num(d["maximum"]), mean=_num(d["mean"]),
+            std=_num(d["std"]),
+        )
+    if d["type"] == "categorical":
+        return CategoricalFeature(
+            name=d["name"], categories=tuple(str(c) for c in d["categories"]),
+            proportions=tuple(float(x) for x in d["proportions"]), count=int(d["count"]),
+            missing_ratio=float(d["missing_ratio"]),
+        )
+    raise KeyError(f"unknown feature type {d['type']!r}")
+
+
+def _from_jsonable(data: Any, source: str) -> BaselineProfile:
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ProfileError(
+            f"{source}: not a Driftline baseline profile (no \"format\": \"{FORMAT}\"); "
+            "fix: build one with `driftline baseline build`"
+        )
+    version = data.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ProfileError(
+            f"{source}: baseline format_version {version!r} is not supported by this Driftline "
+            f"(supports {FORMAT_VERSION}); fix: rebuild it with `driftline baseline build`"
+        )
+    try:
+        out = data.get("output")
+        output = None
+        if out is not None:
+            pred = out.get("prediction")
+            conf = out.get("confidence")
+            output = OutputProfile(
+                task=out["task"], prediction_column=out.get("prediction_column"),
+                proba_columns=dict(out.get("proba_columns") or {}),
+                classes=tuple(str(c) for c in out.get("classes") or ()),
+                positive_class=out.get("positive_class"),
+                prediction=_feature(pred) if pred else None,
+                confidence=_feature(conf) if conf else None,  # type: ignore[arg-type]
+                reference_accuracy=out.get("reference_accuracy"),
+                calibration={
+                    k: Calibration(tuple(v["x"]), tuple(v["y"]))
+                    for k, v in (out.get("calibration") or {}).items()
+                },
+            )
+        cols = data.get("columns") or {}
+        return BaselineProfile(
+            model_name=str(data["model_name"]), model_version=str(data["model_version"]),
+            created_at=str(data.get("created_at", "")), n_records=int(data["n_records"]),
+            features={f["name"]: _feature(f) for f in data["features"].values()},
+            columns=Columns(
+                prediction=cols.get("prediction"), proba=dict(cols.get("proba") or {}),
+                target=cols.get("target"), id=cols.get("id"), timestamp=cols.get("timestamp"),
+            ),
+            output=output, sources=tuple(data.get("sources") or ()),
+            settings=dict(data.get("settings") or {}),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ProfileError(
+            f"{source}: baseline profile is damaged or incomplete ({exc!r}); "
+            "fix: rebuild it with `driftline baseline build`"
+        ) from None

@@ -1,0 +1,168 @@
+"""Immutable results: one window's report and a model's current snapshot.
+
+A :class:`WindowReport` is what ``driftline analyze`` prints per window (its ``to_dict`` is the
+JSON contract). A :class:`ModelSnapshot` is what exporters read at scrape/export time: the last
+completed window plus cumulative counters and histograms since the monitor started. Both are
+frozen so that a scrape in one thread can read them while the monitor builds the next one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from driftline.catalogue import CONFIDENCE_BUCKETS, QUANTILE_RANK_BUCKETS
+
+
+def _f(v: float | None) -> float | None:
+    """JSON-safe float: NaN/inf become None."""
+    if v is None or v != v or v in (float("inf"), float("-inf")):
+        return None
+    return float(v)
+
+
+@dataclass(frozen=True)
+class FeatureDrift:
+    """Drift of one feature in one window. Statistics not defined for the type are None."""
+
+    name: str
+    type: Literal["numeric", "categorical"]
+    psi: float
+    jensen_shannon: float
+    missing_ratio: float
+    n: int
+    n_missing: int
+    drifted: bool
+    ks_statistic: float | None = None
+    ks_pvalue: float | None = None
+    wasserstein: float | None = None
+    chi2_statistic: float | None = None
+    chi2_pvalue: float | None = None
+    p_value_adjusted: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"type": self.type, "psi": _f(self.psi)}
+        if self.type == "numeric":
+            d.update(ks_statistic=_f(self.ks_statistic), ks_pvalue=_f(self.ks_pvalue),
+                     jensen_shannon=_f(self.jensen_shannon), wasserstein=_f(self.wasserstein))
+        else:
+            d.update(chi2_statistic=_f(self.chi2_statistic), chi2_pvalue=_f(self.chi2_pvalue),
+                     jensen_shannon=_f(self.jensen_shannon))
+        d.update(missing_ratio=_f(self.missing_ratio), p_value_adjusted=_f(self.p_value_adjusted),
+                 n=self.n, n_missing=self.n_missing, drifted=self.drifted)
+        return d
+
+
+@dataclass(frozen=True)
+class PredictionDrift:
+    """Drift of the model output in one window."""
+
+    psi: float
+    drifted: bool
+    n: int
+    class_shares: dict[str, float] = field(default_factory=dict)
+    mean_confidence: float | None = None
+    mean_entropy: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"psi": _f(self.psi), "drifted": self.drifted, "n": self.n,
+                "class_shares": {k: _f(v) for k, v in self.class_shares.items()},
+                "mean_confidence": _f(self.mean_confidence),
+                "mean_entropy": _f(self.mean_entropy)}
+
+
+@dataclass(frozen=True)
+class Performance:
+    """Estimated (label-free) and realised accuracy in one window."""
+
+    estimated_accuracy: float | None
+    accuracy: float | None
+    labels: int
+    reference_accuracy: float | None = None
+    estimated_precision: float | None = None
+    estimated_recall: float | None = None
+    estimated_f1: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"estimated_accuracy": _f(self.estimated_accuracy), "accuracy": _f(self.accuracy),
+                "labels": self.labels, "reference_accuracy": _f(self.reference_accuracy),
+                "estimated_precision": _f(self.estimated_precision),
+                "estimated_recall": _f(self.estimated_recall),
+                "estimated_f1": _f(self.estimated_f1)}
+
+
+@dataclass(frozen=True)
+class WindowReport:
+    """One completed window. ``start``/``end`` are Unix seconds (record timestamps when the data
+    has them, else arrival time), or None in offline analysis without timestamps."""
+
+    index: int
+    records: int
+    start: float | None
+    end: float | None
+    features: dict[str, FeatureDrift]
+    prediction: PredictionDrift | None
+    performance: Performance
+    drifted: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "records": self.records, "start": _f(self.start),
+                "end": _f(self.end),
+                "features": {k: v.to_dict() for k, v in self.features.items()},
+                "prediction": None if self.prediction is None else self.prediction.to_dict(),
+                "performance": self.performance.to_dict(), "drifted": self.drifted}
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """A classic histogram with per-bucket (not cumulative) counts.
+
+    ``counts`` has ``len(bounds) + 1`` entries: ``counts[i]`` holds values in
+    ``(bounds[i-1], bounds[i]]`` and the last one the ``+Inf`` overflow. Exporters cumulate them
+    into Prometheus ``le`` buckets."""
+
+    bounds: tuple[float, ...]
+    counts: tuple[int, ...]
+    sum: float
+    count: int
+
+    @classmethod
+    def empty(cls, bounds: tuple[float, ...]) -> Histogram:
+        return cls(bounds, (0,) * (len(bounds) + 1), 0.0, 0)
+
+
+def empty_quantile_rank() -> Histogram:
+    return Histogram.empty(QUANTILE_RANK_BUCKETS)
+
+
+def empty_confidence() -> Histogram:
+    return Histogram.empty(CONFIDENCE_BUCKETS)
+
+
+@dataclass(frozen=True)
+class ModelSnapshot:
+    """Current state of one monitor (model, version, endpoint), for exporters.
+
+    Counters and histograms are cumulative since the monitor started (Prometheus semantics);
+    gauges describe ``last_window``.
+    """
+
+    model_name: str
+    model_version: str
+    endpoint: str
+    baseline_id: str
+    last_window: WindowReport | None
+    windows_total: int
+    records_by_source: dict[str, int]
+    records_sampled: int
+    quantile_rank: dict[str, Histogram]
+    categories: dict[str, dict[str, int]]
+    reference_categories: dict[str, dict[str, float]]
+    prediction_confidence: Histogram | None
+    prediction_classes: dict[str, int]
+    labels: dict[str, int]
+    adwin_detections: dict[str, int]
+    reference_accuracy: float | None
+    accuracy: float | None
+    estimated_accuracy: float | None
+    last_window_end: float | None

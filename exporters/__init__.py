@@ -1,0 +1,1 @@
+"""Exporters: turn monitor snapshots into Prometheus and OpenTelemetry metrics."""
