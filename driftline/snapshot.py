@@ -166,3 +166,31 @@ class ModelSnapshot:
     accuracy: float | None
     estimated_accuracy: float | None
     last_window_end: float | None
+
+
+@dataclass(frozen=True)
+class SidecarStats:
+    """Process-wide collector state for exporters (not per model).
+
+    ``dropped`` maps ``(model_name, reason)`` to a cumulative count (model_name ``""`` when the
+    payload could not be attributed). ``proxy_latency`` maps the HTTP status class label
+    (``2xx``…``5xx``) to a seconds histogram with :data:`~driftline.catalogue.LATENCY_BUCKETS`.
+    ``series_capped`` maps a label name to how many values were folded into ``__other__``.
+    """
+
+    queue_depth: int = 0
+    queue_capacity: int = 0
+    dropped: dict[tuple[str, str], int] = field(default_factory=dict)
+    proxy_latency: dict[str, Histogram] = field(default_factory=dict)
+    series_capped: dict[str, int] = field(default_factory=dict)
+    export_errors: dict[str, int] = field(default_factory=dict)
+
+
+class SnapshotSource:
+    """What exporters read at scrape/export time; the sidecar implements it."""
+
+    def snapshots(self) -> list[ModelSnapshot]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def sidecar_stats(self) -> SidecarStats:  # pragma: no cover - interface
+        raise NotImplementedError

@@ -1,0 +1,1 @@
+"""Driftline benchmarks: speed and memory figures, never run as tests (``make bench``)."""
