@@ -1,0 +1,388 @@
+"""Model-server payloads → :class:`~driftline.records.RecordBatch`: KServe v1 and OIP v2.
+
+One record is one model input row: a v1 ``instances`` list of 50 rows and a v2 ``[50, 4]``
+tensor are both 50 records. Columns are built with numpy straight from the decoded JSON where
+the payload allows it (a numeric 2-D tensor becomes one float64 matrix whose columns are the
+features), and per value only for row objects, which JSON gives us as dicts anyway.
+
+Parsers never raise anything but :class:`PayloadError`, whose ``reason`` is the
+``records_dropped_total`` reason (``parse_error`` or ``schema_mismatch``).
+
+Record ids (for joining delayed labels) come from the v2 ``id`` or the ``x-request-id`` header:
+a one-record request keeps the id as is, record ``i`` of a larger request gets ``"<id>:<i>"``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import orjson
+
+from driftline.labels import canonical_labels
+from driftline.profile import BaselineProfile, CategoricalFeature
+from driftline.records import (
+    RecordBatch,
+    categorical_column,
+    numeric_column,
+    predicted_from_probabilities,
+    probability_matrix,
+)
+
+Protocol = Literal["v1", "v2"]
+
+_V1_PATH = re.compile(r"^/v1/models/(?P<model>[^/:]+):(?P<verb>predict|explain)$")
+_V2_PATH = re.compile(r"^/v2/models/(?P<model>[^/]+)(?:/versions/(?P<version>[^/]+))?/infer$")
+
+
+class PayloadError(Exception):
+    """A payload that cannot become records; ``reason`` labels the drop counter."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Route:
+    """Which protocol and model a request path addresses."""
+
+    protocol: Protocol
+    model: str
+    version: str | None = None
+
+
+def route(path: str) -> Route | None:
+    """Parse a v1 ``:predict`` or v2 ``/infer`` path (query string ignored); None otherwise.
+
+    >>> route("/v2/models/iris/versions/3/infer")
+    Route(protocol='v2', model='iris', version='3')
+    >>> route("/v1/models/iris:predict").model
+    'iris'
+    """
+    path = path.split("?", 1)[0]
+    m = _V2_PATH.match(path)
+    if m:
+        return Route("v2", m.group("model"), m.group("version"))
+    m = _V1_PATH.match(path)
+    if m and m.group("verb") == "predict":
+        return Route("v1", m.group("model"))
+    return None
+
+
+class ModelSchema:
+    """What the parsers need to know about one model, computed once from its baseline."""
+
+    def __init__(self, profile: BaselineProfile, *, feature_order: Sequence[str] | None = None,
+                 prediction_output: str = "predict",
+                 probabilities_output: str = "predict_proba") -> None:
+        self.profile = profile
+        self.order: tuple[str, ...] = tuple(feature_order or profile.feature_order)
+        unknown = [f for f in self.order if f not in profile.features]
+        if unknown:
+            raise ValueError(f"features {unknown} are not in the baseline "
+                             f"(baseline features: {list(profile.feature_order)})")
+        self.categorical = frozenset(
+            n for n, f in profile.features.items() if isinstance(f, CategoricalFeature))
+        self.prediction_output = prediction_output
+        self.probabilities_output = probabilities_output
+        out = profile.output
+        self.regression = out is not None and out.task == "regression"
+        self.classes: tuple[str, ...] = out.classes if out is not None else ()
+
+    # -- feature columns -------------------------------------------------------------------
+
+    def column(self, name: str, values: Any) -> np.ndarray:
+        """One feature column from a 1-D numpy array or a list, in the feature's dtype."""
+        if name in self.categorical:
+            if isinstance(values, np.ndarray) and values.dtype.kind in "fiub":
+                return canonical_labels(values)
+            return categorical_column(list(values) if isinstance(values, np.ndarray) else values)
+        if isinstance(values, np.ndarray) and values.dtype.kind in "fiub":
+            return values.astype(np.float64, copy=False)
+        return numeric_column(values.tolist() if isinstance(values, np.ndarray) else values)
+
+    def from_matrix(self, mat: np.ndarray) -> dict[str, np.ndarray]:
+        """Columns from an ``(n, k)`` array in feature order."""
+        if mat.ndim != 2 or mat.shape[1] != len(self.order):
+            raise PayloadError("schema_mismatch", f"expected {len(self.order)} features per row "
+                               f"({', '.join(self.order)}), got shape {list(mat.shape)}")
+        return {name: self.column(name, mat[:, j]) for j, name in enumerate(self.order)}
+
+    def from_rows(self, rows: Sequence[Any]) -> dict[str, np.ndarray]:
+        """Columns from row lists (feature order) or row objects (feature names)."""
+        if not rows:
+            return {name: self.column(name, []) for name in self.order}
+        first = rows[0]
+        if isinstance(first, Mapping):
+            if not all(isinstance(r, Mapping) for r in rows):
+                raise PayloadError("schema_mismatch", "rows mix objects and lists")
+            if not any(name in first for name in self.order) and not any(
+                    any(name in r for name in self.order) for r in rows):
+                raise PayloadError("schema_mismatch", "no row names a baseline feature "
+                                   f"({', '.join(self.order)})")
+            return {name: self.column(name, [r.get(name) for r in rows]) for name in self.order}
+        if isinstance(first, list | tuple):
+            return self.from_matrix(_matrix(rows))
+        if len(self.order) == 1:
+            return {self.order[0]: self.column(self.order[0], np.asarray(_matrix(rows)))}
+        raise PayloadError("schema_mismatch", f"a row is a {type(first).__name__}, expected a "
+                           "list in feature order or an object of features")
+
+    def from_columns(self, cols: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], int]:
+        """Columns from ``{feature: [values]}`` (v1 columnar ``inputs``)."""
+        present = [name for name in self.order if name in cols]
+        if not present:
+            raise PayloadError("schema_mismatch", "no input names a baseline feature "
+                               f"({', '.join(self.order)})")
+        lengths = {len(v) if isinstance(v, list) else -1 for v in (cols[n] for n in present)}
+        if len(lengths) != 1 or -1 in lengths:
+            raise PayloadError("schema_mismatch", "columnar inputs must be lists of equal length")
+        n = lengths.pop()
+        out = {}
+        for name in self.order:
+            vals = cols.get(name)
+            out[name] = self.column(name, vals if vals is not None else [None] * n)
+        return out, n
+
+    # -- outputs --------------------------------------------------------------------------
+
+    def outputs(self, predictions: Any, probabilities: Any, n: int
+                ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Prediction column and probability matrix (profile class order) for ``n`` records."""
+        proba = None
+        if probabilities is not None and not self.regression and self.classes:
+            proba = self._proba(probabilities, n)
+        pred = None
+        if predictions is not None:
+            arr = _as_array(predictions)
+            if arr.ndim == 2 and arr.shape[1] == 1:
+                arr = arr[:, 0]
+            if arr.ndim == 2 and not self.regression and proba is None:
+                proba = self._proba(arr, n)
+            elif arr.ndim != 1 or len(arr) != n:
+                raise PayloadError("schema_mismatch",
+                                   f"{n} records but predictions of shape {list(arr.shape)}")
+            elif self.regression:
+                pred = self.column_numeric(arr)
+            else:
+                pred = canonical_labels(arr)
+        if pred is None and proba is not None:
+            pred = predicted_from_probabilities(self.profile, proba)
+        return pred, proba
+
+    @staticmethod
+    def column_numeric(arr: np.ndarray) -> np.ndarray:
+        if arr.dtype.kind in "fiub":
+            return arr.astype(np.float64, copy=False)
+        return numeric_column(arr.tolist())
+
+    def _proba(self, values: Any, n: int) -> np.ndarray:
+        arr = _as_array(values)
+        k = len(self.classes)
+        if arr.dtype.kind in "fiub":
+            arr = arr.astype(np.float64, copy=False)
+            if arr.ndim == 2 and arr.shape == (n, k):
+                return arr
+            if k == 2 and (arr.shape == (n,) or arr.shape == (n, 1)):
+                return probability_matrix(self.profile, arr.reshape(n).tolist())  # type: ignore[return-value]
+        rows = values.tolist() if isinstance(values, np.ndarray) else list(values)
+        if len(rows) != n:
+            raise PayloadError("schema_mismatch", f"{n} records but {len(rows)} probability rows")
+        mat = probability_matrix(self.profile, rows)
+        assert mat is not None
+        return mat
+
+
+def _as_array(values: Any) -> np.ndarray:
+    if isinstance(values, np.ndarray):
+        return values
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        pass
+    try:
+        arr = np.asarray(values, dtype=object)
+    except ValueError:
+        arr = np.empty(len(values), dtype=object)
+        arr[:] = list(values)
+    return arr
+
+
+def _matrix(rows: Any) -> np.ndarray:
+    try:
+        return np.asarray(rows, dtype=np.float64)
+    except (TypeError, ValueError):
+        pass
+    try:
+        return np.asarray(rows, dtype=object)
+    except ValueError:
+        raise PayloadError("schema_mismatch", "rows have different lengths") from None
+
+
+def loads(body: bytes | str | Any) -> Any:
+    """orjson decode; already-decoded objects pass through."""
+    if isinstance(body, bytes | bytearray | memoryview | str):
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise PayloadError("parse_error", f"invalid JSON: {exc}") from None
+    return body
+
+
+def record_ids(request_id: str | None, n: int) -> np.ndarray | None:
+    """``[id]`` for one record, ``["id:0", "id:1", …]`` for more; None without an id."""
+    if not request_id:
+        return None
+    if n == 1:
+        return np.array([request_id], dtype=object)
+    return np.array([f"{request_id}:{i}" for i in range(n)], dtype=object)
+
+
+# --- KServe v1 ---------------------------------------------------------------------------------
+
+
+def parse_v1(schema: ModelSchema, request: Any, response: Any = None,
+             request_id: str | None = None) -> RecordBatch:
+    """``{"instances": [...]}`` or ``{"inputs": ...}`` → ``{"predictions": [...]}``."""
+    req = loads(request)
+    if not isinstance(req, Mapping):
+        raise PayloadError("parse_error", "a v1 request is a JSON object")
+    if "instances" in req:
+        rows = req["instances"]
+        if not isinstance(rows, list):
+            raise PayloadError("schema_mismatch", "instances must be a list")
+        feats = schema.from_rows(rows)
+        n = len(rows)
+    elif "inputs" in req:
+        inputs = req["inputs"]
+        if isinstance(inputs, Mapping):
+            feats, n = schema.from_columns(inputs)
+        elif isinstance(inputs, list):
+            feats = schema.from_rows(inputs)
+            n = len(inputs)
+        else:
+            raise PayloadError("schema_mismatch", "inputs must be a list or an object")
+    else:
+        raise PayloadError("schema_mismatch", "a v1 request needs instances or inputs")
+    pred = proba = None
+    if response is not None:
+        resp = loads(response)
+        if isinstance(resp, Mapping) and "predictions" in resp:
+            preds = resp["predictions"]
+            if not isinstance(preds, list):
+                raise PayloadError("schema_mismatch", "predictions must be a list")
+            pred, proba = schema.outputs(preds, None, n)
+    return RecordBatch(feats, pred, proba, record_ids(request_id, n), n=n)
+
+
+# --- Open Inference Protocol v2 ----------------------------------------------------------------
+
+_NUMERIC_TYPES = frozenset({"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16",
+                            "INT32", "INT64", "FP16", "FP32", "FP64", "BF16"})
+
+
+def _tensor(t: Any) -> tuple[str, np.ndarray]:
+    """A v2 tensor object → (name, array shaped as declared)."""
+    if not isinstance(t, Mapping) or "data" not in t or "shape" not in t:
+        raise PayloadError("schema_mismatch", "a v2 tensor needs name, shape, datatype, data")
+    shape = t["shape"]
+    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+        raise PayloadError("schema_mismatch", f"bad tensor shape {shape!r}")
+    dtype = str(t.get("datatype", "")).upper()
+    data = t["data"]
+    try:
+        if dtype in _NUMERIC_TYPES:
+            arr = np.asarray(data, dtype=np.float64)
+        else:
+            arr = np.asarray(data, dtype=object)
+        arr = arr.reshape(shape)
+    except (TypeError, ValueError):
+        raise PayloadError("schema_mismatch",
+                           f"tensor {t.get('name')!r}: data does not fit shape {shape}") from None
+    return str(t.get("name", "")), arr
+
+
+def _v2_features(schema: ModelSchema, inputs: Any) -> tuple[dict[str, np.ndarray], int]:
+    if not isinstance(inputs, list) or not inputs:
+        raise PayloadError("schema_mismatch", "a v2 request needs a non-empty inputs list")
+    tensors = [_tensor(t) for t in inputs]
+    named = {name: arr for name, arr in tensors if name in schema.profile.features}
+    if named:
+        n = None
+        feats = {}
+        for name, arr in named.items():
+            col = arr.reshape(arr.shape[0]) if arr.ndim == 2 and arr.shape[1] == 1 else arr
+            if col.ndim != 1 or (n is not None and len(col) != n):
+                raise PayloadError("schema_mismatch", f"tensor {name!r} has shape "
+                                   f"{list(arr.shape)}; per-feature tensors are [n] or [n, 1]")
+            n = len(col)
+            feats[name] = schema.column(name, col)
+        assert n is not None
+        for name in schema.order:
+            if name not in feats:
+                feats[name] = schema.column(name, [None] * n)
+        return feats, n
+    if len(tensors) != 1:
+        raise PayloadError("schema_mismatch", "several input tensors but none is named after a "
+                           f"baseline feature ({', '.join(schema.order)})")
+    _, arr = tensors[0]
+    if arr.ndim == 1 and len(schema.order) == 1:
+        arr = arr.reshape(-1, 1)
+    return schema.from_matrix(arr), arr.shape[0]
+
+
+def parse_v2(schema: ModelSchema, request: Any, response: Any = None,
+             request_id: str | None = None) -> RecordBatch:
+    """``{"id"?, "inputs": [tensors]}`` → ``{"outputs": [tensors]}``; one record per row of the
+    first dimension. Outputs are picked by the configured names (default ``predict`` and
+    ``predict_proba``); a lone unnamed output is a label column if 1-D, probabilities if 2-D."""
+    req = loads(request)
+    if not isinstance(req, Mapping):
+        raise PayloadError("parse_error", "a v2 request is a JSON object")
+    feats, n = _v2_features(schema, req.get("inputs"))
+    rid = req.get("id") or request_id
+    pred = proba = None
+    if response is not None:
+        resp = loads(response)
+        if isinstance(resp, Mapping) and isinstance(resp.get("outputs"), list):
+            rid = rid or resp.get("id")
+            outs = dict(_tensor(t) for t in resp["outputs"])
+            p_raw = outs.get(schema.prediction_output)
+            q_raw = outs.get(schema.probabilities_output)
+            if p_raw is None and q_raw is None and len(outs) == 1:
+                only = next(iter(outs.values()))
+                if only.ndim == 2 and only.shape[1] > 1:
+                    q_raw = only
+                else:
+                    p_raw = only
+            pred, proba = schema.outputs(p_raw, q_raw, n)
+    return RecordBatch(feats, pred, proba, record_ids(None if rid is None else str(rid), n), n=n)
+
+
+def detect(request: Any) -> Protocol | None:
+    """Which protocol a decoded request body speaks (for CloudEvents, which carry no path)."""
+    if not isinstance(request, Mapping):
+        return None
+    inputs = request.get("inputs")
+    if isinstance(inputs, list) and inputs and isinstance(inputs[0], Mapping) and (
+            "datatype" in inputs[0] or "shape" in inputs[0]):
+        return "v2"
+    if "instances" in request or "inputs" in request:
+        return "v1"
+    return None
+
+
+def parse(schema: ModelSchema, protocol: Protocol | None, request: Any, response: Any = None,
+          request_id: str | None = None) -> RecordBatch:
+    """Parse an exchange in ``protocol`` (detected from the request when None)."""
+    req = loads(request)
+    proto = protocol or detect(req)
+    if proto == "v2":
+        return parse_v2(schema, req, response, request_id)
+    if proto == "v1":
+        return parse_v1(schema, req, response, request_id)
+    raise PayloadError("schema_mismatch", "neither a KServe v1 nor an OIP v2 request")
