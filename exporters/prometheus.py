@@ -1,0 +1,107 @@
+"""Prometheus exposition: a custom prometheus-client collector over a SnapshotSource.
+
+The collector builds metric families only when scraped, from whatever the source holds at that
+moment (:func:`~driftline.exporters.points.build_points`), so a scrape never waits on the
+monitors and the collector keeps no state between scrapes apart from the cardinality guard.
+Register it in a fresh ``CollectorRegistry`` per sidecar, never in the global default registry:
+
+>>> from driftline.snapshot import SidecarStats, SnapshotSource
+>>> class Empty(SnapshotSource):
+...     def snapshots(self): return []
+...     def sidecar_stats(self): return SidecarStats(queue_capacity=10000)
+>>> registry, _ = new_registry(Empty())
+>>> body, ctype = render(registry, "text/plain")
+>>> b"driftline_queue_capacity 10000.0" in body, ctype
+(True, 'text/plain; version=0.0.4; charset=utf-8')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from driftline.exporters.cardinality import CardinalityGuard, CardinalityLimits
+from driftline.exporters.points import MetricPoints, build_points
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.samples import Sample
+from prometheus_client.utils import floatToGoString
+
+from driftline.snapshot import SnapshotSource
+
+__all__ = ["DriftlineCollector", "new_registry", "render", "to_families"]
+
+_UNITS = {"s": "seconds"}
+
+
+def _family(points: MetricPoints) -> Metric:
+    spec = points.spec
+    names = spec.labels
+    unit = _UNITS.get(spec.unit, "")
+    if spec.type == "histogram":
+        fam: Metric = HistogramMetricFamily(spec.name, spec.help, labels=names, unit=unit)
+        bucket, count, total = fam.name + "_bucket", fam.name + "_count", fam.name + "_sum"
+        les = None
+        for values, h in points.histograms.items():
+            if les is None or len(les) != len(h.bounds) + 1:
+                les = [floatToGoString(b) for b in h.bounds] + ["+Inf"]
+            base = dict(zip(names, values, strict=True))
+            for le, c in zip(les, h.cumulative(), strict=True):
+                fam.samples.append(Sample(bucket, {**base, "le": le}, float(c)))
+            fam.samples.append(Sample(count, base, float(h.count)))
+            fam.samples.append(Sample(total, base, h.sum))
+        return fam
+    if spec.type == "counter":
+        fam = CounterMetricFamily(spec.name, spec.help, labels=names, unit=unit)
+        sample_name = fam.name + "_total"
+    else:
+        fam = GaugeMetricFamily(spec.name, spec.help, labels=names, unit=unit)
+        sample_name = fam.name
+    fam.samples.extend(Sample(sample_name, dict(zip(names, values, strict=True)), v)
+                       for values, v in points.values.items())
+    return fam
+
+
+def to_families(points: list[MetricPoints]) -> list[Metric]:
+    """prometheus-client metric families for already built points."""
+    return [_family(p) for p in points]
+
+
+class DriftlineCollector(Collector):
+    """Every catalogue metric, built from ``source`` at scrape time.
+
+    ``limits`` caps label values (see :class:`CardinalityLimits`); the guard that enforces them
+    is the collector's only state between scrapes.
+    """
+
+    def __init__(self, source: SnapshotSource, *, limits: CardinalityLimits | None = None) -> None:
+        self.source = source
+        self.guard = CardinalityGuard(limits)
+
+    def describe(self) -> list[Metric]:
+        """Empty, so that registering does not trigger a scrape."""
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        points = build_points(self.source.snapshots(), self.source.sidecar_stats(), self.guard)
+        yield from to_families(points)
+
+
+def new_registry(source: SnapshotSource, *, limits: CardinalityLimits | None = None,
+                 ) -> tuple[CollectorRegistry, DriftlineCollector]:
+    """A fresh registry holding one :class:`DriftlineCollector` (one per sidecar)."""
+    registry = CollectorRegistry(auto_describe=False)
+    collector = DriftlineCollector(source, limits=limits)
+    registry.register(collector)
+    return registry, collector
+
+
+def render(registry_or_collector: Collector, accept_header: str | None = None) -> tuple[bytes, str]:
+    """Encode for a scrape: OpenMetrics when the ``Accept`` header asks for it, else text 0.0.4."""
+    encoder, content_type = choose_encoder(accept_header or "")
+    return encoder(registry_or_collector), content_type
