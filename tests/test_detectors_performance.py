@@ -6,8 +6,6 @@ import math
 
 import numpy as np
 import pytest
-from sklearn.isotonic import IsotonicRegression
-
 from driftline.detectors.performance import (
     accuracy,
     binary_confusion_estimate,
@@ -17,6 +15,8 @@ from driftline.detectors.performance import (
     mean_confidence,
     mean_entropy,
 )
+from sklearn.isotonic import IsotonicRegression
+
 from driftline.profile import Calibration
 
 

@@ -6,9 +6,8 @@ import random
 
 import numpy as np
 import pytest
-from river import drift
-
 from driftline.detectors.streaming import StreamDetector
+from river import drift
 
 
 def _river_stream() -> list[int]:
@@ -45,7 +44,7 @@ def test_adwin_in_chunks_equals_one_batch() -> None:
 
 def test_nan_does_not_change_detections() -> None:
     stream = [float(x) for x in _river_stream()]
-    with_gaps = stream[:500] + [float("nan")] + stream[500:1500] + [float("inf"), float("nan")] + stream[1500:]
+    with_gaps = [*stream[:500], float("nan"), *stream[500:1500], float("inf"), float("nan"), *stream[1500:]]
     det = StreamDetector.adwin()
     found = det.update(np.array(with_gaps))
     # map positions back to the clean stream: one gap before 1023
