@@ -208,6 +208,28 @@ BUILD_INFO = _spec(
     ("version", "model_name", "model_version", "baseline_id"),
 )
 
+# The Alertmanager webhook receiver (`driftline actions serve`) exposes these on its own /metrics.
+# They are kept out of ALL because they are not per-model sidecar series.
+ACTIONS = _spec(
+    "driftline_actions_total", "counter",
+    "Alerts handled by the webhook receiver, by action label and outcome (queued, acted, failed, "
+    "retrying, deduplicated, cooling_down, dry_run, resolved, no_action).", ("action", "outcome"),
+)
+RECEIVER_ALERTS = _spec(
+    "driftline_receiver_alerts_total", "counter",
+    "Alerts received by the webhook receiver, by alert status (firing, resolved).", ("status",),
+)
+RECEIVER_REFUSED = _spec(
+    "driftline_receiver_refused_requests_total", "counter",
+    "Webhook requests refused (reason: unauthorized, malformed, too_large, tls).", ("reason",),
+)
+RECEIVER_QUEUE_DEPTH = _spec(
+    "driftline_receiver_queue_depth", "gauge",
+    "Actions waiting in the receiver's durable queue (pending or running).", (),
+)
+RECEIVER_METRICS: tuple[MetricSpec, ...] = (ACTIONS, RECEIVER_ALERTS, RECEIVER_REFUSED,
+                                            RECEIVER_QUEUE_DEPTH)
+
 ALL: tuple[MetricSpec, ...] = (
     RECORDS, RECORDS_SAMPLED, RECORDS_DROPPED,
     FEATURE_PSI, FEATURE_KS_STATISTIC, FEATURE_KS_PVALUE, FEATURE_CHI2_PVALUE,
