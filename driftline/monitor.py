@@ -10,7 +10,27 @@ call from another thread.
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+
+import numpy as np
+
+from driftline.catalogue import CONFIDENCE_BUCKETS, QUANTILE_RANK_BUCKETS
+from driftline.detectors.quantile_rank import quantile_rank
+from driftline.detectors.streaming import StreamDetector
+from driftline.profile import OTHER, BaselineProfile
+from driftline.records import RecordBatch
+from driftline.snapshot import Histogram, ModelSnapshot, WindowReport
+from driftline.window_stats import (
+    ReferenceArrays,
+    WindowColumns,
+    category_codes,
+    code_counts,
+    compute_window,
+    predicted_labels,
+)
 
 
 @dataclass(frozen=True)
@@ -43,3 +63,298 @@ class DriftPolicy:
     prediction_psi_threshold: float = 0.1
     adwin_delta: float = 0.002
     adwin_features: bool = False
+
+
+# --- the monitor -------------------------------------------------------------------------------
+
+class Monitor:
+    """Windows, detectors and cumulative counters of one model version behind one endpoint.
+
+    ``clock`` gives arrival time for age-based windows and for window start/end when records
+    carry no timestamps; ``clock=None`` means offline analysis: windows close by count (or by
+    :meth:`flush`) only, and a window without record timestamps has start/end None.
+
+    >>> from driftline.profile import BaselineProfile, Columns, NumericFeature
+    >>> f = NumericFeature("x", (0.0,), (0.5, 0.5), (-1.0, 1.0), True, 2, 0.0, -1.0, 1.0, 0.0, 1.0)
+    >>> prof = BaselineProfile("m", "1", "", 2, {"x": f}, Columns(), None)
+    >>> mon = Monitor(prof, window=WindowPolicy(records=4, max_age=None), clock=None)
+    >>> [r.records for r in mon.observe(RecordBatch({"x": np.array([-2.0, -1, 1, 2, 3])}))]
+    [4]
+    >>> mon.flush().records
+    1
+    """
+
+    def __init__(self, profile: BaselineProfile, *, endpoint: str = "default",
+                 window: WindowPolicy = WindowPolicy(), drift: DriftPolicy = DriftPolicy(),
+                 clock: Callable[[], float] | None = time.time) -> None:
+        if window.records < 1:
+            raise ValueError(f"window.records must be >= 1, got {window.records}")
+        if window.max_age is not None and not window.max_age > 0:
+            raise ValueError(f"window.max_age must be > 0 seconds, got {window.max_age}")
+        self.profile = profile
+        self.endpoint = endpoint
+        self.window = window
+        self.drift = drift
+        self.clock = clock
+        self._ref = ReferenceArrays(profile)
+        self._lock = threading.Lock()
+        # open window
+        self._chunks: list[RecordBatch] = []
+        self._buffered = 0
+        self._opened: float | None = None
+        self._last_arrival: float | None = None
+        # cumulative state
+        self._windows = 0
+        self._last: WindowReport | None = None
+        self._last_end: float | None = None
+        self._by_source: dict[str, int] = {}
+        self._sampled = 0
+        nb = len(QUANTILE_RANK_BUCKETS) + 1
+        self._qr = {n: np.zeros(nb, dtype=np.int64) for n in self._ref.numeric}
+        self._qr_sum = dict.fromkeys(self._ref.numeric, 0.0)
+        self._cats = {n: np.zeros(len(r.categories) + 1, dtype=np.int64)
+                      for n, r in self._ref.categorical.items()}
+        self._classes = np.zeros(len(self._ref.classes) + 1, dtype=np.int64)
+        has_proba = profile.output is not None and bool(profile.output.proba_columns)
+        self._conf = np.zeros(len(CONFIDENCE_BUCKETS) + 1, dtype=np.int64) if has_proba else None
+        self._conf_sum = 0.0
+        self._labels = {"true": 0, "false": 0}
+        self._adwin: dict[str, StreamDetector] = {}
+        if has_proba:
+            self._adwin["confidence"] = StreamDetector.adwin(delta=drift.adwin_delta)
+        if drift.adwin_features:
+            for n in self._ref.numeric:
+                self._adwin[f"feature:{n}"] = StreamDetector.adwin(delta=drift.adwin_delta)
+        self._adwin["error"] = StreamDetector.adwin(delta=drift.adwin_delta)
+        self._adwin_hits = dict.fromkeys(self._adwin, 0)
+        self._correct = np.zeros(window.records, dtype=bool)
+        self._correct_pos = 0
+        self._correct_filled = 0
+        self._accuracy: float | None = None
+        self._estimated: float | None = None
+        self._snapshot: ModelSnapshot | None = None
+
+    # --- intake ------------------------------------------------------------------------------
+
+    def observe(self, batch: RecordBatch, *, source: str = "file",
+                now: float | None = None) -> list[WindowReport]:
+        """Add a batch; return the windows it closed (by count, or by age before it arrived)."""
+        n = len(batch)
+        with self._lock:
+            now = self._now(now)
+            reports = self._close_if_old(now)
+            if n == 0:
+                return reports
+            self._snapshot = None
+            self._by_source[source] = self._by_source.get(source, 0) + n
+            self._sampled += n
+            self._count(batch)
+            pos = 0
+            while pos < n:
+                if self._buffered == 0:
+                    self._opened = now
+                take = min(self.window.records - self._buffered, n - pos)
+                self._chunks.append(batch.slice(pos, pos + take) if take < n else batch)
+                self._buffered += take
+                pos += take
+                self._last_arrival = now
+                if self._buffered >= self.window.records:
+                    reports.append(self._close(now))
+            return reports
+
+    def observe_labels(self, predicted: np.ndarray, labels: np.ndarray) -> None:
+        """Joined (canonical) predictions and labels: realised accuracy over the last
+        ``window.records`` labels, and ADWIN on the error stream (signal ``error``)."""
+        pred = np.asarray(predicted, dtype=object)
+        lab = np.asarray(labels, dtype=object)
+        ok = (pred != None) & (lab != None)  # noqa: E711 - elementwise on object arrays
+        right = pred[ok] == lab[ok]
+        with self._lock:
+            self._snapshot = None
+            self._labels["true"] += len(pred)
+            m = len(right)
+            cap = len(self._correct)
+            if m >= cap:
+                self._correct[:] = right[-cap:]
+                self._correct_pos = 0
+                self._correct_filled = cap
+            elif m:
+                idx = (self._correct_pos + np.arange(m)) % cap
+                self._correct[idx] = right
+                self._correct_pos = int((self._correct_pos + m) % cap)
+                self._correct_filled = min(cap, self._correct_filled + m)
+            if self._correct_filled:
+                self._accuracy = float(self._correct[: self._correct_filled].mean())
+            hits = self._adwin["error"].update((~right).astype(np.float64))
+            self._adwin_hits["error"] += len(hits)
+
+    def count_unmatched_labels(self, n: int) -> None:
+        """Labels for which no stored prediction was found (``matched="false"``)."""
+        with self._lock:
+            self._snapshot = None
+            self._labels["false"] += int(n)
+
+    def tick(self, now: float | None = None) -> list[WindowReport]:
+        """Close the open window if it is older than ``window.max_age``."""
+        with self._lock:
+            return self._close_if_old(self._now(now))
+
+    def flush(self) -> WindowReport | None:
+        """Close the open window whatever its size (shutdown, end of file, time boundary)."""
+        with self._lock:
+            if self._buffered == 0:
+                return None
+            return self._close(self._now(None))
+
+    # --- read side -----------------------------------------------------------------------------
+
+    def snapshot(self) -> ModelSnapshot:
+        """An immutable view for exporters; safe to call from any thread."""
+        with self._lock:
+            if self._snapshot is None:
+                self._snapshot = self._build_snapshot()
+            return self._snapshot
+
+    @property
+    def buffered(self) -> int:
+        """Records in the open window."""
+        return self._buffered
+
+    # --- internals -----------------------------------------------------------------------------
+
+    def _now(self, now: float | None) -> float | None:
+        if now is not None:
+            return now
+        return self.clock() if self.clock is not None else None
+
+    def _close_if_old(self, now: float | None) -> list[WindowReport]:
+        age = self.window.max_age
+        if (age is None or now is None or self._buffered == 0 or self._opened is None
+                or now - self._opened < age):
+            return []
+        return [self._close(now)]
+
+    def _count(self, batch: RecordBatch) -> None:
+        bounds = np.asarray(QUANTILE_RANK_BUCKETS)
+        for name, ref in self._ref.numeric.items():
+            col = batch.features.get(name)
+            if col is None or not len(ref.summary):
+                continue
+            values = np.asarray(col, dtype=np.float64)
+            finite = values[np.isfinite(values)]
+            ranks = quantile_rank(ref.summary, finite)
+            self._qr[name] += np.bincount(np.searchsorted(bounds, ranks, side="left"),
+                                          minlength=len(bounds) + 1)
+            self._qr_sum[name] += float(ranks.sum())
+            key = f"feature:{name}"
+            if key in self._adwin:
+                self._adwin_hits[key] += len(self._adwin[key].update(values))
+        for name, cref in self._ref.categorical.items():
+            col = batch.features.get(name)
+            if col is not None:
+                self._cats[name] += code_counts(category_codes(col, cref), len(cref.categories))
+        if self._ref.classes:
+            cols = WindowColumns(len(batch), {}, batch.prediction, batch.probabilities, None,
+                                 None, None)
+            predicted = predicted_labels(self._ref, cols)
+            if predicted is not None:
+                self._classes += code_counts(category_codes(predicted, self._ref.class_ref),
+                                             len(self._ref.classes))
+        if self._conf is not None and batch.probabilities is not None:
+            probs = batch.probabilities
+            with np.errstate(invalid="ignore"):
+                conf = np.max(probs, axis=1) if probs.ndim == 2 and probs.shape[1] else \
+                    np.full(len(probs), np.nan)
+            ok = conf[np.isfinite(conf)]
+            self._conf += np.bincount(np.searchsorted(np.asarray(CONFIDENCE_BUCKETS), ok,
+                                                      side="left"),
+                                      minlength=len(CONFIDENCE_BUCKETS) + 1)
+            self._conf_sum += float(ok.sum())
+            self._adwin_hits["confidence"] += len(self._adwin["confidence"].update(conf))
+
+    def _columns(self, now: float | None) -> WindowColumns:
+        chunks = self._chunks
+        n = self._buffered
+
+        def cat(get: Callable[[RecordBatch], np.ndarray | None]) -> np.ndarray | None:
+            parts = [get(c) for c in chunks]
+            if all(p is None for p in parts):
+                return None
+            return np.concatenate([p if p is not None else _missing_like(parts, len(c))
+                                   for p, c in zip(parts, chunks, strict=True)])
+
+        features: dict[str, np.ndarray] = {}
+        for name in self.profile.features:
+            col = cat(lambda c, name=name: c.features.get(name))  # type: ignore[misc]
+            if col is None:
+                col = (np.full(n, np.nan) if name in self._ref.numeric
+                       else np.full(n, None, dtype=object))
+            elif name in self._ref.numeric and col.dtype != np.float64:
+                col = col.astype(np.float64)
+            features[name] = col
+        timestamps = cat(lambda c: c.timestamps)
+        start: float | None
+        end: float | None
+        if timestamps is not None and np.isfinite(timestamps).any():
+            start, end = float(np.nanmin(timestamps)), float(np.nanmax(timestamps))
+        else:  # arrival times; None in offline analysis without record timestamps
+            start, end = self._opened, (now if self._opened is not None else None)
+        return WindowColumns(n, features, cat(lambda c: c.prediction),
+                             cat(lambda c: c.probabilities), cat(lambda c: c.targets), start, end)
+
+    def _close(self, now: float | None) -> WindowReport:
+        cols = self._columns(now)
+        label_acc = (self._accuracy, self._correct_filled)
+        report = compute_window(self._ref, cols, index=self._windows, policy=self.drift,
+                                min_records=self.window.min_records, label_accuracy=label_acc)
+        self._chunks = []
+        self._buffered = 0
+        self._opened = None
+        self._windows += 1
+        self._last = report
+        self._last_end = report.end if report.end is not None else now
+        if report.performance.estimated_accuracy is not None:
+            self._estimated = report.performance.estimated_accuracy
+        if cols.targets is not None and report.performance.accuracy is not None:
+            self._accuracy = report.performance.accuracy
+        self._snapshot = None
+        return report
+
+    def _build_snapshot(self) -> ModelSnapshot:
+        qr = {n: Histogram(QUANTILE_RANK_BUCKETS, tuple(int(x) for x in c), self._qr_sum[n],
+                           int(c.sum())) for n, c in self._qr.items()}
+        cats = {n: {**{c: int(v) for c, v in zip(self._ref.categorical[n].categories, counts,
+                                                  strict=False)}, OTHER: int(counts[-1])}
+                for n, counts in self._cats.items()}
+        ref_cats = {n: {**dict(zip(r.categories, r.proportions.tolist(), strict=False)),
+                        OTHER: float(r.proportions[-1])}
+                    for n, r in self._ref.categorical.items()}
+        conf = None
+        if self._conf is not None:
+            conf = Histogram(CONFIDENCE_BUCKETS, tuple(int(x) for x in self._conf),
+                             self._conf_sum, int(self._conf.sum()))
+        classes = {c: int(v) for c, v in zip(self._ref.classes, self._classes, strict=False)}
+        if self._ref.classes:
+            classes[OTHER] = int(self._classes[-1])
+        out = self.profile.output
+        return ModelSnapshot(
+            model_name=self.profile.model_name, model_version=self.profile.model_version,
+            endpoint=self.endpoint, baseline_id=self.profile.id, last_window=self._last,
+            windows_total=self._windows, records_by_source=dict(self._by_source),
+            records_sampled=self._sampled, quantile_rank=qr, categories=cats,
+            reference_categories=ref_cats, prediction_confidence=conf,
+            prediction_classes=classes, labels=dict(self._labels),
+            adwin_detections=dict(self._adwin_hits),
+            reference_accuracy=out.reference_accuracy if out is not None else None,
+            accuracy=self._accuracy, estimated_accuracy=self._estimated,
+            last_window_end=self._last_end,
+        )
+
+
+def _missing_like(parts: list[np.ndarray | None], n: int) -> np.ndarray:
+    """A missing block shaped like the non-missing parts (NaN for floats, None for objects)."""
+    ref = next(p for p in parts if p is not None)
+    if ref.dtype == object:
+        return np.full((n, *ref.shape[1:]), None, dtype=object)
+    return np.full((n, *ref.shape[1:]), np.nan)
+

@@ -1,0 +1,248 @@
+"""Streaming readers for reference and analysis data (Parquet, CSV, JSONL, Arrow IPC).
+
+Everything is read with pyarrow as a stream of record batches, so memory is bounded by one batch
+whatever the file size. Paths may be files, directories (every supported file inside, sorted) or
+glob patterns. Every failure is an :class:`~driftline.errors.InputError` that names the file, the
+column and the fix, raised before anything is written.
+
+>>> sorted(FORMATS)
+['arrow', 'csv', 'jsonl', 'parquet']
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from driftline.errors import InputError
+
+#: File suffix → format name.
+SUFFIXES: dict[str, str] = {
+    ".parquet": "parquet", ".pq": "parquet", ".parq": "parquet",
+    ".csv": "csv", ".tsv": "csv",
+    ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
+    ".arrow": "arrow", ".feather": "arrow", ".ipc": "arrow", ".arrows": "arrow",
+}
+FORMATS = frozenset(SUFFIXES.values())
+#: Rows per record batch: large enough for numpy to be efficient, small enough to bound memory.
+BATCH_ROWS = 65_536
+_CSV_BLOCK = 8 << 20
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """One input file and its format."""
+
+    path: str
+    format: str
+
+
+def _format_of(path: str) -> str | None:
+    name = path.lower()
+    for suffix in (".gz", ".bz2", ".zst"):
+        name = name.removesuffix(suffix)
+    return SUFFIXES.get(Path(name).suffix)
+
+
+def discover(inputs: Sequence[str]) -> list[DataFile]:
+    """Expand files, directories and globs into a sorted, de-duplicated list of data files."""
+    if not inputs:
+        raise InputError("no input data given", fix="pass one or more files, directories or globs")
+    found: list[DataFile] = []
+    seen: set[str] = set()
+
+    def add(path: str, *, explicit: bool) -> None:
+        fmt = _format_of(path)
+        if fmt is None:
+            if explicit:
+                raise InputError(
+                    "unknown data format", path=path,
+                    fix="use a .parquet, .csv, .jsonl/.ndjson/.json or .arrow/.feather/.ipc file",
+                )
+            return
+        real = os.path.realpath(path)
+        if real not in seen:
+            seen.add(real)
+            found.append(DataFile(path, fmt))
+
+    for item in inputs:
+        if os.path.isdir(item):
+            inside = sorted(
+                os.path.join(root, f) for root, _, files in os.walk(item) for f in files
+                if not f.startswith((".", "_"))
+            )
+            before = len(found)
+            for path in inside:
+                add(path, explicit=False)
+            if len(found) == before:
+                raise InputError("directory holds no supported data files", path=item,
+                                 fix="put .parquet, .csv, .jsonl or .arrow files in it")
+        elif os.path.exists(item):
+            add(item, explicit=True)
+        elif glob.has_magic(item):
+            matches = sorted(p for p in glob.glob(item, recursive=True) if os.path.isfile(p))
+            if not matches:
+                raise InputError("no files match this pattern", path=item,
+                                 fix="check the glob (quote it so the shell does not expand it)")
+            for path in matches:
+                add(path, explicit=True)
+        else:
+            raise InputError("no such file or directory", path=item, fix="check the path")
+    return found
+
+
+def read_schema(file: DataFile) -> pa.Schema:
+    """The schema of a file, from its metadata or its first batch."""
+    for batch in iter_batches(file):
+        return batch.schema
+    raise InputError("the file holds no rows", path=file.path, fix="give a non-empty data file")
+
+
+def iter_batches(file: DataFile, columns: Sequence[str] | None = None,
+                 batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+    """Stream a file as record batches (only ``columns`` when given), bounded memory."""
+    try:
+        yield from _iter(file, columns, batch_rows)
+    except InputError:
+        raise
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError,
+            ValueError) as exc:
+        raise InputError(
+            f"cannot read as {file.format}: {_short(exc)}", path=file.path,
+            fix="check the file is complete and in the format its suffix says; "
+            "a CSV column whose type changes after the first rows needs consistent values",
+        ) from None
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
+
+
+def _iter(file: DataFile, columns: Sequence[str] | None,
+          batch_rows: int) -> Iterator[pa.RecordBatch]:
+    cols = list(columns) if columns is not None else None
+    if file.format == "parquet":
+        import pyarrow.parquet as pq
+
+        with pq.ParquetFile(file.path) as pf:
+            yield from pf.iter_batches(batch_size=batch_rows, columns=cols)
+    elif file.format == "csv":
+        import pyarrow.csv as pcsv
+
+        delimiter = "\t" if file.path.lower().removesuffix(".gz").endswith(".tsv") else ","
+        reader = pcsv.open_csv(
+            file.path, read_options=pcsv.ReadOptions(block_size=_CSV_BLOCK),
+            parse_options=pcsv.ParseOptions(delimiter=delimiter),
+            convert_options=pcsv.ConvertOptions(include_columns=cols),
+        )
+        for batch in reader:
+            yield from _rechunk(batch, batch_rows)
+    elif file.format == "jsonl":
+        import pyarrow.json as pjson
+
+        reader = pjson.open_json(file.path, read_options=pjson.ReadOptions(block_size=_CSV_BLOCK))
+        for batch in reader:
+            yield from _rechunk(_select(batch, cols, file), batch_rows)
+    elif file.format == "arrow":
+        yield from _iter_ipc(file, cols, batch_rows)
+    else:  # pragma: no cover - discover() only yields known formats
+        raise InputError("unknown data format", path=file.path)
+
+
+def _iter_ipc(file: DataFile, cols: list[str] | None,
+              batch_rows: int) -> Iterator[pa.RecordBatch]:
+    source = pa.memory_map(file.path, "r")
+    try:
+        try:
+            reader: pa.ipc.RecordBatchFileReader | pa.ipc.RecordBatchStreamReader = (
+                pa.ipc.open_file(source))
+            batches: Iterator[pa.RecordBatch] = (
+                reader.get_batch(i) for i in range(reader.num_record_batches))
+        except pa.ArrowInvalid:
+            source.seek(0)
+            reader = pa.ipc.open_stream(source)
+            batches = iter(reader)
+        for batch in batches:
+            yield from _rechunk(_select(batch, cols, file), batch_rows)
+    finally:
+        source.close()
+
+
+def _select(batch: pa.RecordBatch, cols: list[str] | None, file: DataFile) -> pa.RecordBatch:
+    if cols is None:
+        return batch
+    names = set(batch.schema.names)
+    for c in cols:
+        if c not in names:
+            raise InputError("column not found", path=file.path, column=c,
+                             fix=f"the file has columns {sorted(names)}")
+    return batch.select(cols)
+
+
+def _rechunk(batch: pa.RecordBatch, rows: int) -> Iterator[pa.RecordBatch]:
+    if batch.num_rows <= rows:
+        if batch.num_rows:
+            yield batch
+        return
+    for start in range(0, batch.num_rows, rows):
+        yield batch.slice(start, rows)
+
+
+# --- column conversion ------------------------------------------------------------------------
+
+def is_categorical_type(t: pa.DataType) -> bool:
+    """String, boolean and dictionary columns are categorical by default."""
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_boolean(t)
+                or pa.types.is_dictionary(t) or pa.types.is_binary(t)
+                or pa.types.is_large_binary(t) or getattr(pa.types, "is_string_view", _no)(t))
+
+
+def _no(_: pa.DataType) -> bool:
+    return False
+
+
+def is_numeric_type(t: pa.DataType) -> bool:
+    return bool(pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
+                or pa.types.is_null(t))
+
+
+def to_float(col: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A numeric Arrow column as float64 with NaN for nulls (±inf kept; detectors skip them)."""
+    if pa.types.is_null(col.type):
+        return np.full(len(col), np.nan)
+    if not pa.types.is_float64(col.type):
+        col = pc.cast(col, pa.float64())
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    if col.null_count == 0:
+        return col.to_numpy(zero_copy_only=False)
+    return col.fill_null(np.nan).to_numpy(zero_copy_only=False)
+
+
+def to_strings(col: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A column as an object array of ``str`` (None for nulls), spelled as records.py spells it:
+    booleans as ``true``/``false``, integers without a decimal point."""
+    t = col.type
+    if pa.types.is_dictionary(t):
+        col = pc.cast(col, t.value_type)
+        t = col.type
+    if pa.types.is_boolean(t):
+        arr = col.to_numpy(zero_copy_only=False)
+        out = np.where(arr == True, "true", "false").astype(object)  # noqa: E712
+        if col.null_count:
+            out[np.asarray(col.is_null())] = None
+        return out
+    if pa.types.is_floating(t):
+        # NaN/inf are missing, like records.categorical_column does.
+        col = pc.if_else(pc.is_finite(col), col, pa.scalar(None, t))
+    if not (pa.types.is_string(t) or pa.types.is_large_string(t)):
+        col = pc.cast(col, pa.string())
+    return col.to_numpy(zero_copy_only=False).astype(object, copy=False)

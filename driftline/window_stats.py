@@ -1,0 +1,294 @@
+"""One window's statistics: the columns of a closed window in, a :class:`WindowReport` out.
+
+Pure and vectorised (one numpy pass per feature, no per-row Python): the monitor calls
+:func:`compute_window` when a window closes; :class:`ReferenceArrays` holds the profile's bins and
+summaries as numpy arrays, built once per monitor so nothing is re-derived per window.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from driftline.detectors.binning import category_counts
+from driftline.detectors.chi2 import chi2_against_reference
+from driftline.detectors.distances import jensen_shannon, wasserstein
+from driftline.detectors.ks import ks_2samp_sorted
+from driftline.detectors.multiple_testing import benjamini_hochberg
+from driftline.detectors.performance import (
+    binary_confusion_estimate,
+    calibrate,
+    estimated_accuracy,
+    mean_confidence,
+    mean_entropy,
+)
+from driftline.detectors.psi import psi
+from driftline.profile import BaselineProfile, CategoricalFeature, NumericFeature
+from driftline.snapshot import FeatureDrift, Performance, PredictionDrift, WindowReport
+
+if TYPE_CHECKING:
+    from driftline.monitor import DriftPolicy
+
+
+@dataclass(frozen=True)
+class NumericRef:
+    edges: np.ndarray
+    proportions: np.ndarray
+    summary: np.ndarray
+    std: float
+
+
+@dataclass(frozen=True)
+class CategoricalRef:
+    categories: tuple[str, ...]
+    value_set: pa.Array
+    proportions: np.ndarray
+
+
+class ReferenceArrays:
+    """The profile's reference distributions as ready-to-use arrays."""
+
+    def __init__(self, profile: BaselineProfile) -> None:
+        self.profile = profile
+        self.numeric: dict[str, NumericRef] = {}
+        self.categorical: dict[str, CategoricalRef] = {}
+        for name, f in profile.features.items():
+            if isinstance(f, NumericFeature):
+                self.numeric[name] = NumericRef(f.edges_array, f.proportions_array,
+                                                np.sort(f.summary_array), f.std)
+            else:
+                self.categorical[name] = _cat_ref(f)
+        out = profile.output
+        self.classes: tuple[str, ...] = out.classes if out is not None else ()
+        self.class_ref = _cat_ref(CategoricalFeature("prediction", self.classes,
+                                                     (*([0.0] * len(self.classes)), 0.0), 0, 0.0))
+        self.prediction_numeric: NumericRef | None = None
+        self.prediction_categorical: CategoricalRef | None = None
+        if out is not None and out.prediction is not None:
+            p = out.prediction
+            if isinstance(p, NumericFeature):
+                self.prediction_numeric = NumericRef(p.edges_array, p.proportions_array,
+                                                     np.sort(p.summary_array), p.std)
+            else:
+                self.prediction_categorical = _cat_ref(p)
+        self.positive_index = (self.classes.index(out.positive_class)
+                               if out is not None and out.positive_class in self.classes else None)
+
+
+def _cat_ref(f: CategoricalFeature) -> CategoricalRef:
+    return CategoricalRef(f.categories, pa.array(list(f.categories), type=pa.string()),
+                          f.proportions_array)
+
+
+def category_codes(values: np.ndarray, ref: CategoricalRef) -> np.ndarray:
+    """Per value: index of its reference category, ``len(categories)`` for ``__other__``, -1 when
+    missing. Vectorised through Arrow's hash lookup; falls back to the generic path for values
+    that are not strings."""
+    k = len(ref.categories)
+    try:
+        arr = pa.array(values, type=pa.string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        arr = None
+    if arr is None:
+        lookup = {c: i for i, c in enumerate(ref.categories)}
+        return np.fromiter(
+            (-1 if v is None or (isinstance(v, float) and not math.isfinite(v))
+             else lookup.get(v if isinstance(v, str) else str(v), k) for v in values.tolist()),
+            dtype=np.int64, count=len(values))
+    idx = pc.index_in(arr, value_set=ref.value_set)
+    codes = idx.fill_null(k).to_numpy(zero_copy_only=False).astype(np.int64)
+    if arr.null_count:
+        codes[np.asarray(arr.is_null())] = -1
+    return codes
+
+
+def code_counts(codes: np.ndarray, k: int) -> np.ndarray:
+    """Counts per category slot (``k + 1`` entries, last = ``__other__``); missing skipped."""
+    return np.bincount(codes[codes >= 0], minlength=k + 1)
+
+
+def _numeric_drift(name: str, values: np.ndarray, ref: NumericRef) -> FeatureDrift:
+    n = len(values)
+    finite = values[np.isfinite(values)]
+    n_missing = n - len(finite)
+    counts = np.bincount(np.searchsorted(ref.edges, finite, side="right"),
+                         minlength=len(ref.edges) + 1)
+    if len(finite) and len(ref.summary):
+        d, p = ks_2samp_sorted(ref.summary, finite)
+        w = wasserstein(ref.summary, finite)
+        w = w / ref.std if ref.std > 0 and math.isfinite(ref.std) else w
+    else:
+        d = p = w = math.nan
+    return FeatureDrift(
+        name=name, type="numeric", psi=psi(ref.proportions, counts),
+        jensen_shannon=jensen_shannon(ref.proportions, counts),
+        missing_ratio=n_missing / n if n else math.nan, n=len(finite), n_missing=n_missing,
+        drifted=False, ks_statistic=d, ks_pvalue=p, wasserstein=w,
+    )
+
+
+def _categorical_drift(name: str, values: np.ndarray, ref: CategoricalRef) -> FeatureDrift:
+    n = len(values)
+    codes = category_codes(values, ref)
+    counts = code_counts(codes, len(ref.categories))
+    valid = int(counts.sum())
+    stat, p = chi2_against_reference(ref.proportions, counts)
+    return FeatureDrift(
+        name=name, type="categorical", psi=psi(ref.proportions, counts),
+        jensen_shannon=jensen_shannon(ref.proportions, counts),
+        missing_ratio=(n - valid) / n if n else math.nan, n=valid, n_missing=n - valid,
+        drifted=False, chi2_statistic=stat, chi2_pvalue=p,
+    )
+
+
+def _decide(f: FeatureDrift, adjusted: float, policy: DriftPolicy) -> FeatureDrift:
+    big = bool(math.isfinite(f.psi) and f.psi >= policy.psi_threshold)
+    significant = (not policy.require_significance) or bool(math.isfinite(adjusted)
+                                                            and adjusted < policy.alpha)
+    return FeatureDrift(**{**f.__dict__, "drifted": big and significant,
+                           "p_value_adjusted": adjusted})
+
+
+@dataclass
+class WindowColumns:
+    """The concatenated columns of one closed window."""
+
+    records: int
+    features: dict[str, np.ndarray]
+    prediction: np.ndarray | None
+    probabilities: np.ndarray | None
+    targets: np.ndarray | None
+    start: float | None
+    end: float | None
+
+
+def predicted_labels(ref: ReferenceArrays, cols: WindowColumns) -> np.ndarray | None:
+    """The predicted class per row: the prediction column, else the argmax of the probabilities."""
+    if cols.prediction is not None:
+        return cols.prediction
+    if cols.probabilities is not None and ref.classes:
+        p = cols.probabilities
+        valid = ~np.isnan(p).any(axis=1)
+        out = np.full(len(p), None, dtype=object)
+        if valid.any():
+            out[valid] = np.asarray(ref.classes, dtype=object)[np.argmax(p[valid], axis=1)]
+        return out
+    return None
+
+
+def realised_accuracy(predicted: np.ndarray, targets: np.ndarray) -> tuple[float | None, int]:
+    """(accuracy, labelled rows) over rows where both the prediction and the label are known."""
+    ok = (predicted != None) & (targets != None)  # noqa: E711 - elementwise on object arrays
+    n = int(ok.sum())
+    if n == 0:
+        return None, 0
+    return float(np.count_nonzero(predicted[ok] == targets[ok])) / n, n
+
+
+def compute_window(ref: ReferenceArrays, cols: WindowColumns, *, index: int,
+                   policy: DriftPolicy, min_records: int = 1,
+                   label_accuracy: tuple[float | None, int] = (None, 0)) -> WindowReport:
+    """Every statistic of one window, with the drift decision of ``policy``."""
+    raw: list[FeatureDrift] = []
+    pvals: list[float] = []
+    for name in ref.profile.features:
+        values = cols.features[name]
+        if name in ref.numeric:
+            f = _numeric_drift(name, values, ref.numeric[name])
+            pvals.append(math.nan if f.ks_pvalue is None else f.ks_pvalue)
+        else:
+            f = _categorical_drift(name, values, ref.categorical[name])
+            pvals.append(math.nan if f.chi2_pvalue is None else f.chi2_pvalue)
+        raw.append(f)
+    adjusted = benjamini_hochberg(np.asarray(pvals, dtype=np.float64)) if raw else np.empty(0)
+    thin = cols.records < min_records
+    features = {}
+    for f, adj in zip(raw, adjusted.tolist(), strict=True):
+        decided = _decide(f, adj, policy)
+        if thin and decided.drifted:
+            decided = FeatureDrift(**{**decided.__dict__, "drifted": False})
+        features[f.name] = decided
+    predicted = predicted_labels(ref, cols)
+    prediction = None if thin else _prediction_drift(ref, cols, predicted, policy)
+    performance = _performance(ref, cols, predicted, label_accuracy)
+    drifted = any(f.drifted for f in features.values()) or bool(prediction and prediction.drifted)
+    return WindowReport(index=index, records=cols.records, start=cols.start, end=cols.end,
+                        features=features, prediction=prediction, performance=performance,
+                        drifted=drifted)
+
+
+def _prediction_drift(ref: ReferenceArrays, cols: WindowColumns, predicted: np.ndarray | None,
+                      policy: DriftPolicy) -> PredictionDrift | None:
+    probs = cols.probabilities
+    conf = mean_confidence(probs) if probs is not None else None
+    ent = mean_entropy(probs) if probs is not None else None
+    if ref.prediction_numeric is not None and cols.prediction is not None:
+        pred = np.asarray(cols.prediction, dtype=np.float64)
+        f = _numeric_drift("prediction", pred, ref.prediction_numeric)
+        p = f.ks_pvalue
+        return PredictionDrift(psi=f.psi, drifted=_output_drifted(f.psi, p, policy), n=f.n,
+                               mean_confidence=conf, mean_entropy=ent)
+    if predicted is None or ref.prediction_categorical is None:
+        if probs is None:
+            return None
+        return PredictionDrift(psi=math.nan, drifted=False, n=0, mean_confidence=conf,
+                               mean_entropy=ent)
+    cref = ref.prediction_categorical
+    counts = code_counts(category_codes(predicted, cref), len(cref.categories))
+    total = int(counts.sum())
+    value = psi(cref.proportions, counts)
+    _, p = chi2_against_reference(cref.proportions, counts)
+    shares = {c: (float(counts[i]) / total if total else math.nan) for i, c in enumerate(cref.categories)}
+    if counts[-1]:
+        shares["__other__"] = float(counts[-1]) / total
+    return PredictionDrift(psi=value, drifted=_output_drifted(value, p, policy), n=total,
+                           class_shares=shares, mean_confidence=conf, mean_entropy=ent)
+
+
+def _output_drifted(value: float, p: float | None, policy: DriftPolicy) -> bool:
+    big = math.isfinite(value) and value >= policy.prediction_psi_threshold
+    if not policy.require_significance:
+        return big
+    return big and p is not None and math.isfinite(p) and p < policy.alpha
+
+
+def _performance(ref: ReferenceArrays, cols: WindowColumns, predicted: np.ndarray | None,
+                 label_accuracy: tuple[float | None, int]) -> Performance:
+    out = ref.profile.output
+    reference = out.reference_accuracy if out is not None else None
+    est = prec = rec = f1 = None
+    probs = cols.probabilities
+    if out is not None and probs is not None and ref.classes and len(probs):
+        ok = np.isfinite(probs).all(axis=1)
+        if ok.any():
+            cal = calibrate(probs[ok], ref.classes, out.calibration)
+            pred_idx = None
+            if cols.prediction is not None:
+                lookup = {c: i for i, c in enumerate(ref.classes)}
+                pred_rows = cols.prediction[ok]
+                idx = np.fromiter((lookup.get(v, -1) for v in pred_rows.tolist()),
+                                  dtype=np.int64, count=len(pred_rows))
+                pred_idx = np.where(idx >= 0, idx, np.argmax(cal, axis=1))
+            est = estimated_accuracy(cal, pred_idx)
+            if ref.positive_index is not None and len(ref.classes) == 2:
+                pos = ref.positive_index
+                chosen = pred_idx if pred_idx is not None else np.argmax(probs[ok], axis=1)
+                conf = binary_confusion_estimate(cal[:, pos], chosen == pos)
+                prec, rec, f1 = conf["precision"], conf["recall"], conf["f1"]
+    accuracy, labels = label_accuracy
+    if cols.targets is not None and predicted is not None:
+        acc, n = realised_accuracy(predicted, cols.targets)
+        if n:
+            accuracy, labels = acc, n
+    return Performance(estimated_accuracy=est, accuracy=accuracy, labels=labels,
+                       reference_accuracy=reference, estimated_precision=prec,
+                       estimated_recall=rec, estimated_f1=f1)
+
+
+__all__ = ["ReferenceArrays", "WindowColumns", "category_codes", "category_counts",
+           "code_counts", "compute_window", "predicted_labels", "realised_accuracy"]
