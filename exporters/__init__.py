@@ -1,1 +1,37 @@
-"""Exporters: turn monitor snapshots into Prometheus and OpenTelemetry metrics."""
+"""Exporters: turn monitor snapshots into Prometheus and OpenTelemetry metrics.
+
+Public API (imported lazily, so ``import driftline.exporters`` stays cheap)::
+
+    DriftlineCollector, new_registry, render          # Prometheus (prometheus-client)
+    OtlpMetricsExporter, otlp_exporter_from_env       # OTLP (HTTP/protobuf, gRPC with [grpc])
+    CardinalityLimits, CardinalityGuard               # label caps
+    build_points                                      # snapshots -> points (shared by both)
+    StaticSource, synthetic_fleet                     # fixed / synthetic SnapshotSource
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS: dict[str, str] = {
+    "DriftlineCollector": "prometheus",
+    "new_registry": "prometheus",
+    "render": "prometheus",
+    "OtlpMetricsExporter": "otlp",
+    "otlp_exporter_from_env": "otlp",
+    "CardinalityLimits": "cardinality",
+    "CardinalityGuard": "cardinality",
+    "build_points": "points",
+    "StaticSource": "fleet",
+    "synthetic_fleet": "fleet",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'driftline.exporters' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"driftline.exporters.{module}"), name)

@@ -1,0 +1,263 @@
+"""OTLP metrics: pre-aggregated points from the snapshots, pushed on a background thread.
+
+Driftline does not call OpenTelemetry instruments per value (about 10 µs each). It builds the
+OTLP data model directly from :func:`~driftline.exporters.points.build_points` — the same
+points the Prometheus collector renders — and hands a ``MetricsData`` to the SDK's
+``OTLPMetricExporter.export()`` every ``OTEL_METRIC_EXPORT_INTERVAL`` ms (default 60000).
+
+Configuration, explicit arguments first, then the standard environment variables:
+
+- protocol: ``OTEL_EXPORTER_OTLP_METRICS_PROTOCOL`` or ``OTEL_EXPORTER_OTLP_PROTOCOL``
+  (``http/protobuf`` default, ``grpc`` with ``pip install 'driftline[grpc]'``). The SDK honours
+  these only under auto-instrumentation, so Driftline reads them itself.
+- endpoint, headers, timeout, compression, TLS: ``OTEL_EXPORTER_OTLP_[METRICS_]*``, read by the
+  SDK exporter.
+- resource: ``Resource.create()`` (``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_SERVICE_NAME``); when
+  neither names the service, ``service.name`` is ``driftline-sidecar``.
+
+Names and units are chosen so that the standard OTel→Prometheus translation yields exactly the
+Prometheus exporter's series: dotted ``otel_name`` from the catalogue; Prometheus labels become
+attributes with ``model_`` turned into ``model.`` (:func:`attribute_name`); unit ``s`` stays
+``s``; dimensionless metrics are sent with an empty unit except gauges already named
+``*_ratio`` (the translation appends ``_ratio`` to gauges with unit ``1``). Sums are monotonic
+and cumulative. Export failures are counted (:attr:`OtlpMetricsExporter.export_errors`) and
+logged, never raised.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import Any, cast
+
+from driftline.exporters.cardinality import CardinalityGuard, CardinalityLimits
+from driftline.exporters.points import MetricPoints, build_points
+from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
+    Gauge,
+    Histogram,
+    HistogramDataPoint,
+    Metric,
+    MetricExporter,
+    MetricExportResult,
+    MetricsData,
+    NumberDataPoint,
+    ResourceMetrics,
+    ScopeMetrics,
+    Sum,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+from driftline import __version__
+from driftline.catalogue import MetricSpec
+from driftline.errors import ConfigError
+from driftline.snapshot import SnapshotSource
+
+__all__ = [
+    "DEFAULT_SERVICE_NAME",
+    "OtlpMetricsExporter",
+    "attribute_name",
+    "otel_unit",
+    "otlp_exporter_from_env",
+    "resource_from_env",
+    "to_metrics_data",
+]
+
+_log = logging.getLogger(__name__)
+
+DEFAULT_SERVICE_NAME = "driftline-sidecar"
+_ATTRIBUTES: dict[str, str] = {"model_name": "model.name", "model_version": "model.version"}
+_PROTOCOLS = ("http/protobuf", "grpc")
+
+
+def attribute_name(label: str) -> str:
+    """The OTel attribute for a Prometheus label (the one place this mapping lives)."""
+    return _ATTRIBUTES.get(label, label)
+
+
+def otel_unit(spec: MetricSpec) -> str:
+    """Unit sent over OTLP, chosen so the standard translation adds no suffix we lack."""
+    if spec.unit != "1":
+        return spec.unit
+    if spec.type == "gauge" and spec.name.endswith("_ratio"):
+        return "1"
+    return ""
+
+
+def _env_protocol() -> str:
+    for var in ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"):
+        value = os.environ.get(var, "").strip()
+        if value:
+            return value
+    return "http/protobuf"
+
+
+def otlp_exporter_from_env(protocol: str | None = None) -> MetricExporter:
+    """The SDK's OTLP metric exporter for ``protocol`` (argument, then env, then HTTP)."""
+    proto = (protocol or _env_protocol()).lower()
+    if proto not in _PROTOCOLS:
+        raise ConfigError(f"unsupported OTLP protocol {proto!r}", key="OTEL_EXPORTER_OTLP_PROTOCOL",
+                          fix="use http/protobuf or grpc")
+    if proto == "grpc":
+        try:
+            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
+                OTLPMetricExporter as GrpcExporter,
+            )
+        except ImportError as exc:
+            raise ConfigError("OTLP over gRPC needs the grpc extra", key="OTEL_EXPORTER_OTLP_PROTOCOL",
+                              fix="pip install 'driftline[grpc]' or use http/protobuf") from exc
+        return cast(MetricExporter, GrpcExporter())
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+    return OTLPMetricExporter()
+
+
+def resource_from_env(service_name: str = DEFAULT_SERVICE_NAME) -> Resource:
+    """``Resource.create()`` with ``service_name`` unless the environment names the service."""
+    resource = Resource.create()
+    if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
+        resource = Resource.create({"service.name": service_name})
+    return resource
+
+
+def _env_ms(var: str, default: float) -> float:
+    raw = os.environ.get(var, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"not a number: {raw!r}", key=var, fix="give milliseconds, e.g. 60000") from None
+    if value <= 0:
+        raise ConfigError(f"must be positive, got {raw!r}", key=var, fix="give milliseconds, e.g. 60000")
+    return value
+
+
+def _metric(points: MetricPoints, start_ns: int, now_ns: int) -> Metric:
+    spec = points.spec
+    keys = [attribute_name(lab) for lab in spec.labels]
+    cumulative = AggregationTemporality.CUMULATIVE
+    data: Any
+    if spec.type == "histogram":
+        hpoints = [
+            HistogramDataPoint(
+                attributes=dict(zip(keys, values, strict=True)), start_time_unix_nano=start_ns,
+                time_unix_nano=now_ns, count=h.count, sum=h.sum, bucket_counts=list(h.counts),
+                explicit_bounds=list(h.bounds),
+                # min/max are unknown for pre-aggregated buckets; None leaves them unset on the wire.
+                min=cast(float, None), max=cast(float, None),
+            )
+            for values, h in points.histograms.items()
+        ]
+        data = Histogram(data_points=hpoints, aggregation_temporality=cumulative)
+    else:
+        integral = spec.type == "counter"  # counts travel as int64 when they are whole numbers
+        npoints = [
+            NumberDataPoint(attributes=dict(zip(keys, values, strict=True)),
+                            start_time_unix_nano=start_ns, time_unix_nano=now_ns,
+                            value=int(v) if integral and v.is_integer() else v)
+            for values, v in points.values.items()
+        ]
+        if spec.type == "counter":
+            data = Sum(data_points=npoints, aggregation_temporality=cumulative, is_monotonic=True)
+        else:
+            data = Gauge(data_points=npoints)
+    return Metric(name=spec.otel_name, description=spec.help, unit=otel_unit(spec), data=data)
+
+
+def to_metrics_data(points: list[MetricPoints], resource: Resource, *, start_ns: int,
+                    now_ns: int | None = None) -> MetricsData:
+    """OTLP data model for already built points (one resource, one ``driftline`` scope)."""
+    now = time.time_ns() if now_ns is None else now_ns
+    scope = InstrumentationScope("driftline", __version__)
+    metrics = [_metric(p, start_ns, now) for p in points]
+    return MetricsData(resource_metrics=[
+        ResourceMetrics(resource=resource, scope_metrics=[ScopeMetrics(scope, metrics, "")], schema_url=""),
+    ])
+
+
+class OtlpMetricsExporter:
+    """Periodic OTLP push of every catalogue metric from a SnapshotSource.
+
+    ``start()`` launches a daemon thread exporting every ``interval_ms``; ``force_flush()``
+    exports now; ``shutdown()`` stops the thread, makes a final export and shuts the SDK exporter
+    down. Failures increment :attr:`export_errors` (the sidecar reports it as
+    ``driftline_export_errors_total{exporter="otlp"}``).
+    """
+
+    def __init__(self, source: SnapshotSource, *, exporter: MetricExporter | None = None,
+                 protocol: str | None = None, resource: Resource | None = None,
+                 interval_ms: float | None = None, timeout_ms: float | None = None,
+                 limits: CardinalityLimits | None = None,
+                 service_name: str = DEFAULT_SERVICE_NAME) -> None:
+        self.source = source
+        self.exporter = exporter if exporter is not None else otlp_exporter_from_env(protocol)
+        self.resource = resource if resource is not None else resource_from_env(service_name)
+        self.interval_ms = interval_ms if interval_ms is not None else _env_ms(
+            "OTEL_METRIC_EXPORT_INTERVAL", 60000.0)
+        self.timeout_ms = timeout_ms if timeout_ms is not None else _env_ms(
+            "OTEL_METRIC_EXPORT_TIMEOUT", 30000.0)
+        if self.interval_ms <= 0 or self.timeout_ms <= 0:
+            raise ConfigError("interval and timeout must be positive", key="interval_ms",
+                              fix="give milliseconds, e.g. 60000")
+        self.guard = CardinalityGuard(limits)
+        self._start_ns = time.time_ns()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._shutdown = False
+        self.export_errors = 0
+        self.exports = 0
+
+    def build(self) -> MetricsData:
+        """The OTLP payload for the source's current state."""
+        points = build_points(self.source.snapshots(), self.source.sidecar_stats(), self.guard)
+        return to_metrics_data(points, self.resource, start_ns=self._start_ns)
+
+    def export_once(self) -> bool:
+        """Build and export now; False (and one more counted error) on any failure."""
+        with self._lock:
+            try:
+                result = self.exporter.export(self.build(), timeout_millis=self.timeout_ms)
+            except Exception as exc:  # never raise into the sidecar
+                _log.warning("OTLP metrics export failed: %s", exc)
+                result = MetricExportResult.FAILURE
+            if result is MetricExportResult.SUCCESS:
+                self.exports += 1
+                return True
+            self.export_errors += 1
+            return False
+
+    def start(self) -> None:
+        """Start the periodic export thread (idempotent)."""
+        if self._thread is not None or self._shutdown:
+            return
+        self._thread = threading.Thread(target=self._run, name="driftline-otlp", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_ms / 1000.0):
+            self.export_once()
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        """Export the current state now."""
+        if self._shutdown:
+            return False
+        return self.export_once()
+
+    def shutdown(self, timeout_millis: float = 30_000) -> None:
+        """Stop the thread, export a final time, then shut the SDK exporter down."""
+        if self._shutdown:
+            return
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_millis / 1000.0)
+        self.export_once()
+        self._shutdown = True
+        try:
+            self.exporter.shutdown(timeout_millis=timeout_millis)
+        except Exception as exc:
+            _log.warning("OTLP exporter shutdown failed: %s", exc)
