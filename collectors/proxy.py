@@ -1,0 +1,789 @@
+"""The sidecar's reverse proxy: relay bytes to the model server, copy sampled exchanges aside.
+
+Every client connection gets its own upstream connection and bytes are relayed as they arrive,
+unchanged, in both directions (keep-alive, pipelining, chunked and streamed bodies,
+``100-continue`` and upgrades work because nothing is rewritten). Two httptools parsers run beside
+the relay only to find message boundaries, time each exchange and, for sampled requests, copy the
+request target and bodies into a :class:`~driftline.collectors.sample.Sample` for the tee. Bytes
+are written onward *before* they are parsed, and any failure of parsing or of the tee only turns
+parsing off for that connection (counted), so monitoring can never stall or break a request.
+No JSON is parsed here.
+
+When the upstream cannot be reached, or closes or resets before it starts a response, the proxy
+answers ``502 Bad Gateway`` with ``{"error": "..."}`` naming the upstream and
+``Connection: close``; when a complete request gets no response bytes for ``timeout`` seconds it
+answers ``504 Gateway Timeout``.
+
+Run it on your own loop::
+
+    server = ProxyServer("0.0.0.0", 8080, "http://127.0.0.1:8081", SampleQueue(10_000), Sampler())
+    await server.start()
+    ...
+    await server.stop()
+
+or on a loop thread of its own: ``thread = server.run_in_thread(); ...; thread.stop()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+import httptools
+from driftline.collectors.proxy_latency import LatencyRecorder
+from driftline.collectors.sample import Sample, keep_header
+from driftline.collectors.sampling import Sampler
+from driftline.collectors.tee import DROP_TEE_ERROR, DROP_TOO_LARGE, SampleQueue
+
+from driftline.errors import ConfigError
+from driftline.snapshot import Histogram
+
+__all__ = ["DEFAULT_MAX_BODY_COPY", "ProxyServer", "ProxyStats", "ProxyThread", "new_event_loop"]
+
+#: Bodies larger than this (request or response) are relayed but not copied (``too_large``).
+DEFAULT_MAX_BODY_COPY = 8 * 1024 * 1024
+_HEAD_SCAN_LIMIT = 64 * 1024  # a HEAD response's header block larger than this: stop parsing
+_BACKLOG_LIMIT = 256 * 1024  # client bytes buffered while the upstream connection opens
+
+_perf = time.perf_counter
+_wall = time.time
+
+_REASONS = {502: b"Bad Gateway", 504: b"Gateway Timeout"}
+
+
+class _Desync(Exception):
+    """Parsing can no longer pair responses with requests; relay the connection unparsed."""
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """A uvloop loop when uvloop is installed, else the default asyncio loop."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux/macOS
+        return asyncio.new_event_loop()
+    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    return loop
+
+
+@dataclass(frozen=True)
+class ProxyStats:
+    """Counters of the proxy since start (all cumulative except ``connections_open``)."""
+
+    connections_open: int
+    connections_total: int
+    requests_total: int
+    responses_total: int
+    upstream_errors: dict[str, int]
+    tunnelled: int
+    tee_errors: int
+
+
+class _Copy:
+    """What a sampled exchange keeps until its response completes."""
+
+    __slots__ = ("method", "received_at", "req_body", "req_ct", "req_hdrs", "req_size", "resp_body",
+                 "resp_ct", "resp_hdrs", "resp_size", "too_large", "url")
+
+    def __init__(self, received_at: float) -> None:
+        self.received_at = received_at
+        self.method = b""
+        self.url: list[bytes] = []
+        self.req_ct = b""
+        self.req_hdrs: list[tuple[bytes, bytes]] = []
+        self.req_body: list[bytes] = []
+        self.req_size = 0
+        self.resp_ct = b""
+        self.resp_hdrs: list[tuple[bytes, bytes]] = []
+        self.resp_body: list[bytes] = []
+        self.resp_size = 0
+        self.too_large = False
+
+    def reset_response(self) -> None:
+        self.resp_ct = b""
+        self.resp_hdrs = []
+        self.resp_body = []
+        self.resp_size = 0
+
+
+class _Exchange:
+    """One request and its response, in flight on a connection."""
+
+    __slots__ = ("copy", "head", "req_done", "resp_started", "t0")
+
+    def __init__(self, t0: float) -> None:
+        self.t0 = t0
+        self.req_done = 0.0
+        self.head = False
+        self.resp_started = False
+        self.copy: _Copy | None = None
+
+
+def _decode(b: bytes) -> str:
+    return b.decode("latin-1")
+
+
+class _Conn(asyncio.Protocol):
+    """A client connection: relays to its upstream connection, parses requests on the side."""
+
+    def __init__(self, srv: ProxyServer) -> None:
+        self.srv = srv
+        self.ct: asyncio.Transport | None = None
+        self.ut: asyncio.Transport | None = None
+        self.up: _Upstream | None = None
+        self.pending: deque[_Exchange] = deque()
+        self.cur: _Exchange | None = None
+        self.parser: httptools.HttpRequestParser | None = httptools.HttpRequestParser(self)
+        self.parsing = True
+        self.backlog: list[bytes] | None = []
+        self.backlog_size = 0
+        self.reading_paused = False
+        self.failure: tuple[int, str, str] | None = None
+        self.done = False
+        self.closing = False
+        self.client_eof = False
+        self.last_up = 0.0
+        self.connect_task: asyncio.Task[None] | None = None
+
+    # -- client transport ----------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.ct = cast(asyncio.Transport, transport)
+        srv = self.srv
+        srv._conns.add(self)
+        srv._connections_total += 1
+        if srv._server is None:  # accepted while stopping: serve what comes, then close
+            self.closing = True
+        self.connect_task = srv._loop.create_task(self._connect())
+
+    def data_received(self, data: bytes) -> None:
+        if self.done:
+            return
+        ut = self.ut
+        if ut is not None:
+            ut.write(data)
+        elif self.backlog is not None:
+            self.backlog.append(data)
+            self.backlog_size += len(data)
+            if self.backlog_size > _BACKLOG_LIMIT and self.ct is not None and not self.reading_paused:
+                self.reading_paused = True
+                self.ct.pause_reading()
+        if self.parsing:
+            try:
+                self.parser.feed_data(data)  # type: ignore[union-attr]
+            except Exception:  # upgrade, CONNECT, malformed HTTP or a bug: relay unparsed
+                self._tunnel()
+                if self.failure is not None:
+                    self._answer_error(*self.failure)
+
+    def eof_received(self) -> bool:
+        self.client_eof = True
+        if self.parsing and not self.pending:
+            self._close_both()
+            return False
+        ut = self.ut
+        if ut is not None and ut.can_write_eof():
+            ut.write_eof()
+        return True  # keep our side open to send the responses
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.done = True
+        self.srv._conns.discard(self)
+        ut = self.ut
+        if ut is not None:
+            ut.close()
+        task = self.connect_task
+        if task is not None and not task.done():
+            task.cancel()
+        self._release()
+
+    def pause_writing(self) -> None:
+        if self.ut is not None:
+            with contextlib.suppress(Exception):
+                self.ut.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.ut is not None:
+            with contextlib.suppress(Exception):
+                self.ut.resume_reading()
+
+    # -- request parser callbacks --------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        ex = _Exchange(_perf())
+        srv = self.srv
+        srv._requests_total += 1
+        try:
+            if srv.sampler.should_sample():
+                ex.copy = _Copy(_wall())
+        except Exception:
+            srv._tee_failed()
+        self.cur = ex
+        self.pending.append(ex)
+
+    def on_url(self, url: bytes) -> None:
+        cp = self.cur.copy  # type: ignore[union-attr]
+        if cp is not None:
+            cp.url.append(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        cp = self.cur.copy  # type: ignore[union-attr]
+        if cp is not None:
+            low = name.lower()
+            if low == b"content-type":
+                cp.req_ct = value
+            elif keep_header(low):
+                cp.req_hdrs.append((low, value))
+
+    def on_headers_complete(self) -> None:
+        method = self.parser.get_method()  # type: ignore[union-attr]
+        ex = self.cur
+        assert ex is not None
+        if method == b"HEAD":
+            ex.head = True
+        if ex.copy is not None:
+            ex.copy.method = method
+
+    def on_body(self, body: bytes) -> None:
+        cp = self.cur.copy  # type: ignore[union-attr]
+        if cp is not None and not cp.too_large:
+            cp.req_size += len(body)
+            if cp.req_size > self.srv.max_body_copy:
+                cp.too_large = True
+                cp.req_body = []
+            else:
+                cp.req_body.append(body)
+
+    def on_message_complete(self) -> None:
+        self.cur.req_done = _perf()  # type: ignore[union-attr]
+        if self.failure is not None:
+            self._answer_error(*self.failure)
+
+    # -- upstream connection -------------------------------------------------------------------
+    async def _connect(self) -> None:
+        srv = self.srv
+        try:
+            ut, _ = await asyncio.wait_for(
+                srv._loop.create_connection(lambda: _Upstream(self), srv._up_host, srv._up_port),
+                srv.connect_timeout)
+        except asyncio.CancelledError:
+            raise
+        except TimeoutError:
+            self._upstream_failed(504, "connect_timeout",
+                                  f"connecting timed out after {srv.connect_timeout:g}s")
+            return
+        except Exception as e:  # OSError mostly: refused, unreachable, DNS
+            self._upstream_failed(502, "unavailable", _describe(e))
+            return
+        if self.done:
+            ut.close()
+            return
+        self.ut = cast(asyncio.Transport, ut)
+        backlog, self.backlog = self.backlog, None
+        if backlog:
+            ut.write(b"".join(backlog))
+        if self.reading_paused and self.ct is not None:
+            self.reading_paused = False
+            self.ct.resume_reading()
+        if self.client_eof and ut.can_write_eof():
+            ut.write_eof()
+
+    def _upstream_failed(self, status: int, kind: str, why: str) -> None:
+        self.backlog = None
+        self.failure = (status, kind, f"upstream {self.srv.upstream_url} unavailable: {why}")
+        if self.reading_paused and self.ct is not None:
+            self.reading_paused = False
+            self.ct.resume_reading()
+        if self.pending and (self.pending[0].req_done or not self.parsing):
+            self._answer_error(*self.failure)
+        elif self.client_eof or self.closing:
+            self._close_both()
+
+    # -- endings -------------------------------------------------------------------------------
+    def _answer_error(self, status: int, kind: str, message: str) -> None:
+        """Answer the oldest pending request ourselves and close; nothing of its response was sent."""
+        if self.done:
+            return
+        self.done = True
+        srv = self.srv
+        srv._upstream_errors[kind] = srv._upstream_errors.get(kind, 0) + 1
+        ex = self.pending[0] if self.pending else None
+        body = json.dumps({"error": f"driftline proxy: {message}"}).encode()
+        head = (b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                b"Connection: close\r\nX-Driftline-Proxy-Error: %s\r\n\r\n"
+                % (status, _REASONS.get(status, b"Error"), len(body), kind.encode()))
+        if self.ct is not None:
+            self.ct.write(head if ex is not None and ex.head else head + body)
+        if ex is not None:
+            srv.latency.observe(status, _perf() - ex.t0)
+        self.pending.clear()
+        self._close_both()
+
+    def _tunnel(self) -> None:
+        """Stop parsing this connection (upgrade, CONNECT, malformed HTTP): bytes keep flowing."""
+        if self.parsing:
+            self.parsing = False
+            self.srv._tunnelled += 1
+            if self.up is not None:
+                self.up.parser = None
+            self.parser = None
+            if self.failure is None:
+                self.pending.clear()
+
+    def _close_both(self) -> None:
+        self.done = True
+        if self.ct is not None:
+            self.ct.close()
+        if self.ut is not None:
+            self.ut.close()
+
+    def _release(self) -> None:
+        """Break the protocol <-> parser reference cycles."""
+        self.parsing = False
+        self.parser = None
+        if self.up is not None:
+            self.up.parser = None
+        self.pending.clear()
+        self.cur = None
+
+    def shutdown(self) -> None:
+        """Graceful stop: close now when idle, else after the pending responses."""
+        self.closing = True
+        if not self.pending and self.parsing:
+            self._close_both()
+
+    def abort(self) -> None:
+        self.done = True
+        if self.ct is not None:
+            self.ct.abort()
+        if self.ut is not None:
+            self.ut.abort()
+
+    def check_timeout(self, now: float, timeout: float) -> None:
+        if self.done or not self.parsing or not self.pending:
+            return
+        ex = self.pending[0]
+        if not ex.req_done or now - max(ex.req_done, self.last_up) < timeout:
+            return
+        if not ex.resp_started:
+            self._answer_error(504, "timeout", f"upstream {self.srv.upstream_url} did not respond "
+                               f"within {timeout:g}s")
+        else:  # the response stalled halfway: nothing sensible can be sent any more
+            srv = self.srv
+            srv._upstream_errors["timeout"] = srv._upstream_errors.get("timeout", 0) + 1
+            self.abort()
+
+
+class _Upstream(asyncio.Protocol):
+    """The upstream side of a connection: relays responses, parses them on the side."""
+
+    def __init__(self, conn: _Conn) -> None:
+        self.conn = conn
+        conn.up = self
+        self.parser: httptools.HttpResponseParser | None = httptools.HttpResponseParser(self)
+        self.ex: _Exchange | None = None
+        self.in_msg = False
+        self.headers_done = False
+        self.framed = False
+        self.status = 0
+        self.head_buf: bytearray | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.conn.ut = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        c = self.conn
+        if c.done:
+            return
+        c.last_up = _perf()
+        c.ct.write(data)  # type: ignore[union-attr]
+        if c.parsing:
+            try:
+                if self.in_msg or (self.head_buf is None and not (c.pending and c.pending[0].head)):
+                    self.parser.feed_data(data)  # type: ignore[union-attr]
+                else:
+                    self._parse_with_heads(data)
+            except Exception:
+                c._tunnel()
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        c = self.conn
+        if c.done:
+            c._release()
+            return
+        if c.parsing and self.in_msg and self.headers_done and not self.framed:
+            with contextlib.suppress(Exception):
+                self.on_message_complete()  # the body was delimited by the connection's end
+        if c.parsing and c.pending and not c.pending[0].resp_started:
+            how = "reset the connection" if exc is not None else "closed the connection"
+            c._answer_error(502, "reset", f"upstream {c.srv.upstream_url} {how} before responding")
+        else:
+            c._close_both()
+        c._release()
+
+    def pause_writing(self) -> None:
+        if self.conn.ct is not None:
+            with contextlib.suppress(Exception):
+                self.conn.ct.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.conn.ct is not None:
+            with contextlib.suppress(Exception):
+                self.conn.ct.resume_reading()
+
+    # -- HEAD responses have headers only; httptools cannot be told, so scan them here ----------
+    def _parse_with_heads(self, data: bytes) -> None:
+        mv = memoryview(data)
+        pending = self.conn.pending
+        while mv:
+            if self.head_buf is not None or (not self.in_msg and pending and pending[0].head):
+                mv = mv[self._scan_head(mv):]
+            else:
+                self.parser.feed_data(mv)  # type: ignore[union-attr]
+                return
+
+    def _scan_head(self, mv: memoryview) -> int:
+        c = self.conn
+        buf = self.head_buf
+        if buf is None:
+            buf = self.head_buf = bytearray()
+            c.pending[0].resp_started = True
+        start = max(0, len(buf) - 3)
+        buf += mv
+        idx = buf.find(b"\r\n\r\n", start)
+        if idx < 0:
+            if len(buf) > _HEAD_SCAN_LIMIT:
+                raise _Desync("HEAD response header block too large")
+            return len(mv)
+        end = idx + 4
+        used = len(mv) - (len(buf) - end)
+        lines = bytes(buf[:idx]).split(b"\r\n")
+        self.head_buf = None
+        status = int(lines[0].split(b" ", 2)[1])
+        ex = c.pending[0]
+        if 100 <= status < 200:
+            if status == 101:
+                raise _Desync("upgrade")
+            ex.resp_started = False  # interim response: the final one follows
+            return used
+        c.pending.popleft()
+        now = _perf()
+        srv = c.srv
+        srv.latency.observe(status, now - ex.t0)
+        srv._responses_total += 1
+        cp = ex.copy
+        if cp is not None:
+            try:
+                for line in lines[1:]:
+                    name, _, value = line.partition(b":")
+                    self._keep(cp, name.strip().lower(), value.strip())
+                srv._emit(ex, cp, status, now)
+            except Exception:
+                srv._tee_failed()
+        if c.closing and not c.pending:
+            c._close_both()
+        return used
+
+    @staticmethod
+    def _keep(cp: _Copy, low: bytes, value: bytes) -> None:
+        if low == b"content-type":
+            cp.resp_ct = value
+        elif keep_header(low):
+            cp.resp_hdrs.append((low, value))
+
+    # -- response parser callbacks -------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        pending = self.conn.pending
+        ex = pending[0] if pending else None
+        if ex is not None:
+            if ex.head:
+                raise _Desync("HEAD response in a pipelined batch")
+            ex.resp_started = True
+        self.ex = ex
+        self.in_msg = True
+        self.framed = False
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if len(name) in (14, 17):
+            low = name.lower()
+            if low in (b"content-length", b"transfer-encoding"):
+                self.framed = True
+        ex = self.ex
+        if ex is not None and ex.copy is not None:
+            self._keep(ex.copy, name.lower(), value)
+
+    def on_headers_complete(self) -> None:
+        self.status = self.parser.get_status_code()  # type: ignore[union-attr]
+        self.headers_done = True
+
+    def on_body(self, body: bytes) -> None:
+        ex = self.ex
+        if ex is not None:
+            cp = ex.copy
+            if cp is not None and not cp.too_large:
+                cp.resp_size += len(body)
+                if cp.resp_size > self.conn.srv.max_body_copy:
+                    cp.too_large = True
+                    cp.resp_body = []
+                else:
+                    cp.resp_body.append(body)
+
+    def on_message_complete(self) -> None:
+        self.in_msg = False
+        self.headers_done = False
+        ex, self.ex = self.ex, None
+        status = self.status
+        if ex is None:
+            return
+        c = self.conn
+        if 100 <= status < 200:  # interim (100 Continue, 103 Early Hints): the final one follows
+            ex.resp_started = False
+            if ex.copy is not None:
+                ex.copy.reset_response()
+            return
+        pending = c.pending
+        if pending and pending[0] is ex:
+            pending.popleft()
+        now = _perf()
+        srv = c.srv
+        srv.latency.observe(status, now - ex.t0)
+        srv._responses_total += 1
+        cp = ex.copy
+        if cp is not None:
+            srv._emit(ex, cp, status, now)
+        if c.closing and not pending:
+            c._close_both()
+
+
+def _describe(e: BaseException) -> str:
+    if isinstance(e, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(e, socket.gaierror):
+        return f"cannot resolve host ({e})"
+    return str(e) or type(e).__name__
+
+
+def _parse_upstream(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        raise ConfigError(f"upstream must be an http://host:port URL, got {url!r}",
+                          key="proxy.upstream", fix="e.g. http://127.0.0.1:8081")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ConfigError(f"upstream URL must not have a path or query, got {url!r}: requests are "
+                          "forwarded with their own path", key="proxy.upstream")
+    try:
+        port = parts.port or 80
+    except ValueError as e:
+        raise ConfigError(f"bad port in upstream URL {url!r}", key="proxy.upstream") from e
+    return parts.hostname, port
+
+
+class ProxyServer:
+    """Reverse proxy in front of one model server; see the module docstring.
+
+    ``timeout``: seconds a complete request may wait for the next upstream bytes before the
+    client gets ``504`` (or the connection is cut when the response had begun).
+    ``connect_timeout``: seconds to open the upstream connection (default ``min(timeout, 10)``).
+    ``max_body_copy``: larger request or response bodies are relayed but not sampled.
+    """
+
+    def __init__(self, listen_host: str, listen_port: int, upstream_url: str, queue: SampleQueue,
+                 sampler: Sampler, *, timeout: float = 60.0, connect_timeout: float | None = None,
+                 max_body_copy: int = DEFAULT_MAX_BODY_COPY, backlog: int = 1024) -> None:
+        if not timeout > 0:
+            raise ConfigError(f"proxy timeout must be positive, got {timeout!r}", key="proxy.timeout")
+        if connect_timeout is not None and not connect_timeout > 0:
+            raise ConfigError(f"connect timeout must be positive, got {connect_timeout!r}",
+                              key="proxy.connect_timeout")
+        if max_body_copy < 0:
+            raise ConfigError(f"max_body_copy must be >= 0, got {max_body_copy!r}",
+                              key="proxy.max_body_copy")
+        self.listen_host = listen_host
+        self.listen_port = listen_port
+        self.upstream_url = upstream_url.rstrip("/")
+        self._up_host, self._up_port = _parse_upstream(upstream_url)
+        self.queue = queue
+        self.sampler = sampler
+        self.timeout = float(timeout)
+        self.connect_timeout = float(connect_timeout if connect_timeout is not None
+                                     else min(timeout, 10.0))
+        self.max_body_copy = max_body_copy
+        self.latency = LatencyRecorder()
+        self._backlog = backlog
+        self._conns: set[_Conn] = set()
+        self._server: asyncio.AbstractServer | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
+        self._port = 0
+        self._connections_total = 0
+        self._requests_total = 0
+        self._responses_total = 0
+        self._tunnelled = 0
+        self._tee_errors = 0
+        self._upstream_errors: dict[str, int] = {}
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Bind and start accepting; ``port`` is valid afterwards."""
+        if self._server is not None:
+            return
+        self._loop = asyncio.get_running_loop()
+        await self._resolve_upstream()
+        self._server = await self._loop.create_server(
+            lambda: _Conn(self), self.listen_host, self.listen_port, backlog=self._backlog,
+            reuse_address=True)
+        self._port = self._server.sockets[0].getsockname()[1]
+        self._sweeper = self._loop.create_task(self._sweep())
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop accepting, let in-flight exchanges finish (up to ``grace`` s), then close all."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.close()
+        for c in list(self._conns):
+            c.shutdown()
+        deadline = self._loop.time() + grace
+        while self._conns and self._loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        for c in list(self._conns):
+            c.abort()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        with contextlib.suppress(asyncio.TimeoutError, TimeoutError):
+            await asyncio.wait_for(server.wait_closed(), 1.0)
+
+    def run_in_thread(self, *, name: str = "driftline-proxy") -> ProxyThread:
+        """Start the proxy on a new event loop in a daemon thread; returns once it listens."""
+        return ProxyThread(self, name=name).start()
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful with ``listen_port=0``); 0 before :meth:`start`."""
+        return self._port
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    # -- read by exporters (any thread) --------------------------------------------------------
+    def latency_histograms(self) -> dict[str, Histogram]:
+        """Request duration per status class (``2xx``..``5xx``), catalogue LATENCY_BUCKETS."""
+        return self.latency.histograms()
+
+    def stats(self) -> ProxyStats:
+        return ProxyStats(len(self._conns), self._connections_total, self._requests_total,
+                          self._responses_total, dict(self._upstream_errors), self._tunnelled,
+                          self._tee_errors)
+
+    # -- internals -----------------------------------------------------------------------------
+    async def _resolve_upstream(self) -> None:
+        """Resolve a host name once (not per connection); keep the name if that fails now."""
+        try:
+            ipaddress.ip_address(self._up_host)
+            return
+        except ValueError:
+            pass
+        try:
+            infos = await self._loop.getaddrinfo(self._up_host, self._up_port,
+                                                 type=socket.SOCK_STREAM)
+        except OSError:
+            return
+        if infos:
+            self._up_host = str(infos[0][4][0])
+
+    async def _sweep(self) -> None:
+        tick = max(0.01, min(1.0, self.timeout / 10))
+        while True:
+            await asyncio.sleep(tick)
+            now = _perf()
+            for c in list(self._conns):
+                c.check_timeout(now, self.timeout)
+
+    def _emit(self, ex: _Exchange, cp: _Copy, status: int, now: float) -> None:
+        """Hand a finished sampled exchange to the queue; never raises."""
+        try:
+            if cp.too_large:
+                self.queue.count_drop(DROP_TOO_LARGE)
+                return
+            self.queue.offer(Sample(
+                _decode(cp.method), _decode(b"".join(cp.url)), _decode(cp.req_ct),
+                b"".join(cp.req_body), status, _decode(cp.resp_ct), b"".join(cp.resp_body),
+                cp.received_at, now - ex.t0,
+                tuple((_decode(k), _decode(v)) for k, v in cp.req_hdrs),
+                tuple((_decode(k), _decode(v)) for k, v in cp.resp_hdrs)))
+        except Exception:
+            self._tee_failed()
+
+    def _tee_failed(self) -> None:
+        self._tee_errors += 1
+        with contextlib.suppress(Exception):
+            self.queue.count_drop(DROP_TEE_ERROR)
+
+
+class ProxyThread:
+    """A :class:`ProxyServer` running on its own event loop (uvloop if available) in a thread."""
+
+    def __init__(self, server: ProxyServer, *, name: str = "driftline-proxy",
+                 loop_factory: Callable[[], asyncio.AbstractEventLoop] = new_event_loop) -> None:
+        self.server = server
+        self.loop = loop_factory()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._started: Future[None] = Future()
+
+    def start(self, timeout: float = 30.0) -> ProxyThread:
+        """Start the thread and wait until the proxy listens; re-raises a bind error."""
+        self._thread.start()
+        self._started.result(timeout)
+        return self
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_until_complete(self.server.start())
+        except BaseException as e:
+            self._started.set_exception(e)
+            self.loop.close()
+            return
+        self._started.set_result(None)
+        try:
+            self.loop.run_forever()
+        finally:
+            self.loop.close()
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` on the proxy's loop (thread-safe)."""
+        self.loop.call_soon_threadsafe(fn, *args)
+
+    def stop(self, grace: float = 10.0) -> None:
+        """Graceful stop (see :meth:`ProxyServer.stop`), then end the loop and join the thread."""
+        if not self._thread.is_alive():
+            return
+        fut = asyncio.run_coroutine_threadsafe(self.server.stop(grace), self.loop)
+        with contextlib.suppress(Exception):
+            fut.result(grace + 5.0)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10.0)
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def __enter__(self) -> ProxyThread:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
