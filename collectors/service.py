@@ -1,0 +1,337 @@
+"""The metrics-port HTTP service: ``/metrics``, ``/healthz``, ``/readyz`` and the ingest endpoints.
+
+A small asyncio server on httptools (keep-alive, pipelining, chunked bodies, body size cap),
+separate from the reverse proxy's server so that a scrape or a large ingest body never sits in the
+model's request path.
+
+========================  ======================================================================
+``GET /metrics``          Prometheus text 0.0.4, or OpenMetrics when ``Accept`` asks for it
+``GET /healthz``          200 while the process serves (liveness)
+``GET /readyz``           200 when the monitors are loaded, the worker runs and the proxy listens
+``POST /ingest``          native records (:mod:`~driftline.collectors.ingest`) → 202
+``POST /feedback``        delayed labels (:mod:`~driftline.collectors.feedback`) → 202
+``POST /cloudevents``     KServe/Seldon payload logger (also ``POST /``) → 202
+========================  ======================================================================
+
+Handlers only decode and validate the body, then queue a job for the collector worker and
+answer ``202 Accepted``: a bad body gets ``400`` (counted ``parse_error``/``schema_mismatch``), a
+full queue ``429`` (counted ``queue_full``), an oversized body ``413`` (counted ``too_large``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+import httptools
+import orjson
+from driftline.collectors.cloudevents import from_http
+from driftline.collectors.feedback import parse_feedback
+from driftline.collectors.ingest import split_records
+from driftline.collectors.payloads import PayloadError
+from driftline.collectors.sidecar import QUEUE_FULL, Sidecar
+from driftline.collectors.worker import WorkQueue
+
+_log = logging.getLogger("driftline.serve")
+
+Renderer = Callable[[str | None], tuple[bytes, str]]
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes = b""
+    content_type: str = "application/json"
+
+    @classmethod
+    def json(cls, status: int, obj: Any) -> Response:
+        return cls(status, orjson.dumps(obj))
+
+
+class App:
+    """Routes requests; everything but ``/metrics`` answers on the event loop without waiting."""
+
+    def __init__(self, sidecar: Sidecar, queue: WorkQueue, renderer: Renderer, *,
+                 ready_checks: dict[str, Callable[[], bool]] | None = None) -> None:
+        self.sidecar = sidecar
+        self.queue = queue
+        self.renderer = renderer
+        self.ready_checks = dict(ready_checks or {})
+        self.routes: dict[tuple[str, str], Callable[[Request], Awaitable[Response]]] = {
+            ("GET", "/metrics"): self.metrics,
+            ("GET", "/healthz"): self.healthz,
+            ("GET", "/readyz"): self.readyz,
+            ("POST", "/ingest"): self.ingest,
+            ("POST", "/feedback"): self.feedback,
+            ("POST", "/cloudevents"): self.cloudevents,
+            ("POST", "/"): self.cloudevents,
+        }
+
+    async def dispatch(self, req: Request) -> Response:
+        path = req.path.split("?", 1)[0]
+        handler = self.routes.get((req.method, path))
+        if handler is None:
+            if any(p == path for _, p in self.routes):
+                return Response.json(405, {"error": f"{req.method} not allowed on {path}"})
+            return Response.json(404, {"error": f"no route {path}", "routes": sorted(
+                {p for _, p in self.routes})})
+        return await handler(req)
+
+    async def metrics(self, req: Request) -> Response:
+        loop = asyncio.get_running_loop()
+        body, ctype = await loop.run_in_executor(None, self.renderer, req.headers.get("accept"))
+        return Response(200, body, ctype)
+
+    async def healthz(self, req: Request) -> Response:
+        return Response(200, b"ok\n", "text/plain; charset=utf-8")
+
+    async def readyz(self, req: Request) -> Response:
+        checks = {name: bool(fn()) for name, fn in self.ready_checks.items()}
+        ok = all(checks.values())
+        return Response.json(200 if ok else 503, {"ready": ok, "checks": checks})
+
+    def _enqueue(self, job: Callable[[], Any], n: int, model: str | None = None) -> Response:
+        if not self.queue.put(job, n):
+            self.sidecar.drop(model, QUEUE_FULL, n)
+            return Response.json(429, {"error": "collector queue full; retry later",
+                                       "dropped": n})
+        return Response.json(202, {"accepted": n})
+
+    def _bad(self, exc: PayloadError, model: str | None = None) -> Response:
+        self.sidecar.drop(model, exc.reason)
+        return Response.json(400, {"error": str(exc), "reason": exc.reason})
+
+    async def ingest(self, req: Request) -> Response:
+        try:
+            groups = split_records(req.body)
+        except PayloadError as exc:
+            return self._bad(exc)
+        n = sum(len(v) for v in groups.groups.values())
+        if n == 0:
+            self.sidecar.handle_ingest(groups)  # only counts the bad records
+            return Response.json(400, {"error": "no usable record (each needs model_name and "
+                                       "a features object)", "reason": "schema_mismatch"})
+        sidecar = self.sidecar
+        return self._enqueue(lambda: sidecar.handle_ingest(groups), n)
+
+    async def feedback(self, req: Request) -> Response:
+        try:
+            items = parse_feedback(req.body)
+        except PayloadError as exc:
+            return self._bad(exc)
+        sidecar = self.sidecar
+        return self._enqueue(lambda: sidecar.handle_feedback(items), len(items))
+
+    async def cloudevents(self, req: Request) -> Response:
+        try:
+            events = from_http(req.headers, req.body)
+        except PayloadError as exc:
+            return self._bad(exc, req.headers.get("ce-inferenceservicename"))
+        sidecar = self.sidecar
+        model = events[0].model if events else None
+        return self._enqueue(lambda: sidecar.handle_cloudevents(events), len(events), model)
+
+
+class _Conn(asyncio.Protocol):
+    """One HTTP/1.1 connection; requests are answered in order (pipelining-safe)."""
+
+    def __init__(self, server: HttpServer) -> None:
+        self.server = server
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self._url: list[bytes] = []
+        self._headers: dict[str, str] = {}
+        self._body: list[bytes] = []
+        self._size = 0
+        self._too_large = False
+        self._last: asyncio.Future[None] | None = None
+        self._closing = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.server.conns.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.conns.discard(self)
+        self.transport = None
+
+    def data_received(self, data: bytes) -> None:
+        if self._closing:
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._fail(400, "upgrades are not supported")
+        except httptools.HttpParserError as exc:
+            self._fail(400, f"bad HTTP request: {exc}")
+
+    def _fail(self, status: int, message: str) -> None:
+        self._closing = True
+        self._write(Response.json(status, {"error": message}), keep_alive=False)
+
+    # httptools callbacks
+    def on_message_begin(self) -> None:
+        self._url = []
+        self._headers = {}
+        self._body = []
+        self._size = 0
+        self._too_large = False
+
+    def on_url(self, url: bytes) -> None:
+        self._url.append(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+
+    def on_headers_complete(self) -> None:
+        length = self._headers.get("content-length", "")
+        if length.isdigit() and int(length) > self.server.max_body:
+            self._too_large = True
+
+    def on_body(self, body: bytes) -> None:
+        if self._too_large:
+            return
+        self._size += len(body)
+        if self._size > self.server.max_body:
+            self._too_large = True
+            self._body = []
+            return
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        method = self.parser.get_method().decode("ascii", "replace")
+        keep = bool(self.parser.should_keep_alive())
+        req = Request(method, b"".join(self._url).decode("latin-1"), self._headers,
+                      b"".join(self._body))
+        too_large = self._too_large
+        prev = self._last
+        self._last = asyncio.ensure_future(self._respond(req, keep, too_large, prev))
+
+    async def _respond(self, req: Request, keep: bool, too_large: bool,
+                       prev: asyncio.Future[None] | None) -> None:
+        if prev is not None:
+            with contextlib.suppress(Exception):
+                await prev
+        if too_large:
+            self.server.app.sidecar.drop(None, "too_large")
+            resp = Response.json(413, {"error": f"body larger than {self.server.max_body} bytes"})
+            keep = False
+        else:
+            try:
+                resp = await self.server.app.dispatch(req)
+            except Exception:
+                _log.exception("handler for %s %s failed", req.method, req.path)
+                resp = Response.json(500, {"error": "internal error"})
+        self._write(resp, keep_alive=keep and not self.server.stopping)
+
+    def _write(self, resp: Response, *, keep_alive: bool) -> None:
+        t = self.transport
+        if t is None or t.is_closing():
+            return
+        try:
+            reason = HTTPStatus(resp.status).phrase
+        except ValueError:
+            reason = "Unknown"
+        head = (f"HTTP/1.1 {resp.status} {reason}\r\nContent-Type: {resp.content_type}\r\n"
+                f"Content-Length: {len(resp.body)}\r\n"
+                f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n\r\n")
+        t.write(head.encode("latin-1") + resp.body)
+        if not keep_alive:
+            t.close()
+
+
+class HttpServer:
+    """The metrics-port server on the current event loop."""
+
+    def __init__(self, app: App, host: str = "127.0.0.1", port: int = 0, *,
+                 max_body: int = 16 * 1024 * 1024) -> None:
+        self.app = app
+        self.host = host
+        self.requested_port = port
+        self.max_body = max_body
+        self.conns: set[_Conn] = set()
+        self.stopping = False
+        self._server: asyncio.AbstractServer | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: _Conn(self), self.host,
+                                                self.requested_port, reuse_address=True)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    @property
+    def listening(self) -> bool:
+        return self._server is not None and self._server.is_serving()
+
+    async def stop(self) -> None:
+        """Stop accepting and close idle connections (responses in flight are written first)."""
+        self.stopping = True
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.close()
+        await asyncio.sleep(0)
+        for c in list(self.conns):
+            idle = c._last is None or c._last.done()
+            if idle and c.transport is not None:
+                c.transport.close()
+        with contextlib.suppress(asyncio.TimeoutError, TimeoutError):
+            await asyncio.wait_for(server.wait_closed(), 2.0)
+
+
+class ServiceThread:
+    """An :class:`HttpServer` on its own event loop in a daemon thread (used by the SDK)."""
+
+    def __init__(self, server: HttpServer) -> None:
+        self.server = server
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name="driftline-metrics", daemon=True)
+        self._started: Future[None] = Future()
+
+    def start(self, timeout: float = 10.0) -> ServiceThread:
+        self._thread.start()
+        self._started.result(timeout)
+        return self
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_until_complete(self.server.start())
+        except BaseException as exc:
+            self._started.set_exception(exc)
+            self.loop.close()
+            return
+        self._started.set_result(None)
+        try:
+            self.loop.run_forever()
+        finally:
+            self.loop.close()
+
+    def stop(self) -> None:
+        if not self._thread.is_alive():
+            return
+        fut = asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop)
+        with contextlib.suppress(Exception):
+            fut.result(5.0)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5.0)
+
+    @property
+    def port(self) -> int:
+        return self.server.port

@@ -1,0 +1,420 @@
+"""The sidecar's core: one monitor per (model, version, endpoint), fed by every collector.
+
+:class:`Sidecar` routes parsed records to monitors, keeps the process-wide counters (drops by
+reason, folded label values) and is the :class:`~driftline.snapshot.SnapshotSource` that the
+Prometheus and OTLP exporters read. Its ``handle_*`` methods run on ONE thread, the collector
+worker (:mod:`driftline.collectors.worker`), so monitors, the CloudEvents pairer and the
+prediction store need no locks; ``drop`` and the ``SnapshotSource`` methods are safe from any
+thread.
+
+Monitors exist only for configured models (each needs its baseline), so an unknown model name
+never creates state: its records are dropped as ``unknown_model``. The drop counter's
+``model_name`` label admits at most ``limits.max_model_labels`` unknown names; the rest are
+counted under ``__other__``. Endpoints (KServe ``default``/``canary``) are capped per model.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+from driftline.collectors.cloudevents import CloudEvent, Exchange, Pairer
+from driftline.collectors.feedback import Feedback, PredictionStore
+from driftline.collectors.ingest import IngestGroups
+from driftline.collectors.payloads import ModelSchema, PayloadError, parse, route
+
+from driftline.config import DriftConfig, LimitsConfig, ModelConfig, ServeConfig, WindowsConfig
+from driftline.errors import ConfigError, ProfileError
+from driftline.labels import canonical_labels
+from driftline.monitor import DriftPolicy, WindowPolicy
+from driftline.profile import BaselineProfile
+from driftline.records import RecordBatch, from_records
+from driftline.snapshot import Histogram, ModelSnapshot, SidecarStats, SnapshotSource
+
+_log = logging.getLogger("driftline.serve")
+
+OTHER = "__other__"
+DEFAULT_ENDPOINT = "default"
+
+# Drop reasons (the ``reason`` label of driftline_records_dropped_total).
+PARSE_ERROR = "parse_error"
+SCHEMA_MISMATCH = "schema_mismatch"
+UNKNOWN_MODEL = "unknown_model"
+UNKNOWN_ENDPOINT = "unknown_endpoint"
+QUEUE_FULL = "queue_full"
+UNPAIRED_RESPONSE = "unpaired_response"
+UNMATCHED_LABEL = "unmatched_label"
+UNSUPPORTED = "unsupported_encoding"
+INTERNAL_ERROR = "internal_error"
+
+
+class MonitorLike(Protocol):
+    """The engine's ``driftline.monitor.Monitor`` as the collectors use it."""
+
+    def observe(self, batch: RecordBatch, *, source: str = ..., now: float | None = ...) -> Any: ...
+    def observe_labels(self, predicted: np.ndarray, labels: np.ndarray) -> Any: ...
+    def count_unmatched_labels(self, n: int) -> Any: ...
+    def tick(self, now: float) -> Any: ...
+    def flush(self) -> Any: ...
+    def snapshot(self) -> ModelSnapshot: ...
+
+
+MonitorFactory = Callable[[BaselineProfile, str, ModelConfig], MonitorLike]
+
+
+def window_policy(cfg: WindowsConfig) -> WindowPolicy:
+    return WindowPolicy(records=cfg.records, max_age=cfg.max_age)
+
+
+def drift_policy(cfg: DriftConfig) -> DriftPolicy:
+    return DriftPolicy(psi_threshold=cfg.psi_threshold, alpha=cfg.alpha,
+                       require_significance=cfg.require_significance,
+                       prediction_psi_threshold=cfg.prediction_psi_threshold,
+                       adwin_features=cfg.adwin_features)
+
+
+def engine_factory(window: WindowPolicy, drift: DriftPolicy) -> MonitorFactory:
+    """Monitors from the engine (imported late: ``driftline serve --help`` stays fast)."""
+    monitor_cls = importlib.import_module("driftline.monitor").Monitor
+
+    def make(profile: BaselineProfile, endpoint: str, cfg: ModelConfig) -> MonitorLike:
+        mon: MonitorLike = monitor_cls(profile, endpoint=endpoint, window=window, drift=drift)
+        return mon
+
+    return make
+
+
+@dataclass
+class ModelEntry:
+    """A configured model: its baseline, parser schema and monitors by endpoint."""
+
+    config: ModelConfig
+    profile: BaselineProfile
+    schema: ModelSchema
+    monitors: dict[str, MonitorLike] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def version(self) -> str:
+        return self.config.version
+
+
+def load_models(cfg: ServeConfig) -> list[tuple[ModelConfig, BaselineProfile]]:
+    """Load every baseline; errors name the config key (before anything listens)."""
+    out = []
+    for i, m in enumerate(cfg.models):
+        try:
+            profile = BaselineProfile.load(m.baseline)
+        except ProfileError as exc:
+            raise ConfigError(str(exc), path=cfg.source, key=f"models.{i}.baseline",
+                              fix="point baseline at a file from `driftline baseline build`"
+                              ) from None
+        if m.features is not None:
+            unknown = [f for f in m.features if f not in profile.features]
+            if unknown:
+                raise ConfigError(
+                    f"features {unknown} are not in baseline {m.baseline}",
+                    path=cfg.source, key=f"models.{i}.features",
+                    fix="list baseline features only: " + ", ".join(profile.feature_order))
+        out.append((m, profile))
+    return out
+
+
+class Sidecar(SnapshotSource):
+    """Routing, counters and monitors of one sidecar process (or one SDK instance)."""
+
+    def __init__(self, models: Sequence[tuple[ModelConfig, BaselineProfile]], *,
+                 limits: LimitsConfig | None = None,
+                 monitor_factory: MonitorFactory | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.limits = limits or LimitsConfig()
+        self.clock = clock
+        self._factory = monitor_factory or engine_factory(WindowPolicy(), DriftPolicy())
+        self.entries: list[ModelEntry] = []
+        self._by_name: dict[str, list[ModelEntry]] = {}
+        for mc, profile in models:
+            entry = ModelEntry(mc, profile, ModelSchema(
+                profile, feature_order=mc.features, prediction_output=mc.prediction_output,
+                probabilities_output=mc.probabilities_output))
+            self.entries.append(entry)
+            for nm in (mc.name, *mc.aliases):
+                self._by_name.setdefault(nm, []).append(entry)
+            self.monitor_for(entry, DEFAULT_ENDPOINT)
+        self.pairer = Pairer(self.limits.cloudevents_ttl, self.limits.cloudevents_max_pending)
+        self.store = PredictionStore(self.limits.feedback_ttl, self.limits.feedback_max_ids)
+        self._lock = threading.Lock()
+        self._dropped: dict[tuple[str, str], int] = {}
+        self._known_names: set[str] = {*self._by_name, ""}
+        self._unknown_names: set[str] = set()
+        self._capped: dict[str, int] = {}
+        #: Extra stats providers wired in by the service: queue depths and capacities, drops
+        #: counted elsewhere (proxy tee), proxy latency, OTLP export errors.
+        self.queue_stats: list[Callable[[], tuple[int, int]]] = []
+        self.drop_stats: list[Callable[[], Mapping[tuple[str, str], int]]] = []
+        self.latency_stats: Callable[[], dict[str, Histogram]] | None = None
+        self.export_error_stats: list[Callable[[], Mapping[str, int]]] = []
+
+    @classmethod
+    def from_config(cls, cfg: ServeConfig, *,
+                    monitor_factory: MonitorFactory | None = None) -> Sidecar:
+        factory = monitor_factory or engine_factory(window_policy(cfg.windows),
+                                                    drift_policy(cfg.drift))
+        return cls(load_models(cfg), limits=cfg.limits, monitor_factory=factory)
+
+    # -- routing ---------------------------------------------------------------------------
+
+    def resolve(self, name: str | None, version: str | None = None) -> ModelEntry | None:
+        """The configured model for a name (or alias) and optional version."""
+        if name is None:
+            return self.entries[0] if len(self.entries) == 1 else None
+        cands = self._by_name.get(name)
+        if not cands:
+            return None
+        if version is None:
+            return cands[0]
+        for e in cands:
+            if e.version == version:
+                return e
+        return None
+
+    def monitor_for(self, entry: ModelEntry, endpoint: str | None) -> MonitorLike | None:
+        ep = endpoint or DEFAULT_ENDPOINT
+        mon = entry.monitors.get(ep)
+        if mon is None:
+            if len(entry.monitors) >= self.limits.max_endpoints:
+                return None
+            mon = self._factory(entry.profile, ep, entry.config)
+            entry.monitors[ep] = mon
+        return mon
+
+    def monitors(self) -> list[MonitorLike]:
+        return [m for e in self.entries for m in list(e.monitors.values())]
+
+    # -- counters (any thread) -------------------------------------------------------------
+
+    def drop(self, model: str | None, reason: str, n: int = 1) -> None:
+        if n <= 0:
+            return
+        name = model or ""
+        with self._lock:
+            if name not in self._known_names and name not in self._unknown_names:
+                if len(self._unknown_names) < self.limits.max_model_labels:
+                    self._unknown_names.add(name)
+                else:
+                    name = OTHER
+                    self._capped["model_name"] = self._capped.get("model_name", 0) + 1
+            key = (name, reason)
+            self._dropped[key] = self._dropped.get(key, 0) + n
+
+    @property
+    def dropped(self) -> dict[tuple[str, str], int]:
+        with self._lock:
+            return dict(self._dropped)
+
+    # -- handlers (worker thread) ----------------------------------------------------------
+
+    def observe(self, entry: ModelEntry, endpoint: str | None, batch: RecordBatch,
+                source: str, now: float) -> bool:
+        mon = self.monitor_for(entry, endpoint)
+        if mon is None:
+            self.drop(entry.name, UNKNOWN_ENDPOINT, batch.n)
+            return False
+        if batch.n == 0:
+            return True
+        mon.observe(batch, source=source, now=now)
+        if (batch.ids is not None and batch.prediction is not None
+                and batch.prediction.dtype == object):
+            self.store.put((entry.name, entry.version, endpoint or DEFAULT_ENDPOINT),
+                           batch.ids, batch.prediction, now)
+        return True
+
+    def handle_exchange(self, model: str | None, version: str | None, endpoint: str | None,
+                        request: Any, response: Any, *, protocol: Any = None,
+                        request_id: str | None = None, source: str = "proxy",
+                        now: float | None = None) -> int:
+        """Parse one request/response pair and feed its monitor; returns records observed."""
+        t = self.clock() if now is None else now
+        entry = self.resolve(model, version)
+        if entry is None:
+            self.drop(model, UNKNOWN_MODEL)
+            return 0
+        try:
+            batch = parse(entry.schema, protocol, request, response, request_id)
+        except PayloadError as exc:
+            self.drop(entry.name, exc.reason)
+            _log.debug("dropped %s payload for %s: %s", source, entry.name, exc)
+            return 0
+        return batch.n if self.observe(entry, endpoint, batch, source, t) else 0
+
+    def handle_sample(self, sample: Any, now: float | None = None) -> int:
+        """One proxied exchange (:class:`driftline.collectors.sample.Sample`)."""
+        r = route(sample.model_path)
+        if r is None or sample.method != "POST":
+            return 0  # health checks, metadata: not model inputs
+        if sample.header("inference-header-content-length") is not None:
+            self.drop(r.model, UNSUPPORTED)
+            return 0
+        model = sample.header("x-driftline-model") or r.model
+        try:
+            limit = self.limits.max_body_bytes
+            req = _decoded(sample.request_body, sample.header("content-encoding"), limit)
+            resp = None
+            if 200 <= sample.status < 300:
+                resp = _decoded(sample.response_body, sample.response_header("content-encoding"),
+                                limit)
+        except PayloadError as exc:
+            self.drop(model, exc.reason)
+            return 0
+        return self.handle_exchange(
+            model, r.version, sample.header("x-driftline-endpoint"), req, resp,
+            protocol=r.protocol, request_id=sample.header("x-request-id"), source="proxy",
+            now=sample.received_at if now is None else now)
+
+    def handle_cloudevents(self, events: Iterable[CloudEvent], now: float | None = None) -> int:
+        t = self.clock() if now is None else now
+        n = 0
+        for ev in events:
+            try:
+                done = self.pairer.add(ev, t)
+            except PayloadError as exc:
+                self.drop(ev.model, exc.reason)
+                continue
+            n += self._exchanges(done, t)
+        return n
+
+    def _exchanges(self, done: Iterable[Exchange], now: float) -> int:
+        n = 0
+        for ex in done:
+            if ex.request is None:
+                self.drop(ex.model, UNPAIRED_RESPONSE)
+                continue
+            n += self.handle_exchange(ex.model, None, ex.endpoint, ex.request, ex.response,
+                                      request_id=ex.request_id or ex.id, source="cloudevents",
+                                      now=now)
+        return n
+
+    def handle_ingest(self, groups: IngestGroups, *, source: str = "ingest",
+                      now: float | None = None) -> int:
+        t = self.clock() if now is None else now
+        for name, count in groups.bad_models.items():
+            self.drop(name, SCHEMA_MISMATCH, count)
+        anonymous_bad = groups.bad - sum(groups.bad_models.values())
+        self.drop(None, SCHEMA_MISMATCH, anonymous_bad)
+        n = 0
+        for (name, version), records in groups.groups.items():
+            entry = self.resolve(name, version)
+            if entry is None:
+                self.drop(name, UNKNOWN_MODEL, len(records))
+                continue
+            names = entry.profile.features.keys()
+            good = [r for r in records if not names.isdisjoint(r["features"])]
+            self.drop(entry.name, SCHEMA_MISMATCH, len(records) - len(good))
+            if not good:
+                continue
+            by_endpoint: dict[str | None, list[Mapping[str, Any]]] = {}
+            for r in good:
+                by_endpoint.setdefault(r.get("endpoint"), []).append(r)
+            for ep, recs in by_endpoint.items():
+                batch = from_records(entry.profile, recs)
+                if self.observe(entry, ep, batch, source, t):
+                    n += batch.n
+        return n
+
+    def handle_feedback(self, items: Sequence[Feedback], now: float | None = None) -> int:
+        """Join labels to stored predictions; returns how many matched."""
+        t = self.clock() if now is None else now
+        matched: dict[Any, tuple[list[str], list[Any]]] = {}
+        unmatched: dict[str | None, int] = {}
+        for fb in items:
+            hit = self.store.pop(fb.id, t)
+            if hit is None:
+                unmatched[fb.model_name] = unmatched.get(fb.model_name, 0) + 1
+                continue
+            key, pred = hit
+            preds_, labels_ = matched.setdefault(key, ([], []))
+            preds_.append(pred)
+            labels_.append(fb.label)
+        n = 0
+        for (name, version, ep), (preds, labels) in matched.items():
+            entry = self.resolve(name, version)
+            mon = entry.monitors.get(ep) if entry is not None else None
+            if mon is None:
+                continue
+            mon.observe_labels(np.array(preds, dtype=object),
+                               canonical_labels(np.array(labels, dtype=object)))
+            n += len(preds)
+        for model, count in unmatched.items():
+            entry = self.resolve(model)
+            mon = entry.monitors.get(DEFAULT_ENDPOINT) if entry is not None else None
+            if mon is None:
+                self.drop(model, UNMATCHED_LABEL, count)
+            else:
+                mon.count_unmatched_labels(count)
+        return n
+
+    def tick(self, now: float | None = None) -> None:
+        """Timer work: release expired CloudEvents, forget old predictions, age out windows."""
+        t = self.clock() if now is None else now
+        self._exchanges(self.pairer.expire(t), t)
+        self.store.expire(t)
+        for mon in self.monitors():
+            mon.tick(t)
+
+    def flush(self) -> None:
+        """Shutdown: release pending CloudEvents, then close every open window."""
+        t = self.clock()
+        self._exchanges(self.pairer.drain(), t)
+        for mon in self.monitors():
+            mon.flush()
+
+    # -- SnapshotSource (any thread) -------------------------------------------------------
+
+    def snapshots(self) -> list[ModelSnapshot]:
+        return [m.snapshot() for m in self.monitors()]
+
+    def sidecar_stats(self) -> SidecarStats:
+        depth = cap = 0
+        for fn in self.queue_stats:
+            d, c = fn()
+            depth += d
+            cap += c
+        dropped = self.dropped
+        for dfn in self.drop_stats:
+            for k, v in dfn().items():
+                dropped[k] = dropped.get(k, 0) + v
+        errors: dict[str, int] = {}
+        for fn2 in self.export_error_stats:
+            for k2, v2 in fn2().items():
+                errors[k2] = errors.get(k2, 0) + v2
+        with self._lock:
+            capped = dict(self._capped)
+        return SidecarStats(
+            queue_depth=depth, queue_capacity=cap, dropped=dropped,
+            proxy_latency=self.latency_stats() if self.latency_stats is not None else {},
+            series_capped=capped, export_errors=errors)
+
+
+def _decoded(body: bytes, encoding: str | None, limit: int) -> bytes:
+    """Undo gzip content coding, refusing to inflate past ``limit`` bytes (zip bombs)."""
+    if not encoding or encoding.lower() == "identity":
+        return body
+    if encoding.lower() in ("gzip", "x-gzip"):
+        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            out = d.decompress(body, limit)
+        except zlib.error as exc:
+            raise PayloadError(PARSE_ERROR, f"bad gzip body: {exc}") from None
+        if d.unconsumed_tail:
+            raise PayloadError("too_large", f"gzip body inflates past {limit} bytes")
+        return out
+    raise PayloadError(UNSUPPORTED, f"content-encoding {encoding!r} is not supported")
