@@ -1,15 +1,606 @@
-"""`driftline demo`: placeholder until the command lands."""
+"""`driftline demo`: the whole chain on one machine, from a model's traffic to a rollback.
+
+What it runs, all on 127.0.0.1 and all stopped when it ends or is interrupted:
+
+1. trains a scikit-learn classifier on a generated car-loan dataset (:mod:`.demo_data`), plus a
+   broken canary version (trained with the target's encoding flipped), and builds the baseline
+   with ``driftline baseline build``;
+2. serves both from a real OIP v2 model server (:mod:`.demo_model`);
+3. starts the sidecar (``driftline serve``) as a reverse proxy in front of it, Prometheus with the
+   generated rules (``driftline rules generate``, short ``for:``), Alertmanager routing on the
+   ``action`` label, the webhook receiver (``driftline actions serve``) and two loopback stubs
+   standing in for Argo Workflows (retraining) and KServe (canary rollback);
+4. replays traffic: stable applications, canary traffic logged the way KServe's payload logger
+   does (CloudEvents, ``ce-endpoint: canary``), then a downturn that shifts the population;
+   labels arrive late through ``/feedback``;
+5. waits for the alerts to reach Alertmanager and the receiver to act, then prints drift per
+   feature, estimated vs realised accuracy, the alerts and the audit log.
+
+The end-to-end test (``tests/test_e2e_chain.py``) drives the same :class:`DemoStack` and
+:func:`run_scenario`, so the demo and the test cannot diverge.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
 from typing import Any
+
+import numpy as np
+import yaml
+
+from driftline import stack
+from driftline.demo_data import CATEGORICAL, TARGET, generate, records, write_parquet
+from driftline.demo_targets import TargetStub
+from driftline.demo_traffic import Sent, TrafficClient
+
+MODEL = "car-loan"
+CANARY_MODEL = "car-loan-canary"
+NAMESPACE = "demo"
+RETRAIN_ALERTS = ("DriftlineManyFeaturesDrifting",)
+ROLLBACK_ALERTS = ("DriftlineCanaryWorseThanDefault",)
+
+__all__ = ["DemoSettings", "DemoStack", "Prepared", "ScenarioResult", "prepare", "register",
+           "run_scenario"]
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """Sizes and timings. The defaults finish in about a minute on 2 cores."""
+
+    seed: int = 7
+    train_rows: int = 8000
+    reference_rows: int = 20000
+    stable_rows: int = 1200
+    canary_rows: int = 600
+    drift_rows: int = 2000
+    shift: float = 0.8
+    window_records: int = 300
+    window_max_age: float = 30.0
+    alert_for: str = "5s"
+    threads: int = 4
+    trickle_per_second: float = 40.0
+    timeout: float = 120.0
+    use_prometheus: bool = True
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What :func:`prepare` made: the baseline, the models and their accuracy on fresh data."""
+
+    workdir: Path
+    baseline: Path
+    models_dir: Path
+    accuracy: float
+    canary_accuracy: float
+
+
+def _driftline(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run a ``driftline`` subcommand with this interpreter; raise with its output on failure."""
+    argv = [sys.executable, "-m", "driftline", *args]
+    done = subprocess.run(argv, capture_output=True, text=True, cwd=cwd, timeout=timeout, check=False)
+    if done.returncode != 0:
+        raise stack.StackError(f"`driftline {' '.join(args)}` failed ({done.returncode}):\n"
+                               f"{done.stdout[-2000:]}{done.stderr[-2000:]}")
+    return done
+
+
+# ------------------------------------------------------------------------------------ prepare
+
+
+def prepare(workdir: Path, settings: DemoSettings = DemoSettings()) -> Prepared:
+    """Train the model and the broken canary, write the reference set, build the baseline."""
+    from driftline.demo_model import LoanModel, save_model
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    models_dir = workdir / "models"
+    models_dir.mkdir(exist_ok=True)
+    train = generate(settings.train_rows, seed=settings.seed)
+    model = LoanModel.fit(train, train[TARGET])
+    canary = LoanModel.fit(train, 1 - train[TARGET])  # the bug: the target's encoding flipped
+    save_model(model, models_dir / f"{MODEL}.pkl")
+    save_model(canary, models_dir / f"{CANARY_MODEL}.pkl")
+
+    ref = generate(settings.reference_rows, seed=settings.seed + 1)
+    proba = model.predict_proba(ref)
+    cols = dict(ref)
+    cols["prediction"] = model.predict(ref).astype(np.int64)
+    cols["proba_default"] = proba[:, list(model.classes).index("1")]
+    ref_path = write_parquet(workdir / "reference.parquet", cols)
+    baseline = workdir / "baseline.json"
+    _driftline("baseline", "build", str(ref_path), "-o", str(baseline), "--prediction", "prediction",
+               "--proba", "proba_default", "--target", TARGET, "--categorical", ",".join(CATEGORICAL),
+               "--model-name", MODEL, "--model-version", "1")
+    test = generate(4000, seed=settings.seed + 2)
+    acc = float((model.predict(test).astype(int) == test[TARGET]).mean())
+    cacc = float((canary.predict(test).astype(int) == test[TARGET]).mean())
+    return Prepared(workdir, baseline, models_dir, acc, cacc)
+
+
+# -------------------------------------------------------------------------------------- configs
+
+
+def sidecar_config(baseline: Path, *, upstream: str, proxy_port: int, metrics_port: int,
+                   settings: DemoSettings) -> dict[str, Any]:
+    return {
+        "models": [{"name": MODEL, "version": "1", "baseline": str(baseline)}],
+        "proxy": {"listen": f"127.0.0.1:{proxy_port}", "upstream": upstream},
+        "metrics": {"listen": f"127.0.0.1:{metrics_port}"},
+        "windows": {"records": settings.window_records, "max_age": settings.window_max_age},
+        "tick_interval": 0.5,
+    }
+
+
+def rules_config(settings: DemoSettings) -> dict[str, Any]:
+    """The shipped rules with every ``for:`` shortened for the demo, and min samples lowered."""
+    from driftline.alertmanager.rules_config import DEFAULT_ALERTS
+
+    return {"alerts": {name: {"for": settings.alert_for} for name in DEFAULT_ALERTS},
+            "thresholds": {"min_samples": 50}}
+
+
+def actions_config(*, port: int, database: Path, token_file: Path, argo_url: str, kserve_url: str,
+                   argo_token_file: Path) -> dict[str, Any]:
+    """The receiver: retraining → Argo Workflows submit, rollback → KServe canary traffic to 0."""
+    return {
+        "listen": f"127.0.0.1:{port}",
+        "database": str(database),
+        "auth": {"bearer_token_file": str(token_file)},
+        "cooldown": "10m",
+        "retry": {"max_attempts": 3, "initial_backoff": "200ms", "max_backoff": "2s"},
+        "targets": {
+            "argo-retrain": {"type": "argo_workflows", "server": argo_url, "namespace": "ml",
+                             "template": "retrain-{{ labels.model_name }}",
+                             "auth": {"bearer_token_file": str(argo_token_file)}},
+            "kserve-rollback": {"type": "kserve_canary_rollback", "server": kserve_url,
+                                "namespace": NAMESPACE, "name": "{{ labels.model_name }}"},
+        },
+        "routes": [
+            {"model_name": "*", "action": "retrain", "target": "argo-retrain"},
+            {"model_name": "*", "action": "rollback", "target": "kserve-rollback"},
+        ],
+    }
+
+
+def alertmanager_config(receiver_url: str, token_file: Path) -> dict[str, Any]:
+    """Route on ``action`` to the receiver, as alertmanager/alertmanager.yaml does, with demo timings."""
+    hook = {"url": f"{receiver_url}/alertmanager", "send_resolved": True,
+            "http_config": {"authorization": {"type": "Bearer", "credentials_file": str(token_file)}}}
+    return {
+        "route": {
+            "receiver": "null", "group_by": ["alertname", "namespace", "model_name"],
+            "group_wait": "1s", "group_interval": "2s", "repeat_interval": "1h",
+            "routes": [{"matchers": ['action=~"retrain|rollback"'], "receiver": "driftline-actions"}],
+        },
+        "receivers": [{"name": "null"}, {"name": "driftline-actions", "webhook_configs": [hook]}],
+    }
+
+
+# ---------------------------------------------------------------------------------------- stack
+
+
+@dataclass
+class DemoStack:
+    """Every process and stub of the demo; ``stop()`` (or leaving the ``with``) ends them all."""
+
+    prepared: Prepared
+    settings: DemoSettings = field(default_factory=DemoSettings)
+    log: Callable[[str], None] = lambda _msg: None
+    procs: list[stack.ManagedProcess] = field(default_factory=list)
+    argo: TargetStub | None = None
+    kserve: TargetStub | None = None
+    model_url: str = ""
+    proxy_url: str = ""
+    metrics_url: str = ""
+    receiver_url: str = ""
+    token_file: Path = Path()
+    audit_db: Path = Path()
+    prometheus: stack.PrometheusProcess | None = None
+    alertmanager: stack.AlertmanagerProcess | None = None
+
+    def __enter__(self) -> DemoStack:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _start(self, name: str, argv: list[str], ready_url: str) -> stack.ManagedProcess:
+        proc = stack.ManagedProcess(name, argv, ready_url=ready_url,
+                                    workdir=self.prepared.workdir / "logs", keep_workdir=True)
+        self.procs.append(proc)
+        proc.wait_ready(60)
+        return proc
+
+    def start(self) -> DemoStack:
+        wd, s = self.prepared.workdir, self.settings
+        (wd / "logs").mkdir(exist_ok=True)
+        self.token_file = wd / "receiver-token"
+        self.token_file.write_text("demo-" + os.urandom(12).hex())
+        argo_token = wd / "argo-token"
+        argo_token.write_text("argo-" + os.urandom(8).hex())
+        self.argo = TargetStub("argo-workflows").start()
+        self.kserve = TargetStub("kserve").start()
+        self.log(f"loopback targets: Argo Workflows {self.argo.url}, KServe {self.kserve.url}")
+
+        port = stack.free_port()
+        self.model_url = f"http://127.0.0.1:{port}"
+        self._start("model-server", [sys.executable, "-m", "driftline.demo_model", "--models",
+                                     str(self.prepared.models_dir), "--port", str(port)],
+                    f"{self.model_url}/v2/health/ready")
+        self.log(f"model server (OIP v2) {self.model_url}")
+
+        proxy_port, metrics_port = stack.free_port(), stack.free_port()
+        cfg = wd / "driftline.yaml"
+        cfg.write_text(yaml.safe_dump(sidecar_config(self.prepared.baseline, upstream=self.model_url,
+                                                     proxy_port=proxy_port, metrics_port=metrics_port,
+                                                     settings=s), sort_keys=False))
+        self.proxy_url = f"http://127.0.0.1:{proxy_port}"
+        self.metrics_url = f"http://127.0.0.1:{metrics_port}"
+        self._start("sidecar", [sys.executable, "-m", "driftline", "serve", "--config", str(cfg)],
+                    f"{self.metrics_url}/readyz")
+        self.log(f"sidecar: proxy {self.proxy_url} → model, metrics {self.metrics_url}/metrics")
+
+        rport = stack.free_port()
+        self.receiver_url = f"http://127.0.0.1:{rport}"
+        self.audit_db = wd / "actions.db"
+        acfg = wd / "actions.yaml"
+        acfg.write_text(yaml.safe_dump(actions_config(
+            port=rport, database=self.audit_db, token_file=self.token_file, argo_url=self.argo.url,
+            kserve_url=self.kserve.url, argo_token_file=argo_token), sort_keys=False))
+        self._start("receiver",
+                    [sys.executable, "-m", "driftline", "actions", "serve", "--config", str(acfg)],
+                    f"{self.receiver_url}/healthz")
+        self.log(f"webhook receiver {self.receiver_url}/alertmanager")
+
+        if s.use_prometheus:
+            rcfg = wd / "rules-config.yaml"
+            rcfg.write_text(yaml.safe_dump(rules_config(s), sort_keys=False))
+            rules_dir = wd / "rules"
+            _driftline("rules", "generate", "--config", str(rcfg), "--out", str(rules_dir))
+            rule_files = sorted(p for p in rules_dir.glob("*.y*ml")
+                                if p.name not in ("prometheusrule.yaml", "rules_test.yaml",
+                                                  "alertmanager.yaml"))
+            self.alertmanager = stack.start_alertmanager(
+                alertmanager_config(self.receiver_url, self.token_file))
+            self.procs.append(self.alertmanager)
+            self.prometheus = stack.start_prometheus(
+                [f"127.0.0.1:{metrics_port}"], rule_files=rule_files, alertmanager_url=self.alertmanager.url,
+                job_name="driftline", extra_labels={"namespace": NAMESPACE})
+            self.procs.append(self.prometheus)
+            self.log(f"Prometheus {self.prometheus.url} ({len(rule_files)} rule file(s)), "
+                     f"Alertmanager {self.alertmanager.url}")
+        return self
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            with contextlib.suppress(Exception):
+                proc.stop()
+        self.procs.clear()
+        for stub in (self.argo, self.kserve):
+            if stub is not None:
+                with contextlib.suppress(Exception):
+                    stub.stop()
+        self.argo = self.kserve = None
+
+    # ---------------------------------------------------------------------------- observations
+
+    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        """The sidecar's own /metrics as {(sample name, sorted labels): value}."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        with urllib.request.urlopen(f"{self.metrics_url}/metrics", timeout=10) as resp:
+            text = resp.read().decode()
+        out: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+        for fam in text_string_to_metric_families(text):
+            for smp in fam.samples:
+                out[(smp.name, tuple(sorted(smp.labels.items())))] = float(smp.value)
+        return out
+
+    def audit(self, limit: int = 200) -> list[dict[str, Any]]:
+        """The receiver's audit log, oldest first."""
+        from dataclasses import asdict
+
+        from driftline.alertmanager import audit
+
+        if not self.audit_db.exists():
+            return []
+        return [asdict(e) for e in reversed(audit.read(self.audit_db, limit=limit))]
+
+
+# ------------------------------------------------------------------------------------- scenario
+
+
+@dataclass
+class ScenarioResult:
+    stable: Sent
+    canary: Sent
+    drifted: Sent
+    psi_stable: dict[str, float]
+    psi_drifted: dict[str, float]
+    drifted_features: list[str]
+    accuracy: dict[str, dict[str, float]]
+    alerts: list[dict[str, Any]]
+    audit: list[dict[str, Any]]
+    retrain_calls: int
+    rollback_calls: int
+    elapsed: float
+    direct_alerts: bool = False
+
+
+def _labelled(metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str,
+              **match: str) -> dict[tuple[tuple[str, str], ...], float]:
+    return {lab: v for (n, lab), v in metrics.items()
+            if n == name and all(dict(lab).get(k) == val for k, val in match.items())}
+
+
+def feature_values(metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str,
+                   endpoint: str = "default") -> dict[str, float]:
+    """{feature: value} of a per-feature gauge for the demo model's endpoint."""
+    return {dict(lab)["feature"]: v for lab, v in
+            _labelled(metrics, name, model_name=MODEL, endpoint=endpoint).items() if "feature" in dict(lab)}
+
+
+def _wait_metric(st: DemoStack, predicate: Callable[[Any], bool], timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        m = st.metrics()
+        if predicate(m):
+            return m
+        if time.monotonic() > deadline:
+            raise TimeoutError("the sidecar's /metrics did not reach the expected state in time")
+        time.sleep(0.5)
+
+
+def _windows(m: Any, endpoint: str = "default") -> float:
+    return sum(_labelled(m, "driftline_windows_total", model_name=MODEL, endpoint=endpoint).values())
+
+
+@contextlib.contextmanager
+def _trickle(st: DemoStack, rows: list[dict[str, Any]], per_second: float) -> Iterator[None]:
+    """Keep drifted traffic (and its labels) flowing so windows keep closing while we wait."""
+    stop = threading.Event()
+    client = TrafficClient(threads=1)
+
+    def loop() -> None:
+        i = 0
+        while not stop.is_set():
+            batch = [rows[(i + j) % len(rows)] for j in range(max(1, int(per_second)))]
+            i += len(batch)
+            with contextlib.suppress(Exception):
+                client.infer_v2(st.proxy_url, MODEL, batch, id_prefix="trickle")
+            stop.wait(1.0)
+
+    t = threading.Thread(target=loop, name="demo-trickle", daemon=True)
+    t.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        t.join(10)
+
+
+def run_scenario(st: DemoStack, *, step: Callable[[str, int], Callable[[int], None]] | None = None,
+                 log: Callable[[str], None] = lambda _m: None) -> ScenarioResult:
+    """Replay stable, canary and drifted traffic with late labels; wait for the actions."""
+    s = st.settings
+    t0 = time.monotonic()
+    client = TrafficClient(threads=s.threads)
+
+    def progress(name: str, total: int) -> Callable[[int], None] | None:
+        return step(name, total) if step else None
+
+    stable = generate(s.stable_rows, seed=s.seed + 10)
+    canary_rows = generate(s.canary_rows, seed=s.seed + 11)
+    drifted = generate(s.drift_rows, seed=s.seed + 12, shift=s.shift)
+
+    sent_stable = client.infer_v2(st.proxy_url, MODEL, records(stable), id_prefix="stable",
+                                  progress=progress("stable traffic via the proxy", s.stable_rows))
+    client.feedback(st.metrics_url, sent_stable.ids, stable[TARGET].tolist(),
+                    progress=progress("late labels (stable)", s.stable_rows))
+    m = _wait_metric(st, lambda m: _windows(m) >= 1, 60)
+    psi_stable = feature_values(m, "driftline_feature_psi")
+
+    sent_canary = client.infer_canary_cloudevents(
+        st.model_url, CANARY_MODEL, st.metrics_url, MODEL, records(canary_rows),
+        progress=progress("canary traffic (KServe logger CloudEvents)", s.canary_rows))
+    client.feedback(st.metrics_url, sent_canary.ids, canary_rows[TARGET].tolist(),
+                    progress=progress("late labels (canary)", s.canary_rows))
+
+    windows_before = _windows(st.metrics())
+    sent_drift = client.infer_v2(st.proxy_url, MODEL, records(drifted), id_prefix="drift",
+                                 progress=progress("drifted traffic via the proxy", s.drift_rows))
+    client.feedback(st.metrics_url, sent_drift.ids, drifted[TARGET].tolist(),
+                    progress=progress("late labels (drifted)", s.drift_rows))
+    m = _wait_metric(st, lambda m: _windows(m) > windows_before, 60)
+    psi_drifted = feature_values(m, "driftline_feature_psi")
+
+    direct = False
+    tail_rows = records(generate(2000, seed=s.seed + 13, shift=s.shift))
+    with _trickle(st, tail_rows, s.trickle_per_second):
+        tick = progress("alerts → Alertmanager → receiver → targets", 2)
+        if st.prometheus is None:
+            direct = True
+            log("Prometheus/Alertmanager not available: evaluating the alert conditions from /metrics "
+                "and posting Alertmanager-shaped webhooks to the receiver directly")
+            _post_direct_alerts(st, st.metrics())
+        assert st.argo is not None and st.kserve is not None
+        st.argo.wait_for_calls(1, timeout=s.timeout)
+        if tick:
+            tick(1)
+        st.kserve.wait_for_calls(1, timeout=s.timeout)
+        if tick:
+            tick(1)
+        time.sleep(3.0)  # let re-sends arrive: they must not cause a second action
+        m = st.metrics()
+        alerts = st.alertmanager.alerts() if st.alertmanager is not None else []
+
+    acc: dict[str, dict[str, float]] = {}
+    for ep in ("default", "canary"):
+        row = {}
+        for key, name in (("estimated", "driftline_estimated_accuracy"), ("realised", "driftline_accuracy"),
+                          ("reference", "driftline_reference_accuracy")):
+            vals = list(_labelled(m, name, model_name=MODEL, endpoint=ep).values())
+            if vals:
+                row[key] = vals[0]
+        if row:
+            acc[ep] = row
+    drifted_features = sorted(f for f, v in feature_values(m, "driftline_feature_drifted").items() if v >= 1)
+    return ScenarioResult(
+        stable=sent_stable, canary=sent_canary, drifted=sent_drift, psi_stable=psi_stable,
+        psi_drifted=psi_drifted or feature_values(m, "driftline_feature_psi"),
+        drifted_features=drifted_features, accuracy=acc, alerts=alerts, audit=st.audit(),
+        retrain_calls=len(st.argo.calls()), rollback_calls=len(st.kserve.calls()),
+        elapsed=time.monotonic() - t0, direct_alerts=direct)
+
+
+def _post_direct_alerts(st: DemoStack, m: Any) -> None:
+    """Without Prometheus: post what Alertmanager would send, from the sidecar's own gauges."""
+    drifted = sorted(f for f, v in feature_values(m, "driftline_feature_drifted").items() if v >= 1)
+    acc = {ep: list(_labelled(m, "driftline_accuracy", model_name=MODEL, endpoint=ep).values())
+           for ep in ("default", "canary")}
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    alerts = []
+    if len(drifted) >= 3:
+        alerts.append(("DriftlineManyFeaturesDrifting", "retrain",
+                       f"{len(drifted)} features drifting: {', '.join(drifted)}"))
+    if acc["default"] and acc["canary"] and acc["canary"][0] < acc["default"][0] - 0.02:
+        alerts.append(("DriftlineCanaryWorseThanDefault", "rollback",
+                       f"canary accuracy {acc['canary'][0]:.2f} < default {acc['default'][0]:.2f}"))
+    token = st.token_file.read_text().strip()
+    for i, (name, action, summary) in enumerate(alerts):
+        labels = {"alertname": name, "severity": "critical", "action": action, "model_name": MODEL,
+                  "model_version": "1", "namespace": NAMESPACE}
+        fingerprint = hashlib.sha256(f"{name}/{MODEL}/{i}".encode()).hexdigest()[:16]
+        payload = {"receiver": "driftline-actions", "status": "firing", "version": "4",
+                   "groupKey": f'{{}}:{{alertname="{name}"}}', "truncatedAlerts": 0,
+                   "groupLabels": {"alertname": name}, "commonLabels": labels,
+                   "commonAnnotations": {"summary": summary}, "externalURL": "http://127.0.0.1/demo",
+                   "alerts": [{"status": "firing", "labels": labels, "annotations": {"summary": summary},
+                               "startsAt": now, "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "",
+                               "fingerprint": fingerprint}]}
+        stack.http_json(f"{st.receiver_url}/alertmanager", method="POST", body=payload,
+                        headers={"Authorization": f"Bearer {token}"})
+
+
+# ------------------------------------------------------------------------------------------ CLI
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("demo", help="run the end-to-end demo")
+    p = sub.add_parser("demo", help="run the end-to-end demo (model server, sidecar, Prometheus, "
+                                    "Alertmanager, receiver) on 127.0.0.1",
+                       description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p.add_argument("--workdir", default=".demo", help="where configs, models, logs and the audit "
+                   "database go (default: .demo; emptied first)")
+    p.add_argument("--keep-running", action="store_true",
+                   help="after the summary keep everything running until Ctrl-C, to browse the URLs")
+    p.add_argument("--no-prometheus", action="store_true",
+                   help="skip Prometheus/Alertmanager and post the alerts to the receiver directly")
+    p.add_argument("--seed", type=int, default=DemoSettings.seed)
     p.set_defaults(func=_run)
 
 
+def _ensure_stack_binaries(console: Any) -> bool:
+    """True when Prometheus and Alertmanager can run; installs them as root when missing."""
+    try:
+        stack.find_binary("prometheus", env_var="DRIFTLINE_PROMETHEUS")
+        stack.find_binary("prometheus-alertmanager", env_var="DRIFTLINE_ALERTMANAGER")
+        return True
+    except stack.StackError:
+        pass
+    script = Path(__file__).resolve().parents[1] / "scripts" / "install-system-deps.sh"
+    if os.geteuid() == 0 and script.exists():
+        console.print("[yellow]Prometheus/Alertmanager missing: installing the Debian packages…[/]")
+        subprocess.run(["bash", str(script)], check=False)
+        try:
+            stack.find_binary("prometheus")
+            stack.find_binary("prometheus-alertmanager")
+            return True
+        except stack.StackError:
+            pass
+    console.print(f"[yellow]Prometheus/Alertmanager are not installed; install them with "
+                  f"`{stack.INSTALL_HINT}`. Running the rest with Driftline's own /metrics and "
+                  "the receiver driven directly.[/]")
+    return False
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
 def _run(args: argparse.Namespace) -> int:
-    raise SystemExit("driftline demo: not available yet")
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from driftline.demo_report import render_summary
+
+    console = Console()
+    workdir = Path(args.workdir).resolve()
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    use_prom = not args.no_prometheus and _ensure_stack_binaries(console)
+    settings = DemoSettings(seed=args.seed, use_prometheus=use_prom)
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    t0 = time.monotonic()
+    try:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=console) as bar:
+            task = bar.add_task("training the model and building the baseline", total=None)
+            prepared = prepare(workdir, settings)
+            bar.update(task, total=1, completed=1)
+            console.log(f"model accuracy on fresh data {prepared.accuracy:.3f}; the canary's "
+                        f"{prepared.canary_accuracy:.3f} (trained with the target flipped)")
+            start_task = bar.add_task("starting the stack", total=None)
+            with DemoStack(prepared, settings, log=console.log) as st:
+                bar.update(start_task, total=1, completed=1)
+
+                def step(name: str, total: int) -> Callable[[int], None]:
+                    tid = bar.add_task(name, total=total)
+                    return lambda n: bar.advance(tid, n)
+
+                result = run_scenario(st, step=step, log=console.log)
+                bar.stop()
+                render_summary(console, st, result, time.monotonic() - t0)
+                if args.keep_running:
+                    console.print("[bold]Everything keeps running; Ctrl-C stops it all.[/]")
+                    while True:
+                        time.sleep(3600)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted: every child process was stopped[/]")
+        return 130
+    except (TimeoutError, stack.StackError) as exc:
+        console.print(f"[red]demo failed: {exc}[/]\nlogs: {workdir / 'logs'}")
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        stack.stop_all()
+    return 0
+
+
+def summary_json(result: ScenarioResult) -> str:
+    """The scenario's outcome as JSON (for scripts and the test's failure messages)."""
+    return json.dumps({
+        "psi_drifted": result.psi_drifted, "drifted_features": result.drifted_features,
+        "accuracy": result.accuracy, "alerts": [a.get("labels", {}) for a in result.alerts],
+        "audit": [{k: e.get(k) for k in ("decision", "alertname", "action", "status_code")}
+                  for e in result.audit],
+        "retrain_calls": result.retrain_calls, "rollback_calls": result.rollback_calls,
+    }, indent=1, default=str)
+

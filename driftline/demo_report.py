@@ -1,0 +1,98 @@
+"""The demo's closing summary: drift per feature, accuracy, alerts, actions and URLs (rich tables)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import TYPE_CHECKING, Any
+
+from rich.table import Table
+
+from driftline.demo_data import CATEGORICAL, FEATURES
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from driftline.demo import DemoStack, ScenarioResult
+
+
+def _f(v: float | None, fmt: str = "{:.3f}") -> str:
+    return "—" if v is None else fmt.format(v)
+
+
+def drift_table(result: ScenarioResult) -> Table:
+    t = Table(title="Drift per feature (PSI of the last window)", title_justify="left")
+    for col in ("feature", "type", "stable traffic", "drifted traffic", "drifted"):
+        t.add_column(col, justify="right" if "traffic" in col else "left")
+    for f in FEATURES:
+        after = result.psi_drifted.get(f)
+        flag = "[red]yes[/]" if f in result.drifted_features else "no"
+        colour = "red" if after is not None and after >= 0.25 else "yellow" if after and after >= 0.1 else ""
+        t.add_row(f, "categorical" if f in CATEGORICAL else "numeric", _f(result.psi_stable.get(f)),
+                  f"[{colour}]{_f(after)}[/]" if colour else _f(after), flag)
+    return t
+
+
+def accuracy_table(result: ScenarioResult) -> Table:
+    t = Table(title="Accuracy: label-free estimate vs realised (labels via /feedback)", title_justify="left")
+    for col in ("endpoint", "reference", "estimated", "realised"):
+        t.add_column(col, justify="left" if col == "endpoint" else "right")
+    for ep, row in result.accuracy.items():
+        t.add_row(ep, _f(row.get("reference")), _f(row.get("estimated")), _f(row.get("realised")))
+    return t
+
+
+def alerts_table(alerts: list[dict[str, Any]]) -> Table:
+    t = Table(title="Alerts held by Alertmanager", title_justify="left")
+    for col in ("alert", "severity", "action", "endpoint", "state"):
+        t.add_column(col)
+    for a in sorted(alerts, key=lambda a: a.get("labels", {}).get("alertname", "")):
+        lab = a.get("labels", {})
+        t.add_row(lab.get("alertname", ""), lab.get("severity", ""), lab.get("action", ""),
+                  lab.get("endpoint", ""), a.get("status", {}).get("state", ""))
+    return t
+
+
+def audit_table(entries: list[dict[str, Any]]) -> Table:
+    t = Table(title="Receiver audit log", title_justify="left")
+    for col in ("time", "decision", "alert", "action", "request", "status"):
+        t.add_column(col)
+    for e in entries:
+        ts = _dt.datetime.fromtimestamp(float(e.get("ts") or 0), _dt.UTC).strftime("%H:%M:%S")
+        req = f"{e.get('method', '')} {e.get('url', '')}".strip()
+        decision = e.get("decision", "")
+        style = {"acted": "green", "failed": "red"}.get(decision, "")
+        t.add_row(ts, f"[{style}]{decision}[/]" if style else decision, e.get("alertname", ""),
+                  e.get("action", ""), req, str(e.get("status_code") or ""))
+    return t
+
+
+def render_summary(console: Console, st: DemoStack, result: ScenarioResult, elapsed: float) -> None:
+    console.rule("Driftline demo: summary")
+    console.print(drift_table(result))
+    console.print(accuracy_table(result))
+    if result.alerts:
+        console.print(alerts_table(result.alerts))
+    elif result.direct_alerts:
+        console.print("(no Prometheus/Alertmanager: the alert conditions were evaluated by the demo)")
+    console.print(audit_table(result.audit))
+    acted = [e for e in result.audit if e.get("decision") == "acted"]
+    retrain = [e for e in acted if e.get("action") == "retrain"]
+    rollback = [e for e in acted if e.get("action") == "rollback"]
+    ok = "[green]✓[/]"
+    bad = "[red]✗[/]"
+    console.print(f"{ok if retrain else bad} retraining: {len(retrain)} action(s) in the audit log, "
+                  f"{result.retrain_calls} call(s) received by the Argo Workflows stub")
+    console.print(f"{ok if rollback else bad} rollback: {len(rollback)} action(s) in the audit log, "
+                  f"{result.rollback_calls} call(s) received by the KServe stub")
+    console.print(f"traffic: {len(result.stable.ids)} stable + {len(result.canary.ids)} canary + "
+                  f"{len(result.drifted.ids)} drifted requests; the whole demo took {elapsed:.0f} s")
+    urls = Table(title="Where to look (while --keep-running)", title_justify="left", show_header=False)
+    urls.add_row("sidecar /metrics", f"{st.metrics_url}/metrics")
+    urls.add_row("sidecar proxy → model", f"{st.proxy_url}/v2/models/car-loan/infer")
+    if st.prometheus is not None:
+        urls.add_row("Prometheus", f"{st.prometheus.url}/alerts")
+    if st.alertmanager is not None:
+        urls.add_row("Alertmanager", f"{st.alertmanager.url}/#/alerts")
+    urls.add_row("receiver", f"{st.receiver_url}/metrics")
+    urls.add_row("audit log", f"driftline actions log --db {st.audit_db}")
+    console.print(urls)
