@@ -1,0 +1,575 @@
+"""Action presets: the HTTP calls that retrain or roll back a model.
+
+Each preset turns a target's configuration and one alert's template context into requests whose
+wire format follows the upstream API (see docs/actions.md for citations):
+
+=========================  ======  ==========================================================
+type                       method  request
+=========================  ======  ==========================================================
+http                       any     ``url`` with templated headers and body
+argo_workflows             POST    ``/api/v1/workflows/{ns}/submit`` (WorkflowTemplate)
+kubeflow_pipelines         POST    ``/apis/v2beta1/runs``
+airflow2                   POST    ``/api/v1/dags/{dag_id}/dagRuns`` (409 = already triggered)
+airflow3                   POST    ``/api/v2/dags/{dag_id}/dagRuns`` (409 = already triggered)
+github_workflow            POST    ``/repos/{o}/{r}/actions/workflows/{wf}/dispatches``
+kserve_canary_rollback     PATCH   InferenceService merge-patch ``canaryTrafficPercent: 0``
+k8s_rollout_undo           PATCH   Deployment JSON patch back to the previous ReplicaSet
+mlflow_alias_rollback      POST    ``/api/2.0/mlflow/registered-models/alias`` (champion ←
+                                   version of ``previous``)
+=========================  ======  ==========================================================
+
+Credentials are added by :class:`HttpClient` from the target's secrets; they are never part of
+the template context, so neither an alert nor a template can leak them, and the audit copy of a
+request is taken without them. Every call has a timeout.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import ssl
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from driftline.alertmanager.actions_config import TargetConfig
+from driftline.alertmanager.template import Template, render_tree
+
+from driftline import __version__
+
+USER_AGENT = f"driftline-actions/{__version__}"
+MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
+#: Deployment annotations kubectl keeps from the Deployment rather than copying from the
+#: ReplicaSet when it undoes a rollout (kubectl polymorphichelpers/rollback.go).
+ANNOTATIONS_TO_SKIP = frozenset({
+    "kubectl.kubernetes.io/last-applied-configuration",
+    "deployment.kubernetes.io/revision",
+    "deployment.kubernetes.io/revision-history",
+    "deployment.kubernetes.io/desired-replicas",
+    "deployment.kubernetes.io/max-replicas",
+    "deprecated.deployment.rollback.to",
+})
+POD_TEMPLATE_HASH = "pod-template-hash"
+
+
+@dataclass(frozen=True)
+class Request:
+    """A request as planned: what the audit log shows (no credentials in it)."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes | None = None
+
+    def json_body(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def json(self) -> Any:
+        return json.loads(self.body or b"null")
+
+
+@dataclass(frozen=True)
+class Exchange:
+    request: Request
+    status: int | None
+    response_body: bytes = b""
+    error: str = ""
+
+
+@dataclass
+class Outcome:
+    """Result of running one action once: ``ok``; else ``retryable`` says whether to try again."""
+
+    ok: bool
+    retryable: bool = False
+    detail: str = ""
+    exchanges: list[Exchange] = field(default_factory=list)
+
+    @property
+    def last(self) -> Exchange | None:
+        return self.exchanges[-1] if self.exchanges else None
+
+
+class TransportError(Exception):
+    """Connection refused, timeout, TLS failure: always retryable."""
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    # A redirect on a POST/PATCH would silently change the request; surface it as a failure.
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any,
+                         newurl: str) -> None:
+        return None
+
+
+class HttpClient:
+    """Sends requests for one target with its credentials, TLS settings and timeout."""
+
+    def __init__(self, target: TargetConfig) -> None:
+        self.target = target
+        handlers: list[Any] = [_NoRedirect()]
+        ctx = self._ssl_context()
+        if ctx is not None:
+            handlers.append(urllib.request.HTTPSHandler(context=ctx))
+        self._opener = urllib.request.build_opener(*handlers)
+        self._airflow_token: str | None = None
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        tls = self.target.tls
+        if not (tls.ca_file or tls.cert_file or tls.insecure_skip_verify):
+            return None
+        ctx = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
+        if tls.cert_file:
+            ctx.load_cert_chain(str(tls.cert_file), str(tls.key_file) if tls.key_file else None)
+        if tls.insecure_skip_verify:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+
+    def _auth_header(self, server: str) -> str | None:
+        auth = self.target.auth
+        if auth.bearer is not None:
+            return f"Bearer {auth.bearer.value()}"
+        if auth.basic is not None:
+            raw = f"{auth.basic.username}:{auth.basic.password.value()}".encode()
+            return "Basic " + base64.b64encode(raw).decode("ascii")
+        if auth.airflow_jwt is not None:
+            if self._airflow_token is None:
+                self._airflow_token = self._fetch_airflow_token(server)
+            return f"Bearer {self._airflow_token}"
+        return None
+
+    def _fetch_airflow_token(self, server: str) -> str:
+        creds = self.target.auth.airflow_jwt
+        assert creds is not None
+        body = json.dumps({"username": creds.username, "password": creds.password.value()}).encode()
+        resp = self._send(Request("POST", f"{server}/auth/token",
+                                  {"Content-Type": "application/json"}, body), auth=None)
+        if resp.status not in (200, 201):
+            raise TransportError(f"Airflow token endpoint answered {resp.status}")
+        token = resp.json().get("access_token") if resp.body else None
+        if not isinstance(token, str):
+            raise TransportError("Airflow token endpoint returned no access_token")
+        return token
+
+    def send(self, request: Request, *, server: str = "") -> Response:
+        """Send with credentials. Raises :class:`TransportError` when no HTTP answer came."""
+        return self._send(request, auth=self._auth_header(server))
+
+    def _send(self, request: Request, auth: str | None) -> Response:
+        headers = {"User-Agent": USER_AGENT, **request.headers}
+        if auth:
+            headers["Authorization"] = auth
+        req = urllib.request.Request(request.url, data=request.body, headers=headers,
+                                     method=request.method)
+        try:
+            with self._opener.open(req, timeout=self.target.timeout) as resp:
+                return Response(resp.status, resp.read(), dict(resp.headers.items()))
+        except urllib.error.HTTPError as exc:
+            try:
+                body = exc.read()
+            except OSError:
+                body = b""
+            return Response(exc.code, body, dict(exc.headers.items()) if exc.headers else {})
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise TransportError(f"{type(exc).__name__}: {reason}") from exc
+
+
+# ---------------------------------------------------------------------------------------------
+# Building requests (pure: config + context -> Request)
+
+
+def _render(params: Mapping[str, Any], key: str, ctx: Mapping[str, Any], default: Any = None) -> Any:
+    value = params.get(key)
+    if value is None:
+        return default
+    return render_tree(value, ctx)
+
+
+def _text(params: Mapping[str, Any], key: str, ctx: Mapping[str, Any], default: str = "") -> str:
+    value = _render(params, key, ctx)
+    return default if value is None else str(value)
+
+
+def _seg(value: str) -> str:
+    """Percent-encode one path segment."""
+    return urllib.parse.quote(value, safe="")
+
+
+def _json(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), sort_keys=False).encode()
+
+
+def _headers(target: TargetConfig, ctx: Mapping[str, Any], base: Mapping[str, str]) -> dict[str, str]:
+    out = dict(base)
+    for name, tpl in target.headers.items():
+        value = tpl.render(ctx)
+        if "\r" in value or "\n" in value:
+            raise ValueError(f"header {name} would contain a line break")
+        out[name] = value
+    return out
+
+
+def default_inputs(ctx: Mapping[str, Any]) -> dict[str, str]:
+    """What a retraining job gets when the target names no parameters."""
+    return {"model_name": str(ctx.get("model_name", "")),
+            "model_version": str(ctx.get("model_version", ""))}
+
+
+def _str_map(value: Any) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        return {}
+    return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in value.items()}
+
+
+def build_http(t: TargetConfig, ctx: Mapping[str, Any]) -> Request:
+    p = t.params
+    method = _text(p, "method", ctx, "POST").upper()
+    body_tpl = p.get("body")
+    content_type = _text(p, "content_type", ctx, "application/json")
+    body: bytes | None = None
+    if isinstance(body_tpl, Template):
+        body = body_tpl.render(ctx).encode()
+    elif body_tpl is not None:
+        body = _json(render_tree(body_tpl, ctx))
+    base = {"Content-Type": content_type} if body is not None else {}
+    return Request(method, _text(p, "url", ctx), _headers(t, ctx, base), body)
+
+
+def build_argo(t: TargetConfig, ctx: Mapping[str, Any]) -> Request:
+    p = t.params
+    server, ns = _text(p, "server", ctx), _text(p, "namespace", ctx)
+    params = _str_map(_render(p, "parameters", ctx)) or default_inputs(ctx)
+    labels = {"driftline/trigger": "alert", "driftline/dedupe-key": str(ctx.get("dedupe_key", ""))}
+    labels.update(_str_map(_render(p, "labels", ctx)))
+    body = {
+        "resourceKind": _text(p, "kind", ctx, "WorkflowTemplate"),
+        "resourceName": _text(p, "template", ctx),
+        "submitOptions": {
+            "parameters": [f"{k}={v}" for k, v in params.items()],
+            "labels": ",".join(f"{k}={v}" for k, v in labels.items()),
+        },
+    }
+    return Request("POST", f"{server}/api/v1/workflows/{_seg(ns)}/submit",
+                   _headers(t, ctx, {"Content-Type": "application/json"}), _json(body))
+
+
+def build_kubeflow(t: TargetConfig, ctx: Mapping[str, Any]) -> Request:
+    p = t.params
+    ref = {"pipeline_id": _text(p, "pipeline_id", ctx)}
+    if p.get("pipeline_version_id") is not None:
+        ref["pipeline_version_id"] = _text(p, "pipeline_version_id", ctx)
+    default_name = "-".join(("driftline", str(ctx.get("action", "")), str(ctx.get("model_name", "")),
+                             str(ctx.get("dedupe_key", ""))))
+    body: dict[str, Any] = {"display_name": _text(p, "display_name", ctx, default_name)}
+    if p.get("experiment_id") is not None:
+        body["experiment_id"] = _text(p, "experiment_id", ctx)
+    body["pipeline_version_reference"] = ref
+    params = _render(p, "parameters", ctx)
+    body["runtime_config"] = {"parameters": params if isinstance(params, Mapping)
+                              else default_inputs(ctx)}
+    return Request("POST", f"{_text(p, 'server', ctx)}/apis/v2beta1/runs",
+                   _headers(t, ctx, {"Content-Type": "application/json"}), _json(body))
+
+
+def dag_run_id(ctx: Mapping[str, Any]) -> str:
+    """Derived from the dedupe key: a second trigger of the same alert gets 409 from Airflow."""
+    return f"driftline-{ctx.get('dedupe_key', '')}"
+
+
+def _airflow_conf(p: Mapping[str, Any], ctx: Mapping[str, Any]) -> Any:
+    conf = _render(p, "conf", ctx)
+    if conf is not None:
+        return conf
+    alert = ctx.get("alert", {})
+    return {**default_inputs(ctx), "action": ctx.get("action", ""),
+            "alertname": ctx.get("labels", {}).get("alertname", ""),
+            "fingerprint": alert.get("fingerprint", ""), "dedupe_key": ctx.get("dedupe_key", "")}
+
+
+def build_airflow2(t: TargetConfig, ctx: Mapping[str, Any]) -> Request:
+    p = t.params
+    body: dict[str, Any] = {"dag_run_id": dag_run_id(ctx), "conf": _airflow_conf(p, ctx)}
+    if p.get("note") is not None:
+        body["note"] = _text(p, "note", ctx)
+    url = f"{_text(p, 'server', ctx)}/api/v1/dags/{_seg(_text(p, 'dag_id', ctx))}/dagRuns"
+    return Request("POST", url, _headers(t, ctx, {"Content-Type": "application/json"}), _json(body))
+
+
+def build_airflow3(t: TargetConfig, ctx: Mapping[str, Any]) -> Request:
+    p = t.params
+    # logical_date is required but nullable in Airflow 3's TriggerDAGRunPostBody.
+    body: dict[str, Any] = {"dag_run_id": dag_run_id(ctx), "logical_date": None,
+                            "conf": _airflow_conf(p, ctx)}
+    if p.get("note") is not None:
+        body["note"] = _text(p, "note", ctx)
+    url = f"{_text(p, 'server', ctx)}/api/v2/dags/{_seg(_text(p, 'dag_id', ctx))}/dagRuns"
+    return Request("POST", url, _headers(t, ctx, {"Content-Type": "application/json"}), _json(body))
+
+
+def build_github(t: TargetConfig, ctx: Mapping[str, Any]) -> Request:
+    p = t.params
+    api = _text(p, "api_url", ctx, "https://api.github.com")
+    inputs = _str_map(_render(p, "inputs", ctx)) if p.get("inputs") is not None else {
+        "model_name": str(ctx.get("model_name", ""))}
+    url = (f"{api}/repos/{_seg(_text(p, 'owner', ctx))}/{_seg(_text(p, 'repo', ctx))}"
+           f"/actions/workflows/{_seg(_text(p, 'workflow', ctx))}/dispatches")
+    base = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28",
+            "Content-Type": "application/json"}
+    return Request("POST", url, _headers(t, ctx, base),
+                   _json({"ref": _text(p, "ref", ctx, "main"), "inputs": inputs}))
+
+
+def build_kserve(t: TargetConfig, ctx: Mapping[str, Any]) -> Request:
+    p = t.params
+    name = _text(p, "name", ctx) or str(ctx.get("model_name", ""))
+    pct_raw = p.get("canary_traffic_percent", 0)
+    pct = int(pct_raw) if isinstance(pct_raw, int | float) else int(_text(p, "canary_traffic_percent", ctx))
+    url = (f"{_text(p, 'server', ctx)}/apis/serving.kserve.io/v1beta1/namespaces/"
+           f"{_seg(_text(p, 'namespace', ctx))}/inferenceservices/{_seg(name)}")
+    body = {"spec": {"predictor": {"canaryTrafficPercent": pct}}}
+    return Request("PATCH", url, _headers(t, ctx, {"Content-Type": MERGE_PATCH}), _json(body))
+
+
+SINGLE_REQUEST_BUILDERS: dict[str, Callable[[TargetConfig, Mapping[str, Any]], Request]] = {
+    "http": build_http,
+    "argo_workflows": build_argo,
+    "kubeflow_pipelines": build_kubeflow,
+    "airflow2": build_airflow2,
+    "airflow3": build_airflow3,
+    "github_workflow": build_github,
+    "kserve_canary_rollback": build_kserve,
+}
+
+#: Statuses that mean "this was already done" for a preset (still success).
+ALREADY_DONE: dict[str, frozenset[int]] = {
+    "airflow2": frozenset({409}),
+    "airflow3": frozenset({409}),
+}
+
+
+def plan(t: TargetConfig, ctx: Mapping[str, Any]) -> Request:
+    """The (mutating) request an action would send — shown for dry runs."""
+    builder = SINGLE_REQUEST_BUILDERS.get(t.type)
+    if builder is not None:
+        return builder(t, ctx)
+    p = t.params
+    server = _text(p, "server", ctx)
+    if t.type == "k8s_rollout_undo":
+        name = _text(p, "deployment", ctx) or str(ctx.get("model_name", ""))
+        return Request("PATCH", f"{server}/apis/apps/v1/namespaces/{_seg(_text(p, 'namespace', ctx))}"
+                       f"/deployments/{_seg(name)}", {"Content-Type": JSON_PATCH},
+                       b"<template of the previous ReplicaSet, resolved at run time>")
+    if t.type == "mlflow_alias_rollback":
+        return Request("POST", f"{server}/api/2.0/mlflow/registered-models/alias",
+                       {"Content-Type": "application/json"},
+                       _json({"name": _mlflow_model(p, ctx),
+                              "alias": _text(p, "alias", ctx, "champion"),
+                              "version": "<version of alias "
+                                         f"{_text(p, 'previous_alias', ctx, 'previous')}>"}))
+    raise ValueError(f"unknown target type {t.type}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Running actions
+
+
+class _Run:
+    """Collects exchanges and classifies statuses for one action attempt."""
+
+    def __init__(self, client: HttpClient, server: str) -> None:
+        self.client = client
+        self.server = server
+        self.outcome = Outcome(ok=False)
+
+    def call(self, request: Request) -> Response | None:
+        try:
+            resp = self.client.send(request, server=self.server)
+        except TransportError as exc:
+            self.outcome.exchanges.append(Exchange(request, None, error=str(exc)))
+            self.outcome.retryable = True
+            self.outcome.detail = f"{request.method} {request.url}: {exc}"
+            return None
+        self.outcome.exchanges.append(Exchange(request, resp.status, resp.body))
+        return resp
+
+    def fail(self, resp: Response, what: str) -> Outcome:
+        self.outcome.ok = False
+        self.outcome.retryable = resp.status >= 500 or resp.status in (408, 429)
+        self.outcome.detail = f"{what}: HTTP {resp.status}"
+        return self.outcome
+
+    def done(self, detail: str) -> Outcome:
+        self.outcome.ok = True
+        self.outcome.retryable = False
+        self.outcome.detail = detail
+        return self.outcome
+
+
+def run_action(t: TargetConfig, ctx: Mapping[str, Any], client: HttpClient,
+               memo: dict[str, Any] | None = None,
+               save_memo: Callable[[], None] | None = None) -> Outcome:
+    """Run one attempt. ``memo`` survives retries and restarts (persisted by ``save_memo``) so
+    multi-step rollbacks re-run idempotently."""
+    memo = {} if memo is None else memo
+    save = save_memo or (lambda: None)
+    server = _text(t.params, "server", ctx)
+    run = _Run(client, server)
+    try:
+        if t.type in SINGLE_REQUEST_BUILDERS:
+            return _run_single(t, ctx, run)
+        if t.type == "k8s_rollout_undo":
+            return _run_rollout_undo(t, ctx, run, memo, save)
+        if t.type == "mlflow_alias_rollback":
+            return _run_mlflow(t, ctx, run, memo, save)
+    except (ValueError, KeyError, TypeError) as exc:
+        run.outcome.detail = f"cannot build the request: {exc}"
+        return run.outcome
+    run.outcome.detail = f"unknown target type {t.type}"
+    return run.outcome
+
+
+def _run_single(t: TargetConfig, ctx: Mapping[str, Any], run: _Run) -> Outcome:
+    request = SINGLE_REQUEST_BUILDERS[t.type](t, ctx)
+    resp = run.call(request)
+    if resp is None:
+        return run.outcome
+    extra = t.params.get("success_statuses") or []
+    if 200 <= resp.status < 300 or resp.status in extra:
+        return run.done(f"{request.method} {request.url} → {resp.status}")
+    if resp.status in ALREADY_DONE.get(t.type, frozenset()):
+        return run.done(f"already triggered ({resp.status}): {dag_run_id(ctx)}")
+    return run.fail(resp, f"{request.method} {request.url}")
+
+
+def _strip_hash(template: Mapping[str, Any]) -> dict[str, Any]:
+    out = json.loads(json.dumps(template))
+    labels = out.get("metadata", {}).get("labels")
+    if isinstance(labels, dict):
+        labels.pop(POD_TEMPLATE_HASH, None)
+    return out
+
+
+def _revision(obj: Mapping[str, Any]) -> int:
+    try:
+        return int(obj.get("metadata", {}).get("annotations", {}).get(REVISION_ANNOTATION, "0"))
+    except (TypeError, ValueError):
+        return 0
+
+
+def _run_rollout_undo(t: TargetConfig, ctx: Mapping[str, Any], run: _Run, memo: dict[str, Any],
+                      save: Callable[[], None]) -> Outcome:
+    p = t.params
+    ns = _text(p, "namespace", ctx)
+    name = _text(p, "deployment", ctx) or str(ctx.get("model_name", ""))
+    base = f"{run.server}/apis/apps/v1/namespaces/{_seg(ns)}"
+    dep_url = f"{base}/deployments/{_seg(name)}"
+    resp = run.call(Request("GET", dep_url, {"Accept": "application/json"}))
+    if resp is None:
+        return run.outcome
+    if resp.status != 200:
+        return run.fail(resp, f"GET deployment {ns}/{name}")
+    dep = resp.json()
+    selector = dep.get("spec", {}).get("selector", {}).get("matchLabels", {})
+    label_selector = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+    rs_url = f"{base}/replicasets?labelSelector={urllib.parse.quote(label_selector, safe='')}"
+    resp = run.call(Request("GET", rs_url, {"Accept": "application/json"}))
+    if resp is None:
+        return run.outcome
+    if resp.status != 200:
+        return run.fail(resp, "GET replicasets")
+    uid = dep.get("metadata", {}).get("uid")
+    owned = [rs for rs in resp.json().get("items", [])
+             if any(o.get("uid") == uid for o in rs.get("metadata", {}).get("ownerReferences", []))]
+    chosen: dict[str, Any] | None = None
+    if "rollback_to" in memo:
+        # A previous attempt already chose (and maybe applied) the revision: do not flip again.
+        chosen = next((rs for rs in owned if rs["metadata"].get("name") == memo["rollback_to"]), None)
+    if chosen is None:
+        ranked = sorted(owned, key=_revision, reverse=True)
+        if len(ranked) < 2:
+            run.outcome.detail = f"deployment {ns}/{name} has no previous revision to roll back to"
+            return run.outcome
+        chosen = ranked[1]
+        memo["rollback_to"] = chosen["metadata"]["name"]
+        memo["from_revision"] = _revision(ranked[0])
+        save()
+    template = _strip_hash(chosen.get("spec", {}).get("template", {}))
+    if _strip_hash(dep.get("spec", {}).get("template", {})) == template:
+        return run.done(f"deployment {ns}/{name} already runs the template of revision "
+                        f"{_revision(chosen)} ({memo['rollback_to']})")
+    dep_ann = dep.get("metadata", {}).get("annotations", {}) or {}
+    annotations = {k: v for k, v in dep_ann.items() if k in ANNOTATIONS_TO_SKIP}
+    for k, v in (chosen.get("metadata", {}).get("annotations", {}) or {}).items():
+        if k not in ANNOTATIONS_TO_SKIP:
+            annotations[k] = v
+    patch = [{"op": "replace", "path": "/spec/template", "value": template},
+             {"op": "replace", "path": "/metadata/annotations", "value": annotations}]
+    request = Request("PATCH", dep_url, _headers(t, ctx, {"Content-Type": JSON_PATCH}), _json(patch))
+    resp = run.call(request)
+    if resp is None:
+        return run.outcome
+    if 200 <= resp.status < 300:
+        return run.done(f"rolled back deployment {ns}/{name} from revision "
+                        f"{memo.get('from_revision')} to revision {_revision(chosen)}")
+    return run.fail(resp, f"PATCH deployment {ns}/{name}")
+
+
+def _mlflow_model(p: Mapping[str, Any], ctx: Mapping[str, Any]) -> str:
+    return _text(p, "model", ctx) or str(ctx.get("model_name", ""))
+
+
+def _run_mlflow(t: TargetConfig, ctx: Mapping[str, Any], run: _Run, memo: dict[str, Any],
+                save: Callable[[], None]) -> Outcome:
+    p = t.params
+    model = _mlflow_model(p, ctx)
+    alias = _text(p, "alias", ctx, "champion")
+    previous = _text(p, "previous_alias", ctx, "previous")
+    url = f"{run.server}/api/2.0/mlflow/registered-models/alias"
+
+    def get_alias(name: str) -> tuple[Response | None, str | None]:
+        q = urllib.parse.urlencode({"name": model, "alias": name})
+        resp = run.call(Request("GET", f"{url}?{q}", {"Accept": "application/json"}))
+        if resp is None or resp.status != 200:
+            return resp, None
+        version = (resp.json() or {}).get("model_version", {}).get("version")
+        return resp, None if version is None else str(version)
+
+    if "version" not in memo:
+        resp, version = get_alias(previous)
+        if resp is None:
+            return run.outcome
+        if version is None:
+            if resp.status == 404 or 200 <= resp.status < 300:
+                run.outcome.detail = f"model {model} has no alias {previous!r} to roll back to"
+                return run.outcome
+            return run.fail(resp, f"GET alias {previous}")
+        memo["version"] = version
+        save()
+    version = str(memo["version"])
+    resp, current = get_alias(alias)
+    if resp is None:
+        return run.outcome
+    if current == version:
+        return run.done(f"{model}@{alias} already points to version {version}")
+    memo.setdefault("from_version", current)
+    body = _json({"name": model, "alias": alias, "version": version})
+    resp = run.call(Request("POST", url, _headers(t, ctx, {"Content-Type": "application/json"}), body))
+    if resp is None:
+        return run.outcome
+    if 200 <= resp.status < 300:
+        return run.done(f"{model}@{alias}: version {memo.get('from_version')} → {version} "
+                        f"(from alias {previous!r})")
+    return run.fail(resp, f"POST alias {alias}")
