@@ -1,0 +1,317 @@
+"""OTLP exporter against an in-process OTLP/HTTP receiver (stdlib http.server on 127.0.0.1).
+
+The receiver decodes ``ExportMetricsServiceRequest`` with opentelemetry-proto; the test applies
+the standard OTel→Prometheus translation (written here from the spec, independently of the
+exporter) and requires the same series names, label names and values as a Prometheus scrape.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import re
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from driftline.exporters.cardinality import CardinalityLimits
+from driftline.exporters.fleet import StaticSource, synthetic_fleet
+from driftline.exporters.otlp import OtlpMetricsExporter, otlp_exporter_from_env
+from driftline.exporters.prometheus import new_registry, render
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
+from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
+from prometheus_client.parser import text_string_to_metric_families
+
+from driftline import catalogue as cat
+from driftline.errors import ConfigError
+
+Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+class Receiver:
+    """A minimal OTLP/HTTP metrics endpoint; records decoded requests and their headers."""
+
+    def __init__(self, status: int = 200) -> None:
+        self.status = status
+        self.requests: list[tuple[dict[str, str], ExportMetricsServiceRequest]] = []
+        self.cond = threading.Condition()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                if self.headers.get("Content-Encoding") == "gzip":
+                    body = gzip.decompress(body)
+                req = ExportMetricsServiceRequest()
+                req.ParseFromString(body)
+                with outer.cond:
+                    outer.requests.append(({k.lower(): v for k, v in self.headers.items()}, req))
+                    outer.cond.notify_all()
+                payload = ExportMetricsServiceResponse().SerializeToString()
+                self.send_response(outer.status)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1/metrics"
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+
+    def wait_for(self, n: int, timeout: float = 20.0) -> None:
+        with self.cond:
+            assert self.cond.wait_for(lambda: len(self.requests) >= n, timeout), len(self.requests)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    r.thread.start()
+    yield r
+    r.server.shutdown()
+    r.server.server_close()
+    r.thread.join(5)
+
+
+@pytest.fixture
+def otel_env(monkeypatch: pytest.MonkeyPatch, receiver: Receiver) -> Receiver:
+    for var in ("OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+                "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_HEADERS", "OTEL_SERVICE_NAME",
+                "OTEL_RESOURCE_ATTRIBUTES", "OTEL_METRIC_EXPORT_INTERVAL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", receiver.url)
+    return receiver
+
+
+# --- the OTel -> Prometheus translation, from the spec -------------------------------------
+
+_UNIT_SUFFIX = {"s": "seconds", "ms": "milliseconds", "By": "bytes", "%": "percent"}
+
+
+def _sanitize(name: str) -> str:
+    return re.sub(r"[^a-zA-Z0-9:]", "_", name)
+
+
+def _prom_name(metric: Any) -> str:
+    name = _sanitize(metric.name)
+    unit = metric.unit
+    kind = metric.WhichOneof("data")
+    if unit == "1":
+        if kind == "gauge" and not name.endswith("_ratio"):
+            name += "_ratio"
+    elif unit and not (unit.startswith("{") and unit.endswith("}")):
+        suffix = _UNIT_SUFFIX.get(unit, _sanitize(unit))
+        if not name.endswith("_" + suffix):
+            name += "_" + suffix
+    if kind == "sum" and metric.sum.is_monotonic and not name.endswith("_total"):
+        name += "_total"
+    return name
+
+
+def _attrs(kvs: Any) -> dict[str, str]:
+    return {_sanitize(kv.key): kv.value.string_value for kv in kvs}
+
+
+def _le(bound: float) -> str:
+    return "+Inf" if bound == math.inf else repr(float(bound))
+
+
+def translate(req: ExportMetricsServiceRequest) -> Series:
+    out: Series = {}
+    for rm in req.resource_metrics:
+        for sm in rm.scope_metrics:
+            for m in sm.metrics:
+                name = _prom_name(m)
+                kind = m.WhichOneof("data")
+                if kind == "histogram":
+                    assert m.histogram.aggregation_temporality == 2  # cumulative
+                    for dp in m.histogram.data_points:
+                        labels = _attrs(dp.attributes)
+                        run = 0
+                        bounds = [*dp.explicit_bounds, math.inf]
+                        for b, c in zip(bounds, dp.bucket_counts, strict=True):
+                            run += c
+                            out[(name + "_bucket", frozenset({**labels, "le": _le(b)}.items()))] = run
+                        out[(name + "_count", frozenset(labels.items()))] = dp.count
+                        out[(name + "_sum", frozenset(labels.items()))] = dp.sum
+                    continue
+                points = m.gauge.data_points if kind == "gauge" else m.sum.data_points
+                if kind == "sum":
+                    assert m.sum.aggregation_temporality == 2 and m.sum.is_monotonic
+                for dp in points:
+                    v = dp.as_double if dp.WhichOneof("value") == "as_double" else dp.as_int
+                    out[(name, frozenset(_attrs(dp.attributes).items()))] = float(v)
+    return out
+
+
+def prometheus_series(source: StaticSource, limits: CardinalityLimits | None = None) -> Series:
+    registry, _ = new_registry(source, limits=limits)
+    body, _ = render(registry, "text/plain")
+    out: Series = {}
+    for fam in text_string_to_metric_families(body.decode()):
+        for s in fam.samples:
+            labels = dict(s.labels)
+            if "le" in labels:
+                labels["le"] = _le(float(labels["le"]))
+            out[(s.name, frozenset(labels.items()))] = s.value
+    return out
+
+
+def rich_fleet() -> StaticSource:
+    src = synthetic_fleet(models=3, features=8, seed=11)
+    src.stats.series_capped["category"] = 4
+    return src
+
+
+# --- tests ---------------------------------------------------------------------------------
+
+
+def test_translated_otlp_equals_the_prometheus_scrape(otel_env: Receiver) -> None:
+    src = rich_fleet()
+    exp = OtlpMetricsExporter(src, interval_ms=60000)
+    assert exp.force_flush()
+    otel_env.wait_for(1)
+    _, req = otel_env.requests[0]
+    got = translate(req)
+    want = prometheus_series(src)
+    assert set(got) == set(want)
+    assert {n for n, _ in got} == {n for n, _ in want}
+    for key, value in want.items():
+        assert got[key] == pytest.approx(value, rel=1e-12), key
+    names = {m.name for rm in req.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
+    assert names <= {spec.otel_name for spec in cat.ALL}
+    exp.shutdown()
+
+
+def test_translation_holds_under_folding(otel_env: Receiver) -> None:
+    src = synthetic_fleet(models=6, features=12, seed=2)
+    limits = CardinalityLimits(max_models=2, max_features_per_model=5, max_categories_per_feature=2)
+    exp = OtlpMetricsExporter(src, interval_ms=60000, limits=limits)
+    exp.force_flush()
+    otel_env.wait_for(1)
+    got = translate(otel_env.requests[0][1])
+    assert got == pytest.approx(prometheus_series(src, limits))
+    exp.shutdown()
+
+
+def test_resource_and_headers_from_the_standard_env(otel_env: Receiver,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer%20tok,x-tenant=t1")
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES",
+                       "deployment.environment.name=prod,service.name=from-attrs,k8s.pod.name=p-1")
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "fraud-sidecar")
+    exp = OtlpMetricsExporter(rich_fleet(), interval_ms=60000)
+    exp.force_flush()
+    otel_env.wait_for(1)
+    headers, req = otel_env.requests[0]
+    assert headers["authorization"] == "Bearer tok"
+    assert headers["x-tenant"] == "t1"
+    assert headers["content-type"] == "application/x-protobuf"
+    res = {kv.key: kv.value.string_value for kv in req.resource_metrics[0].resource.attributes}
+    assert res["service.name"] == "fraud-sidecar"  # OTEL_SERVICE_NAME wins
+    assert res["deployment.environment.name"] == "prod"
+    assert res["k8s.pod.name"] == "p-1"
+    exp.shutdown()
+
+
+def test_default_service_name(otel_env: Receiver) -> None:
+    exp = OtlpMetricsExporter(rich_fleet(), interval_ms=60000)
+    exp.force_flush()
+    otel_env.wait_for(1)
+    resource = otel_env.requests[0][1].resource_metrics[0].resource
+    res = {kv.key: kv.value.string_value for kv in resource.attributes}
+    assert res["service.name"] == "driftline-sidecar"
+    exp.shutdown()
+
+
+def test_shutdown_flushes_a_final_export(otel_env: Receiver) -> None:
+    src = rich_fleet()
+    exp = OtlpMetricsExporter(src, interval_ms=3_600_000)
+    exp.start()
+    assert otel_env.requests == []
+    exp.shutdown()
+    assert len(otel_env.requests) == 1
+    assert exp.exports == 1 and exp.export_errors == 0
+    exp.shutdown()  # idempotent
+    assert len(otel_env.requests) == 1
+
+
+def test_periodic_export_from_env_interval(otel_env: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "50")
+    src = rich_fleet()
+    exp = OtlpMetricsExporter(src)
+    assert exp.interval_ms == 50
+    exp.start()
+    otel_env.wait_for(2)
+    # the state is read at export time: a new window shows up in the next export
+    src.models = src.models[:1]
+    n = len(otel_env.requests)
+    otel_env.wait_for(n + 1)
+    exp.shutdown()
+    last = translate(otel_env.requests[-1][1])
+    per_model = {dict(labels)["model_name"] for _, labels in last if "endpoint" in dict(labels)}
+    assert per_model == {src.models[0].model_name}
+
+
+def test_export_errors_are_counted_never_raised(otel_env: Receiver) -> None:
+    otel_env.status = 400
+    exp = OtlpMetricsExporter(rich_fleet(), interval_ms=60000)
+    assert exp.force_flush() is False
+    assert exp.export_errors == 1
+
+    class Boom(MetricExporter):
+        def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000,
+                   **kwargs: Any) -> MetricExportResult:
+            raise RuntimeError("collector on fire")
+
+        def force_flush(self, timeout_millis: float = 10_000) -> bool:
+            return True
+
+        def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+            raise RuntimeError("still on fire")
+
+    exp2 = OtlpMetricsExporter(rich_fleet(), exporter=Boom(), interval_ms=60000)
+    assert exp2.force_flush() is False
+    exp2.shutdown()
+    assert exp2.export_errors == 2
+    exp.shutdown()
+
+
+def test_protocol_selection(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", raising=False)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
+    with pytest.raises(ConfigError, match="http/json"):
+        otlp_exporter_from_env()
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+    assert isinstance(otlp_exporter_from_env("http/protobuf"), OTLPMetricExporter)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+    try:
+        import opentelemetry.exporter.otlp.proto.grpc.metric_exporter as grpc_mod
+    except ImportError:
+        with pytest.raises(ConfigError, match=r"driftline\[grpc\]"):
+            otlp_exporter_from_env()
+    else:
+        assert isinstance(otlp_exporter_from_env(), grpc_mod.OTLPMetricExporter)
+
+
+def test_bad_interval_fails_at_setup(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "soon")
+    with pytest.raises(ConfigError, match="OTEL_METRIC_EXPORT_INTERVAL"):
+        OtlpMetricsExporter(rich_fleet())
+
+
+def test_force_flush_is_synchronous(otel_env: Receiver) -> None:
+    """force_flush returns after the request completed: the receiver already has it."""
+    exp = OtlpMetricsExporter(rich_fleet(), interval_ms=60000)
+    exp.force_flush()
+    assert len(otel_env.requests) == 1
+    exp.shutdown()
