@@ -1,0 +1,92 @@
+"""Exporters over a real Monitor (profile built from the demo dataset, drifted traffic)."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from driftline.exporters.cardinality import CardinalityGuard
+from driftline.exporters.fleet import StaticSource
+from driftline.exporters.otlp import to_metrics_data
+from driftline.exporters.points import build_points
+from driftline.exporters.prometheus import new_registry, render
+from prometheus_client.parser import text_string_to_metric_families
+
+from driftline.demo_data import CATEGORICAL, FEATURES, NUMERIC, generate, write_parquet
+from driftline.monitor import Monitor, WindowPolicy
+from driftline.profile_build import BuildOptions, build_profile
+from driftline.readers import DataFile
+from driftline.records import RecordBatch
+from driftline.snapshot import SidecarStats
+
+
+@pytest.fixture(scope="module")
+def monitored(tmp_path_factory: pytest.TempPathFactory) -> tuple[Monitor, dict[str, np.ndarray]]:
+    path = Path(tmp_path_factory.mktemp("ref")) / "ref.parquet"
+    write_parquet(path, generate(5000, seed=1))
+    profile = build_profile([DataFile(str(path), "parquet")],
+                            BuildOptions(model_name="loans", model_version="3", target="defaulted"),
+                            progress=False)
+    mon = Monitor(profile, window=WindowPolicy(records=1000, max_age=None), clock=None)
+    cur = generate(2500, seed=2, shift=0.8)
+    mon.observe(RecordBatch({k: cur[k] for k in FEATURES}), source="proxy")
+    return mon, cur
+
+
+def scrape(source: StaticSource) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    registry, _ = new_registry(source)
+    body, _ = render(registry, "text/plain")
+    return {(s.name, frozenset(s.labels.items())): s.value
+            for fam in text_string_to_metric_families(body.decode()) for s in fam.samples}
+
+
+def test_scrape_of_a_real_monitor(monitored: tuple[Monitor, dict[str, np.ndarray]]) -> None:
+    mon, cur = monitored
+    snap = mon.snapshot()
+    series = scrape(StaticSource([snap], SidecarStats()))
+    base = {"model_name": "loans", "model_version": "3", "endpoint": "default"}
+    assert series[("driftline_windows_total", frozenset(base.items()))] == 2
+    assert series[("driftline_records_total", frozenset({**base, "source": "proxy"}.items()))] == 2500
+    assert snap.last_window is not None
+    for name in FEATURES:
+        fd = snap.last_window.features[name]
+        psi = series[("driftline_feature_psi", frozenset({**base, "feature": name}.items()))]
+        assert psi == fd.psi and psi > 0
+    # 2500 records observed: every non-missing numeric value lands in one quantile-rank bucket.
+    for name in NUMERIC:
+        labels = frozenset({**base, "feature": name, "le": "+Inf"}.items())
+        assert series[("driftline_feature_quantile_rank_bucket", labels)] == np.isfinite(cur[name]).sum()
+    for name in CATEGORICAL:
+        total = sum(v for (n, labels), v in series.items()
+                    if n == "driftline_feature_category_total" and ("feature", name) in labels)
+        assert total == sum(1 for v in cur[name] if v is not None)
+        ratios = sum(v for (n, labels), v in series.items()
+                     if n == "driftline_feature_reference_category_ratio" and ("feature", name) in labels)
+        assert ratios == pytest.approx(1.0)
+    assert not any(math.isnan(v) for v in series.values())
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")
+def test_promtool_accepts_a_real_monitor(monitored: tuple[Monitor, dict[str, np.ndarray]]) -> None:
+    mon, _ = monitored
+    registry, _ = new_registry(StaticSource([mon.snapshot()], SidecarStats(queue_capacity=100)))
+    body, _ = render(registry, "text/plain")
+    proc = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True, timeout=60)
+    assert proc.returncode == 0 and not proc.stdout.strip() and not proc.stderr.strip(), proc.stderr
+
+
+def test_otlp_payload_of_a_real_monitor_encodes(monitored: tuple[Monitor, dict[str, np.ndarray]]) -> None:
+    from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
+    from opentelemetry.sdk.resources import Resource
+
+    mon, _ = monitored
+    points = build_points([mon.snapshot()], SidecarStats(), CardinalityGuard())
+    req = encode_metrics(to_metrics_data(points, Resource.create(), start_ns=1))
+    n_points = sum(len(getattr(m, m.WhichOneof("data")).data_points)
+                   for rm in req.resource_metrics for sm in rm.scope_metrics for m in sm.metrics)
+    assert n_points == sum(len(p) for p in points)
