@@ -1,0 +1,160 @@
+"""Assembles one running sidecar: monitors, worker, proxy, metrics port and OTLP.
+
+Threads: the proxy runs on its own event loop thread (so that nothing else shares the model's
+request path), the metrics-port service on the caller's loop, the collector worker and the OTLP
+exporter on their own threads.
+
+Shutdown order (SIGTERM/SIGINT in ``driftline serve``): stop accepting on the proxy (in-flight
+exchanges finish) and on the metrics port, run what is queued, release pending CloudEvents,
+close the open windows (``Monitor.flush``), then shut OTLP down with a final export so the
+last window reaches the collector.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from driftline.collectors.service import App, HttpServer
+from driftline.collectors.sidecar import MonitorFactory, Sidecar
+from driftline.collectors.worker import Worker, WorkQueue
+
+from driftline.config import ServeConfig
+
+_log = logging.getLogger("driftline.serve")
+
+
+def cardinality_limits(cfg: ServeConfig) -> Any:
+    from driftline.exporters.cardinality import CardinalityLimits
+
+    return CardinalityLimits(max_categories_per_feature=cfg.limits.max_categories,
+                             max_endpoints_per_model=cfg.limits.max_endpoints)
+
+
+class Runtime:
+    """Everything ``driftline serve`` runs; ``await start()`` … ``await stop()``."""
+
+    def __init__(self, cfg: ServeConfig, *, monitor_factory: MonitorFactory | None = None,
+                 otlp_exporter: Any = None) -> None:
+        from driftline.exporters.prometheus import new_registry, render
+
+        self.cfg = cfg
+        self.sidecar = Sidecar.from_config(cfg, monitor_factory=monitor_factory)
+        self.queue = WorkQueue(cfg.queue.size)
+        self.sidecar.queue_stats.append(lambda: (self.queue.depth, self.queue.capacity))
+        self.proxy_thread: Any = None
+        self.proxy: Any = None
+        samples = None
+        if cfg.proxy is not None:
+            from driftline.collectors.proxy import ProxyServer
+            from driftline.collectors.sampling import Sampler
+            from driftline.collectors.tee import SampleQueue
+
+            samples = SampleQueue(cfg.queue.size)
+            sampler = Sampler(cfg.sampling.rate, cfg.sampling.max_per_second or None)
+            self.proxy = ProxyServer(cfg.proxy.listen.host, cfg.proxy.listen.port,
+                                     cfg.proxy.upstream, samples, sampler,
+                                     timeout=cfg.proxy.timeout,
+                                     max_body_copy=cfg.limits.max_body_bytes)
+            self.sidecar.queue_stats.append(lambda: (samples.depth, samples.capacity))
+            self.sidecar.drop_stats.append(
+                lambda: {("", reason): n for reason, n in samples.dropped.items()})
+            self.sidecar.drop_stats.append(
+                lambda: {("", "rate_limited"): sampler.not_sampled["rate_limited"]})
+            self.sidecar.latency_stats = self.proxy.latency_histograms
+        self.samples = samples
+        self.worker = Worker(self.sidecar, self.queue, samples=samples,
+                             tick_interval=cfg.tick_interval)
+        limits = cardinality_limits(cfg)
+        self.registry, _ = new_registry(self.sidecar, limits=limits)
+        self.otlp: Any = otlp_exporter
+        if self.otlp is None and cfg.otlp.active():
+            from driftline.exporters.otlp import OtlpMetricsExporter
+
+            self.otlp = OtlpMetricsExporter(self.sidecar, protocol=cfg.otlp.protocol,
+                                            interval_ms=cfg.otlp.interval * 1000.0,
+                                            limits=limits)
+        if self.otlp is not None:
+            otlp = self.otlp
+            self.sidecar.export_error_stats.append(lambda: {"otlp": int(otlp.export_errors)})
+        registry = self.registry
+        self.app = App(self.sidecar, self.queue, lambda accept: render(registry, accept),
+                       ready_checks=self._ready_checks())
+        self.http = HttpServer(self.app, cfg.metrics.host, cfg.metrics.port,
+                               max_body=cfg.limits.max_body_bytes)
+
+    def _ready_checks(self) -> dict[str, Any]:
+        checks: dict[str, Any] = {
+            "monitors_loaded": lambda: bool(self.sidecar.monitors()),
+            "worker_running": lambda: self.worker.alive,
+        }
+        if self.cfg.proxy is not None:
+            checks["proxy_listening"] = lambda: self.proxy is not None and self.proxy.running
+        return checks
+
+    @property
+    def metrics_port(self) -> int:
+        return self.http.port
+
+    @property
+    def proxy_port(self) -> int | None:
+        return None if self.proxy is None else int(self.proxy.port)
+
+    async def start(self) -> None:
+        self.worker.start()
+        await self.http.start()
+        if self.proxy is not None:
+            self.proxy_thread = await asyncio.get_running_loop().run_in_executor(
+                None, self.proxy.run_in_thread)
+        if self.otlp is not None:
+            self.otlp.start()
+
+    async def stop(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self.proxy_thread is not None:
+            await loop.run_in_executor(None, self.proxy_thread.stop, 10.0)
+        await self.http.stop()
+        await loop.run_in_executor(None, self.worker.stop)
+        if self.otlp is not None:
+            await loop.run_in_executor(None, self.otlp.shutdown)
+
+
+def serve(cfg: ServeConfig, *, out: Any = None) -> int:
+    """Run until SIGTERM/SIGINT; returns the exit code (0 after a clean drain)."""
+    import signal
+    import sys
+
+    logging.basicConfig(level=cfg.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stream = out if out is not None else sys.stderr
+    runtime = Runtime(cfg)  # loads baselines: config errors surface before anything listens
+
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await runtime.start()
+        proxy = ""
+        if runtime.proxy is not None and cfg.proxy is not None:
+            proxy = (f" proxy=http://{cfg.proxy.listen.host}:{runtime.proxy_port}"
+                     f" upstream={cfg.proxy.upstream}")
+        models = ",".join(f"{m.name}@{m.version}" for m in cfg.models)
+        print(f"driftline serve: listening metrics=http://{cfg.metrics.host}:"
+              f"{runtime.metrics_port}{proxy} models={models} "
+              f"otlp={'on' if runtime.otlp is not None else 'off'}", file=stream, flush=True)
+        await stop.wait()
+        print("driftline serve: stopping (draining queue, closing windows)", file=stream,
+              flush=True)
+        await runtime.stop()
+        print("driftline serve: stopped", file=stream, flush=True)
+        return 0
+
+    from driftline.collectors.proxy import new_event_loop
+
+    loop = new_event_loop()
+    try:
+        return loop.run_until_complete(main())
+    finally:
+        loop.close()
