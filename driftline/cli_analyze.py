@@ -1,15 +1,111 @@
-"""`driftline analyze`: placeholder until the command lands."""
+"""`driftline analyze`: a data file against a baseline, window by window (JSON, table or HTML)."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("analyze", help="analyse a data file against a baseline, window by window")
+    p = sub.add_parser(
+        "analyze", help="analyse a data file against a baseline, window by window",
+        description="Cut the data into windows (by record count, and by record time with "
+        "--window-duration) and report drift per feature, prediction drift and estimated vs "
+        "realised accuracy for each window.",
+    )
+    p.add_argument("data", nargs="+", metavar="DATA", help="files, directories or quoted globs")
+    p.add_argument("--baseline", required=True, metavar="FILE", help="baseline profile")
+    p.add_argument("--window-size", type=int, default=1000, metavar="N",
+                   help="records per window (1000)")
+    p.add_argument("--timestamp", metavar="COL",
+                   help="event time column (default: the one named at build time)")
+    p.add_argument("--window-duration", metavar="DURATION",
+                   help="also cut windows at multiples of this record-time span, e.g. 1h, 15m")
+    p.add_argument("--format", choices=("json", "table", "html"),
+                   help="default: from --output's suffix, else table on a terminal, else json")
+    p.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
+    p.add_argument("--fail-on-drift", action="store_true",
+                   help="exit 1 when any window drifted (for CI and cron jobs)")
+    p.add_argument("--psi-threshold", type=float, help="PSI at or above which a feature may drift "
+                   "(0.1)")
+    p.add_argument("--alpha", type=float, help="significance after Benjamini-Hochberg (0.05)")
     p.set_defaults(func=_run)
 
 
+def _format(args: argparse.Namespace) -> str:
+    if args.format:
+        return str(args.format)
+    if args.output:
+        suffix = Path(args.output).suffix.lower()
+        return {".html": "html", ".htm": "html", ".json": "json", ".txt": "table"}.get(suffix, "json")
+    return "table" if sys.stdout.isatty() else "json"
+
+
 def _run(args: argparse.Namespace) -> int:
-    raise SystemExit("driftline analyze: not available yet")
+    from dataclasses import replace
+
+    from driftline.analyze import analyze, parse_duration, report_document
+    from driftline.monitor import DriftPolicy
+    from driftline.profile import BaselineProfile
+    from driftline.readers import discover
+
+    profile = BaselineProfile.load(args.baseline)
+    files = discover(args.data)
+    duration = parse_duration(args.window_duration) if args.window_duration else None
+    policy = DriftPolicy()
+    if args.psi_threshold is not None:
+        policy = replace(policy, psi_threshold=args.psi_threshold)
+    if args.alpha is not None:
+        policy = replace(policy, alpha=args.alpha)
+    windows = list(analyze(profile, files, window_size=args.window_size,
+                           window_duration=duration, timestamp=args.timestamp, drift=policy))
+    fmt = _format(args)
+    if fmt == "json":
+        text = json.dumps(report_document(profile, windows), indent=1, allow_nan=False) + "\n"
+    elif fmt == "html":
+        from driftline.report_html import render_html
+
+        text = render_html(profile, windows)
+    else:
+        from driftline.report_table import print_windows
+
+        if args.output:
+            with _atomic(args.output) as fh:
+                print_windows(profile, windows, file=fh)
+        else:
+            print_windows(profile, windows)
+        text = None
+    if text is not None:
+        if args.output:
+            with _atomic(args.output) as fh:
+                fh.write(text)
+        else:
+            sys.stdout.write(text)
+    if args.output:
+        drifted = sum(w.drifted for w in windows)
+        print(f"wrote {args.output}: {len(windows)} windows, {drifted} drifted", file=sys.stderr)
+    return 1 if args.fail_on_drift and any(w.drifted for w in windows) else 0
+
+
+class _atomic:
+    """Write to a temporary file beside ``path`` and rename it into place on success."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+
+    def __enter__(self) -> Any:
+        fd, self.tmp = tempfile.mkstemp(prefix=".driftline-", dir=self.path.parent or ".")
+        self.fh = os.fdopen(fd, "w", encoding="utf-8")
+        return self.fh
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self.fh.close()
+        if exc_type is None:
+            os.replace(self.tmp, self.path)
+        else:
+            Path(self.tmp).unlink(missing_ok=True)

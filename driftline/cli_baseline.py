@@ -1,15 +1,90 @@
-"""`driftline baseline`: placeholder until the command lands."""
+"""`driftline baseline build|show`: make a baseline profile from reference data, or print one."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 from typing import Any
+
+
+def _csv(text: str | None) -> tuple[str, ...]:
+    return tuple(s.strip() for s in (text or "").split(",") if s.strip())
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("baseline", help="build or show a baseline profile")
-    p.set_defaults(func=_run)
+    bsub = p.add_subparsers(dest="baseline_command", metavar="{build,show}")
+    p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
+
+    b = bsub.add_parser(
+        "build", help="build a baseline profile from reference data",
+        description="Read reference data (Parquet, CSV, JSONL or Arrow IPC files, directories or "
+        "globs) in one streaming pass and write a baseline profile (JSON).",
+    )
+    b.add_argument("data", nargs="+", metavar="DATA", help="files, directories or quoted globs")
+    b.add_argument("-o", "--output", required=True, metavar="FILE", help="profile to write")
+    b.add_argument("--features", metavar="A,B,C",
+                   help="feature columns (default: every column not named by another option)")
+    b.add_argument("--exclude", metavar="A,B", help="columns to leave out")
+    b.add_argument("--categorical", metavar="A,B",
+                   help="columns to treat as categorical (default: string, boolean, dictionary)")
+    b.add_argument("--prediction", metavar="COL", help="predicted class (or value) column")
+    b.add_argument("--proba", metavar="COL|CLASS=COL,...",
+                   help="binary: positive-class probability column; multiclass: CLASS=COL,...")
+    b.add_argument("--target", metavar="COL", help="true label column")
+    b.add_argument("--id", metavar="COL", help="request id column (not a feature)")
+    b.add_argument("--timestamp", metavar="COL", help="event time column (not a feature)")
+    b.add_argument("--model-name", default="model", metavar="NAME")
+    b.add_argument("--model-version", default="1", metavar="V")
+    b.add_argument("--task", choices=("classification", "regression"),
+                   help="default: classification when --proba is given or predictions are labels")
+    b.add_argument("--bins", type=int, default=10, help="quantile bins per numeric feature (10)")
+    b.add_argument("--top-k", type=int, default=20, help="categories kept per feature (20)")
+    b.add_argument("--summary-size", type=int, default=20_000,
+                   help="reference values kept per numeric feature for KS (20000)")
+    b.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar (default: when stderr is a terminal)")
+    b.set_defaults(func=_build)
+
+    s = bsub.add_parser("show", help="print a baseline profile")
+    s.add_argument("file", metavar="FILE")
+    s.add_argument("--json", action="store_true", help="print the profile as JSON")
+    s.set_defaults(func=_show)
 
 
-def _run(args: argparse.Namespace) -> int:
-    raise SystemExit("driftline baseline: not available yet")
+def _build(args: argparse.Namespace) -> int:
+    from driftline.errors import InputError
+    from driftline.profile_build import BuildOptions, build_profile, parse_proba
+    from driftline.readers import discover
+
+    for name, value, low in (("--bins", args.bins, 2), ("--top-k", args.top_k, 1),
+                             ("--summary-size", args.summary_size, 2)):
+        if value < low:
+            raise InputError(f"{name} must be at least {low}, got {value}")
+    binary, multi = parse_proba(args.proba)
+    opts = BuildOptions(
+        features=_csv(args.features) or None, exclude=_csv(args.exclude),
+        categorical=_csv(args.categorical), prediction=args.prediction, proba=multi,
+        proba_binary=binary, target=args.target, id=args.id, timestamp=args.timestamp,
+        model_name=args.model_name, model_version=args.model_version, task=args.task,
+        bins=args.bins, top_k=args.top_k, summary_size=args.summary_size,
+    )
+    profile = build_profile(discover(args.data), opts, progress=args.progress)
+    profile.save(args.output)
+    print(f"wrote {args.output}: {len(profile.features)} features, {profile.n_records:,} records, "
+          f"id {profile.id}", file=sys.stderr)
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from driftline.profile import BaselineProfile
+
+    profile = BaselineProfile.load(args.file)
+    if args.json:
+        print(json.dumps(profile.to_dict(), indent=1))
+        return 0
+    from driftline.report_table import print_profile
+
+    print_profile(profile)
+    return 0

@@ -1,0 +1,210 @@
+"""Offline analysis: stream data files through a :class:`~driftline.monitor.Monitor`, window by
+window, exactly as the sidecar would see them (``driftline analyze`` and the benchmark use it).
+
+Arrow batches become :class:`~driftline.records.RecordBatch` columns with vectorised conversions
+only: numeric features as float64 (NaN for null), categorical ones as ``str`` objects, labels
+canonicalised once per distinct value (Arrow dictionary encoding), never once per row.
+
+>>> parse_duration("1h30m"), parse_duration("90"), parse_duration("2d")
+(5400.0, 90.0, 172800.0)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from driftline.errors import InputError
+from driftline.labels import canonical_label
+from driftline.monitor import DriftPolicy, Monitor, WindowPolicy
+from driftline.profile import BaselineProfile, NumericFeature
+from driftline.readers import (
+    DataFile,
+    is_categorical_type,
+    is_numeric_type,
+    iter_batches,
+    read_schema,
+    to_float,
+    to_strings,
+)
+from driftline.records import RecordBatch
+from driftline.snapshot import WindowReport
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from ``90``, ``15s``, ``30m``, ``1h``, ``1h30m``, ``2d`` or ``1w``."""
+    t = text.strip().lower()
+    try:
+        value = float(t)
+    except ValueError:
+        parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)", t)
+        if not parts or "".join(a + b for a, b in parts) != t:
+            raise InputError(f"cannot read duration {text!r}",
+                             fix="write it like 90, 15s, 30m, 1h, 1h30m or 1d") from None
+        value = sum(float(a) * _UNITS[b] for a, b in parts)
+    if not value > 0:
+        raise InputError(f"duration {text!r} must be positive", fix="use e.g. 1h")
+    return value
+
+
+def canonical_column(col: pa.Array) -> np.ndarray:
+    """Canonical class labels (object str, None for missing), one Python call per distinct value."""
+    if pa.types.is_floating(col.type):
+        col = pc.if_else(pc.is_finite(col), col, pa.scalar(None, col.type))
+    enc = pc.dictionary_encode(col)
+    if isinstance(enc, pa.ChunkedArray):
+        enc = enc.combine_chunks()
+    labels = np.array([canonical_label(v) for v in enc.dictionary.to_pylist()] + [None],
+                      dtype=object)
+    idx = enc.indices.fill_null(len(labels) - 1).to_numpy(zero_copy_only=False)
+    return labels[idx]
+
+
+def epoch_seconds(col: pa.Array) -> np.ndarray:
+    """Timestamps as float Unix seconds: temporal columns, ISO-8601 strings or epoch numbers."""
+    t = col.type
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        col = pc.cast(col, pa.timestamp("us", tz="UTC"))
+        t = col.type
+    if pa.types.is_date(t):
+        col = pc.cast(col, pa.timestamp("s"))
+        t = col.type
+    if pa.types.is_timestamp(t):
+        scale = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}[t.unit]
+        ints = pc.cast(col, pa.int64())
+        return to_float(ints) * scale
+    return to_float(col)
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Which profile columns a file has, checked once per file."""
+
+    columns: list[str]
+    prediction: str | None
+    proba: dict[str, str]
+    target: str | None
+    timestamp: str | None
+
+
+def _layout(profile: BaselineProfile, file: DataFile, timestamp: str | None) -> _Layout:
+    schema = read_schema(file)
+    names = set(schema.names)
+    for name, spec in profile.features.items():
+        if name not in names:
+            raise InputError(
+                "feature of the baseline not found in the data", path=file.path, column=name,
+                fix="analyse data with the same columns as the reference, or rebuild the baseline",
+            )
+        t = schema.field(name).type
+        if isinstance(spec, NumericFeature) and not is_numeric_type(t):
+            raise InputError(f"the baseline has this feature as numeric but the data has {t}",
+                             path=file.path, column=name,
+                             fix="give the same column types as the reference data")
+        if not isinstance(spec, NumericFeature) and not (is_categorical_type(t)
+                                                         or is_numeric_type(t)):
+            raise InputError(f"unsupported column type {t} for a categorical feature",
+                             path=file.path, column=name, fix="use string values")
+    cols = profile.columns
+    prediction = cols.prediction if cols.prediction in names else None
+    proba = {c: col for c, col in cols.proba.items() if col in names}
+    for col in proba.values():
+        if not is_numeric_type(schema.field(col).type):
+            raise InputError(f"probability column has type {schema.field(col).type}, not a number",
+                             path=file.path, column=col, fix="give probabilities as numbers")
+    target = cols.target if cols.target in names else None
+    ts = timestamp or cols.timestamp
+    if timestamp is not None and timestamp not in names:
+        raise InputError("timestamp column not found", path=file.path, column=timestamp,
+                         fix=f"the file has columns {sorted(names)}")
+    ts = ts if ts in names else None
+    wanted = [*profile.features, prediction, *proba.values(), target, ts]
+    return _Layout(list(dict.fromkeys(c for c in wanted if c)), prediction, proba, target, ts)
+
+
+def to_record_batch(profile: BaselineProfile, batch: pa.RecordBatch, layout: _Layout) -> RecordBatch:
+    """One Arrow batch as monitor columns (see :mod:`driftline.records` for the dtypes)."""
+    feats: dict[str, np.ndarray] = {}
+    for name, spec in profile.features.items():
+        col = batch.column(name)
+        feats[name] = to_float(col) if isinstance(spec, NumericFeature) else to_strings(col)
+    out = profile.output
+    prediction = None
+    if layout.prediction:
+        col = batch.column(layout.prediction)
+        prediction = (to_float(col) if out is not None and out.task == "regression"
+                      else canonical_column(col))
+    probabilities = None
+    if layout.proba and out is not None and out.classes:
+        n = batch.num_rows
+        probabilities = np.zeros((n, len(out.classes)))
+        if out.positive_class is not None and len(out.classes) == 2:
+            p = to_float(batch.column(layout.proba[out.positive_class]))
+            pos = out.classes.index(out.positive_class)
+            probabilities[:, pos] = p
+            probabilities[:, 1 - pos] = 1.0 - p
+        else:
+            for j, c in enumerate(out.classes):
+                if c in layout.proba:
+                    probabilities[:, j] = to_float(batch.column(layout.proba[c]))
+    targets = canonical_column(batch.column(layout.target)) if layout.target else None
+    timestamps = epoch_seconds(batch.column(layout.timestamp)) if layout.timestamp else None
+    return RecordBatch(feats, prediction, probabilities, None, timestamps, targets,
+                       n=batch.num_rows)
+
+
+def analyze(profile: BaselineProfile, files: Sequence[DataFile], *, window_size: int,
+            window_duration: float | None = None, timestamp: str | None = None,
+            drift: DriftPolicy = DriftPolicy()) -> Iterator[WindowReport]:  # noqa: B008
+    """Yield every window of ``files`` against ``profile``: tumbling windows of ``window_size``
+    records, also cut at multiples of ``window_duration`` seconds of record time when given
+    (windows aligned to the Unix epoch, like Prometheus' and Grafana's time buckets). Records
+    older than the open window (out of order) are counted into it."""
+    if window_size < 1:
+        raise InputError(f"--window-size must be at least 1, got {window_size}",
+                         fix="use e.g. --window-size 1000")
+    layouts = [(f, _layout(profile, f, timestamp)) for f in files]
+    if window_duration is not None and not all(lay.timestamp for _, lay in layouts):
+        missing = next(f for f, lay in layouts if not lay.timestamp)
+        raise InputError("--window-duration needs a timestamp column", path=missing.path,
+                         fix="name it with --timestamp COL (or build the baseline with --timestamp)")
+    monitor = Monitor(profile, window=WindowPolicy(records=window_size, max_age=None),
+                      drift=drift, clock=None)
+    bucket: float | None = None
+    for file, layout in layouts:
+        for arrow_batch in iter_batches(file, layout.columns):
+            batch = to_record_batch(profile, arrow_batch, layout)
+            if window_duration is None or batch.timestamps is None:
+                yield from monitor.observe(batch)
+                continue
+            ids = np.floor(batch.timestamps / window_duration)
+            start = bucket if bucket is not None else -np.inf
+            ids = np.fmax(ids, start)  # NaN (no timestamp) rows stay in the open window
+            ids = np.maximum.accumulate(np.where(np.isnan(ids), start, ids))
+            cuts = np.flatnonzero(np.diff(ids)) + 1
+            for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(ids)], strict=True):
+                seg_bucket = float(ids[lo])
+                if bucket is not None and seg_bucket != bucket:
+                    report = monitor.flush()
+                    if report is not None:
+                        yield report
+                bucket = seg_bucket
+                yield from monitor.observe(batch.slice(int(lo), int(hi)))
+    report = monitor.flush()
+    if report is not None:
+        yield report
+
+
+def report_document(profile: BaselineProfile, windows: Sequence[WindowReport]) -> dict[str, Any]:
+    """The JSON contract of ``driftline analyze --format json``."""
+    return {"baseline": {"model_name": profile.model_name, "model_version": profile.model_version,
+                         "id": profile.id},
+            "windows": [w.to_dict() for w in windows]}
