@@ -24,7 +24,12 @@ from driftline.detectors.performance import (
     mean_entropy,
 )
 from driftline.detectors.psi import proportions, psi
-from driftline.detectors.quantile_rank import quantile_rank, rank_histogram
+from driftline.detectors.quantile_rank import (
+    quantile_rank,
+    quantile_rank_histogram,
+    rank_edges,
+    rank_histogram,
+)
 from driftline.detectors.streaming import StreamDetector
 from driftline.detectors.windowed import (
     CategoricalPSIDetector,
@@ -66,6 +71,8 @@ __all__ = [
     "psi",
     "quantile_grid",
     "quantile_rank",
+    "quantile_rank_histogram",
+    "rank_edges",
     "rank_histogram",
     "wasserstein",
     "wasserstein_normalised",

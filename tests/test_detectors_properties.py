@@ -127,3 +127,12 @@ def test_benjamini_hochberg_is_at_least_p_and_at_most_one(p: np.ndarray) -> None
     ok = ~np.isnan(p)
     assert (np.isnan(adj) == ~ok).all()
     assert (adj[ok] >= p[ok] - 1e-15).all() and (adj[ok] <= 1).all()
+
+
+@given(hnp.arrays(np.float64, st.integers(0, 50), elements=st.integers(-5, 5).map(float)), dirty,
+       st.lists(st.floats(-0.5, 1.5), min_size=1, max_size=12).map(sorted))
+def test_quantile_rank_histogram_equals_ranks_then_histogram(ref: np.ndarray, x: np.ndarray,
+                                                             bounds: list[float]) -> None:
+    ref = np.sort(ref)
+    want = dd.rank_histogram(quantile_rank(ref, x), bounds)
+    assert dd.quantile_rank_histogram(ref, x, bounds).tolist() == want.tolist()
