@@ -1,0 +1,341 @@
+"""Prometheus recording and alerting rules, generated from the metric catalogue and one
+:class:`~driftline.alertmanager.rules_config.RulesConfig`.
+
+Recording rules compute fleet-wide drift from the quantile-rank histograms that every sidecar
+exports (DESIGN.md §5): bucket counts are summed across replicas, turned into per-bucket shares
+over ``drift_range``, and compared with the 10 % each bucket holds without drift. The ``le="1.0"``
+bucket is never read (ranks are ≤ 1, so it equals ``+Inf``), which keeps the rules independent
+of how a client spells that bound. Names follow ``level:metric:operation``.
+
+>>> groups = rule_groups(RulesConfig())
+>>> [g["name"] for g in groups]
+['driftline']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from driftline.alertmanager.rules_config import RulesConfig
+from driftline.dashboards.uids import MODEL_UID, SIDECAR_UID, slug
+
+from driftline import catalogue as cat
+
+__all__ = ["Alert", "RecordingNames", "alert_rules", "names", "prometheus_rule", "recording_rules",
+           "rule_groups", "to_yaml"]
+
+#: Upper bounds read from the quantile-rank histogram; the last bucket is ``+Inf`` minus 0.9.
+RANK_EDGES: tuple[str, ...] = ("0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9")
+BUCKET_SHARE = 0.1
+PSI_FLOOR = 0.0001
+
+
+@dataclass(frozen=True)
+class RecordingNames:
+    """Names of the recording rules for one config (the range is part of the name)."""
+
+    rank_increase: str
+    rank_cdf: str
+    rank_share: str
+    rank_psi: str
+    rank_ks: str
+    category_increase: str
+    category_share: str
+    category_reference: str
+    category_psi: str
+    feature_psi: str
+    prediction_psi: str
+    estimated_accuracy: str
+    accuracy: str
+    reference_accuracy: str
+    records_rate: str
+    model_name_records_rate: str
+    model_name_dropped_rate: str
+
+
+def names(cfg: RulesConfig) -> RecordingNames:
+    """The recording-rule names derived from ``cfg`` (dashboards query these too)."""
+    d, r = cfg.drift_range, cfg.rate_range
+    qr, fc = cat.FEATURE_QUANTILE_RANK.name, "driftline_feature_category"
+    return RecordingNames(
+        rank_increase=f"model_feature_le:{qr}_bucket:increase{d}",
+        rank_cdf=f"model_feature_le:{qr}_bucket:ratio{d}",
+        rank_share=f"model_feature_bucket:{qr}:share{d}",
+        rank_psi=f"model_feature:{qr}:psi{d}",
+        rank_ks=f"model_feature:{qr}:ks{d}",
+        category_increase=f"model_feature_category:{fc}:increase{d}",
+        category_share=f"model_feature_category:{fc}:share{d}",
+        category_reference=f"model_feature_category:{cat.FEATURE_REFERENCE_CATEGORY_RATIO.name}:max",
+        category_psi=f"model_feature:{fc}:psi{d}",
+        feature_psi=f"model_feature:{cat.FEATURE_PSI.name}:fleet{d}",
+        prediction_psi=f"model:{cat.PREDICTION_PSI.name}:max",
+        estimated_accuracy=f"model:{cat.ESTIMATED_ACCURACY.name}:avg",
+        accuracy=f"model:{cat.ACCURACY.name}:avg",
+        reference_accuracy=f"model:{cat.REFERENCE_ACCURACY.name}:max",
+        records_rate=f"model:driftline_records:rate{r}",
+        model_name_records_rate=f"model_name:driftline_records:rate{r}",
+        model_name_dropped_rate=f"model_name:driftline_records_dropped:rate{r}",
+    )
+
+
+def _by(labels: Iterable[str]) -> str:
+    return ", ".join(labels)
+
+
+def model_labels(cfg: RulesConfig) -> tuple[str, ...]:
+    return (*cfg.group_labels, *cat.MODEL_LABELS)
+
+
+def feature_labels(cfg: RulesConfig) -> tuple[str, ...]:
+    return (*model_labels(cfg), "feature")
+
+
+def _rule(record: str, expr: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"record": record, "expr": expr}
+    if labels:
+        out["labels"] = labels
+    return out
+
+
+def recording_rules(cfg: RulesConfig) -> list[dict[str, Any]]:
+    """The ``driftline.rules`` group's rules, in evaluation order (later ones read earlier ones)."""
+    n = names(cfg)
+    t = cfg.thresholds
+    fl, ml = _by(feature_labels(cfg)), _by(model_labels(cfg))
+    mn = _by((*cfg.group_labels, "model_name"))
+    d, r = cfg.drift_range, cfg.rate_range
+    rank = cat.FEATURE_QUANTILE_RANK.name + "_bucket" + cfg.matchers('le=~"0\\\\.[1-9]|\\\\+Inf"')
+    rules: list[dict[str, Any]] = [
+        _rule(n.rank_increase, f"sum by ({fl}, le) (increase({rank}[{d}]))"),
+        _rule(n.rank_cdf,
+              f'{n.rank_increase}\n/ ignoring (le) group_left ()\n'
+              f'({n.rank_increase}{{le="+Inf"}} >= {t.min_samples})'),
+        _rule(n.rank_share, f'sum without (le) ({n.rank_cdf}{{le="{RANK_EDGES[0]}"}})',
+              {"bucket": RANK_EDGES[0]}),
+    ]
+    uppers = (*RANK_EDGES[1:], "+Inf")
+    for lower, upper in zip(RANK_EDGES, uppers, strict=True):
+        bucket = "1.0" if upper == "+Inf" else upper
+        rules.append(_rule(n.rank_share,
+                           f'{n.rank_cdf}{{le="{upper}"}}\n- ignoring (le)\n{n.rank_cdf}{{le="{lower}"}}',
+                           {"bucket": bucket}))
+    floored = f"clamp_min({n.rank_share}, {PSI_FLOOR})"
+    rules.append(_rule(n.rank_psi,
+                       f"sum without (bucket) (\n  ({floored} - {BUCKET_SHARE})\n"
+                       f"  * ln({floored} / {BUCKET_SHARE})\n)"))
+    terms = "\nor\n".join(f'abs({n.rank_cdf}{{le="{e}"}} - {e})' for e in RANK_EDGES)
+    rules.append(_rule(n.rank_ks, f"max by ({fl}) (\n{terms}\n)"))
+    catsel = cat.FEATURE_CATEGORY.name + cfg.matchers()
+    refsel = cat.FEATURE_REFERENCE_CATEGORY_RATIO.name + cfg.matchers()
+    rules += [
+        _rule(n.category_increase, f"sum by ({fl}, category) (increase({catsel}[{d}]))"),
+        _rule(n.category_share,
+              f"{n.category_increase}\n/ ignoring (category) group_left ()\n"
+              f"(sum without (category) ({n.category_increase}) >= {t.min_samples})"),
+        _rule(n.category_reference, f"max by ({fl}, category) ({refsel})"),
+    ]
+    # Reference categories never seen in the range count as share 0 (then floored), but only
+    # for features that have a share at all.
+    cur = (f"clamp_min(\n    {n.category_share}\n    or\n    ({n.category_reference} * 0 "
+           f"and on ({fl}) {n.category_share})\n  , {PSI_FLOOR})")
+    ref = f"clamp_min({n.category_reference}, {PSI_FLOOR})"
+    rules += [
+        _rule(n.category_psi, f"sum by ({fl}) (\n  ({cur} - {ref})\n  * ln({cur} / {ref})\n)"),
+        _rule(n.feature_psi, f"{n.rank_psi}\nor\n{n.category_psi}"),
+        _rule(n.prediction_psi, f"max by ({ml}) ({cat.PREDICTION_PSI.name}{cfg.matchers()})"),
+        _rule(n.estimated_accuracy,
+              f"sum by ({ml}) ({cat.ESTIMATED_ACCURACY.name}{cfg.matchers()} * "
+              f"{cat.WINDOW_RECORDS.name}{cfg.matchers()})\n/\n"
+              f"sum by ({ml}) ({cat.WINDOW_RECORDS.name}{cfg.matchers()} > 0 and "
+              f"{cat.ESTIMATED_ACCURACY.name}{cfg.matchers()})"),
+        _rule(n.accuracy, f"avg by ({ml}) ({cat.ACCURACY.name}{cfg.matchers()})"),
+        _rule(n.reference_accuracy, f"max by ({ml}) ({cat.REFERENCE_ACCURACY.name}{cfg.matchers()})"),
+        _rule(n.records_rate, f"sum by ({ml}) (rate({cat.RECORDS.name}{cfg.matchers()}[{r}]))"),
+        _rule(n.model_name_records_rate, f"sum by ({mn}) (rate({cat.RECORDS.name}{cfg.matchers()}[{r}]))"),
+        _rule(n.model_name_dropped_rate,
+              f"sum by ({mn}) (rate({cat.RECORDS_DROPPED.name}{cfg.matchers()}[{r}]))"),
+    ]
+    return rules
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alert before rendering; ``dashboard`` is the uid its dashboard_url opens."""
+
+    name: str
+    expr: str
+    summary: str
+    description: str
+    dashboard: str
+    url_labels: tuple[str, ...] = ("model_name", "model_version")
+
+
+def _model_desc(extra: str = "") -> str:
+    return ("{{ $labels.model_name }} {{ $labels.model_version }} "
+            "({{ $labels.endpoint }} endpoint" + extra + ")")
+
+
+def _ns() -> str:
+    return "{{ with $labels.namespace }} in namespace {{ . }}{{ end }}"
+
+
+def alert_list(cfg: RulesConfig) -> list[Alert]:
+    """Every alert Driftline ships, before per-alert settings are applied."""
+    n = names(cfg)
+    t = cfg.thresholds
+    ml = _by(model_labels(cfg))
+    mn = _by((*cfg.group_labels, "model_name"))
+    v3 = '{{ $value | printf "%.3f" }}'
+    pct = "{{ $value | humanizePercentage }}"
+    psi_over = f"{n.feature_psi} > {t.feature_psi}"
+
+    def canary(metric: str) -> str:
+        return (f'{metric}{{endpoint="canary"}}\n< on ({mn}) group_left ()\n'
+                f'(max by ({mn}) ({metric}{{endpoint="default"}}) - {t.canary_margin})')
+
+    return [
+        Alert("DriftlineFeatureDrift", psi_over,
+              "A model input feature drifted away from its baseline.",
+              f"Feature {{{{ $labels.feature }}}} of model {_model_desc()}{_ns()} has a PSI of {v3} "
+              f"over the last {cfg.drift_range} across all replicas (threshold {t.feature_psi}).",
+              MODEL_UID),
+        Alert("DriftlineManyFeaturesDrifting",
+              f"count by ({ml}) ({psi_over}) >= {t.many_features_count}\nand\n"
+              f"count by ({ml}) ({psi_over}) / count by ({ml}) ({n.feature_psi}) >= {t.many_features_ratio}",
+              "Many input features of a model drifted at once; retraining is due.",
+              f'{{{{ $value | printf "%.0f" }}}} features of model {_model_desc()}{_ns()} have a PSI above '
+              f"{t.feature_psi} over the last {cfg.drift_range} (at least {t.many_features_count} "
+              f"and {t.many_features_ratio:.0%} of its features).", MODEL_UID),
+        Alert("DriftlinePredictionDrift", f"{n.prediction_psi} > {t.prediction_psi}",
+              "The distribution of a model's predictions drifted.",
+              f"The prediction PSI of model {_model_desc()}{_ns()} is {v3} in the last window "
+              f"(threshold {t.prediction_psi}).", MODEL_UID),
+        Alert("DriftlineEstimatedAccuracyDrop",
+              f"{n.estimated_accuracy}\n< ({n.reference_accuracy} - {t.estimated_accuracy_margin})",
+              "The label-free accuracy estimate fell below the reference accuracy.",
+              f"Estimated accuracy of model {_model_desc()}{_ns()} is {v3}, more than "
+              f"{t.estimated_accuracy_margin} below its reference accuracy.", MODEL_UID),
+        Alert("DriftlineAccuracyDrop",
+              f"{n.accuracy}\n< ({n.reference_accuracy} - {t.accuracy_margin})",
+              "Realised accuracy from delayed labels fell below the reference accuracy.",
+              f"Realised accuracy of model {_model_desc()}{_ns()} is {v3}, more than "
+              f"{t.accuracy_margin} below its reference accuracy.", MODEL_UID),
+        Alert("DriftlineCanaryWorseThanDefault",
+              f"(\n{canary(n.estimated_accuracy)}\n)\nor\n(\n{canary(n.accuracy)}\n)",
+              "A canary model version is less accurate than the default version.",
+              f"Canary {{{{ $labels.model_version }}}} of model {{{{ $labels.model_name }}}}{_ns()} has "
+              f"an accuracy of {v3}, more than {t.canary_margin} below the default endpoint.",
+              MODEL_UID),
+        Alert("DriftlineConceptDrift",
+              f"sum by ({ml}, signal) (increase({cat.ADWIN_DETECTIONS.name}{cfg.matchers()}"
+              f"[{cfg.adwin_range}])) > 0",
+              "ADWIN detected a change in a model's per-record stream.",
+              f"ADWIN detected a change in the {{{{ $labels.signal }}}} stream of model {_model_desc()}"
+              f"{_ns()} within the last {cfg.adwin_range}.", MODEL_UID),
+        Alert("DriftlineMissingValuesHigh",
+              f"max by ({_by(feature_labels(cfg))}) ({cat.FEATURE_MISSING_RATIO.name}{cfg.matchers()})"
+              f" > {t.missing_ratio}",
+              "A model input feature has many missing values.",
+              f"{pct} of the values of feature {{{{ $labels.feature }}}} of model {_model_desc()}"
+              f"{_ns()} were missing in the last window (threshold {t.missing_ratio:.0%}).", MODEL_UID),
+        Alert("DriftlineNoTraffic", f"{n.records_rate} == 0",
+              "A monitored model receives no records.",
+              f"No records reached Driftline for model {_model_desc()}{_ns()} in the last "
+              f"{cfg.rate_range}.", MODEL_UID),
+        Alert("DriftlineRecordsDropped",
+              f"{n.model_name_dropped_rate}\n/\n({n.model_name_dropped_rate} + "
+              f"({n.model_name_records_rate} or {n.model_name_dropped_rate} * 0))\n> {t.drop_ratio}",
+              "A Driftline sidecar drops records, so its statistics see less traffic.",
+              f"Driftline drops {pct} of the records of model {{{{ $labels.model_name }}}}{_ns()} "
+              f"(threshold {t.drop_ratio:.0%}).", SIDECAR_UID, ("model_name",)),
+        Alert("DriftlineSidecarDown", f"up{{{cfg.sidecar_selector}}} == 0",
+              "Prometheus cannot scrape a Driftline sidecar.",
+              f"Driftline target {{{{ $labels.instance }}}} of job {{{{ $labels.job }}}}{_ns()} is "
+              "down; its models are not monitored.", SIDECAR_UID, ("instance",)),
+        Alert("DriftlineQueueNearlyFull",
+              f"max by ({_by((*cfg.group_labels, 'job', 'instance'))}) (\n"
+              f"  {cat.QUEUE_DEPTH.name}{cfg.matchers()}\n"
+              f"  / ({cat.QUEUE_CAPACITY.name}{cfg.matchers()} > 0)\n)"
+              f" > {t.queue_fill}",
+              "A Driftline sidecar's record queue is nearly full.",
+              f"The record queue of Driftline target {{{{ $labels.instance }}}}{_ns()} is {pct} full; "
+              "records will be dropped.", SIDECAR_UID, ("instance",)),
+        Alert("DriftlineExportErrors",
+              f"sum by ({_by((*cfg.group_labels, 'job', 'instance', 'exporter'))}) "
+              f"(rate({cat.EXPORT_ERRORS.name}{cfg.matchers()}[{cfg.rate_range}])) > 0",
+              "A Driftline sidecar fails to export metrics.",
+              f"Driftline target {{{{ $labels.instance }}}}{_ns()} failed {{{{ $labels.exporter }}}} exports "
+              f"in the last {cfg.rate_range}.", SIDECAR_UID, ("instance",)),
+    ]
+
+
+def dashboard_url(cfg: RulesConfig, alert: Alert) -> str:
+    base = f"{cfg.grafana_url.rstrip('/')}/d/{alert.dashboard}/{slug(alert.dashboard)}"
+    query = "&".join(f"var-{k}={{{{ $labels.{k} }}}}" for k in alert.url_labels)
+    return f"{base}?{query}" if query else base
+
+
+def alert_rules(cfg: RulesConfig) -> list[dict[str, Any]]:
+    """The ``driftline.alerts`` group's rules (disabled alerts left out)."""
+    out: list[dict[str, Any]] = []
+    for a in alert_list(cfg):
+        s = cfg.alert(a.name)
+        if not s.enabled:
+            continue
+        rule: dict[str, Any] = {"alert": a.name, "expr": a.expr}
+        if s.for_ and s.for_ not in ("0s", "0m"):
+            rule["for"] = s.for_
+        rule["labels"] = {"severity": s.severity, "action": s.action}
+        rule["annotations"] = {
+            "summary": a.summary,
+            "description": a.description,
+            "runbook_url": cfg.runbook_url_pattern % a.name.lower(),
+            "dashboard_url": dashboard_url(cfg, a),
+        }
+        out.append(rule)
+    return out
+
+
+def rule_groups(cfg: RulesConfig) -> list[dict[str, Any]]:
+    """The rule file's ``groups`` (also the PrometheusRule's ``spec.groups``).
+
+    One group on purpose: rules in a group run in order at the same timestamp, so every alert
+    reads the recording rules of the same evaluation. Across groups (which run independently)
+    an alert could read the previous evaluation's value and fire one interval late.
+    """
+    return [{"name": "driftline", "rules": [*recording_rules(cfg), *alert_rules(cfg)]}]
+
+
+def prometheus_rule(cfg: RulesConfig) -> dict[str, Any]:
+    """The same groups as a prometheus-operator PrometheusRule (loaded when ``release`` matches)."""
+    meta: dict[str, Any] = {"name": "driftline",
+                            "labels": {"app.kubernetes.io/name": "driftline",
+                                       "app.kubernetes.io/component": "alerting",
+                                       "release": cfg.release}}
+    if cfg.rule_namespace:
+        meta["namespace"] = cfg.rule_namespace
+    return {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule", "metadata": meta,
+            "spec": {"groups": rule_groups(cfg)}}
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style for multi-line strings (PromQL reads best that way)."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    if "\n" in value:
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value)
+
+
+_Dumper.add_representer(str, _str)
+
+HEADER = "# Generated by `driftline rules generate` from driftline/catalogue.py; do not edit.\n"
+
+
+def to_yaml(doc: Any) -> str:
+    """Deterministic YAML with the generated-file header."""
+    return HEADER + yaml.dump(doc, Dumper=_Dumper, sort_keys=False, width=1_000_000, allow_unicode=True)

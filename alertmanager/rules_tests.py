@@ -1,0 +1,377 @@
+"""promtool unit tests for the generated rules, generated from the same config.
+
+For every alert a scenario feeds series that make the alert's expression true from minute
+``onset`` on; the test asserts that nothing fires one evaluation step before ``onset + for`` and
+that exactly the expected alert (labels and rendered annotations) fires at it. Expected values in
+annotations and the recording-rule checks are computed here in plain Python with the same float
+operations, from the same inputs, so promtool's exact comparison holds (2.42 has no fuzzy
+compare). Scenarios assume whole-minute ranges; thresholds must leave room for the drifted values
+they use (see the validation in :mod:`~driftline.alertmanager.rules_config`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from driftline.alertmanager.rules import (
+    BUCKET_SHARE,
+    PSI_FLOOR,
+    RANK_EDGES,
+    alert_list,
+    alert_rules,
+    names,
+)
+from driftline.alertmanager.rules_config import RulesConfig, duration_seconds
+
+from driftline import catalogue as cat
+from driftline.errors import ConfigError
+
+__all__ = ["render_template", "rules_test_file"]
+
+STEP = 60  # seconds between samples and between rule evaluations in the tests
+INSTANCES = ("10.0.0.1:9108", "10.0.0.2:9108")
+
+
+def render_template(text: str, labels: Mapping[str, str], value: float | None) -> str:
+    """Render the small subset of Prometheus' Go templates Driftline's annotations use."""
+
+    def with_block(m: re.Match[str]) -> str:
+        v = labels.get(m.group(1), "")
+        return m.group(2).replace("{{ . }}", v) if v else ""
+
+    out = re.sub(r"\{\{ with \$labels\.(\w+) \}\}(.*?)\{\{ end \}\}", with_block, text)
+    out = re.sub(r"\{\{ \$labels\.(\w+) \}\}", lambda m: labels.get(m.group(1), ""), out)
+
+    def fmt(m: re.Match[str]) -> str:
+        if value is None:
+            raise ValueError(f"template {text!r} needs a value")
+        if m.group(1):
+            return m.group(1) % value
+        return "%.4g%%" % (value * 100)  # Prometheus' humanizePercentage
+
+    return re.sub(r'\{\{ \$value \| (?:printf "(%[^"]+)"|humanizePercentage) \}\}', fmt, out)
+
+
+@dataclass
+class Series:
+    name: str
+    labels: dict[str, str]
+    values: Callable[[int], float | None]  # minute -> value (None = missing)
+
+    def render(self, minutes: int) -> dict[str, str]:
+        inner = ", ".join(f'{k}="{v}"' for k, v in sorted(self.labels.items()))
+        vals = []
+        for i in range(minutes + 1):
+            v = self.values(i)
+            vals.append("_" if v is None else (str(int(v)) if float(v).is_integer() else repr(float(v))))
+        return {"series": f"{self.name}{{{inner}}}", "values": " ".join(vals)}
+
+
+@dataclass
+class Scenario:
+    alert: str
+    onset: int  # first minute at which the expression is true
+    series: list[Series]
+    expected: list[tuple[dict[str, str], float | None]]  # output labels, $value at firing time
+    value_at: Callable[[int], list[float | None]] | None = None  # $value per expected alert
+
+
+def _minutes(d: str, key: str) -> int:
+    s = duration_seconds(d)
+    if s % STEP:
+        raise ConfigError(f"{d!r} is not a whole number of minutes", key=key,
+                          fix="generated promtool tests step in minutes")
+    return s // STEP
+
+
+class _Ctx:
+    def __init__(self, cfg: RulesConfig) -> None:
+        self.cfg = cfg
+        self.target = dict(cfg.test_labels)
+        self.group = {g: self.target[g] for g in cfg.group_labels if g in self.target}
+        self.model = {"model_name": "fraud", "model_version": "3", "endpoint": "default"}
+
+    def labels(self, instance: int = 0, **extra: str) -> dict[str, str]:
+        return {**self.target, "instance": INSTANCES[instance], **extra}
+
+    def model_series_labels(self, instance: int = 0, **extra: str) -> dict[str, str]:
+        return {**self.labels(instance), **self.model, **extra}
+
+    def out(self, **extra: str) -> dict[str, str]:
+        return {**self.group, **self.model, **extra}
+
+
+# ----------------------------------------------------------------------------- quantile ranks
+
+
+@dataclass(frozen=True)
+class _RankFeed:
+    """Uniform ranks (``u`` per bucket per minute) before ``onset``, a burst of ``burst`` values
+    in the top bucket at ``onset`` and ``drift`` per minute there afterwards."""
+
+    onset: int
+    u: int
+    burst: int
+    drift: int
+
+    def cum(self, k: int, i: int) -> int:
+        """Cumulative count at minute ``i`` of bucket index ``k`` (1..10; 10 = 1.0 = +Inf)."""
+        base = k * self.u * min(i, self.onset - 1)
+        if k < 10:
+            return base
+        return base + (self.burst if i >= self.onset else 0) + self.drift * max(0, i - self.onset)
+
+
+def _rank_series(ctx: _Ctx, feed: _RankFeed, feature: str, instance: int) -> list[Series]:
+    name = cat.FEATURE_QUANTILE_RANK.name + "_bucket"
+    out = []
+    for k, le in enumerate((*RANK_EDGES, "1.0", "+Inf"), start=1):
+        kk = min(k, 10)
+        out.append(Series(name, ctx.model_series_labels(instance, feature=feature, le=le),
+                          partial(_cum, feed, kk)))
+    return out
+
+
+def _cum(feed: _RankFeed, k: int, i: int) -> float:
+    return float(feed.cum(k, i))
+
+
+def _const(v: float, i: int) -> float:
+    return v
+
+
+def _window_increase(f: Callable[[int], float], t: int, rng: int) -> float:
+    # Samples sit on whole minutes from minute 0, so increase() over a closed [t-rng, t] window
+    # needs no extrapolation (counters start at 0, or the window starts on a sample).
+    return f(t) - f(max(0, t - rng))
+
+
+def _rank_cdf(feeds: list[_RankFeed], t: int, rng: int) -> list[float]:
+    """Cumulative shares at le=0.1..0.9, +Inf, summed over replicas (as the recording rules)."""
+    inc = [sum(_window_increase(partial(_cum, f, k), t, rng) for f in feeds)
+           for k in range(1, 11)]
+    return [c / inc[9] for c in inc]
+
+
+def _rank_psi(feeds: list[_RankFeed], t: int, rng: int) -> float:
+    cdf = _rank_cdf(feeds, t, rng)
+    shares = [cdf[0]] + [cdf[k] - cdf[k - 1] for k in range(1, 10)]
+    psi = 0.0
+    for s in shares:
+        p = max(s, PSI_FLOOR)
+        psi += (p - BUCKET_SHARE) * math.log(p / BUCKET_SHARE)
+    return psi
+
+
+def _rank_ks(feeds: list[_RankFeed], t: int, rng: int) -> float:
+    cdf = _rank_cdf(feeds, t, rng)
+    return max(abs(cdf[k] - float(e)) for k, e in enumerate(RANK_EDGES))
+
+
+def _rank_feed(cfg: RulesConfig, onset: int, replicas: int) -> _RankFeed:
+    u = max(5, math.ceil((cfg.thresholds.min_samples + 1) / (10 * (onset - 1) * replicas)))
+    total = 10 * u * (onset - 1)
+    return _RankFeed(onset, u, burst=20 * total, drift=10 * u)
+
+
+# ---------------------------------------------------------------------------------- scenarios
+
+
+def _scenarios(cfg: RulesConfig) -> list[Scenario]:
+    ctx = _Ctx(cfg)
+    t = cfg.thresholds
+    rd = _minutes(cfg.drift_range, "drift_range")
+    rr = _minutes(cfg.rate_range, "rate_range")
+    out: list[Scenario] = []
+
+    # Feature drift: a numeric feature on two replicas, a categorical one on one replica.
+    onset = 10
+    feed = _rank_feed(cfg, onset, 2)
+    num = [*_rank_series(ctx, feed, "amount", 0), *_rank_series(ctx, feed, "amount", 1)]
+    ref = {"us": 0.5, "de": 0.25, "__other__": 0.25}
+    per_min = 4 * math.ceil((t.min_samples + 1) / (4 * (onset - 1)))
+
+    def cat_cum(c: str, i: int, onset: int = onset) -> float:
+        base = ref[c] * per_min * min(i, onset - 1)
+        if c != "de":
+            return base
+        return base + (20 * per_min * (onset - 1) if i >= onset else 0) + per_min * max(0, i - onset)
+
+    cats = [Series(cat.FEATURE_CATEGORY.name, ctx.model_series_labels(0, feature="country", category=c),
+                   partial(cat_cum, c)) for c in ref]
+    refs = [Series(cat.FEATURE_REFERENCE_CATEGORY_RATIO.name,
+                   ctx.model_series_labels(0, feature="country", category=c), partial(_const, r))
+            for c, r in ref.items()]
+
+    def cat_psi(tm: int) -> float:
+        inc = {c: _window_increase(partial(cat_cum, c), tm, rd) for c in ref}
+        total = sum(inc.values())
+        psi = 0.0
+        for c, r in ref.items():
+            p = max(inc[c] / total, PSI_FLOOR)
+            psi += (p - max(r, PSI_FLOOR)) * math.log(p / max(r, PSI_FLOOR))
+        return psi
+
+    out.append(Scenario(
+        "DriftlineFeatureDrift", onset, [*num, *cats, *refs],
+        [(ctx.out(feature="amount"), None), (ctx.out(feature="country"), None)],
+        value_at=lambda tm: [_rank_psi([feed, feed], tm, rd), cat_psi(tm)],
+    ))
+
+    # Many features drifting: K numeric features, all drifting.
+    k = max(t.many_features_count, 1)
+    feed1 = _rank_feed(cfg, onset, 1)
+    many = [s for j in range(k) for s in _rank_series(ctx, feed1, f"f{j}", 0)]
+    out.append(Scenario("DriftlineManyFeaturesDrifting", onset, many, [(ctx.out(), float(k))]))
+
+    onset = 5
+
+    def step(lo: float, hi: float, onset: int = onset, ramp: bool = False) -> Callable[[int], float]:
+        """lo before onset, then hi (or hi per minute since onset, as a counter, when ramp)."""
+        if ramp:
+            return lambda i: lo if i < onset else hi * (i - onset + 1)
+        return lambda i: lo if i < onset else hi
+
+    hi = 0.5 if t.prediction_psi < 0.5 else float(math.ceil(t.prediction_psi * 2))
+    out.append(Scenario("DriftlinePredictionDrift", onset, [
+        Series(cat.PREDICTION_PSI.name, ctx.model_series_labels(0), step(0.0, hi)),
+        Series(cat.PREDICTION_PSI.name, ctx.model_series_labels(1), step(0.0, 0.0625)),
+    ], [(ctx.out(), hi)]))
+
+    out.append(Scenario("DriftlineEstimatedAccuracyDrop", onset, [
+        Series(cat.ESTIMATED_ACCURACY.name, ctx.model_series_labels(0), step(0.9375, 0.25)),
+        Series(cat.ESTIMATED_ACCURACY.name, ctx.model_series_labels(1), step(0.9375, 0.625)),
+        Series(cat.WINDOW_RECORDS.name, ctx.model_series_labels(0), lambda i: 1000.0),
+        Series(cat.WINDOW_RECORDS.name, ctx.model_series_labels(1), lambda i: 3000.0),
+        Series(cat.REFERENCE_ACCURACY.name, ctx.model_series_labels(0), lambda i: 0.9375),
+        Series(cat.REFERENCE_ACCURACY.name, ctx.model_series_labels(1), lambda i: 0.9375),
+    ], [(ctx.out(), (0.25 * 1000 + 0.625 * 3000) / 4000)]))
+
+    out.append(Scenario("DriftlineAccuracyDrop", onset, [
+        Series(cat.ACCURACY.name, ctx.model_series_labels(0), step(0.9375, 0.5)),
+        Series(cat.ACCURACY.name, ctx.model_series_labels(1), step(0.9375, 0.75)),
+        Series(cat.REFERENCE_ACCURACY.name, ctx.model_series_labels(0), lambda i: 0.9375),
+    ], [(ctx.out(), 0.625)]))
+
+    canary = {"model_version": "4", "endpoint": "canary"}
+    out.append(Scenario("DriftlineCanaryWorseThanDefault", onset, [
+        Series(cat.ESTIMATED_ACCURACY.name, ctx.model_series_labels(0), lambda i: 0.9375),
+        Series(cat.WINDOW_RECORDS.name, ctx.model_series_labels(0), lambda i: 1000.0),
+        Series(cat.ESTIMATED_ACCURACY.name, ctx.model_series_labels(1, **canary), step(0.9375, 0.5)),
+        Series(cat.WINDOW_RECORDS.name, ctx.model_series_labels(1, **canary), lambda i: 1000.0),
+    ], [(ctx.out(**canary), 0.5)]))
+
+    out.append(Scenario("DriftlineConceptDrift", onset, [
+        Series(cat.ADWIN_DETECTIONS.name, ctx.model_series_labels(0, signal="error"), step(0.0, 1.0)),
+        Series(cat.ADWIN_DETECTIONS.name, ctx.model_series_labels(0, signal="confidence"), lambda i: 0.0),
+    ], [(ctx.out(signal="error"), None)]))
+
+    hi = 0.25 if t.missing_ratio < 0.25 else 0.75
+    out.append(Scenario("DriftlineMissingValuesHigh", onset, [
+        Series(cat.FEATURE_MISSING_RATIO.name, ctx.model_series_labels(0, feature="amount"), step(0.0, hi)),
+        Series(cat.FEATURE_MISSING_RATIO.name, ctx.model_series_labels(1, feature="amount"), step(0.0, 0.0)),
+    ], [(ctx.out(feature="amount"), hi)]))
+
+    stop = 2
+    out.append(Scenario("DriftlineNoTraffic", stop + rr, [
+        Series(cat.RECORDS.name, ctx.model_series_labels(0, source="proxy"), lambda i: 60.0 * min(i, stop)),
+    ], [(ctx.out(), None)]))
+
+    onset = rr + 2
+
+    def records(i: int) -> float:
+        return 100.0 * i
+
+    def dropped(i: int, onset: int = onset) -> float:
+        return 100.0 * max(0, i - onset + 1)
+
+    def drop_ratio(tm: int) -> float:
+        rsec = rr * STEP
+        d = _window_increase(dropped, tm, rr) / rsec
+        r = _window_increase(records, tm, rr) / rsec
+        return d / (d + r)
+
+    out.append(Scenario("DriftlineRecordsDropped", onset, [
+        Series(cat.RECORDS.name, ctx.model_series_labels(0, source="proxy"), records),
+        Series(cat.RECORDS_DROPPED.name, ctx.labels(0, model_name="fraud", reason="queue_full"), dropped),
+    ], [({**ctx.group, "model_name": "fraud"}, None)], value_at=lambda tm: [drop_ratio(tm)]))
+
+    onset = 5
+    out.append(Scenario("DriftlineSidecarDown", onset, [
+        Series("up", ctx.labels(0), step(1.0, 0.0)),
+        Series("up", ctx.labels(1), lambda i: 1.0),
+    ], [(ctx.labels(0), 0.0)]))
+
+    depth = 950.0 if t.queue_fill < 0.95 else 1000.0
+    target_out = {**ctx.group, "job": ctx.target.get("job", ""), "instance": INSTANCES[0]}
+    target_out = {k: v for k, v in target_out.items() if v}
+    out.append(Scenario("DriftlineQueueNearlyFull", onset, [
+        Series(cat.QUEUE_DEPTH.name, ctx.labels(0), step(10.0, depth)),
+        Series(cat.QUEUE_CAPACITY.name, ctx.labels(0), lambda i: 1000.0),
+    ], [(target_out, depth / 1000.0)]))
+
+    out.append(Scenario("DriftlineExportErrors", onset, [
+        Series(cat.EXPORT_ERRORS.name, ctx.labels(0, exporter="otlp"),
+               step(0.0, 1.0, ramp=True)),
+    ], [({**target_out, "exporter": "otlp"}, None)]))
+    return out
+
+
+def _fmt_labels(labels: Mapping[str, str]) -> str:
+    return "{" + ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
+
+
+def rules_test_file(cfg: RulesConfig, rule_file: str = "driftline-rules.yaml") -> dict[str, Any]:
+    """The promtool test file (``promtool test rules``) for the rules generated from ``cfg``."""
+    rules = {r["alert"]: r for r in alert_rules(cfg)}
+    summaries = {a.name: a for a in alert_list(cfg)}
+    tests: list[dict[str, Any]] = []
+    for sc in _scenarios(cfg):
+        rule = rules.get(sc.alert)
+        if rule is None:  # disabled
+            continue
+        for_min = math.ceil(duration_seconds(rule.get("for", "0s")) / STEP)
+        fire = sc.onset + for_min
+        values = sc.value_at(fire) if sc.value_at else [v for _, v in sc.expected]
+        exp_alerts = []
+        for (labels, _), value in zip(sc.expected, values, strict=True):
+            ann = {k: render_template(v, labels, value) for k, v in rule["annotations"].items()}
+            exp_alerts.append({"exp_labels": {**rule["labels"], **labels}, "exp_annotations": ann})
+        test: dict[str, Any] = {
+            "name": f"{sc.alert}: silent at {fire - 1}m, fires at {fire}m ({summaries[sc.alert].summary})",
+            "interval": f"{STEP}s",
+            "input_series": [s.render(fire + 2) for s in sc.series],
+            "alert_rule_test": [
+                {"eval_time": f"{fire - 1}m", "alertname": sc.alert, "exp_alerts": []},
+                {"eval_time": f"{fire}m", "alertname": sc.alert, "exp_alerts": exp_alerts},
+            ],
+        }
+        if sc.alert == "DriftlineFeatureDrift":
+            test["promql_expr_test"] = _feature_drift_expr_tests(cfg, fire)
+        tests.append(test)
+    return {"rule_files": [rule_file], "evaluation_interval": f"{STEP}s", "tests": tests}
+
+
+def _feature_drift_expr_tests(cfg: RulesConfig, fire: int) -> list[dict[str, Any]]:
+    """Exact checks of the approximate KS and the top bucket's share (no logarithms involved)."""
+    ctx = _Ctx(cfg)
+    n = names(cfg)
+    rd = _minutes(cfg.drift_range, "drift_range")
+    feed = _rank_feed(cfg, 10, 2)
+    cdf = _rank_cdf([feed, feed], fire, rd)
+    lbl = _fmt_labels(ctx.out(feature="amount"))
+    return [
+        {"expr": n.rank_ks + lbl, "eval_time": f"{fire}m",
+         "exp_samples": [{"labels": n.rank_ks + lbl, "value": _rank_ks([feed, feed], fire, rd)}]},
+        {"expr": f'{n.rank_share}{{bucket="1.0"}}', "eval_time": f"{fire}m",
+         "exp_samples": [{"labels": n.rank_share + _fmt_labels({**ctx.out(feature="amount"),
+                                                                "bucket": "1.0"}),
+                          "value": cdf[9] - cdf[8]}]},
+        {"expr": n.rank_ks + lbl, "eval_time": "9m",
+         "exp_samples": [{"labels": n.rank_ks + lbl, "value": _rank_ks([feed, feed], 9, rd)}]},
+    ]
