@@ -101,7 +101,7 @@ def ks_2samp_sorted(reference_sorted: np.ndarray, values: np.ndarray) -> tuple[f
         return float("nan"), float("nan")
     cur = np.sort(cur)
     d = ks_statistic_sorted(ref, cur)
-    if _EXACT is None and max(ref.size, cur.size) <= MAX_EXACT_N:  # pragma: no cover
+    if _EXACT is None and max(ref.size, cur.size) <= MAX_EXACT_N:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             res = stats.ks_2samp(ref, cur)

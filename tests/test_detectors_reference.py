@@ -204,3 +204,26 @@ def test_rank_histogram_le_semantics() -> None:
     ranks = np.array([0.0, 0.1, 0.1000001, 0.2, 0.5, 0.7, 1.0, np.nan, 1.5])
     # le=0.1: {0, .1}; (.1,.2]: {.1000001, .2}; (.2,.5]: {.5}; (.5,1]: {.7, 1}; +Inf: {1.5}
     assert rank_histogram(ranks, bounds).tolist() == [2, 2, 1, 2, 1]
+
+
+def test_ks_without_scipy_private_kernel_falls_back_to_scipy(monkeypatch: pytest.MonkeyPatch) -> None:
+    import driftline.detectors.ks as ks
+
+    monkeypatch.setattr(ks, "_EXACT", None)
+    rng = np.random.default_rng(9)
+    a, b = rng.normal(size=300), rng.normal(0.2, size=120)
+    assert ks.ks_2samp_sorted(np.sort(a), b) == _scipy_ks(a, b)
+    big = rng.normal(size=12_000)
+    assert ks.ks_2samp_sorted(np.sort(big), b) == _scipy_ks(big, b)
+
+
+def test_quantile_grid_is_numpy_inverted_cdf_at_midpoints() -> None:
+    from driftline.detectors.ks import quantile_grid
+
+    v = np.random.default_rng(4).exponential(size=1003)
+    grid, exact = quantile_grid(np.append(v, np.nan), 100)
+    probs = (np.arange(1, 101) - 0.5) / 100
+    assert not exact
+    np.testing.assert_array_equal(grid, np.quantile(v, probs, method="inverted_cdf"))
+    small, exact_small = quantile_grid(v[:50], 100)
+    assert exact_small and small.tolist() == sorted(v[:50].tolist())
