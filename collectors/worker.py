@@ -77,10 +77,14 @@ class Worker:
     """Runs jobs and proxy samples on one thread; ``stop()`` drains, then closes the windows."""
 
     def __init__(self, sidecar: Sidecar, queue: WorkQueue, *, samples: Any = None,
+                 on_samples: Callable[[list[Any]], Any] | None = None,
                  tick_interval: float = 1.0, clock: Callable[[], float] = time.time) -> None:
         self.sidecar = sidecar
         self.queue = queue
+        #: Anything with ``drain(max_items, timeout) -> list`` (the proxy's SampleQueue, the
+        #: SDK's buffer); ``on_samples`` handles each drained list (default: proxy samples).
         self.samples = samples
+        self.on_samples = on_samples
         self.tick_interval = tick_interval
         self.clock = clock
         self._stopping = threading.Event()
@@ -109,18 +113,29 @@ class Worker:
             _log.exception("collector job failed")
         self.jobs_done += 1
 
-    def _run_sample(self, sample: Any) -> None:
-        try:
-            self.sidecar.handle_sample(sample)
-        except Exception:
-            self.errors += 1
-            self.sidecar.drop(None, INTERNAL_ERROR)
-            _log.exception("parsing a proxied sample failed")
-        self.samples_done += 1
+    def _run_samples(self, samples: list[Any]) -> None:
+        if not samples:
+            return
+        if self.on_samples is not None:
+            try:
+                self.on_samples(samples)
+            except Exception:
+                self.errors += 1
+                self.sidecar.drop(None, INTERNAL_ERROR, len(samples))
+                _log.exception("handling %d queued items failed", len(samples))
+            self.samples_done += len(samples)
+            return
+        for sample in samples:
+            try:
+                self.sidecar.handle_sample(sample)
+            except Exception:
+                self.errors += 1
+                self.sidecar.drop(None, INTERNAL_ERROR)
+                _log.exception("parsing a proxied sample failed")
+            self.samples_done += 1
 
     def run_once(self, wait: float = 0.05) -> int:
         """One round: jobs, then proxy samples. Returns how many items were handled."""
-        n = 0
         if self.samples is not None:
             jobs = self.queue.get_many(timeout=0)
             samples = self.samples.drain(max_items=1024, timeout=0 if jobs else wait)
@@ -129,10 +144,8 @@ class Worker:
             samples = []
         for job in jobs:
             self._run_job(job)
-        for s in samples:
-            self._run_sample(s)
-        n = len(jobs) + len(samples)
-        return n
+        self._run_samples(samples)
+        return len(jobs) + len(samples)
 
     def _run(self) -> None:
         next_tick = self.clock() + self.tick_interval
@@ -160,9 +173,9 @@ class Worker:
                 self._run_job(job)
                 n += 1
             if self.samples is not None:
-                for s in self.samples.drain(max_items=1 << 30, timeout=0):
-                    self._run_sample(s)
-                    n += 1
+                batch = self.samples.drain(max_items=1 << 30, timeout=0)
+                self._run_samples(batch)
+                n += len(batch)
             total += n
             if n == 0:
                 return total

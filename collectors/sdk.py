@@ -1,0 +1,282 @@
+"""In-process monitoring for a Python model server: log without blocking the request.
+
+::
+
+    import driftline.sdk
+
+    mon = driftline.sdk.Monitor(baseline="baseline.json", metrics_port=9108)
+    ...
+    mon.log(features={"amount": 120.0, "country": "DE"}, prediction=1,
+            probabilities=[0.3, 0.7], id=request_id)
+    mon.log_batch(features={"amount": amounts, "country": countries}, predictions=preds)
+    ...
+    mon.feedback(request_id, label=0)          # when the ground truth arrives
+    mon.close()                                # drain, close the open window, flush OTLP
+
+``log`` appends one small tuple to a bounded buffer under a lock and returns; a background thread
+turns buffered records into columnar batches and feeds the same monitor, detectors and exporters
+that ``driftline serve`` uses. When the buffer is full the record is dropped and counted
+(``driftline_records_dropped_total{reason="queue_full"}``): the model never waits for monitoring.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from driftline.collectors.feedback import Feedback
+from driftline.collectors.service import App, HttpServer, ServiceThread
+from driftline.collectors.sidecar import QUEUE_FULL, ModelEntry, Sidecar, engine_factory
+from driftline.collectors.worker import Worker, WorkQueue
+
+from driftline.config import LimitsConfig, ModelConfig
+from driftline.monitor import DriftPolicy, WindowPolicy
+from driftline.profile import BaselineProfile
+from driftline.records import RecordBatch, from_records, probability_matrix
+from driftline.snapshot import ModelSnapshot
+
+__all__ = ["Monitor"]
+
+_RECORD, _BATCH, _FEEDBACK, _MARK = 0, 1, 2, 3
+
+
+class _Buffer:
+    """Bounded, never-blocking hand-off from the model's threads to the worker."""
+
+    def __init__(self, capacity: int, wake_at: int = 256) -> None:
+        self.capacity = capacity
+        self.wake_at = wake_at
+        self._items: deque[tuple[int, Any, int]] = deque()
+        self._weight = 0
+        self._cond = threading.Condition(threading.Lock())
+        self.dropped = 0
+
+    @property
+    def depth(self) -> int:
+        return self._weight
+
+    def offer(self, kind: int, item: Any, weight: int = 1) -> bool:
+        with self._cond:
+            if self._items and self._weight + weight > self.capacity:
+                self.dropped += weight
+                return False
+            self._items.append((kind, item, weight))
+            self._weight += weight
+            if self._weight >= self.wake_at or kind == _MARK:
+                self._cond.notify()
+            return True
+
+    def drain(self, max_items: int = 1 << 30, timeout: float | None = 0.05
+              ) -> list[tuple[int, Any, int]]:
+        with self._cond:
+            if self._weight < self.wake_at and timeout != 0:
+                self._cond.wait(timeout)
+            out: list[tuple[int, Any, int]] = []
+            items = self._items
+            while items and len(out) < max_items:
+                it = items.popleft()
+                self._weight -= it[2]
+                out.append(it)
+            return out
+
+
+class Monitor:
+    """Drift and accuracy monitoring of one model, inside the model's own process.
+
+    ``baseline`` is a profile file from ``driftline baseline build`` (or a loaded
+    :class:`~driftline.profile.BaselineProfile`). ``metrics_port`` (0 for a free port) serves
+    ``/metrics``, ``/healthz``, ``/readyz`` and the ingest/feedback endpoints on
+    ``metrics_host``; ``otlp`` pushes OTLP (default: on when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is
+    set). ``queue_size`` bounds the records waiting for the background thread.
+    """
+
+    def __init__(self, baseline: str | os.PathLike[str] | BaselineProfile, *,
+                 model_name: str | None = None, model_version: str | None = None,
+                 endpoint: str = "default", window_records: int = 1000,
+                 window_max_age: float = 300.0, drift: DriftPolicy | None = None,
+                 queue_size: int = 10_000, metrics_port: int | None = None,
+                 metrics_host: str = "127.0.0.1", otlp: bool | None = None,
+                 tick_interval: float = 1.0, limits: LimitsConfig | None = None) -> None:
+        profile = (baseline if isinstance(baseline, BaselineProfile)
+                   else BaselineProfile.load(baseline))
+        name = model_name or profile.model_name
+        version = model_version or profile.model_version
+        mc = ModelConfig(name=name, version=version,
+                         baseline=Path(str(baseline)) if not isinstance(
+                             baseline, BaselineProfile) else Path("<in-memory>"))
+        factory = engine_factory(WindowPolicy(records=window_records, max_age=window_max_age),
+                                 drift or DriftPolicy())
+        self.sidecar = Sidecar([(mc, profile)], limits=limits, monitor_factory=factory)
+        self.endpoint = endpoint
+        self._entry: ModelEntry = self.sidecar.entries[0]
+        self.profile = profile
+        self._buffer = _Buffer(queue_size)
+        self._queue = WorkQueue(queue_size)
+        self.sidecar.queue_stats.append(lambda: (self._buffer.depth + self._queue.depth,
+                                                 self._buffer.capacity + self._queue.capacity))
+        self.sidecar.drop_stats.append(lambda: {(name, QUEUE_FULL): self._buffer.dropped}
+                                       if self._buffer.dropped else {})
+        self._worker = Worker(self.sidecar, self._queue, samples=self._buffer,
+                              on_samples=self._handle, tick_interval=tick_interval)
+        self._worker.start()
+        self._closed = False
+        self._otlp: Any = None
+        self._service: ServiceThread | None = None
+        try:
+            if otlp or (otlp is None and (os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or
+                                          os.environ.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"))):
+                from driftline.exporters.otlp import OtlpMetricsExporter
+
+                self._otlp = OtlpMetricsExporter(self.sidecar)
+                otlp_exp = self._otlp
+                self.sidecar.export_error_stats.append(
+                    lambda: {"otlp": int(otlp_exp.export_errors)})
+                self._otlp.start()
+            if metrics_port is not None:
+                from driftline.exporters.prometheus import new_registry, render
+
+                registry, _ = new_registry(self.sidecar)
+                app = App(self.sidecar, self._queue, lambda accept: render(registry, accept),
+                          ready_checks={"worker_running": lambda: self._worker.alive})
+                self._service = ServiceThread(HttpServer(app, metrics_host, metrics_port)).start()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- logging (any thread, never blocks) ----------------------------------------------------
+
+    def log(self, features: Mapping[str, Any], prediction: Any = None,
+            probabilities: Any = None, id: Any = None, label: Any = None,
+            timestamp: float | None = None) -> bool:
+        """Queue one record; False when it was dropped because the buffer is full."""
+        rec: dict[str, Any] = {"features": features}
+        if prediction is not None:
+            rec["prediction"] = prediction
+        if probabilities is not None:
+            rec["probabilities"] = probabilities
+        if id is not None:
+            rec["id"] = str(id)
+        if label is not None:
+            rec["label"] = label
+        if timestamp is not None:
+            rec["timestamp"] = timestamp
+        return self._buffer.offer(_RECORD, rec)
+
+    def log_batch(self, features: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]],
+                  predictions: Sequence[Any] | None = None,
+                  probabilities: Sequence[Any] | None = None,
+                  ids: Sequence[Any] | None = None) -> bool:
+        """Queue many records at once: ``features`` as columns ``{name: values}`` (numpy
+        arrays welcome) or as a list of row mappings."""
+        if isinstance(features, Mapping):
+            n = len(next(iter(features.values()))) if features else 0
+        else:
+            n = len(features)
+        if n == 0:
+            return True
+        return self._buffer.offer(_BATCH, (features, predictions, probabilities, ids), n)
+
+    def feedback(self, id: Any, label: Any) -> bool:
+        """The true label of an earlier logged record (joined by ``id``)."""
+        return self._buffer.offer(_FEEDBACK, Feedback(str(id), label))
+
+    # -- worker side ---------------------------------------------------------------------------
+
+    def _handle(self, items: list[tuple[int, Any, int]]) -> None:
+        sc, entry = self.sidecar, self._entry
+        records: list[Mapping[str, Any]] = []
+
+        def flush_records() -> None:
+            if records:
+                sc.observe(entry, self.endpoint, from_records(self.profile, records), "sdk",
+                           sc.clock())
+                records.clear()
+
+        for kind, item, _ in items:
+            if kind == _RECORD:
+                records.append(item)
+                continue
+            flush_records()
+            if kind == _BATCH:
+                sc.observe(entry, self.endpoint, self._columns(*item), "sdk", sc.clock())
+            elif kind == _FEEDBACK:
+                sc.handle_feedback([item])
+            elif kind == _MARK:
+                item.set()
+        flush_records()
+
+    def _columns(self, features: Any, predictions: Any, probabilities: Any, ids: Any
+                 ) -> RecordBatch:
+        if not isinstance(features, Mapping):
+            recs: list[dict[str, Any]] = [{"features": f} for f in features]
+            for col, key in ((predictions, "prediction"), (probabilities, "probabilities"),
+                             (ids, "id")):
+                if col is not None:
+                    for r, v in zip(recs, col, strict=True):
+                        r[key] = v
+            return from_records(self.profile, recs)
+        schema = self._entry.schema
+        n = len(next(iter(features.values())))
+        cols = {}
+        for name in self.profile.features:
+            vals = features.get(name)
+            cols[name] = schema.column(name, np.asarray(vals) if vals is not None
+                                       else [None] * n)
+        pred = proba = None
+        if predictions is not None or probabilities is not None:
+            pred, proba = schema.outputs(predictions, probabilities, n)
+            if proba is None and probabilities is not None:
+                proba = probability_matrix(self.profile, list(probabilities))
+        id_col = None if ids is None else np.array([str(i) for i in ids], dtype=object)
+        return RecordBatch(cols, pred, proba, id_col, n=n)
+
+    # -- control -------------------------------------------------------------------------------
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until everything logged so far has reached the monitor (not the window close)."""
+        done = threading.Event()
+        deadline = time.monotonic() + timeout
+        while not self._buffer.offer(_MARK, done, 0):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return done.wait(max(0.0, deadline - time.monotonic()))
+
+    def snapshot(self) -> ModelSnapshot:
+        mon = self._entry.monitors.get(self.endpoint)
+        if mon is None:
+            mon = self.sidecar.monitor_for(self._entry, self.endpoint)
+        assert mon is not None
+        return mon.snapshot()
+
+    @property
+    def metrics_port(self) -> int | None:
+        return None if self._service is None else self._service.port
+
+    @property
+    def dropped(self) -> int:
+        """Records dropped because the buffer was full."""
+        return self._buffer.dropped
+
+    def close(self) -> None:
+        """Drain what is queued, close the open window, final OTLP export, stop the server."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._service is not None:
+            self._service.stop()
+        self._worker.stop()
+        if self._otlp is not None:
+            self._otlp.shutdown()
+
+    def __enter__(self) -> Monitor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
