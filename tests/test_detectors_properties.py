@@ -136,3 +136,29 @@ def test_quantile_rank_histogram_equals_ranks_then_histogram(ref: np.ndarray, x:
     ref = np.sort(ref)
     want = dd.rank_histogram(quantile_rank(ref, x), bounds)
     assert dd.quantile_rank_histogram(ref, x, bounds).tolist() == want.tolist()
+
+
+cat_values = st.lists(st.one_of(st.none(), st.sampled_from(["a", "b", "c", "new"]), st.just(math.nan)),
+                      max_size=40)
+
+
+def _categorical_detectors() -> list[dd.Detector]:
+    return [dd.CategoricalPSIDetector(["a", "b", "c"], [0.5, 0.3, 0.2, 0.0]),
+            dd.Chi2Detector(["a", "b", "c"], [0.5, 0.3, 0.2, 0.0])]
+
+
+@settings(max_examples=40)
+@given(cat_values, cat_values)
+def test_categorical_batch_merge_and_state(x: list[object], y: list[object]) -> None:
+    xa, ya = np.array(x, dtype=object), np.array(y, dtype=object)
+    for batch, single, a, b in zip(_categorical_detectors(), _categorical_detectors(),
+                                   _categorical_detectors(), _categorical_detectors(), strict=True):
+        batch.update(np.concatenate([xa, ya]))
+        for v in [*x, *y]:
+            single.update(np.array([v], dtype=object))
+        a.update(xa)
+        b.update(ya)
+        want = repr(batch.result())
+        assert repr(single.result()) == want
+        assert repr(a.merge(b).result()) == want  # type: ignore[attr-defined]
+        assert repr(detector_from_state(batch.to_state()).result()) == want  # type: ignore[attr-defined]
