@@ -21,6 +21,22 @@ from driftline.alertmanager.receiver import Receiver
 TOKEN = "s3cr3t-token"
 
 
+class _Headers(dict[str, str]):
+    """Case-insensitive header lookup (urllib sends ``X-github-api-version``)."""
+
+    def __init__(self, items: Any) -> None:
+        super().__init__((k.lower(), v) for k, v in items)
+
+    def __getitem__(self, key: str) -> str:
+        return super().__getitem__(key.lower())
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and super().__contains__(key.lower())
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        return super().get(key.lower(), default)
+
+
 @dataclass
 class Seen:
     method: str
@@ -62,7 +78,7 @@ class Target:
 
             def _any(self) -> None:
                 n = int(self.headers.get("Content-Length", "0") or 0)
-                seen = Seen(self.command, self.path, {k: v for k, v in self.headers.items()},
+                seen = Seen(self.command, self.path, _Headers(self.headers.items()),
                             self.rfile.read(n) if n else b"")
                 with target._lock:
                     target.seen.append(seen)
