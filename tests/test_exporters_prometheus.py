@@ -305,3 +305,37 @@ def test_mismatched_histogram_bounds_are_skipped_not_mixed() -> None:
     series, _ = scrape(StaticSource([snap], SidecarStats()))
     assert not any(n.startswith("driftline_feature_quantile_rank") and ("feature", "f00") in labels
                    for n, labels in series)
+
+
+@settings(max_examples=60, deadline=None)
+@given(builds=st.lists(st.lists(st.sampled_from([f"v{i}" for i in range(30)]), max_size=30),
+                       min_size=1, max_size=8),
+       cap=st.integers(1, 10))
+def test_guard_is_bounded_and_sticky(builds: list[list[str]], cap: int) -> None:
+    g = CardinalityGuard()
+    admitted_before: set[str] = set()
+    folded_before: set[str] = set()
+    expected_capped = 0
+    for values in builds:
+        g.begin()
+        out = g.resolve("feature", ("m",), values, cap)
+        capped = g.end().get("feature", 0)
+        admitted = {v for v, o in out.items() if o == v and v != OTHER}
+        folded = {v for v, o in out.items() if o == OTHER and v != OTHER}
+        assert admitted | folded == set(values)
+        assert len(admitted) == min(cap, len(set(values)))
+        assert admitted_before & set(values) <= admitted  # present values keep their slot
+        expected_capped += len(folded - folded_before)  # each new fold counted once
+        assert capped == expected_capped
+        admitted_before, folded_before = admitted, folded
+
+
+def test_concurrent_scrapes_agree() -> None:
+    import concurrent.futures
+
+    src = flood_of_models(40)
+    registry, _ = new_registry(src, limits=CardinalityLimits(max_models=10))
+    first, _ = render(registry, "text/plain")
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        bodies = list(pool.map(lambda _: render(registry, "text/plain")[0], range(8)))
+    assert all(b == first for b in bodies)
