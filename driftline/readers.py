@@ -78,10 +78,10 @@ def discover(inputs: Sequence[str]) -> list[DataFile]:
                 os.path.join(root, f) for root, _, files in os.walk(item) for f in files
                 if not f.startswith((".", "_"))
             )
-            before = len(found)
-            for path in inside:
+            supported = [p for p in inside if _format_of(p) is not None]
+            for path in supported:
                 add(path, explicit=False)
-            if len(found) == before:
+            if not supported:
                 raise InputError("directory holds no supported data files", path=item,
                                  fix="put .parquet, .csv, .jsonl or .arrow files in it")
         elif os.path.exists(item):

@@ -1,0 +1,205 @@
+"""Baseline building: formats, sketch error bounds, labels, round trip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from engine_fixtures import reference_table, write
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from driftline.profile import BaselineProfile, CategoricalFeature, NumericFeature
+from driftline.profile_build import BuildOptions, build_profile
+from driftline.readers import discover
+from driftline.sketch import FrequentItems, Moments, QuantileSketch
+
+OPTS = BuildOptions(prediction="pred", proba_binary="p", target="y", model_name="m")
+
+
+def _numbers(p: BaselineProfile) -> dict[str, object]:
+    d = p.to_dict()
+    for key in ("id", "created_at", "sources"):
+        d.pop(key)
+    return d
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv", ".jsonl", ".arrow", ".arrows"])
+def test_every_format_gives_the_same_profile(tmp_path: Path, suffix: str) -> None:
+    table = reference_table(3000)
+    ref = build_profile(discover([str(write(table, tmp_path / "ref.parquet"))]), OPTS)
+    other = build_profile(discover([str(write(table, tmp_path / f"ref{suffix}"))]), OPTS)
+    a, b = _numbers(ref), _numbers(other)
+    # CSV/JSON round-trip floats through text: compare numbers with a tolerance
+    fa, fb = a.pop("features"), b.pop("features")
+    assert a == b
+    for name in ("x", "z"):
+        np.testing.assert_allclose(fa[name]["summary"], fb[name]["summary"], rtol=1e-12)
+        np.testing.assert_allclose(fa[name]["proportions"], fb[name]["proportions"])
+    assert fa["c"] == fb["c"]
+
+
+def test_directories_and_globs_read_every_file_once(tmp_path: Path) -> None:
+    t = reference_table(2000)
+    (tmp_path / "d").mkdir()
+    write(t.slice(0, 1000), tmp_path / "d" / "a.parquet")
+    write(t.slice(1000), tmp_path / "d" / "b.csv")
+    (tmp_path / "d" / "README").write_text("not data")
+    whole = build_profile(discover([str(write(t, tmp_path / "all.parquet"))]), OPTS)
+    by_dir = build_profile(discover([str(tmp_path / "d")]), OPTS)
+    by_glob = build_profile(discover([str(tmp_path / "d" / "*.*"), str(tmp_path / "d")]), OPTS)
+    assert by_dir.n_records == by_glob.n_records == whole.n_records == 2000
+    assert by_dir.features["c"] == whole.features["c"]
+    np.testing.assert_allclose(by_glob.features["x"].summary, whole.features["x"].summary)
+
+
+def test_numeric_feature_matches_numpy_when_exact(tmp_path: Path) -> None:
+    t = reference_table(5000, seed=4)
+    prof = build_profile(discover([str(write(t, tmp_path / "r.parquet"))]), OPTS)
+    x = t.column("x").to_numpy()
+    f = prof.features["x"]
+    assert isinstance(f, NumericFeature) and f.summary_exact
+    np.testing.assert_array_equal(f.summary_array, np.sort(x))
+    edges = np.unique(np.quantile(x, np.arange(1, 10) / 10, method="inverted_cdf"))
+    np.testing.assert_array_equal(f.edges_array, edges)
+    counts = np.bincount(np.searchsorted(edges, x, side="right"), minlength=len(edges) + 1)
+    np.testing.assert_allclose(f.proportions_array, counts / len(x))
+    assert f.mean == pytest.approx(x.mean()) and f.std == pytest.approx(x.std())
+    assert (f.minimum, f.maximum) == (x.min(), x.max())
+
+
+def test_categorical_top_k_and_other(tmp_path: Path) -> None:
+    t = reference_table(3000)
+    prof = build_profile(discover([str(write(t, tmp_path / "r.parquet"))]),
+                         BuildOptions(top_k=2, features=("c",)))
+    f = prof.features["c"]
+    assert isinstance(f, CategoricalFeature)
+    values, counts = np.unique(t.column("c").to_numpy(zero_copy_only=False), return_counts=True)
+    order = np.argsort(-counts)
+    assert f.categories == tuple(values[order][:2])
+    np.testing.assert_allclose(f.proportions, [*(counts[order][:2] / 3000),
+                                               counts[order][2:].sum() / 3000])
+
+
+def test_labels_are_canonical_and_accuracy_is_counted(tmp_path: Path) -> None:
+    t = reference_table(3000, seed=2)
+    prof = build_profile(discover([str(write(t, tmp_path / "r.parquet"))]), OPTS)
+    out = prof.output
+    assert out is not None
+    assert out.classes == ("0", "1") and out.positive_class == "1"
+    y = t.column("y").to_numpy()
+    pred = t.column("pred").to_numpy()
+    assert out.reference_accuracy == pytest.approx(float((y == pred).mean()))
+    pred_share = np.bincount(pred, minlength=2) / len(pred)
+    assert isinstance(out.prediction, CategoricalFeature)
+    np.testing.assert_allclose(out.prediction.proportions[:2], pred_share)
+    assert set(out.calibration) == {"0", "1"}
+    conf = np.maximum(t.column("p").to_numpy(), 1 - t.column("p").to_numpy())
+    assert out.confidence is not None
+    assert out.confidence.mean == pytest.approx(conf.mean())
+
+
+def test_binary_probability_without_prediction_column(tmp_path: Path) -> None:
+    t = reference_table(3000, seed=5)
+    prof = build_profile(discover([str(write(t, tmp_path / "r.parquet"))]),
+                         BuildOptions(proba_binary="p", target="y", exclude=("pred",)))
+    p = t.column("p").to_numpy()
+    y = t.column("y").to_numpy()
+    assert prof.output is not None
+    assert prof.output.reference_accuracy == pytest.approx(float(((p > 0.5) == (y == 1)).mean()))
+    assert "pred" not in prof.features
+
+
+def test_multiclass_probabilities(tmp_path: Path) -> None:
+    rng = np.random.default_rng(9)
+    raw = rng.dirichlet([1, 1, 1], 2000)
+    y = np.array(["a", "b", "c"])[np.array([rng.choice(3, p=r) for r in raw])]
+    t = pa.table({"f": rng.normal(size=2000), "pa": raw[:, 0], "pb": raw[:, 1], "pc": raw[:, 2],
+                  "label": y})
+    prof = build_profile(discover([str(write(t, tmp_path / "r.parquet"))]),
+                         BuildOptions(proba={"a": "pa", "b": "pb", "c": "pc"}, target="label"))
+    assert prof.output is not None and prof.output.classes == ("a", "b", "c")
+    argmax = np.array(["a", "b", "c"])[raw.argmax(axis=1)]
+    assert prof.output.reference_accuracy == pytest.approx(float((argmax == y).mean()))
+    assert list(prof.features) == ["f"]
+
+
+def test_regression_output(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    t = pa.table({"f": rng.normal(size=1000), "yhat": rng.normal(5, 2, 1000)})
+    prof = build_profile(discover([str(write(t, tmp_path / "r.parquet"))]),
+                         BuildOptions(prediction="yhat"))
+    assert prof.output is not None and prof.output.task == "regression"
+    assert isinstance(prof.output.prediction, NumericFeature)
+
+
+def test_save_load_round_trip(tmp_path: Path) -> None:
+    t = reference_table(2000)
+    prof = build_profile(discover([str(write(t, tmp_path / "r.parquet"))]), OPTS)
+    prof.save(tmp_path / "p.json")
+    back = BaselineProfile.load(tmp_path / "p.json")
+    assert back == prof and back.id == prof.id
+
+
+def test_large_reference_uses_bounded_summary(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=60_000)
+    t = pa.table({"x": x})
+    prof = build_profile(discover([str(write(t, tmp_path / "r.parquet"))]),
+                         BuildOptions(summary_size=500))
+    f = prof.features["x"]
+    assert isinstance(f, NumericFeature) and not f.summary_exact and len(f.summary) == 500
+    window = rng.normal(0.1, 1, 3000)
+    d_full = stats.ks_2samp(x, window).statistic
+    d_grid = stats.ks_2samp(f.summary_array, window).statistic
+    eps = prof.settings["quantile_rank_error"]
+    assert abs(d_grid - d_full) <= 1 / (2 * 500) + eps + 1e-12
+
+
+# --- sketches -------------------------------------------------------------------------------------
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 6000), k=st.sampled_from([8, 32, 100]), seed=st.integers(0, 2**16),
+       batch=st.integers(1, 700))
+def test_quantile_sketch_rank_error_is_within_its_bound(n: int, k: int, seed: int,
+                                                        batch: int) -> None:
+    rng = np.random.default_rng(seed)
+    data = np.round(rng.standard_t(3, n), 1)  # ties on purpose
+    s = QuantileSketch(k)
+    for i in range(0, n, batch):
+        s.update(data[i:i + batch])
+    v, w = s.weighted()
+    assert w.sum() == n
+    assert len(v) <= (len(s._levels)) * k + len(s._levels)
+    srt = np.sort(data)
+    # estimated vs true count of values < q, for every distinct data value
+    q = np.unique(data)
+    est = np.concatenate([[0.0], np.cumsum(w)])[np.searchsorted(v, q, side="left")]
+    true = np.searchsorted(srt, q, side="left")
+    assert np.max(np.abs(est - true)) / n <= s.rank_error_bound() + 1e-12
+    if s.exact:
+        np.testing.assert_array_equal(s.sorted_values(), srt)
+
+
+def test_frequent_items_exact_below_capacity_and_bounded_above() -> None:
+    f = FrequentItems(capacity=3)
+    f.update(["a", "b"], [5, 3])
+    assert f.counts == {"a": 5, "b": 3} and f.error_bound() == 0
+    f.update(["c", "d", "e"], [2, 1, 1])
+    assert len(f.counts) <= 3
+    true = {"a": 5, "b": 3, "c": 2, "d": 1, "e": 1}
+    for key, count in true.items():
+        assert true[key] - f.error_bound() <= f.counts.get(key, 0) <= count
+
+
+def test_moments_merge_matches_numpy() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(1e6, 3, 10_000)
+    m = Moments()
+    for part in np.array_split(x, 7):
+        m.update(part)
+    assert m.mean == pytest.approx(x.mean(), rel=1e-12)
+    assert m.std == pytest.approx(x.std(), rel=1e-9)
