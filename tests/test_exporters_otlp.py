@@ -315,3 +315,44 @@ def test_force_flush_is_synchronous(otel_env: Receiver) -> None:
     exp.force_flush()
     assert len(otel_env.requests) == 1
     exp.shutdown()
+
+
+def test_grpc_when_the_env_asks(monkeypatch: pytest.MonkeyPatch) -> None:
+    grpc = pytest.importorskip("grpc")
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.grpc.metric_exporter")
+    from concurrent import futures
+
+    from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc as svc
+
+    got: list[tuple[dict[str, str], ExportMetricsServiceRequest]] = []
+    cond = threading.Condition()
+
+    class Servicer(svc.MetricsServiceServicer):
+        def Export(self, request: ExportMetricsServiceRequest, context: Any) -> Any:
+            with cond:
+                got.append((dict(context.invocation_metadata()), request))
+                cond.notify_all()
+            return ExportMetricsServiceResponse()
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    svc.add_MetricsServiceServicer_to_server(Servicer(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        for var in ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+                    "OTEL_RESOURCE_ATTRIBUTES", "OTEL_SERVICE_NAME"):
+            monkeypatch.delenv(var, raising=False)
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{port}")
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-tenant=t2")
+        src = rich_fleet()
+        exp = OtlpMetricsExporter(src, interval_ms=60000)
+        assert exp.force_flush()
+        exp.shutdown()
+        with cond:
+            assert cond.wait_for(lambda: len(got) >= 2, 20)
+        metadata, req = got[0]
+        assert metadata["x-tenant"] == "t2"
+        assert translate(req) == pytest.approx(prometheus_series(src))
+    finally:
+        server.stop(None)
