@@ -8,7 +8,7 @@ mergeable state. :class:`StreamDetector` wraps river's per-record detectors (ADW
 behind a NaN guard. Conventions and formulas: ``docs/statistics.md``.
 """
 
-from driftline.detectors.base import Detector, DetectorResult
+from driftline.detectors.base import Detector, DetectorResult, StatefulDetector
 from driftline.detectors.binning import bin_counts, category_counts, finite_mask, finite_values
 from driftline.detectors.chi2 import chi2_against_reference
 from driftline.detectors.distances import jensen_shannon, wasserstein, wasserstein_normalised
@@ -39,6 +39,7 @@ from driftline.detectors.windowed import (
     PSIDetector,
     WassersteinDetector,
     detector_from_state,
+    detectors_for_feature,
 )
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "JensenShannonDetector",
     "KSDetector",
     "PSIDetector",
+    "StatefulDetector",
     "StreamDetector",
     "WassersteinDetector",
     "accuracy",
@@ -59,6 +61,7 @@ __all__ = [
     "category_counts",
     "chi2_against_reference",
     "detector_from_state",
+    "detectors_for_feature",
     "estimated_accuracy",
     "finite_mask",
     "finite_values",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, Self, runtime_checkable
 
 import numpy as np
 
@@ -37,3 +37,19 @@ class Detector(Protocol):
 
     def result(self) -> DetectorResult:
         """The result for everything seen since the last reset."""
+
+
+@runtime_checkable
+class StatefulDetector(Detector, Protocol):
+    """A detector whose state can be saved, restored and combined (replicas, sub-windows).
+
+    ``merge(other)`` returns a new detector equal to one that was fed both detectors' data;
+    ``to_state()`` is JSON-able and includes the configuration, so
+    :func:`driftline.detectors.windowed.detector_from_state` can rebuild it alone.
+    """
+
+    def to_state(self) -> dict[str, Any]:
+        """JSON-able state, configuration included."""
+
+    def merge(self, other: Self) -> Self:
+        """A new detector holding both detectors' data."""

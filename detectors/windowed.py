@@ -30,6 +30,8 @@ from driftline.detectors.distances import jensen_shannon, wasserstein_normalised
 from driftline.detectors.ks import ks_2samp_sorted
 from driftline.detectors.psi import psi
 
+from driftline.profile import CategoricalFeature, NumericFeature
+
 __all__ = [
     "CategoricalPSIDetector",
     "Chi2Detector",
@@ -38,6 +40,7 @@ __all__ = [
     "PSIDetector",
     "WassersteinDetector",
     "detector_from_state",
+    "detectors_for_feature",
 ]
 
 STATE_VERSION = 1
@@ -354,3 +357,27 @@ def detector_from_state(state: dict[str, Any]) -> _Counting | _Sampling:
         raise ValueError(f"unknown detector state kind {kind!r}; known: {sorted(_KINDS)}")
     return _KINDS[kind].from_state(state)
 
+
+
+def detectors_for_feature(feature: NumericFeature | CategoricalFeature, *, psi_threshold: float = 0.1,
+                          alpha: float = 0.05, distance_threshold: float = 0.1,
+                          floor: float = 1e-4) -> dict[str, _Counting | _Sampling]:
+    """The standard detectors for one profiled feature, keyed by statistic name.
+
+    Numeric: ``psi``, ``jensen_shannon`` (on the profile's bins) and, when the profile has a
+    reference summary, ``ks`` and ``wasserstein``. Categorical: ``psi`` and ``chi2`` over the
+    top-K categories plus ``__other__``.
+    """
+    if isinstance(feature, CategoricalFeature):
+        return {
+            "psi": CategoricalPSIDetector(feature.categories, feature.proportions, psi_threshold, floor),
+            "chi2": Chi2Detector(feature.categories, feature.proportions, alpha, floor),
+        }
+    out: dict[str, _Counting | _Sampling] = {
+        "psi": PSIDetector(feature.edges, feature.proportions, psi_threshold, floor),
+        "jensen_shannon": JensenShannonDetector(feature.edges, feature.proportions, distance_threshold),
+    }
+    if feature.summary:
+        out["ks"] = KSDetector(feature.summary, alpha)
+        out["wasserstein"] = WassersteinDetector(feature.summary, feature.std, distance_threshold)
+    return out

@@ -160,3 +160,34 @@ def test_bad_configuration_fails_at_construction() -> None:
         KSDetector([])
     with pytest.raises(ValueError, match="unknown detector state"):
         detector_from_state({"kind": "nope"})
+
+
+def test_every_class_is_a_stateful_detector(name: str) -> None:
+    from driftline.detectors.base import StatefulDetector
+
+    assert isinstance(ALL[name](), StatefulDetector)
+
+
+def test_detectors_for_feature_uses_the_profile() -> None:
+    from driftline.detectors.windowed import detectors_for_feature
+
+    from driftline.profile import CategoricalFeature, NumericFeature
+
+    num = NumericFeature(name="x", edges=tuple(_EDGES), proportions=tuple(_SHARES),
+                         summary=tuple(_REF), summary_exact=True, count=_REF.size, missing_ratio=0.0,
+                         minimum=float(_REF[0]), maximum=float(_REF[-1]), mean=float(_REF.mean()),
+                         std=float(_REF.std()))
+    dets = detectors_for_feature(num, psi_threshold=0.2)
+    assert sorted(dets) == ["jensen_shannon", "ks", "psi", "wasserstein"]
+    window = np.random.default_rng(8).normal(0.5, 1.0, size=400)
+    for key, det in dets.items():
+        det.update(window)
+        want = NUMERIC[{"jensen_shannon": "js"}.get(key, key)]()
+        want.update(window)
+        assert det.result().statistic == want.result().statistic
+    assert dets["psi"].result().threshold == 0.2
+    cat = CategoricalFeature(name="c", categories=tuple(_CATS), proportions=tuple(_CAT_SHARES),
+                             count=10, missing_ratio=0.0)
+    cdets = detectors_for_feature(cat)
+    assert sorted(cdets) == ["chi2", "psi"]
+    assert isinstance(cdets["chi2"], Chi2Detector)
