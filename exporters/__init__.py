@@ -12,7 +12,14 @@ Public API (imported lazily, so ``import driftline.exporters`` stays cheap)::
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # real types for type checkers; at run time the names load on first use
+    from driftline.exporters.cardinality import CardinalityGuard, CardinalityLimits
+    from driftline.exporters.fleet import StaticSource, synthetic_fleet
+    from driftline.exporters.otlp import OtlpMetricsExporter, otlp_exporter_from_env
+    from driftline.exporters.points import build_points
+    from driftline.exporters.prometheus import DriftlineCollector, new_registry, render
 
 _EXPORTS: dict[str, str] = {
     "DriftlineCollector": "prometheus",
@@ -27,7 +34,11 @@ _EXPORTS: dict[str, str] = {
     "synthetic_fleet": "fleet",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "CardinalityGuard", "CardinalityLimits", "DriftlineCollector", "OtlpMetricsExporter",
+    "StaticSource", "build_points", "new_registry", "otlp_exporter_from_env", "render",
+    "synthetic_fleet",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -27,6 +27,7 @@ def test_public_api_is_pinned_and_importable() -> None:
         "StaticSource", "build_points", "new_registry", "otlp_exporter_from_env", "render",
         "synthetic_fleet",
     ]
+    assert set(exporters.__all__) == set(exporters._EXPORTS)
     for name in exporters.__all__:
         assert getattr(exporters, name) is not None
     with pytest.raises(AttributeError):
