@@ -26,14 +26,13 @@ from driftline.alertmanager.rules import (
     alert_rules,
     names,
 )
-from driftline.alertmanager.rules_config import RulesConfig, duration_seconds
+from driftline.alertmanager.rules_config import DEFAULT_ALERTS, RulesConfig, duration_seconds
 
 from driftline import catalogue as cat
-from driftline.errors import ConfigError
 
 __all__ = ["render_template", "rules_test_file"]
 
-STEP = 60  # seconds between samples and between rule evaluations in the tests
+MAX_STEP = 60  # seconds between samples and rule evaluations in the tests, at most
 INSTANCES = ("10.0.0.1:9108", "10.0.0.2:9108")
 
 
@@ -81,12 +80,18 @@ class Scenario:
     value_at: Callable[[int], list[float | None]] | None = None  # $value per expected alert
 
 
-def _minutes(d: str, key: str) -> int:
-    s = duration_seconds(d)
-    if s % STEP:
-        raise ConfigError(f"{d!r} is not a whole number of minutes", key=key,
-                          fix="generated promtool tests step in minutes")
-    return s // STEP
+def test_step(cfg: RulesConfig) -> int:
+    """Seconds per test step: the largest divisor of 60 s that divides every range and ``for:``
+    (1 min for the defaults; 5 s for a demo with ``for: 5s``), so windows start on samples."""
+    step = MAX_STEP
+    for d in (cfg.drift_range, cfg.rate_range, cfg.adwin_range,
+              *(cfg.alert(a).for_ or "0s" for a in DEFAULT_ALERTS)):
+        step = math.gcd(step, duration_seconds(d))
+    return step
+
+
+def _steps(d: str, step: int) -> int:
+    return duration_seconds(d) // step
 
 
 class _Ctx:
@@ -185,8 +190,9 @@ def _rank_feed(cfg: RulesConfig, onset: int, replicas: int) -> _RankFeed:
 def _scenarios(cfg: RulesConfig) -> list[Scenario]:
     ctx = _Ctx(cfg)
     t = cfg.thresholds
-    rd = _minutes(cfg.drift_range, "drift_range")
-    rr = _minutes(cfg.rate_range, "rate_range")
+    step_s = test_step(cfg)
+    rd = _steps(cfg.drift_range, step_s)
+    rr = _steps(cfg.rate_range, step_s)
     out: list[Scenario] = []
 
     # Feature drift: a numeric feature on two replicas, a categorical one on one replica.
@@ -291,7 +297,7 @@ def _scenarios(cfg: RulesConfig) -> list[Scenario]:
         return 100.0 * max(0, i - onset + 1)
 
     def drop_ratio(tm: int) -> float:
-        rsec = rr * STEP
+        rsec = rr * step_s
         d = _window_increase(dropped, tm, rr) / rsec
         r = _window_increase(records, tm, rr) / rsec
         return d / (d + r)
@@ -331,47 +337,54 @@ def rules_test_file(cfg: RulesConfig, rule_file: str = "driftline-rules.yaml") -
     rules = {r["alert"]: r for r in alert_rules(cfg)}
     summaries = {a.name: a for a in alert_list(cfg)}
     tests: list[dict[str, Any]] = []
+    step = test_step(cfg)
     for sc in _scenarios(cfg):
         rule = rules.get(sc.alert)
         if rule is None:  # disabled
             continue
-        for_min = math.ceil(duration_seconds(rule.get("for", "0s")) / STEP)
-        fire = sc.onset + for_min
+        fire = sc.onset + math.ceil(duration_seconds(rule.get("for", "0s")) / step)
         values = sc.value_at(fire) if sc.value_at else [v for _, v in sc.expected]
         exp_alerts = []
         for (labels, _), value in zip(sc.expected, values, strict=True):
             ann = {k: render_template(v, labels, value) for k, v in rule["annotations"].items()}
             exp_alerts.append({"exp_labels": {**rule["labels"], **labels}, "exp_annotations": ann})
         test: dict[str, Any] = {
-            "name": f"{sc.alert}: silent at {fire - 1}m, fires at {fire}m ({summaries[sc.alert].summary})",
-            "interval": f"{STEP}s",
+            "name": f"{sc.alert}: silent at {_d((fire - 1) * step)}, fires at {_d(fire * step)} "
+                    f"({summaries[sc.alert].summary})",
+            "interval": _d(step),
             "input_series": [s.render(fire + 2) for s in sc.series],
             "alert_rule_test": [
-                {"eval_time": f"{fire - 1}m", "alertname": sc.alert, "exp_alerts": []},
-                {"eval_time": f"{fire}m", "alertname": sc.alert, "exp_alerts": exp_alerts},
+                {"eval_time": _d((fire - 1) * step), "alertname": sc.alert, "exp_alerts": []},
+                {"eval_time": _d(fire * step), "alertname": sc.alert, "exp_alerts": exp_alerts},
             ],
         }
         if sc.alert == "DriftlineFeatureDrift":
             test["promql_expr_test"] = _feature_drift_expr_tests(cfg, fire)
         tests.append(test)
-    return {"rule_files": [rule_file], "evaluation_interval": f"{STEP}s", "tests": tests}
+    return {"rule_files": [rule_file], "evaluation_interval": _d(step), "tests": tests}
+
+
+def _d(seconds: int) -> str:
+    """A duration as promtool prints it: whole minutes as ``5m``, else seconds."""
+    return f"{seconds // 60}m" if seconds % 60 == 0 else f"{seconds}s"
 
 
 def _feature_drift_expr_tests(cfg: RulesConfig, fire: int) -> list[dict[str, Any]]:
     """Exact checks of the approximate KS and the top bucket's share (no logarithms involved)."""
     ctx = _Ctx(cfg)
     n = names(cfg)
-    rd = _minutes(cfg.drift_range, "drift_range")
+    step = test_step(cfg)
+    rd = _steps(cfg.drift_range, step)
     feed = _rank_feed(cfg, 10, 2)
     cdf = _rank_cdf([feed, feed], fire, rd)
     lbl = _fmt_labels(ctx.out(feature="amount"))
     return [
-        {"expr": n.rank_ks + lbl, "eval_time": f"{fire}m",
+        {"expr": n.rank_ks + lbl, "eval_time": _d(fire * step),
          "exp_samples": [{"labels": n.rank_ks + lbl, "value": _rank_ks([feed, feed], fire, rd)}]},
-        {"expr": f'{n.rank_share}{{bucket="1.0"}}', "eval_time": f"{fire}m",
+        {"expr": f'{n.rank_share}{{bucket="1.0"}}', "eval_time": _d(fire * step),
          "exp_samples": [{"labels": n.rank_share + _fmt_labels({**ctx.out(feature="amount"),
                                                                 "bucket": "1.0"}),
                           "value": cdf[9] - cdf[8]}]},
-        {"expr": n.rank_ks + lbl, "eval_time": "9m",
+        {"expr": n.rank_ks + lbl, "eval_time": _d(9 * step),
          "exp_samples": [{"labels": n.rank_ks + lbl, "value": _rank_ks([feed, feed], 9, rd)}]},
     ]
