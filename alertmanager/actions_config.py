@@ -388,7 +388,8 @@ def _target(ld: _Loader, name: str, value: Any, default_timeout: float) -> Targe
     if missing:
         raise ld.err(f"{key}.{missing[0]}", f"required by type {kind}",
                      fix="add it; see alertmanager/actions.example.yaml")
-    params = {k: compile_tree(v, f"{key}.{k}") for k, v in raw.items() if k in required | optional}
+    params = {k: compile_tree(v, f"{key}.{k}", ld.path) for k, v in raw.items()
+              if k in required | optional}
     for url_key in ("url", "server", "api_url"):
         if url_key not in raw:
             continue
@@ -398,7 +399,7 @@ def _target(ld: _Loader, name: str, value: Any, default_timeout: float) -> Targe
                          fix="write the full URL, e.g. https://argo.example.org")
         # Values substituted into URLs are percent-encoded: a label cannot add path segments.
         params[url_key] = Template(src.rstrip("/") if url_key != "url" else src,
-                                   where=f"{key}.{url_key}", escape_url=True)
+                                   where=f"{key}.{url_key}", escape_url=True, path=ld.path)
     inputs = raw.get("inputs")
     if kind == "github_workflow" and isinstance(inputs, Mapping) and len(inputs) > 10:
         raise ld.err(f"{key}.inputs", "GitHub accepts at most 10 workflow_dispatch inputs",
@@ -408,7 +409,8 @@ def _target(ld: _Loader, name: str, value: Any, default_timeout: float) -> Targe
                                  or not all(isinstance(s, int) and 100 <= s < 600 for s in statuses)):
         raise ld.err(f"{key}.success_statuses", "expected a list of HTTP status codes")
     headers_raw = ld.mapping(raw.get("headers"), f"{key}.headers")
-    headers = {h: Template(str(v), where=f"{key}.headers.{h}") for h, v in headers_raw.items()}
+    headers = {h: Template(str(v), where=f"{key}.headers.{h}", path=ld.path)
+               for h, v in headers_raw.items()}
     if any(h.lower() == "authorization" for h in headers):
         raise ld.err(f"{key}.headers.Authorization", "credentials do not belong in headers",
                      fix=f"use {key}.auth.bearer_token_file or auth.basic")

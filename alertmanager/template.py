@@ -48,28 +48,29 @@ class _Expr:
     filters: tuple[tuple[str, str | None], ...]
 
 
-def _parse_expr(text: str, where: str) -> _Expr:
+def _parse_expr(text: str, where: str, path: str | None) -> _Expr:
     parts = [p.strip() for p in text.split("|")]
-    path = parts[0]
-    if not _PATH.match(path):
-        raise ConfigError(f"template expression {{{{{text}}}}} is not a dotted name", key=where,
+    dotted = parts[0]
+    if not _PATH.match(dotted):
+        raise ConfigError(f"template expression {{{{{text}}}}} is not a dotted name", key=where, path=path,
                           fix="use e.g. {{ labels.model_name }}; templates cannot run code")
-    segments = tuple(path.split("."))
+    segments = tuple(dotted.split("."))
     if segments[0] not in ROOTS:
-        raise ConfigError(f"unknown template variable {segments[0]!r}", key=where,
+        raise ConfigError(f"unknown template variable {segments[0]!r}", key=where, path=path,
                           fix="use one of " + ", ".join(sorted(ROOTS)))
     filters: list[tuple[str, str | None]] = []
     for raw in parts[1:]:
         m = _FILTER.match(raw)
         if not m or m.group("name") not in FILTERS:
-            raise ConfigError(f"unknown template filter {raw!r}", key=where,
+            raise ConfigError(f"unknown template filter {raw!r}", key=where, path=path,
                               fix="use one of " + ", ".join(sorted(FILTERS)))
         name, arg = m.group("name"), m.group("arg")
         if name == "default" and (arg is None or not arg.startswith('"')):
-            raise ConfigError('filter default needs a quoted argument', key=where,
+            raise ConfigError("filter default needs a quoted argument", key=where, path=path,
                               fix='write default:"value"')
         if name == "truncate" and (arg is None or not arg.isdigit()):
-            raise ConfigError("filter truncate needs a length", key=where, fix="write truncate:200")
+            raise ConfigError("filter truncate needs a length", key=where, path=path,
+                              fix="write truncate:200")
         if arg is not None and arg.startswith('"'):
             arg = arg[1:-1]
         filters.append((name, arg))
@@ -101,7 +102,8 @@ def _as_text(value: Any) -> str:
 class Template:
     """One compiled template string; parsing errors surface at config load, never at render."""
 
-    def __init__(self, source: str, *, where: str, escape_url: bool = False) -> None:
+    def __init__(self, source: str, *, where: str, escape_url: bool = False,
+                 path: str | None = None) -> None:
         self.source = source
         self.where = where
         self._escape_url = escape_url
@@ -109,12 +111,13 @@ class Template:
         pos = 0
         for m in _TAG.finditer(source):
             self._parts.append(source[pos:m.start()])
-            self._parts.append(_parse_expr(m.group(1).strip(), where))
+            self._parts.append(_parse_expr(m.group(1).strip(), where, path))
             pos = m.end()
         self._parts.append(source[pos:])
         leftover = _TAG.sub("", source)
         if "{{" in leftover or "}}" in leftover:
-            raise ConfigError("unbalanced '{{' in template", key=where, fix="close it with '}}'")
+            raise ConfigError("unbalanced '{{' in template", key=where, path=path,
+                              fix="close it with '}}'")
 
     @property
     def is_static(self) -> bool:
@@ -151,14 +154,14 @@ def _apply(name: str, arg: str | None, text: str) -> str:
     raise AssertionError(name)  # pragma: no cover - rejected at parse time
 
 
-def compile_tree(value: Any, where: str) -> Any:
+def compile_tree(value: Any, where: str, path: str | None = None) -> Any:
     """Compile every string inside a YAML value (mapping keys stay literal)."""
     if isinstance(value, str):
-        return Template(value, where=where)
+        return Template(value, where=where, path=path)
     if isinstance(value, Mapping):
-        return {str(k): compile_tree(v, f"{where}.{k}") for k, v in value.items()}
+        return {str(k): compile_tree(v, f"{where}.{k}", path) for k, v in value.items()}
     if isinstance(value, list):
-        return [compile_tree(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [compile_tree(v, f"{where}[{i}]", path) for i, v in enumerate(value)]
     return value
 
 
