@@ -219,7 +219,7 @@ def to_float(col: pa.Array | pa.ChunkedArray) -> np.ndarray:
     if pa.types.is_null(col.type):
         return np.full(len(col), np.nan)
     if not pa.types.is_float64(col.type):
-        col = pc.cast(col, pa.float64())
+        col = pc.cast(col, pa.float64(), safe=False)  # int64 beyond 2**53 rounds, as numpy does
     if isinstance(col, pa.ChunkedArray):
         col = col.combine_chunks()
     if col.null_count == 0:

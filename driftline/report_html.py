@@ -84,8 +84,9 @@ def _heatmap(profile: BaselineProfile, windows: Sequence[WindowReport]) -> str:
                        f'height="{cell_h - 1}" fill="{psi_colour(value)}"{stroke}>'
                        f'<title>{_e(tip)}</title></rect>')
             if drifted and cell_w >= 8:
+                dot = "#ffffff" if value is not None and value >= 0.3 else "#111827"
                 out.append(f'<circle cx="{x + cell_w / 2 - 0.5:.1f}" cy="{y + cell_h / 2 - 0.5}" '
-                           f'r="2.5" fill="#111827"/>')
+                           f'r="2.5" fill="{dot}"/>')
     out.append(f'<text x="{label_w}" y="{height - 8}" class="ax">window →</text>')
     out.append("</svg>")
     return "".join(out)

@@ -46,7 +46,7 @@ def print_profile(profile: BaselineProfile, file: IO[str] | None = None) -> None
     t = Table(title="features", title_justify="left")
     for col in ("feature", "type", "missing", "min", "mean", "std", "max", "bins / top categories"):
         t.add_column(col, justify="left" if col in ("feature", "type", "bins / top categories")
-                     else "right")
+                     else "right", no_wrap=col in ("feature", "type"))
     for name, f in profile.features.items():
         if isinstance(f, NumericFeature):
             summary = f"{len(f.proportions)} bins" + ("" if f.summary_exact else ", KS grid")

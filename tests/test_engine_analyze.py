@@ -1,0 +1,131 @@
+"""`driftline baseline` and `driftline analyze` end to end through the CLI entry point."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from engine_fixtures import reference_table, write
+
+from driftline.analyze import parse_duration
+from driftline.cli import main
+from driftline.errors import InputError
+from driftline.profile import BaselineProfile
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    d = tmp_path_factory.mktemp("analyze")
+    ref = write(reference_table(5000, seed=1), d / "ref.parquet")
+    prof = d / "profile.json"
+    assert main(["baseline", "build", str(ref), "-o", str(prof), "--prediction", "pred",
+                 "--proba", "p", "--target", "y", "--model-name", "churn",
+                 "--model-version", "7", "--no-progress"]) == 0
+    return d, prof
+
+
+def _current(d: Path, shift: float, name: str, n: int = 3000, seed: int = 5) -> Path:
+    t = reference_table(n, seed=seed, shift=shift)
+    ts = pa.array((1_700_000_000 + np.arange(n) * 2.0) * 1e6, pa.float64()).cast(pa.int64())
+    t = t.append_column("ts", ts.cast(pa.timestamp("us")))
+    return write(t, d / name)
+
+
+def test_json_shape_and_values(built: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    d, prof = built
+    cur = _current(d, 0.0, "same.parquet")
+    assert main(["analyze", "--baseline", str(prof), str(cur), "--window-size", "1000",
+                 "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    profile = BaselineProfile.load(prof)
+    assert doc["baseline"] == {"model_name": "churn", "model_version": "7", "id": profile.id}
+    assert [w["index"] for w in doc["windows"]] == [0, 1, 2]
+    w = doc["windows"][0]
+    assert set(w) == {"index", "records", "start", "end", "features", "prediction", "performance",
+                      "drifted"}
+    assert set(w["features"]) == {"x", "z", "c"}
+    assert set(w["features"]["x"]) >= {"psi", "ks_statistic", "ks_pvalue", "jensen_shannon",
+                                       "wasserstein", "missing_ratio", "p_value_adjusted", "drifted"}
+    assert set(w["features"]["c"]) >= {"psi", "chi2_pvalue", "chi2_statistic"}
+    assert w["performance"]["labels"] == 1000
+    assert w["performance"]["reference_accuracy"] == pytest.approx(profile.output.reference_accuracy)
+    assert not any(x["drifted"] for x in doc["windows"])
+
+
+def test_fail_on_drift_exit_code(built: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    d, prof = built
+    same = _current(d, 0.0, "same2.parquet")
+    moved = _current(d, 1.0, "moved.parquet")
+    base = ["analyze", "--baseline", str(prof), "--window-size", "1500", "--format", "json"]
+    assert main([*base, str(same), "--fail-on-drift"]) == 0
+    assert main([*base, str(moved)]) == 0
+    assert main([*base, str(moved), "--fail-on-drift"]) == 1
+    capsys.readouterr()
+
+
+def test_windows_by_duration(built: tuple[Path, Path], tmp_path: Path,
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    d, prof = built
+    cur = _current(d, 0.0, "timed.csv", n=3000)  # one record every 2 s: 100 min
+    out = tmp_path / "r.json"
+    assert main(["analyze", "--baseline", str(prof), str(cur), "--window-size", "100000",
+                 "--timestamp", "ts", "--window-duration", "30m", "-o", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    ts = 1_700_000_000 + np.arange(3000) * 2.0
+    buckets = np.floor(ts / 1800)
+    expected = [int((buckets == b).sum()) for b in np.unique(buckets)]
+    assert [w["records"] for w in doc["windows"]] == expected
+    first = doc["windows"][0]
+    assert first["start"] == ts[0] and first["end"] == ts[expected[0] - 1]
+    # a count limit still applies inside a time window
+    assert main(["analyze", "--baseline", str(prof), str(cur), "--window-size", "500",
+                 "--timestamp", "ts", "--window-duration", "30m", "--format", "json"]) == 0
+    sizes = [w["records"] for w in json.loads(capsys.readouterr().out)["windows"]]
+    assert sum(sizes) == 3000 and max(sizes) == 500
+
+
+def test_html_report_is_self_contained(built: tuple[Path, Path], tmp_path: Path) -> None:
+    d, prof = built
+    moved = _current(d, 1.0, "moved2.parquet")
+    out = tmp_path / "report.html"
+    assert main(["analyze", "--baseline", str(prof), str(moved), "--window-size", "1000",
+                 "-o", str(out)]) == 0
+    text = out.read_text()
+    assert text.startswith("<!DOCTYPE html>") and "<svg" in text
+    assert "<script" not in text.lower()
+    # the only URL is the SVG namespace identifier, which is never fetched
+    urls = set(re.findall(r"https?://[^\"' )]+", text))
+    assert urls <= {"http://www.w3.org/2000/svg"}
+    assert not re.search(r"\b(src|href)\s*=", text) and "@import" not in text and "url(" not in text
+    assert text.count("<rect") >= 3 * 4  # one cell per feature/prediction and window
+    assert "DRIFTED" in text and "estimated" in text
+
+
+def test_table_format(built: tuple[Path, Path], tmp_path: Path) -> None:
+    d, prof = built
+    out = tmp_path / "t.txt"
+    assert main(["analyze", "--baseline", str(prof), str(_current(d, 1.0, "m3.parquet")),
+                 "--window-size", "1000", "--format", "table", "-o", str(out)]) == 0
+    text = out.read_text()
+    assert "windows" in text and "x" in text and "yes" in text
+
+
+def test_baseline_show(built: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    _, prof = built
+    assert main(["baseline", "show", str(prof), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["id"] == BaselineProfile.load(prof).id
+    assert main(["baseline", "show", str(prof)]) == 0
+    text = capsys.readouterr().out
+    assert "churn" in text and "numeric" in text and "categorical" in text
+
+
+def test_parse_duration() -> None:
+    assert parse_duration("1h") == 3600 and parse_duration("15m") == 900
+    assert parse_duration("1h30m") == 5400 and parse_duration("45") == 45
+    for bad in ("", "h", "1x", "-5", "0"):
+        with pytest.raises(InputError):
+            parse_duration(bad)
