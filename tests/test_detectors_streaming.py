@@ -76,3 +76,25 @@ def test_reset_and_scalar_update() -> None:
     assert det.n == 1 and det.n_invalid == 1
     with pytest.raises(ValueError, match="unknown stream detector"):
         StreamDetector("cusum")
+
+
+def test_object_and_integer_input() -> None:
+    det = StreamDetector.adwin()
+    assert det.update(np.array([1, None, "x", 2.0], dtype=object)) == []
+    assert (det.n, det.n_invalid) == (2, 2)
+    det.update(np.arange(10))
+    assert det.n == 12
+    assert det.estimation is not None and 0.0 < det.estimation < 10.0
+    assert StreamDetector.page_hinkley().estimation is None
+
+
+def test_module_doctests() -> None:
+    import doctest
+    import importlib
+
+    # importlib, not `import a.b as m`: the package re-exports functions named like their
+    # modules (psi, quantile_rank), which shadow the submodule attribute.
+    for name in ("binning", "psi", "quantile_rank", "streaming", "windowed"):
+        mod = importlib.import_module(f"driftline.detectors.{name}")
+        failed, attempted = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
+        assert attempted > 0 and failed == 0, name
