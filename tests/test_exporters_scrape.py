@@ -1,0 +1,86 @@
+"""A real Prometheus 2.42 scrapes the exporter (it negotiates OpenMetrics) and stores every series."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from driftline.exporters.fleet import StaticSource, synthetic_fleet
+from driftline.exporters.prometheus import new_registry, render
+from prometheus_client.parser import text_string_to_metric_families
+
+from driftline.stack import start_prometheus
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(shutil.which("prometheus") is None, reason="prometheus not installed"),
+]
+
+
+class MetricsServer:
+    """/metrics on 127.0.0.1 rendered per request with the client's Accept header."""
+
+    def __init__(self, source: StaticSource) -> None:
+        registry, _ = new_registry(source)
+        self.content_types: list[str] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body, ctype = render(registry, self.headers.get("Accept"))
+                outer.content_types.append(ctype)
+                self.send_response(200)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.target = f"127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[MetricsServer, StaticSource]]:
+    src = synthetic_fleet(models=3, features=6, seed=4)
+    srv = MetricsServer(src)
+    yield srv, src
+    srv.close()
+
+
+def test_prometheus_ingests_every_series(served: tuple[MetricsServer, StaticSource]) -> None:
+    srv, src = served
+    registry, _ = new_registry(src)
+    body, _ = render(registry, "text/plain")
+    want = {}
+    for fam in text_string_to_metric_families(body.decode()):
+        for s in fam.samples:
+            want[(s.name, frozenset((k, v) for k, v in s.labels.items() if v != ""))] = s.value
+    with start_prometheus([srv.target], scrape_interval="1s") as prom:
+        prom.wait_for('up{job="driftline"} == 1', timeout=60)
+        prom.wait_for('count({__name__=~"driftline_.+"})', lambda r: bool(r) and float(r[0]["value"][1]) > 0,
+                      timeout=60)
+        stored = {}
+        for labels, value in prom.values('{__name__=~"driftline_.+"}'):
+            name = labels.pop("__name__")
+            labels.pop("job"), labels.pop("instance")
+            stored[(name, frozenset(labels.items()))] = value
+        samples = prom.values('scrape_samples_scraped{job="driftline"}')
+    assert set(stored) == set(want)
+    for key, value in want.items():
+        assert stored[key] == pytest.approx(value), key
+    assert samples[0][1] == len(want)
+    assert any(c.startswith("application/openmetrics-text") for c in srv.content_types)
