@@ -15,6 +15,7 @@ counted under ``__other__``. Endpoints (KServe ``default``/``canary``) are cappe
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 import threading
@@ -85,6 +86,9 @@ def engine_factory(window: WindowPolicy, drift: DriftPolicy) -> MonitorFactory:
     monitor_cls = importlib.import_module("driftline.monitor").Monitor
 
     def make(profile: BaselineProfile, endpoint: str, cfg: ModelConfig) -> MonitorLike:
+        # The configured name and version label the series, whatever the baseline was built as.
+        if (profile.model_name, profile.model_version) != (cfg.name, cfg.version):
+            profile = dataclasses.replace(profile, model_name=cfg.name, model_version=cfg.version)
         mon: MonitorLike = monitor_cls(profile, endpoint=endpoint, window=window, drift=drift)
         return mon
 

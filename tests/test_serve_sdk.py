@@ -1,0 +1,103 @@
+"""driftline.sdk.Monitor: in-process logging that never blocks the model."""
+
+from __future__ import annotations
+
+import threading
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from driftline.collectors.sdk import _BATCH, _RECORD
+from scipy import stats
+from test_serve_support import make_profile
+
+import driftline.sdk
+
+
+@pytest.fixture()
+def baseline(tmp_path: Path) -> Path:
+    p = tmp_path / "baseline.json"
+    make_profile(with_category=True).save(p)
+    return p
+
+
+def test_log_feedback_metrics_and_close(baseline: Path) -> None:
+    mon = driftline.sdk.Monitor(baseline=baseline, window_records=100, metrics_port=0)
+    try:
+        rng = np.random.default_rng(0)
+        preds = rng.integers(0, 2, 60)
+        for i in range(60):
+            assert mon.log(features={"f0": float(rng.normal()), "color": "red"},
+                           prediction=int(preds[i]), probabilities=[0.4, 0.6], id=f"q{i}")
+        x = rng.normal(loc=3.0, size=140)
+        assert mon.log_batch(features={"f0": x, "f1": x, "color": ["blue"] * 140},
+                             predictions=np.ones(140, dtype=int), ids=[f"b{i}" for i in range(140)])
+        for i in range(60):
+            mon.feedback(f"q{i}", int(preds[i]) if i < 45 else 1 - int(preds[i]))
+        assert mon.flush()
+        s = mon.snapshot()
+        assert s.records_by_source == {"sdk": 200} and s.windows_total == 2
+        assert s.labels["true"] == 60 and s.accuracy == pytest.approx(45 / 60)
+        assert s.categories["color"]["red"] == 60 and s.categories["color"]["blue"] == 140
+        w = s.last_window
+        assert w is not None and w.records == 100
+        # the second window holds only shifted f0 values: KS p-value as scipy computes it
+        ref = np.asarray(mon.profile.features["f0"].summary)  # type: ignore[union-attr]
+        assert w.features["f0"].ks_pvalue == pytest.approx(stats.ks_2samp(x[40:], ref).pvalue,
+                                                            rel=1e-6)
+        body = urllib.request.urlopen(f"http://127.0.0.1:{mon.metrics_port}/metrics",
+                                      timeout=5).read().decode()
+        assert 'source="sdk"} 200.0' in body
+        mon.log(features={"f0": 0.0})
+    finally:
+        mon.close()
+    s = mon.snapshot()
+    assert s.windows_total == 3 and s.last_window is not None and s.last_window.records == 1
+
+
+def test_full_buffer_drops_and_never_blocks(baseline: Path) -> None:
+    mon = driftline.sdk.Monitor(baseline=baseline, queue_size=10)
+    gate = threading.Event()
+    handled: list[int] = []
+    real = mon._worker.on_samples
+
+    def slow(items: list) -> None:  # type: ignore[type-arg]
+        gate.wait(30)
+        handled.append(sum(w for k, _, w in items if k in (_RECORD, _BATCH)))
+        assert real is not None
+        real(items)
+
+    mon._worker.on_samples = slow
+    results: list[bool] = []
+
+    def producer() -> None:
+        for i in range(1000):
+            results.append(mon.log(features={"f0": float(i)}))
+        results.append(mon.log_batch(features={"f0": np.zeros(5)}))
+
+    t = threading.Thread(target=producer)
+    t.start()
+    t.join(30)  # guard against a deadlock, not a speed assertion
+    assert not t.is_alive(), "log() blocked on a full buffer"
+    kept_logs, batch_kept = sum(results[:-1]), results[-1]
+    assert 10 <= kept_logs < 1000  # the buffer holds 10 while the worker is stuck
+    assert mon.dropped == (1000 - kept_logs) + (0 if batch_kept else 5)
+    gate.set()
+    mon.close()
+    s = mon.snapshot()
+    assert s.records_sampled == sum(handled) == kept_logs + (5 if batch_kept else 0)
+    assert mon.sidecar.sidecar_stats().dropped[("car-loan", "queue_full")] == mon.dropped
+
+
+def test_rows_form_of_log_batch_and_unmatched_feedback(baseline: Path) -> None:
+    with driftline.sdk.Monitor(baseline=baseline, model_name="other", model_version="3") as mon:
+        mon.log_batch([{"f0": 1.0}, {"f0": 2.0, "color": "green"}], predictions=[0, 1],
+                      probabilities=[[0.9, 0.1], [0.2, 0.8]], ids=["a", "b"])
+        mon.feedback("b", 1)
+        mon.feedback("zzz", 0)
+        assert mon.flush()
+        s = mon.snapshot()
+    assert (s.model_name, s.model_version) == ("other", "3")
+    assert s.labels == {"true": 1, "false": 1} and s.accuracy == 1.0
+    assert s.prediction_confidence is not None and s.prediction_confidence.count == 2
