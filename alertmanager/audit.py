@@ -142,9 +142,11 @@ def render_table(entries: list[AuditEntry]) -> Any:
     table = Table(title="driftline actions audit log", show_lines=False)
     for col in ("id", "time (UTC)", "decision", "model", "action", "target", "request", "status",
                 "detail"):
-        table.add_column(col, overflow="fold")
+        # Short columns never wrap, so a decision stays greppable in a narrow terminal.
+        short = col in ("id", "time (UTC)", "decision", "action", "status")
+        table.add_column(col, overflow="fold", no_wrap=short)
     for e in entries:
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e.ts))
+        when = time.strftime("%m-%d %H:%M:%S", time.gmtime(e.ts))
         model = e.model_name + (f"@{e.model_version}" if e.model_version else "")
         request = f"{e.method} {e.url}".strip()
         table.add_row(str(e.id), when, e.decision, model, e.action, e.target, request,
