@@ -96,23 +96,24 @@ class _Copy:
                  "resp_ct", "resp_hdrs", "resp_size", "too_large", "url")
 
     def __init__(self, received_at: float) -> None:
+        # Few allocations: most requests bring one URL piece, one body chunk and no kept header.
         self.received_at = received_at
         self.method = b""
-        self.url: list[bytes] = []
+        self.url = b""
         self.req_ct = b""
-        self.req_hdrs: list[tuple[bytes, bytes]] = []
-        self.req_body: list[bytes] = []
+        self.req_hdrs: list[tuple[bytes, bytes]] | None = None
+        self.req_body: bytes | bytearray = b""
         self.req_size = 0
         self.resp_ct = b""
-        self.resp_hdrs: list[tuple[bytes, bytes]] = []
-        self.resp_body: list[bytes] = []
+        self.resp_hdrs: list[tuple[bytes, bytes]] | None = None
+        self.resp_body: bytes | bytearray = b""
         self.resp_size = 0
         self.too_large = False
 
     def reset_response(self) -> None:
         self.resp_ct = b""
-        self.resp_hdrs = []
-        self.resp_body = []
+        self.resp_hdrs = None
+        self.resp_body = b""
         self.resp_size = 0
 
 
@@ -129,8 +130,8 @@ class _Exchange:
         self.copy: _Copy | None = None
 
 
-def _decode(b: bytes) -> str:
-    return b.decode("latin-1")
+def _headers(pairs: list[tuple[bytes, bytes]]) -> tuple[tuple[str, str], ...]:
+    return tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in pairs)
 
 
 class _Conn(asyncio.Protocol):
@@ -152,7 +153,10 @@ class _Conn(asyncio.Protocol):
         self.done = False
         self.closing = False
         self.client_eof = False
-        self.last_up = 0.0
+        self.last_up = 0.0  # when the sweeper last saw upstream bytes arrive
+        self.up_chunks = 0  # upstream reads; a counter is cheaper than a clock read per chunk
+        self.seen_chunks = 0
+        self.heads = 0  # HEAD requests awaiting their response (their framing differs)
         self.connect_task: asyncio.Task[None] | None = None
 
     # -- client transport ----------------------------------------------------------------------
@@ -232,7 +236,7 @@ class _Conn(asyncio.Protocol):
     def on_url(self, url: bytes) -> None:
         cp = self.cur.copy  # type: ignore[union-attr]
         if cp is not None:
-            cp.url.append(url)
+            cp.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
         cp = self.cur.copy  # type: ignore[union-attr]
@@ -241,6 +245,8 @@ class _Conn(asyncio.Protocol):
             if low == b"content-type":
                 cp.req_ct = value
             elif keep_header(low):
+                if cp.req_hdrs is None:
+                    cp.req_hdrs = []
                 cp.req_hdrs.append((low, value))
 
     def on_headers_complete(self) -> None:
@@ -249,6 +255,7 @@ class _Conn(asyncio.Protocol):
         assert ex is not None
         if method == b"HEAD":
             ex.head = True
+            self.heads += 1
         if ex.copy is not None:
             ex.copy.method = method
 
@@ -258,9 +265,13 @@ class _Conn(asyncio.Protocol):
             cp.req_size += len(body)
             if cp.req_size > self.srv.max_body_copy:
                 cp.too_large = True
-                cp.req_body = []
+                cp.req_body = b""
+            elif not cp.req_body:
+                cp.req_body = body
             else:
-                cp.req_body.append(body)
+                if isinstance(cp.req_body, bytes):
+                    cp.req_body = bytearray(cp.req_body)
+                cp.req_body += body
 
     def on_message_complete(self) -> None:
         self.cur.req_done = _perf()  # type: ignore[union-attr]
@@ -325,6 +336,7 @@ class _Conn(asyncio.Protocol):
         if ex is not None:
             srv.latency.observe(status, _perf() - ex.t0)
         self.pending.clear()
+        self.heads = 0
         self._close_both()
 
     def _tunnel(self) -> None:
@@ -337,6 +349,7 @@ class _Conn(asyncio.Protocol):
             self.parser = None
             if self.failure is None:
                 self.pending.clear()
+                self.heads = 0
 
     def _close_both(self) -> None:
         self.done = True
@@ -352,6 +365,7 @@ class _Conn(asyncio.Protocol):
         if self.up is not None:
             self.up.parser = None
         self.pending.clear()
+        self.heads = 0
         self.cur = None
 
     def shutdown(self) -> None:
@@ -370,6 +384,9 @@ class _Conn(asyncio.Protocol):
     def check_timeout(self, now: float, timeout: float) -> None:
         if self.done or not self.parsing or not self.pending:
             return
+        if self.up_chunks != self.seen_chunks:
+            self.seen_chunks = self.up_chunks
+            self.last_up = now
         ex = self.pending[0]
         if not ex.req_done or now - max(ex.req_done, self.last_up) < timeout:
             return
@@ -393,6 +410,10 @@ class _Upstream(asyncio.Protocol):
         self.in_msg = False
         self.headers_done = False
         self.framed = False
+        self.chunked = False
+        self.clen = -1  # Content-Length of the response being parsed, -1 when unknown
+        self.remaining = -1  # its body bytes still to come, -1 when unknown
+        self.stepped = 0  # bytes fed one at a time while a HEAD waited behind a response
         self.status = 0
         self.head_buf: bytearray | None = None
 
@@ -403,11 +424,11 @@ class _Upstream(asyncio.Protocol):
         c = self.conn
         if c.done:
             return
-        c.last_up = _perf()
+        c.up_chunks += 1
         c.ct.write(data)  # type: ignore[union-attr]
         if c.parsing:
             try:
-                if self.in_msg or (self.head_buf is None and not (c.pending and c.pending[0].head)):
+                if not c.heads and self.head_buf is None:
                     self.parser.feed_data(data)  # type: ignore[union-attr]
                 else:
                     self._parse_with_heads(data)
@@ -444,13 +465,29 @@ class _Upstream(asyncio.Protocol):
 
     # -- HEAD responses have headers only; httptools cannot be told, so scan them here ----------
     def _parse_with_heads(self, data: bytes) -> None:
+        """Slow path while a HEAD request is pending: its response has no body whatever its
+        headers say, so it is scanned by hand, and the response before it is fed so that
+        parsing stops exactly at its end (the rest of its Content-Length in one go, otherwise
+        byte by byte, up to a limit)."""
         mv = memoryview(data)
-        pending = self.conn.pending
+        c = self.conn
+        pending = c.pending
+        parser = self.parser
+        assert parser is not None
         while mv:
             if self.head_buf is not None or (not self.in_msg and pending and pending[0].head):
                 mv = mv[self._scan_head(mv):]
+            elif any(ex.head for ex in pending):
+                step = self.remaining if self.headers_done and self.remaining > 0 else 1
+                if step == 1:
+                    self.stepped += 1
+                    if self.stepped > _HEAD_SCAN_LIMIT:
+                        raise _Desync("a HEAD request waits behind a long unframed response")
+                parser.feed_data(mv[:step])
+                mv = mv[step:]
             else:
-                self.parser.feed_data(mv)  # type: ignore[union-attr]
+                c.heads = 0
+                parser.feed_data(mv)
                 return
 
     def _scan_head(self, mv: memoryview) -> int:
@@ -478,6 +515,8 @@ class _Upstream(asyncio.Protocol):
             ex.resp_started = False  # interim response: the final one follows
             return used
         c.pending.popleft()
+        c.heads = max(0, c.heads - 1)
+        self.stepped = 0
         now = _perf()
         srv = c.srv
         srv.latency.observe(status, now - ex.t0)
@@ -500,6 +539,8 @@ class _Upstream(asyncio.Protocol):
         if low == b"content-type":
             cp.resp_ct = value
         elif keep_header(low):
+            if cp.resp_hdrs is None:
+                cp.resp_hdrs = []
             cp.resp_hdrs.append((low, value))
 
     # -- response parser callbacks -------------------------------------------------------------
@@ -513,12 +554,20 @@ class _Upstream(asyncio.Protocol):
         self.ex = ex
         self.in_msg = True
         self.framed = False
+        self.chunked = False
+        self.clen = -1
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if len(name) in (14, 17):
+        n = len(name)
+        if n == 14 or n == 17:
             low = name.lower()
-            if low in (b"content-length", b"transfer-encoding"):
+            if low == b"content-length":
                 self.framed = True
+                with contextlib.suppress(ValueError):
+                    self.clen = int(value)
+            elif low == b"transfer-encoding":
+                self.framed = True
+                self.chunked = True
         ex = self.ex
         if ex is not None and ex.copy is not None:
             self._keep(ex.copy, name.lower(), value)
@@ -526,8 +575,11 @@ class _Upstream(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         self.status = self.parser.get_status_code()  # type: ignore[union-attr]
         self.headers_done = True
+        self.remaining = -1 if self.chunked else self.clen
 
     def on_body(self, body: bytes) -> None:
+        if self.remaining > 0:
+            self.remaining -= len(body)
         ex = self.ex
         if ex is not None:
             cp = ex.copy
@@ -535,13 +587,18 @@ class _Upstream(asyncio.Protocol):
                 cp.resp_size += len(body)
                 if cp.resp_size > self.conn.srv.max_body_copy:
                     cp.too_large = True
-                    cp.resp_body = []
+                    cp.resp_body = b""
+                elif not cp.resp_body:
+                    cp.resp_body = body
                 else:
-                    cp.resp_body.append(body)
+                    if isinstance(cp.resp_body, bytes):
+                        cp.resp_body = bytearray(cp.resp_body)
+                    cp.resp_body += body
 
     def on_message_complete(self) -> None:
         self.in_msg = False
         self.headers_done = False
+        self.stepped = 0
         ex, self.ex = self.ex, None
         status = self.status
         if ex is None:
@@ -720,11 +777,11 @@ class ProxyServer:
                 self.queue.count_drop(DROP_TOO_LARGE)
                 return
             self.queue.offer(Sample(
-                _decode(cp.method), _decode(b"".join(cp.url)), _decode(cp.req_ct),
-                b"".join(cp.req_body), status, _decode(cp.resp_ct), b"".join(cp.resp_body),
+                cp.method.decode("latin-1"), cp.url.decode("latin-1"), cp.req_ct.decode("latin-1"),
+                bytes(cp.req_body), status, cp.resp_ct.decode("latin-1"), bytes(cp.resp_body),
                 cp.received_at, now - ex.t0,
-                tuple((_decode(k), _decode(v)) for k, v in cp.req_hdrs),
-                tuple((_decode(k), _decode(v)) for k, v in cp.resp_hdrs)))
+                _headers(cp.req_hdrs) if cp.req_hdrs else (),
+                _headers(cp.resp_hdrs) if cp.resp_hdrs else ()))
         except Exception:
             self._tee_failed()
 

@@ -115,6 +115,17 @@ class _Handler(BaseHTTPRequestHandler):
                 if delay:
                     time.sleep(delay)
             self.wfile.write(b"0\r\n\r\n")
+        elif path == "/gated":
+            # first chunk, then wait until the test has seen it through the proxy
+            gate: threading.Event = self.server.gate  # type: ignore[attr-defined]
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.wfile.write(b"6\r\nfirst\n\r\n")
+            self.wfile.flush()
+            gate.wait(10)
+            self.wfile.write(b"5\r\nrest\n\r\n0\r\n\r\n")
         elif path == "/eof":
             self.close_connection = True
             self.send_response(200)
@@ -134,12 +145,15 @@ class Upstream:
     def __init__(self) -> None:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self.httpd.daemon_threads = True
+        self.gate = threading.Event()
+        self.httpd.gate = self.gate  # type: ignore[attr-defined]
         self.port = self.httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self._thread.start()
 
     def close(self) -> None:
+        self.gate.set()
         self.httpd.shutdown()
         self.httpd.server_close()
         self._thread.join(5)

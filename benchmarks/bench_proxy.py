@@ -1,0 +1,407 @@
+"""Reverse proxy: throughput, added latency and memory, with 100 % sampling and a draining consumer.
+
+Every party runs in its own process on this machine (2 cores shared by load generator, upstream
+and proxy), as it would in a pod:
+
+(b) ``wrk -t2 -c16`` against a trivial uvloop/httptools upstream answering a small KServe-v1-like
+    JSON, direct vs through the proxy (saturation).
+(a) the same in front of a real Python model server: MLServer + mlserver-sklearn serving a
+    scikit-learn logistic regression through Open Inference Protocol v2 (its own virtualenv,
+    default /tmp/mlsv, created with pip on first use; never a project dependency).
+(c) added latency at a fixed 500 req/s from an open-loop generator (latency measured from the
+    scheduled send time, so a stall is not hidden), direct vs proxy, p50/p90/p99.
+(d) RSS of the proxy process after 1 minute and after ``--rss-minutes`` of saturating load.
+
+Run: ``python -m benchmarks proxy`` (defaults) or
+``python -m benchmarks.bench_proxy --duration 10 --rss-minutes 10``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+KSERVE_BODY = b'{"instances": [[5.1, 3.5, 1.4, 0.2]]}'
+KSERVE_RESPONSE = b'{"predictions": [0], "model_name": "iris"}'
+V2_BODY = (b'{"inputs": [{"name": "predict", "shape": [1, 4], "datatype": "FP32", '
+           b'"data": [[5.1, 3.5, 1.4, 0.2]]}]}')
+
+
+# -- child process roles -------------------------------------------------------------------------
+def _run_upstream(port: int) -> None:
+    """A trivial model server: httptools parses, every request gets a small JSON answer."""
+    import httptools
+    import uvloop
+
+    resp = (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
+            % (len(KSERVE_RESPONSE), KSERVE_RESPONSE))
+
+    class Up(asyncio.Protocol):
+        def connection_made(self, t: asyncio.BaseTransport) -> None:
+            self.t = t
+            self.p = httptools.HttpRequestParser(self)
+
+        def data_received(self, d: bytes) -> None:
+            self.p.feed_data(d)
+
+        def on_message_complete(self) -> None:
+            self.t.write(resp)  # type: ignore[attr-defined]
+
+    async def serve() -> None:
+        srv = await asyncio.get_running_loop().create_server(Up, "127.0.0.1", port, backlog=1024)
+        await srv.serve_forever()
+
+    uvloop.run(serve())
+
+
+def _run_proxy(port: int, upstream: str, rate: float) -> None:
+    """The proxy as the sidecar runs it, plus a consumer thread that parses and discards."""
+    import orjson
+
+    from driftline.collectors.proxy import ProxyServer, new_event_loop
+    from driftline.collectors.sampling import Sampler
+    from driftline.collectors.tee import SampleQueue
+
+    loop = new_event_loop()
+    asyncio.set_event_loop(loop)
+    queue = SampleQueue(10_000)
+    server = ProxyServer("127.0.0.1", port, upstream, queue, Sampler(rate))
+    stop = threading.Event()
+    consumed = [0, 0]
+
+    def consume() -> None:
+        while not stop.is_set():
+            for s in queue.drain(1024, 0.1):
+                try:
+                    orjson.loads(s.request_body)
+                    orjson.loads(s.response_body)
+                    consumed[0] += 1
+                except orjson.JSONDecodeError:
+                    consumed[1] += 1
+
+    worker = threading.Thread(target=consume, daemon=True)
+    worker.start()
+    loop.run_until_complete(server.start())
+    loop.add_signal_handler(signal.SIGTERM, loop.stop)
+    loop.run_forever()
+    stop.set()
+    worker.join(2)
+    st = server.stats()
+    print(json.dumps({"requests": st.requests_total, "consumed": consumed[0],
+                      "parse_errors": consumed[1], "dropped": queue.dropped,
+                      "sampled": server.sampler.sampled}), flush=True)
+
+
+def _run_openloop(url: str, rate: float, seconds: float, body_kind: str) -> None:
+    """Open-loop load: request i is due at t0 + i/rate on any idle keep-alive connection."""
+    import httptools
+    import uvloop
+    from urllib.parse import urlsplit
+
+    u = urlsplit(url)
+    body = KSERVE_BODY if body_kind == "kserve" else V2_BODY
+    raw = (b"POST %s HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+           b"Content-Length: %d\r\n\r\n%s" % (u.path.encode(), len(body), body))
+    lat: list[float] = []
+    errors = [0]
+
+    class Conn(asyncio.Protocol):
+        def __init__(self, idle: asyncio.Queue[Conn]) -> None:
+            self.idle = idle
+            self.p = httptools.HttpResponseParser(self)
+            self.due = 0.0
+
+        def connection_made(self, t: asyncio.BaseTransport) -> None:
+            self.t = t
+
+        def data_received(self, d: bytes) -> None:
+            self.p.feed_data(d)
+
+        def on_message_complete(self) -> None:
+            if self.p.get_status_code() != 200:
+                errors[0] += 1
+            lat.append(time.perf_counter() - self.due)
+            self.idle.put_nowait(self)
+
+    async def go() -> None:
+        loop = asyncio.get_running_loop()
+        idle: asyncio.Queue[Conn] = asyncio.Queue()
+        for _ in range(32):
+            await loop.create_connection(lambda: Conn(idle), u.hostname, u.port)
+        await asyncio.sleep(0.2)
+        n = int(rate * seconds)
+        t0 = time.perf_counter() + 0.05
+        for i in range(n):
+            due = t0 + i / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            c = await idle.get()
+            c.due = due
+            c.t.write(raw)  # type: ignore[attr-defined]
+        while len(lat) < n and time.perf_counter() < t0 + seconds + 10:
+            await asyncio.sleep(0.05)
+
+    uvloop.run(go())
+    lat.sort()
+    warm = lat[len(lat) // 20:]  # not the first 5 %: connection warm-up
+    warm.sort()
+
+    def q(p: float) -> float:
+        return warm[min(len(warm) - 1, int(p * len(warm)))] * 1000
+
+    print(json.dumps({"n": len(lat), "errors": errors[0], "p50_ms": q(0.5), "p90_ms": q(0.9),
+                      "p99_ms": q(0.99), "mean_ms": statistics.fmean(warm) * 1000}), flush=True)
+
+
+# -- orchestration -------------------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_port(port: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def _self(*args: str) -> list[str]:
+    return [sys.executable, "-m", "benchmarks.bench_proxy", *args]
+
+
+@contextlib.contextmanager
+def _process(cmd: list[str], port: int | None, *, env: dict[str, str] | None = None,
+             cwd: str | None = None) -> Iterator[subprocess.Popen[str]]:
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                         cwd=cwd or str(ROOT), env=env)
+    try:
+        if port is not None:
+            _wait_port(port)
+        yield p
+    finally:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def _proxy_summary(p: subprocess.Popen[str]) -> dict[str, object]:
+    p.send_signal(signal.SIGTERM)
+    out, _ = p.communicate(timeout=15)
+    lines = [ln for ln in out.splitlines() if ln.startswith("{")]
+    return json.loads(lines[-1]) if lines else {}
+
+
+def _wrk(url: str, body: bytes, seconds: float, conns: int = 16) -> float:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                f"wrk.body = {json.dumps(body.decode())}\n")
+        lua = f.name
+    try:
+        out = subprocess.run(["wrk", "-t2", f"-c{conns}", f"-d{seconds:g}s", "-s", lua, url],
+                             capture_output=True, text=True, check=True).stdout
+    finally:
+        os.unlink(lua)
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    if non2xx:
+        print(f"    warning: {non2xx.group(1)} non-2xx responses from {url}")
+    return float(m.group(1)) if m else float("nan")
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return -1
+
+
+def bench_trivial(seconds: float) -> dict[str, float]:
+    up, px = _free_port(), _free_port()
+    with _process(_self("_upstream", str(up)), up):
+        _wrk(f"http://127.0.0.1:{up}/v1/models/iris:predict", KSERVE_BODY, 2)  # warm-up
+        direct = _wrk(f"http://127.0.0.1:{up}/v1/models/iris:predict", KSERVE_BODY, seconds)
+        with _process(_self("_proxy", str(px), f"http://127.0.0.1:{up}", "1.0"), px) as proxy:
+            _wrk(f"http://127.0.0.1:{px}/v1/models/iris:predict", KSERVE_BODY, 2)
+            proxied = _wrk(f"http://127.0.0.1:{px}/v1/models/iris:predict", KSERVE_BODY, seconds)
+            summary = _proxy_summary(proxy)
+    print(f"(b) trivial upstream, wrk -t2 -c16 -d{seconds:g}s: direct {direct:,.0f} req/s, "
+          f"proxy {proxied:,.0f} req/s -> {proxied / direct:.2f}x")
+    print(f"    proxy process: {summary}")
+    return {"direct": direct, "proxy": proxied}
+
+
+def _mlserver_env(venv: Path) -> Path | None:
+    exe = venv / "bin" / "mlserver"
+    if exe.exists():
+        return exe
+    print(f"    creating {venv} with pip install mlserver mlserver-sklearn ...", flush=True)
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "mlserver", "mlserver-sklearn"],
+                       check=True, timeout=900)
+    except (subprocess.SubprocessError, OSError) as e:
+        print(f"    cannot create the MLServer environment: {e}")
+        return None
+    return exe if exe.exists() else None
+
+
+@contextlib.contextmanager
+def _mlserver(venv: Path) -> Iterator[str | None]:
+    exe = _mlserver_env(venv)
+    if exe is None:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="driftline-mlserver-") as d:
+        model_dir = Path(d) / "iris"
+        model_dir.mkdir()
+        train = ("import joblib,sys\nfrom sklearn.datasets import load_iris\n"
+                 "from sklearn.linear_model import LogisticRegression\n"
+                 "X,y=load_iris(return_X_y=True)\n"
+                 "joblib.dump(LogisticRegression(max_iter=500).fit(X,y), sys.argv[1])\n")
+        subprocess.run([str(venv / "bin" / "python"), "-c", train, str(model_dir / "model.joblib")],
+                       check=True)
+        (model_dir / "model-settings.json").write_text(json.dumps({
+            "name": "iris", "implementation": "mlserver_sklearn.SKLearnModel",
+            "parameters": {"uri": "./model.joblib", "version": "v1"}}))
+        http, grpc, metrics = _free_port(), _free_port(), _free_port()
+        (Path(d) / "settings.json").write_text(json.dumps({
+            "http_port": http, "grpc_port": grpc, "metrics_port": metrics, "host": "127.0.0.1",
+            "parallel_workers": 0, "debug": False}))
+        env = {**os.environ, "PATH": f"{venv / 'bin'}:{os.environ.get('PATH', '')}"}
+        with _process([str(exe), "start", d], http, env=env, cwd=d):
+            url = f"http://127.0.0.1:{http}"
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:  # wait until the model is loaded
+                with contextlib.suppress(OSError):
+                    import urllib.request
+                    if urllib.request.urlopen(f"{url}/v2/models/iris/ready", timeout=2).status == 200:
+                        break
+                time.sleep(0.3)
+            yield url
+
+
+def bench_mlserver(seconds: float, venv: Path) -> dict[str, float]:
+    px = _free_port()
+    with _mlserver(venv) as url:
+        if url is None:
+            print("(a) skipped: no MLServer")
+            return {}
+        path = "/v2/models/iris/infer"
+        _wrk(url + path, V2_BODY, 3)
+        direct = _wrk(url + path, V2_BODY, seconds)
+        with _process(_self("_proxy", str(px), url, "1.0"), px) as proxy:
+            _wrk(f"http://127.0.0.1:{px}{path}", V2_BODY, 3)
+            proxied = _wrk(f"http://127.0.0.1:{px}{path}", V2_BODY, seconds)
+            summary = _proxy_summary(proxy)
+        lat = _latency_pair(url, path, "v2", seconds)
+    print(f"(a) MLServer 1.x + sklearn LogisticRegression (OIP v2), wrk -t2 -c16 -d{seconds:g}s: "
+          f"direct {direct:,.0f} req/s, proxy {proxied:,.0f} req/s -> {proxied / direct:.1%}")
+    print(f"    proxy process: {summary}")
+    _print_latency("(c') MLServer at 500 req/s", lat)
+    return {"direct": direct, "proxy": proxied}
+
+
+def _openloop(url: str, path: str, kind: str, seconds: float, rate: float = 500.0) -> dict[str, float]:
+    out = subprocess.run(_self("_openloop", url + path, str(rate), str(seconds), kind),
+                         capture_output=True, text=True, cwd=str(ROOT), check=True).stdout
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+def _latency_pair(upstream: str, path: str, kind: str, seconds: float) -> dict[str, dict[str, float]]:
+    px = _free_port()
+    direct = _openloop(upstream, path, kind, seconds)
+    with _process(_self("_proxy", str(px), upstream, "1.0"), px):
+        proxied = _openloop(f"http://127.0.0.1:{px}", path, kind, seconds)
+    return {"direct": direct, "proxy": proxied}
+
+
+def _print_latency(title: str, r: dict[str, dict[str, float]]) -> None:
+    d, p = r["direct"], r["proxy"]
+    print(f"{title} (open loop, {int(d['n'])} requests): "
+          + ", ".join(f"{k[:-3]} {d[k]:.2f} -> {p[k]:.2f} ms (+{p[k] - d[k]:.2f})"
+                      for k in ("p50_ms", "p90_ms", "p99_ms"))
+          + f"; errors {int(d['errors'])}/{int(p['errors'])}")
+
+
+def bench_latency(seconds: float) -> None:
+    up = _free_port()
+    with _process(_self("_upstream", str(up)), up):
+        r = _latency_pair(f"http://127.0.0.1:{up}", "/v1/models/iris:predict", "kserve", seconds)
+    _print_latency("(c) trivial upstream at 500 req/s", r)
+
+
+def bench_rss(minutes: float) -> None:
+    up, px = _free_port(), _free_port()
+    marks: list[tuple[float, int]] = []
+    with _process(_self("_upstream", str(up)), up), \
+            _process(_self("_proxy", str(px), f"http://127.0.0.1:{up}", "1.0"), px) as proxy:
+        marks.append((0.0, _rss_kib(proxy.pid)))
+        wrk = subprocess.Popen(["wrk", "-t2", "-c16", f"-d{minutes * 60 + 5:g}s",
+                                f"http://127.0.0.1:{px}/v1/models/iris:predict"],
+                               stdout=subprocess.PIPE, text=True)
+        t0 = time.monotonic()
+        checkpoints = sorted({1.0, *(float(m) for m in range(2, int(minutes) + 1)), minutes})
+        for cp in checkpoints:
+            time.sleep(max(0.0, t0 + cp * 60 - time.monotonic()))
+            marks.append((cp, _rss_kib(proxy.pid)))
+        out, _ = wrk.communicate()
+        summary = _proxy_summary(proxy)
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out or "")
+    print(f"(d) proxy RSS under saturating GET load ({m.group(1) if m else '?'} req/s, 100 % sampled): "
+          + ", ".join(f"{t:g} min {kib / 1024:.1f} MiB" for t, kib in marks))
+    print(f"    proxy process: {summary}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="bench_proxy", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
+    ap.add_argument("--latency-seconds", type=float, default=20.0, help="seconds per open-loop run")
+    ap.add_argument("--rss-minutes", type=float, default=1.0, help="minutes of sustained load (d)")
+    ap.add_argument("--mlserver-venv", type=Path, default=Path("/tmp/mlsv"))
+    ap.add_argument("--only", choices=["a", "b", "c", "d"], action="append")
+    args = ap.parse_args(argv or [])
+    only = set(args.only or "abcd")
+    print(f"cores: {os.cpu_count()}, python {sys.version.split()[0]}", flush=True)
+    if "b" in only:
+        bench_trivial(args.duration)
+    if "c" in only:
+        bench_latency(args.latency_seconds)
+    if "a" in only:
+        bench_mlserver(args.duration, args.mlserver_venv)
+    if "d" in only:
+        bench_rss(args.rss_minutes)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "_upstream":
+        _run_upstream(int(sys.argv[2]))
+    elif len(sys.argv) > 1 and sys.argv[1] == "_proxy":
+        _run_proxy(int(sys.argv[2]), sys.argv[3], float(sys.argv[4]))
+    elif len(sys.argv) > 1 and sys.argv[1] == "_openloop":
+        _run_openloop(sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), sys.argv[5])
+    else:
+        main(sys.argv[1:])
