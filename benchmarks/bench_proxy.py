@@ -72,7 +72,6 @@ def _run_upstream(port: int) -> None:
 def _run_proxy(port: int, upstream: str, rate: float) -> None:
     """The proxy as the sidecar runs it, plus a consumer thread that parses and discards."""
     import orjson
-
     from driftline.collectors.proxy import ProxyServer, new_event_loop
     from driftline.collectors.sampling import Sampler
     from driftline.collectors.tee import SampleQueue
@@ -109,9 +108,10 @@ def _run_proxy(port: int, upstream: str, rate: float) -> None:
 
 def _run_openloop(url: str, rate: float, seconds: float, body_kind: str) -> None:
     """Open-loop load: request i is due at t0 + i/rate on any idle keep-alive connection."""
+    from urllib.parse import urlsplit
+
     import httptools
     import uvloop
-    from urllib.parse import urlsplit
 
     u = urlsplit(url)
     body = KSERVE_BODY if body_kind == "kserve" else V2_BODY
