@@ -1,6 +1,6 @@
 """Scrape render time and OTLP payload build time for a realistic fleet.
 
-Fleet: 10 models × 25 features (every 5th categorical with 8 categories), 3 classes, two
+Fleets: 1, 10 and 50 models × 25 features (every 5th categorical with 8 categories), 3 classes, two
 proxy status classes. Prints the series count, ms per text scrape, per OpenMetrics scrape, per
 OTLP build (data model) and per OTLP build + protobuf encode, best of several runs.
 """
@@ -17,7 +17,7 @@ from driftline.exporters.points import build_points
 from driftline.exporters.prometheus import new_registry, render
 
 
-def _best_ms(fn: Callable[[], object], repeat: int = 7, number: int = 5) -> float:
+def _best_ms(fn: Callable[[], object], repeat: int = 5, number: int = 3) -> float:
     best = float("inf")
     for _ in range(repeat):
         t = time.perf_counter()
@@ -59,6 +59,7 @@ def run(models: int, features: int) -> None:
 
 
 def main() -> None:
+    run(1, 25)
     run(10, 25)
     run(50, 25)
 
