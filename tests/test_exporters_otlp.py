@@ -356,3 +356,14 @@ def test_grpc_when_the_env_asks(monkeypatch: pytest.MonkeyPatch) -> None:
         assert translate(req) == pytest.approx(prometheus_series(src))
     finally:
         server.stop(None)
+
+
+def test_collector_down_is_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    from driftline.stack import free_port
+
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", f"http://127.0.0.1:{free_port()}/v1/metrics")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1")
+    exp = OtlpMetricsExporter(rich_fleet(), interval_ms=60000)
+    assert exp.force_flush() is False
+    exp.shutdown()  # the final export fails too, and is counted, not raised
+    assert exp.export_errors == 2 and exp.exports == 0
