@@ -22,17 +22,22 @@ def _otel_kind(spec: cat.MetricSpec) -> str:
             "histogram": "Histogram (explicit buckets, cumulative)"}.get(spec.type, spec.type)
 
 
-def metrics_table() -> str:
+def metrics_table(specs: tuple[cat.MetricSpec, ...] = cat.ALL, *, otlp: bool = True) -> str:
     """One row per catalogue metric: both names and types, labels, OTLP unit, buckets.
 
     Labels are listed once: as OTLP attributes they keep their name, except ``model_name`` and
     ``model_version`` (``model.name``, ``model.version``; see ``otlp.attribute_name``).
     """
+    if not otlp:
+        rows = ["| Prometheus metric | type | labels | meaning |", "| --- | --- | --- | --- |"]
+        rows += [f"| `{m.name}` | {m.type} | {', '.join(f'`{lab}`' for lab in m.labels) or '—'} | "
+                 f"{m.help} |" for m in specs]
+        return "\n".join(rows)
     rows = [
         "| Prometheus metric | type | labels | OTLP instrument | OTLP type | unit sent | meaning |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for m in cat.ALL:
+    for m in specs:
         labels = ", ".join(f"`{lab}`" for lab in m.labels) or "—"
         unit = otel_unit(m)
         meaning = m.help
@@ -51,7 +56,18 @@ def render_doc(text: str) -> str:
     _, sep, tail = rest.partition(END)
     if not sep:
         raise ValueError(f"marker {END!r} missing")
-    return f"{head}{BEGIN}\n{metrics_table()}\n{END}{tail}"
+    return f"{head}{BEGIN}\n{generated()}\n{END}{tail}"
+
+
+def generated() -> str:
+    """The sidecar's metrics, then those of the webhook receiver (its own /metrics)."""
+    parts = [metrics_table()]
+    receiver: tuple[cat.MetricSpec, ...] = getattr(cat, "RECEIVER_METRICS", ())
+    if receiver:
+        parts += ["", "The Alertmanager webhook receiver (`driftline actions serve`) exposes these on "
+                  "its own `/metrics` (Prometheus only, no model labels):", "",
+                  metrics_table(receiver, otlp=False)]
+    return "\n".join(parts)
 
 
 def main(argv: list[str]) -> int:
