@@ -77,14 +77,16 @@ class MetricPoints:
             return
         if len(hist.counts) != len(hist.bounds) + 1:
             return
+        # The count is the sum of the buckets, so +Inf always equals _count (both formats require it).
+        count = sum(int(c) for c in hist.counts)
         cur = self.histograms.get(labels)
         if cur is None:
-            self.histograms[labels] = HistogramPoint(tuple(hist.bounds), list(hist.counts),
-                                                     float(hist.sum), int(hist.count))
+            self.histograms[labels] = HistogramPoint(tuple(hist.bounds), [int(c) for c in hist.counts],
+                                                     float(hist.sum), count)
             return
-        cur.counts = [a + b for a, b in zip(cur.counts, hist.counts, strict=True)]
+        cur.counts = [a + int(b) for a, b in zip(cur.counts, hist.counts, strict=True)]
         cur.sum += float(hist.sum)
-        cur.count += int(hist.count)
+        cur.count += count
 
 
 _FEATURE_GAUGES: tuple[tuple[MetricSpec, str], ...] = (
