@@ -4,16 +4,20 @@ A record is ``{"model_name", "model_version"?, "id"?, "features": {...}, "predic
 "probabilities"?, "label"?, "timestamp"?}``. A body is one record, a list of records, or
 ``{"model_name", "model_version"?, "records": [...]}`` whose records inherit the model. Records are
 grouped by (model, version) so each group becomes one columnar
-:class:`~driftline.records.RecordBatch` (:func:`driftline.records.from_records`).
+:class:`~driftline.records.RecordBatch` (:func:`to_batch`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from driftline.collectors.payloads import PayloadError, loads
+import numpy as np
+from driftline.collectors.payloads import ModelSchema, PayloadError, loads
+
+from driftline.labels import canonical_labels
+from driftline.records import RecordBatch, numeric_column
 
 GroupKey = tuple[str, str | None]
 
@@ -67,3 +71,33 @@ def split_records(body: Any, *, default_model: str | None = None,
             groups[key] = group = []
         group.append(rec)
     return out
+
+
+def to_batch(schema: ModelSchema, records: Sequence[Mapping[str, Any]]) -> RecordBatch:
+    """Columns of one model's records (validated by :func:`split_records`: ``features`` is a
+    mapping). Numeric columns go through numpy in one call each; outputs take the same
+    vectorised path as v1/v2 payloads. Raises PayloadError for outputs that fit no shape."""
+    n = len(records)
+    rows = [r["features"] for r in records]
+    feats = {name: schema.column(name, [f.get(name) for f in rows]) for name in schema.order}
+    for name in schema.profile.features:
+        if name not in feats:
+            feats[name] = schema.column(name, [f.get(name) for f in rows])
+
+    def col(key: str) -> list[Any] | None:
+        vals = [r.get(key) for r in records]
+        return None if all(v is None for v in vals) else vals
+
+    pred_raw, proba_raw = col("prediction"), col("probabilities")
+    pred = proba = None
+    if pred_raw is not None or proba_raw is not None:
+        pred, proba = schema.outputs(pred_raw, proba_raw, n)
+    ids_raw = col("id")
+    ids = None if ids_raw is None else np.array(
+        [None if v is None else str(v) for v in ids_raw], dtype=object)
+    ts_raw = col("timestamp")
+    timestamps = None if ts_raw is None else numeric_column(ts_raw)
+    labels_raw = col("label")
+    targets = None if labels_raw is None else canonical_labels(
+        np.array(labels_raw, dtype=object))
+    return RecordBatch(feats, pred, proba, ids, timestamps, targets, n=n)

@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 from driftline.collectors.feedback import Feedback
+from driftline.collectors.ingest import to_batch
+from driftline.collectors.payloads import PayloadError
 from driftline.collectors.service import App, HttpServer, ServiceThread
 from driftline.collectors.sidecar import QUEUE_FULL, ModelEntry, Sidecar, engine_factory
 from driftline.collectors.worker import Worker, WorkQueue
@@ -194,8 +196,12 @@ class Monitor:
 
         def flush_records() -> None:
             if records:
-                sc.observe(entry, self.endpoint, from_records(self.profile, records), "sdk",
-                           sc.clock())
+                try:
+                    batch = to_batch(entry.schema, records)
+                except PayloadError as exc:
+                    sc.drop(entry.name, exc.reason, len(records))
+                else:
+                    sc.observe(entry, self.endpoint, batch, "sdk", sc.clock())
                 records.clear()
 
         for kind, item, _ in items:

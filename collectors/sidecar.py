@@ -28,7 +28,7 @@ from typing import Any, Protocol
 import numpy as np
 from driftline.collectors.cloudevents import CloudEvent, Exchange, Pairer
 from driftline.collectors.feedback import Feedback, PredictionStore
-from driftline.collectors.ingest import IngestGroups
+from driftline.collectors.ingest import IngestGroups, to_batch
 from driftline.collectors.payloads import ModelSchema, PayloadError, parse, route
 
 from driftline.config import DriftConfig, LimitsConfig, ModelConfig, ServeConfig, WindowsConfig
@@ -36,7 +36,7 @@ from driftline.errors import ConfigError, ProfileError
 from driftline.labels import canonical_labels
 from driftline.monitor import DriftPolicy, WindowPolicy
 from driftline.profile import BaselineProfile
-from driftline.records import RecordBatch, from_records
+from driftline.records import RecordBatch
 from driftline.snapshot import Histogram, ModelSnapshot, SidecarStats, SnapshotSource
 
 _log = logging.getLogger("driftline.serve")
@@ -329,7 +329,11 @@ class Sidecar(SnapshotSource):
             for r in good:
                 by_endpoint.setdefault(r.get("endpoint"), []).append(r)
             for ep, recs in by_endpoint.items():
-                batch = from_records(entry.profile, recs)
+                try:
+                    batch = to_batch(entry.schema, recs)
+                except PayloadError as exc:
+                    self.drop(entry.name, exc.reason, len(recs))
+                    continue
                 if self.observe(entry, ep, batch, source, t):
                     n += batch.n
         return n

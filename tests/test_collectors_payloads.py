@@ -164,3 +164,37 @@ def test_v1_and_v2_agree(n: int, seed: int) -> None:
     assert b1.n == b2.n == n
     for k in b1.features:
         np.testing.assert_array_equal(b1.features[k], b2.features[k])
+
+
+_values = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True, width=32),
+                    st.integers(-5, 5), st.sampled_from(["red", "blue", "1.5", "x", ""]),
+                    st.booleans())
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.fixed_dictionaries(
+    {"features": st.dictionaries(st.sampled_from(["f0", "f1", "color", "zz"]), _values)},
+    optional={"prediction": st.sampled_from([0, 1, "1", None, 1.0]),
+              "id": st.one_of(st.none(), st.integers(0, 9), st.text(max_size=3)),
+              "label": st.sampled_from([0, 1, True, None])}), min_size=1, max_size=20))
+def test_ingest_columns_equal_the_kernel_reference(records: list) -> None:  # type: ignore[type-arg]
+    """The vectorised ingest builder gives the same columns as driftline.records.from_records."""
+    from driftline.collectors.ingest import to_batch
+
+    from driftline.records import from_records
+
+    profile = make_profile(n_numeric=2, with_category=True)
+    got = to_batch(ModelSchema(profile), records)
+    want = from_records(profile, records)
+    assert got.n == want.n
+    for name in profile.features:
+        a, b = got.features[name], want.features[name]
+        if a.dtype == np.float64:
+            np.testing.assert_array_equal(a, b)
+        else:
+            assert a.tolist() == b.tolist()
+    for attr in ("prediction", "ids", "targets"):
+        a, b = getattr(got, attr), getattr(want, attr)
+        assert (a is None) == (b is None) or (a is None and all(v is None for v in b)), attr
+        if a is not None and b is not None:
+            assert a.tolist() == b.tolist(), attr
