@@ -135,8 +135,9 @@ def _resolve_snapshots(snaps: list[ModelSnapshot], stats: SidecarStats,
                                                          dict[str, dict[str, str]],
                                                          dict[str, dict[str, str]]]:
     lim = guard.limits
-    snap_names = sorted({s.model_name for s in snaps})
-    drop_names = sorted({m for m, _ in stats.dropped if m and m not in snap_names})
+    monitored = {s.model_name for s in snaps}
+    snap_names = sorted(monitored)
+    drop_names = sorted({m for m, _ in stats.dropped if m and m not in monitored})
     models = guard.resolve("model_name", (), [*snap_names, *drop_names], lim.max_models)
     models[""] = ""
     versions: dict[str, dict[str, str]] = {}
