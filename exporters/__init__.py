@@ -3,6 +3,7 @@
 Public API (imported lazily, so ``import driftline.exporters`` stays cheap)::
 
     DriftlineCollector, new_registry, render          # Prometheus (prometheus-client)
+    start_metrics_server                              # in-process /metrics on loopback
     OtlpMetricsExporter, otlp_exporter_from_env       # OTLP (HTTP/protobuf, gRPC with [grpc])
     CardinalityLimits, CardinalityGuard               # label caps
     build_points                                      # snapshots -> points (shared by both)
@@ -19,12 +20,18 @@ if TYPE_CHECKING:  # real types for type checkers; at run time the names load on
     from driftline.exporters.fleet import StaticSource, synthetic_fleet
     from driftline.exporters.otlp import OtlpMetricsExporter, otlp_exporter_from_env
     from driftline.exporters.points import build_points
-    from driftline.exporters.prometheus import DriftlineCollector, new_registry, render
+    from driftline.exporters.prometheus import (
+        DriftlineCollector,
+        new_registry,
+        render,
+        start_metrics_server,
+    )
 
 _EXPORTS: dict[str, str] = {
     "DriftlineCollector": "prometheus",
     "new_registry": "prometheus",
     "render": "prometheus",
+    "start_metrics_server": "prometheus",
     "OtlpMetricsExporter": "otlp",
     "otlp_exporter_from_env": "otlp",
     "CardinalityLimits": "cardinality",
@@ -37,7 +44,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "CardinalityGuard", "CardinalityLimits", "DriftlineCollector", "OtlpMetricsExporter",
     "StaticSource", "build_points", "new_registry", "otlp_exporter_from_env", "render",
-    "synthetic_fleet",
+    "start_metrics_server", "synthetic_fleet",
 ]
 
 

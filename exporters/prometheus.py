@@ -17,11 +17,14 @@ Register it in a fresh ``CollectorRegistry`` per sidecar, never in the global de
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
+from wsgiref.simple_server import WSGIServer
 
 from driftline.exporters.cardinality import CardinalityGuard, CardinalityLimits
 from driftline.exporters.points import MetricPoints, build_points
-from prometheus_client.exposition import choose_encoder
+from prometheus_client.exposition import choose_encoder, start_http_server
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -34,7 +37,8 @@ from prometheus_client.utils import floatToGoString
 
 from driftline.snapshot import SnapshotSource
 
-__all__ = ["DriftlineCollector", "new_registry", "render", "to_families"]
+__all__ = ["DriftlineCollector", "MetricsServer", "new_registry", "render", "start_metrics_server",
+           "to_families"]
 
 _UNITS = {"s": "seconds"}
 
@@ -105,3 +109,36 @@ def render(registry_or_collector: Collector, accept_header: str | None = None) -
     """Encode for a scrape: OpenMetrics when the ``Accept`` header asks for it, else text 0.0.4."""
     encoder, content_type = choose_encoder(accept_header or "")
     return encoder(registry_or_collector), content_type
+
+
+@dataclass
+class MetricsServer:
+    """A running ``/metrics`` endpoint (prometheus-client's threaded WSGI server)."""
+
+    server: WSGIServer
+    thread: threading.Thread
+    registry: CollectorRegistry
+    collector: DriftlineCollector
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5.0)
+
+
+def start_metrics_server(source: SnapshotSource, port: int = 0, addr: str = "127.0.0.1", *,
+                         limits: CardinalityLimits | None = None) -> MetricsServer:
+    """Serve ``source`` on ``http://addr:port/metrics`` from a daemon thread (in-process use).
+
+    For notebooks and applications that monitor in-process without the sidecar. Binds loopback
+    by default; ``port=0`` picks a free port (read it from ``.port``). Content negotiation
+    (OpenMetrics or text) is prometheus-client's.
+    """
+    registry, collector = new_registry(source, limits=limits)
+    server, thread = start_http_server(port, addr=addr, registry=registry)
+    return MetricsServer(server, thread, registry, collector)

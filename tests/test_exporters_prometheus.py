@@ -339,3 +339,28 @@ def test_concurrent_scrapes_agree() -> None:
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         bodies = list(pool.map(lambda _: render(registry, "text/plain")[0], range(8)))
     assert all(b == first for b in bodies)
+
+
+def test_start_metrics_server_serves_both_formats_on_loopback() -> None:
+    import urllib.request
+
+    from driftline.exporters.prometheus import start_metrics_server
+
+    src = rich_fleet()
+    srv = start_metrics_server(src)
+    try:
+        assert srv.server.server_address[0] == "127.0.0.1" and srv.port > 0
+        url = f"http://127.0.0.1:{srv.port}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            text = resp.read().decode()
+            assert resp.headers["Content-Type"].startswith("text/plain")
+        req = urllib.request.Request(url, headers={"Accept": "application/openmetrics-text"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            assert resp.headers["Content-Type"].startswith("application/openmetrics-text")
+            assert resp.read().decode().endswith("# EOF\n")
+        expected, _ = scrape(src)
+        served = {(s.name, frozenset(s.labels.items())): s.value
+                  for fam in text_string_to_metric_families(text) for s in fam.samples}
+        assert served == expected
+    finally:
+        srv.stop()

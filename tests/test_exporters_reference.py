@@ -25,7 +25,7 @@ def test_public_api_is_pinned_and_importable() -> None:
     assert exporters.__all__ == [
         "CardinalityGuard", "CardinalityLimits", "DriftlineCollector", "OtlpMetricsExporter",
         "StaticSource", "build_points", "new_registry", "otlp_exporter_from_env", "render",
-        "synthetic_fleet",
+        "start_metrics_server", "synthetic_fleet",
     ]
     assert set(exporters.__all__) == set(exporters._EXPORTS)
     for name in exporters.__all__:
