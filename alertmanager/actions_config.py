@@ -52,7 +52,7 @@ PRESET_PARAMS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
 }
 _TARGET_COMMON = frozenset({"type", "auth", "tls", "timeout", "headers", "dry_run"})
 _TOP_KEYS = frozenset({"listen", "database", "dry_run", "cooldown", "delay", "retry", "timeout",
-                       "auth", "tls", "targets", "routes", "audit_body_limit"})
+                       "auth", "tls", "targets", "routes", "audit_body_limit", "cancel_on_resolve"})
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -178,6 +178,8 @@ class ActionsConfig:
     targets: Mapping[str, TargetConfig] = field(default_factory=dict)
     routes: tuple[Route, ...] = ()
     audit_body_limit: int = 2048
+    #: A resolved alert cancels its job if no attempt was made yet (useful with ``delay``).
+    cancel_on_resolve: bool = True
 
     def route_for(self, model_name: str, action: str) -> Route | None:
         for route in self.routes:
@@ -346,6 +348,7 @@ def load_config_dict(raw: Any, *, path: str = "<config>", base: Path | None = No
         retry=retry, timeout=timeout, auth=auth, tls=tls, targets=targets, routes=routes,
         audit_body_limit=int(ld.number(top.get("audit_body_limit", 2048), "audit_body_limit",
                                        integer=True)),
+        cancel_on_resolve=ld.flag(top.get("cancel_on_resolve", True), "cancel_on_resolve"),
     )
 
 

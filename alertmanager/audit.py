@@ -6,7 +6,7 @@ append-only. Rows never hold secrets: credentials are added to requests after th
 taken, and URLs are stored without user-info.
 
 Decisions: ``queued``, ``acted``, ``deduplicated``, ``cooling_down``, ``dry_run``, ``refused``,
-``resolved``, ``no_action``, ``retrying``, ``failed``, ``requeued``.
+``resolved``, ``no_action``, ``retrying``, ``failed``, ``requeued``, ``cancelled``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 
 DECISIONS: tuple[str, ...] = (
     "queued", "acted", "deduplicated", "cooling_down", "dry_run", "refused", "resolved",
-    "no_action", "retrying", "failed", "requeued",
+    "no_action", "retrying", "failed", "requeued", "cancelled",
 )
 
 SCHEMA = """

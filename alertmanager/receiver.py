@@ -229,16 +229,22 @@ class Receiver:
         now = self.clock()
         notes: list[AuditEntry] = []
         candidates: list[Candidate] = []
+        cancel: list[str] = []
+        if payload.get("truncatedAlerts"):
+            log.warning("Alertmanager truncated %s alert(s) of group %s (max_alerts)",
+                        payload["truncatedAlerts"], payload.get("groupKey"))
         for alert in payload["alerts"]:
             status = alert["status"]
             self.metrics.alerts.labels(status).inc()
+            if status == "resolved" and self.config.cancel_on_resolve:
+                cancel.append(dedupe_key(alert["fingerprint"], alert["startsAt"]))
             entry, candidate = self._decide(payload, alert, now, remote)
             if candidate is not None:
                 candidates.append(candidate)
             elif entry is not None:
                 notes.append(entry)
                 self.metrics.actions.labels(entry.action, entry.decision).inc()
-        decisions = self.store.admit(candidates, notes, now=now)
+        decisions = self.store.admit(candidates, notes, now=now, cancel=cancel)
         for c, decision in zip(candidates, decisions, strict=True):
             self.metrics.actions.labels(c.action, decision).inc()
         if any(d == "queued" for d in decisions):

@@ -8,8 +8,8 @@ checked inside the same ``BEGIN IMMEDIATE`` transaction, so two concurrent webho
 pass it.
 
 Job states: ``pending`` → ``running`` → ``done`` | ``failed`` (``pending`` again between retries),
-or ``dry_run`` straight away. A job found ``running`` at start-up was interrupted by a crash and
-goes back to ``pending``.
+or ``dry_run`` straight away, or ``cancelled`` when the alert resolves before the first attempt.
+A job found ``running`` at start-up was interrupted by a crash and goes back to ``pending``.
 """
 
 from __future__ import annotations
@@ -133,14 +133,23 @@ class Store:
                 audit.insert(conn, e)
 
     def admit(self, candidates: Sequence[Candidate], notes: Sequence[AuditEntry] = (),
-              now: float | None = None) -> list[str]:
-        """Dedupe, cooldown and enqueue ``candidates`` and append ``notes``, all in one fsync'd
-        transaction. Returns the decision for each candidate, in order."""
+              now: float | None = None, cancel: Sequence[str] = ()) -> list[str]:
+        """Dedupe, cooldown and enqueue ``candidates``, append ``notes`` and cancel the
+        never-attempted jobs of the ``cancel`` dedupe keys (their alert resolved), all in one
+        fsync'd transaction. Returns the decision for each candidate, in order."""
         now = time.time() if now is None else now
         decisions: list[str] = []
         with self._tx() as conn:
             for e in notes:
                 audit.insert(conn, e)
+            for key in cancel:
+                row = conn.execute("SELECT * FROM jobs WHERE dedupe_key = ? AND state = 'pending' "
+                                   "AND attempts = 0", (key,)).fetchone()
+                if row is not None:
+                    conn.execute("UPDATE jobs SET state = 'cancelled', updated_at = ? WHERE id = ?",
+                                 (now, row[0]))
+                    audit.insert(conn, _job(row).audit(
+                        "cancelled", detail="the alert resolved before the action ran", ts=now))
             for c in candidates:
                 decision, detail = self._admit_one(conn, c, now)
                 method, url, body = c.planned if decision == "dry_run" else ("", "", "")

@@ -290,3 +290,15 @@ def test_wrong_path_is_404(tmp_path: Path) -> None:
         with pytest.raises(urllib.error.HTTPError) as exc:
             urllib.request.urlopen(req, timeout=5)
         assert exc.value.code == 404
+
+
+@pytest.mark.parametrize("cancel", [True, False])
+def test_resolution_before_the_delayed_action_cancels_it(tmp_path: Path, cancel: bool) -> None:
+    with target() as t, running(make_config(tmp_path, http_target(t.url), ROUTES, delay="1h",
+                                            cancel_on_resolve=cancel)) as r:
+        assert json.loads(post(r.url, payload(alert()))[1])["decisions"] == {"queued": 1}
+        assert json.loads(post(r.url, payload(alert(status="resolved")))[1])["decisions"] == {
+            "resolved": 1}
+        assert [j.state for j in r.store.jobs()] == (["cancelled"] if cancel else ["pending"])
+        assert ("cancelled" in decisions(r)) is cancel
+        assert t.seen == []
