@@ -72,6 +72,8 @@ class DemoSettings:
     window_records: int = 300
     window_max_age: float = 30.0
     alert_for: str = "5s"
+    drift_range: str = "1m"
+    scrape_interval: str = "2s"
     threads: int = 4
     trickle_per_second: float = 40.0
     timeout: float = 120.0
@@ -146,10 +148,16 @@ def sidecar_config(baseline: Path, *, upstream: str, proxy_port: int, metrics_po
 
 
 def rules_config(settings: DemoSettings) -> dict[str, Any]:
-    """The shipped rules with every ``for:`` shortened for the demo, and min samples lowered."""
+    """The shipped rules with the demo's time scale: every ``for:`` shortened, and the fleet-wide
+    PSI computed over the last ``drift_range`` instead of an hour (the demo lasts a minute)."""
     from driftline.alertmanager.rules_config import DEFAULT_ALERTS
 
-    return {"alerts": {name: {"for": settings.alert_for} for name in DEFAULT_ALERTS},
+    alerts: dict[str, dict[str, str]] = {name: {"for": settings.alert_for} for name in DEFAULT_ALERTS}
+    # The demo's default endpoint has no earlier version to roll back to: a label-free accuracy
+    # drop under covariate shift stays an alert for people; the drift alert drives retraining.
+    alerts["DriftlineEstimatedAccuracyDrop"]["action"] = "none"
+    return {"alerts": alerts,
+            "drift_range": settings.drift_range, "rate_range": "1m", "adwin_range": "1m",
             "thresholds": {"min_samples": 50}}
 
 
@@ -283,7 +291,8 @@ class DemoStack:
             self.procs.append(self.alertmanager)
             self.prometheus = stack.start_prometheus(
                 [f"127.0.0.1:{metrics_port}"], rule_files=rule_files, alertmanager_url=self.alertmanager.url,
-                job_name="driftline", extra_labels={"namespace": NAMESPACE})
+                job_name="driftline", extra_labels={"namespace": NAMESPACE},
+                scrape_interval=s.scrape_interval)
             self.procs.append(self.prometheus)
             self.log(f"Prometheus {self.prometheus.url} ({len(rule_files)} rule file(s)), "
                      f"Alertmanager {self.alertmanager.url}")
@@ -322,7 +331,7 @@ class DemoStack:
 
         if not self.audit_db.exists():
             return []
-        return [asdict(e) for e in reversed(audit.read(self.audit_db, limit=limit))]
+        return [asdict(e) for e in audit.read(self.audit_db, limit=limit)]
 
 
 # ------------------------------------------------------------------------------------- scenario
@@ -399,17 +408,38 @@ def _trickle(st: DemoStack, rows: list[dict[str, Any]], per_second: float) -> It
 
 def run_scenario(st: DemoStack, *, step: Callable[[str, int], Callable[[int], None]] | None = None,
                  log: Callable[[str], None] = lambda _m: None) -> ScenarioResult:
-    """Replay stable, canary and drifted traffic with late labels; wait for the actions."""
+    """Replay the story and wait for each action before the next act:
+
+    1. stable traffic through the proxy, labels late → every PSI small;
+    2. a downturn shifts the applicants → many features drift → Alertmanager → retraining;
+    3. a canary version logged by KServe's payload logger, labels late → the canary is far less
+       accurate than the default endpoint → rollback.
+
+    Drifted traffic keeps trickling in the background, as production traffic would.
+    """
     s = st.settings
     t0 = time.monotonic()
     client = TrafficClient(threads=s.threads)
+    assert st.argo is not None and st.kserve is not None
+    direct = st.prometheus is None
+    if direct:
+        log("Prometheus/Alertmanager not available: evaluating the alert conditions from /metrics "
+            "and posting Alertmanager-shaped webhooks to the receiver directly")
 
     def progress(name: str, total: int) -> Callable[[int], None] | None:
         return step(name, total) if step else None
 
+    def wait_action(name: str, stub: TargetStub, action: str) -> None:
+        tick = progress(name, 1)
+        if direct:
+            _post_direct_alerts(st, _wait_metric(st, lambda m: bool(_direct_alerts(m, action)), 60), action)
+        stub.wait_for_calls(1, timeout=s.timeout)
+        if tick:
+            tick(1)
+
     stable = generate(s.stable_rows, seed=s.seed + 10)
-    canary_rows = generate(s.canary_rows, seed=s.seed + 11)
     drifted = generate(s.drift_rows, seed=s.seed + 12, shift=s.shift)
+    canary_rows = generate(s.canary_rows, seed=s.seed + 11, shift=s.shift)
 
     sent_stable = client.infer_v2(st.proxy_url, MODEL, records(stable), id_prefix="stable",
                                   progress=progress("stable traffic via the proxy", s.stable_rows))
@@ -418,13 +448,7 @@ def run_scenario(st: DemoStack, *, step: Callable[[str, int], Callable[[int], No
     m = _wait_metric(st, lambda m: _windows(m) >= 1, 60)
     psi_stable = feature_values(m, "driftline_feature_psi")
 
-    sent_canary = client.infer_canary_cloudevents(
-        st.model_url, CANARY_MODEL, st.metrics_url, MODEL, records(canary_rows),
-        progress=progress("canary traffic (KServe logger CloudEvents)", s.canary_rows))
-    client.feedback(st.metrics_url, sent_canary.ids, canary_rows[TARGET].tolist(),
-                    progress=progress("late labels (canary)", s.canary_rows))
-
-    windows_before = _windows(st.metrics())
+    windows_before = _windows(m)
     sent_drift = client.infer_v2(st.proxy_url, MODEL, records(drifted), id_prefix="drift",
                                  progress=progress("drifted traffic via the proxy", s.drift_rows))
     client.feedback(st.metrics_url, sent_drift.ids, drifted[TARGET].tolist(),
@@ -432,23 +456,16 @@ def run_scenario(st: DemoStack, *, step: Callable[[str, int], Callable[[int], No
     m = _wait_metric(st, lambda m: _windows(m) > windows_before, 60)
     psi_drifted = feature_values(m, "driftline_feature_psi")
 
-    direct = False
     tail_rows = records(generate(2000, seed=s.seed + 13, shift=s.shift))
     with _trickle(st, tail_rows, s.trickle_per_second):
-        tick = progress("alerts → Alertmanager → receiver → targets", 2)
-        if st.prometheus is None:
-            direct = True
-            log("Prometheus/Alertmanager not available: evaluating the alert conditions from /metrics "
-                "and posting Alertmanager-shaped webhooks to the receiver directly")
-            _post_direct_alerts(st, st.metrics())
-        assert st.argo is not None and st.kserve is not None
-        st.argo.wait_for_calls(1, timeout=s.timeout)
-        if tick:
-            tick(1)
-        st.kserve.wait_for_calls(1, timeout=s.timeout)
-        if tick:
-            tick(1)
-        time.sleep(3.0)  # let re-sends arrive: they must not cause a second action
+        wait_action("drift alert → Alertmanager → receiver → Argo (retrain)", st.argo, "retrain")
+        sent_canary = client.infer_canary_cloudevents(
+            st.model_url, CANARY_MODEL, st.metrics_url, MODEL, records(canary_rows),
+            progress=progress("canary traffic (KServe logger CloudEvents)", s.canary_rows))
+        client.feedback(st.metrics_url, sent_canary.ids, canary_rows[TARGET].tolist(),
+                        progress=progress("late labels (canary)", s.canary_rows))
+        wait_action("canary alert → Alertmanager → receiver → KServe (rollback)", st.kserve, "rollback")
+        time.sleep(3.0)  # let Alertmanager's re-sends arrive: they must not cause a second action
         m = st.metrics()
         alerts = st.alertmanager.alerts() if st.alertmanager is not None else []
 
@@ -471,24 +488,32 @@ def run_scenario(st: DemoStack, *, step: Callable[[str, int], Callable[[int], No
         elapsed=time.monotonic() - t0, direct_alerts=direct)
 
 
-def _post_direct_alerts(st: DemoStack, m: Any) -> None:
-    """Without Prometheus: post what Alertmanager would send, from the sidecar's own gauges."""
-    drifted = sorted(f for f, v in feature_values(m, "driftline_feature_drifted").items() if v >= 1)
-    acc = {ep: list(_labelled(m, "driftline_accuracy", model_name=MODEL, endpoint=ep).values())
-           for ep in ("default", "canary")}
+def _direct_alerts(m: Any, action: str) -> list[tuple[str, str]]:
+    """Without Prometheus: the (alertname, summary) pairs the shipped rules would fire for
+    ``action``, evaluated on the sidecar's own last-window gauges."""
+    out: list[tuple[str, str]] = []
+    if action == "retrain":
+        drifted = sorted(f for f, v in feature_values(m, "driftline_feature_drifted").items() if v >= 1)
+        if len(drifted) >= 3:
+            out.append(("DriftlineManyFeaturesDrifting",
+                        f"{len(drifted)} features drifting: {', '.join(drifted)}"))
+    else:
+        acc = {ep: list(_labelled(m, "driftline_accuracy", model_name=MODEL, endpoint=ep).values())
+               for ep in ("default", "canary")}
+        if acc["default"] and acc["canary"] and acc["canary"][0] < acc["default"][0] - 0.02:
+            out.append(("DriftlineCanaryWorseThanDefault",
+                        f"canary accuracy {acc['canary'][0]:.2f} < default {acc['default'][0]:.2f}"))
+    return out
+
+
+def _post_direct_alerts(st: DemoStack, m: Any, action: str) -> None:
+    """Post what Alertmanager would send (webhook v4) to the receiver, with its bearer token."""
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    alerts = []
-    if len(drifted) >= 3:
-        alerts.append(("DriftlineManyFeaturesDrifting", "retrain",
-                       f"{len(drifted)} features drifting: {', '.join(drifted)}"))
-    if acc["default"] and acc["canary"] and acc["canary"][0] < acc["default"][0] - 0.02:
-        alerts.append(("DriftlineCanaryWorseThanDefault", "rollback",
-                       f"canary accuracy {acc['canary'][0]:.2f} < default {acc['default'][0]:.2f}"))
     token = st.token_file.read_text().strip()
-    for i, (name, action, summary) in enumerate(alerts):
+    for name, summary in _direct_alerts(m, action):
         labels = {"alertname": name, "severity": "critical", "action": action, "model_name": MODEL,
                   "model_version": "1", "namespace": NAMESPACE}
-        fingerprint = hashlib.sha256(f"{name}/{MODEL}/{i}".encode()).hexdigest()[:16]
+        fingerprint = hashlib.sha256(f"{name}/{MODEL}".encode()).hexdigest()[:16]
         payload = {"receiver": "driftline-actions", "status": "firing", "version": "4",
                    "groupKey": f'{{}}:{{alertname="{name}"}}', "truncatedAlerts": 0,
                    "groupLabels": {"alertname": name}, "commonLabels": labels,

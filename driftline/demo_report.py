@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
@@ -42,13 +43,21 @@ def accuracy_table(result: ScenarioResult) -> Table:
 
 
 def alerts_table(alerts: list[dict[str, Any]]) -> Table:
-    t = Table(title="Alerts held by Alertmanager", title_justify="left")
-    for col in ("alert", "severity", "action", "endpoint", "state"):
-        t.add_column(col)
-    for a in sorted(alerts, key=lambda a: a.get("labels", {}).get("alertname", "")):
+    """One row per (alert, endpoint); per-feature alerts are counted, not repeated."""
+    groups: dict[tuple[str, str, str, str], list[str]] = {}
+    for a in alerts:
         lab = a.get("labels", {})
-        t.add_row(lab.get("alertname", ""), lab.get("severity", ""), lab.get("action", ""),
-                  lab.get("endpoint", ""), a.get("status", {}).get("state", ""))
+        key = (lab.get("alertname", ""), lab.get("severity", ""), lab.get("action", ""), lab.get("endpoint", ""))
+        groups.setdefault(key, [])
+        if lab.get("feature"):
+            groups[key].append(lab["feature"])
+    t = Table(title="Alerts that reached Alertmanager", title_justify="left")
+    for col in ("alert", "severity", "action", "endpoint", "features"):
+        t.add_column(col)
+    for (name, sev, action, ep), feats in sorted(groups.items()):
+        style = "bold red" if action in ("retrain", "rollback") else ""
+        t.add_row(f"[{style}]{name}[/]" if style else name, sev, action, ep,
+                  str(len(feats)) if feats else "")
     return t
 
 
@@ -58,7 +67,8 @@ def audit_table(entries: list[dict[str, Any]]) -> Table:
         t.add_column(col)
     for e in entries:
         ts = _dt.datetime.fromtimestamp(float(e.get("ts") or 0), _dt.UTC).strftime("%H:%M:%S")
-        req = f"{e.get('method', '')} {e.get('url', '')}".strip()
+        path = urllib.parse.urlsplit(str(e.get("url") or "")).path
+        req = f"{e.get('method', '')} {path}".strip()
         decision = e.get("decision", "")
         style = {"acted": "green", "failed": "red"}.get(decision, "")
         t.add_row(ts, f"[{style}]{decision}[/]" if style else decision, e.get("alertname", ""),
