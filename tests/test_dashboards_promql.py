@@ -18,19 +18,25 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import yaml
-
 from driftline.alertmanager.generate import PACKAGE_DIR, RULES_FILE
 from driftline.alertmanager.rules import RANK_EDGES, names
 from driftline.alertmanager.rules_config import RulesConfig
 from driftline.dashboards.generate import dashboards
 from driftline.detectors.psi import psi as reference_psi
-from driftline.stack import PrometheusProcess, StackError, find_binary, free_port, start_process, start_prometheus
+
+from driftline.stack import (
+    PrometheusProcess,
+    StackError,
+    find_binary,
+    free_port,
+    start_process,
+    start_prometheus,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -269,7 +275,8 @@ def test_fleet_categorical_psi_equals_numpy(stack: Stack) -> None:
         refd = {r["metric"]["category"]: float(r["value"][1]) for r in ref}
         curd = {r["metric"]["category"]: float(r["value"][1]) for r in cur}
         cats = sorted(refd)
-        expected = reference_psi(np.array([refd[c] for c in cats]), np.array([curd.get(c, 0.0) for c in cats]))
+        expected = reference_psi(np.array([refd[c] for c in cats]),
+                                 np.array([curd.get(c, 0.0) for c in cats]))
         if abs(psi_rule - expected) < 1e-9:
             break
         time.sleep(1.0)
