@@ -47,7 +47,8 @@ def alerts_table(alerts: list[dict[str, Any]]) -> Table:
     groups: dict[tuple[str, str, str, str], list[str]] = {}
     for a in alerts:
         lab = a.get("labels", {})
-        key = (lab.get("alertname", ""), lab.get("severity", ""), lab.get("action", ""), lab.get("endpoint", ""))
+        key = (lab.get("alertname", ""), lab.get("severity", ""), lab.get("action", ""),
+               lab.get("endpoint", ""))
         groups.setdefault(key, [])
         if lab.get("feature"):
             groups[key].append(lab["feature"])
