@@ -435,7 +435,7 @@ def run_action(t: TargetConfig, ctx: Mapping[str, Any], client: HttpClient,
         if t.type == "mlflow_alias_rollback":
             return _run_mlflow(t, ctx, run, memo, save)
     except (ValueError, KeyError, TypeError) as exc:
-        run.outcome.detail = f"cannot build the request: {exc}"
+        run.outcome.detail = f"cannot build the request or read the answer: {exc}"
         return run.outcome
     run.outcome.detail = f"unknown target type {t.type}"
     return run.outcome

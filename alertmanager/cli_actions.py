@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -68,7 +69,11 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = _load(args)
-    receiver = Receiver(cfg, dry_run=True if args.dry_run else None)
+    try:
+        receiver = Receiver(cfg, dry_run=True if args.dry_run else None)
+    except (sqlite3.Error, OSError) as exc:
+        raise ConfigError(f"cannot open the queue database {cfg.database}: {exc}", path=cfg.path,
+                          key="database", fix="point it at a writable file (or pass --db)") from exc
     try:
         receiver.start()
     except OSError as exc:
