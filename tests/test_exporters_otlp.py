@@ -7,6 +7,7 @@ exporter) and requires the same series names, label names and values as a Promet
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import math
 import re
@@ -16,10 +17,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from driftline.exporters.cardinality import CardinalityLimits
+from driftline.exporters.cardinality import CardinalityGuard, CardinalityLimits
 from driftline.exporters.fleet import StaticSource, synthetic_fleet
-from driftline.exporters.otlp import OtlpMetricsExporter, otlp_exporter_from_env
+from driftline.exporters.otlp import OtlpMetricsExporter, otlp_exporter_from_env, to_metrics_data
+from driftline.exporters.points import build_points
 from driftline.exporters.prometheus import new_registry, render
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
     ExportMetricsServiceResponse,
@@ -367,3 +371,31 @@ def test_collector_down_is_counted(monkeypatch: pytest.MonkeyPatch) -> None:
     assert exp.force_flush() is False
     exp.shutdown()  # the final export fails too, and is counted, not raised
     assert exp.export_errors == 2 and exp.exports == 0
+
+
+@settings(max_examples=30, deadline=None)
+@given(models=st.integers(1, 6), features=st.integers(1, 12), seed=st.integers(0, 2**16),
+       max_models=st.integers(1, 6), max_features=st.integers(1, 12), nan_every=st.integers(1, 5))
+def test_both_routes_agree_for_any_fleet(models: int, features: int, seed: int, max_models: int,
+                                         max_features: int, nan_every: int) -> None:
+    """Property: translated OTLP == scrape, whatever the fleet, the caps and the NaNs."""
+    from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
+    from opentelemetry.sdk.resources import Resource
+
+    src = synthetic_fleet(models=models, features=features, seed=seed)
+    for i, snap in enumerate(src.models):
+        if snap.last_window is None:
+            continue
+        feats = {name: dataclasses.replace(fd, psi=math.nan) if j % nan_every == 0 else fd
+                 for j, (name, fd) in enumerate(snap.last_window.features.items())}
+        window = dataclasses.replace(snap.last_window, features=feats)
+        src.models[i] = dataclasses.replace(snap, last_window=window,
+                                            estimated_accuracy=math.nan if i % 2 else snap.estimated_accuracy)
+    limits = CardinalityLimits(max_models=max_models, max_features_per_model=max_features)
+    points = build_points(src.snapshots(), src.sidecar_stats(), CardinalityGuard(limits))
+    req = encode_metrics(to_metrics_data(points, Resource.create(), start_ns=1))
+    got = translate(req)
+    want = prometheus_series(src, limits)
+    assert set(got) == set(want)
+    assert got == pytest.approx(want)
+    assert not any(math.isnan(v) for v in got.values())
