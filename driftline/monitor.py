@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from driftline.catalogue import CONFIDENCE_BUCKETS, QUANTILE_RANK_BUCKETS
-from driftline.detectors.quantile_rank import quantile_rank
 from driftline.detectors.streaming import StreamDetector
+from driftline.kernels import rank_bucket_counts, rank_limits, rank_right
 from driftline.profile import OTHER, BaselineProfile
 from driftline.records import RecordBatch
 from driftline.snapshot import Histogram, ModelSnapshot, WindowReport
@@ -112,6 +112,9 @@ class Monitor:
         nb = len(QUANTILE_RANK_BUCKETS) + 1
         self._qr = {n: np.zeros(nb, dtype=np.int64) for n in self._ref.numeric}
         self._qr_sum = dict.fromkeys(self._ref.numeric, 0.0)
+        bounds = np.asarray(QUANTILE_RANK_BUCKETS)
+        self._rank_limits = {n: rank_limits(len(r.summary), bounds)
+                             for n, r in self._ref.numeric.items()}
         self._cats = {n: np.zeros(len(r.categories) + 1, dtype=np.int64)
                       for n, r in self._ref.categorical.items()}
         self._classes = np.zeros(len(self._ref.classes) + 1, dtype=np.int64)
@@ -235,17 +238,16 @@ class Monitor:
         return [self._close(now)]
 
     def _count(self, batch: RecordBatch) -> None:
-        bounds = np.asarray(QUANTILE_RANK_BUCKETS)
         for name, ref in self._ref.numeric.items():
             col = batch.features.get(name)
             if col is None or not len(ref.summary):
                 continue
             values = np.asarray(col, dtype=np.float64)
-            finite = values[np.isfinite(values)]
-            ranks = quantile_rank(ref.summary, finite)
-            self._qr[name] += np.bincount(np.searchsorted(bounds, ranks, side="left"),
-                                          minlength=len(bounds) + 1)
-            self._qr_sum[name] += float(ranks.sum())
+            s = np.sort(values[np.isfinite(values)])
+            # reference quantile ranks (== detectors.quantile_rank) from one merge, see kernels
+            ranks = rank_right(ref.summary, s)
+            self._qr[name] += rank_bucket_counts(ranks, self._rank_limits[name])
+            self._qr_sum[name] += float((ranks / len(ref.summary)).sum())
             key = f"feature:{name}"
             if key in self._adwin:
                 self._adwin_hits[key] += len(self._adwin[key].update(values))

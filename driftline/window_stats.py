@@ -17,8 +17,7 @@ import pyarrow.compute as pc
 
 from driftline.detectors.binning import category_counts
 from driftline.detectors.chi2 import chi2_against_reference
-from driftline.detectors.distances import jensen_shannon, wasserstein
-from driftline.detectors.ks import ks_2samp_sorted
+from driftline.detectors.distances import jensen_shannon
 from driftline.detectors.multiple_testing import benjamini_hochberg
 from driftline.detectors.performance import (
     binary_confusion_estimate,
@@ -28,6 +27,7 @@ from driftline.detectors.performance import (
     mean_entropy,
 )
 from driftline.detectors.psi import psi
+from driftline.kernels import numeric_window
 from driftline.profile import BaselineProfile, CategoricalFeature, NumericFeature
 from driftline.snapshot import FeatureDrift, Performance, PredictionDrift, WindowReport
 
@@ -116,19 +116,15 @@ def _numeric_drift(name: str, values: np.ndarray, ref: NumericRef) -> FeatureDri
     n = len(values)
     finite = values[np.isfinite(values)]
     n_missing = n - len(finite)
-    counts = np.bincount(np.searchsorted(ref.edges, finite, side="right"),
-                         minlength=len(ref.edges) + 1)
-    if len(finite) and len(ref.summary):
-        d, p = ks_2samp_sorted(ref.summary, finite)
-        w = wasserstein(ref.summary, finite)
-        w = w / ref.std if ref.std > 0 and math.isfinite(ref.std) else w
-    else:
-        d = p = w = math.nan
+    k = numeric_window(ref.summary, ref.edges, finite)
+    w = k.wasserstein
+    if ref.std > 0 and math.isfinite(ref.std):
+        w = w / ref.std
     return FeatureDrift(
-        name=name, type="numeric", psi=psi(ref.proportions, counts),
-        jensen_shannon=jensen_shannon(ref.proportions, counts),
+        name=name, type="numeric", psi=psi(ref.proportions, k.counts),
+        jensen_shannon=jensen_shannon(ref.proportions, k.counts),
         missing_ratio=n_missing / n if n else math.nan, n=len(finite), n_missing=n_missing,
-        drifted=False, ks_statistic=d, ks_pvalue=p, wasserstein=w,
+        drifted=False, ks_statistic=k.ks_statistic, ks_pvalue=k.ks_pvalue, wasserstein=w,
     )
 
 

@@ -1,0 +1,211 @@
+"""`driftline analyze` throughput and memory, beside a plain numpy loop doing PSI + KS.
+
+Generates reference (200k rows) and analysis data (250k and 1M rows) of 25 numeric features into
+temporary Parquet files, builds a baseline, then runs in fresh subprocesses (so the RSS high-water
+mark belongs to that run alone):
+
+* ``driftline``: the full offline analysis (PSI, KS, JS, Wasserstein, missing ratio, BH, quantile
+  ranks, per window of 10k rows), reading Parquet with pyarrow;
+* ``numpy loop``: the same Parquet read the same way, and per window and feature only PSI
+  (searchsorted + bincount on the same edges) and KS (presorted reference + searchsorted, asymptotic
+  p-value) — the floor any tool must pay.
+
+``python -m benchmarks analyze`` runs it; ``--evidently`` also times Evidently's default data-drift
+report on 100k reference vs 10k rows, in its own virtualenv under /tmp (never the project's).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+N_FEATURES = 25
+WINDOW = 10_000
+REF_ROWS = 200_000
+SIZES = (250_000, 1_000_000)
+
+
+def generate(path: Path, rows: int, seed: int, drift_after: float | None = None) -> None:
+    """Write ``rows`` × 25 features in 100k-row chunks (the generator's memory stays small)."""
+    rng = np.random.default_rng(seed)
+    names = [f"f{i:02d}" for i in range(N_FEATURES)]
+    schema = pa.schema([(n, pa.float64()) for n in names])
+    with pq.ParquetWriter(path, schema) as w:
+        for start in range(0, rows, 100_000):
+            n = min(100_000, rows - start)
+            cols = []
+            for i in range(N_FEATURES):
+                kind = i % 3
+                if kind == 0:
+                    x = rng.normal(0, 1, n)
+                elif kind == 1:
+                    x = rng.lognormal(0, 0.5, n)
+                else:
+                    x = rng.integers(0, 20, n).astype(np.float64)
+                if drift_after is not None and i < 5:
+                    pos = start + np.arange(n)
+                    x = x + np.where(pos >= drift_after * rows, 0.5, 0.0)
+                cols.append(x)
+            w.write_table(pa.table(dict(zip(names, cols, strict=True)), schema=schema))
+
+
+DRIFTLINE_RUN = """
+import json, sys, time
+from driftline.analyze import analyze
+from driftline.profile import BaselineProfile
+from driftline.readers import discover
+prof = BaselineProfile.load(sys.argv[1])
+t = time.perf_counter()
+windows = list(analyze(prof, discover([sys.argv[2]]), window_size=int(sys.argv[3])))
+elapsed = time.perf_counter() - t
+import resource
+print(json.dumps({"seconds": elapsed, "windows": len(windows),
+                  "drifted": sum(w.drifted for w in windows),
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+NUMPY_RUN = """
+import json, sys, time
+import numpy as np, pyarrow.parquet as pq
+from scipy import stats
+from driftline.profile import BaselineProfile
+prof = BaselineProfile.load(sys.argv[1])
+window = int(sys.argv[3])
+refs = {n: (f.edges_array, np.maximum(f.proportions_array, 1e-4), np.sort(f.summary_array))
+        for n, f in prof.features.items()}
+t = time.perf_counter()
+buf = {n: [] for n in refs}
+size = 0
+results = []
+
+def close():
+    for n, (edges, ref, summary) in refs.items():
+        x = np.concatenate(buf[n])
+        x = x[np.isfinite(x)]
+        cur = np.maximum(np.bincount(np.searchsorted(edges, x, side="right"),
+                                     minlength=len(edges) + 1) / len(x), 1e-4)
+        psi = float(np.sum((cur - ref) * np.log(cur / ref)))
+        s = np.sort(x)
+        m, w = len(summary), len(s)
+        below = np.searchsorted(summary, s, side="left") / m
+        d_plus = np.max(below - np.arange(w) / w)
+        at_ref = np.searchsorted(summary, s, side="right") / m
+        at_cur = np.searchsorted(s, s, side="right") / w
+        d = max(d_plus, np.max(at_cur - at_ref))
+        p = stats.kstwo.sf(d, round(m * w / (m + w)))
+        results.append((psi, d, p))
+        buf[n] = []
+
+with pq.ParquetFile(sys.argv[2]) as pf:
+    for batch in pf.iter_batches(batch_size=65536, columns=list(refs)):
+        pos = 0
+        while pos < batch.num_rows:
+            take = min(window - size, batch.num_rows - pos)
+            part = batch.slice(pos, take)
+            for n in refs:
+                buf[n].append(part.column(n).to_numpy())
+            size += take
+            pos += take
+            if size == window:
+                close()
+                size = 0
+if size:
+    close()
+elapsed = time.perf_counter() - t
+import resource
+print(json.dumps({"seconds": elapsed, "windows": len(results) // len(refs),
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def _child(code: str, *args: str) -> dict[str, float]:
+    out = subprocess.run([sys.executable, "-c", code, *args], check=True, capture_output=True,
+                         text=True)
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _evidently(tmp: Path) -> None:
+    venv = Path(tempfile.gettempdir()) / "driftline-bench-evidently"
+    py = venv / "bin" / "python"
+    try:
+        if not py.exists():
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+            subprocess.run([str(py), "-m", "pip", "install", "--quiet", "evidently", "pyarrow"],
+                           check=True, timeout=900)
+        ref = tmp / "ev_ref.parquet"
+        cur = tmp / "ev_cur.parquet"
+        generate(ref, 100_000, seed=3)
+        generate(cur, WINDOW, seed=4, drift_after=0.5)
+        code = """
+import sys, time, json
+import pandas as pd
+ref = pd.read_parquet(sys.argv[1]); cur = pd.read_parquet(sys.argv[2])
+t = time.perf_counter()
+try:
+    from evidently import Report
+    from evidently.presets import DataDriftPreset
+    Report([DataDriftPreset()]).run(reference_data=ref, current_data=cur)
+except ImportError:
+    from evidently.report import Report
+    from evidently.metric_preset import DataDriftPreset
+    r = Report(metrics=[DataDriftPreset()]); r.run(reference_data=ref, current_data=cur)
+print(json.dumps({"seconds": time.perf_counter() - t}))
+"""
+        res = subprocess.run([str(py), "-c", code, str(ref), str(cur)], check=True,
+                             capture_output=True, text=True, timeout=900)
+        sec = json.loads(res.stdout.strip().splitlines()[-1])["seconds"]
+        print(f"evidently DataDriftPreset, 100k ref vs one 10k window of 25 features: {sec:.2f} s "
+              f"({WINDOW * N_FEATURES / sec:,.0f} feature-values/s)")
+    except (subprocess.SubprocessError, OSError, ValueError, KeyError) as exc:
+        print(f"evidently comparison skipped: {type(exc).__name__}: {str(exc)[:200]}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    sizes = SIZES
+    if os.environ.get("DRIFTLINE_BENCH_QUICK"):
+        sizes = (50_000, 100_000)
+    with tempfile.TemporaryDirectory(prefix="driftline-bench-") as d:
+        tmp = Path(d)
+        ref = tmp / "ref.parquet"
+        generate(ref, REF_ROWS, seed=1)
+        from driftline.profile_build import BuildOptions, build_profile
+        from driftline.readers import discover
+
+        t = time.perf_counter()
+        prof = build_profile(discover([str(ref)]), BuildOptions(), progress=False)
+        build_s = time.perf_counter() - t
+        prof_path = tmp / "profile.json"
+        prof.save(prof_path)
+        print(f"baseline build: {REF_ROWS:,} rows × {N_FEATURES} features in {build_s:.2f} s "
+              f"({REF_ROWS / build_s:,.0f} rows/s)")
+        print(f"{'rows':>10} {'tool':>10} {'seconds':>8} {'rows/s':>12} {'values/s':>13} "
+              f"{'peak RSS MB':>12} {'windows':>8}")
+        for rows in sizes:
+            data = tmp / f"cur_{rows}.parquet"
+            generate(data, rows, seed=2, drift_after=0.5)
+            ours = _child(DRIFTLINE_RUN, str(prof_path), str(data), str(WINDOW))
+            floor = _child(NUMPY_RUN, str(prof_path), str(data), str(WINDOW))
+            for name, r in (("driftline", ours), ("numpy", floor)):
+                print(f"{rows:>10,} {name:>10} {r['seconds']:>8.2f} {rows / r['seconds']:>12,.0f} "
+                      f"{rows * N_FEATURES / r['seconds']:>13,.0f} {r['rss_mb']:>12.0f} "
+                      f"{int(r['windows']):>8}")
+            print(f"{'':>10} driftline / numpy loop speed: {floor['seconds'] / ours['seconds']:.2f}× "
+                  f"(target ≥ 0.5×); drifted windows: {int(ours['drifted'])}")
+            data.unlink()
+        if "--evidently" in argv:
+            _evidently(tmp)
+
+
+if __name__ == "__main__":
+    main()

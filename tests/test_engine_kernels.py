@@ -1,0 +1,73 @@
+"""The fused merge kernels equal the reference detectors (and scipy) on any data, ties included."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from driftline.detectors.binning import bin_counts
+from driftline.detectors.distances import wasserstein
+from driftline.detectors.ks import ks_2samp_sorted
+from driftline.detectors.quantile_rank import quantile_rank, rank_histogram
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from driftline.catalogue import QUANTILE_RANK_BUCKETS
+from driftline.kernels import (
+    numeric_window,
+    rank_bucket_counts,
+    rank_left,
+    rank_limits,
+    rank_right,
+)
+
+samples = st.lists(st.sampled_from([-2.0, -1.0, -0.5, 0.0, 0.25, 1.0, 3.0]) | st.floats(-5, 5),
+                   min_size=1, max_size=300)
+
+
+@settings(max_examples=150, deadline=None)
+@given(ref=samples, cur=samples)
+def test_merge_ranks_equal_searchsorted(ref: list[float], cur: list[float]) -> None:
+    r = np.sort(np.array(ref))
+    s = np.sort(np.array(cur))
+    np.testing.assert_array_equal(rank_right(r, s), np.searchsorted(r, s, side="right"))
+    np.testing.assert_array_equal(rank_left(r, s), np.searchsorted(r, s, side="left"))
+
+
+@settings(max_examples=150, deadline=None)
+@given(ref=samples, cur=samples)
+def test_numeric_window_equals_the_detectors(ref: list[float], cur: list[float]) -> None:
+    r = np.sort(np.array(ref))
+    x = np.array(cur)
+    edges = np.unique(np.quantile(r, [0.25, 0.5, 0.75], method="inverted_cdf"))
+    k = numeric_window(r, edges, x)
+    np.testing.assert_array_equal(k.counts, bin_counts(x, edges))
+    d, p = ks_2samp_sorted(r, x)
+    assert k.ks_statistic == d and k.ks_pvalue == p
+    assert k.wasserstein == pytest.approx(wasserstein(r, x), rel=1e-12, abs=1e-12)
+    assert k.wasserstein == pytest.approx(stats.wasserstein_distance(r, x), rel=1e-9, abs=1e-12)
+
+
+@settings(max_examples=150, deadline=None)
+@given(ref=samples, cur=samples)
+def test_rank_buckets_equal_rank_histogram(ref: list[float], cur: list[float]) -> None:
+    r = np.sort(np.array(ref))
+    s = np.sort(np.array(cur))
+    bounds = np.asarray(QUANTILE_RANK_BUCKETS)
+    got = rank_bucket_counts(rank_right(r, s), rank_limits(len(r), bounds))
+    want = rank_histogram(quantile_rank(r, s), QUANTILE_RANK_BUCKETS)
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("n", [1, 3, 7, 10, 30, 333, 20_000])
+def test_rank_limits_match_float_division(n: int) -> None:
+    bounds = np.asarray(QUANTILE_RANK_BUCKETS)
+    ks = np.arange(n + 1)
+    for b, lim in zip(bounds, rank_limits(n, bounds), strict=True):
+        assert lim == ks[ks / n <= b].max()
+
+
+def test_empty_window_is_undefined_not_zero() -> None:
+    k = numeric_window(np.array([1.0, 2.0]), np.array([1.5]), np.empty(0))
+    assert np.isnan(k.ks_statistic) and np.isnan(k.wasserstein)
+    assert k.counts.tolist() == [0, 0]
