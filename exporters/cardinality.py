@@ -14,7 +14,7 @@ values, so its memory is bounded by the size of the source, not by the history o
 >>> g = CardinalityGuard(CardinalityLimits(max_models=2))
 >>> g.begin()
 >>> g.resolve("model_name", (), ["a", "b", "c"], 2)
-{'a': 'a', 'b': 'b', 'c': '__other__'}
+{'__other__': '__other__', 'a': 'a', 'b': 'b', 'c': '__other__'}
 >>> g.end()
 {'model_name': 1}
 """

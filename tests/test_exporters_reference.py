@@ -51,3 +51,13 @@ def test_otel_unit_never_makes_the_translation_add_a_suffix(spec: cat.MetricSpec
         assert spec.type == "gauge" and spec.name.endswith("_ratio")
     else:
         assert unit == ""
+
+
+@pytest.mark.parametrize("module", ["cardinality", "fleet", "prometheus"])
+def test_docstring_examples_run(module: str) -> None:
+    import doctest
+    import importlib
+
+    mod = importlib.import_module(f"driftline.exporters.{module}")
+    result = doctest.testmod(mod)
+    assert result.attempted > 0 and result.failed == 0
