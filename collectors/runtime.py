@@ -21,6 +21,7 @@ from driftline.collectors.sidecar import MonitorFactory, Sidecar
 from driftline.collectors.worker import Worker, WorkQueue
 
 from driftline.config import ServeConfig
+from driftline.errors import ConfigError
 
 _log = logging.getLogger("driftline.serve")
 
@@ -102,11 +103,28 @@ class Runtime:
         return None if self.proxy is None else int(self.proxy.port)
 
     async def start(self) -> None:
+        """Start everything; a port that cannot be bound is a ConfigError naming its key
+        (whatever had started is stopped again)."""
         self.worker.start()
-        await self.http.start()
-        if self.proxy is not None:
-            self.proxy_thread = await asyncio.get_running_loop().run_in_executor(
-                None, self.proxy.run_in_thread)
+        try:
+            try:
+                await self.http.start()
+            except OSError as exc:
+                raise ConfigError(f"cannot listen on {self.cfg.metrics}: {exc.strerror or exc}",
+                                  path=self.cfg.source, key="metrics.listen",
+                                  fix="choose a free port") from None
+            if self.proxy is not None and self.cfg.proxy is not None:
+                try:
+                    self.proxy_thread = await asyncio.get_running_loop().run_in_executor(
+                        None, self.proxy.run_in_thread)
+                except OSError as exc:
+                    raise ConfigError(
+                        f"cannot listen on {self.cfg.proxy.listen}: {exc.strerror or exc}",
+                        path=self.cfg.source, key="proxy.listen",
+                        fix="choose a free port") from None
+        except BaseException:
+            await self.stop()
+            raise
         if self.otlp is not None:
             self.otlp.start()
 

@@ -144,3 +144,24 @@ def test_damaged_baseline_is_a_config_error(workdir: Path) -> None:
     with pytest.raises(ConfigError) as e:
         load_models(load_config(path, environ={}))
     assert e.value.key == "models.0.baseline"
+
+
+def test_port_in_use_is_a_config_error_naming_the_key(workdir: Path) -> None:
+    import asyncio
+    import socket
+
+    from driftline.collectors.runtime import Runtime
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        for key in ("metrics.listen", "proxy.listen"):
+            text = MINIMAL.replace("127.0.0.1:9108" if key == "metrics.listen"
+                                   else "127.0.0.1:8081", f"127.0.0.1:{port}")
+            text = text.replace("127.0.0.1:9108", "127.0.0.1:0")
+            runtime = Runtime(load_config(write(workdir, text), environ={}))
+            with pytest.raises(ConfigError) as e:
+                asyncio.run(runtime.start())
+            assert e.value.key == key and "choose a free port" in str(e.value)
+            assert not runtime.worker.alive
