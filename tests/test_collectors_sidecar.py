@@ -308,3 +308,22 @@ def test_worker_survives_bad_jobs_and_flushes_on_stop() -> None:
     s = snap(sc)
     assert s.windows_total == 1 and s.last_window.records == 7  # type: ignore[union-attr]
     assert sc.dropped == {("", "internal_error"): 1}
+
+
+def test_worker_timer_closes_aged_window_without_traffic() -> None:
+    models = [(ModelConfig("car-loan", baseline=None), make_profile())]  # type: ignore[arg-type]
+    sc = Sidecar(models, monitor_factory=engine_factory(
+        WindowPolicy(records=1000, max_age=0.3), DriftPolicy()))  # real clock
+    q = WorkQueue(100)
+    w = Worker(sc, q, tick_interval=0.05)
+    w.start()
+    try:
+        req, resp, _ = v2_exchange(3)
+        q.put(lambda: sc.handle_exchange("car-loan", None, None, req, resp, protocol="v2"), 3)
+        deadline = time.monotonic() + 20
+        while snap(sc).windows_total == 0:  # no further traffic: only the timer can close it
+            assert time.monotonic() < deadline, "aged window never closed"
+            time.sleep(0.02)
+        assert snap(sc).last_window.records == 3  # type: ignore[union-attr]
+    finally:
+        w.stop()
