@@ -105,8 +105,10 @@ def close():
         results.append((psi, d, p))
         buf[n] = []
 
-with pq.ParquetFile(sys.argv[2]) as pf:
-    for batch in pf.iter_batches(batch_size=65536, columns=list(refs)):
+with pq.ParquetFile(sys.argv[2], pre_buffer=False) as pf:
+  for group in range(pf.metadata.num_row_groups):
+    for batch in pf.iter_batches(batch_size=65536, columns=list(refs), row_groups=[group],
+                                 use_threads=False):
         pos = 0
         while pos < batch.num_rows:
             take = min(window - size, batch.num_rows - pos)

@@ -132,8 +132,12 @@ def _iter(file: DataFile, columns: Sequence[str] | None,
     if file.format == "parquet":
         import pyarrow.parquet as pq
 
-        with pq.ParquetFile(file.path) as pf:
-            yield from pf.iter_batches(batch_size=batch_rows, columns=cols)
+        # One row group at a time and no pre-buffering: pyarrow otherwise reads ahead across row
+        # groups, and memory grows with the file instead of staying at one row group.
+        with pq.ParquetFile(file.path, pre_buffer=False) as pf:
+            for group in range(pf.metadata.num_row_groups):
+                yield from pf.iter_batches(batch_size=batch_rows, columns=cols,
+                                           row_groups=[group], use_threads=False)
     elif file.format == "csv":
         import pyarrow.csv as pcsv
 
