@@ -200,11 +200,16 @@ class _Conn(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         length = self._headers.get("content-length", "")
+        if length.isdigit() and int(length) > self.server.max_body and self._last is None:
+            # Declared too large and nothing in flight: answer now, do not read the body.
+            self.server.app.sidecar.drop(None, "too_large")
+            self._fail(413, f"body larger than {self.server.max_body} bytes")
+            return
         if length.isdigit() and int(length) > self.server.max_body:
             self._too_large = True
 
     def on_body(self, body: bytes) -> None:
-        if self._too_large:
+        if self._too_large or self._closing:
             return
         self._size += len(body)
         if self._size > self.server.max_body:
@@ -214,6 +219,8 @@ class _Conn(asyncio.Protocol):
         self._body.append(body)
 
     def on_message_complete(self) -> None:
+        if self._closing:
+            return
         method = self.parser.get_method().decode("ascii", "replace")
         keep = bool(self.parser.should_keep_alive())
         req = Request(method, b"".join(self._url).decode("latin-1"), self._headers,
