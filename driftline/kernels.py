@@ -22,9 +22,19 @@ import numpy as np
 
 from driftline.detectors.ks import ks_pvalue
 
+#: Below ``len(reference) / MERGE_RATIO`` values a binary search per value beats a full merge
+#: (a merge touches every reference value; small batches from the sidecar are often 1–100 rows).
+MERGE_RATIO = 32
+
+
+def _small(reference_sorted: np.ndarray, values: np.ndarray) -> bool:
+    return len(values) * MERGE_RATIO < len(reference_sorted)
+
 
 def rank_right(reference_sorted: np.ndarray, values_sorted: np.ndarray) -> np.ndarray:
     """``#{ref <= v}`` for each sorted value (= ``searchsorted(ref, v, "right")``), by merging."""
+    if _small(reference_sorted, values_sorted):
+        return np.searchsorted(reference_sorted, values_sorted, side="right")
     n = len(reference_sorted)
     order = np.argsort(np.concatenate([reference_sorted, values_sorted]), kind="stable")
     pos = np.flatnonzero(order >= n)
@@ -33,6 +43,8 @@ def rank_right(reference_sorted: np.ndarray, values_sorted: np.ndarray) -> np.nd
 
 def rank_left(reference_sorted: np.ndarray, values_sorted: np.ndarray) -> np.ndarray:
     """``#{ref < v}`` for each sorted value (= ``searchsorted(ref, v, "left")``), by merging."""
+    if _small(reference_sorted, values_sorted):
+        return np.searchsorted(reference_sorted, values_sorted, side="left")
     w = len(values_sorted)
     order = np.argsort(np.concatenate([values_sorted, reference_sorted]), kind="stable")
     pos = np.flatnonzero(order < w)
@@ -80,11 +92,7 @@ def numeric_window(reference_sorted: np.ndarray, edges: np.ndarray,
     n = len(reference_sorted)
     if w == 0 or n == 0:
         return NumericWindow(counts, float("nan"), float("nan"), float("nan"))
-    both = np.concatenate([reference_sorted, s])
-    order = np.argsort(both, kind="stable")
-    is_ref = order < n
-    pos = np.flatnonzero(~is_ref)
-    at_right = pos - np.arange(w)
+    at_right = rank_right(reference_sorted, s)
     at_left = rank_left(reference_sorted, s)
     # KS: the expressions of detectors.ks.ks_statistic_sorted, so D is bit-identical
     d_plus = float(np.max(at_left / n - np.arange(w) / w))
@@ -92,9 +100,20 @@ def numeric_window(reference_sorted: np.ndarray, edges: np.ndarray,
     at_cur = np.repeat(ends, np.diff(np.concatenate([[0], ends]))) / w
     d_minus = float(np.max(at_cur - at_right / n))
     d, p = ks_pvalue(max(d_plus, d_minus, 0.0), n, w)
-    # Wasserstein-1 on the merged sequence: ∫ |F_ref − F_cur| dx
-    z = both[order]
+    return NumericWindow(counts, d, p, _wasserstein(reference_sorted, s, at_right))
+
+
+def _wasserstein(ref: np.ndarray, s: np.ndarray, at_right: np.ndarray) -> float:
+    """Wasserstein-1, ``∫ |F_ref − F_cur| dx``, on the merged sorted sequence.
+
+    The merge is rebuilt from the ranks (no second sort): window value ``k`` lands at merged
+    position ``k + at_right[k]``, after every reference value ``<=`` it (ties: reference first)."""
+    n, w = len(ref), len(s)
+    is_ref = np.ones(n + w, dtype=bool)
+    is_ref[np.arange(w) + at_right] = False
+    z = np.empty(n + w)
+    z[~is_ref] = s
+    z[is_ref] = ref
     cum_r = np.cumsum(is_ref)
     cum_s = np.arange(1, n + w + 1) - cum_r
-    w1 = float(np.sum(np.abs(cum_r[:-1] / n - cum_s[:-1] / w) * np.diff(z)))
-    return NumericWindow(counts, d, p, w1)
+    return float(np.sum(np.abs(cum_r[:-1] / n - cum_s[:-1] / w) * np.diff(z)))
