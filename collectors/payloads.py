@@ -285,6 +285,58 @@ _NUMERIC_TYPES = frozenset({"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8
                             "INT32", "INT64", "FP16", "FP32", "FP64", "BF16"})
 
 
+_BINARY_DTYPES = {
+    "BOOL": "?", "UINT8": "u1", "UINT16": "<u2", "UINT32": "<u4", "UINT64": "<u8", "INT8": "i1",
+    "INT16": "<i2", "INT32": "<i4", "INT64": "<i8", "FP16": "<f2", "FP32": "<f4", "FP64": "<f8",
+}
+
+
+def _binary_tensor(dtype: str, raw: bytes) -> Any:
+    if dtype == "BF16":
+        bits = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
+        return bits.view(np.float32)
+    if dtype == "BYTES":  # 4-byte little-endian length, then the bytes, per element
+        out, pos = [], 0
+        while pos + 4 <= len(raw):
+            n = int.from_bytes(raw[pos:pos + 4], "little")
+            out.append(raw[pos + 4:pos + 4 + n].decode("utf-8", "replace"))
+            pos += 4 + n
+        return out
+    np_dtype = _BINARY_DTYPES.get(dtype)
+    if np_dtype is None:
+        raise PayloadError("schema_mismatch", f"unknown datatype {dtype!r} in binary tensor")
+    return np.frombuffer(raw, dtype=np_dtype)
+
+
+def decode_binary(body: bytes, header_length: int | str) -> Any:
+    """Triton's binary tensor extension: ``header_length`` bytes of JSON (the
+    ``Inference-Header-Content-Length`` header), then the raw little-endian tensors in order of
+    the tensors whose ``parameters.binary_data_size`` is set. Returns the JSON document with
+    each such tensor's ``data`` filled in."""
+    try:
+        n = int(header_length)
+    except (TypeError, ValueError):
+        raise PayloadError("parse_error", "bad Inference-Header-Content-Length") from None
+    if not 0 < n <= len(body):
+        raise PayloadError("parse_error", "Inference-Header-Content-Length exceeds the body")
+    doc = loads(body[:n])
+    pos = n
+    if not isinstance(doc, Mapping):
+        raise PayloadError("parse_error", "a binary-extension header is a JSON object")
+    for key in ("inputs", "outputs"):
+        for t in doc.get(key) or ():
+            size = ((t.get("parameters") or {}).get("binary_data_size")
+                    if isinstance(t, dict) else None)
+            if size is None:
+                continue
+            if not isinstance(size, int) or size < 0 or pos + size > len(body):
+                raise PayloadError("parse_error", f"tensor {t.get('name')!r}: binary_data_size "
+                                   "runs past the body")
+            t["data"] = _binary_tensor(str(t.get("datatype", "")).upper(), body[pos:pos + size])
+            pos += size
+    return doc
+
+
 def _tensor(t: Any) -> tuple[str, np.ndarray]:
     """A v2 tensor object → (name, array shaped as declared)."""
     if not isinstance(t, Mapping) or "data" not in t or "shape" not in t:

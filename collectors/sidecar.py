@@ -29,7 +29,7 @@ import numpy as np
 from driftline.collectors.cloudevents import CloudEvent, Exchange, Pairer
 from driftline.collectors.feedback import Feedback, PredictionStore
 from driftline.collectors.ingest import IngestGroups, to_batch
-from driftline.collectors.payloads import ModelSchema, PayloadError, parse, route
+from driftline.collectors.payloads import ModelSchema, PayloadError, decode_binary, parse, route
 
 from driftline.config import DriftConfig, LimitsConfig, ModelConfig, ServeConfig, WindowsConfig
 from driftline.errors import ConfigError, ProfileError
@@ -265,17 +265,20 @@ class Sidecar(SnapshotSource):
         r = route(sample.model_path)
         if r is None or sample.method != "POST":
             return 0  # health checks, metadata: not model inputs
-        if sample.header("inference-header-content-length") is not None:
-            self.drop(r.model, UNSUPPORTED)
-            return 0
         model = sample.header("x-driftline-model") or r.model
         try:
             limit = self.limits.max_body_bytes
-            req = _decoded(sample.request_body, sample.header("content-encoding"), limit)
-            resp = None
+            req: Any = _decoded(sample.request_body, sample.header("content-encoding"), limit)
+            bin_len = sample.header("inference-header-content-length")
+            if bin_len is not None:
+                req = decode_binary(req, bin_len)
+            resp: Any = None
             if 200 <= sample.status < 300:
                 resp = _decoded(sample.response_body, sample.response_header("content-encoding"),
                                 limit)
+                bin_len = sample.response_header("inference-header-content-length")
+                if bin_len is not None:
+                    resp = decode_binary(resp, bin_len)
         except PayloadError as exc:
             self.drop(model, exc.reason)
             return 0

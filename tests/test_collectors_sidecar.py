@@ -327,3 +327,31 @@ def test_worker_timer_closes_aged_window_without_traffic() -> None:
         assert snap(sc).last_window.records == 3  # type: ignore[union-attr]
     finally:
         w.stop()
+
+
+def test_triton_binary_tensor_extension() -> None:
+    sc = make_sidecar()
+    x = np.random.default_rng(5).normal(size=(3, 4)).astype(np.float32)
+    p = np.array([[0.9, 0.1], [0.3, 0.7], [0.6, 0.4]], dtype=np.float32)
+    labels = [b"0", b"1", b"0"]
+    lab_raw = b"".join(len(v).to_bytes(4, "little") + v for v in labels)
+    head = orjson.dumps({"inputs": [{"name": "x", "shape": [3, 4], "datatype": "FP32",
+                                     "parameters": {"binary_data_size": x.nbytes}}]})
+    rhead = orjson.dumps({"outputs": [
+        {"name": "predict", "shape": [3], "datatype": "BYTES",
+         "parameters": {"binary_data_size": len(lab_raw)}},
+        {"name": "predict_proba", "shape": [3, 2], "datatype": "FP32",
+         "parameters": {"binary_data_size": p.nbytes}}]})
+    s = sample("/v2/models/car-loan/infer", head + x.tobytes(), rhead + lab_raw + p.tobytes(),
+               headers=(("inference-header-content-length", str(len(head))),),
+               resp_headers=(("inference-header-content-length", str(len(rhead))),))
+    assert sc.handle_sample(s) == 3
+    snapshot = snap(sc)
+    assert snapshot.prediction_classes.get("0") == 2 and snapshot.prediction_classes.get("1") == 1
+    assert snapshot.prediction_confidence.count == 3  # type: ignore[union-attr]
+    assert snapshot.prediction_confidence.sum == pytest.approx(0.9 + 0.7 + 0.6, rel=1e-6)  # type: ignore[union-attr]
+    assert all(snapshot.quantile_rank[f"f{j}"].count == 3 for j in range(4))
+    bad = sample("/v2/models/car-loan/infer", head + x.tobytes()[:10], b"",
+                 headers=(("inference-header-content-length", str(len(head))),))
+    assert sc.handle_sample(bad) == 0
+    assert sc.dropped == {("car-loan", "parse_error"): 1}
