@@ -54,7 +54,7 @@ def push(dashboards: Mapping[str, dict[str, Any]], url: str, *, token: str | Non
         credential = (user, password or "")
     api = GrafanaApi.from_url(url, credential=credential, timeout=timeout)
     try:
-        api.health.check()
+        api.client.GET("/health")  # GET /api/health: reachable before anything is written
         fuid = _ensure_folder(api, folder)
         out = []
         for uid, dash in dashboards.items():
