@@ -172,6 +172,25 @@ print(json.dumps({"seconds": time.perf_counter() - t}))
         print(f"evidently comparison skipped: {type(exc).__name__}: {str(exc)[:200]}")
 
 
+def small_batches(profile_path: Path) -> None:
+    """Sidecar-style intake: Monitor.observe on small batches (per-batch overhead, no reading)."""
+    from driftline.monitor import Monitor, WindowPolicy
+    from driftline.profile import BaselineProfile
+    from driftline.records import RecordBatch
+
+    prof = BaselineProfile.load(profile_path)
+    rng = np.random.default_rng(5)
+    for size, total in ((1, 5_000), (100, 100_000), (10_000, 500_000)):
+        mon = Monitor(prof, window=WindowPolicy(records=10_000, max_age=None), clock=None)
+        batch = RecordBatch({n: rng.normal(size=size) for n in prof.features})
+        t = time.perf_counter()
+        for _ in range(total // size):
+            mon.observe(batch)
+        sec = time.perf_counter() - t
+        print(f"Monitor.observe, batches of {size:>6,} rows × {N_FEATURES} features "
+              f"(windows of 10k included): {total / sec:>10,.0f} rows/s")
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     sizes = SIZES
@@ -205,6 +224,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{'':>10} driftline / numpy loop speed: {floor['seconds'] / ours['seconds']:.2f}× "
                   f"(target ≥ 0.5×); drifted windows: {int(ours['drifted'])}")
             data.unlink()
+        small_batches(prof_path)
         if "--evidently" in argv:
             _evidently(tmp)
 

@@ -32,6 +32,10 @@ from driftline.window_stats import (
     predicted_labels,
 )
 
+#: Records observed before the cumulative counters are brought up to date (snapshot() always
+#: brings them up to date first, so exporters never see stale counts).
+PENDING_RECORDS = 4096
+
 
 @dataclass(frozen=True)
 class WindowPolicy:
@@ -102,6 +106,8 @@ class Monitor:
         self._chunks: list[RecordBatch] = []
         self._buffered = 0
         self._opened: float | None = None
+        self._pending: list[RecordBatch] = []
+        self._pending_n = 0
         self._last_arrival: float | None = None
         # cumulative state
         self._windows = 0
@@ -151,7 +157,12 @@ class Monitor:
             self._snapshot = None
             self._by_source[source] = self._by_source.get(source, 0) + n
             self._sampled += n
-            self._count(batch)
+            # Counters are updated in blocks: per-batch numpy overhead would dominate for the
+            # sidecar's small batches. snapshot() counts whatever is pending first.
+            self._pending.append(batch)
+            self._pending_n += n
+            if self._pending_n >= PENDING_RECORDS:
+                self._count_pending()
             pos = 0
             while pos < n:
                 if self._buffered == 0:
@@ -214,6 +225,7 @@ class Monitor:
     def snapshot(self) -> ModelSnapshot:
         """An immutable view for exporters; safe to call from any thread."""
         with self._lock:
+            self._count_pending()
             if self._snapshot is None:
                 self._snapshot = self._build_snapshot()
             return self._snapshot
@@ -275,34 +287,33 @@ class Monitor:
             self._adwin_hits["confidence"] += len(self._adwin["confidence"].update(conf))
 
     def _columns(self, now: float | None) -> WindowColumns:
-        chunks = self._chunks
         n = self._buffered
-
-        def cat(get: Callable[[RecordBatch], np.ndarray | None]) -> np.ndarray | None:
-            parts = [get(c) for c in chunks]
-            if all(p is None for p in parts):
-                return None
-            return np.concatenate([p if p is not None else _missing_like(parts, len(c))
-                                   for p, c in zip(parts, chunks, strict=True)])
-
+        merged = _concat(self._chunks)
         features: dict[str, np.ndarray] = {}
         for name in self.profile.features:
-            col = cat(lambda c, name=name: c.features.get(name))  # type: ignore[misc]
+            col = merged.features.get(name)
             if col is None:
                 col = (np.full(n, np.nan) if name in self._ref.numeric
                        else np.full(n, None, dtype=object))
             elif name in self._ref.numeric and col.dtype != np.float64:
                 col = col.astype(np.float64)
             features[name] = col
-        timestamps = cat(lambda c: c.timestamps)
+        timestamps = merged.timestamps
         start: float | None
         end: float | None
         if timestamps is not None and np.isfinite(timestamps).any():
             start, end = float(np.nanmin(timestamps)), float(np.nanmax(timestamps))
         else:  # arrival times; None in offline analysis without record timestamps
             start, end = self._opened, (now if self._opened is not None else None)
-        return WindowColumns(n, features, cat(lambda c: c.prediction),
-                             cat(lambda c: c.probabilities), cat(lambda c: c.targets), start, end)
+        return WindowColumns(n, features, merged.prediction, merged.probabilities,
+                             merged.targets, start, end)
+
+    def _count_pending(self) -> None:
+        if self._pending:
+            batch = _concat(self._pending)
+            self._pending = []
+            self._pending_n = 0
+            self._count(batch)
 
     def _close(self, now: float | None) -> WindowReport:
         cols = self._columns(now)
@@ -351,6 +362,30 @@ class Monitor:
             accuracy=self._accuracy, estimated_accuracy=self._estimated,
             last_window_end=self._last_end,
         )
+
+
+def _concat(chunks: list[RecordBatch]) -> RecordBatch:
+    """One batch from many; a column absent from some chunks is missing (NaN/None) there."""
+    if len(chunks) == 1:
+        return chunks[0]
+
+    def cat(parts: list[np.ndarray | None]) -> np.ndarray | None:
+        if all(p is None for p in parts):
+            return None
+        return np.concatenate([p if p is not None else _missing_like(parts, len(c))
+                               for p, c in zip(parts, chunks, strict=True)])
+
+    names = list(dict.fromkeys(k for c in chunks for k in c.features))
+    features = {}
+    for name in names:
+        col = cat([c.features.get(name) for c in chunks])
+        assert col is not None
+        features[name] = col
+    return RecordBatch(
+        features, cat([c.prediction for c in chunks]), cat([c.probabilities for c in chunks]),
+        cat([c.ids for c in chunks]), cat([c.timestamps for c in chunks]),
+        cat([c.targets for c in chunks]), n=sum(len(c) for c in chunks),
+    )
 
 
 def _missing_like(parts: list[np.ndarray | None], n: int) -> np.ndarray:
