@@ -2,6 +2,7 @@
 
     driftline serve --config driftline.yaml
     driftline serve --config driftline.yaml --check      # validate and exit
+    driftline replay data.parquet --to http://127.0.0.1:9108 --model-name car-loan
 
 Every config key can also come from the environment (``DRIFTLINE_PROXY_UPSTREAM`` …, see
 :mod:`driftline.config`). SIGTERM or SIGINT drains the queue, closes the open windows, flushes
@@ -30,6 +31,25 @@ def register(sub: Any) -> None:
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
                    help="overrides log_level")
     p.set_defaults(func=_run)
+
+    r = sub.add_parser(
+        "replay", help="replay a data file into a running sidecar's /ingest",
+        description="Post the rows of Parquet/CSV/JSONL/Arrow files to a running `driftline "
+        "serve` (POST /ingest), waiting and retrying when its queue is full.")
+    r.add_argument("data", nargs="+", metavar="DATA", help="files, directories or quoted globs")
+    r.add_argument("--to", default="http://127.0.0.1:9108", metavar="URL",
+                   help="the sidecar's metrics port (default %(default)s)")
+    r.add_argument("--model-name", required=True)
+    r.add_argument("--model-version")
+    r.add_argument("--prediction", metavar="COL", help="predicted class (or value) column")
+    r.add_argument("--proba", metavar="COL[,COL...]",
+                   help="probability column(s): the positive class, or one per class in order")
+    r.add_argument("--id", metavar="COL", help="request id column (for delayed labels)")
+    r.add_argument("--label", metavar="COL", help="true label column")
+    r.add_argument("--timestamp", metavar="COL", help="event time column (Unix seconds)")
+    r.add_argument("--batch-size", type=int, default=500)
+    r.add_argument("--rate", type=float, help="records per second (default: as fast as accepted)")
+    r.set_defaults(func=_replay)
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -62,3 +82,17 @@ def _run(args: argparse.Namespace) -> int:
         print("config OK")
         return 0
     return serve(cfg, out=sys.stderr)
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from driftline.collectors.replay import ReplayColumns, replay
+
+    cols = ReplayColumns(
+        prediction=args.prediction,
+        probabilities=tuple(c for c in (args.proba or "").split(",") if c),
+        id=args.id, label=args.label, timestamp=args.timestamp)
+    res = replay(args.data, args.to, model_name=args.model_name, model_version=args.model_version,
+                 columns=cols, batch_size=args.batch_size, rate=args.rate)
+    print(f"replayed {res.records} records in {res.requests} requests "
+          f"({res.retries} retries on a full queue, {res.rejected} rejected)")
+    return 0 if res.rejected == 0 else 1
