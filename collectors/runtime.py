@@ -52,12 +52,12 @@ class Runtime:
             from driftline.collectors.sampling import Sampler
             from driftline.collectors.tee import SampleQueue
 
-            samples = SampleQueue(cfg.queue.size)
+            samples = SampleQueue(cfg.queue.samples)
             sampler = Sampler(cfg.sampling.rate, cfg.sampling.max_per_second or None)
             self.proxy = ProxyServer(cfg.proxy.listen.host, cfg.proxy.listen.port,
                                      cfg.proxy.upstream, samples, sampler,
                                      timeout=cfg.proxy.timeout,
-                                     max_body_copy=cfg.limits.max_body_bytes)
+                                     max_body_copy=cfg.limits.max_sample_bytes)
             self.sidecar.queue_stats.append(lambda: (samples.depth, samples.capacity))
             self.sidecar.drop_stats.append(
                 lambda: {("", reason): n for reason, n in samples.dropped.items()})

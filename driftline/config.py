@@ -95,21 +95,27 @@ class DriftConfig:
 
 @dataclass(frozen=True)
 class QueueConfig:
-    """Bounded work queue between the HTTP front-ends and the worker thread (in records)."""
+    """Bounded queues in front of the worker thread: ``size`` records from the ingest
+    endpoints, ``samples`` proxied exchanges (each holds its bodies, at most
+    ``limits.max_sample_bytes`` each, so the proxy tee holds at most
+    ``samples × 2 × max_sample_bytes``)."""
 
     size: int = 10000
+    samples: int = 1000
 
 
 @dataclass(frozen=True)
 class LimitsConfig:
     """Memory and cardinality bounds. ``max_categories`` caps category label values per
     feature (the baseline's top-K plus ``__other__`` already bound them); ``max_model_labels``
-    caps distinct unknown ``model_name`` values in the drop counter."""
+    caps distinct unknown ``model_name`` values in the drop counter; proxied bodies larger than
+    ``max_sample_bytes`` are relayed but not sampled (``too_large``)."""
 
     max_categories: int = 50
     max_model_labels: int = 32
     max_endpoints: int = 4
     max_body_bytes: int = 16 * 1024 * 1024
+    max_sample_bytes: int = 1024 * 1024
     feedback_ttl: float = 3600.0
     feedback_max_ids: int = 200_000
     cloudevents_ttl: float = 10.0
@@ -309,6 +315,9 @@ def _validate_section(r: _Reader, name: str, obj: Any) -> None:
     elif isinstance(obj, QueueConfig):
         if obj.size < 1:
             raise bad("size", "the queue needs room for at least 1 record", "use e.g. 10000")
+        if obj.samples < 1:
+            raise bad("samples", "the proxy tee needs room for at least 1 exchange",
+                      "use e.g. 1000")
     elif isinstance(obj, OtlpConfig):
         if obj.protocol not in ("http/protobuf", "grpc"):
             raise bad("protocol", f"unknown protocol {obj.protocol!r}",

@@ -101,3 +101,10 @@ def test_rows_form_of_log_batch_and_unmatched_feedback(baseline: Path) -> None:
     assert (s.model_name, s.model_version) == ("other", "3")
     assert s.labels == {"true": 1, "false": 1} and s.accuracy == 1.0
     assert s.prediction_confidence is not None and s.prediction_confidence.count == 2
+
+
+def test_public_api_is_pinned() -> None:
+    assert driftline.sdk.__all__ == ["Monitor"]
+    for name in ("log", "log_batch", "feedback", "flush", "snapshot", "close", "metrics_port",
+                 "dropped"):
+        assert hasattr(driftline.sdk.Monitor, name), name
