@@ -88,11 +88,26 @@ def engine_factory(window: WindowPolicy, drift: DriftPolicy) -> MonitorFactory:
     def make(profile: BaselineProfile, endpoint: str, cfg: ModelConfig) -> MonitorLike:
         # The configured name and version label the series, whatever the baseline was built as.
         if (profile.model_name, profile.model_version) != (cfg.name, cfg.version):
+            profile = _Relabelled(**{f.name: getattr(profile, f.name)
+                                     for f in dataclasses.fields(profile)},
+                                  source_id=profile.id)
             profile = dataclasses.replace(profile, model_name=cfg.name, model_version=cfg.version)
         mon: MonitorLike = monitor_cls(profile, endpoint=endpoint, window=window, drift=drift)
         return mon
 
     return make
+
+
+@dataclass(frozen=True)
+class _Relabelled(BaselineProfile):
+    """A profile under the configured model name/version that keeps the id of its file, so
+    ``driftline_build_info{baseline_id}`` matches ``driftline baseline show``."""
+
+    source_id: str = ""
+
+    @property
+    def id(self) -> str:
+        return self.source_id
 
 
 @dataclass

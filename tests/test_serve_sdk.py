@@ -108,3 +108,12 @@ def test_public_api_is_pinned() -> None:
     for name in ("log", "log_batch", "feedback", "flush", "snapshot", "close", "metrics_port",
                  "dropped"):
         assert hasattr(driftline.sdk.Monitor, name), name
+
+
+def test_configured_names_label_the_series_and_baseline_id_is_kept(baseline: Path) -> None:
+    from driftline.profile import BaselineProfile
+
+    with driftline.sdk.Monitor(baseline=baseline, model_name="renamed", model_version="9") as mon:
+        s = mon.snapshot()
+    assert (s.model_name, s.model_version) == ("renamed", "9")
+    assert s.baseline_id == BaselineProfile.load(baseline).id
