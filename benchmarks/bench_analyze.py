@@ -73,6 +73,17 @@ print(json.dumps({"seconds": elapsed, "windows": len(windows),
                   "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
+BUILD_RUN = """
+import json, sys, time, resource
+from driftline.profile_build import BuildOptions, build_profile
+from driftline.readers import discover
+t = time.perf_counter()
+prof = build_profile(discover([sys.argv[1]]), BuildOptions(), progress=False)
+print(json.dumps({"seconds": time.perf_counter() - t,
+                  "error": prof.settings["quantile_rank_error"],
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
 NUMPY_RUN = """
 import json, sys, time
 import numpy as np, pyarrow.parquet as pq
@@ -227,6 +238,10 @@ def main(argv: list[str] | None = None) -> None:
                       f"{int(r['windows']):>8}")
             print(f"{'':>10} driftline / numpy loop speed: {floor['seconds'] / ours['seconds']:.2f}× "
                   f"(target ≥ 0.5×); drifted windows: {int(ours['drifted'])}")
+            b = _child(BUILD_RUN, str(data))
+            print(f"{'':>10} baseline build on these rows: {b['seconds']:.2f} s "
+                  f"({rows / b['seconds']:,.0f} rows/s), peak RSS {b['rss_mb']:.0f} MB, "
+                  f"quantile rank error bound {b['error']:.5f}")
             data.unlink()
         small_batches(prof_path)
         if "--evidently" in argv:
