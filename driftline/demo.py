@@ -445,7 +445,8 @@ def run_scenario(st: DemoStack, *, step: Callable[[str, int], Callable[[int], No
                                   progress=progress("stable traffic via the proxy", s.stable_rows))
     client.feedback(st.metrics_url, sent_stable.ids, stable[TARGET].tolist(),
                     progress=progress("late labels (stable)", s.stable_rows))
-    m = _wait_metric(st, lambda m: _windows(m) >= 1, 60)
+    full = max(1, s.stable_rows // s.window_records)
+    m = _wait_metric(st, lambda m: _windows(m) >= full, 60)
     psi_stable = feature_values(m, "driftline_feature_psi")
 
     windows_before = _windows(m)
@@ -453,7 +454,9 @@ def run_scenario(st: DemoStack, *, step: Callable[[str, int], Callable[[int], No
                                  progress=progress("drifted traffic via the proxy", s.drift_rows))
     client.feedback(st.metrics_url, sent_drift.ids, drifted[TARGET].tolist(),
                     progress=progress("late labels (drifted)", s.drift_rows))
-    m = _wait_metric(st, lambda m: _windows(m) > windows_before, 60)
+    # the last window made of drifted traffic only (the first one may still hold stable records)
+    full = windows_before + max(1, s.drift_rows // s.window_records)
+    m = _wait_metric(st, lambda m: _windows(m) >= full, 60)
     psi_drifted = feature_values(m, "driftline_feature_psi")
 
     tail_rows = records(generate(2000, seed=s.seed + 13, shift=s.shift))

@@ -1,0 +1,91 @@
+"""The whole chain with real parts: model server → sidecar proxy → Prometheus rules → Alertmanager →
+webhook receiver → loopback Argo / KServe targets. Drives the demo's own DemoStack and scenario,
+so the demo and this test cannot diverge."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from driftline.demo import MODEL, NAMESPACE, DemoSettings, DemoStack, prepare, run_scenario, summary_json
+
+
+def _installed(name: str) -> bool:
+    return bool(shutil.which(name)) or os.path.exists(f"/usr/bin/{name}")
+
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not (_installed("prometheus") and _installed("prometheus-alertmanager")),
+                       reason="needs prometheus and prometheus-alertmanager (apt-get install "
+                              "prometheus prometheus-alertmanager)"),
+]
+
+SETTINGS = DemoSettings(seed=21, train_rows=5000, reference_rows=10000, stable_rows=700, drift_rows=1200,
+                        canary_rows=400, window_records=300, timeout=90.0)
+
+
+def test_drift_retrains_once_and_canary_rolls_back_once(tmp_path: Path) -> None:
+    prepared = prepare(tmp_path, SETTINGS)
+    st = DemoStack(prepared, SETTINGS)
+    with st:
+        pids = [p.pid for p in st.procs]
+        result = run_scenario(st)
+        why = summary_json(result)
+        argo_token = (tmp_path / "argo-token").read_text()
+        assert st.argo is not None and st.kserve is not None
+        retrain_calls = st.argo.calls()
+        rollback_calls = st.kserve.calls()
+
+    # Traffic went through the proxy untouched: every request answered by the model.
+    assert result.stable.errors == result.drifted.errors == result.canary.errors == 0
+
+    # Stable traffic does not drift; the downturn moves the features the generator shifts.
+    assert max(result.psi_stable.values()) < 0.1, why
+    # (expected at shift 0.8 from the generator's parameters: employment ≈ 0.18, credit score and
+    # debt-to-income well above 0.25)
+    for feature in ("credit_score", "debt_to_income"):
+        assert result.psi_drifted[feature] > 0.25, why
+    for feature in ("annual_income", "employment"):
+        assert result.psi_drifted[feature] > 0.1, why
+    assert {"credit_score", "debt_to_income"} <= set(result.drifted_features), why
+
+    # The drift alert reached Alertmanager with action=retrain; the canary alert with rollback.
+    held = {(a["labels"]["alertname"], a["labels"].get("endpoint")): a["labels"] for a in result.alerts}
+    drift = held[("DriftlineManyFeaturesDrifting", "default")]
+    assert drift["action"] == "retrain" and drift["model_name"] == MODEL and drift["namespace"] == NAMESPACE
+    assert held[("DriftlineCanaryWorseThanDefault", "canary")]["action"] == "rollback"
+
+    # Exactly one retraining call (Argo submit) and one rollback call (KServe canary → 0),
+    # although Alertmanager re-sent the groups and several alerts map to the same actions.
+    assert len(retrain_calls) == 1, why
+    call = retrain_calls[0]
+    assert call.method == "POST" and call.path == "/api/v1/workflows/ml/submit"
+    assert call.headers["authorization"] == f"Bearer {argo_token}"
+    body = call.json()
+    assert body["resourceKind"] == "WorkflowTemplate" and body["resourceName"] == f"retrain-{MODEL}"
+    assert len(rollback_calls) == 1, why
+    patch = rollback_calls[0]
+    assert patch.method == "PATCH"
+    assert patch.path == f"/apis/serving.kserve.io/v1beta1/namespaces/{NAMESPACE}/inferenceservices/{MODEL}"
+    assert patch.headers["content-type"].startswith("application/merge-patch+json")
+    assert patch.json() == {"spec": {"predictor": {"canaryTrafficPercent": 0}}}
+
+    # The audit log tells the same story: which alert acted, which were held back.
+    acted = [(e["alertname"], e["action"], e["status_code"])
+             for e in result.audit if e["decision"] == "acted"]
+    assert acted == [("DriftlineManyFeaturesDrifting", "retrain", 200),
+                     ("DriftlineCanaryWorseThanDefault", "rollback", 200)], why
+    assert any(e["decision"] in ("cooling_down", "deduplicated") for e in result.audit), why
+
+    # Realised accuracy from late labels shows what the canary did; the estimate cannot.
+    assert result.accuracy["canary"]["realised"] < result.accuracy["default"]["realised"] - 0.2, why
+
+    # Nothing is left running.
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert st.procs == [] and st.argo is None
