@@ -7,8 +7,9 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 
 def register(sub: Any) -> None:
@@ -49,7 +50,7 @@ def _format(args: argparse.Namespace) -> str:
 def _run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from driftline.analyze import analyze, parse_duration, report_document
+    from driftline.analyze import analyze, parse_duration
     from driftline.monitor import DriftPolicy
     from driftline.profile import BaselineProfile
     from driftline.readers import discover
@@ -62,34 +63,58 @@ def _run(args: argparse.Namespace) -> int:
         policy = replace(policy, psi_threshold=args.psi_threshold)
     if args.alpha is not None:
         policy = replace(policy, alpha=args.alpha)
-    windows = list(analyze(profile, files, window_size=args.window_size,
-                           window_duration=duration, timestamp=args.timestamp, drift=policy))
+    stream = analyze(profile, files, window_size=args.window_size, window_duration=duration,
+                     timestamp=args.timestamp, drift=policy)
     fmt = _format(args)
-    if fmt == "json":
-        text = json.dumps(report_document(profile, windows), indent=1, allow_nan=False) + "\n"
-    elif fmt == "html":
-        from driftline.report_html import render_html
-
-        text = render_html(profile, windows)
+    if fmt == "json":  # streamed: memory stays flat however many windows there are
+        if args.output:
+            with _atomic(args.output) as fh:
+                count, drifted = _write_json(profile, stream, fh)
+        else:
+            try:
+                count, drifted = _write_json(profile, stream, sys.stdout)
+                sys.stdout.flush()
+            except BrokenPipeError:  # `driftline analyze ... | head`: stop quietly, like cat
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                return 0
     else:
-        from driftline.report_table import print_windows
+        windows = list(stream)
+        count, drifted = len(windows), sum(w.drifted for w in windows)
+        if fmt == "html":
+            from driftline.report_html import render_html
 
-        if args.output:
-            with _atomic(args.output) as fh:
-                print_windows(profile, windows, file=fh)
+            text = render_html(profile, windows)
+            if args.output:
+                with _atomic(args.output) as fh:
+                    fh.write(text)
+            else:
+                sys.stdout.write(text)
         else:
-            print_windows(profile, windows)
-        text = None
-    if text is not None:
-        if args.output:
-            with _atomic(args.output) as fh:
-                fh.write(text)
-        else:
-            sys.stdout.write(text)
+            from driftline.report_table import print_windows
+
+            if args.output:
+                with _atomic(args.output) as fh:
+                    print_windows(profile, windows, file=fh)
+            else:
+                print_windows(profile, windows)
     if args.output:
-        drifted = sum(w.drifted for w in windows)
-        print(f"wrote {args.output}: {len(windows)} windows, {drifted} drifted", file=sys.stderr)
-    return 1 if args.fail_on_drift and any(w.drifted for w in windows) else 0
+        print(f"wrote {args.output}: {count} windows, {drifted} drifted", file=sys.stderr)
+    return 1 if args.fail_on_drift and drifted else 0
+
+
+def _write_json(profile: Any, windows: Iterable[Any], fh: IO[str]) -> tuple[int, int]:
+    """The JSON document of ``report_document``, one window per line, written as windows close."""
+    from driftline.analyze import report_document
+
+    head = json.dumps(report_document(profile, [])["baseline"])
+    fh.write(f'{{"baseline": {head},\n "windows": [')
+    count = drifted = 0
+    for w in windows:
+        fh.write(("\n  " if count == 0 else ",\n  ") + json.dumps(w.to_dict(), allow_nan=False))
+        count += 1
+        drifted += bool(w.drifted)
+    fh.write("\n ]}\n")
+    return count, drifted
 
 
 class _atomic:
