@@ -147,7 +147,7 @@ def sidecar_config(baseline: Path, *, upstream: str, proxy_port: int, metrics_po
     }
 
 
-def rules_config(settings: DemoSettings) -> dict[str, Any]:
+def rules_config(settings: DemoSettings, *, receiver_url: str, token_file: Path) -> dict[str, Any]:
     """The shipped rules with the demo's time scale: every ``for:`` shortened, and the fleet-wide
     PSI computed over the last ``drift_range`` instead of an hour (the demo lasts a minute)."""
     from driftline.alertmanager.rules_config import DEFAULT_ALERTS
@@ -158,7 +158,8 @@ def rules_config(settings: DemoSettings) -> dict[str, Any]:
     alerts["DriftlineEstimatedAccuracyDrop"]["action"] = "none"
     return {"alerts": alerts,
             "drift_range": settings.drift_range, "rate_range": "1m", "adwin_range": "1m",
-            "thresholds": {"min_samples": 50}}
+            "thresholds": {"min_samples": 50},
+            "actions_url": f"{receiver_url}/alertmanager", "actions_token_file": str(token_file)}
 
 
 def actions_config(*, port: int, database: Path, token_file: Path, argo_url: str, kserve_url: str,
@@ -184,18 +185,18 @@ def actions_config(*, port: int, database: Path, token_file: Path, argo_url: str
     }
 
 
-def alertmanager_config(receiver_url: str, token_file: Path) -> dict[str, Any]:
-    """Route on ``action`` to the receiver, as alertmanager/alertmanager.yaml does, with demo timings."""
-    hook = {"url": f"{receiver_url}/alertmanager", "send_resolved": True,
-            "http_config": {"authorization": {"type": "Bearer", "credentials_file": str(token_file)}}}
-    return {
-        "route": {
-            "receiver": "null", "group_by": ["alertname", "namespace", "model_name"],
-            "group_wait": "1s", "group_interval": "2s", "repeat_interval": "1h",
-            "routes": [{"matchers": ['action=~"retrain|rollback"'], "receiver": "driftline-actions"}],
-        },
-        "receivers": [{"name": "null"}, {"name": "driftline-actions", "webhook_configs": [hook]}],
-    }
+def alertmanager_config(generated: Path) -> dict[str, Any]:
+    """The shipped Alertmanager config (routes on ``action``, inhibitions) from
+    ``driftline rules generate``, with the demo's timings: group_wait 1s, group_interval 2s."""
+    cfg = yaml.safe_load(generated.read_text())
+
+    def fast(route: dict[str, Any]) -> None:
+        route["group_wait"], route["group_interval"] = "1s", "2s"
+        for child in route.get("routes", []):
+            fast(child)
+
+    fast(cfg["route"])
+    return dict(cfg)
 
 
 # ---------------------------------------------------------------------------------------- stack
@@ -280,14 +281,14 @@ class DemoStack:
 
         if s.use_prometheus:
             rcfg = wd / "rules-config.yaml"
-            rcfg.write_text(yaml.safe_dump(rules_config(s), sort_keys=False))
+            rcfg.write_text(yaml.safe_dump(rules_config(s, receiver_url=self.receiver_url,
+                                                        token_file=self.token_file), sort_keys=False))
             rules_dir = wd / "rules"
             _driftline("rules", "generate", "--config", str(rcfg), "--out", str(rules_dir))
             rule_files = sorted(p for p in rules_dir.glob("*.y*ml")
                                 if p.name not in ("prometheusrule.yaml", "rules_test.yaml",
                                                   "alertmanager.yaml"))
-            self.alertmanager = stack.start_alertmanager(
-                alertmanager_config(self.receiver_url, self.token_file))
+            self.alertmanager = stack.start_alertmanager(alertmanager_config(rules_dir / "alertmanager.yaml"))
             self.procs.append(self.alertmanager)
             self.prometheus = stack.start_prometheus(
                 [f"127.0.0.1:{metrics_port}"], rule_files=rule_files, alertmanager_url=self.alertmanager.url,
@@ -455,8 +456,8 @@ def run_scenario(st: DemoStack, *, step: Callable[[str, int], Callable[[int], No
     client.feedback(st.metrics_url, sent_drift.ids, drifted[TARGET].tolist(),
                     progress=progress("late labels (drifted)", s.drift_rows))
     # the last window made of drifted traffic only (the first one may still hold stable records)
-    full = windows_before + max(1, s.drift_rows // s.window_records)
-    m = _wait_metric(st, lambda m: _windows(m) >= full, 60)
+    target = windows_before + max(1, s.drift_rows // s.window_records)
+    m = _wait_metric(st, lambda m: _windows(m) >= target, 60)
     psi_drifted = feature_values(m, "driftline_feature_psi")
 
     tail_rows = records(generate(2000, seed=s.seed + 13, shift=s.shift))
