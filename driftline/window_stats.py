@@ -265,11 +265,9 @@ def _performance(ref: ReferenceArrays, cols: WindowColumns, predicted: np.ndarra
             cal = calibrate(probs[ok], ref.classes, out.calibration)
             pred_idx = None
             if cols.prediction is not None:
-                lookup = {c: i for i, c in enumerate(ref.classes)}
-                pred_rows = cols.prediction[ok]
-                idx = np.fromiter((lookup.get(v, -1) for v in pred_rows.tolist()),
-                                  dtype=np.int64, count=len(pred_rows))
-                pred_idx = np.where(idx >= 0, idx, np.argmax(cal, axis=1))
+                idx = category_codes(cols.prediction[ok], ref.class_ref)
+                known = (idx >= 0) & (idx < len(ref.classes))
+                pred_idx = np.where(known, idx, np.argmax(cal, axis=1))
             est = estimated_accuracy(cal, pred_idx)
             if ref.positive_index is not None and len(ref.classes) == 2:
                 pos = ref.positive_index
