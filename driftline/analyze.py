@@ -177,7 +177,7 @@ def analyze(profile: BaselineProfile, files: Sequence[DataFile], *, window_size:
         raise InputError("--window-duration needs a timestamp column", path=missing.path,
                          fix="name it with --timestamp COL (or build the baseline with --timestamp)")
     monitor = Monitor(profile, window=WindowPolicy(records=window_size, max_age=None),
-                      drift=drift, clock=None)
+                      drift=drift, clock=None, streams=False)
     bucket: float | None = None
     for file, layout in layouts:
         for arrow_batch in iter_batches(file, layout.columns):

@@ -77,6 +77,9 @@ class Monitor:
     ``clock`` gives arrival time for age-based windows and for window start/end when records
     carry no timestamps; ``clock=None`` means offline analysis: windows close by count (or by
     :meth:`flush`) only, and a window without record timestamps has start/end None.
+    ``streams=False`` skips the per-record ADWIN detectors (confidence, features), which feed only
+    the ``driftline_adwin_detections_total`` counter: offline analysis does not report them and
+    they are the one per-record Python loop. The label error stream always runs.
 
     >>> from driftline.profile import BaselineProfile, Columns, NumericFeature
     >>> f = NumericFeature("x", (0.0,), (0.5, 0.5), (-1.0, 1.0), True, 2, 0.0, -1.0, 1.0, 0.0, 1.0)
@@ -90,7 +93,7 @@ class Monitor:
 
     def __init__(self, profile: BaselineProfile, *, endpoint: str = "default",
                  window: WindowPolicy = WindowPolicy(), drift: DriftPolicy = DriftPolicy(),
-                 clock: Callable[[], float] | None = time.time) -> None:
+                 clock: Callable[[], float] | None = time.time, streams: bool = True) -> None:
         if window.records < 1:
             raise ValueError(f"window.records must be >= 1, got {window.records}")
         if window.max_age is not None and not window.max_age > 0:
@@ -129,9 +132,9 @@ class Monitor:
         self._conf_sum = 0.0
         self._labels = {"true": 0, "false": 0}
         self._adwin: dict[str, StreamDetector] = {}
-        if has_proba:
+        if has_proba and streams:
             self._adwin["confidence"] = StreamDetector.adwin(delta=drift.adwin_delta)
-        if drift.adwin_features:
+        if drift.adwin_features and streams:
             for n in self._ref.numeric:
                 self._adwin[f"feature:{n}"] = StreamDetector.adwin(delta=drift.adwin_delta)
         self._adwin["error"] = StreamDetector.adwin(delta=drift.adwin_delta)
@@ -284,7 +287,8 @@ class Monitor:
                                                       side="left"),
                                       minlength=len(CONFIDENCE_BUCKETS) + 1)
             self._conf_sum += float(ok.sum())
-            self._adwin_hits["confidence"] += len(self._adwin["confidence"].update(conf))
+            if "confidence" in self._adwin:
+                self._adwin_hits["confidence"] += len(self._adwin["confidence"].update(conf))
 
     def _columns(self, now: float | None) -> WindowColumns:
         n = self._buffered

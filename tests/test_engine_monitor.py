@@ -285,3 +285,19 @@ def test_missing_feature_in_batch_counts_as_missing(profile: BaselineProfile) ->
     mon = Monitor(profile, window=WindowPolicy(records=5, max_age=None), **OFFLINE)
     (r,) = mon.observe(RecordBatch({"x": np.arange(5.0)}))
     assert r.features["z"].n_missing == 5 and r.features["c"].missing_ratio == 1.0
+
+
+def test_confidence_adwin_runs_only_with_streams(profile: BaselineProfile) -> None:
+    sure = batch_from(reference_table(3000, seed=30))
+    sure.probabilities = np.tile([0.02, 0.98], (3000, 1))
+    unsure = batch_from(reference_table(3000, seed=31))
+    unsure.probabilities = np.tile([0.45, 0.55], (3000, 1))
+    live = Monitor(profile, window=WindowPolicy(records=100_000, max_age=None), **OFFLINE)
+    offline = Monitor(profile, window=WindowPolicy(records=100_000, max_age=None), streams=False,
+                      **OFFLINE)
+    for mon in (live, offline):
+        mon.observe(sure)
+        mon.observe(unsure)
+    assert live.snapshot().adwin_detections["confidence"] >= 1
+    assert "confidence" not in offline.snapshot().adwin_detections
+    assert offline.snapshot().prediction_confidence == live.snapshot().prediction_confidence
