@@ -34,6 +34,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 KSERVE_BODY = b'{"instances": [[5.1, 3.5, 1.4, 0.2]]}'
@@ -64,6 +65,66 @@ def _run_upstream(port: int) -> None:
 
     async def serve() -> None:
         srv = await asyncio.get_running_loop().create_server(Up, "127.0.0.1", port, backlog=1024)
+        await srv.serve_forever()
+
+    uvloop.run(serve())
+
+
+AIOHTTP_UPSTREAM = f"""
+import sys
+from aiohttp import web
+BODY = {KSERVE_RESPONSE!r}
+async def predict(request):
+    await request.read()
+    return web.Response(body=BODY, content_type="application/json")
+app = web.Application()
+app.router.add_post("/v1/models/{{name}}", predict)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+"""
+
+
+def _run_relay(port: int, upstream: str) -> None:
+    """The floor for any Python proxy: relay bytes both ways, no parsing, no tee."""
+    import uvloop
+
+    host, up_port = upstream.removeprefix("http://").split(":")
+
+    class Client(asyncio.Protocol):
+        def connection_made(self, t: asyncio.BaseTransport) -> None:
+            self.t: Any = t
+            self.ut: Any = None
+            self.buf: list[bytes] = []
+            asyncio.get_running_loop().create_task(self.connect())
+
+        async def connect(self) -> None:
+            ut, _ = await asyncio.get_running_loop().create_connection(
+                lambda: Upstream(self), host, int(up_port))
+            self.ut = ut
+            for b in self.buf:
+                ut.write(b)
+
+        def data_received(self, d: bytes) -> None:
+            if self.ut is not None:
+                self.ut.write(d)
+            else:
+                self.buf.append(d)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self.ut is not None:
+                self.ut.close()
+
+    class Upstream(asyncio.Protocol):
+        def __init__(self, c: Client) -> None:
+            self.c = c
+
+        def data_received(self, d: bytes) -> None:
+            self.c.t.write(d)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self.c.t.close()
+
+    async def serve() -> None:
+        srv = await asyncio.get_running_loop().create_server(Client, "127.0.0.1", port, backlog=1024)
         await srv.serve_forever()
 
     uvloop.run(serve())
@@ -240,19 +301,45 @@ def _rss_kib(pid: int) -> int:
     return -1
 
 
-def bench_trivial(seconds: float) -> dict[str, float]:
-    up, px = _free_port(), _free_port()
-    with _process(_self("_upstream", str(up)), up):
-        _wrk(f"http://127.0.0.1:{up}/v1/models/iris:predict", KSERVE_BODY, 2)  # warm-up
-        direct = _wrk(f"http://127.0.0.1:{up}/v1/models/iris:predict", KSERVE_BODY, seconds)
-        with _process(_self("_proxy", str(px), f"http://127.0.0.1:{up}", "1.0"), px) as proxy:
-            _wrk(f"http://127.0.0.1:{px}/v1/models/iris:predict", KSERVE_BODY, 2)
-            proxied = _wrk(f"http://127.0.0.1:{px}/v1/models/iris:predict", KSERVE_BODY, seconds)
-            summary = _proxy_summary(proxy)
-    print(f"(b) trivial upstream, wrk -t2 -c16 -d{seconds:g}s: direct {direct:,.0f} req/s, "
-          f"proxy {proxied:,.0f} req/s -> {proxied / direct:.2f}x")
-    print(f"    proxy process: {summary}")
-    return {"direct": direct, "proxy": proxied}
+def _saturation(upstream_cmd: list[str], title: str, seconds: float, repeats: int) -> dict[str, float]:
+    """Direct, pure relay and Driftline proxy, interleaved ``repeats`` times; medians."""
+    up = _free_port()
+    path = "/v1/models/iris:predict"
+    runs: dict[str, list[float]] = {"direct": [], "relay": [], "proxy": []}
+    summary: dict[str, object] = {}
+    with _process([*upstream_cmd, str(up)], up):
+        _wrk(f"http://127.0.0.1:{up}{path}", KSERVE_BODY, 2)  # warm-up
+        for _ in range(repeats):
+            runs["direct"].append(_wrk(f"http://127.0.0.1:{up}{path}", KSERVE_BODY, seconds))
+            px = _free_port()
+            with _process(_self("_relay", str(px), f"http://127.0.0.1:{up}"), px):
+                runs["relay"].append(_wrk(f"http://127.0.0.1:{px}{path}", KSERVE_BODY, seconds))
+            px = _free_port()
+            with _process(_self("_proxy", str(px), f"http://127.0.0.1:{up}", "1.0"), px) as proxy:
+                _wrk(f"http://127.0.0.1:{px}{path}", KSERVE_BODY, 1)
+                runs["proxy"].append(_wrk(f"http://127.0.0.1:{px}{path}", KSERVE_BODY, seconds))
+                summary = _proxy_summary(proxy)
+    med = {k: statistics.median(v) for k, v in runs.items()}
+    print(f"(b) {title}, wrk -t2 -c16 -d{seconds:g}s, median of {repeats}: "
+          f"direct {med['direct']:,.0f} req/s; bare byte relay (no parsing, no tee) "
+          f"{med['relay']:,.0f} ({med['relay'] / med['direct']:.2f}x); Driftline proxy "
+          f"{med['proxy']:,.0f} ({med['proxy'] / med['direct']:.2f}x of direct, "
+          f"{med['proxy'] / med['relay']:.2f}x of the bare relay)")
+    print("    runs: " + "; ".join(f"{k} " + ", ".join(f"{v:,.0f}" for v in vs)
+                                for k, vs in runs.items()))
+    print(f"    last proxy process: {summary}")
+    return med
+
+
+def bench_trivial(seconds: float, repeats: int, venv: Path) -> None:
+    _saturation(_self("_upstream"), "minimal uvloop+httptools upstream", seconds, repeats)
+    python = venv / "bin" / "python"
+    if python.exists() and subprocess.run([str(python), "-c", "import aiohttp"],
+                                          capture_output=True).returncode == 0:
+        _saturation([str(python), "-c", AIOHTTP_UPSTREAM], "trivial aiohttp upstream "
+                    "(the DESIGN.md reference setup)", seconds, repeats)
+    else:
+        print(f"(b') skipped: no aiohttp in {venv}")
 
 
 def _mlserver_env(venv: Path) -> Path | None:
@@ -384,13 +471,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
     ap.add_argument("--latency-seconds", type=float, default=20.0, help="seconds per open-loop run")
     ap.add_argument("--rss-minutes", type=float, default=1.0, help="minutes of sustained load (d)")
-    ap.add_argument("--mlserver-venv", type=Path, default=Path("/tmp/mlsv"))
+    ap.add_argument("--repeats", type=int, default=3, help="interleaved repeats in (b)")
+    ap.add_argument("--mlserver-venv", type=Path, default=Path("/tmp/mlsv"),
+                    help="virtualenv with mlserver, mlserver-sklearn (and aiohttp); created if missing")
     ap.add_argument("--only", choices=["a", "b", "c", "d"], action="append")
     args = ap.parse_args(argv or [])
     only = set(args.only or "abcd")
     print(f"cores: {os.cpu_count()}, python {sys.version.split()[0]}", flush=True)
     if "b" in only:
-        bench_trivial(args.duration)
+        bench_trivial(args.duration, args.repeats, args.mlserver_venv)
     if "c" in only:
         bench_latency(args.latency_seconds)
     if "a" in only:
@@ -402,6 +491,8 @@ def main(argv: list[str] | None = None) -> None:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "_upstream":
         _run_upstream(int(sys.argv[2]))
+    elif len(sys.argv) > 1 and sys.argv[1] == "_relay":
+        _run_relay(int(sys.argv[2]), sys.argv[3])
     elif len(sys.argv) > 1 and sys.argv[1] == "_proxy":
         _run_proxy(int(sys.argv[2]), sys.argv[3], float(sys.argv[4]))
     elif len(sys.argv) > 1 and sys.argv[1] == "_openloop":

@@ -42,7 +42,14 @@ from urllib.parse import urlsplit
 
 import httptools
 from driftline.collectors.proxy_latency import LatencyRecorder
-from driftline.collectors.sample import Sample, keep_header
+from driftline.collectors.sample import (
+    HEADER_CONTENT_LENGTH,
+    HEADER_CONTENT_TYPE,
+    HEADER_KEPT,
+    HEADER_TRANSFER_ENCODING,
+    Sample,
+    header_kind,
+)
 from driftline.collectors.sampling import Sampler
 from driftline.collectors.tee import DROP_TEE_ERROR, DROP_TOO_LARGE, SampleQueue
 
@@ -241,13 +248,13 @@ class _Conn(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         cp = self.cur.copy  # type: ignore[union-attr]
         if cp is not None:
-            low = name.lower()
-            if low == b"content-type":
+            kind = header_kind(name)
+            if kind == HEADER_CONTENT_TYPE:
                 cp.req_ct = value
-            elif keep_header(low):
+            elif kind == HEADER_KEPT:
                 if cp.req_hdrs is None:
                     cp.req_hdrs = []
-                cp.req_hdrs.append((low, value))
+                cp.req_hdrs.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
         method = self.parser.get_method()  # type: ignore[union-attr]
@@ -526,22 +533,20 @@ class _Upstream(asyncio.Protocol):
             try:
                 for line in lines[1:]:
                     name, _, value = line.partition(b":")
-                    self._keep(cp, name.strip().lower(), value.strip())
+                    name = name.strip()
+                    kind = header_kind(name)
+                    if kind == HEADER_CONTENT_TYPE:
+                        cp.resp_ct = value.strip()
+                    elif kind == HEADER_KEPT:
+                        if cp.resp_hdrs is None:
+                            cp.resp_hdrs = []
+                        cp.resp_hdrs.append((name.lower(), value.strip()))
                 srv._emit(ex, cp, status, now)
             except Exception:
                 srv._tee_failed()
         if c.closing and not c.pending:
             c._close_both()
         return used
-
-    @staticmethod
-    def _keep(cp: _Copy, low: bytes, value: bytes) -> None:
-        if low == b"content-type":
-            cp.resp_ct = value
-        elif keep_header(low):
-            if cp.resp_hdrs is None:
-                cp.resp_hdrs = []
-            cp.resp_hdrs.append((low, value))
 
     # -- response parser callbacks -------------------------------------------------------------
     def on_message_begin(self) -> None:
@@ -558,19 +563,27 @@ class _Upstream(asyncio.Protocol):
         self.clen = -1
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        n = len(name)
-        if n == 14 or n == 17:
-            low = name.lower()
-            if low == b"content-length":
-                self.framed = True
-                with contextlib.suppress(ValueError):
-                    self.clen = int(value)
-            elif low == b"transfer-encoding":
-                self.framed = True
-                self.chunked = True
+        kind = header_kind(name)
+        if not kind:
+            return
+        if kind == HEADER_CONTENT_LENGTH:
+            self.framed = True
+            with contextlib.suppress(ValueError):
+                self.clen = int(value)
+            return
+        if kind == HEADER_TRANSFER_ENCODING:
+            self.framed = True
+            self.chunked = True
+            return
         ex = self.ex
         if ex is not None and ex.copy is not None:
-            self._keep(ex.copy, name.lower(), value)
+            cp = ex.copy
+            if kind == HEADER_CONTENT_TYPE:
+                cp.resp_ct = value
+            else:
+                if cp.resp_hdrs is None:
+                    cp.resp_hdrs = []
+                cp.resp_hdrs.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
         self.status = self.parser.get_status_code()  # type: ignore[union-attr]
