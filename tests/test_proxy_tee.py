@@ -171,6 +171,16 @@ def test_status_class_edges() -> None:
     assert rec.histograms()["2xx"].counts[LATENCY_BUCKETS.index(0.001)] == 1
 
 
+def test_docstring_examples() -> None:
+    import doctest
+
+    from driftline.collectors import sample, sampling
+
+    for mod in (sample, sampling):
+        result = doctest.testmod(mod)
+        assert result.attempted > 0 and result.failed == 0
+
+
 # -- Sample ------------------------------------------------------------------------------------------
 def test_sample_is_frozen_and_selects_headers() -> None:
     s = Sample("GET", "/a?b=c", "", b"", 200, "", b"", 1.0, 0.5,
