@@ -171,16 +171,25 @@ class _Labels:
         self.path_of = path_of
         self.integral = True
 
-    def codes(self, col: pa.Array, column: str) -> np.ndarray:
+    def codes(self, col: pa.Array, column: str, *, guess: bool = False) -> np.ndarray | None:
+        """Class codes per row (-1 missing). With ``guess`` (float predictions, task unknown),
+        None as soon as the values look like a regressor's: not whole numbers, or too many."""
         if pa.types.is_floating(col.type):
             col = pc.if_else(pc.is_finite(col), col, pa.scalar(None, col.type))
         enc = pc.dictionary_encode(col)
         if isinstance(enc, pa.ChunkedArray):
             enc = enc.combine_chunks()
-        dict_codes = np.empty(len(enc.dictionary), dtype=np.int64)
-        for i, v in enumerate(enc.dictionary.to_pylist()):
-            if isinstance(v, float) and not float(v).is_integer():
+        values = enc.dictionary.to_pylist()
+        if guess:
+            if any(isinstance(v, float) and not float(v).is_integer() for v in values):
                 self.integral = False
+                return None
+            new = {canonical_label(v) for v in values} - set(self.index) - {None}
+            if len(self.index) + len(new) > AUTO_CLASS_LIMIT:
+                self.integral = False
+                return None
+        dict_codes = np.empty(len(values), dtype=np.int64)
+        for i, v in enumerate(values):
             label = canonical_label(v)
             if label is None:
                 dict_codes[i] = -1
@@ -340,6 +349,7 @@ def build_profile(files: Sequence[DataFile], opts: BuildOptions, *,
     labelled = 0
     sample = _StrideSample(opts.calibration_rows)
     n_rows = 0
+    task = plan.task
     columns = [*plan.numeric, *plan.categorical, *opts.special_columns()]
     columns = list(dict.fromkeys(c for c in columns if c not in (opts.id, opts.timestamp)))
     # Multiclass probabilities are gathered into a fixed class order; binary: one column.
@@ -362,9 +372,11 @@ def build_profile(files: Sequence[DataFile], opts: BuildOptions, *,
                 probs = None
                 if opts.prediction:
                     col = batch.column(opts.prediction)
-                    if plan.task != "regression":
-                        pred_codes = pred_labels.codes(col, opts.prediction)
-                    if plan.task != "classification":
+                    if task != "regression":
+                        pred_codes = pred_labels.codes(col, opts.prediction, guess=task is None)
+                        if pred_codes is None:
+                            task = "regression"  # float predictions that are not class labels
+                    if task != "classification":
                         pred_numeric.update(to_float(col))
                 if plan.proba_cols:
                     if opts.proba_binary:
@@ -378,7 +390,7 @@ def build_profile(files: Sequence[DataFile], opts: BuildOptions, *,
                     if pred_codes is None and not opts.proba_binary:
                         pred_codes = _argmax_codes(probs, [class_index[c] for c, _ in multi])
                 target_codes = None
-                if opts.target:
+                if opts.target and task != "regression":
                     target_codes = target_labels.codes(batch.column(opts.target), opts.target)
                 if pred_codes is not None:
                     pred_counts += np.bincount(pred_codes[pred_codes >= 0], minlength=MAX_CLASSES)
@@ -412,10 +424,8 @@ def build_profile(files: Sequence[DataFile], opts: BuildOptions, *,
     for c in [*plan.numeric, *plan.categorical]:
         features[c] = nums[c].result(opts.bins, opts.summary_size) if c in nums else \
             cats[c].result(opts.top_k)
-    task = plan.task
     if task is None and opts.prediction:
-        task = "classification" if (pred_labels.integral and len(class_index) <= AUTO_CLASS_LIMIT) \
-            else "regression"
+        task = "classification"  # float predictions that stayed whole numbers and few
     output = None
     proba_columns: dict[str, str] = {}
     if task is not None:

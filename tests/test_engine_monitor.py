@@ -301,3 +301,39 @@ def test_confidence_adwin_runs_only_with_streams(profile: BaselineProfile) -> No
     assert live.snapshot().adwin_detections["confidence"] >= 1
     assert "confidence" not in offline.snapshot().adwin_detections
     assert offline.snapshot().prediction_confidence == live.snapshot().prediction_confidence
+
+
+def test_regression_prediction_drift(tmp_path_factory: pytest.TempPathFactory) -> None:
+    rng = np.random.default_rng(40)
+    d = tmp_path_factory.mktemp("reg")
+    t = pa.table({"f": rng.normal(size=3000), "yhat": rng.normal(5, 2, 3000)})
+    prof = build_profile(discover([str(write(t, d / "r.parquet"))]), BuildOptions(prediction="yhat"))
+    mon = Monitor(prof, window=WindowPolicy(records=2000, max_age=None), **OFFLINE)
+    (same,) = mon.observe(RecordBatch({"f": rng.normal(size=2000)},
+                                      prediction=rng.normal(5, 2, 2000)))
+    (moved,) = mon.observe(RecordBatch({"f": rng.normal(size=2000)},
+                                       prediction=rng.normal(7, 2, 2000)))
+    assert same.prediction is not None and not same.prediction.drifted
+    assert moved.prediction is not None and moved.prediction.drifted and moved.drifted
+    assert moved.performance.estimated_accuracy is None
+
+
+def test_multiclass_estimated_accuracy(tmp_path_factory: pytest.TempPathFactory) -> None:
+    rng = np.random.default_rng(41)
+    d = tmp_path_factory.mktemp("multi")
+    n = 20_000
+    raw = rng.dirichlet([2, 2, 2], n)
+    y = np.array(["a", "b", "c"])[(raw.cumsum(axis=1) < rng.random(n)[:, None]).sum(axis=1)]
+    t = pa.table({"f": rng.normal(size=n), "pa": raw[:, 0], "pb": raw[:, 1], "pc": raw[:, 2],
+                  "label": y})
+    prof = build_profile(discover([str(write(t, d / "r.parquet"))]),
+                         BuildOptions(proba={"a": "pa", "b": "pb", "c": "pc"}, target="label"))
+    mon = Monitor(prof, window=WindowPolicy(records=n, max_age=None), **OFFLINE)
+    (r,) = mon.observe(RecordBatch({"f": t.column("f").to_numpy()}, probabilities=raw,
+                                   targets=y.astype(object)))
+    argmax = np.array(["a", "b", "c"])[raw.argmax(axis=1)]
+    assert r.performance.accuracy == pytest.approx(float((argmax == y).mean()))
+    # labels drawn from the probabilities: calibrated estimate ≈ realised accuracy
+    assert r.performance.estimated_accuracy == pytest.approx(r.performance.accuracy, abs=0.02)
+    assert r.prediction is not None and set(r.prediction.class_shares) == {"a", "b", "c"}
+    assert mon.snapshot().prediction_classes["a"] == int((argmax == "a").sum())

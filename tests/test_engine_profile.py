@@ -203,3 +203,21 @@ def test_moments_merge_matches_numpy() -> None:
         m.update(part)
     assert m.mean == pytest.approx(x.mean(), rel=1e-12)
     assert m.std == pytest.approx(x.std(), rel=1e-9)
+
+
+def test_task_guess_for_float_predictions(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    n = 70_000  # several batches: the guess must hold across them
+    classes = pa.table({"f": rng.normal(size=n), "pred": rng.integers(0, 3, n).astype(float),
+                        "y": rng.integers(0, 3, n)})
+    prof = build_profile(discover([str(write(classes, tmp_path / "c.parquet"))]),
+                         BuildOptions(prediction="pred", target="y"))
+    assert prof.output is not None and prof.output.task == "classification"
+    assert prof.output.classes == ("0", "1", "2")
+    values = pa.table({"f": rng.normal(size=n), "pred": rng.normal(size=n) * 100,
+                       "y": rng.normal(size=n)})
+    prof = build_profile(discover([str(write(values, tmp_path / "v.parquet"))]),
+                         BuildOptions(prediction="pred", target="y"))
+    assert prof.output is not None and prof.output.task == "regression"
+    pred = prof.output.prediction
+    assert isinstance(pred, NumericFeature) and pred.count == n
