@@ -129,3 +129,22 @@ def test_parse_duration() -> None:
     for bad in ("", "h", "1x", "-5", "0"):
         with pytest.raises(InputError):
             parse_duration(bad)
+
+
+def test_analyze_reads_every_format_alike(built: tuple[Path, Path], tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    _, prof = built
+    t = reference_table(1200, seed=9, shift=0.5)
+    docs = []
+    for suffix in (".parquet", ".csv", ".jsonl", ".arrow"):
+        f = write(t, tmp_path / f"cur{suffix}")
+        assert main(["analyze", "--baseline", str(prof), str(f), "--window-size", "500",
+                     "--format", "json"]) == 0
+        docs.append(json.loads(capsys.readouterr().out))
+    for other in docs[1:]:
+        assert [w["records"] for w in other["windows"]] == [500, 500, 200]
+        for a, b in zip(docs[0]["windows"], other["windows"], strict=True):
+            assert a["drifted"] == b["drifted"]
+            for name in ("x", "z", "c"):
+                assert a["features"][name]["psi"] == pytest.approx(b["features"][name]["psi"])
+            assert a["performance"]["accuracy"] == b["performance"]["accuracy"]
