@@ -11,6 +11,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
+#: Window size when only --window-duration cuts windows.
+UNLIMITED = 2**62
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
@@ -21,8 +24,8 @@ def register(sub: Any) -> None:
     )
     p.add_argument("data", nargs="+", metavar="DATA", help="files, directories or quoted globs")
     p.add_argument("--baseline", required=True, metavar="FILE", help="baseline profile")
-    p.add_argument("--window-size", type=int, default=1000, metavar="N",
-                   help="records per window (1000)")
+    p.add_argument("--window-size", type=int, metavar="N",
+                   help="records per window (default 1000; no count limit with --window-duration)")
     p.add_argument("--timestamp", metavar="COL",
                    help="event time column (default: the one named at build time)")
     p.add_argument("--window-duration", metavar="DURATION",
@@ -63,7 +66,10 @@ def _run(args: argparse.Namespace) -> int:
         policy = replace(policy, psi_threshold=args.psi_threshold)
     if args.alpha is not None:
         policy = replace(policy, alpha=args.alpha)
-    stream = analyze(profile, files, window_size=args.window_size, window_duration=duration,
+    size = args.window_size
+    if size is None:
+        size = UNLIMITED if duration is not None else 1000
+    stream = analyze(profile, files, window_size=size, window_duration=duration,
                      timestamp=args.timestamp, drift=policy)
     fmt = _format(args)
     if fmt == "json":  # streamed: memory stays flat however many windows there are

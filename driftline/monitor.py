@@ -32,6 +32,8 @@ from driftline.window_stats import (
     predicted_labels,
 )
 
+#: Realised accuracy from joined labels covers the last ``min(window.records, this)`` labels.
+LABEL_WINDOW_MAX = 100_000
 #: Records observed before the cumulative counters are brought up to date (snapshot() always
 #: brings them up to date first, so exporters never see stale counts).
 PENDING_RECORDS = 4096
@@ -139,7 +141,7 @@ class Monitor:
                 self._adwin[f"feature:{n}"] = StreamDetector.adwin(delta=drift.adwin_delta)
         self._adwin["error"] = StreamDetector.adwin(delta=drift.adwin_delta)
         self._adwin_hits = dict.fromkeys(self._adwin, 0)
-        self._correct = np.zeros(window.records, dtype=bool)
+        self._correct = np.zeros(min(window.records, LABEL_WINDOW_MAX), dtype=bool)
         self._correct_pos = 0
         self._correct_filled = 0
         self._accuracy: float | None = None
