@@ -541,9 +541,10 @@ def _class_matrix(probs: np.ndarray, classes: list[str], positive: str | None,
 
 class _Bar:
     def __init__(self, n_files: int) -> None:
+        from rich.console import Console
         from rich.progress import Progress
 
-        self.progress = Progress(transient=True)
+        self.progress = Progress(console=Console(stderr=True), transient=True)
         self.progress.start()
         self.task = self.progress.add_task("reading", total=n_files)
         self.rows = 0
