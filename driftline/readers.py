@@ -114,11 +114,17 @@ def iter_batches(file: DataFile, columns: Sequence[str] | None = None,
         raise
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError,
             ValueError) as exc:
-        raise InputError(
-            f"cannot read as {file.format}: {_short(exc)}", path=file.path,
-            fix="check the file is complete and in the format its suffix says; "
-            "a CSV column whose type changes after the first rows needs consistent values",
-        ) from None
+        raise InputError(f"cannot read as {file.format}: {_short(exc)}", path=file.path,
+                         fix=_HINTS[file.format]) from None
+
+
+_HINTS = {
+    "parquet": "check the file is a complete Parquet file (not truncated, not renamed)",
+    "arrow": "check the file is a complete Arrow IPC file or stream",
+    "csv": "give a header row and keep each column's type the same throughout the file",
+    "jsonl": "write one JSON object per line (JSON Lines) with consistent value types; "
+             "a single JSON array is not supported",
+}
 
 
 def _short(exc: BaseException) -> str:
