@@ -125,6 +125,8 @@ class OutputProfile:
     confidence: NumericFeature | None
     reference_accuracy: float | None
     calibration: dict[str, Calibration] = field(default_factory=dict)
+    #: Shares of the true labels (target column) in the reference, when it had one.
+    class_proportions: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -281,6 +283,8 @@ def _from_jsonable(data: Any, source: str) -> BaselineProfile:
                     k: Calibration(tuple(v["x"]), tuple(v["y"]))
                     for k, v in (out.get("calibration") or {}).items()
                 },
+                class_proportions={str(k): float(v) for k, v in
+                                   (out.get("class_proportions") or {}).items()},
             )
         cols = data.get("columns") or {}
         return BaselineProfile(

@@ -341,6 +341,7 @@ def build_profile(files: Sequence[DataFile], opts: BuildOptions, *,
     pred_numeric = _Numeric("prediction", k)
     confidence = _Numeric("confidence", k)
     pred_counts = np.zeros(MAX_CLASSES, dtype=np.int64)
+    target_counts = np.zeros(MAX_CLASSES, dtype=np.int64)
     # binary model without a prediction column: predicted positive iff p > 0.5, counted per
     # target class because the positive class is only known once every label has been seen
     binary: dict[str, Any] = {"hi": 0, "lo": 0, "hi_by_target": np.zeros(MAX_CLASSES, dtype=np.int64),
@@ -392,6 +393,9 @@ def build_profile(files: Sequence[DataFile], opts: BuildOptions, *,
                 target_codes = None
                 if opts.target and task != "regression":
                     target_codes = target_labels.codes(batch.column(opts.target), opts.target)
+                    assert target_codes is not None
+                    target_counts += np.bincount(target_codes[target_codes >= 0],
+                                                 minlength=MAX_CLASSES)
                 if pred_codes is not None:
                     pred_counts += np.bincount(pred_codes[pred_codes >= 0], minlength=MAX_CLASSES)
                 if probs is not None and target_codes is not None:
@@ -432,7 +436,7 @@ def build_profile(files: Sequence[DataFile], opts: BuildOptions, *,
         output, proba_columns = _output(
             opts, task, class_index, pred_counts, pred_numeric,
             confidence, sample, correct, labelled, bins=opts.bins, summary_size=opts.summary_size,
-            multi=multi, binary=binary,
+            multi=multi, binary=binary, target_counts=target_counts,
         )
     errors = [nums[c].sketch.rank_error_bound() for c in nums]
     settings = {
@@ -462,7 +466,7 @@ def _argmax_codes(probs: np.ndarray, codes: list[int]) -> np.ndarray:
 def _output(opts: BuildOptions, task: str, class_index: dict[str, int], pred_counts: np.ndarray,
             pred_numeric: _Numeric, confidence: _Numeric,
             sample: _StrideSample, correct: int, labelled: int, *, bins: int, summary_size: int,
-            multi: list[tuple[str, str]], binary: dict[str, Any],
+            multi: list[tuple[str, str]], binary: dict[str, Any], target_counts: np.ndarray,
             ) -> tuple[OutputProfile, dict[str, str]]:
     if task == "regression":
         pred = pred_numeric.result(bins, summary_size) if opts.prediction else None
@@ -515,10 +519,13 @@ def _output(opts: BuildOptions, task: str, class_index: dict[str, int], pred_cou
         if ok.any():
             for j, c in enumerate(classes):
                 calibration[c] = fit_calibration(mat[ok, j], (y == j).astype(np.float64))
+    labelled_total = int(target_counts.sum())
+    shares = ({c: float(target_counts[class_index[c]]) / labelled_total for c in classes}
+              if labelled_total else {})
     return OutputProfile(
         task="classification", prediction_column=opts.prediction, proba_columns=proba_columns,
         classes=tuple(classes), positive_class=positive, prediction=prediction, confidence=conf,
-        reference_accuracy=accuracy, calibration=calibration,
+        reference_accuracy=accuracy, calibration=calibration, class_proportions=shares,
     ), proba_columns
 
 

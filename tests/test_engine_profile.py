@@ -97,6 +97,8 @@ def test_labels_are_canonical_and_accuracy_is_counted(tmp_path: Path) -> None:
     assert isinstance(out.prediction, CategoricalFeature)
     np.testing.assert_allclose(out.prediction.proportions[:2], pred_share)
     assert set(out.calibration) == {"0", "1"}
+    assert out.class_proportions == pytest.approx({"0": float((y == 0).mean()),
+                                                   "1": float((y == 1).mean())})
     conf = np.maximum(t.column("p").to_numpy(), 1 - t.column("p").to_numpy())
     assert out.confidence is not None
     assert out.confidence.mean == pytest.approx(conf.mean())
