@@ -15,7 +15,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from driftline.detectors.binning import category_counts
 from driftline.detectors.chi2 import chi2_against_reference
 from driftline.detectors.distances import jensen_shannon
 from driftline.detectors.multiple_testing import benjamini_hochberg
@@ -284,5 +283,5 @@ def _performance(ref: ReferenceArrays, cols: WindowColumns, predicted: np.ndarra
                        estimated_recall=rec, estimated_f1=f1)
 
 
-__all__ = ["ReferenceArrays", "WindowColumns", "category_codes", "category_counts",
+__all__ = ["ReferenceArrays", "WindowColumns", "category_codes",
            "code_counts", "compute_window", "predicted_labels", "realised_accuracy"]
