@@ -113,7 +113,6 @@ class Monitor:
         self._opened: float | None = None
         self._pending: list[RecordBatch] = []
         self._pending_n = 0
-        self._last_arrival: float | None = None
         # cumulative state
         self._windows = 0
         self._last: WindowReport | None = None
@@ -176,7 +175,6 @@ class Monitor:
                 self._chunks.append(batch.slice(pos, pos + take) if take < n else batch)
                 self._buffered += take
                 pos += take
-                self._last_arrival = now
                 if self._buffered >= self.window.records:
                     reports.append(self._close(now))
             return reports
