@@ -35,7 +35,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -78,6 +78,8 @@ class DemoSettings:
     trickle_per_second: float = 40.0
     timeout: float = 120.0
     use_prometheus: bool = True
+    #: path of an ``mlserver`` executable: serve the models with MLServer instead of the built-in server
+    mlserver: str | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ class Prepared:
     models_dir: Path
     accuracy: float
     canary_accuracy: float
+    server: str = "built-in OIP v2 server"
 
 
 def _driftline(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -106,31 +109,39 @@ def _driftline(*args: str, cwd: Path | None = None, timeout: float = 300) -> sub
 
 def prepare(workdir: Path, settings: DemoSettings = DemoSettings()) -> Prepared:
     """Train the model and the broken canary, write the reference set, build the baseline."""
-    from driftline.demo_model import LoanModel, save_model
-
     workdir.mkdir(parents=True, exist_ok=True)
-    models_dir = workdir / "models"
-    models_dir.mkdir(exist_ok=True)
     train = generate(settings.train_rows, seed=settings.seed)
-    model = LoanModel.fit(train, train[TARGET])
-    canary = LoanModel.fit(train, 1 - train[TARGET])  # the bug: the target's encoding flipped
-    save_model(model, models_dir / f"{MODEL}.pkl")
-    save_model(canary, models_dir / f"{CANARY_MODEL}.pkl")
-
     ref = generate(settings.reference_rows, seed=settings.seed + 1)
-    proba = model.predict_proba(ref)
+    test = generate(4000, seed=settings.seed + 2)
     cols = dict(ref)
-    cols["prediction"] = model.predict(ref).astype(np.int64)
-    cols["proba_default"] = proba[:, list(model.classes).index("1")]
+    if settings.mlserver:
+        from driftline.demo_mlserver import train_in_mlserver
+
+        preds = train_in_mlserver(settings.mlserver, workdir / "mlserver", train, ref, test)
+        cols["prediction"], cols["proba_default"] = preds[f"{MODEL}/reference"]
+        acc = float((preds[f"{MODEL}/test"][0] == test[TARGET]).mean())
+        cacc = float((preds[f"{CANARY_MODEL}/test"][0] == test[TARGET]).mean())
+        models_dir, server = workdir / "mlserver" / "models", "MLServer"
+    else:
+        from driftline.demo_model import LoanModel, save_model
+
+        models_dir, server = workdir / "models", "built-in OIP v2 server"
+        models_dir.mkdir(exist_ok=True)
+        model = LoanModel.fit(train, train[TARGET])
+        canary = LoanModel.fit(train, 1 - train[TARGET])  # the bug: the target's encoding flipped
+        save_model(model, models_dir / f"{MODEL}.pkl")
+        save_model(canary, models_dir / f"{CANARY_MODEL}.pkl")
+        proba = model.predict_proba(ref)
+        cols["prediction"] = model.predict(ref).astype(np.int64)
+        cols["proba_default"] = proba[:, list(model.classes).index("1")]
+        acc = float((model.predict(test).astype(int) == test[TARGET]).mean())
+        cacc = float((canary.predict(test).astype(int) == test[TARGET]).mean())
     ref_path = write_parquet(workdir / "reference.parquet", cols)
     baseline = workdir / "baseline.json"
     _driftline("baseline", "build", str(ref_path), "-o", str(baseline), "--prediction", "prediction",
                "--proba", "proba_default", "--target", TARGET, "--categorical", ",".join(CATEGORICAL),
                "--model-name", MODEL, "--model-version", "1")
-    test = generate(4000, seed=settings.seed + 2)
-    acc = float((model.predict(test).astype(int) == test[TARGET]).mean())
-    cacc = float((canary.predict(test).astype(int) == test[TARGET]).mean())
-    return Prepared(workdir, baseline, models_dir, acc, cacc)
+    return Prepared(workdir, baseline, models_dir, acc, cacc, server)
 
 
 # -------------------------------------------------------------------------------------- configs
@@ -251,10 +262,17 @@ class DemoStack:
 
         port = stack.free_port()
         self.model_url = f"http://127.0.0.1:{port}"
-        self._start("model-server", [sys.executable, "-m", "driftline.demo_model", "--models",
-                                     str(self.prepared.models_dir), "--port", str(port)],
-                    f"{self.model_url}/v2/health/ready")
-        self.log(f"model server (OIP v2) {self.model_url}")
+        if s.mlserver:
+            from driftline.demo_mlserver import mlserver_settings
+
+            mlserver_settings(self.prepared.models_dir, http_port=port, grpc_port=stack.free_port(),
+                              metrics_port=stack.free_port())
+            argv = [s.mlserver, "start", str(self.prepared.models_dir)]
+        else:
+            argv = [sys.executable, "-m", "driftline.demo_model", "--models", str(self.prepared.models_dir),
+                    "--port", str(port)]
+        self._start("model-server", argv, f"{self.model_url}/v2/health/ready")
+        self.log(f"model server: {self.prepared.server} (Open Inference Protocol v2) {self.model_url}")
 
         proxy_port, metrics_port = stack.free_port(), stack.free_port()
         cfg = wd / "driftline.yaml"
@@ -543,6 +561,9 @@ def register(sub: Any) -> None:
     p.add_argument("--no-prometheus", action="store_true",
                    help="skip Prometheus/Alertmanager and post the alerts to the receiver directly")
     p.add_argument("--seed", type=int, default=DemoSettings.seed)
+    p.add_argument("--mlserver", metavar="PATH", default=os.environ.get("DRIFTLINE_MLSERVER"),
+                   help="serve the models with this MLServer executable (e.g. <venv>/bin/mlserver, "
+                        "with mlserver-sklearn) instead of the built-in server; env DRIFTLINE_MLSERVER")
     p.set_defaults(func=_run)
 
 
@@ -585,7 +606,9 @@ def _run(args: argparse.Namespace) -> int:
     if workdir.exists():
         shutil.rmtree(workdir)
     use_prom = not args.no_prometheus and _ensure_stack_binaries(console)
-    settings = DemoSettings(seed=args.seed, use_prometheus=use_prom)
+    settings = DemoSettings(seed=args.seed, use_prometheus=use_prom, mlserver=args.mlserver)
+    if args.mlserver:  # MLServer answers ~25 requests/s here (pandas codec per request): less traffic
+        settings = replace(settings, stable_rows=600, drift_rows=900, canary_rows=300, window_records=150)
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     t0 = time.monotonic()
     try:

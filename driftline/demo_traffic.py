@@ -33,10 +33,15 @@ class Sent:
 
 
 def v2_request(row: Mapping[str, Any], request_id: str) -> dict[str, Any]:
-    """One application as an OIP v2 inference request: one named tensor per feature."""
-    return {"id": request_id, "inputs": [
-        {"name": k, "shape": [1], "datatype": "FP64" if k in NUMERIC else "BYTES", "data": [row[k]]}
-        for k in FEATURES]}
+    """One application as an OIP v2 inference request: one named tensor per feature.
+
+    ``content_type: pd`` lets MLServer hand a scikit-learn pipeline a DataFrame; the outputs
+    are named so that both the class and the probabilities come back.
+    """
+    return {"id": request_id, "parameters": {"content_type": "pd"},
+            "inputs": [{"name": k, "shape": [1], "datatype": "FP64" if k in NUMERIC else "BYTES",
+                        "data": [row[k]]} for k in FEATURES],
+            "outputs": [{"name": "predict"}, {"name": "predict_proba"}]}
 
 
 class _Conn(threading.local):

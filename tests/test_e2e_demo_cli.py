@@ -127,3 +127,25 @@ def test_ctrl_c_stops_every_child(tmp_path: Path) -> None:
     assert proc.returncode == 130, out
     assert "interrupted" in out
     assert _children_using(str(workdir)) == []
+
+
+@pytest.mark.skipif(not os.environ.get("DRIFTLINE_MLSERVER"),
+                    reason="set DRIFTLINE_MLSERVER=<venv>/bin/mlserver (mlserver + mlserver-sklearn) to run")
+def test_mlserver_serves_the_demo_models_in_the_demo_wire_format(tmp_path: Path) -> None:
+    from driftline import stack
+    from driftline.demo_data import TARGET, generate, records
+    from driftline.demo_mlserver import mlserver_settings, train_in_mlserver
+    from driftline.demo_traffic import TrafficClient
+
+    mls = os.environ["DRIFTLINE_MLSERVER"]
+    test = generate(40, seed=5)
+    preds = train_in_mlserver(mls, tmp_path, generate(2000, seed=3), generate(500, seed=4), test)
+    port = stack.free_port()
+    mlserver_settings(tmp_path / "models", http_port=port, grpc_port=stack.free_port(),
+                      metrics_port=stack.free_port())
+    with stack.start_process("mlserver", [mls, "start", str(tmp_path / "models")],
+                             ready_url=f"http://127.0.0.1:{port}/v2/health/ready", timeout=90):
+        sent = TrafficClient(threads=2).infer_v2(f"http://127.0.0.1:{port}", MODEL, records(test))
+    assert sent.errors == 0
+    assert sent.predictions == preds[f"{MODEL}/test"][0].tolist()
+    assert set(test[TARGET].tolist()) <= {0, 1}
