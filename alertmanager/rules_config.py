@@ -133,10 +133,18 @@ class RulesConfig:
             if s.action is not None and s.action not in ACTIONS:
                 raise ConfigError(f"action {s.action!r}", key=f"alerts.{name}.action",
                                   fix="use " + ", ".join(ACTIONS))
+        adwin_for = self.alert("DriftlineConceptDrift").for_ or "0s"
+        if duration_seconds(adwin_for) >= duration_seconds(self.adwin_range):
+            raise ConfigError(f"for: {adwin_for} is not shorter than adwin_range {self.adwin_range}, so "
+                              "the alert could never fire", key="alerts.DriftlineConceptDrift.for",
+                              fix="shorten it or lengthen adwin_range")
         t = self.thresholds
         for key in ("estimated_accuracy_margin", "accuracy_margin", "canary_margin"):
             if not 0 <= getattr(t, key) < 0.4:
                 raise ConfigError("must be in [0, 0.4)", key=f"thresholds.{key}")
+        for key, hi in (("drop_ratio", 0.5), ("queue_fill", 1.0), ("missing_ratio", 0.75)):
+            if not 0 <= getattr(t, key) < hi:
+                raise ConfigError(f"must be in [0, {hi})", key=f"thresholds.{key}")
         if not 0 < t.many_features_ratio <= 1:
             raise ConfigError("must be in (0, 1]", key="thresholds.many_features_ratio")
         if "%s" not in self.runbook_url_pattern:

@@ -178,8 +178,9 @@ def _rank_ks(feeds: list[_RankFeed], t: int, rng: int) -> float:
     return max(abs(cdf[k] - float(e)) for k, e in enumerate(RANK_EDGES))
 
 
-def _rank_feed(cfg: RulesConfig, onset: int, replicas: int) -> _RankFeed:
-    u = max(5, math.ceil((cfg.thresholds.min_samples + 1) / (10 * (onset - 1) * replicas)))
+def _rank_feed(cfg: RulesConfig, onset: int, replicas: int, window: int) -> _RankFeed:
+    """Enough values per ``window`` steps (before and after onset) to pass ``min_samples``."""
+    u = max(5, math.ceil((cfg.thresholds.min_samples + 1) / (10 * min(onset - 1, window) * replicas)))
     total = 10 * u * (onset - 1)
     return _RankFeed(onset, u, burst=20 * total, drift=10 * u)
 
@@ -197,10 +198,10 @@ def _scenarios(cfg: RulesConfig) -> list[Scenario]:
 
     # Feature drift: a numeric feature on two replicas, a categorical one on one replica.
     onset = 10
-    feed = _rank_feed(cfg, onset, 2)
+    feed = _rank_feed(cfg, onset, 2, rd)
     num = [*_rank_series(ctx, feed, "amount", 0), *_rank_series(ctx, feed, "amount", 1)]
     ref = {"us": 0.5, "de": 0.25, "__other__": 0.25}
-    per_min = 4 * math.ceil((t.min_samples + 1) / (4 * (onset - 1)))
+    per_min = 4 * math.ceil((t.min_samples + 1) / (4 * min(onset - 1, rd)))
 
     def cat_cum(c: str, i: int, onset: int = onset) -> float:
         base = ref[c] * per_min * min(i, onset - 1)
@@ -231,7 +232,7 @@ def _scenarios(cfg: RulesConfig) -> list[Scenario]:
 
     # Many features drifting: K numeric features, all drifting.
     k = max(t.many_features_count, 1)
-    feed1 = _rank_feed(cfg, onset, 1)
+    feed1 = _rank_feed(cfg, onset, 1, rd)
     many = [s for j in range(k) for s in _rank_series(ctx, feed1, f"f{j}", 0)]
     out.append(Scenario("DriftlineManyFeaturesDrifting", onset, many, [(ctx.out(), float(k))]))
 
@@ -259,10 +260,10 @@ def _scenarios(cfg: RulesConfig) -> list[Scenario]:
     ], [(ctx.out(), (0.25 * 1000 + 0.625 * 3000) / 4000)]))
 
     out.append(Scenario("DriftlineAccuracyDrop", onset, [
-        Series(cat.ACCURACY.name, ctx.model_series_labels(0), step(0.9375, 0.5)),
-        Series(cat.ACCURACY.name, ctx.model_series_labels(1), step(0.9375, 0.75)),
+        Series(cat.ACCURACY.name, ctx.model_series_labels(0), step(0.9375, 0.25)),
+        Series(cat.ACCURACY.name, ctx.model_series_labels(1), step(0.9375, 0.5)),
         Series(cat.REFERENCE_ACCURACY.name, ctx.model_series_labels(0), lambda i: 0.9375),
-    ], [(ctx.out(), 0.625)]))
+    ], [(ctx.out(), 0.375)]))
 
     canary = {"model_version": "4", "endpoint": "canary"}
     out.append(Scenario("DriftlineCanaryWorseThanDefault", onset, [
@@ -294,7 +295,8 @@ def _scenarios(cfg: RulesConfig) -> list[Scenario]:
         return 100.0 * i
 
     def dropped(i: int, onset: int = onset) -> float:
-        return 100.0 * max(0, i - onset + 1)
+        # As many drops per step as records in a whole rate range: half the payloads at onset.
+        return 100.0 * rr * max(0, i - onset + 1)
 
     def drop_ratio(tm: int) -> float:
         rsec = rr * step_s
@@ -375,7 +377,7 @@ def _feature_drift_expr_tests(cfg: RulesConfig, fire: int) -> list[dict[str, Any
     n = names(cfg)
     step = test_step(cfg)
     rd = _steps(cfg.drift_range, step)
-    feed = _rank_feed(cfg, 10, 2)
+    feed = _rank_feed(cfg, 10, 2, rd)
     cdf = _rank_cdf([feed, feed], fire, rd)
     lbl = _fmt_labels(ctx.out(feature="amount"))
     return [

@@ -21,6 +21,8 @@ from driftline.alertmanager.rules_config import (
     load_rules_config,
 )
 from driftline.alertmanager.rules_tests import render_template
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 
 from driftline import catalogue as cat
 from driftline.cli import main as driftline_main
@@ -115,6 +117,7 @@ def test_prometheus_rule_wraps_the_same_groups_with_the_release_label(tmp_path: 
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(render_files(RulesConfig()))
 
 
+@pytest.mark.integration
 def test_promtool_check_rules_is_clean() -> None:
     promtool = _tool("promtool")
     out = subprocess.run([promtool, "check", "rules", "--lint-fatal", str(PACKAGE_DIR / RULES_FILE)],
@@ -129,6 +132,7 @@ def _promtool_test(path: Path) -> subprocess.CompletedProcess[str]:
                           timeout=120)
 
 
+@pytest.mark.integration
 def test_committed_promtool_tests_pass() -> None:
     out = _promtool_test(PACKAGE_DIR / "rules_test.yaml")
     assert out.returncode == 0, out.stdout + out.stderr
@@ -154,6 +158,7 @@ CUSTOM = {
 }
 
 
+@pytest.mark.integration
 def test_generated_promtool_tests_pass_for_a_custom_config(tmp_path: Path) -> None:
     cfg = config_from_mapping(CUSTOM)
     write_files(cfg, tmp_path)
@@ -168,6 +173,7 @@ def test_generated_promtool_tests_pass_for_a_custom_config(tmp_path: Path) -> No
     assert "model_feature:driftline_feature_psi:fleet30m > 0.3" in alerts["DriftlineFeatureDrift"]["expr"]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(("old", "new"), [
     ("    for: 15m\n    labels:\n      severity: warning",
      "    for: 16m\n    labels:\n      severity: warning"),
@@ -184,6 +190,7 @@ def test_generated_promtool_tests_catch_a_changed_rule(tmp_path: Path, old: str,
     assert out.returncode != 0, "the generated tests did not notice a changed rule"
 
 
+@pytest.mark.integration
 def test_amtool_accepts_the_alertmanager_example_and_routes_on_action() -> None:
     amtool = _tool("amtool")
     path = str(PACKAGE_DIR / "alertmanager.yaml")
@@ -234,6 +241,7 @@ def test_names_follow_the_configured_ranges() -> None:
     ({"alerts": {"DriftlineFeatureDrift": {"severity": "page"}}}, "alerts.DriftlineFeatureDrift.severity"),
     ({"alerts": {"DriftlineFeatureDrift": {"action": "panic"}}}, "alerts.DriftlineFeatureDrift.action"),
     ({"thresholds": {"canary_margin": 0.5}}, "thresholds.canary_margin"),
+    ({"alerts": {"DriftlineConceptDrift": {"for": "15m"}}}, "alerts.DriftlineConceptDrift.for"),
 ])
 def test_config_errors_name_the_key(raw: dict, key: str) -> None:
     with pytest.raises(ConfigError) as exc:
@@ -249,3 +257,26 @@ def test_config_file_overrides_defaults(tmp_path: Path) -> None:
     assert cfg.alert("DriftlineFeatureDrift") == AlertSettings("1h", "warning", "none")
     with pytest.raises(ConfigError, match="duration"):
         config_from_mapping({"drift_range": "an hour"})
+
+
+@pytest.mark.integration
+@settings(max_examples=6, deadline=None, phases=[Phase.explicit, Phase.generate],
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(psi=st.sampled_from([0.05, 0.1, 0.25, 0.5, 1.0]), count=st.integers(1, 5),
+       for_=st.sampled_from(["0s", "30s", "2m", "45m"]), drift=st.sampled_from(["30s", "10m", "1h", "3h"]),
+       rate=st.sampled_from(["1m", "5m"]), margin=st.sampled_from([0.0, 0.01, 0.2, 0.35]),
+       min_samples=st.integers(1, 2000))
+def test_generated_promtool_tests_pass_for_any_valid_config(
+        tmp_path_factory: pytest.TempPathFactory, psi: float, count: int, for_: str, drift: str,
+        rate: str, margin: float, min_samples: int) -> None:
+    cfg = config_from_mapping({
+        "drift_range": drift, "rate_range": rate, "adwin_range": "1h",
+        "thresholds": {"feature_psi": psi, "many_features_count": count, "prediction_psi": psi,
+                       "estimated_accuracy_margin": margin, "accuracy_margin": margin,
+                       "canary_margin": margin, "min_samples": min_samples},
+        "alerts": {name: {"for": for_} for name in DEFAULT_ALERTS},
+    })
+    out_dir = tmp_path_factory.mktemp("cfg")
+    write_files(cfg, out_dir)
+    out = _promtool_test(out_dir / "rules_test.yaml")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
