@@ -278,10 +278,7 @@ def _proxy_summary(p: subprocess.Popen[str]) -> dict[str, object]:
 
 
 def _wrk(url: str, body: bytes, seconds: float, conns: int = 16) -> float:
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-                f"wrk.body = {json.dumps(body.decode())}\n")
-        lua = f.name
+    lua = _lua(body)
     try:
         out = subprocess.run(["wrk", "-t2", f"-c{conns}", f"-d{seconds:g}s", "-s", lua, url],
                              capture_output=True, text=True, check=True).stdout
@@ -444,25 +441,45 @@ def bench_latency(seconds: float) -> None:
     _print_latency("(c) trivial upstream at 500 req/s", r)
 
 
-def bench_rss(minutes: float) -> None:
+def _lua(body: bytes, extra_headers: dict[str, str] | None = None) -> str:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                f"wrk.body = {json.dumps(body.decode())}\n")
+        for k, v in (extra_headers or {}).items():
+            f.write(f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}\n")
+        return f.name
+
+
+def bench_rss(minutes: float, churn_seconds: float = 20.0) -> None:
+    """Sustained saturating POST load on 16 keep-alive connections, then connection churn."""
     up, px = _free_port(), _free_port()
-    marks: list[tuple[float, int]] = []
-    with _process(_self("_upstream", str(up)), up), \
-            _process(_self("_proxy", str(px), f"http://127.0.0.1:{up}", "1.0"), px) as proxy:
-        marks.append((0.0, _rss_kib(proxy.pid)))
-        wrk = subprocess.Popen(["wrk", "-t2", "-c16", f"-d{minutes * 60 + 5:g}s",
-                                f"http://127.0.0.1:{px}/v1/models/iris:predict"],
-                               stdout=subprocess.PIPE, text=True)
-        t0 = time.monotonic()
-        checkpoints = sorted({1.0, *(float(m) for m in range(2, int(minutes) + 1)), minutes})
-        for cp in checkpoints:
-            time.sleep(max(0.0, t0 + cp * 60 - time.monotonic()))
-            marks.append((cp, _rss_kib(proxy.pid)))
-        out, _ = wrk.communicate()
-        summary = _proxy_summary(proxy)
+    url = f"http://127.0.0.1:{px}/v1/models/iris:predict"
+    marks: list[tuple[str, int]] = []
+    lua, churn_lua = _lua(KSERVE_BODY), _lua(KSERVE_BODY, {"Connection": "close"})
+    try:
+        with _process(_self("_upstream", str(up)), up), \
+                _process(_self("_proxy", str(px), f"http://127.0.0.1:{up}", "1.0"), px) as proxy:
+            marks.append(("start", _rss_kib(proxy.pid)))
+            wrk = subprocess.Popen(["wrk", "-t2", "-c16", f"-d{minutes * 60 + 2:g}s", "-s", lua, url],
+                                   stdout=subprocess.PIPE, text=True)
+            t0 = time.monotonic()
+            checkpoints = sorted({1.0, *(float(m) for m in range(2, int(minutes) + 1)), minutes})
+            for cp in checkpoints:
+                time.sleep(max(0.0, t0 + cp * 60 - time.monotonic()))
+                marks.append((f"{cp:g} min", _rss_kib(proxy.pid)))
+            out, _ = wrk.communicate()
+            churn = subprocess.run(["wrk", "-t2", "-c16", f"-d{churn_seconds:g}s", "-s", churn_lua, url],
+                                   capture_output=True, text=True).stdout
+            marks.append((f"+{churn_seconds:g} s of one request per connection", _rss_kib(proxy.pid)))
+            summary = _proxy_summary(proxy)
+    finally:
+        os.unlink(lua)
+        os.unlink(churn_lua)
     m = re.search(r"Requests/sec:\s+([\d.]+)", out or "")
-    print(f"(d) proxy RSS under saturating GET load ({m.group(1) if m else '?'} req/s, 100 % sampled): "
-          + ", ".join(f"{t:g} min {kib / 1024:.1f} MiB" for t, kib in marks))
+    c = re.search(r"(\d+) requests in", churn or "")
+    print(f"(d) proxy RSS under saturating POST load ({m.group(1) if m else '?'} req/s, 100 % sampled), "
+          f"then {c.group(1) if c else '?'} new connections: "
+          + ", ".join(f"{t} {kib / 1024:.1f} MiB" for t, kib in marks))
     print(f"    proxy process: {summary}")
 
 
