@@ -251,8 +251,10 @@ def to_strings(col: pa.Array | pa.ChunkedArray) -> np.ndarray:
             out[np.asarray(col.is_null())] = None
         return out
     if pa.types.is_floating(t):
-        # NaN/inf are missing, like records.categorical_column does.
+        # Spelled as Python spells it ("1.0"), like records.categorical_column does for live
+        # records; NaN/inf are missing. Rare for categories, so a Python pass is fine here.
         col = pc.if_else(pc.is_finite(col), col, pa.scalar(None, t))
+        return np.array([None if v is None else str(v) for v in col.to_pylist()], dtype=object)
     if not (pa.types.is_string(t) or pa.types.is_large_string(t)):
         col = pc.cast(col, pa.string())
     return col.to_numpy(zero_copy_only=False).astype(object, copy=False)

@@ -223,3 +223,16 @@ def test_task_guess_for_float_predictions(tmp_path: Path) -> None:
     assert prof.output is not None and prof.output.task == "regression"
     pred = prof.output.prediction
     assert isinstance(pred, NumericFeature) and pred.count == n
+
+
+@pytest.mark.parametrize("values", [
+    [1.0, 2.5, None, float("nan"), float("inf")],
+    [1, None, 30, -2],
+    [True, None, False],
+    ["a", None, " b", ""],
+])
+def test_categories_are_spelled_like_live_records(values: list[object]) -> None:
+    from driftline.readers import to_strings
+    from driftline.records import categorical_column
+
+    assert to_strings(pa.array(values)).tolist() == categorical_column(values).tolist()
