@@ -320,7 +320,7 @@ class _Conn(asyncio.Protocol):
         if self.reading_paused and self.ct is not None:
             self.reading_paused = False
             self.ct.resume_reading()
-        if self.pending and (self.pending[0].req_done or not self.parsing):
+        if not self.parsing or (self.pending and self.pending[0].req_done):
             self._answer_error(*self.failure)
         elif self.client_eof or self.closing:
             self._close_both()
