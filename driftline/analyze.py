@@ -72,7 +72,10 @@ def epoch_seconds(col: pa.Array) -> np.ndarray:
     """Timestamps as float Unix seconds: temporal columns, ISO-8601 strings or epoch numbers."""
     t = col.type
     if pa.types.is_string(t) or pa.types.is_large_string(t):
-        col = pc.cast(col, pa.timestamp("us", tz="UTC"))
+        try:  # ISO 8601 with a zone ("…Z", "…+02:00") first, then without one (taken as UTC)
+            col = pc.cast(col, pa.timestamp("us", tz="UTC"))
+        except pa.ArrowInvalid:
+            col = pc.cast(col, pa.timestamp("us"))
         t = col.type
     if pa.types.is_date(t):
         col = pc.cast(col, pa.timestamp("s"))
@@ -93,6 +96,7 @@ class _Layout:
     proba: dict[str, str]
     target: str | None
     timestamp: str | None
+    path: str
 
 
 def _layout(profile: BaselineProfile, file: DataFile, timestamp: str | None) -> _Layout:
@@ -127,7 +131,8 @@ def _layout(profile: BaselineProfile, file: DataFile, timestamp: str | None) -> 
                          fix=f"the file has columns {sorted(names)}")
     ts = ts if ts in names else None
     wanted = [*profile.features, prediction, *proba.values(), target, ts]
-    return _Layout(list(dict.fromkeys(c for c in wanted if c)), prediction, proba, target, ts)
+    return _Layout(list(dict.fromkeys(c for c in wanted if c)), prediction, proba, target, ts,
+                   file.path)
 
 
 def to_record_batch(profile: BaselineProfile, batch: pa.RecordBatch, layout: _Layout) -> RecordBatch:
@@ -156,7 +161,14 @@ def to_record_batch(profile: BaselineProfile, batch: pa.RecordBatch, layout: _La
                 if c in layout.proba:
                     probabilities[:, j] = to_float(batch.column(layout.proba[c]))
     targets = canonical_column(batch.column(layout.target)) if layout.target else None
-    timestamps = epoch_seconds(batch.column(layout.timestamp)) if layout.timestamp else None
+    timestamps = None
+    if layout.timestamp:
+        try:
+            timestamps = epoch_seconds(batch.column(layout.timestamp))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise InputError(f"cannot read timestamps: {str(exc).splitlines()[0][:200]}",
+                             path=layout.path, column=layout.timestamp,
+                             fix="use a timestamp column, ISO 8601 strings or Unix seconds") from None
     return RecordBatch(feats, prediction, probabilities, None, timestamps, targets,
                        n=batch.num_rows)
 

@@ -148,3 +148,21 @@ def test_analyze_reads_every_format_alike(built: tuple[Path, Path], tmp_path: Pa
             for name in ("x", "z", "c"):
                 assert a["features"][name]["psi"] == pytest.approx(b["features"][name]["psi"])
             assert a["performance"]["accuracy"] == b["performance"]["accuracy"]
+
+
+def test_iso_string_timestamps(built: tuple[Path, Path], tmp_path: Path,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    _, prof = built
+    t = reference_table(600, seed=2)
+    stamps = [f"2024-01-01T{h:02d}:{m:02d}:00Z" for h in range(10) for m in range(0, 60)]
+    f = write(t.append_column("when", pa.array(stamps)), tmp_path / "iso.jsonl")
+    assert main(["analyze", "--baseline", str(prof), str(f), "--timestamp", "when",
+                 "--window-duration", "2h", "--format", "json"]) == 0
+    windows = json.loads(capsys.readouterr().out)["windows"]
+    assert [w["records"] for w in windows] == [120] * 5
+    assert windows[0]["start"] == 1_704_067_200.0  # 2024-01-01T00:00Z
+    bad = write(t.append_column("when", pa.array(["yesterday"] * 600)), tmp_path / "bad.csv")
+    assert main(["analyze", "--baseline", str(prof), str(bad), "--timestamp", "when",
+                 "--window-duration", "2h", "--format", "json"]) == 2
+    err = capsys.readouterr().err
+    assert "'when'" in err and "timestamps" in err and str(bad) in err
