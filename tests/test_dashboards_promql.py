@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-from driftline.alertmanager.generate import PACKAGE_DIR, RULES_FILE
-from driftline.alertmanager.rules import RANK_EDGES, names
-from driftline.alertmanager.rules_config import RulesConfig
+from driftline.alertmanager.generate import PACKAGE_DIR, RULES_FILE, write_files
+from driftline.alertmanager.rules import RANK_EDGES, names, rule_groups
+from driftline.alertmanager.rules_config import DEFAULT_ALERTS, RulesConfig, config_from_mapping
 from driftline.dashboards.generate import dashboards
 from driftline.detectors.psi import psi as reference_psi
 
@@ -41,6 +41,7 @@ from driftline.stack import (
 pytestmark = pytest.mark.integration
 
 MODEL = "car-loan"
+FAST = config_from_mapping({"alerts": {name: {"for": "0s"} for name in DEFAULT_ALERTS}})
 NUMERIC_FEATURE = "credit_score"
 CATEGORICAL_FEATURE = "employment"
 
@@ -91,7 +92,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     prom = None
     try:
         instance = f"127.0.0.1:{metrics_port}"
-        prom = start_prometheus([instance], rule_files=[PACKAGE_DIR / RULES_FILE],
+        # The shipped rules with every `for:` at 0, so alerts fire within the test; the recording
+        # rules are the committed ones (test_fast_rules_record_exactly_the_shipped_rules).
+        write_files(FAST, wd / "rules")
+        prom = start_prometheus([instance], rule_files=[wd / "rules" / RULES_FILE],
                                 extra_labels={"namespace": "ml"})
         prom.wait_for("up", lambda r: len(r) == 1 and r[0]["value"][1] == "1", timeout=30)
         start = time.time()
@@ -224,13 +228,28 @@ def test_every_recording_rule_expression_and_result_has_data(stack: Stack) -> No
     assert not empty, "recording rules without data:\n" + "\n".join(empty)
 
 
+def test_fast_rules_record_exactly_the_shipped_rules() -> None:
+    fast = [r for g in rule_groups(FAST) for r in g["rules"] if "record" in r]
+    assert fast == [r for r in _rules() if "record" in r]
+
+
 def test_alert_expressions_parse_and_evaluate(stack: Stack) -> None:
     """Alert expressions may legitimately be empty (nothing wrong); they must not error."""
     for rule in _rules():
         if "alert" in rule:
             stack.prom.api("query", query=rule["expr"])
-    alerts = stack.prom.wait_for('ALERTS{alertname="DriftlineFeatureDrift"}', timeout=60)
-    assert {a["metric"]["model_name"] for a in alerts} == {MODEL}
+
+
+@pytest.mark.parametrize(("alert", "labels"), [
+    ("DriftlineFeatureDrift", {"severity": "warning", "action": "none", "endpoint": "default"}),
+    ("DriftlineConceptDrift", {"severity": "warning", "action": "none"}),
+    # The canary model was trained with its labels flipped: its realised accuracy is far below.
+    ("DriftlineCanaryWorseThanDefault", {"severity": "critical", "action": "rollback", "endpoint": "canary"}),
+])
+def test_alerts_fire_on_the_real_sidecar_data(stack: Stack, alert: str, labels: dict[str, str]) -> None:
+    sel = ", ".join(f'{k}="{v}"' for k, v in labels.items())
+    res = stack.prom.wait_for(f'ALERTS{{alertname="{alert}", alertstate="firing", {sel}}}', timeout=60)
+    assert {(r["metric"]["model_name"], r["metric"]["namespace"]) for r in res} == {(MODEL, "ml")}
 
 
 def _at_rule_time(st: Stack, record: str, feature: str) -> tuple[float, float]:
