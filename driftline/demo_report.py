@@ -97,7 +97,7 @@ def render_summary(console: Console, st: DemoStack, result: ScenarioResult, elap
                   f"{result.rollback_calls} call(s) received by the KServe stub")
     console.print(f"traffic: {len(result.stable.ids)} stable + {len(result.canary.ids)} canary + "
                   f"{len(result.drifted.ids)} drifted requests; the whole demo took {elapsed:.0f} s")
-    urls = Table(title="Where to look (while --keep-running)", title_justify="left", show_header=False)
+    urls = Table(title="URLs (they stay up with --keep-running)", title_justify="left", show_header=False)
     urls.add_row("sidecar /metrics", f"{st.metrics_url}/metrics")
     urls.add_row("sidecar proxy → model", f"{st.proxy_url}/v2/models/car-loan/infer")
     if st.prometheus is not None:

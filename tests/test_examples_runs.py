@@ -84,7 +84,7 @@ def _scrape(port: int) -> str:
 
 def test_fastapi_example_service_logs_through_the_sdk(tmp_path: Path) -> None:
     train = _load("example_train", EX / "fastapi-sklearn" / "train.py")
-    baseline = train.main(tmp_path)
+    baseline = train.main(tmp_path, rows=4000)
     service_mod = _load("service", EX / "fastapi-sklearn" / "service.py")
     svc = service_mod.LoanService(tmp_path / "model.pkl", baseline, metrics_port=0, window_records=200)
     try:

@@ -18,12 +18,12 @@ from driftline.demo_model import LoanModel, save_model
 HERE = Path(__file__).resolve().parent
 
 
-def main(out: Path = HERE) -> Path:
-    train = generate(8000, seed=1)
+def main(out: Path = HERE, rows: int = 20000) -> Path:
+    train = generate(rows // 2, seed=1)
     model = LoanModel.fit(train, train[TARGET])
     save_model(model, out / "model.pkl")
 
-    reference = generate(20000, seed=2)
+    reference = generate(rows, seed=2)
     cols = dict(reference)
     cols["prediction"] = model.predict(reference).astype(int)
     cols["proba_default"] = model.predict_proba(reference)[:, 1]
