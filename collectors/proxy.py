@@ -303,11 +303,17 @@ class _Conn(asyncio.Protocol):
             return
         if self.done:
             ut.close()
+
+    def _upstream_connected(self, ut: asyncio.Transport) -> None:
+        """Called from the upstream's ``connection_made``, before any client byte can take the
+        direct path: flush what arrived meanwhile first, so nothing is reordered."""
+        if self.done:
+            ut.close()
             return
-        self.ut = cast(asyncio.Transport, ut)
         backlog, self.backlog = self.backlog, None
         if backlog:
             ut.write(b"".join(backlog))
+        self.ut = ut
         if self.reading_paused and self.ct is not None:
             self.reading_paused = False
             self.ct.resume_reading()
@@ -316,6 +322,9 @@ class _Conn(asyncio.Protocol):
 
     def _upstream_failed(self, status: int, kind: str, why: str) -> None:
         self.backlog = None
+        if self.ut is not None:  # connected just as the connect timeout fired
+            self.ut.abort()
+            self.ut = None
         self.failure = (status, kind, f"upstream {self.srv.upstream_url} unavailable: {why}")
         if self.reading_paused and self.ct is not None:
             self.reading_paused = False
@@ -425,7 +434,7 @@ class _Upstream(asyncio.Protocol):
         self.head_buf: bytearray | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.conn.ut = cast(asyncio.Transport, transport)
+        self.conn._upstream_connected(cast(asyncio.Transport, transport))
 
     def data_received(self, data: bytes) -> None:
         c = self.conn

@@ -226,3 +226,14 @@ def test_latency_histograms_count_exchanges(upstream: Upstream,
     assert grown == {"2xx": 1, "3xx": 1, "4xx": 2, "5xx": 1}
     for h in after.values():
         assert sum(h.counts) == h.count and h.sum >= 0 and len(h.counts) == len(h.bounds) + 1
+
+
+def test_bytes_sent_while_the_upstream_connects_keep_their_order(
+        upstream: Upstream, proxy: tuple[ProxyThread, SampleQueue]) -> None:
+    """Regression: a body streamed right after connecting straddles the moment the upstream
+    connection opens; the bytes buffered meanwhile must go out before later ones."""
+    body = bytes(range(256)) * 4096  # 1 MiB
+    raw = request("POST", "/echo", body, headers={"Content-Type": "application/octet-stream"})
+    for _ in range(15):
+        out = exchange(proxy[0].port, raw, timeout=30)
+        assert out.startswith(b"HTTP/1.1 200 OK") and out.endswith(body)
