@@ -71,7 +71,8 @@ class DemoSettings:
     shift: float = 0.8
     window_records: int = 300
     window_max_age: float = 30.0
-    alert_for: str = "5s"
+    #: the shipped ``for:`` durations are divided by this (15m → 5s), keeping their order
+    time_scale: int = 180
     drift_range: str = "1m"
     scrape_interval: str = "2s"
     threads: int = 4
@@ -159,11 +160,15 @@ def sidecar_config(baseline: Path, *, upstream: str, proxy_port: int, metrics_po
 
 
 def rules_config(settings: DemoSettings, *, receiver_url: str, token_file: Path) -> dict[str, Any]:
-    """The shipped rules with the demo's time scale: every ``for:`` shortened, and the fleet-wide
-    PSI computed over the last ``drift_range`` instead of an hour (the demo lasts a minute)."""
-    from driftline.alertmanager.rules_config import DEFAULT_ALERTS
+    """The shipped rules on the demo's time scale: every ``for:`` divided by ``time_scale`` (so a
+    realised-accuracy drop, 30m, still waits twice as long as many drifting features, 15m), and
+    the fleet-wide PSI computed over the last ``drift_range`` instead of an hour."""
+    from driftline.alertmanager.rules_config import DEFAULT_ALERTS, duration_seconds
 
-    alerts: dict[str, dict[str, str]] = {name: {"for": settings.alert_for} for name in DEFAULT_ALERTS}
+    alerts: dict[str, dict[str, str]] = {}
+    for name, shipped in DEFAULT_ALERTS.items():
+        seconds = duration_seconds(shipped.for_ or "1m") / settings.time_scale
+        alerts[name] = {"for": f"{max(1, round(seconds))}s"}
     # The demo's default endpoint has no earlier version to roll back to: a label-free accuracy
     # drop under covariate shift stays an alert for people; the drift alert drives retraining.
     alerts["DriftlineEstimatedAccuracyDrop"]["action"] = "none"

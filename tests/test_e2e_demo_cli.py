@@ -60,7 +60,9 @@ def test_demo_rules_and_routes_are_valid_and_route_actions_to_the_receiver(tmp_p
     assert done.returncode == 0, done.stdout + done.stderr
     groups = yaml.safe_load(rules.read_text())["groups"]
     alerts = {r["alert"]: r for g in groups for r in g["rules"] if "alert" in r}
-    assert {r["for"] for r in alerts.values()} == {"5s"}
+    fors = {name: r["for"] for name, r in alerts.items()}
+    assert fors["DriftlineManyFeaturesDrifting"] == "5s" and fors["DriftlineAccuracyDrop"] == "10s"
+    assert fors["DriftlineCanaryWorseThanDefault"] == "3s"
     assert alerts["DriftlineManyFeaturesDrifting"]["labels"]["action"] == "retrain"
     assert alerts["DriftlineCanaryWorseThanDefault"]["labels"]["action"] == "rollback"
     assert alerts["DriftlineEstimatedAccuracyDrop"]["labels"]["action"] == "none"
