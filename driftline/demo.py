@@ -5,16 +5,17 @@ What it runs, all on 127.0.0.1 and all stopped when it ends or is interrupted:
 1. trains a scikit-learn classifier on a generated car-loan dataset (:mod:`.demo_data`), plus a
    broken canary version (trained with the target's encoding flipped), and builds the baseline
    with ``driftline baseline build``;
-2. serves both from a real OIP v2 model server (:mod:`.demo_model`);
+2. serves both from a real OIP v2 model server (:mod:`.demo_model`, or MLServer with
+   ``--mlserver``);
 3. starts the sidecar (``driftline serve``) as a reverse proxy in front of it, Prometheus with the
-   generated rules (``driftline rules generate``, short ``for:``), Alertmanager routing on the
-   ``action`` label, the webhook receiver (``driftline actions serve``) and two loopback stubs
-   standing in for Argo Workflows (retraining) and KServe (canary rollback);
-4. replays traffic: stable applications, canary traffic logged the way KServe's payload logger
-   does (CloudEvents, ``ce-endpoint: canary``), then a downturn that shifts the population;
-   labels arrive late through ``/feedback``;
-5. waits for the alerts to reach Alertmanager and the receiver to act, then prints drift per
-   feature, estimated vs realised accuracy, the alerts and the audit log.
+   generated rules (``driftline rules generate``, ``for:`` scaled down), Alertmanager with the
+   generated routes on the ``action`` label, the webhook receiver (``driftline actions serve``)
+   and two loopback stubs standing in for Argo Workflows (retraining) and KServe (rollback);
+4. replays traffic: stable applications, then a downturn that shifts the population (→ drift
+   alert → retraining), then canary traffic logged the way KServe's payload logger does
+   (CloudEvents, ``ce-endpoint: canary``; → canary alert → rollback); labels arrive late through
+   ``/feedback``;
+5. prints drift per feature, estimated vs realised accuracy, the alerts and the audit log.
 
 The end-to-end test (``tests/test_e2e_chain.py``) drives the same :class:`DemoStack` and
 :func:`run_scenario`, so the demo and the test cannot diverge.
@@ -51,8 +52,6 @@ from driftline.demo_traffic import Sent, TrafficClient
 MODEL = "car-loan"
 CANARY_MODEL = "car-loan-canary"
 NAMESPACE = "demo"
-RETRAIN_ALERTS = ("DriftlineManyFeaturesDrifting",)
-ROLLBACK_ALERTS = ("DriftlineCanaryWorseThanDefault",)
 
 __all__ = ["DemoSettings", "DemoStack", "Prepared", "ScenarioResult", "prepare", "register",
            "run_scenario"]
