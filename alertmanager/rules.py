@@ -47,6 +47,7 @@ class RecordingNames:
     category_reference: str
     category_psi: str
     feature_psi: str
+    window_psi: str
     prediction_psi: str
     estimated_accuracy: str
     accuracy: str
@@ -71,6 +72,7 @@ def names(cfg: RulesConfig) -> RecordingNames:
         category_reference=f"model_feature_category:{cat.FEATURE_REFERENCE_CATEGORY_RATIO.name}:max",
         category_psi=f"model_feature:{fc}:psi{d}",
         feature_psi=f"model_feature:{cat.FEATURE_PSI.name}:fleet{d}",
+        window_psi=f"model_feature:{cat.FEATURE_PSI.name}:max",
         prediction_psi=f"model:{cat.PREDICTION_PSI.name}:max",
         estimated_accuracy=f"model:{cat.ESTIMATED_ACCURACY.name}:avg",
         accuracy=f"model:{cat.ACCURACY.name}:avg",
@@ -145,6 +147,7 @@ def recording_rules(cfg: RulesConfig) -> list[dict[str, Any]]:
     rules += [
         _rule(n.category_psi, f"sum by ({fl}) (\n  ({cur} - {ref})\n  * ln({cur} / {ref})\n)"),
         _rule(n.feature_psi, f"{n.rank_psi}\nor\n{n.category_psi}"),
+        _rule(n.window_psi, f"max by ({fl}) ({cat.FEATURE_PSI.name}{cfg.matchers()})"),
         _rule(n.prediction_psi, f"max by ({ml}) ({cat.PREDICTION_PSI.name}{cfg.matchers()})"),
         _rule(n.estimated_accuracy,
               f"sum by ({ml}) ({cat.ESTIMATED_ACCURACY.name}{cfg.matchers()} * "
@@ -190,17 +193,23 @@ def alert_list(cfg: RulesConfig) -> list[Alert]:
     mn = _by((*cfg.group_labels, "model_name"))
     v3 = '{{ $value | printf "%.3f" }}'
     pct = "{{ $value | humanizePercentage }}"
-    psi_over = f"{n.feature_psi} > {t.feature_psi}"
+    fl = _by(feature_labels(cfg))
+    # Both views must agree: the fleet PSI (all replicas, drift_range) and the sidecars' own
+    # last-window PSI, whose bins follow the reference quantiles. The rank histogram alone
+    # over-states drift for discrete numeric features (many equal values share one rank).
+    drifting = f"{n.feature_psi} > {t.feature_psi}\nand on ({fl})\n{n.window_psi} > {t.feature_psi}"
+    psi_over = "(\n" + "".join(f"  {line}\n" for line in drifting.splitlines()) + ")"
 
     def canary(metric: str) -> str:
         return (f'{metric}{{endpoint="canary"}}\n< on ({mn}) group_left ()\n'
                 f'(max by ({mn}) ({metric}{{endpoint="default"}}) - {t.canary_margin})')
 
     return [
-        Alert("DriftlineFeatureDrift", psi_over,
+        Alert("DriftlineFeatureDrift", drifting,
               "A model input feature drifted away from its baseline.",
               f"Feature {{{{ $labels.feature }}}} of model {_model_desc()}{_ns()} has a PSI of {v3} "
-              f"over the last {cfg.drift_range} across all replicas (threshold {t.feature_psi}).",
+              f"over the last {cfg.drift_range} across all replicas, and its last window agrees "
+              f"(threshold {t.feature_psi}).",
               MODEL_UID),
         Alert("DriftlineManyFeaturesDrifting",
               f"count by ({ml}) ({psi_over}) >= {t.many_features_count}\nand\n"

@@ -150,6 +150,10 @@ def _const(v: float, i: int) -> float:
     return v
 
 
+def _step(lo: float, hi: float, onset: int, i: int) -> float:
+    return lo if i < onset else hi
+
+
 def _window_increase(f: Callable[[int], float], t: int, rng: int) -> float:
     # Samples sit on whole minutes from minute 0, so increase() over a closed [t-rng, t] window
     # needs no extrapolation (counters start at 0, or the window starts on a sample).
@@ -224,8 +228,19 @@ def _scenarios(cfg: RulesConfig) -> list[Scenario]:
             psi += (p - max(r, PSI_FLOOR)) * math.log(p / max(r, PSI_FLOOR))
         return psi
 
+    hi = 0.5 if t.feature_psi < 0.5 else float(math.ceil(t.feature_psi * 2))
+
+    def window_psi(feature: str, instance: int, drifts: bool = True) -> Series:
+        """The sidecar's own last-window PSI gauge (0 before onset, hi after when it drifts)."""
+        return Series(cat.FEATURE_PSI.name, ctx.model_series_labels(instance, feature=feature),
+                      partial(_step, 0.0, hi if drifts else 0.0, onset))
+
+    # "term": a discrete feature whose rank histogram looks drifted while its window PSI does
+    # not; the alert must stay silent for it.
+    gauges = [window_psi("amount", 0), window_psi("amount", 1, drifts=False), window_psi("country", 0),
+              window_psi("term", 0, drifts=False)]
     out.append(Scenario(
-        "DriftlineFeatureDrift", onset, [*num, *cats, *refs],
+        "DriftlineFeatureDrift", onset, [*num, *cats, *refs, *_rank_series(ctx, feed, "term", 0), *gauges],
         [(ctx.out(feature="amount"), None), (ctx.out(feature="country"), None)],
         value_at=lambda tm: [_rank_psi([feed, feed], tm, rd), cat_psi(tm)],
     ))
@@ -233,7 +248,7 @@ def _scenarios(cfg: RulesConfig) -> list[Scenario]:
     # Many features drifting: K numeric features, all drifting.
     k = max(t.many_features_count, 1)
     feed1 = _rank_feed(cfg, onset, 1, rd)
-    many = [s for j in range(k) for s in _rank_series(ctx, feed1, f"f{j}", 0)]
+    many = [s for j in range(k) for s in (*_rank_series(ctx, feed1, f"f{j}", 0), window_psi(f"f{j}", 0))]
     out.append(Scenario("DriftlineManyFeaturesDrifting", onset, many, [(ctx.out(), float(k))]))
 
     onset = 5
@@ -383,7 +398,7 @@ def _feature_drift_expr_tests(cfg: RulesConfig, fire: int) -> list[dict[str, Any
     return [
         {"expr": n.rank_ks + lbl, "eval_time": _d(fire * step),
          "exp_samples": [{"labels": n.rank_ks + lbl, "value": _rank_ks([feed, feed], fire, rd)}]},
-        {"expr": f'{n.rank_share}{{bucket="1.0"}}', "eval_time": _d(fire * step),
+        {"expr": f'{n.rank_share}{{bucket="1.0", feature="amount"}}', "eval_time": _d(fire * step),
          "exp_samples": [{"labels": n.rank_share + _fmt_labels({**ctx.out(feature="amount"),
                                                                 "bucket": "1.0"}),
                           "value": cdf[9] - cdf[8]}]},

@@ -34,6 +34,8 @@ I = 'job=~"$job", instance=~"$instance"'  # noqa: E741
 MN = 'model_name=~"$model_name"'
 MODEL = "{{model_name}} {{model_version}} ({{endpoint}})"
 BY_MODEL = "model_name, model_version, endpoint"
+DISCRETE_NOTE = ("For a numeric feature with few distinct values, equal values share one reference "
+                 "rank, so this over-states drift; the alerts also require the last-window PSI.")
 PSI_STEPS = b.thresholds((0.1, "yellow"), (0.25, "red"))
 ACC_STEPS = b.thresholds((0.0, "red"), (0.8, "yellow"), (0.9, "green"), base="red")
 
@@ -78,7 +80,7 @@ def fleet(cfg: RulesConfig) -> Json:
         f"topk(10, max by ({BY_MODEL}, feature) ({n.feature_psi}{{{M}}}))",
         "{{model_name}} {{model_version}} {{feature}} ({{endpoint}})")], thresholds_=PSI_STEPS,
         description="PSI from the quantile-rank histograms and category counters summed over every "
-        "replica (recording rule " + n.feature_psi + ")."))
+        "replica (recording rule " + n.feature_psi + "). " + DISCRETE_NOTE))
     g.place(b.timeseries("Prediction PSI (last window)", [b.target(
         f"max by ({BY_MODEL}) ({_q(cat.PREDICTION_PSI, M)})", MODEL)], thresholds_=PSI_STEPS,
         description=cat.PREDICTION_PSI.help))
@@ -141,7 +143,8 @@ def model(cfg: RulesConfig) -> Json:
     g.place(b.timeseries(f"Fleet-wide PSI ({cfg.drift_range}, all replicas)", [b.target(
         f"{n.feature_psi}{{{F}}}", feat)], thresholds_=PSI_STEPS,
         description="PSI of the summed quantile-rank histograms (numeric) or category counters "
-        f"(categorical) over {cfg.drift_range}: the value the drift alerts use."))
+        f"(categorical) over {cfg.drift_range}: what the drift alerts use, together with the "
+        "last-window PSI. " + DISCRETE_NOTE))
     g.place(b.timeseries(f"Approximate KS ({cfg.drift_range}, all replicas)", [b.target(
         f"{n.rank_ks}{{{F}}}", feat)], min_=0, max_=1,
         description="Largest gap between the summed quantile-rank CDF and the diagonal, read at the "
