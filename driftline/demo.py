@@ -375,6 +375,8 @@ class ScenarioResult:
     rollback_calls: int
     elapsed: float
     direct_alerts: bool = False
+    #: seconds from the alert firing in Prometheus to the call landing on the target
+    action_latency: dict[str, float] = field(default_factory=dict)
 
 
 def _labelled(metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str,
@@ -511,7 +513,24 @@ def run_scenario(st: DemoStack, *, step: Callable[[str, int], Callable[[int], No
         psi_drifted=psi_drifted or feature_values(m, "driftline_feature_psi"),
         drifted_features=drifted_features, accuracy=acc, alerts=alerts, audit=st.audit(),
         retrain_calls=len(st.argo.calls()), rollback_calls=len(st.kserve.calls()),
-        elapsed=time.monotonic() - t0, direct_alerts=direct)
+        elapsed=time.monotonic() - t0, direct_alerts=direct,
+        action_latency=_action_latency(st.audit(), {"retrain": st.argo, "rollback": st.kserve}))
+
+
+def _action_latency(audit: list[dict[str, Any]], stubs: dict[str, TargetStub]) -> dict[str, float]:
+    """For each action taken: the acted alert's ``startsAt`` (when Prometheus fired it, as the
+    receiver got it) → the first call on the target."""
+    import datetime as dt
+
+    out: dict[str, float] = {}
+    for e in audit:
+        stub = stubs.get(e.get("action", ""))
+        if e.get("decision") != "acted" or stub is None or not e.get("starts_at") or not stub.calls():
+            continue
+        with contextlib.suppress(ValueError):
+            started = dt.datetime.fromisoformat(str(e["starts_at"]).replace("Z", "+00:00")).timestamp()
+            out.setdefault(e.get("alertname", ""), stub.calls()[0].at - started)
+    return out
 
 
 def _direct_alerts(m: Any, action: str) -> list[tuple[str, str]]:
