@@ -95,7 +95,7 @@ def render_summary(console: Console, st: DemoStack, result: ScenarioResult, elap
                   f"{result.retrain_calls} call(s) received by the Argo Workflows stub")
     console.print(f"{ok if rollback else bad} rollback: {len(rollback)} action(s) in the audit log, "
                   f"{result.rollback_calls} call(s) received by the KServe stub")
-    for name, secs in sorted(result.action_latency.items()):
+    for name, secs in sorted(result.action_latency.items() if not result.direct_alerts else []):
         console.print(f"{name} fired → call on the target: {secs:.1f} s "
                       "(Prometheus → Alertmanager → receiver)")
     console.print(f"traffic: {len(result.stable.ids)} stable + {len(result.canary.ids)} canary + "
