@@ -5,6 +5,7 @@ own loaders; promtool/amtool accept the Prometheus and Alertmanager files."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -262,3 +263,12 @@ def test_dockerfile_is_slim_non_root_health_checked_and_copies_every_package() -
     ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
                if line.strip() and not line.startswith("#")}
     assert not (package_dirs | {"pyproject.toml", "README.md"}) & ignored
+
+
+def test_example_scripts_compile() -> None:
+    for f in EX.rglob("*.py"):
+        compile(f.read_text(), str(f), "exec")
+    for f in EX.rglob("*.sh"):
+        done = subprocess.run(["bash", "-n", str(f)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert os.access(f, os.X_OK), f"{f} should be executable"
