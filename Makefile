@@ -31,5 +31,15 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
+# Regenerate every artefact derived from the metric catalogue (rules, dashboards, metric docs).
+generate: $(STAMP)
+	$(BIN)/driftline rules generate --out alertmanager
+	$(BIN)/driftline dashboards generate --out dashboards
+	$(BIN)/python -m driftline.exporters.reference
+
+# Fails when a committed generated file differs from what the generators make now.
+check-generated: generate
+	git diff --exit-code -- alertmanager dashboards docs/metrics.md
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
