@@ -298,33 +298,45 @@ def _rss_kib(pid: int) -> int:
     return -1
 
 
-def _saturation(upstream_cmd: list[str], title: str, seconds: float, repeats: int) -> dict[str, float]:
-    """Direct, pure relay and Driftline proxy, interleaved ``repeats`` times; medians."""
-    up = _free_port()
-    path = "/v1/models/iris:predict"
+def _compare(upstream: str, path: str, body: bytes, seconds: float, repeats: int,
+             relay: bool = True) -> tuple[dict[str, list[float]], dict[str, object]]:
+    """wrk straight at ``upstream``, through a bare relay and through the Driftline proxy,
+    interleaved ``repeats`` times so that drifting background load hits all alike."""
     runs: dict[str, list[float]] = {"direct": [], "relay": [], "proxy": []}
     summary: dict[str, object] = {}
+    _wrk(upstream + path, body, 2)  # warm-up
+    for _ in range(repeats):
+        runs["direct"].append(_wrk(upstream + path, body, seconds))
+        if relay:
+            px = _free_port()
+            with _process(_self("_relay", str(px), upstream), px):
+                runs["relay"].append(_wrk(f"http://127.0.0.1:{px}{path}", body, seconds))
+        px = _free_port()
+        with _process(_self("_proxy", str(px), upstream, "1.0"), px) as proxy:
+            _wrk(f"http://127.0.0.1:{px}{path}", body, 1)
+            runs["proxy"].append(_wrk(f"http://127.0.0.1:{px}{path}", body, seconds))
+            summary = _proxy_summary(proxy)
+    return {k: v for k, v in runs.items() if v}, summary
+
+
+def _print_runs(runs: dict[str, list[float]], summary: dict[str, object]) -> None:
+    print("    runs (req/s): " + "; ".join(f"{k} " + ", ".join(f"{v:,.0f}" for v in vs)
+                                          for k, vs in runs.items()))
+    print(f"    last proxy process: {summary}")
+
+
+def _saturation(upstream_cmd: list[str], title: str, seconds: float, repeats: int) -> dict[str, float]:
+    up = _free_port()
     with _process([*upstream_cmd, str(up)], up):
-        _wrk(f"http://127.0.0.1:{up}{path}", KSERVE_BODY, 2)  # warm-up
-        for _ in range(repeats):
-            runs["direct"].append(_wrk(f"http://127.0.0.1:{up}{path}", KSERVE_BODY, seconds))
-            px = _free_port()
-            with _process(_self("_relay", str(px), f"http://127.0.0.1:{up}"), px):
-                runs["relay"].append(_wrk(f"http://127.0.0.1:{px}{path}", KSERVE_BODY, seconds))
-            px = _free_port()
-            with _process(_self("_proxy", str(px), f"http://127.0.0.1:{up}", "1.0"), px) as proxy:
-                _wrk(f"http://127.0.0.1:{px}{path}", KSERVE_BODY, 1)
-                runs["proxy"].append(_wrk(f"http://127.0.0.1:{px}{path}", KSERVE_BODY, seconds))
-                summary = _proxy_summary(proxy)
+        runs, summary = _compare(f"http://127.0.0.1:{up}", "/v1/models/iris:predict", KSERVE_BODY,
+                                 seconds, repeats)
     med = {k: statistics.median(v) for k, v in runs.items()}
     print(f"(b) {title}, wrk -t2 -c16 -d{seconds:g}s, median of {repeats}: "
           f"direct {med['direct']:,.0f} req/s; bare byte relay (no parsing, no tee) "
           f"{med['relay']:,.0f} ({med['relay'] / med['direct']:.2f}x); Driftline proxy "
           f"{med['proxy']:,.0f} ({med['proxy'] / med['direct']:.2f}x of direct, "
           f"{med['proxy'] / med['relay']:.2f}x of the bare relay)")
-    print("    runs: " + "; ".join(f"{k} " + ", ".join(f"{v:,.0f}" for v in vs)
-                                for k, vs in runs.items()))
-    print(f"    last proxy process: {summary}")
+    _print_runs(runs, summary)
     return med
 
 
@@ -389,25 +401,21 @@ def _mlserver(venv: Path) -> Iterator[str | None]:
             yield url
 
 
-def bench_mlserver(seconds: float, venv: Path) -> dict[str, float]:
-    px = _free_port()
+def bench_mlserver(seconds: float, repeats: int, venv: Path) -> dict[str, float]:
     with _mlserver(venv) as url:
         if url is None:
             print("(a) skipped: no MLServer")
             return {}
         path = "/v2/models/iris/infer"
-        _wrk(url + path, V2_BODY, 3)
-        direct = _wrk(url + path, V2_BODY, seconds)
-        with _process(_self("_proxy", str(px), url, "1.0"), px) as proxy:
-            _wrk(f"http://127.0.0.1:{px}{path}", V2_BODY, 3)
-            proxied = _wrk(f"http://127.0.0.1:{px}{path}", V2_BODY, seconds)
-            summary = _proxy_summary(proxy)
+        runs, summary = _compare(url, path, V2_BODY, seconds, repeats, relay=False)
         lat = _latency_pair(url, path, "v2", seconds, rate=200.0)
-    print(f"(a) MLServer 1.x + sklearn LogisticRegression (OIP v2), wrk -t2 -c16 -d{seconds:g}s: "
-          f"direct {direct:,.0f} req/s, proxy {proxied:,.0f} req/s -> {proxied / direct:.1%}")
-    print(f"    proxy process: {summary}")
+    med = {k: statistics.median(v) for k, v in runs.items()}
+    print(f"(a) MLServer + mlserver-sklearn LogisticRegression (OIP v2), wrk -t2 -c16 -d{seconds:g}s, "
+          f"median of {repeats}: direct {med['direct']:,.0f} req/s, proxy {med['proxy']:,.0f} req/s "
+          f"-> {med['proxy'] / med['direct']:.1%}")
+    _print_runs(runs, summary)
     _print_latency("(c') MLServer at 200 req/s (about a third of its capacity)", lat)
-    return {"direct": direct, "proxy": proxied}
+    return med
 
 
 def _openloop(url: str, path: str, kind: str, seconds: float, rate: float) -> dict[str, float]:
@@ -488,7 +496,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
     ap.add_argument("--latency-seconds", type=float, default=20.0, help="seconds per open-loop run")
     ap.add_argument("--rss-minutes", type=float, default=1.0, help="minutes of sustained load (d)")
-    ap.add_argument("--repeats", type=int, default=3, help="interleaved repeats in (b)")
+    ap.add_argument("--repeats", type=int, default=3, help="interleaved repeats in (a) and (b)")
     ap.add_argument("--mlserver-venv", type=Path, default=Path("/tmp/mlsv"),
                     help="virtualenv with mlserver, mlserver-sklearn (and aiohttp); created if missing")
     ap.add_argument("--only", choices=["a", "b", "c", "d"], action="append")
@@ -500,7 +508,7 @@ def main(argv: list[str] | None = None) -> None:
     if "c" in only:
         bench_latency(args.latency_seconds)
     if "a" in only:
-        bench_mlserver(args.duration, args.mlserver_venv)
+        bench_mlserver(args.duration, args.repeats, args.mlserver_venv)
     if "d" in only:
         bench_rss(args.rss_minutes)
 
