@@ -6,7 +6,8 @@ value per statistic, the window is sorted once and merged with the presorted ref
 order gives each value's reference rank, from which PSI bin counts, the KS statistic, the
 Wasserstein distance and the quantile-rank histogram all follow. The results equal
 :mod:`driftline.detectors` (``bin_counts``, ``ks_2samp_sorted``, ``wasserstein``,
-``quantile_rank`` + ``rank_histogram``) — the same float expressions, checked by property tests.
+``quantile_rank`` + ``rank_histogram``, ties spread by occurrence index) — the same float
+expressions, checked by property tests.
 Measured on 2 cores: a 10k window against a 20k reference takes 1.5 ms instead of 3.1 ms (KS
 p-value included), and the quantile ranks of a 64k batch about 6× less time.
 
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from driftline.detectors.ks import ks_pvalue
+from driftline.detectors.quantile_rank import spread_ranks, tie_runs, tie_unit
 
 #: Below ``len(reference) / MERGE_RATIO`` values a binary search per value beats a full merge
 #: (a merge touches every reference value; small batches from the sidecar are often 1–100 rows).
@@ -72,6 +74,85 @@ def rank_bucket_counts(ranks_right_sorted: np.ndarray, limits: np.ndarray) -> np
     """Per-bucket counts (``len(limits) + 1``, last = overflow) of sorted reference ranks."""
     le = np.searchsorted(ranks_right_sorted, limits, side="right")
     return np.diff(np.concatenate([[0], le, [len(ranks_right_sorted)]]))
+
+
+@dataclass(frozen=True)
+class RankReference:
+    """A reference summary prepared once for :func:`rank_update`: its distinct values, the rank
+    jump ``[L/n, R/n]`` of each and whether a bucket bound cuts it, so a batch is ranked against
+    the distinct values only (a 5-value integer feature searches 5 values, not the summary)."""
+
+    distinct: np.ndarray
+    below: np.ndarray
+    """``#{ref < distinct[j]}`` (the jump's start L) for each j, then ``n``."""
+    n: int
+    limits: np.ndarray
+    bounds: np.ndarray
+    bucket: np.ndarray
+    """Bucket of ``R/n`` (= of every rank in the jump when the jump is not cut)."""
+    cut: np.ndarray
+    """Some bound ``b`` has ``L/n <= b < R/n``: ranks in this jump fall in several buckets."""
+
+    @classmethod
+    def build(cls, reference_sorted: np.ndarray, bounds: np.ndarray) -> RankReference:
+        ref = np.asarray(reference_sorted, dtype=np.float64)
+        n = len(ref)
+        new = np.ones(n, dtype=bool)
+        new[1:] = ref[1:] != ref[:-1]
+        heads = np.flatnonzero(new)
+        below = np.append(heads, n)
+        b = np.asarray(bounds, dtype=np.float64)
+        lo = np.searchsorted(b, below[:-1] / max(n, 1), side="left")
+        hi = np.searchsorted(b, below[1:] / max(n, 1), side="left")
+        return cls(ref[heads], below, n, rank_limits(n, b), b, hi, lo < hi)
+
+    def new_seen(self) -> np.ndarray:
+        """Occurrence counters for :func:`rank_update`: one per distinct reference value."""
+        return np.zeros(len(self.distinct), dtype=np.int64)
+
+
+def rank_update(rr: RankReference, values_sorted: np.ndarray,
+                seen: np.ndarray) -> tuple[np.ndarray, float]:
+    """Quantile-rank bucket counts and rank sum of one sorted batch (= ``rank_histogram`` and
+    the sum of ``detectors.quantile_rank(ref, values, seen)``); ``seen`` is advanced in place.
+
+    Everything is first binned on integer ranks ``R = #{ref <= v}`` against ``rr.limits``
+    (:func:`rank_limits`), which is exact for values that tie no reference point. Tied values
+    are handled per run of equal values: a run whose jump ``[L/n, R/n]`` no bucket bound cuts
+    stays where it is (float division and rounding are monotone, so every rank in the jump
+    lands in R's bucket); only runs in a cut jump (at most one per bound) get per-value ranks
+    and are re-binned. The sum takes each run's ranks in one ``reduceat``.
+    """
+    n = rr.n
+    j = rank_right(rr.distinct, values_sorted)
+    right = rr.below[j]
+    counts = rank_bucket_counts(right, rr.limits)
+    if len(right) == 0:
+        return counts, 0.0
+    total = float(right.sum()) / n
+    # j == 0 clips to distinct[0], which is > the value then, so never equal
+    tied = rr.distinct.take(j - 1, mode="clip") == values_sorted
+    if tied.all():
+        jt = j - 1
+    elif tied.any():
+        jt = j[tied] - 1
+    else:
+        return counts, total
+    k, heads, lengths = tie_runs(jt, seen)
+    u = tie_unit(k)
+    d = jt[heads]
+    run_l, run_r = rr.below[d], rr.below[d + 1]
+    total += float(np.sum((run_r - run_l) * (np.add.reduceat(u, heads) - lengths))) / n
+    cut = rr.cut[d]
+    if cut.any():
+        sel = np.repeat(cut, lengths)
+        r = spread_ranks(np.repeat(run_l[cut], lengths[cut]), np.repeat(run_r[cut], lengths[cut]),
+                         u[sel], n)
+        nb = len(rr.limits) + 1
+        moved = np.bincount(rr.bucket[d[cut]], weights=lengths[cut], minlength=nb)
+        counts = counts - moved.astype(np.int64) + np.bincount(
+            np.searchsorted(rr.bounds, r, side="left"), minlength=nb)
+    return counts, total
 
 
 @dataclass(frozen=True)

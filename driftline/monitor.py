@@ -19,7 +19,7 @@ import numpy as np
 
 from driftline.catalogue import CONFIDENCE_BUCKETS, QUANTILE_RANK_BUCKETS
 from driftline.detectors.streaming import StreamDetector
-from driftline.kernels import rank_bucket_counts, rank_limits, rank_right
+from driftline.kernels import RankReference, rank_update
 from driftline.profile import OTHER, BaselineProfile
 from driftline.records import RecordBatch
 from driftline.snapshot import Histogram, ModelSnapshot, WindowReport
@@ -123,8 +123,11 @@ class Monitor:
         self._qr = {n: np.zeros(nb, dtype=np.int64) for n in self._ref.numeric}
         self._qr_sum = dict.fromkeys(self._ref.numeric, 0.0)
         bounds = np.asarray(QUANTILE_RANK_BUCKETS)
-        self._rank_limits = {n: rank_limits(len(r.summary), bounds)
-                             for n, r in self._ref.numeric.items()}
+        # distinct reference values and their rank jumps, and occurrences so far of each tied
+        # value: ties are spread over their jump by occurrence index (detectors.quantile_rank)
+        self._rank_ref = {n: RankReference.build(r.summary, bounds)
+                          for n, r in self._ref.numeric.items()}
+        self._rank_seen = {n: rr.new_seen() for n, rr in self._rank_ref.items()}
         self._cats = {n: np.zeros(len(r.categories) + 1, dtype=np.int64)
                       for n, r in self._ref.categorical.items()}
         self._classes = np.zeros(len(self._ref.classes) + 1, dtype=np.int64)
@@ -259,10 +262,11 @@ class Monitor:
                 continue
             values = np.asarray(col, dtype=np.float64)
             s = np.sort(values[np.isfinite(values)])
-            # reference quantile ranks (== detectors.quantile_rank) from one merge, see kernels
-            ranks = rank_right(ref.summary, s)
-            self._qr[name] += rank_bucket_counts(ranks, self._rank_limits[name])
-            self._qr_sum[name] += float((ranks / len(ref.summary)).sum())
+            # reference quantile ranks (== detectors.quantile_rank with the running occurrence
+            # counts) from one merge, see kernels.rank_update
+            counts, rank_sum = rank_update(self._rank_ref[name], s, self._rank_seen[name])
+            self._qr[name] += counts
+            self._qr_sum[name] += rank_sum
             key = f"feature:{name}"
             if key in self._adwin:
                 self._adwin_hits[key] += len(self._adwin[key].update(values))

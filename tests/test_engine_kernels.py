@@ -14,11 +14,13 @@ from scipy import stats
 
 from driftline.catalogue import QUANTILE_RANK_BUCKETS
 from driftline.kernels import (
+    RankReference,
     numeric_window,
     rank_bucket_counts,
     rank_left,
     rank_limits,
     rank_right,
+    rank_update,
 )
 
 samples = st.lists(st.sampled_from([-2.0, -1.0, -0.5, 0.0, 0.25, 1.0, 3.0]) | st.floats(-5, 5),
@@ -50,13 +52,32 @@ def test_numeric_window_equals_the_detectors(ref: list[float], cur: list[float])
 
 @settings(max_examples=150, deadline=None)
 @given(ref=samples, cur=samples)
-def test_rank_buckets_equal_rank_histogram(ref: list[float], cur: list[float]) -> None:
+def test_integer_rank_buckets_equal_ecdf_histogram(ref: list[float], cur: list[float]) -> None:
+    # the integer path of rank_update: exact for values that tie no reference point
     r = np.sort(np.array(ref))
     s = np.sort(np.array(cur))
     bounds = np.asarray(QUANTILE_RANK_BUCKETS)
     got = rank_bucket_counts(rank_right(r, s), rank_limits(len(r), bounds))
-    want = rank_histogram(quantile_rank(r, s), QUANTILE_RANK_BUCKETS)
+    want = rank_histogram(np.searchsorted(r, s, side="right") / len(r), QUANTILE_RANK_BUCKETS)
     np.testing.assert_array_equal(got, want)
+
+
+@settings(max_examples=150, deadline=None)
+@given(ref=samples, batches=st.lists(samples, min_size=1, max_size=4))
+def test_rank_update_equals_rank_histogram(ref: list[float], batches: list[list[float]]) -> None:
+    # Ranks spread ties by occurrence index (detectors.quantile_rank); the kernel, fed batch by
+    # batch with its own occurrence counters, gives the very same counts as the detector on
+    # every batch, and its rank sum equals the sum of the detector's ranks.
+    r = np.sort(np.array(ref))
+    bounds = np.asarray(QUANTILE_RANK_BUCKETS)
+    rr = RankReference.build(r, bounds)
+    seen_k, seen_d = rr.new_seen(), np.zeros(len(r), dtype=np.int64)
+    for cur in batches:
+        s = np.sort(np.array(cur))
+        got, total = rank_update(rr, s, seen_k)
+        ranks = quantile_rank(r, s, seen_d)
+        np.testing.assert_array_equal(got, rank_histogram(ranks, QUANTILE_RANK_BUCKETS))
+        assert total == pytest.approx(float(ranks.sum()), rel=1e-12, abs=1e-9)
 
 
 @pytest.mark.parametrize("n", [1, 3, 7, 10, 30, 333, 20_000])
