@@ -237,3 +237,22 @@ def test_bytes_sent_while_the_upstream_connects_keep_their_order(
     for _ in range(15):
         out = exchange(proxy[0].port, raw, timeout=30)
         assert out.startswith(b"HTTP/1.1 200 OK") and out.endswith(body)
+
+
+@pytest.mark.parametrize("raw", [b"GET /binary HTTP/1.0\r\n\r\n",
+                                 request("POST", "/echo", b"abc", close=False)])
+def test_client_half_close_still_gets_the_response(raw: bytes, upstream: Upstream,
+                                                   proxy: tuple[ProxyThread, SampleQueue]) -> None:
+    """Send, then shut down the write side at once (as HTTP/1.0 tools do)."""
+
+    def half_close(port: int) -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(raw)
+            s.shutdown(socket.SHUT_WR)
+            out = b""
+            while data := s.recv(65536):
+                out += data
+        return out
+
+    direct = half_close(upstream.port)
+    assert half_close(proxy[0].port) == direct and direct.startswith(b"HTTP/1.")
