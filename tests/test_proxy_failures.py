@@ -63,21 +63,21 @@ def test_upstream_reset_before_response_gives_502(upstream: Upstream) -> None:
 
 
 def test_slow_upstream_gives_504(upstream: Upstream) -> None:
-    with running_proxy(upstream.url, timeout=0.2) as (proxy, _):
-        out = exchange(proxy.port, request("GET", "/slow?delay=1.0"))
-        ok = exchange(proxy.port, request("GET", "/slow?delay=0.01"))
+    with running_proxy(upstream.url, timeout=0.5) as (proxy, _):
+        out = exchange(proxy.port, request("GET", "/slow?delay=2.0"))
+        ok = exchange(proxy.port, request("GET", "/slow?delay=0"))
         stats = proxy.server.stats()
     status, headers, body = _split(out)
     assert status == b"HTTP/1.1 504 Gateway Timeout" and headers["connection"] == "close"
-    assert "did not respond within 0.2s" in json.loads(body)["error"]
+    assert "did not respond within 0.5s" in json.loads(body)["error"]
     assert ok.startswith(b"HTTP/1.1 200 OK")
     assert stats.upstream_errors == {"timeout": 1}
 
 
 def test_streaming_response_is_not_cut_by_the_timeout(upstream: Upstream) -> None:
     """The timeout is for silence, not for the whole response: a slow stream keeps going."""
-    with running_proxy(upstream.url, timeout=0.25) as (proxy, _):
-        raw = request("GET", "/chunked?n=4&delay=0.1")
+    with running_proxy(upstream.url, timeout=1.0) as (proxy, _):
+        raw = request("GET", "/chunked?n=5&delay=0.3")  # 1.5 s in all, never 1 s silent
         assert exchange(proxy.port, raw) == exchange(upstream.port, raw)
         assert proxy.server.stats().upstream_errors == {}
 
@@ -200,3 +200,26 @@ def test_bind_error_surfaces_from_run_in_thread(upstream: Upstream) -> None:
                              Sampler())
         with pytest.raises(OSError):
             server.run_in_thread()
+
+
+def test_upstream_coming_back_is_used_by_the_next_connection() -> None:
+    """No state survives a failed connect: each client connection dials the upstream anew."""
+    port = free_port()
+    with running_proxy(f"http://127.0.0.1:{port}") as (proxy, _):
+        assert exchange(proxy.port, request("GET", "/binary")).startswith(b"HTTP/1.1 502")
+        with socket.socket() as srv:
+            srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            srv.bind(("127.0.0.1", port))
+            srv.listen()
+
+            def answer() -> None:
+                conn, _ = srv.accept()
+                with conn:
+                    conn.recv(65536)
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+
+            t = threading.Thread(target=answer)
+            t.start()
+            out = exchange(proxy.port, request("GET", "/binary"))
+            t.join(5)
+    assert out == b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
