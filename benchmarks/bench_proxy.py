@@ -291,6 +291,37 @@ def _wrk(url: str, body: bytes, seconds: float, conns: int = 16) -> float:
     return float(m.group(1)) if m else float("nan")
 
 
+def _wrk_n(url: str, body: bytes, seconds: float) -> tuple[float, int]:
+    """wrk -t2 -c16: (requests per second, requests completed)."""
+    lua = _lua(body)
+    try:
+        out = subprocess.run(["wrk", "-t2", "-c16", f"-d{seconds:g}s", "-s", lua, url],
+                             capture_output=True, text=True, check=True).stdout
+    finally:
+        os.unlink(lua)
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    n = re.search(r"(\d+) requests in", out)
+    return (float(m.group(1)) if m else float("nan")), (int(n.group(1)) if n else 0)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its descendants (all threads), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, float]] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                f = (d / "stat").read_text().rsplit(")", 1)[1].split()
+                stats[int(d.name)] = (int(f[1]), (int(f[11]) + int(f[12])) / tick)
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        if p in stats:
+            total += stats[p][1]
+            todo += [c for c, (ppid, _) in stats.items() if ppid == p]
+    return total
+
+
 def _rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -299,14 +330,21 @@ def _rss_kib(pid: int) -> int:
 
 
 def _compare(upstream: str, path: str, body: bytes, seconds: float, repeats: int,
-             relay: bool = True) -> tuple[dict[str, list[float]], dict[str, object]]:
+             upstream_pid: int, relay: bool = True
+             ) -> tuple[dict[str, list[float]], dict[str, object]]:
     """wrk straight at ``upstream``, through a bare relay and through the Driftline proxy,
-    interleaved ``repeats`` times so that drifting background load hits all alike."""
-    runs: dict[str, list[float]] = {"direct": [], "relay": [], "proxy": []}
+    interleaved ``repeats`` times so that drifting background load hits all alike. Also the CPU
+    each process spends per request (``cpu:*`` entries, microseconds), which background load
+    disturbs far less than throughput."""
+    runs: dict[str, list[float]] = {"direct": [], "relay": [], "proxy": [], "cpu:upstream": [],
+                                    "cpu:proxy": []}
     summary: dict[str, object] = {}
     _wrk(upstream + path, body, 2)  # warm-up
     for _ in range(repeats):
-        runs["direct"].append(_wrk(upstream + path, body, seconds))
+        c0 = _cpu_seconds(upstream_pid)
+        rps, n = _wrk_n(upstream + path, body, seconds)
+        runs["direct"].append(rps)
+        runs["cpu:upstream"].append((_cpu_seconds(upstream_pid) - c0) * 1e6 / max(n, 1))
         if relay:
             px = _free_port()
             with _process(_self("_relay", str(px), upstream), px):
@@ -314,22 +352,28 @@ def _compare(upstream: str, path: str, body: bytes, seconds: float, repeats: int
         px = _free_port()
         with _process(_self("_proxy", str(px), upstream, "1.0"), px) as proxy:
             _wrk(f"http://127.0.0.1:{px}{path}", body, 1)
-            runs["proxy"].append(_wrk(f"http://127.0.0.1:{px}{path}", body, seconds))
+            c0 = _cpu_seconds(proxy.pid)
+            rps, n = _wrk_n(f"http://127.0.0.1:{px}{path}", body, seconds)
+            runs["proxy"].append(rps)
+            runs["cpu:proxy"].append((_cpu_seconds(proxy.pid) - c0) * 1e6 / max(n, 1))
             summary = _proxy_summary(proxy)
     return {k: v for k, v in runs.items() if v}, summary
 
 
 def _print_runs(runs: dict[str, list[float]], summary: dict[str, object]) -> None:
     print("    runs (req/s): " + "; ".join(f"{k} " + ", ".join(f"{v:,.0f}" for v in vs)
-                                          for k, vs in runs.items()))
+                                          for k, vs in runs.items() if not k.startswith("cpu:")))
+    up, px = statistics.median(runs["cpu:upstream"]), statistics.median(runs["cpu:proxy"])
+    print(f"    CPU per request (median): upstream {up:,.0f} us, proxy {px:,.0f} us "
+          f"(proxy = {px / up:.0%} of the upstream's own CPU; 100 % sampled, consumer parsing)")
     print(f"    last proxy process: {summary}")
 
 
 def _saturation(upstream_cmd: list[str], title: str, seconds: float, repeats: int) -> dict[str, float]:
     up = _free_port()
-    with _process([*upstream_cmd, str(up)], up):
+    with _process([*upstream_cmd, str(up)], up) as upstream:
         runs, summary = _compare(f"http://127.0.0.1:{up}", "/v1/models/iris:predict", KSERVE_BODY,
-                                 seconds, repeats)
+                                 seconds, repeats, upstream.pid)
     med = {k: statistics.median(v) for k, v in runs.items()}
     print(f"(b) {title}, wrk -t2 -c16 -d{seconds:g}s, median of {repeats}: "
           f"direct {med['direct']:,.0f} req/s; bare byte relay (no parsing, no tee) "
@@ -367,7 +411,7 @@ def _mlserver_env(venv: Path) -> Path | None:
 
 
 @contextlib.contextmanager
-def _mlserver(venv: Path) -> Iterator[str | None]:
+def _mlserver(venv: Path) -> Iterator[tuple[str, int] | None]:
     exe = _mlserver_env(venv)
     if exe is None:
         yield None
@@ -389,7 +433,7 @@ def _mlserver(venv: Path) -> Iterator[str | None]:
             "http_port": http, "grpc_port": grpc, "metrics_port": metrics, "host": "127.0.0.1",
             "parallel_workers": 0, "debug": False}))
         env = {**os.environ, "PATH": f"{venv / 'bin'}:{os.environ.get('PATH', '')}"}
-        with _process([str(exe), "start", d], http, env=env, cwd=d):
+        with _process([str(exe), "start", d], http, env=env, cwd=d) as server:
             url = f"http://127.0.0.1:{http}"
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:  # wait until the model is loaded
@@ -398,16 +442,17 @@ def _mlserver(venv: Path) -> Iterator[str | None]:
                     if urllib.request.urlopen(f"{url}/v2/models/iris/ready", timeout=2).status == 200:
                         break
                 time.sleep(0.3)
-            yield url
+            yield url, server.pid
 
 
 def bench_mlserver(seconds: float, repeats: int, venv: Path) -> dict[str, float]:
-    with _mlserver(venv) as url:
-        if url is None:
+    with _mlserver(venv) as server:
+        if server is None:
             print("(a) skipped: no MLServer")
             return {}
+        url, pid = server
         path = "/v2/models/iris/infer"
-        runs, summary = _compare(url, path, V2_BODY, seconds, repeats, relay=False)
+        runs, summary = _compare(url, path, V2_BODY, seconds, repeats, pid, relay=False)
         lat = _latency_pair(url, path, "v2", seconds, rate=200.0)
     med = {k: statistics.median(v) for k, v in runs.items()}
     print(f"(a) MLServer + mlserver-sklearn LogisticRegression (OIP v2), wrk -t2 -c16 -d{seconds:g}s, "
