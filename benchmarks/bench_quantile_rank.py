@@ -1,9 +1,11 @@
-"""Cost of the monitor's cumulative quantile-rank histogram update (``Monitor._count``).
+"""Cost of the monitor's cumulative quantile-rank histogram update, ties spread vs plain ECDF.
 
-One numeric feature, a 2 000-point reference summary, batches of 64, 4 096 and 65 536 values:
-continuous data (no ties: the common case) and a 5-value integer feature (every value ties a
-reference point, the case the tie spreading of ``driftline.detectors.quantile_rank`` exists for).
-Reported: best of several runs, microseconds per batch and nanoseconds per value.
+One numeric feature, a 2 000-point reference summary, sorted batches of 64, 4 096 and 65 536
+values: continuous data (no ties, the common case) and a 5-value integer feature (every value
+ties a reference point: the case the tie spreading of ``driftline.detectors.quantile_rank`` is
+for). ``ecdf`` is the previous update (rank ``#{ref <= x}/n``: one merge, integer binning, sum),
+``spread`` is :func:`driftline.kernels.rank_update`; both run interleaved in one process, best
+of many runs, so machine noise hits both alike.
 """
 
 from __future__ import annotations
@@ -13,46 +15,48 @@ from collections.abc import Callable
 
 import numpy as np
 
-from driftline.monitor import Monitor, WindowPolicy
-from driftline.profile import BaselineProfile, Columns, NumericFeature
-from driftline.records import RecordBatch
-
-SUMMARY = 2000
+from driftline.catalogue import QUANTILE_RANK_BUCKETS
+from driftline.kernels import RankReference, rank_bucket_counts, rank_limits, rank_right, rank_update
 
 
-def _profile(summary: np.ndarray) -> BaselineProfile:
-    s = np.sort(summary)
-    f = NumericFeature("x", (float(np.median(s)),), (0.5, 0.5), tuple(float(v) for v in s), True,
-                       len(s), 0.0, float(s[0]), float(s[-1]), float(s.mean()), float(s.std()))
-    return BaselineProfile("m", "1", "", len(s), {"x": f}, Columns(), None)
+def _ecdf_update(ref: np.ndarray, s: np.ndarray, limits: np.ndarray) -> tuple[np.ndarray, float]:
+    ranks = rank_right(ref, s)
+    return rank_bucket_counts(ranks, limits), float((ranks / len(ref)).sum())
 
 
-def _best(fn: Callable[[], object], repeat: int) -> float:
-    best = float("inf")
+def _best_pair(a: Callable[[], object], b: Callable[[], object], repeat: int) -> tuple[float, float]:
+    best = [float("inf"), float("inf")]
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+        for i, fn in enumerate((a, b)):
+            t0 = time.perf_counter()
+            fn()
+            best[i] = min(best[i], time.perf_counter() - t0)
+    return best[0], best[1]
 
 
 def main() -> None:
     rng = np.random.default_rng(7)
-    cases = {
-        "continuous": (rng.normal(size=SUMMARY), lambda n: rng.normal(size=n)),
-        "5-value integer": (rng.choice(5, size=SUMMARY, p=[0.1, 0.2, 0.4, 0.2, 0.1]).astype(float),
-                            lambda n: rng.choice(5, size=n, p=[0.1, 0.2, 0.4, 0.2, 0.1])
-                            .astype(float)),
+    p = [0.1, 0.2, 0.4, 0.2, 0.1]
+    cases: dict[str, tuple[np.ndarray, Callable[[int], np.ndarray]]] = {
+        "continuous": (rng.normal(size=2000), lambda n: rng.normal(size=n)),
+        "5-value integer": (rng.choice(5, size=2000, p=p).astype(float),
+                            lambda n: rng.choice(5, size=n, p=p).astype(float)),
     }
+    bounds = np.asarray(QUANTILE_RANK_BUCKETS)
     for label, (summary, draw) in cases.items():
-        mon = Monitor(_profile(summary), window=WindowPolicy(records=10**9, max_age=None),
-                      clock=None, streams=False)
+        ref = np.sort(summary)
+        limits = rank_limits(len(ref), bounds)
+        rr = RankReference.build(ref, bounds)
+        seen = rr.new_seen() + 100_000  # a stream that has run for a while
         for n in (64, 4096, 65_536):
-            batch = RecordBatch({"x": draw(n)})
-            reps = 200 if n <= 4096 else 30
-            t = _best(lambda b=batch, m=mon: m._count(b), reps)
-            print(f"rank update, {label:16s} batch {n:6d}: {t * 1e6:8.1f} µs "
-                  f"({t * 1e9 / n:6.1f} ns/value)")
+            s = np.sort(draw(n))
+            t_old, t_new = _best_pair(
+                lambda s=s, ref=ref, limits=limits: _ecdf_update(ref, s, limits),
+                lambda s=s, rr=rr, seen=seen: rank_update(rr, s, seen),
+                300 if n <= 4096 else 40)
+            print(f"rank update, {label:16s} batch {n:6d}: ecdf {t_old * 1e6:8.1f} µs, "
+                  f"spread {t_new * 1e6:8.1f} µs ({t_new * 1e9 / n:5.1f} ns/value, "
+                  f"×{t_new / t_old:.2f})")
 
 
 if __name__ == "__main__":

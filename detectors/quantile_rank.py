@@ -47,19 +47,22 @@ _REV8 = np.array([int(f"{b:08b}"[::-1], 2) / 256 for b in range(256)])
 _REV16 = _REV8[np.arange(65536) & 255] + _REV8[np.arange(65536) >> 8] / 256
 
 
-def tie_unit(k: np.ndarray) -> np.ndarray:
+def tie_unit(k: np.ndarray, top: int | None = None) -> np.ndarray:
     """Position ``u_k = vdc(k + 1)`` in (0, 1) of the k-th occurrence of a tied value.
 
     ``vdc`` mirrors the binary digits of an integer behind the binary point (1 → .1, 2 → .01,
-    3 → .11): exact dyadic floats, so every caller gets identical bits."""
+    3 → .11): exact dyadic floats, so every caller gets identical bits. ``top`` (optional) is
+    an upper bound of ``k + 1``, which saves looking for the largest."""
     m = np.asarray(k, dtype=np.int64) + 1
+    if top is None:
+        top = int(m.max()) if m.size else 0
     out = _REV16[m & 65535]
-    m = m >> 16
-    scale = 1.0 / 65536
-    while m.size and m.max() > 0:
-        out += _REV16[m & 65535] * scale
+    scale = 1.0
+    while top >= 65536:
         m = m >> 16
+        top >>= 16
         scale /= 65536
+        out += _REV16[m & 65535] * scale
     return out
 
 

@@ -88,6 +88,8 @@ class RankReference:
     n: int
     limits: np.ndarray
     bounds: np.ndarray
+    first: np.ndarray
+    """Bucket of ``L/n``: the lowest bucket a rank in the jump can fall in."""
     bucket: np.ndarray
     """Bucket of ``R/n`` (= of every rank in the jump when the jump is not cut)."""
     cut: np.ndarray
@@ -104,7 +106,7 @@ class RankReference:
         b = np.asarray(bounds, dtype=np.float64)
         lo = np.searchsorted(b, below[:-1] / max(n, 1), side="left")
         hi = np.searchsorted(b, below[1:] / max(n, 1), side="left")
-        return cls(ref[heads], below, n, rank_limits(n, b), b, hi, lo < hi)
+        return cls(ref[heads], below, n, rank_limits(n, b), b, lo, hi, lo < hi)
 
     def new_seen(self) -> np.ndarray:
         """Occurrence counters for :func:`rank_update`: one per distinct reference value."""
@@ -120,38 +122,39 @@ def rank_update(rr: RankReference, values_sorted: np.ndarray,
     (:func:`rank_limits`), which is exact for values that tie no reference point. Tied values
     are handled per run of equal values: a run whose jump ``[L/n, R/n]`` no bucket bound cuts
     stays where it is (float division and rounding are monotone, so every rank in the jump
-    lands in R's bucket); only runs in a cut jump (at most one per bound) get per-value ranks
-    and are re-binned. The sum takes each run's ranks in one ``reduceat``.
+    lands in R's bucket); only runs in a cut jump (at most one per bound) get per-value ranks,
+    compared with the few bounds inside their jump. The sum takes each run's ranks in one
+    ``reduceat``.
     """
     n = rr.n
-    j = rank_right(rr.distinct, values_sorted)
-    right = rr.below[j]
+    # few distinct values (a discrete feature): a binary search over them beats the merge
+    j = (np.searchsorted(rr.distinct, values_sorted, side="right") if len(rr.distinct) <= 64
+         else rank_right(rr.distinct, values_sorted))
+    right = j if len(rr.distinct) == n else rr.below[j]
     counts = rank_bucket_counts(right, rr.limits)
     if len(right) == 0:
         return counts, 0.0
     total = float(right.sum()) / n
     # j == 0 clips to distinct[0], which is > the value then, so never equal
     tied = rr.distinct.take(j - 1, mode="clip") == values_sorted
-    if tied.all():
-        jt = j - 1
-    elif tied.any():
-        jt = j[tied] - 1
-    else:
+    n_tied = np.count_nonzero(tied)
+    if n_tied == 0:
         return counts, total
+    jt = j - 1 if n_tied == len(j) else j[tied] - 1
     k, heads, lengths = tie_runs(jt, seen)
-    u = tie_unit(k)
+    u = tie_unit(k, int(seen[jt[heads]].max()))
     d = jt[heads]
     run_l, run_r = rr.below[d], rr.below[d + 1]
     total += float(np.sum((run_r - run_l) * (np.add.reduceat(u, heads) - lengths))) / n
-    cut = rr.cut[d]
-    if cut.any():
-        sel = np.repeat(cut, lengths)
-        r = spread_ranks(np.repeat(run_l[cut], lengths[cut]), np.repeat(run_r[cut], lengths[cut]),
-                         u[sel], n)
-        nb = len(rr.limits) + 1
-        moved = np.bincount(rr.bucket[d[cut]], weights=lengths[cut], minlength=nb)
-        counts = counts - moved.astype(np.int64) + np.bincount(
-            np.searchsorted(rr.bounds, r, side="left"), minlength=nb)
+    for i in np.flatnonzero(rr.cut[d]).tolist():
+        h, c, g = int(heads[i]), int(lengths[i]), int(d[i])
+        r = spread_ranks(rr.below[g], rr.below[g + 1], u[h:h + c], n)
+        below = 0  # ranks of this run in the buckets before
+        for bi in range(int(rr.first[g]), int(rr.bucket[g])):
+            le = int(np.count_nonzero(r <= rr.bounds[bi]))
+            counts[bi] += le - below
+            below = le
+        counts[rr.bucket[g]] -= below  # all c were counted in R's bucket
     return counts, total
 
 
