@@ -36,10 +36,12 @@ generate: $(STAMP)
 	$(BIN)/driftline rules generate --out alertmanager
 	$(BIN)/driftline dashboards generate --out dashboards
 	$(BIN)/python -m driftline.exporters.reference
+	cp alertmanager/prometheusrule.yaml examples/kserve/prometheusrule.yaml
+	$(BIN)/driftline dashboards configmap --namespace monitoring > examples/kserve/dashboards-configmap.yaml
 
 # Fails when a committed generated file differs from what the generators make now.
 check-generated: generate
-	git diff --exit-code -- alertmanager dashboards docs/metrics.md
+	git diff --exit-code -- 'alertmanager/*.yaml' 'dashboards/*.json' docs/metrics.md examples/kserve
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

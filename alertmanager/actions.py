@@ -35,10 +35,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from driftline import __version__
 from driftline.alertmanager.actions_config import TargetConfig
 from driftline.alertmanager.template import Template, render_tree
-
-from driftline import __version__
 
 USER_AGENT = f"driftline-actions/{__version__}"
 MERGE_PATCH = "application/merge-patch+json"

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from driftline.alertmanager.template import Template, compile_tree
 
+from driftline.alertmanager.template import Template, compile_tree
 from driftline.errors import ConfigError
 
 DEFAULT_LISTEN = "127.0.0.1:9096"

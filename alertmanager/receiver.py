@@ -36,13 +36,13 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
+
+from driftline import catalogue
 from driftline.alertmanager import actions as presets
 from driftline.alertmanager.actions_config import ActionsConfig
 from driftline.alertmanager.audit import AuditEntry, truncate
 from driftline.alertmanager.store import Candidate, Job, Store, dedupe_key
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
-
-from driftline import catalogue
 
 log = logging.getLogger("driftline.actions")
 

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import yaml
-from driftline.alertmanager.rules_config import RulesConfig
-from driftline.dashboards.uids import MODEL_UID, SIDECAR_UID, slug
 
 from driftline import catalogue as cat
+from driftline.alertmanager.rules_config import RulesConfig
+from driftline.dashboards.uids import MODEL_UID, SIDECAR_UID, slug
 
 __all__ = ["Alert", "RecordingNames", "alert_rules", "names", "prometheus_rule", "recording_rules",
            "rule_groups", "to_yaml"]

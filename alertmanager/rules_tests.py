@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from driftline import catalogue as cat
 from driftline.alertmanager.rules import (
     BUCKET_SHARE,
     PSI_FLOOR,
@@ -27,8 +28,6 @@ from driftline.alertmanager.rules import (
     names,
 )
 from driftline.alertmanager.rules_config import DEFAULT_ALERTS, RulesConfig, duration_seconds
-
-from driftline import catalogue as cat
 
 __all__ = ["render_template", "rules_test_file"]
 

@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+from scipy import stats
+
 from driftline.detectors import (
     StreamDetector,
     bin_counts,
@@ -25,7 +27,6 @@ from driftline.detectors import (
     wasserstein_normalised,
 )
 from driftline.detectors.ks import ks_statistic_sorted
-from scipy import stats
 
 FEATURES = 20
 WINDOW = 10_000

@@ -22,12 +22,12 @@ from collections.abc import Callable
 
 import numpy as np
 import orjson
+
 from driftline.collectors.ingest import split_records, to_batch
 from driftline.collectors.payloads import ModelSchema, parse_v1, parse_v2
 from driftline.collectors.service import App, HttpServer, ServiceThread
 from driftline.collectors.sidecar import Sidecar, engine_factory
 from driftline.collectors.worker import Worker, WorkQueue
-
 from driftline.config import LimitsConfig, ModelConfig
 from driftline.monitor import DriftPolicy, WindowPolicy
 from driftline.profile import (

@@ -133,6 +133,7 @@ def _run_relay(port: int, upstream: str) -> None:
 def _run_proxy(port: int, upstream: str, rate: float) -> None:
     """The proxy as the sidecar runs it, plus a consumer thread that parses and discards."""
     import orjson
+
     from driftline.collectors.proxy import ProxyServer, new_event_loop
     from driftline.collectors.sampling import Sampler
     from driftline.collectors.tee import SampleQueue

@@ -18,7 +18,6 @@ import time
 from driftline.alertmanager.generate import PACKAGE_DIR, RULES_FILE, render_files
 from driftline.alertmanager.rules_config import RulesConfig
 from driftline.dashboards.generate import dashboards, render
-
 from driftline.snapshot import Histogram, ModelSnapshot, SidecarStats, SnapshotSource
 
 REPLICAS, MODELS, FEATURES = 3, 20, 25
@@ -73,9 +72,10 @@ def main() -> None:
                    capture_output=True)
     print(f"promtool test rules (all alerts):  {time.perf_counter() - t:8.2f} s")
 
+    from prometheus_client.exposition import start_http_server
+
     from driftline.exporters.fleet import synthetic_fleet
     from driftline.exporters.prometheus import new_registry
-    from prometheus_client.exposition import start_http_server
 
     servers = []
     targets = []

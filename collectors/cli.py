@@ -67,7 +67,6 @@ def _run(args: argparse.Namespace) -> int:
 
     from driftline.collectors.runtime import serve
     from driftline.collectors.sidecar import load_models
-
     from driftline.config import load_config
 
     path = args.config or os.environ.get("DRIFTLINE_CONFIG")

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
+
 from driftline.collectors.payloads import PayloadError
 
 Kind = Literal["request", "response", "unknown"]

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
 from driftline.collectors.payloads import PayloadError, loads
 
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from driftline.collectors.payloads import ModelSchema, PayloadError, loads
 
+from driftline.collectors.payloads import ModelSchema, PayloadError, loads
 from driftline.labels import canonical_labels
 from driftline.records import RecordBatch, numeric_column
 

@@ -41,6 +41,7 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 import httptools
+
 from driftline.collectors.proxy_latency import LatencyRecorder
 from driftline.collectors.sample import (
     HEADER_CONTENT_LENGTH,
@@ -52,7 +53,6 @@ from driftline.collectors.sample import (
 )
 from driftline.collectors.sampling import Sampler
 from driftline.collectors.tee import DROP_TEE_ERROR, DROP_TOO_LARGE, SampleQueue
-
 from driftline.errors import ConfigError
 from driftline.snapshot import Histogram
 

@@ -19,7 +19,6 @@ from typing import Any
 from driftline.collectors.service import App, HttpServer
 from driftline.collectors.sidecar import MonitorFactory, Sidecar
 from driftline.collectors.worker import Worker, WorkQueue
-
 from driftline.config import ServeConfig
 from driftline.errors import ConfigError
 

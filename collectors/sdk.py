@@ -30,13 +30,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from driftline.collectors.feedback import Feedback
 from driftline.collectors.ingest import to_batch
 from driftline.collectors.payloads import PayloadError
 from driftline.collectors.service import App, HttpServer, ServiceThread
 from driftline.collectors.sidecar import QUEUE_FULL, ModelEntry, Sidecar, engine_factory
 from driftline.collectors.worker import Worker, WorkQueue
-
 from driftline.config import LimitsConfig, ModelConfig
 from driftline.monitor import DriftPolicy, WindowPolicy
 from driftline.profile import BaselineProfile

@@ -32,6 +32,7 @@ from typing import Any
 
 import httptools
 import orjson
+
 from driftline.collectors.cloudevents import from_http
 from driftline.collectors.feedback import parse_feedback
 from driftline.collectors.ingest import split_records

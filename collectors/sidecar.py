@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
+
 from driftline.collectors.cloudevents import CloudEvent, Exchange, Pairer
 from driftline.collectors.feedback import Feedback, PredictionStore
 from driftline.collectors.ingest import IngestGroups, to_batch
 from driftline.collectors.payloads import ModelSchema, PayloadError, decode_binary, parse, route
-
 from driftline.config import DriftConfig, LimitsConfig, ModelConfig, ServeConfig, WindowsConfig
 from driftline.errors import ConfigError, ProfileError
 from driftline.labels import canonical_labels

@@ -52,7 +52,6 @@ def _generate(args: argparse.Namespace) -> int:
 
 def _push(args: argparse.Namespace) -> int:
     from driftline.dashboards.provision import push
-
     from driftline.errors import ConfigError
 
     if not args.url:

@@ -16,12 +16,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from driftline import catalogue as cat
 from driftline.alertmanager.rules import names
 from driftline.alertmanager.rules_config import RulesConfig
 from driftline.dashboards import builder as b
 from driftline.dashboards.uids import FLEET_UID, MODEL_UID, SIDECAR_UID, TITLES
-
-from driftline import catalogue as cat
 
 __all__ = ["DASHBOARD_DIR", "dashboards", "file_name", "render", "write"]
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import yaml
+
 from driftline.alertmanager.rules import BlockDumper
 from driftline.dashboards.generate import file_name, render
-
 from driftline.errors import DriftlineError
 
 __all__ = ["PushResult", "configmaps", "configmaps_yaml", "folder_uid", "push"]

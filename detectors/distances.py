@@ -12,8 +12,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from driftline.detectors.binning import finite_values
 from scipy import special
+
+from driftline.detectors.binning import finite_values
 
 __all__ = ["jensen_shannon", "wasserstein", "wasserstein_normalised"]
 

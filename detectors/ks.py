@@ -32,8 +32,9 @@ import warnings
 from collections.abc import Callable
 
 import numpy as np
-from driftline.detectors.binning import finite_values
 from scipy import stats
+
+from driftline.detectors.binning import finite_values
 
 __all__ = ["MAX_EXACT_N", "ks_2samp_sorted", "ks_pvalue", "ks_statistic_sorted", "quantile_grid"]
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+
 from driftline.detectors.binning import finite_mask
 
 __all__ = ["quantile_rank", "quantile_rank_histogram", "rank_edges", "rank_histogram",

@@ -18,8 +18,9 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from driftline.detectors.binning import finite_mask
 from river import drift
+
+from driftline.detectors.binning import finite_mask
 
 __all__ = ["StreamDetector"]
 

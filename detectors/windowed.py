@@ -23,13 +23,13 @@ from collections.abc import Sequence
 from typing import Any, ClassVar, Self
 
 import numpy as np
+
 from driftline.detectors.base import DetectorResult
 from driftline.detectors.binning import bin_counts, category_counts, finite_values
 from driftline.detectors.chi2 import chi2_against_reference
 from driftline.detectors.distances import jensen_shannon, wasserstein_normalised
 from driftline.detectors.ks import ks_2samp_sorted
 from driftline.detectors.psi import psi
-
 from driftline.profile import CategoricalFeature, NumericFeature
 
 __all__ = [

@@ -32,8 +32,6 @@ import threading
 import time
 from typing import Any, cast
 
-from driftline.exporters.cardinality import CardinalityGuard, CardinalityLimits
-from driftline.exporters.points import MetricPoints, build_points
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     Gauge,
@@ -54,6 +52,8 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from driftline import __version__
 from driftline.catalogue import MetricSpec
 from driftline.errors import ConfigError
+from driftline.exporters.cardinality import CardinalityGuard, CardinalityLimits
+from driftline.exporters.points import MetricPoints, build_points
 from driftline.snapshot import SnapshotSource
 
 __all__ = [

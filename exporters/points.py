@@ -22,11 +22,10 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from driftline.exporters.cardinality import OTHER, CardinalityGuard
-
 from driftline import __version__
 from driftline import catalogue as cat
 from driftline.catalogue import MetricSpec
+from driftline.exporters.cardinality import OTHER, CardinalityGuard
 from driftline.snapshot import Histogram, ModelSnapshot, SidecarStats
 
 Labels = tuple[str, ...]

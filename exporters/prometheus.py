@@ -22,8 +22,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from wsgiref.simple_server import WSGIServer
 
-from driftline.exporters.cardinality import CardinalityGuard, CardinalityLimits
-from driftline.exporters.points import MetricPoints, build_points
 from prometheus_client.exposition import choose_encoder, start_http_server
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
@@ -35,6 +33,8 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
+from driftline.exporters.cardinality import CardinalityGuard, CardinalityLimits
+from driftline.exporters.points import MetricPoints, build_points
 from driftline.snapshot import SnapshotSource
 
 __all__ = ["DriftlineCollector", "MetricsServer", "new_registry", "render", "start_metrics_server",

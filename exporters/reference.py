@@ -9,9 +9,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from driftline.exporters.otlp import otel_unit
-
 from driftline import catalogue as cat
+from driftline.exporters.otlp import otel_unit
 
 BEGIN = "<!-- BEGIN GENERATED: python -m driftline.exporters.reference -->"
 END = "<!-- END GENERATED -->"

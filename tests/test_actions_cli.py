@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from driftline.alertmanager.receiver import Receiver
 from receiver_support import alert, make_config, payload
 
+from driftline.alertmanager.receiver import Receiver
 from driftline.cli import main
 
 

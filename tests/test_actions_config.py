@@ -10,6 +10,9 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
 from driftline.alertmanager.actions_config import (
     PRESET_PARAMS,
     RetryPolicy,
@@ -18,9 +21,6 @@ from driftline.alertmanager.actions_config import (
     parse_duration,
 )
 from driftline.alertmanager.template import Template, compile_tree, render_tree
-from hypothesis import given
-from hypothesis import strategies as st
-
 from driftline.errors import ConfigError
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "alertmanager" / "actions.example.yaml"

@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from receiver_support import Seen, Target, target
+
 from driftline.alertmanager.actions import HttpClient, Outcome, build_http, plan, run_action
 from driftline.alertmanager.actions_config import TargetConfig, load_config_dict
 from driftline.alertmanager.receiver import alert_context
 from driftline.alertmanager.store import dedupe_key
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from receiver_support import Seen, Target, target
 
 
 def make_target(tmp: Path, spec: dict[str, Any]) -> TargetConfig:

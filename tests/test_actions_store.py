@@ -6,9 +6,10 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from driftline.alertmanager.store import Candidate, Store, dedupe_key
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from driftline.alertmanager.store import Candidate, Store, dedupe_key
 
 
 def cand(fp: str, starts: str, model: str = "m", cooldown: float = 0.0) -> Candidate:

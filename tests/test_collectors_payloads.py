@@ -5,6 +5,10 @@ from __future__ import annotations
 import numpy as np
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_serve_support import make_profile
+
 from driftline.collectors.payloads import (
     ModelSchema,
     PayloadError,
@@ -15,9 +19,6 @@ from driftline.collectors.payloads import (
     parse_v2,
     route,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from test_serve_support import make_profile
 
 
 @pytest.fixture(scope="module")
@@ -180,7 +181,6 @@ _values = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True, wi
 def test_ingest_columns_equal_the_kernel_reference(records: list) -> None:  # type: ignore[type-arg]
     """The vectorised ingest builder gives the same columns as driftline.records.from_records."""
     from driftline.collectors.ingest import to_batch
-
     from driftline.records import from_records
 
     profile = make_profile(n_numeric=2, with_category=True)

@@ -11,6 +11,8 @@ import time
 import numpy as np
 import orjson
 import pytest
+from test_serve_support import make_profile
+
 from driftline.collectors.cloudevents import CloudEvent, Pairer, from_http
 from driftline.collectors.feedback import Feedback, PredictionStore, parse_feedback
 from driftline.collectors.ingest import split_records
@@ -18,8 +20,6 @@ from driftline.collectors.payloads import PayloadError
 from driftline.collectors.sample import Sample
 from driftline.collectors.sidecar import Sidecar, engine_factory
 from driftline.collectors.worker import Worker, WorkQueue
-from test_serve_support import make_profile
-
 from driftline.config import LimitsConfig, ModelConfig
 from driftline.monitor import DriftPolicy, WindowPolicy
 

@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 import yaml
+
+from driftline import catalogue as cat
 from driftline.alertmanager.rules import rule_groups
 from driftline.alertmanager.rules_config import RulesConfig
+from driftline.cli import main as driftline_main
 from driftline.dashboards.builder import Grid, timeseries
 from driftline.dashboards.generate import DASHBOARD_DIR, dashboards, file_name, render
 from driftline.dashboards.provision import configmaps_yaml, folder_uid
-
-from driftline import catalogue as cat
-from driftline.cli import main as driftline_main
 
 DS = {"type": "prometheus", "uid": "${datasource}"}
 

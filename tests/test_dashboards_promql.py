@@ -23,12 +23,12 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
+
 from driftline.alertmanager.generate import PACKAGE_DIR, RULES_FILE, write_files
 from driftline.alertmanager.rules import RANK_EDGES, names, rule_groups
 from driftline.alertmanager.rules_config import DEFAULT_ALERTS, RulesConfig, config_from_mapping
 from driftline.dashboards.generate import dashboards
 from driftline.detectors.psi import psi as reference_psi
-
 from driftline.stack import (
     PrometheusProcess,
     StackError,

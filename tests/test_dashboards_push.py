@@ -15,10 +15,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from driftline.dashboards.generate import dashboards
-from driftline.dashboards.provision import push
 
 from driftline.cli import main as driftline_main
+from driftline.dashboards.generate import dashboards
+from driftline.dashboards.provision import push
 
 TOKEN = "glsa_test_token"
 BASIC = "Basic " + base64.b64encode(b"admin:s3cret").decode()

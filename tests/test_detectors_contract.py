@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+
 from driftline.detectors.base import Detector, DetectorResult
 from driftline.detectors.windowed import (
     CategoricalPSIDetector,
@@ -170,7 +171,6 @@ def test_every_class_is_a_stateful_detector(name: str) -> None:
 
 def test_detectors_for_feature_uses_the_profile() -> None:
     from driftline.detectors.windowed import detectors_for_feature
-
     from driftline.profile import CategoricalFeature, NumericFeature
 
     num = NumericFeature(name="x", edges=tuple(_EDGES), proportions=tuple(_SHARES),

@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from sklearn.isotonic import IsotonicRegression
+
 from driftline.detectors.performance import (
     accuracy,
     binary_confusion_estimate,
@@ -15,8 +17,6 @@ from driftline.detectors.performance import (
     mean_confidence,
     mean_entropy,
 )
-from sklearn.isotonic import IsotonicRegression
-
 from driftline.profile import Calibration
 
 

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import math
 
-import driftline.detectors as dd
 import hypothesis.extra.numpy as hnp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+import driftline.detectors as dd
 from driftline.detectors.ks import ks_2samp_sorted, ks_statistic_sorted, quantile_grid
 from driftline.detectors.psi import psi
 from driftline.detectors.quantile_rank import quantile_rank
 from driftline.detectors.windowed import KSDetector, PSIDetector, detector_from_state
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from scipy import stats
 
 finite = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)
 maybe_missing = st.one_of(finite, st.just(math.nan), st.just(math.inf), st.just(-math.inf))

@@ -7,6 +7,9 @@ import warnings
 
 import numpy as np
 import pytest
+from scipy import stats
+from scipy.spatial.distance import jensenshannon
+
 from driftline.detectors.binning import bin_counts, category_counts, finite_mask
 from driftline.detectors.chi2 import chi2_against_reference
 from driftline.detectors.distances import jensen_shannon, wasserstein_normalised
@@ -14,8 +17,6 @@ from driftline.detectors.ks import ks_2samp_sorted
 from driftline.detectors.multiple_testing import benjamini_hochberg
 from driftline.detectors.psi import psi
 from driftline.detectors.quantile_rank import quantile_rank, rank_histogram
-from scipy import stats
-from scipy.spatial.distance import jensenshannon
 
 
 def _scipy_ks(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:

@@ -6,8 +6,9 @@ import random
 
 import numpy as np
 import pytest
-from driftline.detectors.streaming import StreamDetector
 from river import drift
+
+from driftline.detectors.streaming import StreamDetector
 
 
 def _river_stream() -> list[int]:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from driftline.detectors.binning import bin_counts
-from driftline.detectors.distances import wasserstein
-from driftline.detectors.ks import ks_2samp_sorted
-from driftline.detectors.quantile_rank import quantile_rank, rank_histogram
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
 from driftline.catalogue import QUANTILE_RANK_BUCKETS
+from driftline.detectors.binning import bin_counts
+from driftline.detectors.distances import wasserstein
+from driftline.detectors.ks import ks_2samp_sorted
+from driftline.detectors.quantile_rank import quantile_rank, rank_histogram
 from driftline.kernels import (
     RankReference,
     numeric_window,

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 import yaml
-from driftline.alertmanager.actions_config import load_config_dict
 
 from driftline import catalogue
+from driftline.alertmanager.actions_config import load_config_dict
 from driftline.config import config_from_dict
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -17,11 +17,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from driftline.exporters.cardinality import CardinalityGuard, CardinalityLimits
-from driftline.exporters.fleet import StaticSource, synthetic_fleet
-from driftline.exporters.otlp import OtlpMetricsExporter, otlp_exporter_from_env, to_metrics_data
-from driftline.exporters.points import build_points
-from driftline.exporters.prometheus import new_registry, render
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
@@ -33,6 +28,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from driftline import catalogue as cat
 from driftline.errors import ConfigError
+from driftline.exporters.cardinality import CardinalityGuard, CardinalityLimits
+from driftline.exporters.fleet import StaticSource, synthetic_fleet
+from driftline.exporters.otlp import OtlpMetricsExporter, otlp_exporter_from_env, to_metrics_data
+from driftline.exporters.points import build_points
+from driftline.exporters.prometheus import new_registry, render
 
 Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

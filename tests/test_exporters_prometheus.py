@@ -10,9 +10,6 @@ import subprocess
 
 import numpy as np
 import pytest
-from driftline.exporters.cardinality import OTHER, CardinalityGuard, CardinalityLimits
-from driftline.exporters.fleet import StaticSource, synthetic_fleet, synthetic_snapshot, synthetic_stats
-from driftline.exporters.prometheus import DriftlineCollector, new_registry, render
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import REGISTRY
@@ -21,6 +18,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from driftline import __version__
 from driftline import catalogue as cat
+from driftline.exporters.cardinality import OTHER, CardinalityGuard, CardinalityLimits
+from driftline.exporters.fleet import StaticSource, synthetic_fleet, synthetic_snapshot, synthetic_stats
+from driftline.exporters.prometheus import DriftlineCollector, new_registry, render
 from driftline.snapshot import Histogram, SidecarStats
 
 Series = dict[tuple[str, frozenset[tuple[str, str]]], float]

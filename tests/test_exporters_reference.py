@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import driftline.exporters as exporters
 import pytest
+
+import driftline.exporters as exporters
+from driftline import catalogue as cat
 from driftline.exporters.otlp import attribute_name, otel_unit
 from driftline.exporters.reference import render_doc
-
-from driftline import catalogue as cat
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "metrics.md"
 

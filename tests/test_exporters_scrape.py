@@ -9,10 +9,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from driftline.exporters.fleet import StaticSource, synthetic_fleet
-from driftline.exporters.prometheus import new_registry, render
 from prometheus_client.parser import text_string_to_metric_families
 
+from driftline.exporters.fleet import StaticSource, synthetic_fleet
+from driftline.exporters.prometheus import new_registry, render
 from driftline.stack import start_prometheus
 
 pytestmark = [

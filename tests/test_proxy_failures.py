@@ -10,12 +10,12 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from proxy_helpers import Upstream, exchange, free_port, request, running_proxy
+
 from driftline.collectors.proxy import ProxyServer, new_event_loop
 from driftline.collectors.sample import Sample
 from driftline.collectors.sampling import Sampler
 from driftline.collectors.tee import SampleQueue
-from proxy_helpers import Upstream, exchange, free_port, request, running_proxy
-
 from driftline.errors import ConfigError
 
 

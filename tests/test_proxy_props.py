@@ -8,12 +8,13 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from driftline.collectors.proxy import ProxyThread
-from driftline.collectors.sample import Sample
-from driftline.collectors.tee import SampleQueue
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from proxy_helpers import Upstream, exchange, request, running_proxy
+
+from driftline.collectors.proxy import ProxyThread
+from driftline.collectors.sample import Sample
+from driftline.collectors.tee import SampleQueue
 
 PATH_CHARS = string.ascii_letters + string.digits + "-._~!$&'()*+,;=:@/%"
 

@@ -12,10 +12,11 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from proxy_helpers import Upstream, exchange, request, running_proxy
+
 from driftline.collectors.proxy import ProxyThread
 from driftline.collectors.sample import Sample
 from driftline.collectors.tee import SampleQueue
-from proxy_helpers import Upstream, exchange, request, running_proxy
 
 
 @pytest.fixture(scope="module")

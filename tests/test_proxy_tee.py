@@ -7,14 +7,14 @@ import time
 
 import numpy as np
 import pytest
-from driftline.collectors.proxy_latency import LatencyRecorder, status_class
-from driftline.collectors.sample import Sample, keep_header
-from driftline.collectors.sampling import Sampler
-from driftline.collectors.tee import SampleQueue
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from driftline.catalogue import LATENCY_BUCKETS
+from driftline.collectors.proxy_latency import LatencyRecorder, status_class
+from driftline.collectors.sample import Sample, keep_header
+from driftline.collectors.sampling import Sampler
+from driftline.collectors.tee import SampleQueue
 from driftline.errors import ConfigError
 
 

@@ -16,13 +16,13 @@ import math
 
 import numpy as np
 import pytest
-from driftline.detectors.psi import psi
-from driftline.detectors.quantile_rank import quantile_rank, rank_histogram
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
 from driftline.catalogue import QUANTILE_RANK_BUCKETS
+from driftline.detectors.psi import psi
+from driftline.detectors.quantile_rank import quantile_rank, rank_histogram
 from driftline.kernels import RankReference, rank_update
 from driftline.monitor import Monitor, WindowPolicy
 from driftline.profile import BaselineProfile, Columns, NumericFeature

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from driftline.alertmanager import audit
 from receiver_support import TOKEN, make_config, post, running, target, wait_until
 
+from driftline.alertmanager import audit
 from driftline.stack import StackError, find_binary, start_alertmanager
 
 pytestmark = pytest.mark.integration

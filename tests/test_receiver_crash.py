@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from driftline.alertmanager import audit
 from receiver_support import Seen, alert, base_config, payload, post, target, wait_until
 
+from driftline.alertmanager import audit
 from driftline.stack import ManagedProcess, free_port, start_process
 
 

@@ -12,8 +12,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from driftline.alertmanager import audit
 from receiver_support import alert, make_config, payload, running, target, wait_until
+
+from driftline.alertmanager import audit
 
 
 def _openssl(*args: str, cwd: Path) -> None:

@@ -11,8 +11,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from driftline.alertmanager import audit
-from driftline.alertmanager.store import dedupe_key
 from prometheus_client.parser import text_string_to_metric_families
 from receiver_support import (
     TOKEN,
@@ -25,6 +23,9 @@ from receiver_support import (
     target,
     wait_until,
 )
+
+from driftline.alertmanager import audit
+from driftline.alertmanager.store import dedupe_key
 
 ROUTES = [{"model_name": "fraud*", "action": "retrain", "target": "t"}]
 

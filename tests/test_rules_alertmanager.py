@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from driftline.alertmanager.alertmanager_config import alertmanager_config
 from driftline.alertmanager.rules_config import RulesConfig
-
 from driftline.stack import StackError, find_binary, start_alertmanager
 
 pytestmark = pytest.mark.integration

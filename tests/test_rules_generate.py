@@ -10,6 +10,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from driftline import catalogue as cat
 from driftline.alertmanager.generate import PACKAGE_DIR, RULES_FILE, render_files, write_files
 from driftline.alertmanager.rules import names, rule_groups
 from driftline.alertmanager.rules_config import (
@@ -21,10 +25,6 @@ from driftline.alertmanager.rules_config import (
     load_rules_config,
 )
 from driftline.alertmanager.rules_tests import render_template
-from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis import strategies as st
-
-from driftline import catalogue as cat
 from driftline.cli import main as driftline_main
 from driftline.errors import ConfigError
 from driftline.stack import StackError, find_binary

@@ -8,13 +8,13 @@ from collections.abc import Iterator
 
 import orjson
 import pytest
+from test_serve_support import make_profile
+
 from driftline.collectors.service import App, HttpServer, ServiceThread
 from driftline.collectors.sidecar import Sidecar, engine_factory
 from driftline.collectors.worker import Worker, WorkQueue
-from driftline.exporters.prometheus import new_registry, render
-from test_serve_support import make_profile
-
 from driftline.config import LimitsConfig, ModelConfig
+from driftline.exporters.prometheus import new_registry, render
 from driftline.monitor import DriftPolicy, WindowPolicy
 
 

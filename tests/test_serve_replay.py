@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from driftline.collectors.replay import ReplayColumns, replay
 from test_serve_http import Stack
 
 from driftline.cli import main as driftline_main
+from driftline.collectors.replay import ReplayColumns, replay
 from driftline.errors import InputError
 
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from driftline.collectors.sdk import _BATCH, _RECORD
 from scipy import stats
 from test_serve_support import make_profile
 
 import driftline.sdk
+from driftline.collectors.sdk import _BATCH, _RECORD
 
 
 @pytest.fixture()
