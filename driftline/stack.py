@@ -175,7 +175,7 @@ class ManagedProcess:
         try:
             self._log.flush()
             return self.log_path.read_text(errors="replace")[-tail:]
-        except OSError:
+        except (OSError, ValueError):  # ValueError: log already closed by stop()
             return ""
 
     def wait_ready(self, timeout: float = 30.0, interval: float = 0.1) -> Self:
