@@ -15,10 +15,13 @@ Bins are half-open ``[e_i, e_{i+1})`` with open-ended outer bins: with interior 
 ``e_0 < … < e_{k-1}`` a value ``x`` falls in bin ``searchsorted(edges, x, side="right")``.
 
 The KS reference summary is *exact* (the whole sorted non-missing reference) when the reference
-holds at most ``summary_size`` values; otherwise it is the reference quantiles on a uniform grid
-of ``summary_size`` probabilities, whose KS error against the full reference is bounded by the grid
-step ``1 / summary_size``. A deterministic grid is preferred over a random sample: the same data
-always gives the same profile, and the error bound holds for every run, not on average.
+holds at most ``summary_size`` values; otherwise it is the reference quantiles at the
+probabilities ``(i + 0.5) / m`` for ``m = summary_size``. The KS statistic against such a grid
+differs from the one against the full reference by at most ``1 / (2m)`` plus the rank error of
+the bounded quantile sketch that produced it (recorded as ``settings.quantile_rank_error``; 0 when
+the sketch was exact). A deterministic grid is preferred over a random sample: the same data
+always gives the same profile, and the error bound holds for every run, not on average. The
+p-value is then computed as if the grid were the reference, with ``m`` as its size.
 """
 
 from __future__ import annotations
