@@ -31,17 +31,16 @@ import contextlib
 import ipaddress
 import json
 import socket
-import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from concurrent.futures import Future
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import urlsplit
 
 import httptools
 
+from driftline.collectors.loop_thread import LoopThread
 from driftline.collectors.proxy_latency import LatencyRecorder
 from driftline.collectors.sample import (
     HEADER_CONTENT_LENGTH,
@@ -813,56 +812,16 @@ class ProxyServer:
             self.queue.count_drop(DROP_TEE_ERROR)
 
 
-class ProxyThread:
+class ProxyThread(LoopThread):
     """A :class:`ProxyServer` running on its own event loop (uvloop if available) in a thread."""
 
     def __init__(self, server: ProxyServer, *, name: str = "driftline-proxy",
                  loop_factory: Callable[[], asyncio.AbstractEventLoop] = new_event_loop) -> None:
-        self.server = server
-        self.loop = loop_factory()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._started: Future[None] = Future()
+        super().__init__(server, name=name, loop_factory=loop_factory)
 
-    def start(self, timeout: float = 30.0) -> ProxyThread:
-        """Start the thread and wait until the proxy listens; re-raises a bind error."""
-        self._thread.start()
-        self._started.result(timeout)
-        return self
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        try:
-            self.loop.run_until_complete(self.server.start())
-        except BaseException as e:
-            self._started.set_exception(e)
-            self.loop.close()
-            return
-        self._started.set_result(None)
-        try:
-            self.loop.run_forever()
-        finally:
-            self.loop.close()
-
-    def call(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Run ``fn(*args)`` on the proxy's loop (thread-safe)."""
-        self.loop.call_soon_threadsafe(fn, *args)
+    def _stop_server(self, grace: float) -> Coroutine[Any, Any, None]:
+        """Graceful stop: see :meth:`ProxyServer.stop`."""
+        return self.server.stop(grace)
 
     def stop(self, grace: float = 10.0) -> None:
-        """Graceful stop (see :meth:`ProxyServer.stop`), then end the loop and join the thread."""
-        if not self._thread.is_alive():
-            return
-        fut = asyncio.run_coroutine_threadsafe(self.server.stop(grace), self.loop)
-        with contextlib.suppress(Exception):
-            fut.result(grace + 5.0)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10.0)
-
-    @property
-    def port(self) -> int:
-        return self.server.port
-
-    def __enter__(self) -> ProxyThread:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        super().stop(grace)

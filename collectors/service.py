@@ -23,9 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Future
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -36,6 +34,7 @@ import orjson
 from driftline.collectors.cloudevents import from_http
 from driftline.collectors.feedback import parse_feedback
 from driftline.collectors.ingest import split_records
+from driftline.collectors.loop_thread import LoopThread
 from driftline.collectors.payloads import PayloadError
 from driftline.collectors.sidecar import QUEUE_FULL, Sidecar
 from driftline.collectors.worker import WorkQueue
@@ -303,43 +302,8 @@ class HttpServer:
             await asyncio.wait_for(server.wait_closed(), 2.0)
 
 
-class ServiceThread:
+class ServiceThread(LoopThread):
     """An :class:`HttpServer` on its own event loop in a daemon thread (used by the SDK)."""
 
     def __init__(self, server: HttpServer) -> None:
-        self.server = server
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run, name="driftline-metrics", daemon=True)
-        self._started: Future[None] = Future()
-
-    def start(self, timeout: float = 10.0) -> ServiceThread:
-        self._thread.start()
-        self._started.result(timeout)
-        return self
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        try:
-            self.loop.run_until_complete(self.server.start())
-        except BaseException as exc:
-            self._started.set_exception(exc)
-            self.loop.close()
-            return
-        self._started.set_result(None)
-        try:
-            self.loop.run_forever()
-        finally:
-            self.loop.close()
-
-    def stop(self) -> None:
-        if not self._thread.is_alive():
-            return
-        fut = asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop)
-        with contextlib.suppress(Exception):
-            fut.result(5.0)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(5.0)
-
-    @property
-    def port(self) -> int:
-        return self.server.port
+        super().__init__(server, name="driftline-metrics")
