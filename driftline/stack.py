@@ -288,19 +288,28 @@ def prometheus_config(scrape_targets: Sequence[str], *, rule_files: Sequence[str
     return cfg
 
 
-class PrometheusProcess(ManagedProcess):
-    """A real Prometheus on 127.0.0.1 with a temporary config and TSDB."""
+class _LoopbackServer(ManagedProcess):
+    """A Prometheus-family server on 127.0.0.1 that owns its temporary work directory: ready
+    when ``/-/ready`` answers, and the directory goes with it on stop."""
+
+    name = "server"
 
     def __init__(self, argv: Sequence[str], *, port: int, workdir: Path) -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
-        super().__init__("prometheus", argv, ready_url=f"{self.url}/-/ready", workdir=workdir)
+        super().__init__(self.name, argv, ready_url=f"{self.url}/-/ready", workdir=workdir)
         self._tmp_root = workdir
 
     def stop(self, timeout: float = 10.0) -> int | None:
         rc = super().stop(timeout)
         shutil.rmtree(self._tmp_root, ignore_errors=True)
         return rc
+
+
+class PrometheusProcess(_LoopbackServer):
+    """A real Prometheus on 127.0.0.1 with a temporary config and TSDB."""
+
+    name = "prometheus"
 
     def api(self, path: str, **params: str) -> Any:
         """GET ``/api/v1/<path>`` and return ``data`` (raises StackError on an API error)."""
@@ -397,19 +406,10 @@ def start_prometheus(scrape_targets: Sequence[str], rule_files: Sequence[str | o
 # -------------------------------------------------------------------------------- Alertmanager
 
 
-class AlertmanagerProcess(ManagedProcess):
+class AlertmanagerProcess(_LoopbackServer):
     """A real Alertmanager on 127.0.0.1 (no cluster gossip), temporary storage."""
 
-    def __init__(self, argv: Sequence[str], *, port: int, workdir: Path) -> None:
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-        super().__init__("alertmanager", argv, ready_url=f"{self.url}/-/ready", workdir=workdir)
-        self._tmp_root = workdir
-
-    def stop(self, timeout: float = 10.0) -> int | None:
-        rc = super().stop(timeout)
-        shutil.rmtree(self._tmp_root, ignore_errors=True)
-        return rc
+    name = "alertmanager"
 
     def alerts(self, *, active: bool = True, silenced: bool = True,
                inhibited: bool = True) -> list[dict[str, Any]]:
