@@ -32,7 +32,7 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import yaml
 
@@ -382,16 +382,31 @@ def start_prometheus(scrape_targets: Sequence[str], rule_files: Sequence[str | o
     cfg = prometheus_config(scrape_targets, rule_files=rule_files, alertmanager_url=alertmanager_url,
                             scrape_interval=scrape_interval, evaluation_interval=evaluation_interval,
                             job_name=job_name, extra_labels=extra_labels)
+    return _start_loopback_server(
+        PrometheusProcess, yaml.safe_dump(cfg, sort_keys=False), port, timeout,
+        lambda cfg_path, workdir, p: [
+            exe, f"--config.file={cfg_path}", f"--storage.tsdb.path={workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{p}", f"--web.external-url=http://127.0.0.1:{p}",
+            "--web.enable-lifecycle", *extra_args])
+
+
+_S = TypeVar("_S", bound="_LoopbackServer")
+
+
+def _start_loopback_server(cls: type[_S], config_text: str, port: int, timeout: float,
+                           argv_for: Callable[[Path, Path, int], list[str]]) -> _S:
+    """Write the config into a fresh work dir, start ``cls`` and wait until it is ready.
+
+    With ``port=0`` a free port is picked, and picked again (up to 3 tries) when another process
+    takes it between the pick and the bind.
+    """
     last_error: StackError | None = None
     for _attempt in range(3):
         p = port or free_port()
-        workdir = Path(tempfile.mkdtemp(prefix="driftline-prometheus-"))
-        cfg_path = workdir / "prometheus.yml"
-        cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-        argv = [exe, f"--config.file={cfg_path}", f"--storage.tsdb.path={workdir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{p}", f"--web.external-url=http://127.0.0.1:{p}",
-                "--web.enable-lifecycle", *extra_args]
-        proc = PrometheusProcess(argv, port=p, workdir=workdir)
+        workdir = Path(tempfile.mkdtemp(prefix=f"driftline-{cls.name}-"))
+        cfg_path = workdir / f"{cls.name}.yml"
+        cfg_path.write_text(config_text)
+        proc = cls(argv_for(cfg_path, workdir, p), port=p, workdir=workdir)
         try:
             return proc.wait_ready(timeout)
         except StackError as exc:
@@ -450,22 +465,9 @@ def start_alertmanager(config: str | os.PathLike[str] | Mapping[str, Any], port:
         text = Path(config).read_text()
     else:
         text = str(config)
-    last_error: StackError | None = None
-    for _attempt in range(3):
-        p = port or free_port()
-        workdir = Path(tempfile.mkdtemp(prefix="driftline-alertmanager-"))
-        cfg_path = workdir / "alertmanager.yml"
-        cfg_path.write_text(text)
-        argv = [exe, f"--config.file={cfg_path}", f"--storage.path={workdir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{p}", f"--web.external-url=http://127.0.0.1:{p}",
-                "--cluster.listen-address=", *extra_args]
-        proc = AlertmanagerProcess(argv, port=p, workdir=workdir)
-        try:
-            return proc.wait_ready(timeout)
-        except StackError as exc:
-            proc.stop()
-            last_error = exc
-            if port or "address already in use" not in str(exc):
-                raise
-    assert last_error is not None
-    raise last_error
+    return _start_loopback_server(
+        AlertmanagerProcess, text, port, timeout,
+        lambda cfg_path, workdir, p: [
+            exe, f"--config.file={cfg_path}", f"--storage.path={workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{p}", f"--web.external-url=http://127.0.0.1:{p}",
+            "--cluster.listen-address=", *extra_args])
