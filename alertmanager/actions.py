@@ -298,24 +298,25 @@ def _airflow_conf(p: Mapping[str, Any], ctx: Mapping[str, Any]) -> Any:
             "fingerprint": alert.get("fingerprint", ""), "dedupe_key": ctx.get("dedupe_key", "")}
 
 
-def build_airflow2(t: TargetConfig, ctx: Mapping[str, Any]) -> Request:
+def _airflow_dag_run(t: TargetConfig, ctx: Mapping[str, Any], api: str,
+                     extra: Mapping[str, Any]) -> Request:
+    """``POST {server}/api/{api}/dags/{dag_id}/dagRuns``; the run id comes from the dedupe key, so
+    a repeated call gets 409 from Airflow instead of a second run."""
     p = t.params
-    body: dict[str, Any] = {"dag_run_id": dag_run_id(ctx), "conf": _airflow_conf(p, ctx)}
+    body: dict[str, Any] = {"dag_run_id": dag_run_id(ctx), **extra, "conf": _airflow_conf(p, ctx)}
     if p.get("note") is not None:
         body["note"] = _text(p, "note", ctx)
-    url = f"{_text(p, 'server', ctx)}/api/v1/dags/{_seg(_text(p, 'dag_id', ctx))}/dagRuns"
+    url = f"{_text(p, 'server', ctx)}/api/{api}/dags/{_seg(_text(p, 'dag_id', ctx))}/dagRuns"
     return Request("POST", url, _headers(t, ctx, {"Content-Type": "application/json"}), _json(body))
+
+
+def build_airflow2(t: TargetConfig, ctx: Mapping[str, Any]) -> Request:
+    return _airflow_dag_run(t, ctx, "v1", {})
 
 
 def build_airflow3(t: TargetConfig, ctx: Mapping[str, Any]) -> Request:
-    p = t.params
     # logical_date is required but nullable in Airflow 3's TriggerDAGRunPostBody.
-    body: dict[str, Any] = {"dag_run_id": dag_run_id(ctx), "logical_date": None,
-                            "conf": _airflow_conf(p, ctx)}
-    if p.get("note") is not None:
-        body["note"] = _text(p, "note", ctx)
-    url = f"{_text(p, 'server', ctx)}/api/v2/dags/{_seg(_text(p, 'dag_id', ctx))}/dagRuns"
-    return Request("POST", url, _headers(t, ctx, {"Content-Type": "application/json"}), _json(body))
+    return _airflow_dag_run(t, ctx, "v2", {"logical_date": None})
 
 
 def build_github(t: TargetConfig, ctx: Mapping[str, Any]) -> Request:
