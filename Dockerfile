@@ -35,8 +35,9 @@ CMD ["serve", "--config", "/etc/driftline/driftline.yaml"]
 
 FROM sidecar AS demo
 USER root
-RUN pip install "scikit-learn>=1.3" \
+COPY demo /src/demo
+RUN pip install /src/demo \
  && mkdir /demo \
- && python -c "from pathlib import Path; from driftline.demo import prepare; prepare(Path('/demo'))" \
+ && python -c "from pathlib import Path; from driftline_demo.scenario import prepare; prepare(Path('/demo'))" \
  && chown -R 10001:10001 /demo
 USER 10001:10001

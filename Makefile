@@ -4,16 +4,25 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.installed-demo
 
 .PHONY: demo test lint typecheck bench generate check-generated clean
 
-$(STAMP): pyproject.toml
+# make demo installs only what the demo needs: Driftline itself and the driftline-demo package
+# (scikit-learn). make test adds the dev tools and every extra the tests exercise.
+$(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,demo]'
-	touch $(STAMP)
 
-demo: $(STAMP)
+$(DEMO_STAMP): pyproject.toml demo/pyproject.toml | $(VENV)/bin/python
+	$(BIN)/pip install --quiet -e . -e ./demo
+	touch $(DEMO_STAMP)
+
+$(STAMP): pyproject.toml demo/pyproject.toml | $(VENV)/bin/python
+	$(BIN)/pip install --quiet -e '.[dev,dashboards,grpc]' -e ./demo
+	touch $(STAMP) $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
 	$(BIN)/driftline demo
 
 test: $(STAMP)

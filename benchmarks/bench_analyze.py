@@ -63,9 +63,9 @@ def generate(path: Path, rows: int, seed: int, drift_after: float | None = None)
 
 DRIFTLINE_RUN = """
 import json, sys, time
-from driftline.analyze import analyze
-from driftline.profile import BaselineProfile
-from driftline.readers import discover
+from driftline.analyze.offline import analyze
+from driftline.profile.format import BaselineProfile
+from driftline.io.readers import discover
 prof = BaselineProfile.load(sys.argv[1])
 t = time.perf_counter()
 windows = list(analyze(prof, discover([sys.argv[2]]), window_size=int(sys.argv[3])))
@@ -78,8 +78,8 @@ print(json.dumps({"seconds": elapsed, "windows": len(windows),
 
 BUILD_RUN = """
 import json, sys, time, resource
-from driftline.profile_build import BuildOptions, build_profile
-from driftline.readers import discover
+from driftline.profile.build import BuildOptions, build_profile
+from driftline.io.readers import discover
 t = time.perf_counter()
 prof = build_profile(discover([sys.argv[1]]), BuildOptions(), progress=False)
 print(json.dumps({"seconds": time.perf_counter() - t,
@@ -91,7 +91,7 @@ NUMPY_RUN = """
 import json, sys, time
 import numpy as np, pyarrow.parquet as pq
 from scipy import stats
-from driftline.profile import BaselineProfile
+from driftline.profile.format import BaselineProfile
 prof = BaselineProfile.load(sys.argv[1])
 window = int(sys.argv[3])
 refs = {n: (f.edges_array, np.maximum(f.proportions_array, 1e-4), np.sort(f.summary_array))
@@ -192,9 +192,9 @@ print(json.dumps({"seconds": time.perf_counter() - t}))
 
 def small_batches(profile_path: Path) -> None:
     """Sidecar-style intake: Monitor.observe on small batches (per-batch overhead, no reading)."""
-    from driftline.monitor import Monitor, WindowPolicy
-    from driftline.profile import BaselineProfile
-    from driftline.records import RecordBatch
+    from driftline.engine.monitor import Monitor, WindowPolicy
+    from driftline.engine.records import RecordBatch
+    from driftline.profile.format import BaselineProfile
 
     prof = BaselineProfile.load(profile_path)
     rng = np.random.default_rng(5)
@@ -218,8 +218,8 @@ def main(argv: list[str] | None = None) -> None:
         tmp = Path(d)
         ref = tmp / "ref.parquet"
         generate(ref, REF_ROWS, seed=1)
-        from driftline.profile_build import BuildOptions, build_profile
-        from driftline.readers import discover
+        from driftline.io.readers import discover
+        from driftline.profile.build import BuildOptions, build_profile
 
         t = time.perf_counter()
         prof = build_profile(discover([str(ref)]), BuildOptions(), progress=False)

@@ -13,10 +13,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from driftline import stack
-from driftline.demo import MODEL, DemoSettings, DemoStack, prepare, run_scenario
-from driftline.demo_data import generate, records
-from driftline.demo_traffic import TrafficClient
+from driftline_demo import stack
+from driftline_demo.data import generate, records
+from driftline_demo.scenario import MODEL, DemoSettings, DemoStack, prepare, run_scenario
+from driftline_demo.traffic import TrafficClient
 
 
 def _startup(runs: int = 3) -> None:

@@ -29,8 +29,8 @@ from driftline.collectors.service import App, HttpServer, ServiceThread
 from driftline.collectors.sidecar import Sidecar, engine_factory
 from driftline.collectors.worker import Worker, WorkQueue
 from driftline.config import LimitsConfig, ModelConfig
-from driftline.monitor import DriftPolicy, WindowPolicy
-from driftline.profile import (
+from driftline.engine.monitor import DriftPolicy, WindowPolicy
+from driftline.profile.format import (
     BaselineProfile,
     CategoricalFeature,
     Columns,

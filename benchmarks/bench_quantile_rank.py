@@ -4,7 +4,7 @@ One numeric feature, a 2 000-point reference summary, sorted batches of 64, 4 09
 values: continuous data (no ties, the common case) and a 5-value integer feature (every value
 ties a reference point: the case the tie spreading of ``driftline.detectors.quantile_rank`` is
 for). ``ecdf`` is the previous update (rank ``#{ref <= x}/n``: one merge, integer binning, sum),
-``spread`` is :func:`driftline.kernels.rank_update`; both run interleaved in one process, best
+``spread`` is :func:`driftline.engine.kernels.rank_update`; both run interleaved in one process, best
 of many runs, so machine noise hits both alike.
 """
 
@@ -16,7 +16,7 @@ from collections.abc import Callable
 import numpy as np
 
 from driftline.catalogue import QUANTILE_RANK_BUCKETS
-from driftline.kernels import RankReference, rank_bucket_counts, rank_limits, rank_right, rank_update
+from driftline.engine.kernels import RankReference, rank_bucket_counts, rank_limits, rank_right, rank_update
 
 
 def _ecdf_update(ref: np.ndarray, s: np.ndarray, limits: np.ndarray) -> tuple[np.ndarray, float]:

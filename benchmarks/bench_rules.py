@@ -18,7 +18,7 @@ import time
 from driftline.alertmanager.generate import PACKAGE_DIR, RULES_FILE, render_files
 from driftline.alertmanager.rules_config import RulesConfig
 from driftline.dashboards.generate import dashboards, render
-from driftline.snapshot import Histogram, ModelSnapshot, SidecarStats, SnapshotSource
+from driftline.engine.snapshot import Histogram, ModelSnapshot, SidecarStats, SnapshotSource
 
 REPLICAS, MODELS, FEATURES = 3, 20, 25
 
@@ -60,7 +60,7 @@ def main() -> None:
     print(f"render rule files (4 files):       {_timeit(lambda: render_files(cfg)) * 1000:8.1f} ms")
     print(f"render dashboards (3 JSON):        "
           f"{_timeit(lambda: [render(d) for d in dashboards(cfg).values()]) * 1000:8.1f} ms")
-    from driftline.stack import StackError, find_binary, start_prometheus
+    from driftline_demo.stack import StackError, find_binary, start_prometheus
 
     try:
         promtool = find_binary("promtool")

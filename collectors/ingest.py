@@ -4,7 +4,7 @@ A record is ``{"model_name", "model_version"?, "id"?, "features": {...}, "predic
 "probabilities"?, "label"?, "timestamp"?}``. A body is one record, a list of records, or
 ``{"model_name", "model_version"?, "records": [...]}`` whose records inherit the model. Records are
 grouped by (model, version) so each group becomes one columnar
-:class:`~driftline.records.RecordBatch` (:func:`to_batch`).
+:class:`~driftline.engine.records.RecordBatch` (:func:`to_batch`).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from driftline.collectors.payloads import ModelSchema, PayloadError, loads
+from driftline.engine.records import RecordBatch, numeric_column
 from driftline.labels import canonical_labels
-from driftline.records import RecordBatch, numeric_column
 
 GroupKey = tuple[str, str | None]
 

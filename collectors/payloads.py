@@ -1,4 +1,4 @@
-"""Model-server payloads → :class:`~driftline.records.RecordBatch`: KServe v1 and OIP v2.
+"""Model-server payloads → :class:`~driftline.engine.records.RecordBatch`: KServe v1 and OIP v2.
 
 One record is one model input row: a v1 ``instances`` list of 50 rows and a v2 ``[50, 4]``
 tensor are both 50 records. Columns are built with numpy straight from the decoded JSON where
@@ -22,15 +22,15 @@ from typing import Any, Literal
 import numpy as np
 import orjson
 
-from driftline.labels import canonical_labels
-from driftline.profile import BaselineProfile, CategoricalFeature
-from driftline.records import (
+from driftline.engine.records import (
     RecordBatch,
     categorical_column,
     numeric_column,
     predicted_from_probabilities,
     probability_matrix,
 )
+from driftline.labels import canonical_labels
+from driftline.profile.format import BaselineProfile, CategoricalFeature
 
 Protocol = Literal["v1", "v2"]
 

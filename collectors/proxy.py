@@ -52,8 +52,8 @@ from driftline.collectors.sample import (
 )
 from driftline.collectors.sampling import Sampler
 from driftline.collectors.tee import DROP_TEE_ERROR, DROP_TOO_LARGE, SampleQueue
+from driftline.engine.snapshot import Histogram
 from driftline.errors import ConfigError
-from driftline.snapshot import Histogram
 
 __all__ = ["DEFAULT_MAX_BODY_COPY", "ProxyServer", "ProxyStats", "ProxyThread", "new_event_loop"]
 

@@ -1,4 +1,4 @@
-"""Proxy latency per HTTP status class, as :class:`~driftline.snapshot.Histogram` values.
+"""Proxy latency per HTTP status class, as :class:`~driftline.engine.snapshot.Histogram` values.
 
 Observed on the event loop thread, read by exporters from any thread. A reader may see one
 observation half-applied; the count is derived from the bucket counts so that the Prometheus
@@ -10,7 +10,7 @@ from __future__ import annotations
 from bisect import bisect_left
 
 from driftline.catalogue import LATENCY_BUCKETS
-from driftline.snapshot import Histogram
+from driftline.engine.snapshot import Histogram
 
 __all__ = ["STATUS_CLASSES", "LatencyRecorder", "status_class"]
 

@@ -75,7 +75,7 @@ def ingest_body(rows: Sequence[Mapping[str, Any]], *, model_name: str,
 
 def iter_rows(paths: Sequence[str], batch_size: int) -> Iterable[list[dict[str, Any]]]:
     """Row mappings from data files, ``batch_size`` rows at a time."""
-    from driftline.readers import discover, iter_batches
+    from driftline.io.readers import discover, iter_batches
 
     for f in discover(list(paths)):
         for batch in iter_batches(f, batch_rows=batch_size):

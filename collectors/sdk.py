@@ -38,10 +38,10 @@ from driftline.collectors.service import App, HttpServer, ServiceThread
 from driftline.collectors.sidecar import QUEUE_FULL, ModelEntry, Sidecar, engine_factory
 from driftline.collectors.worker import Worker, WorkQueue
 from driftline.config import LimitsConfig, ModelConfig
-from driftline.monitor import DriftPolicy, WindowPolicy
-from driftline.profile import BaselineProfile
-from driftline.records import RecordBatch, from_records, probability_matrix
-from driftline.snapshot import ModelSnapshot
+from driftline.engine.monitor import DriftPolicy, WindowPolicy
+from driftline.engine.records import RecordBatch, from_records, probability_matrix
+from driftline.engine.snapshot import ModelSnapshot
+from driftline.profile.format import BaselineProfile
 
 __all__ = ["Monitor"]
 
@@ -92,7 +92,7 @@ class Monitor:
     """Drift and accuracy monitoring of one model, inside the model's own process.
 
     ``baseline`` is a profile file from ``driftline baseline build`` (or a loaded
-    :class:`~driftline.profile.BaselineProfile`). ``metrics_port`` (0 for a free port) serves
+    :class:`~driftline.profile.format.BaselineProfile`). ``metrics_port`` (0 for a free port) serves
     ``/metrics``, ``/healthz``, ``/readyz`` and the ingest/feedback endpoints on
     ``metrics_host``; ``otlp`` pushes OTLP (default: on when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is
     set). ``queue_size`` bounds the records waiting for the background thread.

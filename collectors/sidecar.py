@@ -1,7 +1,7 @@
 """The sidecar's core: one monitor per (model, version, endpoint), fed by every collector.
 
 :class:`Sidecar` routes parsed records to monitors, keeps the process-wide counters (drops by
-reason, folded label values) and is the :class:`~driftline.snapshot.SnapshotSource` that the
+reason, folded label values) and is the :class:`~driftline.engine.snapshot.SnapshotSource` that the
 Prometheus and OTLP exporters read. Its ``handle_*`` methods run on ONE thread, the collector
 worker (:mod:`driftline.collectors.worker`), so monitors, the CloudEvents pairer and the
 prediction store need no locks; ``drop`` and the ``SnapshotSource`` methods are safe from any
@@ -32,12 +32,12 @@ from driftline.collectors.feedback import Feedback, PredictionStore
 from driftline.collectors.ingest import IngestGroups, to_batch
 from driftline.collectors.payloads import ModelSchema, PayloadError, decode_binary, parse, route
 from driftline.config import DriftConfig, LimitsConfig, ModelConfig, ServeConfig, WindowsConfig
+from driftline.engine.monitor import DriftPolicy, WindowPolicy
+from driftline.engine.records import RecordBatch
+from driftline.engine.snapshot import Histogram, ModelSnapshot, SidecarStats, SnapshotSource
 from driftline.errors import ConfigError, ProfileError
 from driftline.labels import canonical_labels
-from driftline.monitor import DriftPolicy, WindowPolicy
-from driftline.profile import BaselineProfile
-from driftline.records import RecordBatch
-from driftline.snapshot import Histogram, ModelSnapshot, SidecarStats, SnapshotSource
+from driftline.profile.format import BaselineProfile
 
 _log = logging.getLogger("driftline.serve")
 
@@ -57,7 +57,7 @@ INTERNAL_ERROR = "internal_error"
 
 
 class MonitorLike(Protocol):
-    """The engine's ``driftline.monitor.Monitor`` as the collectors use it."""
+    """The engine's ``driftline.engine.monitor.Monitor`` as the collectors use it."""
 
     def observe(self, batch: RecordBatch, *, source: str = ..., now: float | None = ...) -> Any: ...
     def observe_labels(self, predicted: np.ndarray, labels: np.ndarray) -> Any: ...
@@ -83,7 +83,7 @@ def drift_policy(cfg: DriftConfig) -> DriftPolicy:
 
 def engine_factory(window: WindowPolicy, drift: DriftPolicy) -> MonitorFactory:
     """Monitors from the engine (imported late: ``driftline serve --help`` stays fast)."""
-    monitor_cls = importlib.import_module("driftline.monitor").Monitor
+    monitor_cls = importlib.import_module("driftline.engine.monitor").Monitor
 
     def make(profile: BaselineProfile, endpoint: str, cfg: ModelConfig) -> MonitorLike:
         # The configured name and version label the series, whatever the baseline was built as.

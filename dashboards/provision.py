@@ -46,8 +46,12 @@ def push(dashboards: Mapping[str, dict[str, Any]], url: str, *, token: str | Non
          user: str | None = None, password: str | None = None, folder: str = "Driftline",
          timeout: float = 10.0) -> list[PushResult]:
     """Create or update every dashboard in ``folder`` of the Grafana at ``url``."""
-    from grafana_client import GrafanaApi
-    from grafana_client.client import GrafanaException
+    try:
+        from grafana_client import GrafanaApi
+        from grafana_client.client import GrafanaException
+    except ModuleNotFoundError as exc:
+        raise DriftlineError("`driftline dashboards push` needs the grafana-client package: "
+                             "pip install 'driftline[dashboards]'") from exc
 
     credential: str | tuple[str, str] | None = token
     if user is not None:

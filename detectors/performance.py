@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from scipy.optimize import isotonic_regression
 
-from driftline.profile import Calibration
+from driftline.profile.format import Calibration
 
 __all__ = [
     "accuracy",

@@ -93,7 +93,7 @@ def spread_ranks(left: np.ndarray, right: np.ndarray, u: np.ndarray, n: int) -> 
     """Rank at fraction ``u`` (see :func:`tie_unit`) of the jump of a value with
     ``#{ref < x} = left < right = #{ref ≤ x}``.
 
-    The one float expression, shared with :mod:`driftline.kernels` (bit-identical results).
+    The one float expression, shared with :mod:`driftline.engine.kernels` (bit-identical results).
     It stays inside ``[left/n, right/n]`` after rounding: every step is monotone."""
     return (left + u * (right - left)) / n
 
@@ -173,7 +173,7 @@ def quantile_rank_histogram(reference_sorted: np.ndarray, values: np.ndarray,
 
     ``edges`` is accepted for compatibility and ignored: binning by value thresholds
     (:func:`rank_edges`) cannot place tied values, whose ranks depend on their occurrence index.
-    The monitor's fast path is :func:`driftline.kernels.rank_update` (one merge per batch).
+    The monitor's fast path is :func:`driftline.engine.kernels.rank_update` (one merge per batch).
     """
     del edges
     if np.asarray(reference_sorted).size == 0:

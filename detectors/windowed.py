@@ -30,7 +30,7 @@ from driftline.detectors.chi2 import chi2_against_reference
 from driftline.detectors.distances import jensen_shannon, wasserstein_normalised
 from driftline.detectors.ks import ks_2samp_sorted
 from driftline.detectors.psi import psi
-from driftline.profile import CategoricalFeature, NumericFeature
+from driftline.profile.format import CategoricalFeature, NumericFeature
 
 __all__ = [
     "CategoricalPSIDetector",

@@ -12,7 +12,7 @@ for gauges with unit ``1``) then yields exactly :attr:`MetricSpec.name`.
 >>> FEATURE_PSI.name, FEATURE_PSI.otel_name
 ('driftline_feature_psi', 'driftline.feature.psi')
 >>> RECORDS.name, RECORDS.otel_name
-('driftline_records_total', 'driftline.records')
+('driftline_records_total', 'driftline.engine.records')
 """
 
 from __future__ import annotations

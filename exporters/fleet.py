@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from driftline.catalogue import CONFIDENCE_BUCKETS, LATENCY_BUCKETS, QUANTILE_RANK_BUCKETS
-from driftline.snapshot import (
+from driftline.engine.snapshot import (
     FeatureDrift,
     Histogram,
     ModelSnapshot,

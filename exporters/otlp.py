@@ -51,10 +51,10 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from driftline import __version__
 from driftline.catalogue import MetricSpec
+from driftline.engine.snapshot import SnapshotSource
 from driftline.errors import ConfigError
 from driftline.exporters.cardinality import CardinalityGuard, CardinalityLimits
 from driftline.exporters.points import MetricPoints, build_points
-from driftline.snapshot import SnapshotSource
 
 __all__ = [
     "DEFAULT_SERVICE_NAME",

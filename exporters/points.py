@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from driftline import __version__
 from driftline import catalogue as cat
 from driftline.catalogue import MetricSpec
+from driftline.engine.snapshot import Histogram, ModelSnapshot, SidecarStats
 from driftline.exporters.cardinality import OTHER, CardinalityGuard
-from driftline.snapshot import Histogram, ModelSnapshot, SidecarStats
 
 Labels = tuple[str, ...]
 

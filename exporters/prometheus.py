@@ -5,7 +5,7 @@ moment (:func:`~driftline.exporters.points.build_points`), so a scrape never wai
 monitors and the collector keeps no state between scrapes apart from the cardinality guard.
 Register it in a fresh ``CollectorRegistry`` per sidecar, never in the global default registry:
 
->>> from driftline.snapshot import SidecarStats, SnapshotSource
+>>> from driftline.engine.snapshot import SidecarStats, SnapshotSource
 >>> class Empty(SnapshotSource):
 ...     def snapshots(self): return []
 ...     def sidecar_stats(self): return SidecarStats(queue_capacity=10000)
@@ -33,9 +33,9 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
+from driftline.engine.snapshot import SnapshotSource
 from driftline.exporters.cardinality import CardinalityGuard, CardinalityLimits
 from driftline.exporters.points import MetricPoints, build_points
-from driftline.snapshot import SnapshotSource
 
 __all__ = ["DriftlineCollector", "MetricsServer", "new_registry", "render", "start_metrics_server",
            "to_families"]

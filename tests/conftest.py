@@ -1,6 +1,6 @@
 """Shared pytest configuration.
 
-Tests that need real Prometheus or Alertmanager start them through :mod:`driftline.stack`.
+Tests that need real Prometheus or Alertmanager start them through :mod:`driftline_demo.stack`.
 Hypothesis runs without per-example deadlines: the suite runs on 2 shared cores, and speed is
 measured by the benchmarks, never by timing assertions in tests. ``HYPOTHESIS_PROFILE=thorough``
 runs more examples.

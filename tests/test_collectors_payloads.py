@@ -179,9 +179,9 @@ _values = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True, wi
               "id": st.one_of(st.none(), st.integers(0, 9), st.text(max_size=3)),
               "label": st.sampled_from([0, 1, True, None])}), min_size=1, max_size=20))
 def test_ingest_columns_equal_the_kernel_reference(records: list) -> None:  # type: ignore[type-arg]
-    """The vectorised ingest builder gives the same columns as driftline.records.from_records."""
+    """The vectorised ingest builder gives the same columns as driftline.engine.records.from_records."""
     from driftline.collectors.ingest import to_batch
-    from driftline.records import from_records
+    from driftline.engine.records import from_records
 
     profile = make_profile(n_numeric=2, with_category=True)
     got = to_batch(ModelSchema(profile), records)

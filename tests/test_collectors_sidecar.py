@@ -21,7 +21,7 @@ from driftline.collectors.sample import Sample
 from driftline.collectors.sidecar import Sidecar, engine_factory
 from driftline.collectors.worker import Worker, WorkQueue
 from driftline.config import LimitsConfig, ModelConfig
-from driftline.monitor import DriftPolicy, WindowPolicy
+from driftline.engine.monitor import DriftPolicy, WindowPolicy
 
 T0 = 1_800_000_000.0
 

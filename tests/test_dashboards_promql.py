@@ -29,7 +29,7 @@ from driftline.alertmanager.rules import RANK_EDGES, names, rule_groups
 from driftline.alertmanager.rules_config import DEFAULT_ALERTS, RulesConfig, config_from_mapping
 from driftline.dashboards.generate import dashboards
 from driftline.detectors.psi import psi as reference_psi
-from driftline.stack import (
+from driftline_demo.stack import (
     PrometheusProcess,
     StackError,
     find_binary,
@@ -64,10 +64,10 @@ def _require(binary: str) -> None:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     _require("prometheus")
-    from driftline.demo import CANARY_MODEL, DemoSettings, prepare
-    from driftline.demo_data import TARGET, generate, records
-    from driftline.demo_model import ModelServer, load_models
-    from driftline.demo_traffic import TrafficClient
+    from driftline_demo.data import TARGET, generate, records
+    from driftline_demo.model import ModelServer, load_models
+    from driftline_demo.scenario import CANARY_MODEL, DemoSettings, prepare
+    from driftline_demo.traffic import TrafficClient
 
     wd = tmp_path_factory.mktemp("dashboards-promql")
     prepared = prepare(wd, DemoSettings(train_rows=3000, reference_rows=6000))

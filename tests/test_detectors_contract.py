@@ -171,7 +171,7 @@ def test_every_class_is_a_stateful_detector(name: str) -> None:
 
 def test_detectors_for_feature_uses_the_profile() -> None:
     from driftline.detectors.windowed import detectors_for_feature
-    from driftline.profile import CategoricalFeature, NumericFeature
+    from driftline.profile.format import CategoricalFeature, NumericFeature
 
     num = NumericFeature(name="x", edges=tuple(_EDGES), proportions=tuple(_SHARES),
                          summary=tuple(_REF), summary_exact=True, count=_REF.size, missing_ratio=0.0,

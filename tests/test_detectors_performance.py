@@ -17,7 +17,7 @@ from driftline.detectors.performance import (
     mean_confidence,
     mean_entropy,
 )
-from driftline.profile import Calibration
+from driftline.profile.format import Calibration
 
 
 def test_estimated_accuracy_by_hand() -> None:

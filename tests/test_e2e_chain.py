@@ -11,8 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from driftline import stack
-from driftline.demo import MODEL, NAMESPACE, DemoSettings, DemoStack, prepare, run_scenario, summary_json
+from driftline_demo import stack
+from driftline_demo.scenario import (
+    MODEL,
+    NAMESPACE,
+    DemoSettings,
+    DemoStack,
+    prepare,
+    run_scenario,
+    summary_json,
+)
 
 
 def _installed(name: str) -> bool:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from driftline.demo import (
+from driftline_demo.scenario import (
     MODEL,
     DemoSettings,
     _direct_alerts,
@@ -134,10 +134,10 @@ def test_ctrl_c_stops_every_child(tmp_path: Path) -> None:
 @pytest.mark.skipif(not os.environ.get("DRIFTLINE_MLSERVER"),
                     reason="set DRIFTLINE_MLSERVER=<venv>/bin/mlserver (mlserver + mlserver-sklearn) to run")
 def test_mlserver_serves_the_demo_models_in_the_demo_wire_format(tmp_path: Path) -> None:
-    from driftline import stack
-    from driftline.demo_data import TARGET, generate, records
-    from driftline.demo_mlserver import mlserver_settings, train_in_mlserver
-    from driftline.demo_traffic import TrafficClient
+    from driftline_demo import stack
+    from driftline_demo.data import TARGET, generate, records
+    from driftline_demo.mlserver import mlserver_settings, train_in_mlserver
+    from driftline_demo.traffic import TrafficClient
 
     mls = os.environ["DRIFTLINE_MLSERVER"]
     test = generate(40, seed=5)

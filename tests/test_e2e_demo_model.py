@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from driftline.demo_data import CATEGORICAL, FEATURES, NUMERIC, TARGET, generate, records
-from driftline.demo_model import LoanModel, ModelServer
+from driftline_demo.data import CATEGORICAL, FEATURES, NUMERIC, TARGET, generate, records
+from driftline_demo.model import LoanModel, ModelServer
 
 
 def _post(url: str, doc: Any) -> tuple[int, Any]:

@@ -11,10 +11,10 @@ import pyarrow as pa
 import pytest
 from engine_fixtures import reference_table, write
 
-from driftline.analyze import parse_duration
+from driftline.analyze.offline import parse_duration
 from driftline.cli import main
 from driftline.errors import InputError
-from driftline.profile import BaselineProfile
+from driftline.profile.format import BaselineProfile
 
 
 @pytest.fixture(scope="module")

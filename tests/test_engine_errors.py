@@ -10,8 +10,8 @@ from engine_fixtures import reference_table, write
 
 from driftline.cli import main
 from driftline.errors import InputError
-from driftline.profile_build import BuildOptions, build_profile, parse_proba
-from driftline.readers import discover
+from driftline.io.readers import discover
+from driftline.profile.build import BuildOptions, build_profile, parse_proba
 
 
 def _build(tmp_path: Path, data: list[str], *extra: str,

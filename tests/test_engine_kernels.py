@@ -13,7 +13,7 @@ from driftline.detectors.binning import bin_counts
 from driftline.detectors.distances import wasserstein
 from driftline.detectors.ks import ks_2samp_sorted
 from driftline.detectors.quantile_rank import quantile_rank, rank_histogram
-from driftline.kernels import (
+from driftline.engine.kernels import (
     RankReference,
     numeric_window,
     rank_bucket_counts,

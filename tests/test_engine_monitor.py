@@ -14,12 +14,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
+from driftline.engine.monitor import DriftPolicy, Monitor, WindowPolicy
+from driftline.engine.records import RecordBatch
+from driftline.io.readers import discover
 from driftline.labels import canonical_labels
-from driftline.monitor import DriftPolicy, Monitor, WindowPolicy
-from driftline.profile import BaselineProfile, CategoricalFeature, NumericFeature
-from driftline.profile_build import BuildOptions, build_profile
-from driftline.readers import discover
-from driftline.records import RecordBatch
+from driftline.profile.build import BuildOptions, build_profile
+from driftline.profile.format import BaselineProfile, CategoricalFeature, NumericFeature
 
 OFFLINE = dict(clock=None)
 
@@ -116,7 +116,7 @@ def test_negligible_shift_on_a_huge_window_is_not_drift() -> None:
     spec = NumericFeature("x", tuple(np.quantile(ref, np.arange(1, 10) / 10)),
                           (0.1,) * 10, tuple(np.quantile(ref, (np.arange(20000) + 0.5) / 20000)),
                           False, len(ref), 0.0, ref.min(), ref.max(), ref.mean(), ref.std())
-    from driftline.profile import Columns
+    from driftline.profile.format import Columns
 
     prof = BaselineProfile("m", "1", "", len(ref), {"x": spec}, Columns(), None)
     mon = Monitor(prof, window=WindowPolicy(records=400_000, max_age=None), **OFFLINE)

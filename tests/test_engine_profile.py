@@ -12,10 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from driftline.profile import BaselineProfile, CategoricalFeature, NumericFeature
-from driftline.profile_build import BuildOptions, build_profile
-from driftline.readers import discover
-from driftline.sketch import FrequentItems, Moments, QuantileSketch
+from driftline.io.readers import discover
+from driftline.profile.build import BuildOptions, build_profile
+from driftline.profile.format import BaselineProfile, CategoricalFeature, NumericFeature
+from driftline.profile.sketch import FrequentItems, Moments, QuantileSketch
 
 OPTS = BuildOptions(prediction="pred", proba_binary="p", target="y", model_name="m")
 
@@ -232,7 +232,7 @@ def test_task_guess_for_float_predictions(tmp_path: Path) -> None:
     ["a", None, " b", ""],
 ])
 def test_categories_are_spelled_like_live_records(values: list[object]) -> None:
-    from driftline.readers import to_strings
-    from driftline.records import categorical_column
+    from driftline.engine.records import categorical_column
+    from driftline.io.readers import to_strings
 
     assert to_strings(pa.array(values)).tolist() == categorical_column(values).tolist()

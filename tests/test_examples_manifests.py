@@ -236,7 +236,7 @@ def test_metric_names_in_examples_exist() -> None:
             for name in pattern.findall(f.read_text()):
                 used[name] = str(f.relative_to(ROOT))
     assert used, "the examples should show at least one metric"
-    unknown = {n: f for n, f in used.items() if n not in known}
+    unknown = {n: f for n, f in used.items() if n not in known and n != "driftline_demo"}  # the package
     assert not unknown, f"metric names not in the catalogue or the recording rules: {unknown}"
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from driftline.demo_data import CATEGORICAL, FEATURES, TARGET, generate, records, write_parquet
+from driftline_demo.data import CATEGORICAL, FEATURES, TARGET, generate, records, write_parquet
 
 ROOT = Path(__file__).resolve().parents[1]
 EX = ROOT / "examples"

@@ -11,17 +11,17 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from driftline.demo_data import CATEGORICAL, FEATURES, NUMERIC, generate, write_parquet
+from driftline.engine.monitor import Monitor, WindowPolicy
+from driftline.engine.records import RecordBatch
+from driftline.engine.snapshot import SidecarStats
 from driftline.exporters.cardinality import CardinalityGuard
 from driftline.exporters.fleet import StaticSource
 from driftline.exporters.otlp import to_metrics_data
 from driftline.exporters.points import build_points
 from driftline.exporters.prometheus import new_registry, render
-from driftline.monitor import Monitor, WindowPolicy
-from driftline.profile_build import BuildOptions, build_profile
-from driftline.readers import DataFile
-from driftline.records import RecordBatch
-from driftline.snapshot import SidecarStats
+from driftline.io.readers import DataFile
+from driftline.profile.build import BuildOptions, build_profile
+from driftline_demo.data import CATEGORICAL, FEATURES, NUMERIC, generate, write_parquet
 
 
 @pytest.fixture(scope="module")

@@ -363,7 +363,7 @@ def test_grpc_when_the_env_asks(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_collector_down_is_counted(monkeypatch: pytest.MonkeyPatch) -> None:
-    from driftline.stack import free_port
+    from driftline_demo.stack import free_port
 
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", f"http://127.0.0.1:{free_port()}/v1/metrics")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1")

@@ -18,10 +18,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from driftline import __version__
 from driftline import catalogue as cat
+from driftline.engine.snapshot import Histogram, SidecarStats
 from driftline.exporters.cardinality import OTHER, CardinalityGuard, CardinalityLimits
 from driftline.exporters.fleet import StaticSource, synthetic_fleet, synthetic_snapshot, synthetic_stats
 from driftline.exporters.prometheus import DriftlineCollector, new_registry, render
-from driftline.snapshot import Histogram, SidecarStats
 
 Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

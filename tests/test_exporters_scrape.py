@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from driftline.exporters.fleet import StaticSource, synthetic_fleet
 from driftline.exporters.prometheus import new_registry, render
-from driftline.stack import start_prometheus
+from driftline_demo.stack import start_prometheus
 
 pytestmark = [
     pytest.mark.integration,

@@ -23,10 +23,10 @@ from scipy import stats
 from driftline.catalogue import QUANTILE_RANK_BUCKETS
 from driftline.detectors.psi import psi
 from driftline.detectors.quantile_rank import quantile_rank, rank_histogram
-from driftline.kernels import RankReference, rank_update
-from driftline.monitor import Monitor, WindowPolicy
-from driftline.profile import BaselineProfile, Columns, NumericFeature
-from driftline.records import RecordBatch
+from driftline.engine.kernels import RankReference, rank_update
+from driftline.engine.monitor import Monitor, WindowPolicy
+from driftline.engine.records import RecordBatch
+from driftline.profile.format import BaselineProfile, Columns, NumericFeature
 
 BOUNDS = np.asarray(QUANTILE_RANK_BUCKETS)
 UNIFORM = np.r_[np.full(10, 0.1), 0.0]

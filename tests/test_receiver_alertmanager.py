@@ -14,7 +14,7 @@ import pytest
 from receiver_support import TOKEN, make_config, post, running, target, wait_until
 
 from driftline.alertmanager import audit
-from driftline.stack import StackError, find_binary, start_alertmanager
+from driftline_demo.stack import StackError, find_binary, start_alertmanager
 
 pytestmark = pytest.mark.integration
 

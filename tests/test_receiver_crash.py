@@ -15,7 +15,7 @@ import yaml
 from receiver_support import Seen, alert, base_config, payload, post, target, wait_until
 
 from driftline.alertmanager import audit
-from driftline.stack import ManagedProcess, free_port, start_process
+from driftline_demo.stack import ManagedProcess, free_port, start_process
 
 
 def serve(tmp: Path, cfg: dict[str, Any], port: int) -> ManagedProcess:

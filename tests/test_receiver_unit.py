@@ -216,7 +216,7 @@ def test_4xx_is_not_retried(tmp_path: Path) -> None:
 
 
 def test_transport_error_is_retried(tmp_path: Path) -> None:
-    from driftline.stack import free_port
+    from driftline_demo.stack import free_port
 
     dead = f"http://127.0.0.1:{free_port()}"
     cfg = make_config(tmp_path, http_target(dead), ROUTES, retry={"max_attempts": 2,

@@ -17,7 +17,7 @@ import pytest
 
 from driftline.alertmanager.alertmanager_config import alertmanager_config
 from driftline.alertmanager.rules_config import RulesConfig
-from driftline.stack import StackError, find_binary, start_alertmanager
+from driftline_demo.stack import StackError, find_binary, start_alertmanager
 
 pytestmark = pytest.mark.integration
 TOKEN = "am-to-driftline-token"

@@ -27,7 +27,7 @@ from driftline.alertmanager.rules_config import (
 from driftline.alertmanager.rules_tests import render_template
 from driftline.cli import main as driftline_main
 from driftline.errors import ConfigError
-from driftline.stack import StackError, find_binary
+from driftline_demo.stack import StackError, find_binary
 
 ROOT = Path(__file__).resolve().parents[1]
 

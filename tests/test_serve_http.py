@@ -14,8 +14,8 @@ from driftline.collectors.service import App, HttpServer, ServiceThread
 from driftline.collectors.sidecar import Sidecar, engine_factory
 from driftline.collectors.worker import Worker, WorkQueue
 from driftline.config import LimitsConfig, ModelConfig
+from driftline.engine.monitor import DriftPolicy, WindowPolicy
 from driftline.exporters.prometheus import new_registry, render
-from driftline.monitor import DriftPolicy, WindowPolicy
 
 
 class Stack:

@@ -17,7 +17,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from driftline.cli import main as driftline_main
-from driftline.stack import find_binary, free_port, start_process, start_prometheus
+from driftline_demo.stack import find_binary, free_port, start_process, start_prometheus
 
 FEATURES = ("f0", "f1", "f2", "f3")
 

@@ -111,7 +111,7 @@ def test_public_api_is_pinned() -> None:
 
 
 def test_configured_names_label_the_series_and_baseline_id_is_kept(baseline: Path) -> None:
-    from driftline.profile import BaselineProfile
+    from driftline.profile.format import BaselineProfile
 
     with driftline.sdk.Monitor(baseline=baseline, model_name="renamed", model_version="9") as mon:
         s = mon.snapshot()

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from driftline.profile import (
+from driftline.profile.format import (
     BaselineProfile,
     CategoricalFeature,
     Columns,

@@ -1,4 +1,4 @@
-"""driftline.stack: real Prometheus and Alertmanager on 127.0.0.1, process-group cleanup."""
+"""driftline_demo.stack: real Prometheus and Alertmanager on 127.0.0.1, process-group cleanup."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from driftline import stack
+from driftline_demo import stack
 
 HAVE_PROM = shutil.which("prometheus") is not None or os.path.exists("/usr/bin/prometheus")
 HAVE_AM = shutil.which("prometheus-alertmanager") is not None or os.path.exists(

@@ -7,8 +7,8 @@ import itertools
 import os
 import time
 
-from driftline.demo_data import TARGET, generate, records
-from driftline.demo_traffic import TrafficClient
+from driftline_demo.data import TARGET, generate, records
+from driftline_demo.traffic import TrafficClient
 
 PROXY = os.environ.get("PROXY_URL", "http://127.0.0.1:8081")
 SIDECAR = os.environ.get("SIDECAR_URL", "http://127.0.0.1:9108")

@@ -12,8 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from driftline.demo_data import CATEGORICAL, TARGET, generate, write_parquet
-from driftline.demo_model import LoanModel, save_model
+from driftline_demo.data import CATEGORICAL, TARGET, generate, write_parquet
+from driftline_demo.model import LoanModel, save_model
 
 HERE = Path(__file__).resolve().parent
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from driftline.demo_data import CATEGORICAL, NUMERIC, TARGET
 from driftline.errors import DriftlineError
+from driftline_demo.data import CATEGORICAL, NUMERIC, TARGET
 
 __all__ = ["mlserver_settings", "train_in_mlserver"]
 

@@ -1,7 +1,7 @@
-"""Offline analysis: stream data files through a :class:`~driftline.monitor.Monitor`, window by
+"""Offline analysis: stream data files through a :class:`~driftline.engine.monitor.Monitor`, window by
 window, exactly as the sidecar would see them (``driftline analyze`` and the benchmark use it).
 
-Arrow batches become :class:`~driftline.records.RecordBatch` columns with vectorised conversions
+Arrow batches become :class:`~driftline.engine.records.RecordBatch` columns with vectorised conversions
 only: numeric features as float64 (NaN for null), categorical ones as ``str`` objects, labels
 canonicalised once per distinct value (Arrow dictionary encoding), never once per row.
 
@@ -20,11 +20,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from driftline.engine.monitor import DriftPolicy, Monitor, WindowPolicy
+from driftline.engine.records import RecordBatch
+from driftline.engine.snapshot import WindowReport
 from driftline.errors import InputError
-from driftline.labels import canonical_label
-from driftline.monitor import DriftPolicy, Monitor, WindowPolicy
-from driftline.profile import BaselineProfile, NumericFeature
-from driftline.readers import (
+from driftline.io.readers import (
     DataFile,
     is_categorical_type,
     is_numeric_type,
@@ -33,8 +33,8 @@ from driftline.readers import (
     to_float,
     to_strings,
 )
-from driftline.records import RecordBatch
-from driftline.snapshot import WindowReport
+from driftline.labels import canonical_label
+from driftline.profile.format import BaselineProfile, NumericFeature
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 
@@ -136,7 +136,7 @@ def _layout(profile: BaselineProfile, file: DataFile, timestamp: str | None) -> 
 
 
 def to_record_batch(profile: BaselineProfile, batch: pa.RecordBatch, layout: _Layout) -> RecordBatch:
-    """One Arrow batch as monitor columns (see :mod:`driftline.records` for the dtypes)."""
+    """One Arrow batch as monitor columns (see :mod:`driftline.engine.records` for the dtypes)."""
     feats: dict[str, np.ndarray] = {}
     for name, spec in profile.features.items():
         col = batch.column(name)

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from driftline.demo_data import FEATURES, NUMERIC
+from driftline_demo.data import FEATURES, NUMERIC
 
 __all__ = ["Sent", "TrafficClient", "v2_request"]
 

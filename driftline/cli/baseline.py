@@ -55,8 +55,8 @@ def register(sub: Any) -> None:
 
 def _build(args: argparse.Namespace) -> int:
     from driftline.errors import InputError
-    from driftline.profile_build import BuildOptions, build_profile, parse_proba
-    from driftline.readers import discover
+    from driftline.io.readers import discover
+    from driftline.profile.build import BuildOptions, build_profile, parse_proba
 
     for name, value, low in (("--bins", args.bins, 2), ("--top-k", args.top_k, 1),
                              ("--summary-size", args.summary_size, 2)):
@@ -78,13 +78,13 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from driftline.profile import BaselineProfile
+    from driftline.profile.format import BaselineProfile
 
     profile = BaselineProfile.load(args.file)
     if args.json:
         print(json.dumps(profile.to_dict(), indent=1))
         return 0
-    from driftline.report_table import print_profile
+    from driftline.analyze.report_table import print_profile
 
     print_profile(profile)
     return 0

@@ -14,8 +14,8 @@ import math
 from collections.abc import Sequence
 
 from driftline import __version__
-from driftline.profile import BaselineProfile
-from driftline.snapshot import WindowReport
+from driftline.engine.snapshot import WindowReport
+from driftline.profile.format import BaselineProfile
 
 #: PSI colour stops: stable (< 0.1), moderate (0.1-0.25), major (>= 0.25).
 _STOPS: tuple[tuple[float, tuple[int, int, int]], ...] = (

@@ -1,7 +1,7 @@
 """The monitor: one per (model, version, endpoint); windows, detectors and snapshots.
 
 A monitor owns a baseline profile and the detectors built from it. Collectors hand it
-:class:`~driftline.records.RecordBatch` objects; it cuts them into windows (by record count and by
+:class:`~driftline.engine.records.RecordBatch` objects; it cuts them into windows (by record count and by
 age, whichever comes first), runs every detector on each closed window in vectorised numpy, and
 keeps cumulative counters (quantile-rank histograms, category counts, confidence histogram,
 labels, ADWIN detections). ``snapshot()`` returns an immutable view for exporters and is safe to
@@ -19,11 +19,10 @@ import numpy as np
 
 from driftline.catalogue import CONFIDENCE_BUCKETS, QUANTILE_RANK_BUCKETS
 from driftline.detectors.streaming import StreamDetector
-from driftline.kernels import RankReference, rank_update
-from driftline.profile import OTHER, BaselineProfile
-from driftline.records import RecordBatch
-from driftline.snapshot import Histogram, ModelSnapshot, WindowReport
-from driftline.window_stats import (
+from driftline.engine.kernels import RankReference, rank_update
+from driftline.engine.records import RecordBatch
+from driftline.engine.snapshot import Histogram, ModelSnapshot, WindowReport
+from driftline.engine.window_stats import (
     ReferenceArrays,
     WindowColumns,
     category_codes,
@@ -31,6 +30,7 @@ from driftline.window_stats import (
     compute_window,
     predicted_labels,
 )
+from driftline.profile.format import OTHER, BaselineProfile
 
 #: Realised accuracy from joined labels covers the last ``min(window.records, this)`` labels.
 LABEL_WINDOW_MAX = 100_000
@@ -83,7 +83,7 @@ class Monitor:
     the ``driftline_adwin_detections_total`` counter: offline analysis does not report them and
     they are the one per-record Python loop. The label error stream always runs.
 
-    >>> from driftline.profile import BaselineProfile, Columns, NumericFeature
+    >>> from driftline.profile.format import BaselineProfile, Columns, NumericFeature
     >>> f = NumericFeature("x", (0.0,), (0.5, 0.5), (-1.0, 1.0), True, 2, 0.0, -1.0, 1.0, 0.0, 1.0)
     >>> prof = BaselineProfile("m", "1", "", 2, {"x": f}, Columns(), None)
     >>> mon = Monitor(prof, window=WindowPolicy(records=4, max_age=None), clock=None)

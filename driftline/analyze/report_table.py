@@ -10,8 +10,8 @@ from typing import IO
 from rich.console import Console
 from rich.table import Table
 
-from driftline.profile import BaselineProfile, NumericFeature
-from driftline.snapshot import WindowReport
+from driftline.engine.snapshot import WindowReport
+from driftline.profile.format import BaselineProfile, NumericFeature
 
 
 def _n(v: float | None, digits: int = 3) -> str:

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
-from driftline.demo_data import CATEGORICAL, FEATURES
+from driftline_demo.data import CATEGORICAL, FEATURES
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from driftline.demo import DemoStack, ScenarioResult
+    from driftline_demo.scenario import DemoStack, ScenarioResult
 
 
 def _f(v: float | None, fmt: str = "{:.3f}") -> str:

@@ -11,7 +11,7 @@ KServe v1 (``/v1/models/<m>:predict``).
 
 Run it on its own::
 
-    python -m driftline.demo_model --models DIR --port 8080   # DIR holds <name>.pkl files
+    python -m driftline_demo.model --models DIR --port 8080   # DIR holds <name>.pkl files
 
 :class:`LoanModel` wraps ``LogisticRegression`` behind a tiny encoder (median imputation,
 standardisation, one-hot categories) so that it takes columns, not a pandas DataFrame.
@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from driftline.demo_data import CATEGORICAL, NUMERIC
+from driftline_demo.data import CATEGORICAL, NUMERIC
 
 __all__ = ["LoanModel", "ModelServer", "load_models", "save_model"]
 
@@ -284,7 +284,7 @@ class ModelServer:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m driftline.demo_model", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m driftline_demo.model", description=__doc__.split("\n")[0])
     ap.add_argument("--models", required=True, help="directory of <name>.pkl LoanModel files")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8080)

@@ -17,13 +17,13 @@ from driftline.errors import DriftlineError
 
 #: (module, one line of help) in the order ``--help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
-    "driftline.cli_baseline",
-    "driftline.cli_analyze",
+    "driftline.cli.baseline",
+    "driftline.cli.analyze",
     "driftline.collectors.cli",
     "driftline.alertmanager.cli_actions",
     "driftline.alertmanager.cli_rules",
     "driftline.dashboards.cli",
-    "driftline.demo",
+    "driftline.cli.demo",
 )
 
 

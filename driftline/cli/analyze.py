@@ -53,10 +53,10 @@ def _format(args: argparse.Namespace) -> str:
 def _run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from driftline.analyze import analyze, parse_duration
-    from driftline.monitor import DriftPolicy
-    from driftline.profile import BaselineProfile
-    from driftline.readers import discover
+    from driftline.analyze.offline import analyze, parse_duration
+    from driftline.engine.monitor import DriftPolicy
+    from driftline.io.readers import discover
+    from driftline.profile.format import BaselineProfile
 
     profile = BaselineProfile.load(args.baseline)
     files = discover(args.data)
@@ -87,7 +87,7 @@ def _run(args: argparse.Namespace) -> int:
         windows = list(stream)
         count, drifted = len(windows), sum(w.drifted for w in windows)
         if fmt == "html":
-            from driftline.report_html import render_html
+            from driftline.analyze.report_html import render_html
 
             text = render_html(profile, windows)
             if args.output:
@@ -96,7 +96,7 @@ def _run(args: argparse.Namespace) -> int:
             else:
                 sys.stdout.write(text)
         else:
-            from driftline.report_table import print_windows
+            from driftline.analyze.report_table import print_windows
 
             if args.output:
                 with _atomic(args.output) as fh:
@@ -110,7 +110,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _write_json(profile: Any, windows: Iterable[Any], fh: IO[str]) -> tuple[int, int]:
     """The JSON document of ``report_document``, one window per line, written as windows close."""
-    from driftline.analyze import report_document
+    from driftline.analyze.offline import report_document
 
     head = json.dumps(report_document(profile, [])["baseline"])
     fh.write(f'{{"baseline": {head},\n "windows": [')

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from driftline.labels import canonical_label, canonical_labels
-from driftline.profile import BaselineProfile, CategoricalFeature
+from driftline.profile.format import BaselineProfile, CategoricalFeature
 
 
 @dataclass

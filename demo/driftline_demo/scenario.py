@@ -44,10 +44,10 @@ from typing import Any
 import numpy as np
 import yaml
 
-from driftline import stack
-from driftline.demo_data import CATEGORICAL, TARGET, generate, records, write_parquet
-from driftline.demo_targets import TargetStub
-from driftline.demo_traffic import Sent, TrafficClient
+from driftline_demo import stack
+from driftline_demo.data import CATEGORICAL, TARGET, generate, records, write_parquet
+from driftline_demo.targets import TargetStub
+from driftline_demo.traffic import Sent, TrafficClient
 
 MODEL = "car-loan"
 CANARY_MODEL = "car-loan-canary"
@@ -115,7 +115,7 @@ def prepare(workdir: Path, settings: DemoSettings = DemoSettings()) -> Prepared:
     test = generate(4000, seed=settings.seed + 2)
     cols = dict(ref)
     if settings.mlserver:
-        from driftline.demo_mlserver import train_in_mlserver
+        from driftline_demo.mlserver import train_in_mlserver
 
         preds = train_in_mlserver(settings.mlserver, workdir / "mlserver", train, ref, test)
         cols["prediction"], cols["proba_default"] = preds[f"{MODEL}/reference"]
@@ -123,7 +123,7 @@ def prepare(workdir: Path, settings: DemoSettings = DemoSettings()) -> Prepared:
         cacc = float((preds[f"{CANARY_MODEL}/test"][0] == test[TARGET]).mean())
         models_dir, server = workdir / "mlserver" / "models", "MLServer"
     else:
-        from driftline.demo_model import LoanModel, save_model
+        from driftline_demo.model import LoanModel, save_model
 
         models_dir, server = workdir / "models", "built-in OIP v2 server"
         models_dir.mkdir(exist_ok=True)
@@ -267,13 +267,13 @@ class DemoStack:
         port = stack.free_port()
         self.model_url = f"http://127.0.0.1:{port}"
         if s.mlserver:
-            from driftline.demo_mlserver import mlserver_settings
+            from driftline_demo.mlserver import mlserver_settings
 
             mlserver_settings(self.prepared.models_dir, http_port=port, grpc_port=stack.free_port(),
                               metrics_port=stack.free_port())
             argv = [s.mlserver, "start", str(self.prepared.models_dir)]
         else:
-            argv = [sys.executable, "-m", "driftline.demo_model", "--models", str(self.prepared.models_dir),
+            argv = [sys.executable, "-m", "driftline_demo.model", "--models", str(self.prepared.models_dir),
                     "--port", str(port)]
         self._start("model-server", argv, f"{self.model_url}/v2/health/ready")
         self.log(f"model server: {self.prepared.server} (Open Inference Protocol v2) {self.model_url}")
@@ -598,7 +598,7 @@ def _ensure_stack_binaries(console: Any) -> bool:
         return True
     except stack.StackError:
         pass
-    script = Path(__file__).resolve().parents[1] / "scripts" / "install-system-deps.sh"
+    script = Path(__file__).resolve().parents[2] / "scripts" / "install-system-deps.sh"
     if os.geteuid() == 0 and script.exists():
         console.print("[yellow]Prometheus/Alertmanager missing: installing the Debian packages…[/]")
         subprocess.run(["bash", str(script)], check=False)
@@ -622,7 +622,7 @@ def _run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from driftline.demo_report import render_summary
+    from driftline_demo.report import render_summary
 
     console = Console()
     workdir = Path(args.workdir).resolve()

@@ -1,7 +1,7 @@
-"""Build a :class:`~driftline.profile.BaselineProfile` from reference data in one streaming pass.
+"""Build a :class:`~driftline.profile.format.BaselineProfile` from reference data in one streaming pass.
 
 Memory does not grow with the number of rows: numeric columns feed a deterministic quantile
-sketch (:mod:`driftline.sketch`, exact up to ``max(16384, summary_size)`` values, normalised rank
+sketch (:mod:`driftline.profile.sketch`, exact up to ``max(16384, summary_size)`` values, normalised rank
 error ``<= levels / k`` beyond), categorical columns a Misra–Gries counter, and the calibration
 data a deterministic stride sample of at most ``calibration_rows`` rows. The rank-error bound
 actually achieved is stored in ``settings["quantile_rank_error"]``.
@@ -25,17 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from driftline.errors import InputError
-from driftline.labels import canonical_label
-from driftline.profile import (
-    BaselineProfile,
-    Calibration,
-    CategoricalFeature,
-    Columns,
-    Feature,
-    NumericFeature,
-    OutputProfile,
-)
-from driftline.readers import (
+from driftline.io.readers import (
     DataFile,
     is_categorical_type,
     is_numeric_type,
@@ -44,7 +34,17 @@ from driftline.readers import (
     to_float,
     to_strings,
 )
-from driftline.sketch import FrequentItems, Moments, QuantileSketch
+from driftline.labels import canonical_label
+from driftline.profile.format import (
+    BaselineProfile,
+    Calibration,
+    CategoricalFeature,
+    Columns,
+    Feature,
+    NumericFeature,
+    OutputProfile,
+)
+from driftline.profile.sketch import FrequentItems, Moments, QuantileSketch
 
 MAX_CLASSES = 1000
 #: Float predictions with at most this many distinct integral values are taken as class labels.

@@ -26,12 +26,12 @@ from driftline.detectors.performance import (
     mean_entropy,
 )
 from driftline.detectors.psi import psi
-from driftline.kernels import numeric_window
-from driftline.profile import BaselineProfile, CategoricalFeature, NumericFeature
-from driftline.snapshot import FeatureDrift, Performance, PredictionDrift, WindowReport
+from driftline.engine.kernels import numeric_window
+from driftline.engine.snapshot import FeatureDrift, Performance, PredictionDrift, WindowReport
+from driftline.profile.format import BaselineProfile, CategoricalFeature, NumericFeature
 
 if TYPE_CHECKING:
-    from driftline.monitor import DriftPolicy
+    from driftline.engine.monitor import DriftPolicy
 
 
 @dataclass(frozen=True)

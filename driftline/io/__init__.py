@@ -1,0 +1,1 @@
+"""The data input/output room: streaming readers for reference and analysis data (:mod:`.readers`)."""
