@@ -50,7 +50,7 @@ generate: $(STAMP)
 
 # Fails when a committed generated file differs from what the generators make now.
 check-generated: generate
-	git diff --exit-code -- 'alertmanager/*.yaml' 'dashboards/*.json' docs/metrics.md examples/kserve
+	git diff --exit-code -- 'alertmanager/*.yaml' 'alertmanager/*.tmpl' 'dashboards/*.json' docs/metrics.md examples/kserve
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -9,6 +9,9 @@ Defaults are embedded; a YAML file overrides any subset of keys::
       DriftlineFeatureDrift: {for: 30m, severity: warning}
       DriftlineExportErrors: {enabled: false}
     release: prometheus
+    notify:                      # channels per severity; see notify_config
+      channels: {ml-slack: {type: slack, api_url_file: /etc/alertmanager/secrets/slack-url}}
+      severities: {critical: [ml-slack], warning: [ml-slack]}
 
 >>> cfg = RulesConfig()
 >>> cfg.thresholds.feature_psi, cfg.alert("DriftlineFeatureDrift").for_
@@ -26,6 +29,7 @@ from typing import Any
 
 import yaml
 
+from driftline.alertmanager.notify_config import NotifyConfig, example_notify, notify_from_mapping
 from driftline.errors import ConfigError
 
 __all__ = ["AlertSettings", "RulesConfig", "Thresholds", "duration_seconds", "load_rules_config"]
@@ -117,6 +121,8 @@ class RulesConfig:
     actions_token_file: str = "/etc/alertmanager/secrets/driftline-token"
     test_labels: Mapping[str, str] = field(
         default_factory=lambda: {"namespace": "ml", "job": "driftline"})
+    #: Notification channels per severity and team (``notify:``; see notify_config).
+    notify: NotifyConfig = field(default_factory=example_notify)
 
     def __post_init__(self) -> None:
         for key in ("drift_range", "rate_range", "adwin_range"):
@@ -198,18 +204,21 @@ def _alerts(raw: Any, path: str | None) -> dict[str, AlertSettings]:
 
 def config_from_mapping(raw: Mapping[str, Any], path: str | None = None) -> RulesConfig:
     """A RulesConfig from a parsed YAML mapping (unknown keys are errors)."""
-    simple = {f.name for f in dataclasses.fields(RulesConfig)} - {"thresholds", "alerts"}
+    simple = {f.name for f in dataclasses.fields(RulesConfig)} - {"thresholds", "alerts", "notify"}
     kwargs: dict[str, Any] = {}
     for k, v in raw.items():
         if k == "thresholds":
             kwargs[k] = _thresholds(v, path)
         elif k == "alerts":
             kwargs[k] = _alerts(v, path)
+        elif k == "notify":
+            kwargs[k] = notify_from_mapping(v or {}, path)
         elif k in simple:
             kwargs[k] = tuple(v) if k == "group_labels" else (dict(v) if k == "test_labels" else v)
         else:
+            known = simple | {"thresholds", "alerts", "notify"}
             raise ConfigError(f"unknown key {k!r}", path=path, key=str(k),
-                              fix="use one of " + ", ".join(sorted(simple | {"thresholds", "alerts"})))
+                              fix="use one of " + ", ".join(sorted(known)))
     try:
         return RulesConfig(**kwargs)
     except ConfigError as exc:

@@ -196,7 +196,7 @@ def test_amtool_accepts_the_alertmanager_example_and_routes_on_action() -> None:
     path = str(PACKAGE_DIR / "alertmanager.yaml")
     out = subprocess.run([amtool, "check-config", path], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "1 inhibit rules" in out.stdout and "2 receivers" in out.stdout
+    assert "1 inhibit rules" in out.stdout and "5 receivers" in out.stdout
 
     def route(*labels: str) -> str:
         r = subprocess.run([amtool, "config", "routes", "test", f"--config.file={path}", *labels],
@@ -204,12 +204,15 @@ def test_amtool_accepts_the_alertmanager_example_and_routes_on_action() -> None:
         assert r.returncode == 0, r.stdout + r.stderr
         return r.stdout.strip()
 
-    assert route("alertname=DriftlineEstimatedAccuracyDrop", "action=rollback") == "driftline-actions,ml-team"
-    assert route("alertname=DriftlineManyFeaturesDrifting", "action=retrain") == "driftline-actions,ml-team"
-    assert route("alertname=DriftlineFeatureDrift", "action=none") == "ml-team"
+    assert route("alertname=DriftlineEstimatedAccuracyDrop", "action=rollback",
+                 "severity=critical") == "driftline-actions,driftline-critical"
+    assert route("alertname=DriftlineManyFeaturesDrifting", "action=retrain",
+                 "severity=critical") == "driftline-actions,driftline-critical"
+    assert route("alertname=DriftlineFeatureDrift", "action=none", "severity=warning") \
+        == "driftline-warning"
     doc = yaml.safe_load(Path(path).read_text())
     assert doc["route"]["group_by"] == ["alertname", "namespace", "model_name"]
-    hook = doc["receivers"][1]["webhook_configs"][0]
+    (hook,) = next(r for r in doc["receivers"] if r["name"] == "driftline-actions")["webhook_configs"]
     assert hook["url"].endswith("/alertmanager")
     assert hook["http_config"]["authorization"]["credentials_file"]
     inhibit = doc["inhibit_rules"][0]
