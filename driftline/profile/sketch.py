@@ -48,7 +48,7 @@ class QuantileSketch:
         self._push(0, np.asarray(values, dtype=np.float64))
 
     def _push(self, level: int, values: np.ndarray) -> None:
-        if level == len(self._levels):
+        while level >= len(self._levels):
             self._levels.append([])
             self._sizes.append(0)
             self._flip.append(0)
@@ -65,6 +65,17 @@ class QuantileSketch:
             self._levels[level] = keep
             self._sizes[level] = len(keep[0]) if keep else 0
             self._push(level + 1, run[offset::2].copy())
+
+    def merge(self, other: QuantileSketch) -> None:
+        """Add ``other``'s values. Each level's values join the same level here and compact as
+        in :meth:`update`, so every compaction still halves ``>= k`` values of one weight and the
+        bound ``levels / k`` holds for the merged sketch (see docs/scale.md)."""
+        if other.k != self.k:
+            raise ValueError(f"cannot merge sketches of k={self.k} and k={other.k}")
+        self.n += other.n
+        for h, parts in enumerate(other._levels):
+            if parts:
+                self._push(h, np.concatenate(parts))
 
     def weighted(self) -> tuple[np.ndarray, np.ndarray]:
         """Sorted values and their weights."""
@@ -121,6 +132,13 @@ class FrequentItems:
             self.counts = {v: n - cut for v, n in c.items() if n > cut}
             self.pruned = True
 
+    def merge(self, other: FrequentItems) -> None:
+        """Add ``other``'s counts, then the same cut as :meth:`update` (the mergeable
+        Misra–Gries summary): each count stays under by at most ``n / (capacity + 1)``."""
+        self.update(list(other.counts), list(other.counts.values()))
+        self.n += other.n - sum(other.counts.values())
+        self.pruned = self.pruned or other.pruned
+
     def top(self, k: int) -> list[tuple[str, int]]:
         """The ``k`` most frequent values, ties broken by value so the order is deterministic."""
         return sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
@@ -152,6 +170,18 @@ class Moments:
         self.n = n
         self.minimum = min(self.minimum, float(values.min()))
         self.maximum = max(self.maximum, float(values.max()))
+
+    def merge(self, other: Moments) -> None:
+        """Chan et al.'s pairwise combination of two disjoint parts."""
+        if other.n == 0:
+            return
+        n = self.n + other.n
+        delta = other.mean - self.mean
+        self.mean += delta * other.n / n
+        self.m2 += other.m2 + delta * delta * self.n * other.n / n
+        self.n = n
+        self.minimum = min(self.minimum, other.minimum)
+        self.maximum = max(self.maximum, other.maximum)
 
     @property
     def std(self) -> float:
