@@ -1,5 +1,8 @@
 """KServe payload logger: CloudEvents in, paired request/response exchanges out.
 
+Model names and endpoints are checked label values (:mod:`~driftline.collectors.label_values`):
+an event that names its model with a list or a 5 kB string is refused as ``bad_label``.
+
 KServe's agent posts every logged request and response as a CloudEvent 1.0 in *binary* mode:
 the body is the raw payload and the attributes are ``ce-*`` headers; request and response share
 one ``ce-id`` and may arrive in either order. *Structured* mode
@@ -24,7 +27,8 @@ from typing import Any, Literal
 
 import orjson
 
-from driftline.collectors.payloads import PayloadError
+from driftline.collectors.label_values import label_value
+from driftline.collectors.payloads import PayloadError, loads
 
 Kind = Literal["request", "response", "unknown"]
 STRUCTURED = "application/cloudevents+json"
@@ -89,9 +93,11 @@ def from_binary(headers: Mapping[str, str], body: bytes) -> CloudEvent:
     if not ce_id or not ce_type:
         raise PayloadError("parse_error", "a binary-mode CloudEvent needs ce-id and ce-type")
     request_id = _metadata_request_id(headers.get("ce-metadata")) or headers.get("x-request-id")
-    model = headers.get("ce-inferenceservicename") or headers.get("ce-modelid")
-    return CloudEvent(ce_id, ce_type, model, headers.get("ce-endpoint"), body,
-                      request_id or headers.get("ce-requestid"))
+    model = label_value(headers.get("ce-inferenceservicename") or headers.get("ce-modelid"),
+                        "ce-inferenceservicename")
+    return CloudEvent(ce_id, ce_type, model, label_value(headers.get("ce-endpoint"),
+                                                         "ce-endpoint"),
+                      body, request_id or headers.get("ce-requestid"))
 
 
 def _structured_one(ev: Any) -> CloudEvent:
@@ -106,9 +112,12 @@ def _structured_one(ev: Any) -> CloudEvent:
         data = ev.get("data")
         if isinstance(data, str):
             data = data.encode()
+    request_id = _metadata_request_id(ev.get("metadata")) or ev.get("requestid")
     return CloudEvent(str(ev["id"]), str(ev["type"]),
-                      ev.get("inferenceservicename") or ev.get("modelid"), ev.get("endpoint"),
-                      data, _metadata_request_id(ev.get("metadata")) or ev.get("requestid"))
+                      label_value(ev.get("inferenceservicename") or ev.get("modelid"),
+                                  "inferenceservicename"),
+                      label_value(ev.get("endpoint"), "endpoint"), data,
+                      None if request_id is None else str(request_id))
 
 
 def from_http(headers: Mapping[str, str], body: bytes) -> list[CloudEvent]:
@@ -116,8 +125,8 @@ def from_http(headers: Mapping[str, str], body: bytes) -> list[CloudEvent]:
     ctype = headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if ctype in (STRUCTURED, BATCH):
         try:
-            doc = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
+            doc = loads(body)
+        except PayloadError as exc:
             raise PayloadError("parse_error", f"invalid CloudEvent JSON: {exc}") from None
         if ctype == BATCH:
             if not isinstance(doc, list):

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from driftline.collectors.label_values import label_value
 from driftline.collectors.payloads import PayloadError, loads
 
 
@@ -79,12 +80,13 @@ class Feedback:
 def parse_feedback(body: Any) -> list[Feedback]:
     """``{"id", "label", "model_name"?}``, a list of those, or ``{"labels": [...]}``.
 
-    Items without an id or a label are skipped; a body that holds no item raises.
+    Items without an id or a label are skipped; a body that holds no item, or names a model
+    with something that cannot be a label value (``bad_label``), raises.
     """
     doc = loads(body)
     shared_model = None
     if isinstance(doc, Mapping) and isinstance(doc.get("labels"), list):
-        shared_model = doc.get("model_name")
+        shared_model = label_value(doc.get("model_name"), "model_name")
         items = doc["labels"]
     elif isinstance(doc, Mapping):
         items = [doc]
@@ -96,8 +98,8 @@ def parse_feedback(body: Any) -> list[Feedback]:
     for it in items:
         if not isinstance(it, Mapping) or it.get("id") is None or "label" not in it:
             continue
-        model = it.get("model_name", shared_model)
-        out.append(Feedback(str(it["id"]), it["label"], None if model is None else str(model)))
+        model = label_value(it.get("model_name", shared_model), "model_name")
+        out.append(Feedback(str(it["id"]), it["label"], model))
     if not out:
         raise PayloadError("schema_mismatch", 'feedback needs {"id": ..., "label": ...}')
     return out

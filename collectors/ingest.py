@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from driftline.collectors.label_values import label_value, safe_label
 from driftline.collectors.payloads import ModelSchema, PayloadError, loads
 from driftline.engine.records import RecordBatch, numeric_column
 from driftline.labels import canonical_labels
@@ -25,22 +26,31 @@ GroupKey = tuple[str, str | None]
 @dataclass
 class IngestGroups:
     """Records by (model_name, model_version or None); ``bad`` counts records without a model
-    or with ``features`` that is not an object (dropped as ``schema_mismatch``)."""
+    or with ``features`` that is not an object (dropped as ``schema_mismatch``);
+    ``bad_labels`` counts records whose model name, version or endpoint is no label value
+    (dropped as ``bad_label``; by model when the name itself is valid). ``endpoints`` holds the
+    checked endpoint of each record (None: the default), in the order of its group."""
 
     groups: dict[GroupKey, list[Mapping[str, Any]]] = field(default_factory=dict)
+    endpoints: dict[GroupKey, list[str | None]] = field(default_factory=dict)
     bad: int = 0
     bad_models: dict[str, int] = field(default_factory=dict)
+    bad_labels: dict[str | None, int] = field(default_factory=dict)
+
+    def refuse_label(self, model: Any) -> None:
+        name = safe_label(model)
+        self.bad_labels[name] = self.bad_labels.get(name, 0) + 1
 
 
 def split_records(body: Any, *, default_model: str | None = None,
                   default_version: str | None = None) -> IngestGroups:
     """Group the records of one ingest body. Raises PayloadError only for a body that is not
-    JSON or has no record shape at all."""
+    JSON, has no record shape at all, or names its shared model with a bad label value."""
     doc = loads(body)
     model, version = default_model, default_version
     if isinstance(doc, Mapping) and "records" in doc:
-        model = doc.get("model_name", model)
-        version = doc.get("model_version", version)
+        model = label_value(doc.get("model_name", model), "model_name")
+        version = label_value(doc.get("model_version", version), "model_version")
         items = doc["records"]
         if not isinstance(items, list):
             raise PayloadError("schema_mismatch", "records must be a list")
@@ -57,19 +67,27 @@ def split_records(body: Any, *, default_model: str | None = None,
         if not isinstance(rec, Mapping):
             out.bad += 1
             continue
-        name = rec.get("model_name", model)
+        raw_name = rec.get("model_name", model)
+        try:
+            name = label_value(raw_name, "model_name")
+            ver = label_value(rec.get("model_version", version), "model_version")
+            endpoint = label_value(rec.get("endpoint"), "endpoint")
+        except PayloadError:
+            out.refuse_label(raw_name)
+            continue
         feats = rec.get("features")
         if name is None or not isinstance(feats, Mapping):
             out.bad += 1
             if name is not None:
-                out.bad_models[str(name)] = out.bad_models.get(str(name), 0) + 1
+                out.bad_models[name] = out.bad_models.get(name, 0) + 1
             continue
-        ver = rec.get("model_version", version)
-        key = (str(name), None if ver is None else str(ver))
+        key = (name, ver)
         group = groups.get(key)
         if group is None:
             groups[key] = group = []
+            out.endpoints[key] = []
         group.append(rec)
+        out.endpoints[key].append(endpoint)
     return out
 
 

@@ -14,6 +14,7 @@ a one-record request keeps the id as is, record ``i`` of a larger request gets `
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -224,13 +225,40 @@ def _matrix(rows: Any) -> np.ndarray:
 
 
 def loads(body: bytes | str | Any) -> Any:
-    """orjson decode; already-decoded objects pass through."""
+    """orjson decode; already-decoded objects pass through.
+
+    ``NaN``, ``Infinity`` and ``-Infinity`` are not JSON, but Python's ``json.dumps`` writes them
+    and model servers accept them, so they mean what the client meant: a missing value (None),
+    which reaches ``missing_ratio`` instead of dropping the whole payload. Only bodies orjson
+    refuses and that contain such a literal take the slower standard-library path.
+    """
     if isinstance(body, bytes | bytearray | memoryview | str):
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError as exc:
-            raise PayloadError("parse_error", f"invalid JSON: {exc}") from None
+            doc = _loads_with_constants(body)
+            if doc is _INVALID:
+                raise PayloadError("parse_error", f"invalid JSON: {exc}") from None
+            return doc
     return body
+
+
+_INVALID = object()
+
+
+def _missing(_: str) -> None:
+    return None
+
+
+def _loads_with_constants(body: bytes | bytearray | memoryview | str) -> Any:
+    raw = body if isinstance(body, str) else bytes(body)
+    probe = raw.encode("utf-8", "replace") if isinstance(raw, str) else raw
+    if b"NaN" not in probe and b"Infinity" not in probe:
+        return _INVALID
+    try:
+        return json.loads(raw, parse_constant=_missing)
+    except (ValueError, RecursionError):  # also UnicodeDecodeError; deep nesting
+        return _INVALID
 
 
 def record_ids(request_id: str | None, n: int) -> np.ndarray | None:

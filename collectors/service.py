@@ -14,7 +14,8 @@ model's request path.
 ========================  ======================================================================
 
 Handlers only decode and validate the body, then queue a job for the collector worker and
-answer ``202 Accepted``: a bad body gets ``400`` (counted ``parse_error``/``schema_mismatch``), a
+answer ``202 Accepted``: a bad body gets ``400`` (counted ``parse_error``/``schema_mismatch``, or
+``bad_label`` when a model name, version or endpoint cannot be a label value), a
 full queue ``429`` (counted ``queue_full``), an oversized body ``413`` (counted ``too_large``).
 """
 
@@ -34,6 +35,7 @@ import orjson
 from driftline.collectors.cloudevents import from_http
 from driftline.collectors.feedback import parse_feedback
 from driftline.collectors.ingest import split_records
+from driftline.collectors.label_values import safe_label
 from driftline.collectors.loop_thread import LoopThread
 from driftline.collectors.payloads import PayloadError
 from driftline.collectors.sidecar import QUEUE_FULL, Sidecar
@@ -124,6 +126,11 @@ class App:
         n = sum(len(v) for v in groups.groups.values())
         if n == 0:
             self.sidecar.handle_ingest(groups)  # only counts the bad records
+            if groups.bad_labels and not groups.bad:
+                return Response.json(400, {"error": "no usable record: model_name, "
+                                           "model_version and endpoint must be label strings "
+                                           "(letters, digits, . _ - : @ + /, at most 128)",
+                                           "reason": "bad_label"})
             return Response.json(400, {"error": "no usable record (each needs model_name and "
                                        "a features object)", "reason": "schema_mismatch"})
         sidecar = self.sidecar
@@ -141,7 +148,7 @@ class App:
         try:
             events = from_http(req.headers, req.body)
         except PayloadError as exc:
-            return self._bad(exc, req.headers.get("ce-inferenceservicename"))
+            return self._bad(exc, safe_label(req.headers.get("ce-inferenceservicename")))
         sidecar = self.sidecar
         model = events[0].model if events else None
         return self._enqueue(lambda: sidecar.handle_cloudevents(events), len(events), model)

@@ -30,6 +30,7 @@ import numpy as np
 from driftline.collectors.cloudevents import CloudEvent, Exchange, Pairer
 from driftline.collectors.feedback import Feedback, PredictionStore
 from driftline.collectors.ingest import IngestGroups, to_batch
+from driftline.collectors.label_values import BAD_LABEL, label_value
 from driftline.collectors.payloads import ModelSchema, PayloadError, decode_binary, parse, route
 from driftline.config import DriftConfig, LimitsConfig, ModelConfig, ServeConfig, WindowsConfig
 from driftline.engine.monitor import DriftPolicy, WindowPolicy
@@ -224,7 +225,8 @@ class Sidecar(SnapshotSource):
     def drop(self, model: str | None, reason: str, n: int = 1) -> None:
         if n <= 0:
             return
-        name = model or ""
+        # Callers pass checked label values; anything else is counted, never trusted or raised.
+        name = model if isinstance(model, str) else ""
         with self._lock:
             if name not in self._known_names and name not in self._unknown_names:
                 if len(self._unknown_names) < self.limits.max_model_labels:
@@ -280,7 +282,13 @@ class Sidecar(SnapshotSource):
         r = route(sample.model_path)
         if r is None or sample.method != "POST":
             return 0  # health checks, metadata: not model inputs
-        model = sample.header("x-driftline-model") or r.model
+        try:
+            model = label_value(sample.header("x-driftline-model") or r.model, "model name")
+            version = label_value(r.version, "model version")
+            endpoint = label_value(sample.header("x-driftline-endpoint"), "endpoint")
+        except PayloadError:
+            self.drop(None, BAD_LABEL)
+            return 0
         try:
             limit = self.limits.max_body_bytes
             req: Any = _decoded(sample.request_body, sample.header("content-encoding"), limit)
@@ -298,7 +306,7 @@ class Sidecar(SnapshotSource):
             self.drop(model, exc.reason)
             return 0
         return self.handle_exchange(
-            model, r.version, sample.header("x-driftline-endpoint"), req, resp,
+            model, version, endpoint, req, resp,
             protocol=r.protocol, request_id=sample.header("x-request-id"), source="proxy",
             now=sample.received_at if now is None else now)
 
@@ -315,15 +323,29 @@ class Sidecar(SnapshotSource):
         return n
 
     def _exchanges(self, done: Iterable[Exchange], now: float) -> int:
+        """Feed released exchanges; one that fails is counted and the rest still run."""
         n = 0
         for ex in done:
             if ex.request is None:
                 self.drop(ex.model, UNPAIRED_RESPONSE)
                 continue
-            n += self.handle_exchange(ex.model, None, ex.endpoint, ex.request, ex.response,
-                                      request_id=ex.request_id or ex.id, source="cloudevents",
-                                      now=now)
+            n += self._isolated(ex.model, 1, self._exchange, ex, now)
         return n
+
+    def _exchange(self, ex: Exchange, now: float) -> int:
+        return self.handle_exchange(ex.model, None, ex.endpoint, ex.request, ex.response,
+                                    request_id=ex.request_id or ex.id, source="cloudevents",
+                                    now=now)
+
+    def _isolated(self, model: str | None, n: int, work: Callable[..., Any], *args: Any) -> int:
+        """Run one model's share of a job; an exception is counted as ``internal_error`` on
+        that model (``n`` records) and logged, so it cannot stop the other models' work."""
+        try:
+            return int(work(*args) or 0)
+        except Exception:
+            self.drop(model, INTERNAL_ERROR, n)
+            _log.exception("collector work for model %r failed", model)
+            return 0
 
     def handle_ingest(self, groups: IngestGroups, *, source: str = "ingest",
                       now: float | None = None) -> int:
@@ -332,29 +354,38 @@ class Sidecar(SnapshotSource):
             self.drop(name, SCHEMA_MISMATCH, count)
         anonymous_bad = groups.bad - sum(groups.bad_models.values())
         self.drop(None, SCHEMA_MISMATCH, anonymous_bad)
+        for label_name, count in groups.bad_labels.items():
+            self.drop(label_name, BAD_LABEL, count)
         n = 0
-        for (name, version), records in groups.groups.items():
+        for key, records in groups.groups.items():
+            name, version = key
             entry = self.resolve(name, version)
             if entry is None:
                 self.drop(name, UNKNOWN_MODEL, len(records))
                 continue
             names = entry.profile.features.keys()
-            good = [r for r in records if not names.isdisjoint(r["features"])]
-            self.drop(entry.name, SCHEMA_MISMATCH, len(records) - len(good))
-            if not good:
-                continue
             by_endpoint: dict[str | None, list[Mapping[str, Any]]] = {}
-            for r in good:
-                by_endpoint.setdefault(r.get("endpoint"), []).append(r)
+            mismatched = 0
+            endpoints = groups.endpoints.get(key) or [None] * len(records)
+            for r, ep in zip(records, endpoints, strict=True):
+                if names.isdisjoint(r["features"]):
+                    mismatched += 1
+                else:
+                    by_endpoint.setdefault(ep, []).append(r)
+            self.drop(entry.name, SCHEMA_MISMATCH, mismatched)
             for ep, recs in by_endpoint.items():
-                try:
-                    batch = to_batch(entry.schema, recs)
-                except PayloadError as exc:
-                    self.drop(entry.name, exc.reason, len(recs))
-                    continue
-                if self.observe(entry, ep, batch, source, t):
-                    n += batch.n
+                n += self._isolated(entry.name, len(recs), self._ingest_batch, entry, ep, recs,
+                                    source, t)
         return n
+
+    def _ingest_batch(self, entry: ModelEntry, endpoint: str | None,
+                      records: Sequence[Mapping[str, Any]], source: str, now: float) -> int:
+        try:
+            batch = to_batch(entry.schema, records)
+        except PayloadError as exc:
+            self.drop(entry.name, exc.reason, len(records))
+            return 0
+        return batch.n if self.observe(entry, endpoint, batch, source, now) else 0
 
     def handle_feedback(self, items: Sequence[Feedback], now: float | None = None) -> int:
         """Join labels to stored predictions; returns how many matched."""
@@ -376,9 +407,7 @@ class Sidecar(SnapshotSource):
             mon = entry.monitors.get(ep) if entry is not None else None
             if mon is None:
                 continue
-            mon.observe_labels(np.array(preds, dtype=object),
-                               canonical_labels(np.array(labels, dtype=object)))
-            n += len(preds)
+            n += self._isolated(name, len(preds), self._labels, mon, preds, labels)
         for model, count in unmatched.items():
             entry = self.resolve(model)
             mon = entry.monitors.get(DEFAULT_ENDPOINT) if entry is not None else None
@@ -388,20 +417,29 @@ class Sidecar(SnapshotSource):
                 mon.count_unmatched_labels(count)
         return n
 
+    @staticmethod
+    def _labels(mon: MonitorLike, preds: list[str], labels: list[Any]) -> int:
+        mon.observe_labels(np.array(preds, dtype=object),
+                           canonical_labels(np.array(labels, dtype=object)))
+        return len(preds)
+
     def tick(self, now: float | None = None) -> None:
-        """Timer work: release expired CloudEvents, forget old predictions, age out windows."""
+        """Timer work: release expired CloudEvents, forget old predictions, age out windows.
+        Each exchange and each monitor runs isolated: one failure skips only itself."""
         t = self.clock() if now is None else now
         self._exchanges(self.pairer.expire(t), t)
         self.store.expire(t)
-        for mon in self.monitors():
-            mon.tick(t)
+        for entry in self.entries:
+            for mon in list(entry.monitors.values()):
+                self._isolated(entry.name, 1, _done, mon.tick, t)
 
     def flush(self) -> None:
         """Shutdown: release pending CloudEvents, then close every open window."""
         t = self.clock()
         self._exchanges(self.pairer.drain(), t)
-        for mon in self.monitors():
-            mon.flush()
+        for entry in self.entries:
+            for mon in list(entry.monitors.values()):
+                self._isolated(entry.name, 1, _done, mon.flush)
 
     # -- SnapshotSource (any thread) -------------------------------------------------------
 
@@ -428,6 +466,12 @@ class Sidecar(SnapshotSource):
             queue_depth=depth, queue_capacity=cap, dropped=dropped,
             proxy_latency=self.latency_stats() if self.latency_stats is not None else {},
             series_capped=capped, export_errors=errors)
+
+
+def _done(work: Callable[..., Any], *args: Any) -> int:
+    """Work that observes no records (ticks, flushes) counts 0 when it succeeds."""
+    work(*args)
+    return 0
 
 
 def _decoded(body: bytes, encoding: str | None, limit: int) -> bytes:
