@@ -109,6 +109,20 @@ def fleet(cfg: RulesConfig) -> Json:
                        "model.", _model_vars(multi_model=True, feature=False), g.panels)
 
 
+def _multivariate_row(g: b.Grid) -> None:
+    """Joint drift of the tabular features: reconstruction error inside its reference band."""
+    g.row("Multivariate")
+    g.place(b.timeseries("Reconstruction error and reference band (last window)", [
+        b.target(f"max by (endpoint) ({_q(cat.MULTIVARIATE_ERROR, M)})", "error ({{endpoint}})"),
+        b.target(f"max by (endpoint) ({_q(cat.MULTIVARIATE_UPPER, M)})", "upper ({{endpoint}})"),
+        b.target(f"max by (endpoint) ({_q(cat.MULTIVARIATE_LOWER, M)})", "lower ({{endpoint}})"),
+    ], description=cat.MULTIVARIATE_ERROR.help + " Outside the band means the features' joint "
+        "structure (correlations) changed, even when every feature on its own looks stable."), w=16)
+    g.place(b.timeseries("Multivariate drift (last window)", [b.target(
+        f"max by (endpoint) ({_q(cat.MULTIVARIATE_DRIFTED, M)})", "{{endpoint}}")], min_=0, max_=1,
+        description=cat.MULTIVARIATE_DRIFTED.help), w=8)
+
+
 def _endpoint_pair(g: b.Grid, n: Any) -> None:
     for ep in ("default", "canary"):
         sel = f'model_name=~"$model_name", endpoint="{ep}"'
@@ -198,6 +212,7 @@ def model(cfg: RulesConfig) -> Json:
     g.place(b.timeseries("ADWIN detections", [b.target(
         f"sum by (endpoint, signal) (increase({_q(cat.ADWIN_DETECTIONS, M)}[{RI}]))",
         "{{signal}} ({{endpoint}})")], description=cat.ADWIN_DETECTIONS.help), w=12)
+    _multivariate_row(g)
     g.row("Accuracy")
     g.place(b.timeseries("Estimated vs realised vs reference accuracy", [
         b.target(f"{n.estimated_accuracy}{{{M}}}", "estimated ({{endpoint}})"),

@@ -146,6 +146,26 @@ PREDICTION_CLASS = _spec(
     "driftline_prediction_class_total", "counter",
     "Predictions per class (classes of the baseline plus __other__).", (*MODEL_LABELS, "class"),
 )
+MULTIVARIATE_ERROR = _spec(
+    "driftline_multivariate_reconstruction_error", "gauge",
+    "Mean PCA reconstruction error of the standardised tabular features in the last window "
+    "(multivariate drift).", MODEL_LABELS,
+)
+MULTIVARIATE_UPPER = _spec(
+    "driftline_multivariate_reconstruction_error_upper_threshold", "gauge",
+    "Upper edge of the reference band of the reconstruction error (mean + 3 std of reference "
+    "chunks of the window's size).", MODEL_LABELS,
+)
+MULTIVARIATE_LOWER = _spec(
+    "driftline_multivariate_reconstruction_error_lower_threshold", "gauge",
+    "Lower edge of the reference band of the reconstruction error (mean - 3 std, at least 0).",
+    MODEL_LABELS,
+)
+MULTIVARIATE_DRIFTED = _spec(
+    "driftline_multivariate_drifted", "gauge",
+    "1 when the reconstruction error of the last window left its reference band, else 0.",
+    MODEL_LABELS,
+)
 ESTIMATED_ACCURACY = _spec(
     "driftline_estimated_accuracy", "gauge",
     "Label-free accuracy estimate (confidence-based performance estimation), last window.",
@@ -236,6 +256,7 @@ ALL: tuple[MetricSpec, ...] = (
     FEATURE_JENSEN_SHANNON, FEATURE_WASSERSTEIN, FEATURE_MISSING_RATIO, FEATURE_DRIFTED,
     FEATURE_QUANTILE_RANK, FEATURE_CATEGORY, FEATURE_REFERENCE_CATEGORY_RATIO,
     PREDICTION_PSI, PREDICTION_CONFIDENCE, PREDICTION_CLASS,
+    MULTIVARIATE_ERROR, MULTIVARIATE_UPPER, MULTIVARIATE_LOWER, MULTIVARIATE_DRIFTED,
     ESTIMATED_ACCURACY, REFERENCE_ACCURACY, ACCURACY, LABELS, ADWIN_DETECTIONS,
     WINDOW_RECORDS, WINDOWS, WINDOW_END, QUEUE_DEPTH, QUEUE_CAPACITY, SERIES_CAPPED,
     PROXY_DURATION, EXPORT_ERRORS, BUILD_INFO,

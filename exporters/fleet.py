@@ -18,6 +18,7 @@ from driftline.engine.snapshot import (
     FeatureDrift,
     Histogram,
     ModelSnapshot,
+    MultivariateDrift,
     Performance,
     PredictionDrift,
     SidecarStats,
@@ -82,8 +83,11 @@ def synthetic_snapshot(rng: np.random.Generator, name: str, *, version: str = "v
     est = float(rng.uniform(0.7, 0.95))
     last = None
     if window:
+        err = float(rng.gamma(4.0, 0.2))
+        mv = MultivariateDrift(err, 0.5, 1.2, not 0.5 <= err <= 1.2, 1000)
         last = WindowReport(7, 1000, 1.7e9, 1.7e9 + 60.0, fdrift, pred,
-                            Performance(est, None, 0, 0.91), any(f.drifted for f in fdrift.values()))
+                            Performance(est, None, 0, 0.91), any(f.drifted for f in fdrift.values()),
+                            multivariate=mv)
     return ModelSnapshot(
         model_name=name, model_version=version, endpoint=endpoint, baseline_id=f"{name}-baseline",
         last_window=last, windows_total=8 if window else 0,

@@ -285,6 +285,12 @@ def _fill(out: dict[str, MetricPoints], snaps: list[ModelSnapshot], stats: Sidec
         p(cat.WINDOW_RECORDS).set(key, w.records)
         if w.prediction is not None:
             p(cat.PREDICTION_PSI).set(key, w.prediction.psi)
+        mv = w.multivariate
+        if mv is not None and mv.n:
+            p(cat.MULTIVARIATE_ERROR).set(key, mv.reconstruction_error)
+            p(cat.MULTIVARIATE_UPPER).set(key, mv.upper_threshold)
+            p(cat.MULTIVARIATE_LOWER).set(key, mv.lower_threshold)
+            p(cat.MULTIVARIATE_DRIFTED).set(key, 1.0 if mv.drifted else 0.0)
         for f, fd in w.features.items():
             fl = r.features.get(f, OTHER)
             if fl == OTHER:

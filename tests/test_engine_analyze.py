@@ -46,7 +46,7 @@ def test_json_shape_and_values(built: tuple[Path, Path], capsys: pytest.CaptureF
     assert [w["index"] for w in doc["windows"]] == [0, 1, 2]
     w = doc["windows"][0]
     assert set(w) == {"index", "records", "start", "end", "features", "prediction", "performance",
-                      "drifted"}
+                      "drifted", "multivariate"}
     assert set(w["features"]) == {"x", "z", "c"}
     assert set(w["features"]["x"]) >= {"psi", "ks_statistic", "ks_pvalue", "jensen_shannon",
                                        "wasserstein", "missing_ratio", "p_value_adjusted", "drifted"}

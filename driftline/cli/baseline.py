@@ -43,6 +43,9 @@ def register(sub: Any) -> None:
     b.add_argument("--top-k", type=int, default=20, help="categories kept per feature (20)")
     b.add_argument("--summary-size", type=int, default=20_000,
                    help="reference values kept per numeric feature for KS (20000)")
+    b.add_argument("--multivariate", action=argparse.BooleanOptionalAction, default=True,
+                   help="fit the PCA reconstruction model of the tabular features for "
+                   "multivariate drift (default: on; reads the data twice more)")
     b.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: when stderr is a terminal)")
     b.set_defaults(func=_build)
@@ -69,6 +72,7 @@ def _build(args: argparse.Namespace) -> int:
         proba_binary=binary, target=args.target, id=args.id, timestamp=args.timestamp,
         model_name=args.model_name, model_version=args.model_version, task=args.task,
         bins=args.bins, top_k=args.top_k, summary_size=args.summary_size,
+        multivariate=args.multivariate,
     )
     profile = build_profile(discover(args.data), opts, progress=args.progress)
     profile.save(args.output)

@@ -10,6 +10,7 @@ call from another thread.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ import numpy as np
 from driftline.catalogue import CONFIDENCE_BUCKETS, QUANTILE_RANK_BUCKETS
 from driftline.detectors.streaming import StreamDetector
 from driftline.engine.kernels import RankReference, rank_update
+from driftline.engine.multivariate import MultivariateRef
 from driftline.engine.records import RecordBatch
 from driftline.engine.snapshot import Histogram, ModelSnapshot, WindowReport
 from driftline.engine.window_stats import (
@@ -106,6 +108,7 @@ class Monitor:
         self.drift = drift
         self.clock = clock
         self._ref = ReferenceArrays(profile)
+        self._mv = MultivariateRef.of(profile)
         self._lock = threading.Lock()
         # open window
         self._chunks: list[RecordBatch] = []
@@ -328,6 +331,10 @@ class Monitor:
         label_acc = (self._accuracy, self._correct_filled)
         report = compute_window(self._ref, cols, index=self._windows, policy=self.drift,
                                 min_records=self.window.min_records, label_accuracy=label_acc)
+        if self._mv is not None:
+            mv = self._mv.window(cols.features, thin=cols.records < self.window.min_records)
+            report = dataclasses.replace(report, multivariate=mv,
+                                         drifted=report.drifted or mv.drifted)
         self._chunks = []
         self._buffered = 0
         self._opened = None

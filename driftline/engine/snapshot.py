@@ -92,6 +92,32 @@ class Performance:
 
 
 @dataclass(frozen=True)
+class MultivariateDrift:
+    """PCA reconstruction error of one window against its reference band (NannyML's method).
+
+    ``domain_classifier_auc`` is filled only by ``driftline analyze`` (cross-validated AUC of a
+    classifier telling reference rows from window rows; None when scikit-learn is absent)."""
+
+    reconstruction_error: float
+    lower_threshold: float
+    upper_threshold: float
+    drifted: bool
+    n: int
+    domain_classifier_auc: float | None = None
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "reconstruction_error": _f(self.reconstruction_error),
+            "lower_threshold": _f(self.lower_threshold),
+            "upper_threshold": _f(self.upper_threshold), "drifted": self.drifted,
+            "domain_classifier_auc": _f(self.domain_classifier_auc), "n": self.n}
+        if self.note:
+            d["note"] = self.note
+        return d
+
+
+@dataclass(frozen=True)
 class WindowReport:
     """One completed window. ``start``/``end`` are Unix seconds (record timestamps when the data
     has them, else arrival time), or None in offline analysis without timestamps."""
@@ -104,13 +130,17 @@ class WindowReport:
     prediction: PredictionDrift | None
     performance: Performance
     drifted: bool
+    multivariate: MultivariateDrift | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "records": self.records, "start": _f(self.start),
-                "end": _f(self.end),
-                "features": {k: v.to_dict() for k, v in self.features.items()},
-                "prediction": None if self.prediction is None else self.prediction.to_dict(),
-                "performance": self.performance.to_dict(), "drifted": self.drifted}
+        d = {"index": self.index, "records": self.records, "start": _f(self.start),
+             "end": _f(self.end),
+             "features": {k: v.to_dict() for k, v in self.features.items()},
+             "prediction": None if self.prediction is None else self.prediction.to_dict(),
+             "performance": self.performance.to_dict(), "drifted": self.drifted}
+        if self.multivariate is not None:
+            d["multivariate"] = self.multivariate.to_dict()
+        return d
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ actually achieved is stored in ``settings["quantile_rank_error"]``.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import math
 import sys
@@ -72,6 +73,8 @@ class BuildOptions:
     top_k: int = 20
     summary_size: int = 20_000
     calibration_rows: int = 200_000
+    #: Fit the PCA reconstruction model of the tabular features (two more reads of the data).
+    multivariate: bool = True
 
     def special_columns(self) -> list[str]:
         cols = [self.prediction, self.proba_binary, *self.proba.values(), self.target, self.id,
@@ -236,7 +239,15 @@ def build_profile(files: Sequence[DataFile], opts: BuildOptions, *,
     finally:
         if bar is not None:
             bar.close()
-    return finish_profile(state, opts, plan, sources=tuple(f.path for f in files))
+    profile = finish_profile(state, opts, plan, sources=tuple(f.path for f in files))
+    if opts.multivariate:
+        # the PCA model needs the univariate means and shares first: two more reads
+        from driftline.profile.multivariate import fit_multivariate
+
+        tabular = {c: profile.features[c] for c in [*plan.numeric, *plan.categorical]}
+        mv = fit_multivariate(files, tabular, profile.n_records)
+        profile = dataclasses.replace(profile, multivariate=mv)
+    return profile
 
 
 def finish_profile(state: PartialProfile, opts: BuildOptions, plan: _Plan, *,

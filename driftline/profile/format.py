@@ -26,6 +26,7 @@ p-value is then computed as if the grid were the reference, with ``m`` as its si
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -143,6 +144,53 @@ class Columns:
     timestamp: str | None = None
 
 
+def encode_array(a: np.ndarray) -> dict[str, Any]:
+    """A float array as JSON: ``{"dtype": "float32", "shape": [...], "base64": "..."}``.
+
+    Large reference arrays (embedding samples) stay compact and exact to float32 this way; the
+    bytes are little-endian, so the file reads the same on every platform. No pickle."""
+    arr = np.ascontiguousarray(a, dtype="<f4")
+    return {"dtype": "float32", "shape": list(arr.shape),
+            "base64": base64.b64encode(arr.tobytes()).decode("ascii")}
+
+
+def decode_array(d: Any) -> np.ndarray:
+    """Inverse of :func:`encode_array` (float64 result); a plain nested list is accepted too."""
+    if isinstance(d, dict):
+        if d.get("dtype") != "float32":
+            raise ValueError(f"unsupported array dtype {d.get('dtype')!r}")
+        raw = np.frombuffer(base64.b64decode(d["base64"]), dtype="<f4")
+        return raw.reshape(tuple(int(x) for x in d["shape"])).astype(np.float64)
+    return np.asarray(d, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class MultivariateProfile:
+    """The PCA reconstruction model of the tabular features (see
+    :mod:`driftline.detectors.reconstruction` for the conventions).
+
+    ``encodings[name]`` holds, for a categorical feature, the encoded value of each reference
+    category slot (top-K then ``__other__``): its share of the imputed reference. ``impute`` is,
+    per feature in ``features`` order, the value a missing entry takes *after* encoding (the
+    numeric mean, or the most frequent category's share). ``components`` is ``k`` rows of ``d``.
+    ``block_errors``/``block_counts`` are the mean reconstruction errors of consecutive reference
+    blocks of ``block_size`` rows, from which the threshold band of any window size is derived.
+    """
+
+    features: tuple[str, ...]
+    encodings: dict[str, tuple[float, ...]]
+    impute: tuple[float, ...]
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    components: tuple[tuple[float, ...], ...]
+    explained: tuple[float, ...]
+    block_size: int
+    block_errors: tuple[float, ...]
+    block_counts: tuple[int, ...]
+    #: A bounded stride sample of encoded reference rows (for the domain classifier of analyze).
+    sample: tuple[tuple[float, ...], ...] = ()
+
+
 @dataclass(frozen=True)
 class BaselineProfile:
     """Everything Driftline knows about the reference data of one model version."""
@@ -156,6 +204,8 @@ class BaselineProfile:
     output: OutputProfile | None
     sources: tuple[str, ...] = ()
     settings: dict[str, Any] = field(default_factory=dict)
+    #: Optional (absent from profiles built without it): the multivariate reconstruction model.
+    multivariate: MultivariateProfile | None = None
 
     @property
     def feature_order(self) -> tuple[str, ...]:
@@ -226,11 +276,17 @@ def _clean(value: Any) -> Any:
 
 def _to_jsonable(profile: BaselineProfile, *, with_id: bool) -> dict[str, Any]:
     body = _clean(asdict(profile))
+    for key in _OPTIONAL:  # optional keys are left out when unused: older ids stay the same
+        if not body.get(key):
+            body.pop(key, None)
     out: dict[str, Any] = {"format": FORMAT, "format_version": FORMAT_VERSION}
     if with_id:
         out["id"] = profile.id
     out.update(body)
     return out
+
+
+_OPTIONAL = ("multivariate",)
 
 
 def _num(v: Any) -> float:
@@ -254,6 +310,24 @@ def _feature(d: dict[str, Any]) -> Feature:
             missing_ratio=float(d["missing_ratio"]),
         )
     raise KeyError(f"unknown feature type {d['type']!r}")
+
+
+def _floats(v: Any) -> tuple[float, ...]:
+    return tuple(_num(x) for x in v)
+
+
+def _multivariate(d: Any) -> MultivariateProfile | None:
+    if not d:
+        return None
+    return MultivariateProfile(
+        features=tuple(str(f) for f in d["features"]),
+        encodings={str(k): _floats(v) for k, v in d["encodings"].items()},
+        impute=_floats(d["impute"]), mean=_floats(d["mean"]), scale=_floats(d["scale"]),
+        components=tuple(_floats(r) for r in d["components"]), explained=_floats(d["explained"]),
+        block_size=int(d["block_size"]), block_errors=_floats(d["block_errors"]),
+        block_counts=tuple(int(c) for c in d["block_counts"]),
+        sample=tuple(_floats(r) for r in d.get("sample") or ()),
+    )
 
 
 def _from_jsonable(data: Any, source: str) -> BaselineProfile:
@@ -300,6 +374,7 @@ def _from_jsonable(data: Any, source: str) -> BaselineProfile:
             ),
             output=output, sources=tuple(data.get("sources") or ()),
             settings=dict(data.get("settings") or {}),
+            multivariate=_multivariate(data.get("multivariate")),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ProfileError(

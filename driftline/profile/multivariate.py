@@ -1,0 +1,183 @@
+"""The multivariate part of a baseline: encoding tabular features into one numeric matrix, and
+fitting the PCA reconstruction model (:mod:`driftline.detectors.reconstruction`) on it.
+
+Fitting needs the univariate profile first (the numeric means that impute missing values and the
+category shares that encode categoricals), so it reads the reference twice more after the
+univariate pass: once for the covariance sums, once for the reference errors per block of rows
+(the threshold band). Only the feature columns are read; memory stays bounded (sums of
+``d × d`` values, one mean per block, at most :data:`MAX_BLOCKS` blocks).
+
+>>> from driftline.profile.format import CategoricalFeature, NumericFeature
+>>> feats = {"x": NumericFeature("x", (), (1.0,), (), True, 3, 0.25, 0.0, 2.0, 1.0, 1.0),
+...          "c": CategoricalFeature("c", ("a", "b"), (0.75, 0.25, 0.0), 4, 0.0)}
+>>> enc = Encoder.fit(feats)
+>>> enc.encode({"x": np.array([2.0, np.nan]), "c": np.array(["b", None], dtype=object)}).tolist()
+[[2.0, 0.25], [1.0, 0.75]]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from driftline.detectors.reconstruction import MomentSums, fit_pca, row_errors
+from driftline.engine.window_stats import CategoricalRef, _cat_ref, category_codes
+from driftline.io.readers import DataFile, iter_batches, to_float, to_strings
+from driftline.profile.format import (
+    CategoricalFeature,
+    Feature,
+    MultivariateProfile,
+    NumericFeature,
+)
+
+#: At most this many reference blocks are kept (block size grows with the reference).
+MAX_BLOCKS = 10_000
+#: Encoded reference rows kept for the domain classifier of ``driftline analyze``.
+SAMPLE_ROWS = 2000
+
+
+@dataclass(frozen=True)
+class Encoder:
+    """Imputation and frequency encoding of the tabular features, in ``features`` order."""
+
+    features: tuple[str, ...]
+    numeric_impute: dict[str, float]
+    #: per categorical feature: reference categories, encoded value per slot, value if missing
+    categorical: dict[str, tuple[CategoricalRef, np.ndarray, float]]
+
+    @classmethod
+    def fit(cls, features: Mapping[str, Feature]) -> Encoder:
+        num: dict[str, float] = {}
+        cats: dict[str, tuple[CategoricalRef, np.ndarray, float]] = {}
+        for name, f in features.items():
+            if isinstance(f, NumericFeature):
+                num[name] = f.mean if np.isfinite(f.mean) else 0.0
+            else:
+                enc, mode = category_encoding(f)
+                cats[name] = (_cat_ref(f), enc, float(enc[mode]))
+        return cls(tuple(features), num, cats)
+
+    @classmethod
+    def from_profile(cls, mv: MultivariateProfile,
+                     features: Mapping[str, Feature]) -> Encoder:
+        num: dict[str, float] = {}
+        cats: dict[str, tuple[CategoricalRef, np.ndarray, float]] = {}
+        for i, name in enumerate(mv.features):
+            f = features[name]
+            if isinstance(f, CategoricalFeature):
+                enc = np.asarray(mv.encodings[name], dtype=np.float64)
+                cats[name] = (_cat_ref(f), enc, mv.impute[i])
+            else:
+                num[name] = mv.impute[i]
+        return cls(mv.features, num, cats)
+
+    def impute_values(self) -> tuple[float, ...]:
+        return tuple(self.numeric_impute[n] if n in self.numeric_impute
+                     else self.categorical[n][2]
+                     for n in self.features)
+
+    def encode(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        """``(n, d)`` float matrix: numeric values (non-finite → mean), categories → share."""
+        cols = []
+        for name in self.features:
+            values = columns[name]
+            if name in self.numeric_impute:
+                x = np.asarray(values, dtype=np.float64)
+                cols.append(np.where(np.isfinite(x), x, self.numeric_impute[name]))
+            else:
+                ref, enc, missing = self.categorical[name]
+                codes = category_codes(values, ref)
+                cols.append(np.where(codes < 0, missing, enc[np.maximum(codes, 0)]))
+        return np.column_stack(cols) if cols else np.empty((0, 0))
+
+
+def category_encoding(f: CategoricalFeature) -> tuple[np.ndarray, int]:
+    """(encoded value per slot, slot of the most frequent category).
+
+    Shares are of the *imputed* reference, as NannyML's count encoder sees it after its
+    most-frequent imputation: the mode also gets the missing rows' share. Categories beyond the
+    profile's top-K share the ``__other__`` slot (NannyML encodes each separately)."""
+    m = f.missing_ratio if np.isfinite(f.missing_ratio) else 0.0
+    shares = f.proportions_array * (1.0 - m)
+    k = len(f.categories)
+    mode = int(np.argmax(shares[:k])) if k else k
+    shares = shares.copy()
+    shares[mode] += m
+    return shares, mode
+
+
+def fit_multivariate(files: Sequence[DataFile], features: Mapping[str, Feature],
+                     n_rows: int) -> MultivariateProfile | None:
+    """The reconstruction model of ``features`` (two more passes over ``files``); None when
+    fewer than two features."""
+    if len(features) < 2 or n_rows < 2:
+        return None
+    enc = Encoder.fit(features)
+    names = list(features)
+    shift = np.asarray(enc.impute_values())
+    sums = MomentSums.empty(len(names), shift)
+    for file in files:
+        for batch in iter_batches(file, names):
+            sums.update(enc.encode(_numpy_columns(batch, features)))
+    model = fit_pca(sums)
+    block = max(1, -(-n_rows // MAX_BLOCKS))
+    errors: list[float] = []
+    counts: list[int] = []
+    carry_sum, carry_n = 0.0, 0
+    stride = max(1, n_rows // SAMPLE_ROWS)
+    sample: list[np.ndarray] = []
+    seen = 0
+    for file in files:
+        for batch in iter_batches(file, names):
+            x = enc.encode(_numpy_columns(batch, features))
+            idx = np.arange(seen, seen + len(x))
+            pick = (idx % stride == 0) & (idx // stride < SAMPLE_ROWS)
+            if pick.any():
+                sample.append(x[pick])
+            seen += len(x)
+            e = row_errors(model, x)
+            pos = 0
+            if carry_n:  # finish the block begun in the previous batch
+                take = min(block - carry_n, len(e))
+                carry_sum += float(e[:take].sum())
+                carry_n += take
+                pos = take
+                if carry_n == block:
+                    errors.append(carry_sum / block)
+                    counts.append(block)
+                    carry_sum, carry_n = 0.0, 0
+            full = (len(e) - pos) // block
+            if full:
+                chunk = e[pos: pos + full * block].reshape(full, block)
+                errors.extend(chunk.mean(axis=1).tolist())
+                counts.extend([block] * full)
+                pos += full * block
+            if pos < len(e):
+                carry_sum += float(e[pos:].sum())
+                carry_n += len(e) - pos
+    if carry_n:
+        errors.append(carry_sum / carry_n)
+        counts.append(carry_n)
+    rows = np.concatenate(sample) if sample else np.empty((0, len(names)))
+    cat_enc = {n: tuple(float(v) for v in enc.categorical[n][1]) for n in enc.categorical}
+    return MultivariateProfile(
+        features=tuple(names), encodings=cat_enc, impute=enc.impute_values(),
+        mean=tuple(model.mean.tolist()), scale=tuple(model.scale.tolist()),
+        components=tuple(tuple(r) for r in model.components.T.tolist()),
+        explained=tuple(model.explained.tolist()), block_size=block,
+        block_errors=tuple(errors), block_counts=tuple(counts),
+        sample=tuple(tuple(r) for r in rows.tolist()),
+    )
+
+
+def _numpy_columns(batch: object, features: Mapping[str, Feature]) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    for name, f in features.items():
+        col = batch.column(name)  # type: ignore[attr-defined]
+        out[name] = to_float(col) if isinstance(f, NumericFeature) else to_strings(col)
+    return out
+
+
+__all__ = ["MAX_BLOCKS", "Encoder", "category_encoding", "fit_multivariate"]

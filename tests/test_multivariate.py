@@ -1,0 +1,175 @@
+"""Multivariate drift (PCA reconstruction error): against numpy and scikit-learn PCA, the
+threshold band against hand-cut reference chunks, and a correlation flip with unchanged
+marginals that only the multivariate signal sees."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from engine_fixtures import write
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from driftline.cli import main
+from driftline.detectors.reconstruction import (
+    MomentSums,
+    components_for,
+    fit_pca,
+    row_errors,
+    threshold_band,
+)
+from driftline.io.readers import discover
+from driftline.profile.build import BuildOptions, build_profile
+from driftline.profile.format import BaselineProfile
+
+
+def _table(n: int, rho: float, seed: int) -> pa.Table:
+    """Standard normal a, b with correlation ``rho``, an independent c, a categorical k whose
+    level depends on a, and a few missing values."""
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=n)
+    b = rho * a + np.sqrt(1 - rho**2) * rng.normal(size=n)
+    c = rng.normal(2.0, 3.0, size=n)
+    k = np.where(a + 0.5 * rng.normal(size=n) > 0, "hi", "lo").astype(object)
+    c[rng.random(n) < 0.02] = np.nan
+    k[rng.random(n) < 0.02] = None
+    return pa.table({"a": a, "b": b, "c": c, "k": pa.array(list(k), pa.string())})
+
+
+def _reference_encoding(t: pa.Table) -> np.ndarray:
+    """NannyML's preprocessing by hand: mean / most-frequent imputation, then frequency encoding."""
+    cols = []
+    for name in ("a", "b", "c"):
+        x = t.column(name).to_numpy(zero_copy_only=False).astype(float)
+        cols.append(np.where(np.isnan(x), np.nanmean(x), x))
+    k = np.array(t.column("k").to_pylist(), dtype=object)
+    values, counts = np.unique(k[k != None], return_counts=True)  # noqa: E711
+    mode = values[np.argmax(counts)]
+    k = np.where(k == None, mode, k)  # noqa: E711
+    values, counts = np.unique(k, return_counts=True)
+    share = dict(zip(values, counts / len(k), strict=True))
+    cols.append(np.array([share[v] for v in k]))
+    return np.column_stack(cols)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pa.Table, BaselineProfile]:
+    d = tmp_path_factory.mktemp("mv")
+    t = _table(20_000, 0.8, seed=1)
+    path = write(t, d / "ref.parquet")
+    prof = build_profile(discover([str(path)]), BuildOptions(), progress=False)
+    return path, t, prof
+
+
+def test_reconstruction_error_equals_numpy_and_sklearn_pca(reference) -> None:  # type: ignore[no-untyped-def]
+    _, t, prof = reference
+    mv = prof.multivariate
+    assert mv is not None and mv.features == ("a", "b", "c", "k")
+    x = _reference_encoding(t)
+    z = (x - x.mean(axis=0)) / x.std(axis=0)
+    _, s, vt = np.linalg.svd(z, full_matrices=False)
+    ratio = s**2 / (s**2).sum()
+    k = int(np.searchsorted(np.cumsum(ratio), 0.65, side="right") + 1)
+    assert len(mv.components) == k
+    p = vt[:k].T
+    expected = np.linalg.norm(z - z @ p @ p.T, axis=1)
+    from driftline.engine.multivariate import MultivariateRef
+
+    ref = MultivariateRef(prof)
+    cols = {n: (t.column(n).to_numpy(zero_copy_only=False) if n != "k"
+                else np.array(t.column(n).to_pylist(), dtype=object)) for n in mv.features}
+    got = row_errors(ref.model, ref.encoder.encode(cols))
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9)
+
+    from sklearn.decomposition import PCA
+    from sklearn.preprocessing import StandardScaler
+
+    scaled = StandardScaler().fit_transform(x)
+    pca = PCA(n_components=0.65).fit(scaled)
+    assert pca.n_components_ == k
+    sk = np.linalg.norm(scaled - pca.inverse_transform(pca.transform(scaled)), axis=1)
+    np.testing.assert_allclose(got, sk, rtol=1e-7, atol=1e-9)
+    # the stored reference blocks are means of consecutive row errors
+    assert mv.block_size == 2
+    np.testing.assert_allclose(mv.block_errors[:50], expected[:100].reshape(50, 2).mean(axis=1))
+
+
+def test_threshold_band_is_mean_three_std_of_reference_chunks() -> None:
+    rng = np.random.default_rng(3)
+    e = rng.gamma(2.0, 1.0, 12_000)
+    blocks = e.reshape(-1, 10).mean(axis=1)
+    lo, hi = threshold_band(blocks, np.full(len(blocks), 10), 1000)
+    chunks = e.reshape(12, 1000).mean(axis=1)
+    assert hi == pytest.approx(chunks.mean() + 3 * chunks.std(ddof=0))
+    assert lo == pytest.approx(max(0.0, chunks.mean() - 3 * chunks.std(ddof=0)))
+    # too few chunks of the window's size: rows' spread / sqrt(window), about the same width
+    lo2, hi2 = threshold_band(blocks, np.full(len(blocks), 10), 4000)
+    width = 3 * e.std() / np.sqrt(4000)
+    assert hi2 == pytest.approx(e.mean() + width, rel=0.05)
+    assert lo2 == pytest.approx(e.mean() - width, rel=0.05)
+
+
+def test_components_rule_matches_sklearn_float_n_components() -> None:
+    assert components_for(np.array([0.65, 0.2, 0.15])) == 2  # strictly more than 65 %
+    assert components_for(np.array([0.7, 0.2, 0.1])) == 1
+    assert components_for(np.array([0.3, 0.3, 0.2, 0.2])) == 3
+
+
+@settings(max_examples=30)
+@given(st.integers(2, 6), st.integers(3, 60), st.integers(0, 2**31 - 1), st.integers(1, 59))
+def test_moment_sums_merge_equals_one_pass(d: int, n: int, seed: int, cut: int) -> None:
+    x = np.random.default_rng(seed).normal(size=(n, d)) * 10 + 5
+    cut = min(cut, n - 1)
+    one = MomentSums.empty(d, np.full(d, 5.0))
+    one.update(x)
+    a, b = MomentSums.empty(d, np.full(d, 5.0)), MomentSums.empty(d, np.full(d, 5.0))
+    a.update(x[:cut])
+    b.update(x[cut:])
+    m1, c1 = one.mean_cov()
+    m2, c2 = a.merge(b).mean_cov()
+    np.testing.assert_allclose(m1, x.mean(axis=0))
+    np.testing.assert_allclose(c1, np.cov(x.T, ddof=0), atol=1e-9)
+    np.testing.assert_allclose(m2, m1)
+    np.testing.assert_allclose(c2, c1, atol=1e-9)
+    assert fit_pca(one).n_components == fit_pca(a.merge(b)).n_components
+
+
+def test_correlation_flip_seen_by_multivariate_not_univariate(
+        reference, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    ref_path, _, _ = reference
+    prof = tmp_path / "p.json"
+    assert main(["baseline", "build", str(ref_path), "-o", str(prof), "--no-progress"]) == 0
+    same = write(_table(4000, 0.8, seed=7), tmp_path / "same.parquet")
+    flipped = write(_table(4000, -0.8, seed=8), tmp_path / "flip.parquet")
+    docs = []
+    for data in (same, flipped):
+        assert main(["analyze", "--baseline", str(prof), str(data), "--window-size", "2000",
+                     "--format", "json"]) in (0, 1)
+        docs.append(json.loads(capsys.readouterr().out))
+    for w in docs[0]["windows"]:
+        mv = w["multivariate"]
+        assert mv["lower_threshold"] <= mv["reconstruction_error"] <= mv["upper_threshold"]
+        assert mv["drifted"] is False
+    for w in docs[1]["windows"]:
+        mv = w["multivariate"]
+        assert mv["reconstruction_error"] > mv["upper_threshold"] and mv["drifted"] is True
+        assert not w["features"]["a"]["drifted"] and not w["features"]["b"]["drifted"]
+        assert w["drifted"] is True
+
+
+def test_no_multivariate_flag_and_profile_round_trip(reference, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ref_path, _, prof = reference
+    out = tmp_path / "p.json"
+    prof.save(out)
+    back = BaselineProfile.load(out)
+    assert back == prof and back.id == prof.id
+    plain = tmp_path / "plain.json"
+    assert main(["baseline", "build", str(ref_path), "-o", str(plain), "--no-progress",
+                 "--no-multivariate"]) == 0
+    doc = json.loads(plain.read_text())
+    assert "multivariate" not in doc
+    assert BaselineProfile.load(plain).multivariate is None
