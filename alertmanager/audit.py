@@ -6,23 +6,36 @@ append-only. Rows never hold secrets: credentials are added to requests after th
 taken, and URLs are stored without user-info.
 
 Decisions: ``queued``, ``acted``, ``deduplicated``, ``cooling_down``, ``dry_run``, ``refused``,
-``resolved``, ``no_action``, ``retrying``, ``failed``, ``requeued``, ``cancelled``.
+``resolved``, ``no_action``, ``retrying``, ``failed``, ``requeued``, ``cancelled``,
+``chain_started``.
+
+Triggers stop accidental edits, not a person with the file. So every row also carries
+``prev_hash`` (the hash of the row before it) and ``hash`` = SHA-256 over ``prev_hash`` and the
+row's own canonical JSON, id included: :func:`verify` recomputes the chain and names the first
+row that was altered, removed or moved. A database written before hashing existed gets one
+``chain_started`` row whose ``prev_hash`` is the chain computed over the old rows, so from then on
+they are covered too. Deleting rows at the *end* leaves a valid shorter chain; keep the head hash
+that ``driftline actions verify`` prints (or an export) elsewhere and pass it back with ``--head``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import time
 import urllib.parse
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 DECISIONS: tuple[str, ...] = (
     "queued", "acted", "deduplicated", "cooling_down", "dry_run", "refused", "resolved",
-    "no_action", "retrying", "failed", "requeued", "cancelled",
+    "no_action", "retrying", "failed", "requeued", "cancelled", "chain_started",
 )
+#: ``prev_hash`` of the first row of a new log.
+GENESIS = "0" * 64
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (
@@ -44,7 +57,10 @@ CREATE TABLE IF NOT EXISTS audit (
     request_body TEXT NOT NULL DEFAULT '',
     response_body TEXT NOT NULL DEFAULT '',
     detail TEXT NOT NULL DEFAULT '',
-    remote TEXT NOT NULL DEFAULT ''
+    remote TEXT NOT NULL DEFAULT '',
+    baseline_id TEXT NOT NULL DEFAULT '',
+    prev_hash TEXT NOT NULL DEFAULT '',
+    hash TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS audit_dedupe ON audit(dedupe_key);
 CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
@@ -75,11 +91,54 @@ class AuditEntry:
     response_body: str = ""
     detail: str = ""
     remote: str = ""
+    baseline_id: str = ""
     ts: float = 0.0
     id: int = 0
+    prev_hash: str = ""
+    hash: str = ""
 
 
-_COLUMNS = tuple(f.name for f in fields(AuditEntry) if f.name != "id")
+_COLUMNS = tuple(f.name for f in fields(AuditEntry) if f.name not in ("id", "prev_hash", "hash"))
+#: Columns added after the first release; old databases get them in :func:`migrate`.
+_ADDED = {"baseline_id": "TEXT NOT NULL DEFAULT ''", "prev_hash": "TEXT NOT NULL DEFAULT ''",
+          "hash": "TEXT NOT NULL DEFAULT ''"}
+
+
+def entry_hash(prev_hash: str, row: dict[str, Any]) -> str:
+    """SHA-256 of ``prev_hash`` and the row's canonical JSON (id and every column but the two
+    hashes; sorted keys, so adding a column later keeps old hashes valid only if it is empty)."""
+    body = {k: row[k] for k in ("id", *_COLUMNS)}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(f"{prev_hash}\n{text}".encode()).hexdigest()
+
+
+def migrate(conn: sqlite3.Connection) -> str | None:
+    """Bring an older audit table up to the hash chain (inside the caller's transaction).
+
+    Adds missing columns; when rows without hashes end the log, appends a ``chain_started`` row
+    anchoring them. Returns a message saying so, or None when nothing had to be done.
+    """
+    have = {r[1] for r in conn.execute("PRAGMA table_info(audit)")}
+    for col, decl in _ADDED.items():
+        if col not in have:
+            conn.execute(f"ALTER TABLE audit ADD COLUMN {col} {decl}")
+    last = conn.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+    if last is None or last[1]:
+        return None
+    old = conn.execute("SELECT count(*) FROM audit WHERE hash = ''").fetchone()[0]
+    detail = (f"hash chain started: the {old} earlier entr{'y was' if old == 1 else 'ies were'} "
+              "written before hashing; this entry's prev_hash anchors them")
+    insert(conn, AuditEntry(decision="chain_started", detail=detail))
+    return detail
+
+
+def baseline_of(context: Mapping[str, Any]) -> str:
+    """The baseline id an alert concerns: its ``baseline_id`` label, else annotation, else ""."""
+    for key in ("labels", "annotations"):
+        value = context.get(key, {}).get("baseline_id", "")
+        if value:
+            return str(value)
+    return ""
 
 
 def redact_url(url: str) -> str:
@@ -108,16 +167,114 @@ def insert(conn: sqlite3.Connection, entry: AuditEntry) -> None:
     row = asdict(entry)
     row["ts"] = entry.ts or time.time()
     row["url"] = redact_url(entry.url)
-    conn.execute(
-        f"INSERT INTO audit ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
-        [row[c] for c in _COLUMNS],
-    )
+    last = conn.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+    if last is None:
+        row["id"], prev = 1, GENESIS
+    else:
+        row["id"] = int(last[0]) + 1
+        # An unhashed tail only exists before migrate(); chain it virtually so it is anchored.
+        prev = last[1] or _virtual_head(conn)
+    row["prev_hash"], row["hash"] = prev, entry_hash(prev, row)
+    cols = ("id", *_COLUMNS, "prev_hash", "hash")
+    conn.execute(f"INSERT INTO audit ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                 [row[c] for c in cols])
+
+
+def _rows(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in conn.execute("SELECT * FROM audit ORDER BY id")]
+    finally:
+        conn.row_factory = None
+
+
+def _virtual_head(conn: sqlite3.Connection) -> str:
+    prev = GENESIS
+    for r in _rows(conn):
+        prev = r["hash"] or entry_hash(prev, r)
+    return prev
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Outcome of :func:`verify`: ``ok``, how many rows, the head hash, the first bad row."""
+
+    ok: bool
+    entries: int
+    head: str
+    unhashed: int = 0
+    bad_id: int | None = None
+    problem: str = ""
+
+    def message(self) -> str:
+        if not self.ok:
+            return f"audit log BROKEN at entry {self.bad_id}: {self.problem}"
+        pre = (f"; the first {self.unhashed} entries predate hashing and are anchored by the "
+               "chain_started entry") if self.unhashed else ""
+        return f"audit log OK: {self.entries} entries, unbroken hash chain, head {self.head}{pre}"
+
+
+def verify(db: str | Path, head: str | None = None) -> Verdict:
+    """Recompute the hash chain of ``db`` (read-only) and name the first row that breaks it.
+
+    ``head``: a head hash recorded earlier; it must still be in the chain (catches rows removed
+    from the end, which a chain alone cannot see).
+    """
+    conn = _connect_ro(db)
+    try:
+        rows = _rows(conn)
+    finally:
+        conn.close()
+    prev, prev_id, unhashed, seen_head = GENESIS, 0, 0, head is None
+    chained = False
+    for r in rows:
+        rid = int(r["id"])
+        if rid != prev_id + 1:
+            return Verdict(False, len(rows), prev, unhashed, rid,
+                           f"entries {prev_id + 1}–{rid - 1} are missing (removed)"
+                           if rid > prev_id + 1 else f"entry {rid} is out of order")
+        if not r["hash"]:
+            if chained:
+                return Verdict(False, len(rows), prev, unhashed, rid,
+                               "has no hash although the chain had started (written or "
+                               "altered outside Driftline)")
+            unhashed += 1
+            prev, prev_id = entry_hash(prev, r), rid
+            continue
+        chained = True
+        if r["prev_hash"] != prev:
+            return Verdict(False, len(rows), prev, unhashed, rid,
+                           f"does not follow entry {prev_id}: entry {prev_id} was altered, or "
+                           "entries were removed or reordered")
+        if entry_hash(r["prev_hash"], r) != r["hash"]:
+            return Verdict(False, len(rows), prev, unhashed, rid,
+                           "its content was altered after it was written")
+        prev, prev_id = r["hash"], rid
+        seen_head = seen_head or prev == head
+    if not seen_head:
+        return Verdict(False, len(rows), prev, unhashed, prev_id + 1,
+                       f"the recorded head {head} is not in the chain: entries after it were removed")
+    return Verdict(True, len(rows), prev, unhashed)
+
+
+def _connect_ro(db: str | Path) -> sqlite3.Connection:
+    return sqlite3.connect(f"file:{Path(db).resolve()}?mode=ro", uri=True, timeout=5.0)
+
+
+def export_jsonl(db: str | Path) -> Iterator[str]:
+    """Every row, oldest first, as one JSON object per line (hashes included), for archiving."""
+    conn = _connect_ro(db)
+    try:
+        rows = _rows(conn)
+    finally:
+        conn.close()
+    for r in rows:
+        yield json.dumps(r, sort_keys=True, ensure_ascii=False)
 
 
 def read(db: str | Path, *, limit: int = 50, dedupe_key: str | None = None) -> list[AuditEntry]:
     """Newest ``limit`` rows, oldest first (read-only connection; safe while serving)."""
-    uri = f"file:{Path(db).resolve()}?mode=ro"
-    conn = sqlite3.connect(uri, uri=True, timeout=5.0)
+    conn = _connect_ro(db)
     try:
         conn.row_factory = sqlite3.Row
         where, args = "", []

@@ -3,6 +3,8 @@
     driftline actions serve --config actions.yaml [--listen HOST:PORT] [--db FILE] [--dry-run]
     driftline actions check --config actions.yaml
     driftline actions log [--config actions.yaml | --db FILE] [--json] [--limit N]
+    driftline actions verify [--config actions.yaml | --db FILE] [--head HASH]
+    driftline actions export [--config actions.yaml | --db FILE] [--out FILE.jsonl]
 """
 
 from __future__ import annotations
@@ -46,6 +48,20 @@ def register(sub: Any) -> None:
     show.add_argument("--limit", type=int, default=50, help="newest N rows (default 50)")
     show.add_argument("--dedupe-key", help="only rows of this alert instance")
     show.set_defaults(func=_log)
+
+    ver = s.add_parser("verify", help="prove the audit log's hash chain unbroken, or name the "
+                       "first altered, removed or reordered entry (exit 1)")
+    ver.add_argument("--config", "-c", help="take the database path from this config")
+    ver.add_argument("--db", help="SQLite file (default: the config's database)")
+    ver.add_argument("--head", help="a head hash printed by an earlier verify; it must still be "
+                     "in the chain (detects entries removed from the end)")
+    ver.set_defaults(func=_verify)
+
+    exp = s.add_parser("export", help="write the whole audit log as JSON lines (hashes included)")
+    exp.add_argument("--config", "-c", help="take the database path from this config")
+    exp.add_argument("--db", help="SQLite file (default: the config's database)")
+    exp.add_argument("--out", "-o", help="output file (default: standard output)")
+    exp.set_defaults(func=_export)
 
 
 def _load(args: argparse.Namespace) -> Any:
@@ -103,9 +119,7 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
-def _log(args: argparse.Namespace) -> int:
-    from driftline.alertmanager import audit
-
+def _db(args: argparse.Namespace) -> Path:
     if args.db:
         db = Path(args.db)
     else:
@@ -115,6 +129,38 @@ def _log(args: argparse.Namespace) -> int:
     if not db.is_file():
         raise ConfigError(f"no audit database at {db}", key="--db",
                           fix="pass --db or --config pointing at the receiver's database")
+    return db
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from driftline.alertmanager import audit
+
+    verdict = audit.verify(_db(args), head=args.head)
+    print(verdict.message())
+    return 0 if verdict.ok else 1
+
+
+def _export(args: argparse.Namespace) -> int:
+    from driftline.alertmanager import audit
+
+    lines = audit.export_jsonl(_db(args))
+    if args.out:
+        n = 0
+        with open(args.out, "w", encoding="utf-8") as f:
+            for line in lines:
+                f.write(line + "\n")
+                n += 1
+        print(f"wrote {n} entries to {args.out}")
+    else:
+        for line in lines:
+            print(line)
+    return 0
+
+
+def _log(args: argparse.Namespace) -> int:
+    from driftline.alertmanager import audit
+
+    db = _db(args)
     entries = audit.read(db, limit=args.limit, dedupe_key=args.dedupe_key)
     if args.json:
         if entries:

@@ -40,6 +40,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 
 from driftline import catalogue
 from driftline.alertmanager import actions as presets
+from driftline.alertmanager import audit
 from driftline.alertmanager.actions_config import ActionsConfig
 from driftline.alertmanager.audit import AuditEntry, truncate
 from driftline.alertmanager.store import Candidate, Job, Store, dedupe_key
@@ -140,6 +141,8 @@ class Receiver:
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
         """Recover interrupted jobs, bind the port, start the server and worker threads."""
+        if self.store.migrated:
+            log.warning("audit log %s: %s", self.config.database, self.store.migrated)
         recovered = self.store.recover()
         if recovered:
             log.warning("requeued %d action(s) interrupted by a restart", recovered)
@@ -265,7 +268,8 @@ class Receiver:
             return AuditEntry(decision=decision, alertname=labels.get("alertname", ""),
                               model_name=model, model_version=version, action=action,
                               fingerprint=alert["fingerprint"], starts_at=alert["startsAt"],
-                              dedupe_key=key, detail=detail, remote=remote, ts=now), None
+                              dedupe_key=key, detail=detail, remote=remote, ts=now,
+                              baseline_id=audit.baseline_of(alert)), None
 
         if alert["status"] == "resolved":
             return note("resolved", "resolved alerts are recorded, never acted on")

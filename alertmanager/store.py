@@ -101,7 +101,8 @@ class Job:
         return AuditEntry(decision=decision, alertname=self.alertname, model_name=self.model_name,
                           model_version=self.model_version, action=self.action, target=self.target,
                           fingerprint=self.fingerprint, starts_at=self.starts_at,
-                          dedupe_key=self.dedupe_key, attempt=self.attempts, **kw)
+                          dedupe_key=self.dedupe_key, attempt=self.attempts,
+                          baseline_id=audit.baseline_of(self.context), **kw)
 
 
 class Store:
@@ -117,6 +118,9 @@ class Store:
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.execute("PRAGMA busy_timeout=30000")
         self._conn.executescript(SCHEMA + audit.SCHEMA)
+        with self._tx() as conn:
+            #: Set when an audit log written before hashing got its chain started on open.
+            self.migrated = audit.migrate(conn)
 
     def close(self) -> None:
         with self._lock:
@@ -158,7 +162,7 @@ class Store:
                     model_version=c.model_version, action=c.action, target=c.target,
                     fingerprint=c.fingerprint, starts_at=c.starts_at, dedupe_key=c.dedupe_key,
                     method=method, url=url, request_body=body, detail=detail, remote=c.remote,
-                    ts=now))
+                    baseline_id=audit.baseline_of(c.context), ts=now))
                 decisions.append(decision)
         return decisions
 
