@@ -38,6 +38,7 @@ from typing import Any
 from driftline import __version__
 from driftline.alertmanager.actions_config import TargetConfig
 from driftline.alertmanager.template import Template, render_tree
+from driftline.redact import redact_text
 
 USER_AGENT = f"driftline-actions/{__version__}"
 MERGE_PATCH = "application/merge-patch+json"
@@ -398,7 +399,7 @@ class _Run:
         try:
             resp = self.client.send(request, server=self.server)
         except TransportError as exc:
-            self.outcome.exchanges.append(Exchange(request, None, error=str(exc)))
+            self.outcome.exchanges.append(Exchange(request, None, error=redact_text(str(exc))))
             self.outcome.retryable = True
             self.outcome.detail = f"{request.method} {request.url}: {exc}"
             return None
@@ -427,6 +428,14 @@ def run_action(t: TargetConfig, ctx: Mapping[str, Any], client: HttpClient,
     save = save_memo or (lambda: None)
     server = _text(t.params, "server", ctx)
     run = _Run(client, server)
+    outcome = _run_action(t, ctx, run, memo, save)
+    # The detail is logged and audited: a server URL with user:password@ must not show.
+    outcome.detail = redact_text(outcome.detail)
+    return outcome
+
+
+def _run_action(t: TargetConfig, ctx: Mapping[str, Any], run: _Run, memo: dict[str, Any],
+                save: Callable[[], None]) -> Outcome:
     try:
         if t.type in SINGLE_REQUEST_BUILDERS:
             return _run_single(t, ctx, run)

@@ -3,7 +3,7 @@
 It lives in the same SQLite file as the job queue so that a decision and its job are written in
 one transaction (no "queued but not audited" state after a crash). Triggers make the table
 append-only. Rows never hold secrets: credentials are added to requests after the audit copy is
-taken, and URLs are stored without user-info.
+taken, and URLs are stored without user-info, also where a detail or an answer quotes one.
 
 Decisions: ``queued``, ``acted``, ``deduplicated``, ``cooling_down``, ``dry_run``, ``refused``,
 ``resolved``, ``no_action``, ``retrying``, ``failed``, ``requeued``, ``cancelled``,
@@ -24,11 +24,13 @@ import hashlib
 import json
 import sqlite3
 import time
-import urllib.parse
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
+
+from driftline.redact import redact_text
+from driftline.redact import redact_url as redact_url  # re-exported: audit.redact_url
 
 DECISIONS: tuple[str, ...] = (
     "queued", "acted", "deduplicated", "cooling_down", "dry_run", "refused", "resolved",
@@ -141,17 +143,6 @@ def baseline_of(context: Mapping[str, Any]) -> str:
     return ""
 
 
-def redact_url(url: str) -> str:
-    """Drop ``user:password@`` from a URL before it is stored."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urllib.parse.urlunsplit(parts._replace(netloc=host))
-
-
 def truncate(text: str | bytes | None, limit: int) -> str:
     if text is None:
         return ""
@@ -167,6 +158,9 @@ def insert(conn: sqlite3.Connection, entry: AuditEntry) -> None:
     row = asdict(entry)
     row["ts"] = entry.ts or time.time()
     row["url"] = redact_url(entry.url)
+    # Details and answers may quote a URL (an HTTP client's error message): no user-info.
+    row["detail"] = redact_text(entry.detail)
+    row["response_body"] = redact_text(entry.response_body)
     last = conn.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
     if last is None:
         row["id"], prev = 1, GENESIS

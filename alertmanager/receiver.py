@@ -44,6 +44,7 @@ from driftline.alertmanager import audit
 from driftline.alertmanager.actions_config import ActionsConfig
 from driftline.alertmanager.audit import AuditEntry, truncate
 from driftline.alertmanager.store import Candidate, Job, Store, dedupe_key
+from driftline.redact import redact_text, redact_url
 
 log = logging.getLogger("driftline.actions")
 
@@ -319,8 +320,8 @@ class Receiver:
                 self._run(job)
             except Exception as exc:  # never let one job kill the worker
                 log.exception("action %s failed unexpectedly", job.dedupe_key)
-                self._after_failure(job, presets.Outcome(ok=False, retryable=True,
-                                                         detail=f"internal error: {exc}"))
+                detail = redact_text(f"internal error: {exc}")
+                self._after_failure(job, presets.Outcome(ok=False, retryable=True, detail=detail))
 
     def _client(self, name: str) -> presets.HttpClient:
         if name not in self._clients:
@@ -362,7 +363,7 @@ class Receiver:
     def _entry(self, job: Job, decision: str, outcome: presets.Outcome, suffix: str = "") -> AuditEntry:
         limit = self.config.audit_body_limit
         last = outcome.last
-        steps = "; ".join(f"{x.request.method} {x.request.url} → {x.status or x.error}"
+        steps = "; ".join(f"{x.request.method} {redact_url(x.request.url)} → {x.status or x.error}"
                           for x in outcome.exchanges[:-1])
         detail = outcome.detail + suffix + (f" [earlier: {steps}]" if steps else "")
         if last is None:

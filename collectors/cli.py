@@ -68,6 +68,7 @@ def _run(args: argparse.Namespace) -> int:
     from driftline.collectors.runtime import serve
     from driftline.collectors.sidecar import load_models
     from driftline.config import load_config
+    from driftline.redact import redact_url
 
     path = args.config or os.environ.get("DRIFTLINE_CONFIG")
     cfg = load_config(path, overrides=_overrides(args))
@@ -76,7 +77,8 @@ def _run(args: argparse.Namespace) -> int:
         for m, profile in models:
             print(f"model {m.name} version {m.version}: baseline {m.baseline} "
                   f"(id {profile.id}, {len(profile.features)} features)")
-        proxy = f"{cfg.proxy.listen} -> {cfg.proxy.upstream}" if cfg.proxy else "off"
+        proxy = (f"{cfg.proxy.listen} -> {redact_url(cfg.proxy.upstream)}" if cfg.proxy
+                 else "off")
         print(f"metrics {cfg.metrics}; proxy {proxy}; OTLP {'on' if cfg.otlp.active() else 'off'}")
         print("config OK")
         return 0

@@ -9,10 +9,13 @@ are written onward *before* they are parsed, and any failure of parsing or of th
 parsing off for that connection (counted), so monitoring can never stall or break a request.
 No JSON is parsed here.
 
-When the upstream cannot be reached, or closes or resets before it starts a response, the proxy
-answers ``502 Bad Gateway`` with ``{"error": "..."}`` naming the upstream and
-``Connection: close``; when a complete request gets no response bytes for ``timeout`` seconds it
-answers ``504 Gateway Timeout``.
+When the upstream cannot be reached, or closes or resets before it starts its first response on
+the connection, the proxy answers ``502 Bad Gateway`` with ``{"error": "..."}`` naming the
+upstream and ``Connection: close``; when a complete request gets no response bytes for
+``timeout`` seconds it answers ``504 Gateway Timeout``. When the upstream ends a connection
+after answering on it (``Connection: close``), requests the client pipelined behind get the
+connection's end, exactly what the client would see talking to the upstream directly, never a
+proxy-made 502. Error bodies name the upstream without its user-info.
 
 Run it on your own loop::
 
@@ -54,6 +57,7 @@ from driftline.collectors.sampling import Sampler
 from driftline.collectors.tee import DROP_TEE_ERROR, DROP_TOO_LARGE, SampleQueue
 from driftline.engine.snapshot import Histogram
 from driftline.errors import ConfigError
+from driftline.redact import redact_url
 
 __all__ = ["DEFAULT_MAX_BODY_COPY", "ProxyServer", "ProxyStats", "ProxyThread", "new_event_loop"]
 
@@ -324,7 +328,7 @@ class _Conn(asyncio.Protocol):
         if self.ut is not None:  # connected just as the connect timeout fired
             self.ut.abort()
             self.ut = None
-        self.failure = (status, kind, f"upstream {self.srv.upstream_url} unavailable: {why}")
+        self.failure = (status, kind, f"upstream {self.srv.upstream_display} unavailable: {why}")
         if self.reading_paused and self.ct is not None:
             self.reading_paused = False
             self.ct.resume_reading()
@@ -406,8 +410,8 @@ class _Conn(asyncio.Protocol):
         if not ex.req_done or now - max(ex.req_done, self.last_up) < timeout:
             return
         if not ex.resp_started:
-            self._answer_error(504, "timeout", f"upstream {self.srv.upstream_url} did not respond "
-                               f"within {timeout:g}s")
+            self._answer_error(504, "timeout", f"upstream {self.srv.upstream_display} did not "
+                               f"respond within {timeout:g}s")
         else:  # the response stalled halfway: nothing sensible can be sent any more
             srv = self.srv
             srv._upstream_errors["timeout"] = srv._upstream_errors.get("timeout", 0) + 1
@@ -431,6 +435,7 @@ class _Upstream(asyncio.Protocol):
         self.stepped = 0  # bytes fed one at a time while a HEAD waited behind a response
         self.status = 0
         self.head_buf: bytearray | None = None
+        self.completed = 0  # final responses relayed on this upstream connection
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.conn._upstream_connected(cast(asyncio.Transport, transport))
@@ -461,9 +466,13 @@ class _Upstream(asyncio.Protocol):
         if c.parsing and self.in_msg and self.headers_done and not self.framed:
             with contextlib.suppress(Exception):
                 self.on_message_complete()  # the body was delimited by the connection's end
-        if c.parsing and c.pending and not c.pending[0].resp_started:
+        if c.parsing and c.pending and not c.pending[0].resp_started and not self.completed:
+            # Nothing was answered on this connection: the upstream failed, say so. After a
+            # response (``Connection: close``, an idle timeout) the client talking to the
+            # upstream directly would see the connection end and retry; so does ours.
             how = "reset the connection" if exc is not None else "closed the connection"
-            c._answer_error(502, "reset", f"upstream {c.srv.upstream_url} {how} before responding")
+            c._answer_error(502, "reset",
+                            f"upstream {c.srv.upstream_display} {how} before responding")
         else:
             c._close_both()
         c._release()
@@ -630,6 +639,7 @@ class _Upstream(asyncio.Protocol):
             if ex.copy is not None:
                 ex.copy.reset_response()
             return
+        self.completed += 1
         pending = c.pending
         if pending and pending[0] is ex:
             pending.popleft()
@@ -655,15 +665,16 @@ def _describe(e: BaseException) -> str:
 def _parse_upstream(url: str) -> tuple[str, int]:
     parts = urlsplit(url)
     if parts.scheme != "http" or not parts.hostname:
-        raise ConfigError(f"upstream must be an http://host:port URL, got {url!r}",
+        raise ConfigError(f"upstream must be an http://host:port URL, got {redact_url(url)!r}",
                           key="proxy.upstream", fix="e.g. http://127.0.0.1:8081")
     if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ConfigError(f"upstream URL must not have a path or query, got {url!r}: requests are "
-                          "forwarded with their own path", key="proxy.upstream")
+        raise ConfigError(f"upstream URL must not have a path or query, got {redact_url(url)!r}: "
+                          "requests are forwarded with their own path", key="proxy.upstream")
     try:
         port = parts.port or 80
     except ValueError as e:
-        raise ConfigError(f"bad port in upstream URL {url!r}", key="proxy.upstream") from e
+        raise ConfigError(f"bad port in upstream URL {redact_url(url)!r}",
+                          key="proxy.upstream") from e
     return parts.hostname, port
 
 
@@ -690,6 +701,8 @@ class ProxyServer:
         self.listen_host = listen_host
         self.listen_port = listen_port
         self.upstream_url = upstream_url.rstrip("/")
+        #: The upstream as it may be shown (error bodies sent to clients, logs): no user-info.
+        self.upstream_display = redact_url(self.upstream_url)
         self._up_host, self._up_port = _parse_upstream(upstream_url)
         self.queue = queue
         self.sampler = sampler

@@ -21,6 +21,7 @@ from driftline.collectors.sidecar import MonitorFactory, Sidecar
 from driftline.collectors.worker import Worker, WorkQueue
 from driftline.config import ServeConfig
 from driftline.errors import ConfigError
+from driftline.redact import redact_url
 
 _log = logging.getLogger("driftline.serve")
 
@@ -137,6 +138,18 @@ class Runtime:
             await loop.run_in_executor(None, self.otlp.shutdown)
 
 
+def listening_line(cfg: ServeConfig, metrics_port: int, proxy_port: int | None,
+                   otlp: bool) -> str:
+    """The start-up line; the upstream is shown without user-info."""
+    proxy = ""
+    if proxy_port is not None and cfg.proxy is not None:
+        proxy = (f" proxy=http://{cfg.proxy.listen.host}:{proxy_port}"
+                 f" upstream={redact_url(cfg.proxy.upstream)}")
+    models = ",".join(f"{m.name}@{m.version}" for m in cfg.models)
+    return (f"driftline serve: listening metrics=http://{cfg.metrics.host}:{metrics_port}{proxy} "
+            f"models={models} otlp={'on' if otlp else 'off'}")
+
+
 def serve(cfg: ServeConfig, *, out: Any = None) -> int:
     """Run until SIGTERM/SIGINT; returns the exit code (0 after a clean drain)."""
     import signal
@@ -153,14 +166,8 @@ def serve(cfg: ServeConfig, *, out: Any = None) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await runtime.start()
-        proxy = ""
-        if runtime.proxy is not None and cfg.proxy is not None:
-            proxy = (f" proxy=http://{cfg.proxy.listen.host}:{runtime.proxy_port}"
-                     f" upstream={cfg.proxy.upstream}")
-        models = ",".join(f"{m.name}@{m.version}" for m in cfg.models)
-        print(f"driftline serve: listening metrics=http://{cfg.metrics.host}:"
-              f"{runtime.metrics_port}{proxy} models={models} "
-              f"otlp={'on' if runtime.otlp is not None else 'off'}", file=stream, flush=True)
+        print(listening_line(cfg, runtime.metrics_port, runtime.proxy_port,
+                             runtime.otlp is not None), file=stream, flush=True)
         await stop.wait()
         print("driftline serve: stopping (draining queue, closing windows)", file=stream,
               flush=True)

@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from driftline.errors import ConfigError
+from driftline.redact import redact_url
 
 ENV_PREFIX = "DRIFTLINE_"
 
@@ -448,7 +449,7 @@ def config_from_dict(
         up = _coerce(r, "proxy.upstream", p_up, str)
         parts = urlsplit(up)
         if parts.scheme not in ("http",) or not parts.hostname:
-            raise r.error("proxy.upstream", f"upstream {up!r} is not an http:// URL",
+            raise r.error("proxy.upstream", f"upstream {redact_url(up)!r} is not an http:// URL",
                           "use e.g. http://127.0.0.1:8080")
         timeout = r.get("proxy.timeout", proxy_raw, "timeout")
         proxy = ProxyConfig(p_l, up.rstrip("/"), 30.0 if timeout is None else
