@@ -1,6 +1,6 @@
 """Drift detectors: pure, vectorised, no I/O, no clock, no globals.
 
-Two layers. The functions (``psi``, ``ks_2samp_sorted``, ``chi2_against_reference``, …) take
+Two layers. The functions (``psi``, ``ks_2samp_sorted``, ``chi2_two_sample``, …) take
 numpy arrays and return numbers; they are what the monitor calls per window. The windowed
 detector classes wrap them in :class:`driftline.detectors.base.Detector` (``update(values)``,
 ``reset()``, ``result()`` returning a frozen :class:`DetectorResult`) with serialisable,
@@ -10,7 +10,7 @@ behind a NaN guard. Conventions and formulas: ``docs/statistics.md``.
 
 from driftline.detectors.base import Detector, DetectorResult, StatefulDetector
 from driftline.detectors.binning import bin_counts, category_counts, finite_mask, finite_values
-from driftline.detectors.chi2 import chi2_against_reference
+from driftline.detectors.chi2 import chi2_two_sample, pool_sparse
 from driftline.detectors.distances import jensen_shannon, wasserstein, wasserstein_normalised
 from driftline.detectors.ks import ks_2samp_sorted, quantile_grid
 from driftline.detectors.multiple_testing import benjamini_hochberg
@@ -59,7 +59,7 @@ __all__ = [
     "binary_confusion_estimate",
     "calibrate",
     "category_counts",
-    "chi2_against_reference",
+    "chi2_two_sample",
     "detector_from_state",
     "detectors_for_feature",
     "estimated_accuracy",
@@ -70,6 +70,7 @@ __all__ = [
     "ks_2samp_sorted",
     "mean_confidence",
     "mean_entropy",
+    "pool_sparse",
     "proportions",
     "psi",
     "quantile_grid",

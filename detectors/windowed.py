@@ -26,7 +26,7 @@ import numpy as np
 
 from driftline.detectors.base import DetectorResult
 from driftline.detectors.binning import bin_counts, category_counts, finite_values
-from driftline.detectors.chi2 import chi2_against_reference
+from driftline.detectors.chi2 import chi2_two_sample
 from driftline.detectors.distances import jensen_shannon, wasserstein_normalised
 from driftline.detectors.ks import ks_2samp_sorted
 from driftline.detectors.psi import psi
@@ -220,22 +220,23 @@ class CategoricalPSIDetector(_CategoryBins):
 
 
 class Chi2Detector(_CategoryBins):
-    """Chi-squared goodness of fit against reference shares; drift when p < ``alpha``."""
+    """χ² contingency test of window counts against reference *counts* (a finite sample, so
+    ``reference`` must be counts, not shares: :mod:`driftline.detectors.chi2`); drift when
+    p < ``alpha``."""
 
     kind = "chi2"
 
-    def __init__(self, categories: Sequence[str], reference: Sequence[float], alpha: float = 0.05,
-                 floor: float = 1e-4) -> None:
+    def __init__(self, categories: Sequence[str], reference: Sequence[float],
+                 alpha: float = 0.05) -> None:
         super().__init__(categories, reference)
         self.alpha = float(alpha)
-        self.floor = float(floor)
 
     def _config(self) -> dict[str, Any]:
         return {"categories": list(self.categories), "reference": self.reference.tolist(),
-                "alpha": self.alpha, "floor": self.floor}
+                "alpha": self.alpha}
 
     def result(self) -> DetectorResult:
-        stat, p = chi2_against_reference(self.reference, self._counts, self.floor)
+        stat, p = chi2_two_sample(self.reference, self._counts)
         return DetectorResult(stat, p, self.alpha, _below(p, self.alpha), self.n, self._n_invalid)
 
 
@@ -307,19 +308,25 @@ class _Sampling:
 
 
 class KSDetector(_Sampling):
-    """Two-sample KS against the reference sample (== scipy ``ks_2samp``); drift when p < ``alpha``."""
+    """Two-sample KS against the reference sample (== scipy ``ks_2samp``); drift when p < ``alpha``.
+
+    ``n_reference``: how many reference values the sample stands for (a profile's quantile grid
+    summarises ``count`` values); the p-value uses it. None: the sample's own size."""
 
     kind = "ks"
 
-    def __init__(self, reference_sorted: Sequence[float] | np.ndarray, alpha: float = 0.05) -> None:
+    def __init__(self, reference_sorted: Sequence[float] | np.ndarray, alpha: float = 0.05,
+                 n_reference: int | None = None) -> None:
         super().__init__(reference_sorted)
         self.alpha = float(alpha)
+        self.n_reference = None if n_reference is None else int(n_reference)
 
     def _config(self) -> dict[str, Any]:
-        return {"reference_sorted": self.reference_sorted.tolist(), "alpha": self.alpha}
+        return {"reference_sorted": self.reference_sorted.tolist(), "alpha": self.alpha,
+                "n_reference": self.n_reference}
 
     def result(self) -> DetectorResult:
-        d, p = ks_2samp_sorted(self.reference_sorted, self.values)
+        d, p = ks_2samp_sorted(self.reference_sorted, self.values, self.n_reference)
         return DetectorResult(d, p, self.alpha, _below(p, self.alpha), self._n, self._n_invalid)
 
 
@@ -366,18 +373,18 @@ def detectors_for_feature(feature: NumericFeature | CategoricalFeature, *, psi_t
 
     Numeric: ``psi``, ``jensen_shannon`` (on the profile's bins) and, when the profile has a
     reference summary, ``ks`` and ``wasserstein``. Categorical: ``psi`` and ``chi2`` over the
-    top-K categories plus ``__other__``.
+    top-K categories plus ``__other__`` (χ² against the reference counts).
     """
     if isinstance(feature, CategoricalFeature):
         return {
             "psi": CategoricalPSIDetector(feature.categories, feature.proportions, psi_threshold, floor),
-            "chi2": Chi2Detector(feature.categories, feature.proportions, alpha, floor),
+            "chi2": Chi2Detector(feature.categories, feature.counts_array.tolist(), alpha),
         }
     out: dict[str, _Counting | _Sampling] = {
         "psi": PSIDetector(feature.edges, feature.proportions, psi_threshold, floor),
         "jensen_shannon": JensenShannonDetector(feature.edges, feature.proportions, distance_threshold),
     }
     if feature.summary:
-        out["ks"] = KSDetector(feature.summary, alpha)
+        out["ks"] = KSDetector(feature.summary, alpha, feature.count)
         out["wasserstein"] = WassersteinDetector(feature.summary, feature.std, distance_threshold)
     return out

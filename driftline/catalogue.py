@@ -99,7 +99,8 @@ FEATURE_KS_PVALUE = _spec(
 )
 FEATURE_CHI2_PVALUE = _spec(
     "driftline_feature_chi2_pvalue", "gauge",
-    "Chi-squared goodness-of-fit p-value of a categorical feature, last window.", FEATURE_LABELS,
+    "Chi-squared two-sample (contingency) p-value of a categorical feature against the "
+    "reference counts, last window.", FEATURE_LABELS,
 )
 FEATURE_JENSEN_SHANNON = _spec(
     "driftline_feature_jensen_shannon", "gauge",

@@ -36,7 +36,7 @@ NUMERIC: dict[str, Factory] = {
 }
 CATEGORICAL: dict[str, Factory] = {
     "cat_psi": lambda: CategoricalPSIDetector(_CATS, _CAT_SHARES),
-    "chi2": lambda: Chi2Detector(_CATS, _CAT_SHARES),
+    "chi2": lambda: Chi2Detector(_CATS, [c * 1000 for c in _CAT_SHARES]),
 }
 ALL = {**NUMERIC, **CATEGORICAL}
 

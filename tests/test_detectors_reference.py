@@ -11,7 +11,7 @@ from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
 from driftline.detectors.binning import bin_counts, category_counts, finite_mask
-from driftline.detectors.chi2 import chi2_against_reference
+from driftline.detectors.chi2 import chi2_two_sample, pool_sparse
 from driftline.detectors.distances import jensen_shannon, wasserstein_normalised
 from driftline.detectors.ks import ks_2samp_sorted
 from driftline.detectors.multiple_testing import benjamini_hochberg
@@ -121,20 +121,51 @@ def test_ks_skips_missing_and_empty_is_nan() -> None:
 
 # ---------------------------------------------------------------- chi2, JS, Wasserstein, BH
 
-def test_chi2_equals_scipy_chisquare() -> None:
-    ref = np.array([0.5, 0.3, 0.2, 0.0])  # last slot: __other__, absent in reference
-    counts = np.array([40, 35, 20, 5])
-    p = np.maximum(ref, 1e-4)
-    expected = counts.sum() * p / p.sum()
-    want = stats.chisquare(counts, expected)
-    got = chi2_against_reference(ref, counts)
-    assert got[0] == pytest.approx(float(want.statistic), rel=1e-12)
-    assert got[1] == pytest.approx(float(want.pvalue), rel=1e-9)
+@pytest.mark.parametrize("seed", range(6))
+def test_chi2_equals_scipy_contingency_when_nothing_is_sparse(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    k = int(rng.integers(2, 12))
+    share = rng.dirichlet(np.full(k, 5.0))
+    ref = rng.multinomial(int(rng.integers(2_000, 50_000)), share)
+    cur = rng.multinomial(int(rng.integers(500, 5_000)), rng.dirichlet(share * 200))
+    want = stats.chi2_contingency(np.vstack([ref, cur]), correction=False)
+    assert np.min(want.expected_freq) >= 5  # the rule pools nothing here
+    got = chi2_two_sample(ref, cur)
+    assert got[0] == pytest.approx(float(want.statistic), rel=1e-10)
+    assert got[1] == pytest.approx(float(want.pvalue), rel=1e-8, abs=1e-300)
 
 
-def test_chi2_no_data() -> None:
-    s, p = chi2_against_reference(np.array([0.5, 0.5]), np.array([0, 0]))
+def test_chi2_pools_sparse_categories_by_the_documented_rule() -> None:
+    # expected counts (row totals 1000 and 100): column d has 11 (ref) / 1.1 (window) → sparse,
+    # e 9.1 / 0.9 → sparse, f never seen → dropped; the pooled (d+e) has window expectation
+    # 2.0 < 5, so it is merged into the smallest remaining column, c.
+    ref = np.array([500, 300, 180, 12, 8, 0])
+    cur = np.array([40, 30, 20, 5, 5, 0])
+    pooled = pool_sparse(ref, cur)
+    assert pooled.tolist() == [[500, 300, 200], [40, 30, 30]]
+    want = stats.chi2_contingency(pooled, correction=False)
+    got = chi2_two_sample(ref, cur)
+    assert got == pytest.approx((float(want.statistic), float(want.pvalue)), rel=1e-10)
+
+
+def test_chi2_sparse_pool_kept_when_large_enough() -> None:
+    ref = np.array([5000, 3000, 30, 30, 30])
+    cur = np.array([500, 300, 2, 4, 3])
+    # each rare column has window expectation < 5, together ≈ 8.7: kept as one pooled column
+    assert pool_sparse(ref, cur).tolist() == [[5000, 3000, 90], [500, 300, 9]]
+
+
+def test_chi2_new_category_still_detected() -> None:
+    ref = np.array([60_000, 40_000, 0])
+    cur = np.array([300, 200, 500])  # half the window is a category the reference never saw
+    _, p = chi2_two_sample(ref, cur)
+    assert p < 1e-50  # merged into the smallest column by the rule, still far from the null
+
+
+def test_chi2_no_data_and_single_category() -> None:
+    s, p = chi2_two_sample(np.array([5, 5]), np.array([0, 0]))
     assert math.isnan(s) and math.isnan(p)
+    assert chi2_two_sample(np.array([10, 0]), np.array([7, 0])) == (0.0, 1.0)
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -12,9 +12,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
+from driftline.errors import ProfileError
 from driftline.io.readers import discover
 from driftline.profile.build import BuildOptions, build_profile
-from driftline.profile.format import BaselineProfile, CategoricalFeature, NumericFeature
+from driftline.profile.format import (
+    BaselineProfile,
+    CategoricalFeature,
+    NumericFeature,
+    ProfileFormatWarning,
+)
 from driftline.profile.sketch import FrequentItems, Moments, QuantileSketch
 
 OPTS = BuildOptions(prediction="pred", proba_binary="p", target="y", model_name="m")
@@ -87,6 +93,39 @@ def test_categorical_top_k_and_other(tmp_path: Path) -> None:
     assert f.categories == tuple(values[order][:2])
     np.testing.assert_allclose(f.proportions, [*(counts[order][:2] / 3000),
                                                counts[order][2:].sum() / 3000])
+    assert f.counts == (*counts[order][:2].tolist(), int(counts[order][2:].sum()))
+
+
+def test_version_1_profiles_are_read_with_a_note(tmp_path: Path) -> None:
+    t = reference_table(2000)
+    prof = build_profile(discover([str(write(t, tmp_path / "r.parquet"))]), OPTS)
+    data = prof.to_dict()
+    assert data["format_version"] == 2
+    data["format_version"] = 1
+    for f in data["features"].values():
+        f.pop("counts", None)
+    with pytest.warns(ProfileFormatWarning, match=r"format_version 1.*rebuild"):
+        old = BaselineProfile.from_dict(data, source="old.json")
+    for name, f in prof.features.items():
+        g = old.features[name]
+        if isinstance(f, CategoricalFeature):
+            assert isinstance(g, CategoricalFeature) and g.counts == ()
+            np.testing.assert_array_equal(g.counts_array, f.counts_array)  # share × count
+        else:
+            assert g == f
+
+
+def test_unknown_optional_keys_are_ignored_and_future_versions_refused(tmp_path: Path) -> None:
+    t = reference_table(500)
+    prof = build_profile(discover([str(write(t, tmp_path / "r.parquet"))]), OPTS)
+    data = prof.to_dict()
+    data["provenance"] = {"engine": "x"}
+    for f in data["features"].values():
+        f["extra_sketch"] = [1, 2, 3]
+    assert BaselineProfile.from_dict(data).features == prof.features
+    data["format_version"] = 3
+    with pytest.raises(ProfileError, match=r"format_version 3.*reads 1, 2.*rebuild"):
+        BaselineProfile.from_dict(data, source="new.json")
 
 
 def test_labels_are_canonical_and_accuracy_is_counted(tmp_path: Path) -> None:

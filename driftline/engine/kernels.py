@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from driftline.detectors.ks import ks_pvalue
+from driftline.detectors.ks import ks_pvalue, reference_size
 from driftline.detectors.quantile_rank import spread_ranks, tie_runs, tie_unit
 
 #: Below ``len(reference) / MERGE_RATIO`` values a binary search per value beats a full merge
@@ -168,9 +168,11 @@ class NumericWindow:
     wasserstein: float
 
 
-def numeric_window(reference_sorted: np.ndarray, edges: np.ndarray,
-                   finite: np.ndarray) -> NumericWindow:
-    """Bin counts, KS (D, p) and Wasserstein-1 of finite window values in one merge."""
+def numeric_window(reference_sorted: np.ndarray, edges: np.ndarray, finite: np.ndarray,
+                   n_reference: int | None = None) -> NumericWindow:
+    """Bin counts, KS (D, p) and Wasserstein-1 of finite window values in one merge.
+
+    ``n_reference``: the size of the reference the sorted summary stands for (KS p-value)."""
     s = np.sort(finite)
     w = len(s)
     counts = bin_counts_sorted(s, edges)
@@ -184,7 +186,7 @@ def numeric_window(reference_sorted: np.ndarray, edges: np.ndarray,
     ends = np.flatnonzero(np.concatenate([s[1:] != s[:-1], [True]])) + 1
     at_cur = np.repeat(ends, np.diff(np.concatenate([[0], ends]))) / w
     d_minus = float(np.max(at_cur - at_right / n))
-    d, p = ks_pvalue(max(d_plus, d_minus, 0.0), n, w)
+    d, p = ks_pvalue(max(d_plus, d_minus, 0.0), reference_size(n, n_reference), w)
     return NumericWindow(counts, d, p, _wasserstein(reference_sorted, s, at_right))
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from driftline.detectors.chi2 import chi2_against_reference
+from driftline.detectors.chi2 import chi2_two_sample
 from driftline.detectors.distances import jensen_shannon
 from driftline.detectors.multiple_testing import benjamini_hochberg
 from driftline.detectors.performance import (
@@ -40,6 +40,12 @@ class NumericRef:
     proportions: np.ndarray
     summary: np.ndarray
     std: float
+    #: reference values the summary stands for (the KS p-value's reference size)
+    count: int
+
+    @classmethod
+    def of(cls, f: NumericFeature) -> NumericRef:
+        return cls(f.edges_array, f.proportions_array, np.sort(f.summary_array), f.std, f.count)
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,8 @@ class CategoricalRef:
     categories: tuple[str, ...]
     value_set: pa.Array
     proportions: np.ndarray
+    #: reference counts per slot (the χ² contingency table's first row)
+    counts: np.ndarray
 
 
 class ReferenceArrays:
@@ -58,8 +66,7 @@ class ReferenceArrays:
         self.categorical: dict[str, CategoricalRef] = {}
         for name, f in profile.features.items():
             if isinstance(f, NumericFeature):
-                self.numeric[name] = NumericRef(f.edges_array, f.proportions_array,
-                                                np.sort(f.summary_array), f.std)
+                self.numeric[name] = NumericRef.of(f)
             else:
                 self.categorical[name] = _cat_ref(f)
         out = profile.output
@@ -71,8 +78,7 @@ class ReferenceArrays:
         if out is not None and out.prediction is not None:
             p = out.prediction
             if isinstance(p, NumericFeature):
-                self.prediction_numeric = NumericRef(p.edges_array, p.proportions_array,
-                                                     np.sort(p.summary_array), p.std)
+                self.prediction_numeric = NumericRef.of(p)
             else:
                 self.prediction_categorical = _cat_ref(p)
         self.positive_index = (self.classes.index(out.positive_class)
@@ -81,7 +87,7 @@ class ReferenceArrays:
 
 def _cat_ref(f: CategoricalFeature) -> CategoricalRef:
     return CategoricalRef(f.categories, pa.array(list(f.categories), type=pa.string()),
-                          f.proportions_array)
+                          f.proportions_array, f.counts_array)
 
 
 def category_codes(values: np.ndarray, ref: CategoricalRef) -> np.ndarray:
@@ -115,7 +121,7 @@ def _numeric_drift(name: str, values: np.ndarray, ref: NumericRef) -> FeatureDri
     n = len(values)
     finite = values[np.isfinite(values)]
     n_missing = n - len(finite)
-    k = numeric_window(ref.summary, ref.edges, finite)
+    k = numeric_window(ref.summary, ref.edges, finite, ref.count)
     w = k.wasserstein
     if ref.std > 0 and math.isfinite(ref.std):
         w = w / ref.std
@@ -132,7 +138,7 @@ def _categorical_drift(name: str, values: np.ndarray, ref: CategoricalRef) -> Fe
     codes = category_codes(values, ref)
     counts = code_counts(codes, len(ref.categories))
     valid = int(counts.sum())
-    stat, p = chi2_against_reference(ref.proportions, counts)
+    stat, p = chi2_two_sample(ref.counts, counts)
     return FeatureDrift(
         name=name, type="categorical", psi=psi(ref.proportions, counts),
         jensen_shannon=jensen_shannon(ref.proportions, counts),
@@ -237,7 +243,7 @@ def _prediction_drift(ref: ReferenceArrays, cols: WindowColumns, predicted: np.n
     counts = code_counts(category_codes(predicted, cref), len(cref.categories))
     total = int(counts.sum())
     value = psi(cref.proportions, counts)
-    _, p = chi2_against_reference(cref.proportions, counts)
+    _, p = chi2_two_sample(cref.counts, counts)
     shares = {c: (float(counts[i]) / total if total else math.nan) for i, c in enumerate(cref.categories)}
     if counts[-1]:
         shares["__other__"] = float(counts[-1]) / total

@@ -330,7 +330,8 @@ def _output(opts: BuildOptions, task: str, class_index: dict[str, int], pred_cou
     if pc_counts.sum() > 0:
         total = pc_counts.sum()
         prediction = CategoricalFeature("prediction", tuple(classes),
-                                        (*(pc_counts / total).tolist(), 0.0), int(total), 0.0)
+                                        (*(pc_counts / total).tolist(), 0.0), int(total), 0.0,
+                                        counts=(*(int(c) for c in pc_counts), 0))
     conf = confidence.result(bins, summary_size) if proba_columns else None
     accuracy = correct / labelled if labelled else None
     calibration: dict[str, Calibration] = {}

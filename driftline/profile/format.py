@@ -1,13 +1,14 @@
 """The baseline profile: what "normal" looks like, built once from reference data.
 
 A profile is one self-describing, versioned JSON file (``"format": "driftline.baseline"``,
-``"format_version": 1``). It holds, per feature, everything the detectors need so that no bin,
+``"format_version": 2``). It holds, per feature, everything the detectors need so that no bin,
 edge or reference summary is ever recomputed on live traffic:
 
 * numeric: interior quantile bin edges and the reference share of each bin (PSI, Jensen–Shannon),
   a bounded sorted reference summary (KS, Wasserstein, quantile rank), missing ratio, min/max,
   mean and standard deviation;
-* categorical: the top-K reference categories and their shares, plus ``__other__``;
+* categorical: the top-K reference categories, their shares and counts, plus ``__other__``
+  (the counts make the χ² test a two-sample contingency test against a finite reference);
 * the model output: prediction distribution, class shares, confidence distribution, reference
   accuracy and one isotonic calibration map per class for label-free accuracy estimation.
 
@@ -21,7 +22,14 @@ differs from the one against the full reference by at most ``1 / (2m)`` plus the
 the bounded quantile sketch that produced it (recorded as ``settings.quantile_rank_error``; 0 when
 the sketch was exact). A deterministic grid is preferred over a random sample: the same data
 always gives the same profile, and the error bound holds for every run, not on average. The
-p-value is then computed as if the grid were the reference, with ``m`` as its size.
+p-value uses the real reference size ``count`` (a grid of ``m`` points stands in for the
+``count`` values it summarises; using ``m`` would make the test conservative).
+
+Versions. Version 2 added ``counts`` to categorical features. Version 1 files are still read:
+their counts are reconstructed as ``round(share × count)`` and a :class:`ProfileFormatWarning`
+says so (rebuilding the profile gives the exact counts). Readers ignore keys they do not know,
+so optional fields can be added without a version bump; the version changes only when a reader
+of the previous version would misread the file.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ import hashlib
 import json
 import os
 import tempfile
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -39,8 +48,14 @@ import numpy as np
 
 from driftline.errors import ProfileError
 
+
+class ProfileFormatWarning(UserWarning):
+    """An older profile format was read; what it lacks was reconstructed (the message says what)."""
+
 FORMAT = "driftline.baseline"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Versions this reader understands (older ones with a :class:`ProfileFormatWarning`).
+READABLE_VERSIONS = (1, 2)
 OTHER = "__other__"
 
 
@@ -78,7 +93,9 @@ class NumericFeature:
 class CategoricalFeature:
     """Reference distribution of a categorical column: top-K categories plus ``__other__``.
 
-    ``proportions`` has ``len(categories) + 1`` entries, the last one for ``__other__``.
+    ``proportions`` has ``len(categories) + 1`` entries, the last one for ``__other__``;
+    ``counts`` the same number of reference counts (empty when unknown: then
+    :attr:`counts_array` derives them from the shares and ``count``).
     """
 
     name: str
@@ -87,10 +104,18 @@ class CategoricalFeature:
     count: int
     missing_ratio: float
     type: Literal["categorical"] = "categorical"
+    counts: tuple[int, ...] = ()
 
     @property
     def proportions_array(self) -> np.ndarray:
         return np.asarray(self.proportions, dtype=np.float64)
+
+    @property
+    def counts_array(self) -> np.ndarray:
+        """Reference counts per slot (float64): stored ones, else ``round(share × count)``."""
+        if self.counts:
+            return np.asarray(self.counts, dtype=np.float64)
+        return np.round(self.proportions_array * self.count)
 
 
 Feature = NumericFeature | CategoricalFeature
@@ -308,6 +333,7 @@ def _feature(d: dict[str, Any]) -> Feature:
             name=d["name"], categories=tuple(str(c) for c in d["categories"]),
             proportions=tuple(float(x) for x in d["proportions"]), count=int(d["count"]),
             missing_ratio=float(d["missing_ratio"]),
+            counts=tuple(int(x) for x in d.get("counts") or ()),
         )
     raise KeyError(f"unknown feature type {d['type']!r}")
 
@@ -337,11 +363,17 @@ def _from_jsonable(data: Any, source: str) -> BaselineProfile:
             "fix: build one with `driftline baseline build`"
         )
     version = data.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise ProfileError(
             f"{source}: baseline format_version {version!r} is not supported by this Driftline "
-            f"(supports {FORMAT_VERSION}); fix: rebuild it with `driftline baseline build`"
+            f"(reads {', '.join(map(str, READABLE_VERSIONS))}); "
+            "fix: rebuild it with `driftline baseline build`"
         )
+    if version == 1:
+        warnings.warn(
+            f"{source}: baseline format_version 1 has no reference category counts; the χ² test "
+            "uses share × count instead (fix: rebuild it with `driftline baseline build` for "
+            "format_version 2)", ProfileFormatWarning, stacklevel=3)
     try:
         out = data.get("output")
         output = None

@@ -118,8 +118,9 @@ class CategoricalAccumulator:
         cats = tuple(c for c, _ in top)
         props = [cnt / n for _, cnt in top] if n else [0.0] * len(top)
         other = max(0.0, 1.0 - sum(props)) if n else 1.0
+        counts = (*(cnt for _, cnt in top), max(0, n - sum(cnt for _, cnt in top)))
         return CategoricalFeature(self.name, cats, (*props, other), n,
-                                  self.missing / self.rows if self.rows else 0.0)
+                                  self.missing / self.rows if self.rows else 0.0, counts=counts)
 
 
 def label_codes(col: pa.Array, index: dict[str, int], *, what: str, column: str, path: str,
