@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from driftline.alertmanager.access import ROLES, AccessConfig, Principal
 from driftline.alertmanager.template import Template, compile_tree
 from driftline.errors import ConfigError
 
@@ -52,7 +53,8 @@ PRESET_PARAMS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
 }
 _TARGET_COMMON = frozenset({"type", "auth", "tls", "timeout", "headers", "dry_run"})
 _TOP_KEYS = frozenset({"listen", "database", "dry_run", "cooldown", "delay", "retry", "timeout",
-                       "auth", "tls", "targets", "routes", "audit_body_limit", "cancel_on_resolve"})
+                       "auth", "tls", "targets", "routes", "audit_body_limit", "cancel_on_resolve",
+                       "access", "approval"})
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -160,6 +162,23 @@ class Route:
     target: str
     cooldown: float | None = None
     dry_run: bool | None = None
+    #: The action waits, pending, until an approver says yes (``driftline actions approve``).
+    require_approval: bool = False
+
+
+@dataclass(frozen=True)
+class ApprovalConfig:
+    """How approval requests expire and where they are announced.
+
+    ``alertmanager_url``: the receiver posts a ``DriftlineActionAwaitingApproval`` alert there
+    (with the triggering alert's severity and model labels), so the request reaches the same
+    channels as every other alert, and resolves it once decided. ``public_url`` is the receiver's
+    address as approvers reach it, used in the instructions.
+    """
+
+    expires: float = 86400.0
+    alertmanager_url: str | None = None
+    public_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -180,6 +199,8 @@ class ActionsConfig:
     audit_body_limit: int = 2048
     #: A resolved alert cancels its job if no attempt was made yet (useful with ``delay``).
     cancel_on_resolve: bool = True
+    access: AccessConfig = field(default_factory=AccessConfig)
+    approval: ApprovalConfig = field(default_factory=ApprovalConfig)
 
     def route_for(self, model_name: str, action: str) -> Route | None:
         for route in self.routes:
@@ -339,6 +360,12 @@ def load_config_dict(raw: Any, *, path: str = "<config>", base: Path | None = No
     if not isinstance(routes_raw, list):
         raise ld.err("routes", "expected a list of {model_name, action, target}")
     routes = tuple(_route(ld, i, r, targets) for i, r in enumerate(routes_raw))
+    access = _access(ld, top.get("access"), auth)
+    approval = _approval(ld, top.get("approval"))
+    if any(r.require_approval for r in routes) and not access.has("approver"):
+        i = next(i for i, r in enumerate(routes) if r.require_approval)
+        raise ld.err(f"routes[{i}].require_approval", "nobody can approve: no approver is configured",
+                     fix="add an access entry with role approver (or admin) and a token_file")
 
     return ActionsConfig(
         path=path, host=host, port=port, database=database,
@@ -349,7 +376,56 @@ def load_config_dict(raw: Any, *, path: str = "<config>", base: Path | None = No
         audit_body_limit=int(ld.number(top.get("audit_body_limit", 2048), "audit_body_limit",
                                        integer=True)),
         cancel_on_resolve=ld.flag(top.get("cancel_on_resolve", True), "cancel_on_resolve"),
+        access=access, approval=approval,
     )
+
+
+def _access(ld: _Loader, value: Any, webhook: ReceiverAuth) -> AccessConfig:
+    if value is None:
+        return AccessConfig()
+    if not isinstance(value, list):
+        raise ld.err("access", "expected a list of {name, role, token_file | token_env | tls_subject}")
+    am = {s.value() for s in (webhook.bearer, webhook.basic.password if webhook.basic else None) if s}
+    out: list[Principal] = []
+    names: set[str] = set()
+    for i, raw_p in enumerate(value):
+        key = f"access[{i}]"
+        raw = ld.mapping(raw_p, key, frozenset({"name", "role", "token", "token_file", "token_env",
+                                                "tls_subject"}))
+        name, role = raw.get("name"), raw.get("role")
+        if not isinstance(name, str) or not name:
+            raise ld.err(f"{key}.name", "a name is required (it goes into the audit log)")
+        if name in names:
+            raise ld.err(f"{key}.name", f"{name!r} is listed twice")
+        names.add(name)
+        if role not in ROLES:
+            raise ld.err(f"{key}.role", f"unknown role {role!r}", fix="use " + ", ".join(ROLES))
+        token = ld.secret(raw, key, "token")
+        subject = raw.get("tls_subject")
+        if token is None and not subject:
+            raise ld.err(f"{key}.token_file", "no credential", fix="set token_file, token_env or tls_subject")
+        if subject is not None and not isinstance(subject, str):
+            raise ld.err(f"{key}.tls_subject", "expected a subject such as 'CN=bob,O=ml' or a CN")
+        if token is not None and token.value() in am:
+            raise ld.err(f"{key}.token_file", "this is Alertmanager's webhook credential; the sender "
+                         "of an alert can never approve its action",
+                         fix="give each person their own token")
+        out.append(Principal(name, str(role), token, subject))
+    return AccessConfig(tuple(out))
+
+
+def _approval(ld: _Loader, value: Any) -> ApprovalConfig:
+    raw = ld.mapping(value, "approval", frozenset({"expires", "alertmanager_url", "public_url"}))
+    expires = parse_duration(raw.get("expires", "24h"), path=ld.path, key="approval.expires")
+    if expires <= 0:
+        raise ld.err("approval.expires", "must be positive", fix="write e.g. 4h")
+    urls: dict[str, str | None] = {}
+    for k in ("alertmanager_url", "public_url"):
+        v = raw.get(k)
+        if v is not None and (not isinstance(v, str) or not v.startswith(("http://", "https://"))):
+            raise ld.err(f"approval.{k}", f"{v!r} is not an http(s) URL")
+        urls[k] = v.rstrip("/") if isinstance(v, str) else None
+    return ApprovalConfig(expires, urls["alertmanager_url"], urls["public_url"])
 
 
 def parse_listen(value: str, where: str = "--listen") -> tuple[str, int]:
@@ -448,7 +524,8 @@ def _target(ld: _Loader, name: str, value: Any, default_timeout: float) -> Targe
 
 def _route(ld: _Loader, i: int, value: Any, targets: Mapping[str, TargetConfig]) -> Route:
     key = f"routes[{i}]"
-    raw = ld.mapping(value, key, frozenset({"model_name", "action", "target", "cooldown", "dry_run"}))
+    raw = ld.mapping(value, key, frozenset({"model_name", "action", "target", "cooldown", "dry_run",
+                                            "require_approval"}))
     action = raw.get("action")
     if action not in ACTIONS:
         raise ld.err(f"{key}.action", f"unknown action {action!r}",
@@ -467,4 +544,5 @@ def _route(ld: _Loader, i: int, value: Any, targets: Mapping[str, TargetConfig])
         cooldown=parse_duration(cooldown, path=ld.path, key=f"{key}.cooldown")
         if cooldown is not None else None,
         dry_run=ld.flag(dry, f"{key}.dry_run") if dry is not None else None,
+        require_approval=ld.flag(raw.get("require_approval", False), f"{key}.require_approval"),
     )

@@ -7,7 +7,8 @@ taken, and URLs are stored without user-info, also where a detail or an answer q
 
 Decisions: ``queued``, ``acted``, ``deduplicated``, ``cooling_down``, ``dry_run``, ``refused``,
 ``resolved``, ``no_action``, ``retrying``, ``failed``, ``requeued``, ``cancelled``,
-``chain_started``.
+``chain_started``, and for routes that need a person's yes: ``awaiting_approval``,
+``approval_notified``, ``approved``, ``rejected``, ``expired``, ``approval_refused``.
 
 Triggers stop accidental edits, not a person with the file. So every row also carries
 ``prev_hash`` (the hash of the row before it) and ``hash`` = SHA-256 over ``prev_hash`` and the
@@ -35,6 +36,7 @@ from driftline.redact import redact_url as redact_url  # re-exported: audit.reda
 DECISIONS: tuple[str, ...] = (
     "queued", "acted", "deduplicated", "cooling_down", "dry_run", "refused", "resolved",
     "no_action", "retrying", "failed", "requeued", "cancelled", "chain_started",
+    "awaiting_approval", "approval_notified", "approved", "rejected", "expired", "approval_refused",
 )
 #: ``prev_hash`` of the first row of a new log.
 GENESIS = "0" * 64
@@ -61,6 +63,7 @@ CREATE TABLE IF NOT EXISTS audit (
     detail TEXT NOT NULL DEFAULT '',
     remote TEXT NOT NULL DEFAULT '',
     baseline_id TEXT NOT NULL DEFAULT '',
+    actor TEXT NOT NULL DEFAULT '',
     prev_hash TEXT NOT NULL DEFAULT '',
     hash TEXT NOT NULL DEFAULT ''
 );
@@ -94,6 +97,8 @@ class AuditEntry:
     detail: str = ""
     remote: str = ""
     baseline_id: str = ""
+    #: Who made an approval decision (``name (role) via api|cli``); empty for the machine's rows.
+    actor: str = ""
     ts: float = 0.0
     id: int = 0
     prev_hash: str = ""
@@ -102,14 +107,15 @@ class AuditEntry:
 
 _COLUMNS = tuple(f.name for f in fields(AuditEntry) if f.name not in ("id", "prev_hash", "hash"))
 #: Columns added after the first release; old databases get them in :func:`migrate`.
-_ADDED = {"baseline_id": "TEXT NOT NULL DEFAULT ''", "prev_hash": "TEXT NOT NULL DEFAULT ''",
-          "hash": "TEXT NOT NULL DEFAULT ''"}
+_ADDED = {"baseline_id": "TEXT NOT NULL DEFAULT ''", "actor": "TEXT NOT NULL DEFAULT ''",
+          "prev_hash": "TEXT NOT NULL DEFAULT ''", "hash": "TEXT NOT NULL DEFAULT ''"}
 
 
-def entry_hash(prev_hash: str, row: dict[str, Any]) -> str:
-    """SHA-256 of ``prev_hash`` and the row's canonical JSON (id and every column but the two
-    hashes; sorted keys, so adding a column later keeps old hashes valid only if it is empty)."""
-    body = {k: row[k] for k in ("id", *_COLUMNS)}
+def entry_hash(prev_hash: str, row: Mapping[str, Any]) -> str:
+    """SHA-256 of ``prev_hash`` and the row's canonical JSON: id and every column but the two
+    hashes, sorted keys, empty values left out — so a column added later (empty in old rows)
+    keeps every old hash valid."""
+    body = {k: row[k] for k in ("id", *_COLUMNS) if row.get(k) not in ("", None)}
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(f"{prev_hash}\n{text}".encode()).hexdigest()
 

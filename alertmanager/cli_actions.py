@@ -5,6 +5,13 @@
     driftline actions log [--config actions.yaml | --db FILE] [--json] [--limit N]
     driftline actions verify [--config actions.yaml | --db FILE] [--head HASH]
     driftline actions export [--config actions.yaml | --db FILE] [--out FILE.jsonl]
+    driftline actions pending [--config actions.yaml | --db FILE | --url URL --token-file F] [--json]
+    driftline actions approve ID --reason WHY [same options]
+    driftline actions reject ID --reason WHY [same options]
+
+``pending``/``approve``/``reject`` either call the receiver's HTTP API as you (``--url`` and your
+own token) or, with ``--db``/``--config``, write the database directly as ``local:<user>`` with
+the admin role — whoever can write that file controls the receiver anyway.
 """
 
 from __future__ import annotations
@@ -62,6 +69,23 @@ def register(sub: Any) -> None:
     exp.add_argument("--db", help="SQLite file (default: the config's database)")
     exp.add_argument("--out", "-o", help="output file (default: standard output)")
     exp.set_defaults(func=_export)
+
+    def where(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--config", "-c", help="take the database path from this config")
+        q.add_argument("--db", help="SQLite file of the receiver (local mode, acts as admin)")
+        q.add_argument("--url", help="the receiver's base URL: use its HTTP API as you")
+        q.add_argument("--token-file", help="your bearer token (with --url)")
+
+    pend = s.add_parser("pending", help="list actions waiting for an approver")
+    where(pend)
+    pend.add_argument("--json", action="store_true")
+    pend.set_defaults(func=_pending)
+    for verb in ("approve", "reject"):
+        d = s.add_parser(verb, help=f"{verb} a pending action (audited with your reason)")
+        d.add_argument("id", type=int, help="the action id shown by `driftline actions pending`")
+        d.add_argument("--reason", "-r", required=True, help="why (goes into the audit log)")
+        where(d)
+        d.set_defaults(func=_decide, approve=verb == "approve")
 
 
 def _load(args: argparse.Namespace) -> Any:
@@ -170,3 +194,86 @@ def _log(args: argparse.Namespace) -> int:
 
     Console().print(audit.render_table(entries))
     return 0
+
+
+def _api(args: argparse.Namespace, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    import json
+    import urllib.error
+    import urllib.request
+
+    if not args.token_file:
+        raise ConfigError("--url needs --token-file (your own token)", key="--token-file")
+    try:
+        token = Path(args.token_file).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {args.token_file}: {exc.strerror}", key="--token-file") from exc
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(args.url.rstrip("/") + path, data=data, method=method,
+                                 headers={"Authorization": f"Bearer {token}",
+                                          "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+    except (urllib.error.URLError, OSError) as exc:
+        raise ConfigError(f"cannot reach {args.url}: {exc}", key="--url") from exc
+
+
+def _local_admin() -> Any:
+    import getpass
+
+    from driftline.alertmanager.access import Principal
+
+    return Principal(f"local:{getpass.getuser()}", "admin", via="cli")
+
+
+def _pending(args: argparse.Namespace) -> int:
+    import json
+
+    from driftline.alertmanager import approval
+    from driftline.alertmanager.approval_api import job_view
+
+    if args.url:
+        status, doc = _api(args, "GET", "/api/v1/actions/pending")
+        if status != 200:
+            print(f"refused ({status}): {doc.get('error', doc)}", file=sys.stderr)
+            return 1
+        rows = doc["pending"]
+    else:
+        from driftline.alertmanager.store import Store
+
+        store = Store(_db(args))
+        try:
+            rows = [job_view(j) for j in approval.pending(store)]
+        finally:
+            store.close()
+    if args.json:
+        for r in rows:
+            print(json.dumps(r, sort_keys=True))
+        return 0
+    if not rows:
+        print("no actions are waiting for approval")
+    for r in rows:
+        print(f"{r['id']:>5}  {r['action']} {r['model_name']} {r['model_version']} via {r['target']}"
+              f" ({r['alertname']}), expires {r['expires_at']}: {r['summary']}")
+    return 0
+
+
+def _decide(args: argparse.Namespace) -> int:
+    verb = "approve" if args.approve else "reject"
+    if args.url:
+        status, doc = _api(args, "POST", f"/api/v1/actions/{args.id}/{verb}", {"reason": args.reason})
+        ok, message = status == 200 and bool(doc.get("ok")), doc.get("message") or doc.get("error")
+    else:
+        from driftline.alertmanager import approval
+        from driftline.alertmanager.store import Store
+
+        store = Store(_db(args))
+        try:
+            d = approval.decide(store, args.id, args.approve, _local_admin(), args.reason)
+        finally:
+            store.close()
+        ok, message = d.ok, d.message
+    print(message, file=sys.stdout if ok else sys.stderr)
+    return 0 if ok else 1

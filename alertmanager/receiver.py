@@ -40,7 +40,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 
 from driftline import catalogue
 from driftline.alertmanager import actions as presets
-from driftline.alertmanager import audit
+from driftline.alertmanager import approval, approval_api, audit
 from driftline.alertmanager.actions_config import ActionsConfig
 from driftline.alertmanager.audit import AuditEntry, truncate
 from driftline.alertmanager.store import Candidate, Job, Store, dedupe_key
@@ -138,6 +138,9 @@ class Receiver:
         self._server: _Server | None = None
         self._threads: list[threading.Thread] = []
         self._clients: dict[str, presets.HttpClient] = {}
+        self.announcer = approval.Announcer(self.store, config.approval.alertmanager_url,
+                                            config.approval.public_url, clock)
+        self._next_tick = 0.0
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -178,6 +181,10 @@ class Receiver:
         for t in self._threads:
             t.join(timeout=10)
         self.store.close()
+
+    def wake(self) -> None:
+        """Let the worker look at the queue now (an approval made a job runnable)."""
+        self._wake.set()
 
     def wait(self) -> None:
         """Block until :meth:`stop` is called (CLI foreground mode)."""
@@ -299,7 +306,8 @@ class Receiver:
             action=action, target=target.name,
             cooldown=route.cooldown if route.cooldown is not None else self.config.cooldown,
             dry_run=dry, not_before=now + self.config.delay, context=ctx, planned=planned,
-            remote=remote)
+            remote=remote,
+            approval_expires=now + self.config.approval.expires if route.require_approval else None)
 
     # -- worker ------------------------------------------------------------------------------
     def _work(self) -> None:
@@ -311,6 +319,7 @@ class Receiver:
                 self._stop.wait(1.0)
                 continue
             if job is None:
+                self._approval_tick()
                 due = self.store.next_due()
                 wait = 1.0 if due is None else max(0.0, min(1.0, due - self.clock()))
                 self._wake.wait(wait)
@@ -322,6 +331,17 @@ class Receiver:
                 log.exception("action %s failed unexpectedly", job.dedupe_key)
                 detail = redact_text(f"internal error: {exc}")
                 self._after_failure(job, presets.Outcome(ok=False, retryable=True, detail=detail))
+
+    def _approval_tick(self) -> None:
+        """Expire, announce and resolve approval requests, at most once a second."""
+        now = self.clock()
+        if now < self._next_tick:
+            return
+        self._next_tick = now + 1.0
+        try:
+            self.announcer.tick()
+        except Exception:
+            log.exception("approval bookkeeping failed")
 
     def _client(self, name: str) -> presets.HttpClient:
         if name not in self._clients:
@@ -427,9 +447,22 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _api(self, method: str, body: bytes = b"") -> None:
+        subject = ""
+        if isinstance(self.connection, ssl.SSLSocket):
+            from driftline.alertmanager.access import subject_string
+
+            subject = subject_string(self.connection.getpeercert())
+        status, doc = approval_api.handle(self.server.receiver, method, self.path,
+                                          self.headers.get("Authorization"), subject, body,
+                                          self.client_address[0])
+        self._reply(status, json.dumps(doc) + "\n", "application/json")
+
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
-        if path == "/healthz":
+        if path.startswith(approval_api.PREFIX):
+            self._api("GET")
+        elif path == "/healthz":
             self._reply(200, "ok\n")
         elif path == "/metrics":
             self._reply(200, generate_latest(self.server.receiver.metrics.registry),
@@ -440,6 +473,18 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         receiver = self.server.receiver
         remote = self.client_address[0]
+        if self.path.startswith(approval_api.PREFIX):
+            try:
+                n = int(self.headers.get("Content-Length", "0"))
+            except ValueError:
+                n = -1
+            if not 0 <= n <= 65536:
+                self.close_connection = True
+                self._reply(HTTPStatus.BAD_REQUEST, '{"error": "bad Content-Length"}\n',
+                            "application/json")
+                return
+            self._api("POST", self.rfile.read(n) if n else b"")
+            return
         if self.path.split("?", 1)[0] != WEBHOOK_PATH:
             self._reply(404, f"not found; Alertmanager webhooks go to {WEBHOOK_PATH}\n")
             return

@@ -10,6 +10,9 @@ pass it.
 Job states: ``pending`` → ``running`` → ``done`` | ``failed`` (``pending`` again between retries),
 or ``dry_run`` straight away, or ``cancelled`` when the alert resolves before the first attempt.
 A job found ``running`` at start-up was interrupted by a crash and goes back to ``pending``.
+A route with ``require_approval`` admits its job as ``awaiting_approval``; an approver moves it to
+``pending`` (then as above) or ``rejected``, and past ``expires_at`` it becomes ``expired``
+(:mod:`.approval`). The worker only ever claims ``pending`` jobs.
 """
 
 from __future__ import annotations
@@ -44,14 +47,16 @@ CREATE TABLE IF NOT EXISTS jobs (
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
     context TEXT NOT NULL,
-    memo TEXT NOT NULL DEFAULT '{}'
+    memo TEXT NOT NULL DEFAULT '{}',
+    expires_at REAL NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS jobs_due ON jobs(state, not_before);
 CREATE INDEX IF NOT EXISTS jobs_cooldown ON jobs(model_name, action, created_at);
 """
 
-#: States that count towards a cooldown (a failed action does not block the next alert).
-_COOLDOWN_STATES = ("pending", "running", "done", "dry_run")
+#: States that count towards a cooldown (a failed or rejected action does not block the next
+#: alert; one waiting for approval does, so a flapping alert cannot pile up requests).
+_COOLDOWN_STATES = ("pending", "running", "done", "dry_run", "awaiting_approval")
 
 
 def dedupe_key(fingerprint: str, starts_at: str) -> str:
@@ -78,6 +83,8 @@ class Candidate:
     #: For dry runs: the request that would be sent (method, url, body) for the audit row.
     planned: tuple[str, str, str] = ("", "", "")
     remote: str = ""
+    #: Absolute expiry of the approval request when the route requires approval, else None.
+    approval_expires: float | None = None
 
 
 @dataclass
@@ -96,6 +103,7 @@ class Job:
     not_before: float
     context: dict[str, Any]
     memo: dict[str, Any] = field(default_factory=dict)
+    expires_at: float = 0.0
 
     def audit(self, decision: str, **kw: Any) -> AuditEntry:
         return AuditEntry(decision=decision, alertname=self.alertname, model_name=self.model_name,
@@ -119,6 +127,8 @@ class Store:
         self._conn.execute("PRAGMA busy_timeout=30000")
         self._conn.executescript(SCHEMA + audit.SCHEMA)
         with self._tx() as conn:
+            if "expires_at" not in {r[1] for r in conn.execute("PRAGMA table_info(jobs)")}:
+                conn.execute("ALTER TABLE jobs ADD COLUMN expires_at REAL NOT NULL DEFAULT 0")
             #: Set when an audit log written before hashing got its chain started on open.
             self.migrated = audit.migrate(conn)
 
@@ -129,6 +139,10 @@ class Store:
     # -- transactions ------------------------------------------------------------------------
     def _tx(self) -> _Tx:
         return _Tx(self._conn, self._lock)
+
+    def transaction(self) -> _Tx:
+        """``with store.transaction() as conn:`` — one ``BEGIN IMMEDIATE`` … ``COMMIT``."""
+        return self._tx()
 
     def record(self, entries: Iterable[AuditEntry]) -> None:
         """Append audit rows in one durable transaction."""
@@ -147,8 +161,9 @@ class Store:
             for e in notes:
                 audit.insert(conn, e)
             for key in cancel:
-                row = conn.execute("SELECT * FROM jobs WHERE dedupe_key = ? AND state = 'pending' "
-                                   "AND attempts = 0", (key,)).fetchone()
+                row = conn.execute("SELECT * FROM jobs WHERE dedupe_key = ? AND state IN "
+                                   "('pending', 'awaiting_approval') AND attempts = 0",
+                                   (key,)).fetchone()
                 if row is not None:
                     conn.execute("UPDATE jobs SET state = 'cancelled', updated_at = ? WHERE id = ?",
                                  (now, row[0]))
@@ -180,15 +195,20 @@ class Store:
             if last is not None:
                 return "cooling_down", (f"{c.action} for {c.model_name} ran at {_iso(last)}; "
                                         f"cooldown {c.cooldown:g}s")
-        state = "dry_run" if c.dry_run else "pending"
-        conn.execute(
+        waits = c.approval_expires is not None and not c.dry_run
+        state = "dry_run" if c.dry_run else "awaiting_approval" if waits else "pending"
+        cur = conn.execute(
             "INSERT INTO jobs (dedupe_key, fingerprint, starts_at, alertname, model_name, "
-            "model_version, action, target, state, not_before, created_at, updated_at, context) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "model_version, action, target, state, not_before, created_at, updated_at, context, "
+            "expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (c.dedupe_key, c.fingerprint, c.starts_at, c.alertname, c.model_name, c.model_version,
-             c.action, c.target, state, c.not_before, now, now, json.dumps(c.context)))
+             c.action, c.target, state, c.not_before, now, now, json.dumps(c.context),
+             c.approval_expires or 0.0))
         if c.dry_run:
             return "dry_run", "dry run: nothing sent"
+        if waits:
+            return "awaiting_approval", (f"action id {cur.lastrowid}: needs an approver's yes "
+                                         f"before {_iso(c.approval_expires or 0.0)}")
         return "queued", f"runs after {_iso(c.not_before)}" if c.not_before > now else ""
 
     # -- worker side -------------------------------------------------------------------------
@@ -277,7 +297,7 @@ class _Tx:
 
 _JOB_COLUMNS = ("id", "dedupe_key", "fingerprint", "starts_at", "alertname", "model_name",
                 "model_version", "action", "target", "state", "attempts", "not_before",
-                "created_at", "updated_at", "context", "memo")
+                "created_at", "updated_at", "context", "memo", "expires_at")
 
 
 def _job(row: Sequence[Any]) -> Job:
@@ -286,7 +306,8 @@ def _job(row: Sequence[Any]) -> Job:
                starts_at=d["starts_at"], alertname=d["alertname"], model_name=d["model_name"],
                model_version=d["model_version"], action=d["action"], target=d["target"],
                state=d["state"], attempts=d["attempts"], not_before=d["not_before"],
-               context=json.loads(d["context"]), memo=json.loads(d["memo"] or "{}"))
+               context=json.loads(d["context"]), memo=json.loads(d["memo"] or "{}"),
+               expires_at=float(d["expires_at"] or 0.0))
 
 
 def _iso(ts: float) -> str:
