@@ -54,7 +54,8 @@ def test_every_yaml_file_parses() -> None:
 
 
 def test_every_example_has_a_readme() -> None:
-    for d in ("fastapi-sklearn", "kserve", "kubernetes-sidecar", "batch-ci", "compose"):
+    for d in ("fastapi-sklearn", "kserve", "kubernetes-sidecar", "kubernetes-sidecar-object-storage",
+              "batch-ci", "compose"):
         assert (EX / d / "README.md").read_text().startswith("# ")
 
 
@@ -72,9 +73,9 @@ def test_kubernetes_native_sidecar_is_wired_consistently() -> None:
     assert mounts[side["args"][2]]["subPath"] == "driftline.yaml"
     ports = {p["name"]: p["containerPort"] for p in side["ports"]}
     assert ports["proxy"] == _port(cfg["proxy"]["listen"])
-    assert ports["driftline-metrics"] == _port(cfg["metrics"]["listen"])
+    assert ports["drift-metrics"] == _port(cfg["metrics"]["listen"])
     for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
-        assert side[probe]["httpGet"] == {"path": path, "port": "driftline-metrics"}
+        assert side[probe]["httpGet"] == {"path": path, "port": "drift-metrics"}
     model = pod["containers"][0]
     assert f":{model['ports'][0]['containerPort']}" in cfg["proxy"]["upstream"]
     assert "127.0.0.1" in cfg["proxy"]["upstream"]  # loopback inside the pod
@@ -86,7 +87,7 @@ def test_kubernetes_native_sidecar_is_wired_consistently() -> None:
     assert svc["spec"]["selector"] == dep["spec"]["selector"]["matchLabels"]
     pm = _kind(d / "podmonitor.yaml", "PodMonitor")
     ep = pm["spec"]["podMetricsEndpoints"][0]
-    assert ep["port"] == "driftline-metrics" and ep["path"] == "/metrics"
+    assert ep["port"] == "drift-metrics" and ep["path"] == "/metrics"
     assert pm["spec"]["selector"]["matchLabels"] == dep["spec"]["selector"]["matchLabels"]
     kust = yaml.safe_load((d / "kustomization.yaml").read_text())
     assert all((d / r).exists() for r in kust["resources"])
@@ -108,7 +109,13 @@ def test_kserve_logger_points_at_the_sidecar() -> None:
     assert cfg["models"][0]["name"] == isvc["metadata"]["name"]
     pm = _kind(d / "podmonitor.yaml", "PodMonitor")
     ep = pm["spec"]["podMetricsEndpoints"][0]
-    assert ep["targetPort"] == _port(cfg["metrics"]["listen"]) and ep["path"] == "/metrics"
+    # the model container's declared port selects one target per pod; the address is rewritten
+    # to the sidecar's metrics port on the pod IP (the sidecar may not declare a port)
+    model_ports = {p.get("name"): p["containerPort"] for p in pred["containers"][0]["ports"]}
+    assert ep["port"] in model_ports and ep["path"] == "/metrics"
+    address = next(r for r in ep["relabelings"] if r.get("targetLabel") == "__address__")
+    assert address["sourceLabels"] == ["__meta_kubernetes_pod_ip"]
+    assert address["replacement"] == f"$1:{_port(cfg['metrics']['listen'])}"
     assert pm["spec"]["selector"]["matchLabels"] == {"serving.kserve.io/inferenceservice": "car-loan"}
     kust = yaml.safe_load((d / "kustomization.yaml").read_text())
     assert all((d / r).exists() for r in kust["resources"])

@@ -1,6 +1,6 @@
 """A FastAPI model server monitored in-process by Driftline.
 
-    pip install fastapi uvicorn driftline[demo]
+    pip install -r requirements.txt     # in this folder: Driftline and its demo package from the repo
     python train.py && uvicorn app:app --port 8080
     curl -s localhost:8080/predict -H 'content-type: application/json' -d '{"features": {...}}'
     curl -s localhost:9108/metrics | grep driftline_feature_psi
