@@ -125,6 +125,13 @@ def _layout(profile: BaselineProfile, file: DataFile, timestamp: str | None) -> 
             raise InputError(f"probability column has type {schema.field(col).type}, not a number",
                              path=file.path, column=col, fix="give probabilities as numbers")
     target = cols.target if cols.target in names else None
+    out = profile.output
+    if target is not None and out is not None and out.task == "regression":
+        t = schema.field(target).type
+        if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_null(t)):
+            raise InputError(f"the target of a regression model has type {t}, not a number",
+                             path=file.path, column=target,
+                             fix="give the numeric label column (cast it to a number)")
     ts = timestamp or cols.timestamp
     if timestamp is not None and timestamp not in names:
         raise InputError("timestamp column not found", path=file.path, column=timestamp,
@@ -160,7 +167,11 @@ def to_record_batch(profile: BaselineProfile, batch: pa.RecordBatch, layout: _La
             for j, c in enumerate(out.classes):
                 if c in layout.proba:
                     probabilities[:, j] = to_float(batch.column(layout.proba[c]))
-    targets = canonical_column(batch.column(layout.target)) if layout.target else None
+    targets = None
+    if layout.target:
+        col = batch.column(layout.target)
+        targets = (to_float(col) if out is not None and out.task == "regression"
+                   else canonical_column(col))
     timestamps = None
     if layout.timestamp:
         try:

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from driftline.catalogue import CONFIDENCE_BUCKETS, QUANTILE_RANK_BUCKETS
+from driftline.detectors.classification import realised_metrics
+from driftline.detectors.regression import realised_regression
 from driftline.detectors.streaming import StreamDetector
 from driftline.engine.kernels import RankReference, rank_update
 from driftline.engine.multivariate import MultivariateRef
@@ -146,7 +148,14 @@ class Monitor:
                 self._adwin[f"feature:{n}"] = StreamDetector.adwin(delta=drift.adwin_delta)
         self._adwin["error"] = StreamDetector.adwin(delta=drift.adwin_delta)
         self._adwin_hits = dict.fromkeys(self._adwin, 0)
-        self._correct = np.zeros(min(window.records, LABEL_WINDOW_MAX), dtype=bool)
+        cap = min(window.records, LABEL_WINDOW_MAX)
+        self._correct = np.zeros(cap, dtype=bool)
+        # the joined (prediction, label) pairs behind the realised metrics: class codes of a
+        # classifier, values of a regressor, in the same ring as _correct
+        self._regression = self._ref.regression
+        ring_type = np.float64 if self._regression else np.int64
+        self._ring_pred = np.zeros(cap, dtype=ring_type)
+        self._ring_label = np.zeros(cap, dtype=ring_type)
         self._correct_pos = 0
         self._correct_filled = 0
         self._accuracy: float | None = None
@@ -186,12 +195,25 @@ class Monitor:
             return reports
 
     def observe_labels(self, predicted: np.ndarray, labels: np.ndarray) -> None:
-        """Joined (canonical) predictions and labels: realised accuracy over the last
-        ``window.records`` labels, and ADWIN on the error stream (signal ``error``)."""
-        pred = np.asarray(predicted, dtype=object)
-        lab = np.asarray(labels, dtype=object)
-        ok = (pred != None) & (lab != None)  # noqa: E711 - elementwise on object arrays
-        right = pred[ok] == lab[ok]
+        """Joined predictions and labels: realised metrics over the last ``window.records``
+        labels, and ADWIN on a classifier's error stream (signal ``error``).
+
+        A classifier's values are canonical labels (None for missing); a regressor's are
+        numbers (NaN for missing). Pairs with a missing side count as received, not measured.
+        """
+        if self._regression:
+            pred = np.asarray(predicted, dtype=np.float64)
+            lab = np.asarray(labels, dtype=np.float64)
+            ok = np.isfinite(pred) & np.isfinite(lab)
+            p_ring, l_ring = pred[ok], lab[ok]
+            right = np.zeros(len(p_ring), dtype=bool)
+        else:
+            pred = np.asarray(predicted, dtype=object)
+            lab = np.asarray(labels, dtype=object)
+            ok = (pred != None) & (lab != None)  # noqa: E711 - elementwise on object arrays
+            right = pred[ok] == lab[ok]
+            p_ring = category_codes(pred[ok], self._ref.class_ref)
+            l_ring = category_codes(lab[ok], self._ref.class_ref)
         with self._lock:
             self._snapshot = None
             self._labels["true"] += len(pred)
@@ -199,17 +221,33 @@ class Monitor:
             cap = len(self._correct)
             if m >= cap:
                 self._correct[:] = right[-cap:]
+                self._ring_pred[:] = p_ring[-cap:]
+                self._ring_label[:] = l_ring[-cap:]
                 self._correct_pos = 0
                 self._correct_filled = cap
             elif m:
                 idx = (self._correct_pos + np.arange(m)) % cap
                 self._correct[idx] = right
+                self._ring_pred[idx] = p_ring
+                self._ring_label[idx] = l_ring
                 self._correct_pos = int((self._correct_pos + m) % cap)
                 self._correct_filled = min(cap, self._correct_filled + m)
-            if self._correct_filled:
+            if self._correct_filled and not self._regression:
                 self._accuracy = float(self._correct[: self._correct_filled].mean())
-            hits = self._adwin["error"].update((~right).astype(np.float64))
-            self._adwin_hits["error"] += len(hits)
+            if not self._regression:
+                hits = self._adwin["error"].update((~right).astype(np.float64))
+                self._adwin_hits["error"] += len(hits)
+
+    def _label_realised(self) -> dict[str, float]:
+        """Realised metrics of the joined labels in the ring (no ROC AUC: the store keeps the
+        predicted label, not the probabilities)."""
+        n = self._correct_filled
+        if not n:
+            return {}
+        p, y = self._ring_pred[:n], self._ring_label[:n]
+        if self._regression:
+            return realised_regression(p, y)
+        return realised_metrics(p, y, len(self._ref.classes), None, self._ref.binary_positive)
 
     def count_unmatched_labels(self, n: int) -> None:
         """Labels for which no stored prediction was found (``matched="false"``)."""
@@ -330,7 +368,8 @@ class Monitor:
         cols = self._columns(now)
         label_acc = (self._accuracy, self._correct_filled)
         report = compute_window(self._ref, cols, index=self._windows, policy=self.drift,
-                                min_records=self.window.min_records, label_accuracy=label_acc)
+                                min_records=self.window.min_records, label_accuracy=label_acc,
+                                label_realised=self._label_realised())
         if self._mv is not None:
             mv = self._mv.window(cols.features, thin=cols.records < self.window.min_records)
             report = dataclasses.replace(report, multivariate=mv,

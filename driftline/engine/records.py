@@ -9,7 +9,8 @@ Collectors turn whatever they receive (JSON rows, v2 tensors, Arrow batches) int
 * ``probabilities``: ``float64`` of shape ``(n, len(profile.output.classes))`` in the profile's
   class order (a binary model's single positive-class probability ``p`` becomes ``[1-p, p]``
   in that order), NaN rows where absent;
-* ``ids`` (object str), ``timestamps`` (float64 Unix seconds), ``targets`` (canonical labels).
+* ``ids`` (object str), ``timestamps`` (float64 Unix seconds), ``targets`` (canonical labels;
+  float64 for a regressor, NaN where missing or not a number).
 """
 
 from __future__ import annotations
@@ -171,7 +172,10 @@ def from_records(profile: BaselineProfile, records: Sequence[Mapping[str, Any]])
         timestamps = numeric_column([r.get("timestamp") for r in records])
     targets = None
     if any("label" in r for r in records):
-        targets = canonical_labels(np.array([r.get("label") for r in records], dtype=object))
+        raw_labels = [r.get("label") for r in records]
+        targets = (numeric_column(raw_labels) if profile.output is not None
+                   and profile.output.task == "regression"
+                   else canonical_labels(np.array(raw_labels, dtype=object)))
     return RecordBatch(feats, prediction, probabilities, ids, timestamps, targets, n=n)
 
 

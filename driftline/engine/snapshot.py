@@ -73,7 +73,13 @@ class PredictionDrift:
 
 @dataclass(frozen=True)
 class Performance:
-    """Estimated (label-free) and realised accuracy in one window."""
+    """Estimated (label-free) and realised performance in one window.
+
+    ``estimated`` and ``realised`` map metric names (``accuracy``, ``roc_auc``, ``f1``,
+    ``precision``, ``recall``, ``specificity`` for a classifier; ``mae``, ``rmse``, ``mape``,
+    ``r2`` for a regressor) to values: only the metrics that apply to the model are keys, NaN
+    (null in JSON) where the window cannot have one.
+    """
 
     estimated_accuracy: float | None
     accuracy: float | None
@@ -82,13 +88,17 @@ class Performance:
     estimated_precision: float | None = None
     estimated_recall: float | None = None
     estimated_f1: float | None = None
+    estimated: dict[str, float] = field(default_factory=dict)
+    realised: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"estimated_accuracy": _f(self.estimated_accuracy), "accuracy": _f(self.accuracy),
                 "labels": self.labels, "reference_accuracy": _f(self.reference_accuracy),
                 "estimated_precision": _f(self.estimated_precision),
                 "estimated_recall": _f(self.estimated_recall),
-                "estimated_f1": _f(self.estimated_f1)}
+                "estimated_f1": _f(self.estimated_f1),
+                "estimated": {k: _f(v) for k, v in self.estimated.items()},
+                "realised": {k: _f(v) for k, v in self.realised.items()}}
 
 
 @dataclass(frozen=True)

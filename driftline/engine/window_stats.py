@@ -8,6 +8,7 @@ summaries as numpy arrays, built once per monitor so nothing is re-derived per w
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -16,7 +17,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from driftline.detectors.chi2 import chi2_two_sample
+from driftline.detectors.classification import estimated_metrics, realised_metrics
 from driftline.detectors.distances import jensen_shannon
+from driftline.detectors.dle import estimate_losses
 from driftline.detectors.multiple_testing import benjamini_hochberg
 from driftline.detectors.performance import (
     binary_confusion_estimate,
@@ -26,9 +29,11 @@ from driftline.detectors.performance import (
     mean_entropy,
 )
 from driftline.detectors.psi import psi
+from driftline.detectors.regression import realised_regression
 from driftline.engine.kernels import numeric_window
 from driftline.engine.snapshot import FeatureDrift, Performance, PredictionDrift, WindowReport
-from driftline.profile.format import BaselineProfile, CategoricalFeature, NumericFeature
+from driftline.profile.format import BaselineProfile, CategoricalFeature, Feature, NumericFeature
+from driftline.profile.trees import PREDICTION_INPUT
 
 if TYPE_CHECKING:
     from driftline.engine.monitor import DriftPolicy
@@ -83,11 +88,56 @@ class ReferenceArrays:
                 self.prediction_categorical = _cat_ref(p)
         self.positive_index = (self.classes.index(out.positive_class)
                                if out is not None and out.positive_class in self.classes else None)
+        self.regression = out is not None and out.task == "regression"
+        self.loss_model = out.loss_model if out is not None else None
+        self.loss_refs = (loss_refs(self.loss_model.categories) if self.loss_model is not None
+                          else {})
+
+    @property
+    def binary_positive(self) -> int | None:
+        """The positive column of a binary model (its positive class, else the second class)."""
+        if len(self.classes) != 2:
+            return None
+        return self.positive_index if self.positive_index is not None else 1
 
 
 def _cat_ref(f: CategoricalFeature) -> CategoricalRef:
     return CategoricalRef(f.categories, pa.array(list(f.categories), type=pa.string()),
                           f.proportions_array, f.counts_array)
+
+
+def loss_refs(categories: Mapping[str, tuple[str, ...]]) -> dict[str, CategoricalRef]:
+    """Lookup tables of a loss model's categorical inputs."""
+    return {n: _cat_ref(CategoricalFeature(n, cats, (*([0.0] * len(cats)), 0.0), 0, 0.0))
+            for n, cats in categories.items()}
+
+
+def loss_matrix(inputs: tuple[str, ...], refs: Mapping[str, CategoricalRef],
+                columns: Mapping[str, np.ndarray], prediction: np.ndarray) -> np.ndarray:
+    """The direct-loss-estimation inputs as one float matrix: numeric features as they are,
+    categorical ones as their reference category index (``K`` for any other value, NaN when
+    missing), the prediction in its own column."""
+    n = len(prediction)
+    x = np.empty((n, len(inputs)))
+    for j, name in enumerate(inputs):
+        if name == PREDICTION_INPUT:
+            x[:, j] = np.asarray(prediction, dtype=np.float64)
+        elif name in refs:
+            codes = category_codes(np.asarray(columns[name], dtype=object), refs[name])
+            x[:, j] = np.where(codes >= 0, codes, np.nan)
+        else:
+            x[:, j] = np.asarray(columns[name], dtype=np.float64)
+    return x
+
+
+def loss_inputs(features: Mapping[str, Feature], columns: Mapping[str, np.ndarray],
+                prediction: np.ndarray,
+                ) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]], np.ndarray]:
+    """Inputs, categories and matrix of a new loss model over the baseline's features."""
+    inputs = (*features, PREDICTION_INPUT)
+    categories = {n: f.categories for n, f in features.items()
+                  if isinstance(f, CategoricalFeature)}
+    return inputs, categories, loss_matrix(inputs, loss_refs(categories), columns, prediction)
 
 
 def category_codes(values: np.ndarray, ref: CategoricalRef) -> np.ndarray:
@@ -193,7 +243,8 @@ def realised_accuracy(predicted: np.ndarray, targets: np.ndarray) -> tuple[float
 
 def compute_window(ref: ReferenceArrays, cols: WindowColumns, *, index: int,
                    policy: DriftPolicy, min_records: int = 1,
-                   label_accuracy: tuple[float | None, int] = (None, 0)) -> WindowReport:
+                   label_accuracy: tuple[float | None, int] = (None, 0),
+                   label_realised: Mapping[str, float] | None = None) -> WindowReport:
     """Every statistic of one window, with the drift decision of ``policy``."""
     raw: list[FeatureDrift] = []
     pvals: list[float] = []
@@ -216,7 +267,7 @@ def compute_window(ref: ReferenceArrays, cols: WindowColumns, *, index: int,
         features[f.name] = decided
     predicted = predicted_labels(ref, cols)
     prediction = None if thin else _prediction_drift(ref, cols, predicted, policy)
-    performance = _performance(ref, cols, predicted, label_accuracy)
+    performance = _performance(ref, cols, predicted, label_accuracy, label_realised or {})
     drifted = any(f.drifted for f in features.values()) or bool(prediction and prediction.drifted)
     return WindowReport(index=index, records=cols.records, start=cols.start, end=cols.end,
                         features=features, prediction=prediction, performance=performance,
@@ -259,11 +310,18 @@ def _output_drifted(value: float, p: float | None, policy: DriftPolicy) -> bool:
 
 
 def _performance(ref: ReferenceArrays, cols: WindowColumns, predicted: np.ndarray | None,
-                 label_accuracy: tuple[float | None, int]) -> Performance:
+                 label_accuracy: tuple[float | None, int],
+                 label_realised: Mapping[str, float]) -> Performance:
     out = ref.profile.output
+    if ref.regression:
+        return _regression_performance(ref, cols, label_accuracy[1], label_realised)
     reference = out.reference_accuracy if out is not None else None
     est = prec = rec = f1 = None
+    estimated: dict[str, float] = {}
     probs = cols.probabilities
+    k = len(ref.classes)
+    if out is not None and out.proba_columns and ref.classes:
+        estimated = estimated_metrics(np.empty((0, k)), np.empty(0, dtype=np.int64))
     if out is not None and probs is not None and ref.classes and len(probs):
         ok = np.isfinite(probs).all(axis=1)
         if ok.any():
@@ -271,23 +329,60 @@ def _performance(ref: ReferenceArrays, cols: WindowColumns, predicted: np.ndarra
             pred_idx = None
             if cols.prediction is not None:
                 idx = category_codes(cols.prediction[ok], ref.class_ref)
-                known = (idx >= 0) & (idx < len(ref.classes))
+                known = (idx >= 0) & (idx < k)
                 pred_idx = np.where(known, idx, np.argmax(cal, axis=1))
             est = estimated_accuracy(cal, pred_idx)
-            if ref.positive_index is not None and len(ref.classes) == 2:
+            if ref.positive_index is not None and k == 2:
                 pos = ref.positive_index
                 chosen = pred_idx if pred_idx is not None else np.argmax(probs[ok], axis=1)
                 conf = binary_confusion_estimate(cal[:, pos], chosen == pos)
                 prec, rec, f1 = conf["precision"], conf["recall"], conf["f1"]
+            chosen_idx = pred_idx if pred_idx is not None else np.argmax(probs[ok], axis=1)
+            estimated = estimated_metrics(cal, chosen_idx, ref.binary_positive)
     accuracy, labels = label_accuracy
+    realised: dict[str, float] = {}
+    if ref.classes:
+        realised = {**realised_metrics(np.empty(0), np.empty(0), k,
+                                       np.empty((0, k)) if out and out.proba_columns else None),
+                    **label_realised}
     if cols.targets is not None and predicted is not None:
         acc, n = realised_accuracy(predicted, cols.targets)
         if n:
             accuracy, labels = acc, n
+            if ref.classes:
+                realised = realised_metrics(
+                    category_codes(predicted, ref.class_ref),
+                    category_codes(cols.targets, ref.class_ref), k,
+                    probs if out is not None and out.proba_columns else None,
+                    ref.binary_positive)
     return Performance(estimated_accuracy=est, accuracy=accuracy, labels=labels,
                        reference_accuracy=reference, estimated_precision=prec,
-                       estimated_recall=rec, estimated_f1=f1)
+                       estimated_recall=rec, estimated_f1=f1, estimated=estimated,
+                       realised=realised)
+
+
+def _regression_performance(ref: ReferenceArrays, cols: WindowColumns, labels: int,
+                            label_realised: Mapping[str, float]) -> Performance:
+    """DLE estimates from the window's inputs; realised errors from its labels (``analyze``) or
+    from the joined labels of the live path."""
+    estimated: dict[str, float] = {}
+    model = ref.loss_model
+    if model is not None:
+        estimated = {"mae": math.nan, "rmse": math.nan}
+        if cols.prediction is not None and cols.records:
+            x = loss_matrix(model.inputs, ref.loss_refs, cols.features, cols.prediction)
+            estimated = estimate_losses(model, x)
+    realised = {**realised_regression(np.empty(0), np.empty(0)), **label_realised}
+    if cols.targets is not None and cols.prediction is not None:
+        pred = np.asarray(cols.prediction, dtype=np.float64)
+        y = np.asarray(cols.targets, dtype=np.float64)
+        n = int((np.isfinite(pred) & np.isfinite(y)).sum())
+        if n:
+            realised, labels = realised_regression(pred, y), n
+    return Performance(estimated_accuracy=None, accuracy=None, labels=labels,
+                       estimated=estimated, realised=realised)
 
 
 __all__ = ["ReferenceArrays", "WindowColumns", "category_codes",
-           "code_counts", "compute_window", "predicted_labels", "realised_accuracy"]
+           "code_counts", "compute_window", "loss_inputs", "loss_matrix", "loss_refs",
+           "predicted_labels", "realised_accuracy"]

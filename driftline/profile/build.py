@@ -73,6 +73,7 @@ class BuildOptions:
     top_k: int = 20
     summary_size: int = 20_000
     calibration_rows: int = 200_000
+    dle_rows: int = 50_000
     #: Fit the PCA reconstruction model of the tabular features (two more reads of the data).
     multivariate: bool = True
 
@@ -110,6 +111,7 @@ class _Plan:
     categorical: list[str]
     task: str | None
     proba_cols: list[str]
+    numeric_target: bool = False
 
 
 def _plan(opts: BuildOptions, files: Sequence[DataFile]) -> _Plan:
@@ -172,7 +174,17 @@ def _plan_schemas(opts: BuildOptions, schemas: Sequence[tuple[str, pa.Schema]]) 
         raise InputError(f"unknown task {task!r}", fix="use --task classification or regression")
     if task == "regression" and proba_cols:
         raise InputError("--proba given for a regression model", fix="drop --proba or --task")
-    return _Plan(numeric, categorical, task, proba_cols)
+    numeric_target = False
+    if opts.target and task != "classification":
+        for f, s in schemas:
+            t = s.field(opts.target).type
+            numeric_target = pa.types.is_integer(t) or pa.types.is_floating(t)
+            if task == "regression" and not numeric_target:
+                raise InputError(
+                    f"the target of a regression model has type {t}, not a number", path=f,
+                    column=opts.target, fix="point --target at the numeric label column (cast it "
+                    "to a number), or build a classifier's baseline without --task regression")
+    return _Plan(numeric, categorical, task, proba_cols, numeric_target)
 
 
 def _class_sort_key(labels: Sequence[str]) -> Callable[[str], tuple[float, str]]:
@@ -199,7 +211,8 @@ def new_partial(opts: BuildOptions, plan: _Plan) -> PartialProfile:
         numeric=plan.numeric, categorical=plan.categorical, task=plan.task,
         prediction=opts.prediction, target=opts.target, proba_binary=opts.proba_binary,
         proba=list(opts.proba.items()), k=sketch_k(opts), capacity=max(10_000, 50 * opts.top_k),
-        calibration_rows=opts.calibration_rows,
+        calibration_rows=opts.calibration_rows, dle_rows=opts.dle_rows,
+        numeric_target=plan.numeric_target,
     )
 
 
@@ -271,6 +284,8 @@ def finish_profile(state: PartialProfile, opts: BuildOptions, plan: _Plan, *,
             summary_size=opts.summary_size, multi=list(opts.proba.items()), binary=binary,
             target_counts=state.target_counts,
         )
+        if task == "regression":
+            output = _with_loss_model(output, features, plan, state)
     errors = [acc.sketch.rank_error_bound() for acc in state.nums.values()]
     settings = {
         "bins": opts.bins, "top_k": opts.top_k, "summary_size": opts.summary_size,
@@ -279,6 +294,8 @@ def finish_profile(state: PartialProfile, opts: BuildOptions, plan: _Plan, *,
                                     default=0),
         "calibration_rows": state.sample.size,
     }
+    if output is not None and output.loss_model is not None:
+        settings["dle_rows"] = state.reg_num.size
     return BaselineProfile(
         model_name=opts.model_name, model_version=opts.model_version,
         created_at=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
@@ -287,6 +304,29 @@ def finish_profile(state: PartialProfile, opts: BuildOptions, plan: _Plan, *,
                         id=opts.id, timestamp=opts.timestamp),
         output=output, sources=sources, settings=settings,
     )
+
+
+def _with_loss_model(output: OutputProfile, features: dict[str, Feature], plan: _Plan,
+                     state: PartialProfile) -> OutputProfile:
+    """Add the realised reference errors and the DLE model fitted on the sampled rows."""
+    from driftline.detectors.dle import fit_loss_model
+    from driftline.engine.window_stats import loss_inputs
+
+    reference = state.reg_sums.result()
+    x_num, y = state.reg_num.arrays()
+    if x_num.ndim != 2 or len(y) == 0:
+        return dataclasses.replace(output, reference_performance=reference)
+    pred = x_num[:, -1]
+    columns = {c: x_num[:, i] for i, c in enumerate(plan.numeric)}
+    if plan.categorical:
+        x_cat, _ = state.reg_cat.arrays()
+        columns.update({c: x_cat[:, i] for i, c in enumerate(plan.categorical)})
+    inputs, categories, x = loss_inputs(features, columns, pred)
+    try:
+        model = fit_loss_model(x, pred, y, inputs, categories)
+    except ValueError:  # too few labelled rows: no estimate, realised values only
+        return dataclasses.replace(output, reference_performance=reference)
+    return dataclasses.replace(output, reference_performance=reference, loss_model=model)
 
 
 def _output(opts: BuildOptions, task: str, class_index: dict[str, int], pred_counts: np.ndarray,
@@ -335,17 +375,31 @@ def _output(opts: BuildOptions, task: str, class_index: dict[str, int], pred_cou
     conf = confidence.result(bins, summary_size) if proba_columns else None
     accuracy = correct / labelled if labelled else None
     calibration: dict[str, Calibration] = {}
-    probs, codes = sample.arrays()
-    if proba_columns and len(codes):
+    reference_performance: dict[str, float] = {}
+    probs, both = sample.arrays()
+    if proba_columns and len(both):
+        from driftline.detectors.classification import realised_metrics
         from driftline.detectors.performance import fit_calibration
 
+        codes, pred_codes = both[:, 0], both[:, 1]
         mat = _class_matrix(probs, classes, positive, multi)
         ok = (codes >= 0) & ~np.isnan(mat).any(axis=1)
-        inv = {class_index[c]: j for j, c in enumerate(classes)}
-        y = np.array([inv.get(int(c), -1) for c in codes[ok]], dtype=np.int64)
+        inv = np.full(max(class_index.values(), default=0) + 1, -1, dtype=np.int64)
+        for j, c in enumerate(classes):
+            inv[class_index[c]] = j
+        y = inv[np.maximum(codes[ok], 0)]
         if ok.any():
             for j, c in enumerate(classes):
                 calibration[c] = fit_calibration(mat[ok, j], (y == j).astype(np.float64))
+            pred_j = np.where(pred_codes[ok] >= 0, inv[np.maximum(pred_codes[ok], 0)], -1)
+            pos_j = classes.index(positive) if positive is not None else None
+            if pos_j is not None:  # binary without a prediction column: positive iff p > 0.5
+                pred_j = np.where(pred_j >= 0, pred_j,
+                                  np.where(mat[ok, pos_j] > 0.5, pos_j, 1 - pos_j))
+            found = realised_metrics(pred_j, y, len(classes), mat[ok], positive=pos_j)
+            reference_performance = {k: v for k, v in found.items() if math.isfinite(v)}
+    if accuracy is not None:  # every labelled row, not only the sample
+        reference_performance["accuracy"] = accuracy
     labelled_total = int(target_counts.sum())
     shares = ({c: float(target_counts[class_index[c]]) / labelled_total for c in classes}
               if labelled_total else {})
@@ -353,6 +407,7 @@ def _output(opts: BuildOptions, task: str, class_index: dict[str, int], pred_cou
         task="classification", prediction_column=opts.prediction, proba_columns=proba_columns,
         classes=tuple(classes), positive_class=positive, prediction=prediction, confidence=conf,
         reference_accuracy=accuracy, calibration=calibration, class_proportions=shares,
+        reference_performance=reference_performance,
     ), proba_columns
 
 

@@ -10,7 +10,11 @@ edge or reference summary is ever recomputed on live traffic:
 * categorical: the top-K reference categories, their shares and counts, plus ``__other__``
   (the counts make the χ² test a two-sample contingency test against a finite reference);
 * the model output: prediction distribution, class shares, confidence distribution, reference
-  accuracy and one isotonic calibration map per class for label-free accuracy estimation.
+  accuracy and one isotonic calibration map per class for label-free accuracy estimation;
+  optionally (keys absent when empty, so older files load and keep their id) the realised
+  performance metrics on the reference (``reference_performance``) and, for a regression model
+  built with a target, the direct-loss-estimation model (``loss_model``: tree arrays, see
+  :mod:`driftline.profile.trees`, validated on load — a baseline never executes code).
 
 Bins are half-open ``[e_i, e_{i+1})`` with open-ended outer bins: with interior edges
 ``e_0 < … < e_{k-1}`` a value ``x`` falls in bin ``searchsorted(edges, x, side="right")``.
@@ -47,6 +51,7 @@ from typing import Any, Literal
 import numpy as np
 
 from driftline.errors import ProfileError
+from driftline.profile.trees import PREDICTION_INPUT, LossModel
 
 
 class ProfileFormatWarning(UserWarning):
@@ -156,6 +161,10 @@ class OutputProfile:
     calibration: dict[str, Calibration] = field(default_factory=dict)
     #: Shares of the true labels (target column) in the reference, when it had one.
     class_proportions: dict[str, float] = field(default_factory=dict)
+    #: Realised metrics on the reference rows with a label (``accuracy``, ``f1``, ``mae``, …).
+    reference_performance: dict[str, float] = field(default_factory=dict)
+    #: Direct loss estimation of a regression model (estimated MAE and RMSE without labels).
+    loss_model: LossModel | None = None
 
 
 @dataclass(frozen=True)
@@ -304,6 +313,11 @@ def _to_jsonable(profile: BaselineProfile, *, with_id: bool) -> dict[str, Any]:
     for key in _OPTIONAL:  # optional keys are left out when unused: older ids stay the same
         if not body.get(key):
             body.pop(key, None)
+    output = body.get("output")
+    if isinstance(output, dict):  # optional keys: absent when empty (older ids stay the same)
+        for key in ("reference_performance", "loss_model"):
+            if not output.get(key):
+                output.pop(key, None)
     out: dict[str, Any] = {"format": FORMAT, "format_version": FORMAT_VERSION}
     if with_id:
         out["id"] = profile.id
@@ -356,6 +370,24 @@ def _multivariate(d: Any) -> MultivariateProfile | None:
     )
 
 
+def _loss_model(d: Any, data: dict[str, Any], source: str) -> LossModel | None:
+    """The stored DLE trees, checked: shapes, finite numbers, inputs the profile knows."""
+    if d is None:
+        return None
+    try:
+        model = LossModel.from_dict(d)
+        features = data.get("features") or {}
+        unknown = [n for n in model.inputs if n != PREDICTION_INPUT and n not in features]
+        if unknown:
+            raise ValueError(f"inputs {unknown} are not features of the baseline")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ProfileError(
+            f"{source}: output.loss_model is invalid ({exc}); fix: rebuild the baseline with "
+            "`driftline baseline build --task regression --target COL`"
+        ) from None
+    return model
+
+
 def _from_jsonable(data: Any, source: str) -> BaselineProfile:
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ProfileError(
@@ -394,6 +426,10 @@ def _from_jsonable(data: Any, source: str) -> BaselineProfile:
                 },
                 class_proportions={str(k): float(v) for k, v in
                                    (out.get("class_proportions") or {}).items()},
+                reference_performance={str(k): float(v) for k, v in
+                                       (out.get("reference_performance") or {}).items()
+                                       if v is not None},
+                loss_model=_loss_model(out.get("loss_model"), data, source),
             )
         cols = data.get("columns") or {}
         return BaselineProfile(

@@ -14,9 +14,11 @@ rows followed by ``b``'s, within these bounds (docs/scale.md states them with th
 * frequent items: counts added, then the Misra–Gries cut of the merged counter (Agarwal et al.,
   "Mergeable summaries"): each count under by at most ``n / (capacity + 1)``, as in one pass;
 * moments: Chan et al.'s pairwise update (mean and variance equal up to float rounding);
-* calibration sample: both samples thinned to the larger stride and concatenated — the same
-  rows as one pass while the reference has at most ``calibration_rows`` labelled rows, a
-  deterministic stride sample of the same size bound beyond.
+* calibration sample (and a regressor's loss-estimation sample): both samples thinned to the
+  larger stride and concatenated — the same rows as one pass while the reference has at most
+  ``calibration_rows`` (``dle_rows``) labelled rows, a deterministic stride sample of the same
+  size bound beyond;
+* a regressor's realised reference errors: sums, exact up to float rounding.
 
 :meth:`PartialProfile.to_bytes` is the transport between Driftline processes of the same
 version (a Spark executor and its driver); it is never stored as a file.
@@ -43,7 +45,7 @@ MAX_CLASSES = 1000
 #: Float predictions with at most this many distinct integral values are taken as class labels.
 AUTO_CLASS_LIMIT = 50
 #: Tag of the byte transport; a state from another layout is refused, not misread.
-STATE_VERSION = 1
+STATE_VERSION = 2
 
 
 class NumericAccumulator:
@@ -186,8 +188,9 @@ class StrideSample:
             self.size = len(self.parts[0][1])
             self.stride *= 2
 
-    def merge(self, other: StrideSample, remap: np.ndarray) -> None:
-        """Append ``other``'s rows (class codes through ``remap``), both at the larger stride."""
+    def merge(self, other: StrideSample, remap: np.ndarray | None) -> None:
+        """Append ``other``'s rows (class codes through ``remap``; None: values kept as they
+        are), both at the larger stride."""
         stride = max(self.stride, other.stride)
         if stride > self.stride and self.parts:
             p_all, c_all = self.arrays()
@@ -199,7 +202,8 @@ class StrideSample:
         if len(c):
             step = stride // other.stride
             p, c = p[::step], c[::step]
-            c = np.where(c >= 0, remap[np.maximum(c, 0)], -1)
+            if remap is not None:
+                c = np.where(c >= 0, remap[np.maximum(c, 0)], -1)
             self._add(p, c)
         self.seen += other.seen
 
@@ -208,6 +212,56 @@ class StrideSample:
             return np.empty((0, 0)), np.empty(0, dtype=np.int64)
         return (np.concatenate([p for p, _ in self.parts]),
                 np.concatenate([c for _, c in self.parts]))
+
+
+class RegressionSums:
+    """Streamed realised errors of a regressor over every row with a prediction and a label."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.abs = self.sq = self.ape = self.sy = self.syy = 0.0
+        self.shift: float | None = None  # first batch's mean label: R² sums without cancellation
+
+    def update(self, pred: np.ndarray, y: np.ndarray) -> None:
+        ok = np.isfinite(pred) & np.isfinite(y)
+        p, t = pred[ok], y[ok]
+        if not t.size:
+            return
+        if self.shift is None:
+            self.shift = float(t.mean())
+        err = t - p
+        self.n += t.size
+        self.abs += float(np.abs(err).sum())
+        self.sq += float(np.dot(err, err))
+        self.ape += float((np.abs(err) / np.maximum(np.abs(t), np.finfo(np.float64).eps)).sum())
+        c = t - self.shift
+        self.sy += float(c.sum())
+        self.syy += float(np.dot(c, c))
+
+    def merge(self, other: RegressionSums) -> None:
+        if other.shift is None:
+            return
+        if self.shift is None:
+            self.__dict__.update(other.__dict__)
+            return
+        d = other.shift - self.shift  # other's labels relative to this shift
+        self.sy, self.syy = (self.sy + other.sy + other.n * d,
+                             self.syy + other.syy + 2 * d * other.sy + other.n * d * d)
+        self.n += other.n
+        self.abs += other.abs
+        self.sq += other.sq
+        self.ape += other.ape
+
+    def result(self) -> dict[str, float]:
+        """MAE, RMSE, MAPE and (two rows or more, labels not all equal) R², sklearn's way."""
+        if not self.n:
+            return {}
+        ss_tot = self.syy - self.sy ** 2 / self.n
+        out = {"mae": self.abs / self.n, "rmse": math.sqrt(self.sq / self.n),
+               "mape": self.ape / self.n}
+        if self.n >= 2 and ss_tot > 0:
+            out["r2"] = 1.0 - self.sq / ss_tot
+        return out
 
 
 def _argmax_codes(probs: np.ndarray, codes: list[int]) -> np.ndarray:
@@ -228,7 +282,8 @@ class PartialProfile:
     def __init__(self, *, numeric: Sequence[str], categorical: Sequence[str], task: str | None,
                  prediction: str | None, target: str | None, proba_binary: str | None,
                  proba: Sequence[tuple[str, str]], k: int, capacity: int,
-                 calibration_rows: int) -> None:
+                 calibration_rows: int, dle_rows: int = 50_000,
+                 numeric_target: bool = False) -> None:
         self.nums = {c: NumericAccumulator(c, k) for c in numeric}
         self.cats = {c: CategoricalAccumulator(c, capacity) for c in categorical}
         self.task = task
@@ -248,6 +303,13 @@ class PartialProfile:
         self.lo_by_target = np.zeros(MAX_CLASSES, dtype=np.int64)
         self.correct = self.labelled = 0
         self.sample = StrideSample(calibration_rows)
+        # regressor with a numeric target: the loss-estimation rows (numeric inputs + prediction
+        # | label) and, kept in step, the categorical inputs (coded once their reference
+        # categories are known), and the streamed reference errors
+        self.numeric_target = numeric_target
+        self.reg_num = StrideSample(dle_rows)
+        self.reg_cat = StrideSample(dle_rows)
+        self.reg_sums = RegressionSums()
         self.rows = 0
         #: Where the rows come from, for error messages (a file path, a table, a partition).
         self.path = ""
@@ -286,6 +348,16 @@ class PartialProfile:
             self.confidence.update(conf)
             if pred_codes is None and not self.proba_binary:
                 pred_codes = _argmax_codes(probs, [self.class_index[c] for c, _ in self.multi])
+        if (self.target and self.prediction and self.numeric_target
+                and self.task != "classification"):
+            y = to_float(batch.column(self.target))
+            p_num = to_float(batch.column(self.prediction))
+            self.reg_sums.update(p_num, y)
+            self.reg_num.update(np.column_stack(
+                [*(to_float(batch.column(c)) for c in self.nums), p_num]), y)
+            if self.cats:
+                self.reg_cat.update(np.column_stack(
+                    [to_strings(batch.column(c)) for c in self.cats]), np.zeros(batch.num_rows))
         target_codes = None
         if self.target and self.task != "regression":
             target_codes = label_codes(batch.column(self.target), self.class_index, what="target",
@@ -295,8 +367,10 @@ class PartialProfile:
                                               minlength=MAX_CLASSES)
         if pred_codes is not None:
             self.pred_counts += np.bincount(pred_codes[pred_codes >= 0], minlength=MAX_CLASSES)
-        if probs is not None and target_codes is not None:
-            self.sample.update(probs, target_codes)
+        if probs is not None and target_codes is not None:  # codes: (target, prediction)
+            self.sample.update(probs, np.column_stack(
+                [target_codes, pred_codes if pred_codes is not None
+                 else np.full(batch.num_rows, -1, dtype=np.int64)]))
         if probs is not None and self.proba_binary and pred_codes is None:
             p = probs[:, 0]
             hi, lo = p > 0.5, p <= 0.5
@@ -341,6 +415,9 @@ class PartialProfile:
         self.correct += other.correct
         self.labelled += other.labelled
         self.sample.merge(other.sample, remap)
+        self.reg_num.merge(other.reg_num, None)
+        self.reg_cat.merge(other.reg_cat, None)
+        self.reg_sums.merge(other.reg_sums)
         guessed_too_many = self.task is None and len(self.class_index) > AUTO_CLASS_LIMIT
         if "regression" in (self.task, other.task) or guessed_too_many:
             self.task = "regression"
