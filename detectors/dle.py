@@ -77,7 +77,8 @@ def _grow(codes: np.ndarray, r: np.ndarray, n_bins: int, p: GBMParams,
         m = 2 ** level
         g_tot = np.bincount(node, weights=r, minlength=m)
         n_tot = np.bincount(node, minlength=m).astype(np.float64)
-        parent = g_tot ** 2 / (n_tot + p.l2)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            parent = np.nan_to_num(g_tot ** 2 / (n_tot + p.l2))
         best_gain = np.zeros(m)
         best_f = np.full(m, -1, dtype=np.int64)
         best_b = np.zeros(m, dtype=np.int64)
@@ -89,7 +90,8 @@ def _grow(codes: np.ndarray, r: np.ndarray, n_bins: int, p: GBMParams,
             cl = np.cumsum(c, axis=1)[:, :-1]
             gr = g_tot[:, None] - gl
             cr = n_tot[:, None] - cl
-            gain = gl ** 2 / (cl + p.l2) + gr ** 2 / (cr + p.l2) - parent[:, None]
+            with np.errstate(invalid="ignore", divide="ignore"):  # empty sides: masked next
+                gain = gl ** 2 / (cl + p.l2) + gr ** 2 / (cr + p.l2) - parent[:, None]
             gain[(cl < p.min_leaf) | (cr < p.min_leaf)] = -np.inf
             b = np.argmax(gain, axis=1)
             gb = gain[np.arange(m), b]

@@ -206,3 +206,25 @@ def test_classifier_without_probabilities_estimates_nothing(tmp_path: Path) -> N
     assert d["estimated"] == {}
     assert set(d["realised"]) == {"accuracy", "f1", "precision", "recall", "specificity"}
     assert "loss_model" not in profile.to_dict()["output"]
+
+
+def test_regression_partials_merge_to_the_one_pass_profile(regression) -> None:
+    from driftline.profile.build import finish_profile, new_partial, plan_columns
+    from driftline.profile.partial import PartialProfile
+
+    one_pass, _ = regression
+    table = regression_table(8000, 0)
+    opts = BuildOptions(prediction="pred", target="y", id="id", task="regression")
+    plan = plan_columns(opts, [("mem", table.schema)])
+    parts = []
+    for lo, hi in [(0, 3000), (3000, 8000)]:
+        state = new_partial(opts, plan)
+        for batch in table.slice(lo, hi - lo).to_batches(max_chunksize=1000):
+            state.update(batch)
+        parts.append(PartialProfile.from_bytes(state.to_bytes()))
+    merged = finish_profile(parts[0].merge(parts[1]), opts, plan, sources=("mem",)).output
+    assert merged is not None and one_pass.output is not None
+    for k, v in one_pass.output.reference_performance.items():
+        assert merged.reference_performance[k] == pytest.approx(v, rel=1e-9), k
+    # every row fits the loss-estimation sample: the same rows, the same trees
+    assert merged.loss_model == one_pass.output.loss_model
