@@ -340,3 +340,20 @@ def test_multiclass_estimated_accuracy(tmp_path_factory: pytest.TempPathFactory)
     assert r.performance.estimated_accuracy == pytest.approx(r.performance.accuracy, abs=0.02)
     assert r.prediction is not None and set(r.prediction.class_shares) == {"a", "b", "c"}
     assert mon.snapshot().prediction_classes["a"] == int((argmax == "a").sum())
+
+
+def test_snapshot_after_new_data_never_rehashes_the_baseline(
+        profile: BaselineProfile, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The baseline id used to be recomputed (a hash of the whole baseline) on every snapshot
+    after new data, under the monitor lock: seconds per scrape for a wide model."""
+    import hashlib
+
+    mon = Monitor(profile, window=WindowPolicy(records=500, max_age=None))
+    calls = []
+    real = hashlib.sha256
+    monkeypatch.setattr(hashlib, "sha256", lambda *a: calls.append(1) or real(*a))
+    batch = batch_from(reference_table(300, seed=3))
+    for _ in range(3):
+        mon.observe(batch)
+        assert mon.snapshot().baseline_id == profile.id
+    assert calls == []

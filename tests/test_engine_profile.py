@@ -16,6 +16,7 @@ from driftline.errors import ProfileError
 from driftline.io.readers import discover
 from driftline.profile.build import BuildOptions, build_profile
 from driftline.profile.format import (
+    FORMAT_VERSION,
     BaselineProfile,
     CategoricalFeature,
     NumericFeature,
@@ -280,3 +281,70 @@ def test_categories_are_spelled_like_live_records(values: list[object]) -> None:
     from driftline.io.readers import to_strings
 
     assert to_strings(pa.array(values)).tolist() == categorical_column(values).tolist()
+
+
+def _reference_id(p: BaselineProfile) -> str:
+    """The id as the format defines it, computed the slow, obvious way (asdict + NaN → None)."""
+    import dataclasses
+    import hashlib
+    import json
+    import math
+
+    def clean(v: object) -> object:
+        if isinstance(v, float):
+            return v if math.isfinite(v) else None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [clean(x) for x in v]
+        return v
+
+    body = {"format": "driftline.baseline", "format_version": FORMAT_VERSION,
+            **clean(dataclasses.asdict(p))}  # type: ignore[dict-item]
+    body.pop("created_at")
+    if body.get("multivariate") is None:  # optional keys: left out when unused
+        body.pop("multivariate", None)
+    for key in ("reference_performance", "loss_model"):
+        if isinstance(body.get("output"), dict) and not body["output"].get(key):
+            body["output"].pop(key, None)
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def test_id_is_the_content_hash_computed_once(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+
+    t = reference_table(2000)
+    prof = build_profile(discover([str(write(t, tmp_path / "r.parquet"))]), OPTS)
+    assert prof.id == _reference_id(prof)
+    calls = []
+    real = hashlib.sha256
+    monkeypatch.setattr(hashlib, "sha256", lambda *a: calls.append(1) or real(*a))
+    assert prof.id == prof.id == _reference_id(prof)
+    assert len(calls) == 1  # only the reference above: the profile keeps its id
+    # a NaN statistic serialises as null in both
+    nan = _with_nan_std(prof)
+    assert nan.id == _reference_id(nan) != prof.id
+
+
+def _with_nan_std(prof: BaselineProfile) -> BaselineProfile:
+    import dataclasses
+
+    x = prof.features["x"]
+    assert isinstance(x, NumericFeature)
+    return dataclasses.replace(prof, features={**prof.features,
+                                               "x": dataclasses.replace(x, std=float("nan"))})
+
+
+def test_loaded_profile_keeps_the_id_its_file_records(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+
+    t = reference_table(2000)
+    prof = build_profile(discover([str(write(t, tmp_path / "r.parquet"))]), OPTS)
+    prof.save(tmp_path / "p.json")
+    calls = []
+    real = hashlib.sha256
+    monkeypatch.setattr(hashlib, "sha256", lambda *a: calls.append(1) or real(*a))
+    back = BaselineProfile.load(tmp_path / "p.json")
+    assert back.id == prof.id and calls == []  # loading a wide baseline hashes nothing

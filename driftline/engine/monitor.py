@@ -111,6 +111,8 @@ class Monitor:
         self.clock = clock
         self._ref = ReferenceArrays(profile)
         self._mv = MultivariateRef.of(profile)
+        # hashed once here, never under the lock on a snapshot (profile.id caches it)
+        self._baseline_id = profile.id
         self._lock = threading.Lock()
         # open window
         self._chunks: list[RecordBatch] = []
@@ -406,7 +408,7 @@ class Monitor:
         out = self.profile.output
         return ModelSnapshot(
             model_name=self.profile.model_name, model_version=self.profile.model_version,
-            endpoint=self.endpoint, baseline_id=self.profile.id, last_window=self._last,
+            endpoint=self.endpoint, baseline_id=self._baseline_id, last_window=self._last,
             windows_total=self._windows, records_by_source=dict(self._by_source),
             records_sampled=self._sampled, quantile_rank=qr, categories=cats,
             reference_categories=ref_cats, prediction_confidence=conf,

@@ -39,12 +39,14 @@ of the previous version would misread the file.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
+import math
 import os
 import tempfile
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -245,13 +247,16 @@ class BaselineProfile:
     def feature_order(self) -> tuple[str, ...]:
         return tuple(self.features)
 
-    @property
+    @functools.cached_property
     def id(self) -> str:
-        """Content hash: two profiles with the same numbers have the same id."""
-        payload = _to_jsonable(self, with_id=False)
-        payload.pop("created_at", None)
-        digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-        return digest[:12]
+        """Content hash: two profiles with the same numbers have the same id.
+
+        Hashing serialises the whole baseline (a second or more for a wide one), so it is
+        computed once per profile object and kept (a profile is immutable, and the id is read on
+        every snapshot); a loaded profile keeps the id recorded in its file, which ``save``
+        computed from the same content.
+        """
+        return _digest(_body(self))
 
     def to_dict(self) -> dict[str, Any]:
         return _to_jsonable(self, with_id=True)
@@ -296,20 +301,37 @@ class BaselineProfile:
         return _from_jsonable(data, str(p))
 
 
-def _clean(value: Any) -> Any:
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    if isinstance(value, np.generic):
-        return _clean(value.item())
+def _plain(value: Any) -> Any:
+    """JSON-ready copy of a profile (what ``dataclasses.asdict`` and a NaN/inf → None pass
+    would give), with a fast path for the long float tuples: the reference summaries hold
+    tens of thousands of values per feature and this runs on every save."""
+    if type(value) is float:
+        return value if math.isfinite(value) else None
+    if isinstance(value, tuple | list):
+        if value and all(type(v) is float for v in value):
+            if np.isfinite(np.asarray(value, dtype=np.float64)).all():
+                return list(value)
+            return [v if math.isfinite(v) else None for v in value]
+        return [_plain(v) for v in value]
     if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
+        return {k: _plain(v) for k, v in value.items()}
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, np.generic):
+        return _plain(value.item())
+    if isinstance(value, float):  # float subclasses
+        return _plain(float(value))
     return value
 
 
-def _to_jsonable(profile: BaselineProfile, *, with_id: bool) -> dict[str, Any]:
-    body = _clean(asdict(profile))
+def _digest(body: dict[str, Any]) -> str:
+    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, **body}
+    payload.pop("created_at", None)
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _body(profile: BaselineProfile) -> dict[str, Any]:
+    body: dict[str, Any] = _plain(profile)
     for key in _OPTIONAL:  # optional keys are left out when unused: older ids stay the same
         if not body.get(key):
             body.pop(key, None)
@@ -318,8 +340,15 @@ def _to_jsonable(profile: BaselineProfile, *, with_id: bool) -> dict[str, Any]:
         for key in ("reference_performance", "loss_model"):
             if not output.get(key):
                 output.pop(key, None)
+    return body
+
+
+def _to_jsonable(profile: BaselineProfile, *, with_id: bool) -> dict[str, Any]:
+    body = _body(profile)
     out: dict[str, Any] = {"format": FORMAT, "format_version": FORMAT_VERSION}
     if with_id:
+        if "id" not in profile.__dict__:  # not hashed yet: reuse this serialisation
+            profile.__dict__["id"] = _digest(body)
         out["id"] = profile.id
     out.update(body)
     return out
@@ -432,7 +461,7 @@ def _from_jsonable(data: Any, source: str) -> BaselineProfile:
                 loss_model=_loss_model(out.get("loss_model"), data, source),
             )
         cols = data.get("columns") or {}
-        return BaselineProfile(
+        profile = BaselineProfile(
             model_name=str(data["model_name"]), model_version=str(data["model_version"]),
             created_at=str(data.get("created_at", "")), n_records=int(data["n_records"]),
             features={f["name"]: _feature(f) for f in data["features"].values()},
@@ -449,3 +478,7 @@ def _from_jsonable(data: Any, source: str) -> BaselineProfile:
             f"{source}: baseline profile is damaged or incomplete ({exc!r}); "
             "fix: rebuild it with `driftline baseline build`"
         ) from None
+    stored = data.get("id")
+    if isinstance(stored, str) and stored:
+        profile.__dict__["id"] = stored  # written by save() from this content: no re-hash
+    return profile
