@@ -278,6 +278,13 @@ def alert_list(cfg: RulesConfig) -> list[Alert]:
               "A Driftline sidecar fails to export metrics.",
               f"Driftline target {{{{ $labels.instance }}}}{_ns()} failed {{{{ $labels.exporter }}}} exports "
               f"in the last {cfg.rate_range}.", SIDECAR_UID, ("instance",)),
+        Alert("DriftlineProxyUpstreamErrors",
+              f"sum by ({_by((*cfg.group_labels, 'job', 'instance', 'kind'))}) "
+              f"(rate({cat.PROXY_UPSTREAM_ERRORS.name}{cfg.matchers()}[{cfg.rate_range}])) > 0",
+              "The Driftline proxy cannot reach the model server.",
+              f"The proxy of Driftline target {{{{ $labels.instance }}}}{_ns()} answered requests "
+              f"itself ({{{{ $labels.kind }}}}) in the last {cfg.rate_range}: the model server is "
+              "down, refusing or not answering.", SIDECAR_UID, ("instance",)),
     ]
 
 

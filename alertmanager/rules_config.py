@@ -88,6 +88,7 @@ DEFAULT_ALERTS: dict[str, AlertSettings] = {
     "DriftlineSidecarDown": AlertSettings("5m", "critical", "none"),
     "DriftlineQueueNearlyFull": AlertSettings("10m", "warning", "none"),
     "DriftlineExportErrors": AlertSettings("10m", "warning", "none"),
+    "DriftlineProxyUpstreamErrors": AlertSettings("5m", "critical", "none"),
 }
 
 SEVERITIES = ("critical", "warning", "info")

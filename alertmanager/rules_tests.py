@@ -341,6 +341,12 @@ def _scenarios(cfg: RulesConfig) -> list[Scenario]:
         Series(cat.EXPORT_ERRORS.name, ctx.labels(0, exporter="otlp"),
                step(0.0, 1.0, ramp=True)),
     ], [({**target_out, "exporter": "otlp"}, None)]))
+
+    out.append(Scenario("DriftlineProxyUpstreamErrors", onset, [
+        Series(cat.PROXY_UPSTREAM_ERRORS.name, ctx.labels(0, kind="unavailable"),
+               step(0.0, 1.0, ramp=True)),
+        Series(cat.PROXY_UPSTREAM_ERRORS.name, ctx.labels(1, kind="timeout"), lambda i: 3.0),
+    ], [({**target_out, "kind": "unavailable"}, None)]))
     return out
 
 

@@ -64,6 +64,7 @@ class Runtime:
             self.sidecar.drop_stats.append(
                 lambda: {("", "rate_limited"): sampler.not_sampled["rate_limited"]})
             self.sidecar.latency_stats = self.proxy.latency_histograms
+            self.sidecar.proxy_stats = self.proxy.stats
         self.samples = samples
         self.worker = Worker(self.sidecar, self.queue, samples=samples,
                              tick_interval=cfg.tick_interval)

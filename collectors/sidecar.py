@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from driftline.catalogue import PROXY_ERROR_KINDS
 from driftline.collectors.cloudevents import CloudEvent, Exchange, Pairer
 from driftline.collectors.feedback import Feedback, PredictionStore
 from driftline.collectors.ingest import IngestGroups, to_batch
@@ -183,6 +184,8 @@ class Sidecar(SnapshotSource):
         self.drop_stats: list[Callable[[], Mapping[tuple[str, str], int]]] = []
         self.latency_stats: Callable[[], dict[str, Histogram]] | None = None
         self.export_error_stats: list[Callable[[], Mapping[str, int]]] = []
+        #: The reverse proxy's counters (``ProxyServer.stats``), when a proxy runs.
+        self.proxy_stats: Callable[[], Any] | None = None
 
     @classmethod
     def from_config(cls, cfg: ServeConfig, *,
@@ -462,10 +465,16 @@ class Sidecar(SnapshotSource):
                 errors[k2] = errors.get(k2, 0) + v2
         with self._lock:
             capped = dict(self._capped)
+        proxy = self.proxy_stats() if self.proxy_stats is not None else None
+        proxy_errors: dict[str, int] = {}
+        if proxy is not None:  # every kind from start, so rate() and alerts see the first one
+            proxy_errors = {k: 0 for k in PROXY_ERROR_KINDS} | dict(proxy.upstream_errors)
         return SidecarStats(
             queue_depth=depth, queue_capacity=cap, dropped=dropped,
             proxy_latency=self.latency_stats() if self.latency_stats is not None else {},
-            series_capped=capped, export_errors=errors)
+            series_capped=capped, export_errors=errors, proxy_errors=proxy_errors,
+            proxy_tunnelled=None if proxy is None else int(proxy.tunnelled),
+            proxy_tee_errors=None if proxy is None else int(proxy.tee_errors))
 
 
 def _done(work: Callable[..., Any], *args: Any) -> int:

@@ -293,6 +293,11 @@ def sidecar(cfg: RulesConfig) -> Json:
     g.place(b.timeseries("Proxied requests per second by status", [b.target(
         f"sum by (code) (rate({_q(cat.PROXY_DURATION, I, '_count')}[{RI}]))", "{{code}}")], unit="reqps"),
         w=8)
+    g.place(b.timeseries("Proxy upstream errors by kind", [b.target(
+        f"sum by (kind) (rate({_q(cat.PROXY_UPSTREAM_ERRORS, I)}[{RI}]))", "{{kind}}"),
+        b.target(f"sum(rate({_q(cat.PROXY_TUNNELLED, I)}[{RI}]))", "tunnelled connections"),
+        b.target(f"sum(rate({_q(cat.PROXY_TEE_ERRORS, I)}[{RI}]))", "tee errors")], unit="reqps",
+        thresholds_=b.thresholds((0.001, "red")), description=cat.PROXY_UPSTREAM_ERRORS.help), w=8)
     g.place(b.timeseries("Export errors per second", [b.target(
         f"sum by (exporter) (rate({_q(cat.EXPORT_ERRORS, I)}[{RI}]))", "{{exporter}}")], unit="reqps",
         thresholds_=b.thresholds((0.001, "red")), description=cat.EXPORT_ERRORS.help), w=8)

@@ -219,6 +219,24 @@ PROXY_DURATION = _spec(
     "Time from request received to response sent by the reverse proxy, upstream included.",
     ("code",), unit="s", buckets=LATENCY_BUCKETS,
 )
+#: The ``kind`` values of PROXY_UPSTREAM_ERRORS (each exported from start, at 0).
+PROXY_ERROR_KINDS: tuple[str, ...] = ("unavailable", "connect_timeout", "reset", "timeout")
+PROXY_UPSTREAM_ERRORS = _spec(
+    "driftline_proxy_upstream_errors_total", "counter",
+    "Requests the reverse proxy could not relay, by kind: unavailable (connection refused, "
+    "unreachable, unresolvable), connect_timeout, reset (closed or reset before its first "
+    "response), timeout (no upstream bytes within proxy.timeout).", ("kind",),
+)
+PROXY_TUNNELLED = _spec(
+    "driftline_proxy_tunnelled_connections_total", "counter",
+    "Proxy connections relayed unparsed from some point on (upgrades, CONNECT, malformed HTTP): "
+    "their later exchanges are not sampled.", (),
+)
+PROXY_TEE_ERRORS = _spec(
+    "driftline_proxy_tee_errors_total", "counter",
+    "Sampled exchanges the proxy failed to hand to the collector (the request itself is "
+    "unaffected).", (),
+)
 EXPORT_ERRORS = _spec(
     "driftline_export_errors_total", "counter",
     "Failed OTLP exports.", ("exporter",),
@@ -260,7 +278,8 @@ ALL: tuple[MetricSpec, ...] = (
     MULTIVARIATE_ERROR, MULTIVARIATE_UPPER, MULTIVARIATE_LOWER, MULTIVARIATE_DRIFTED,
     ESTIMATED_ACCURACY, REFERENCE_ACCURACY, ACCURACY, LABELS, ADWIN_DETECTIONS,
     WINDOW_RECORDS, WINDOWS, WINDOW_END, QUEUE_DEPTH, QUEUE_CAPACITY, SERIES_CAPPED,
-    PROXY_DURATION, EXPORT_ERRORS, BUILD_INFO,
+    PROXY_DURATION, PROXY_UPSTREAM_ERRORS, PROXY_TUNNELLED, PROXY_TEE_ERRORS, EXPORT_ERRORS,
+    BUILD_INFO,
 )
 
 BY_NAME: dict[str, MetricSpec] = {m.name: m for m in ALL}

@@ -306,6 +306,13 @@ def _fill(out: dict[str, MetricPoints], snaps: list[ModelSnapshot], stats: Sidec
     codes = guard.resolve("code", (), sorted(stats.proxy_latency), lim.max_enum_values)
     for code, hist in stats.proxy_latency.items():
         p(cat.PROXY_DURATION).observe((codes[code],), hist)
+    kinds = guard.resolve("kind", (), sorted(stats.proxy_errors), lim.max_enum_values)
+    for kind, n in stats.proxy_errors.items():
+        p(cat.PROXY_UPSTREAM_ERRORS).add((kinds[kind],), n)
+    if stats.proxy_tunnelled is not None:
+        p(cat.PROXY_TUNNELLED).add((), stats.proxy_tunnelled)
+    if stats.proxy_tee_errors is not None:
+        p(cat.PROXY_TEE_ERRORS).add((), stats.proxy_tee_errors)
     exporters = guard.resolve("exporter", (), sorted(stats.export_errors), lim.max_enum_values)
     for name, n in stats.export_errors.items():
         p(cat.EXPORT_ERRORS).add((exporters[name],), n)

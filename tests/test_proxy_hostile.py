@@ -7,6 +7,7 @@ import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from proxy_helpers import Upstream, exchange, request, running_proxy
@@ -83,3 +84,53 @@ def test_redact_text_keeps_everything_but_user_info() -> None:
     assert redact_text("a http://u:p@h:1/x?q=a@b b https://h/y u@example.org") == (
         "a http://h:1/x?q=a@b b https://h/y u@example.org")
     assert redact_url("http://u@h") == "http://h" and redact_url("http://h:80") == "http://h:80"
+
+
+# --- upstream errors exported by kind ----------------------------------------------------------
+
+def test_upstream_errors_by_kind_are_exported(upstream: Upstream) -> None:
+    """A model server that is down must not look like one that answers 500: the proxy's own answers are
+    counted by kind on /metrics (every kind from start), next to tunnelled connections."""
+    from prometheus_client.parser import text_string_to_metric_families
+    from proxy_helpers import free_port
+    from test_serve_support import make_profile
+
+    from driftline.collectors.sidecar import Sidecar
+    from driftline.config import ModelConfig
+    from driftline.exporters.prometheus import new_registry, render
+
+    sc = Sidecar([(ModelConfig("m", baseline=None), make_profile("m"))])  # type: ignore[arg-type]
+    registry, _ = new_registry(sc)
+
+    def samples() -> dict[tuple[str, str], float]:
+        text = render(registry, None)[0].decode()
+        return {(s.name, s.labels.get("kind", "")): s.value
+                for fam in text_string_to_metric_families(text) for s in fam.samples
+                if s.name.startswith("driftline_proxy_") and "duration" not in s.name}
+
+    assert samples() == {}  # no proxy, no proxy series
+    with running_proxy(f"http://127.0.0.1:{free_port()}") as (dead, _), \
+            running_proxy(upstream.url, timeout=0.3) as (slow, _):
+        sc.proxy_stats = lambda: _sum(dead.server.stats(), slow.server.stats())
+        before = samples()
+        exchange(dead.port, request("POST", "/v1/models/m:predict", b"{}"))
+        exchange(slow.port, request("POST", "/slow?delay=1", b"{}"))
+        exchange(slow.port, request("POST", "/reset", b"{}"))
+        exchange(slow.port, b"NOT HTTP AT ALL\r\n\r\n")  # relayed unparsed: tunnelled
+        after = samples()
+    assert before == {("driftline_proxy_upstream_errors_total", k): 0.0
+                      for k in ("unavailable", "connect_timeout", "reset", "timeout")} | {
+        ("driftline_proxy_tunnelled_connections_total", ""): 0.0,
+        ("driftline_proxy_tee_errors_total", ""): 0.0}
+    errors = {k: v for (name, k), v in after.items() if name.endswith("upstream_errors_total")}
+    assert errors == {"unavailable": 1.0, "connect_timeout": 0.0, "reset": 1.0, "timeout": 1.0}
+    assert after[("driftline_proxy_tunnelled_connections_total", "")] == 1.0
+
+
+def _sum(a: Any, b: Any) -> Any:
+    from driftline.collectors.proxy import ProxyStats
+
+    errs = dict(a.upstream_errors)
+    for k, v in b.upstream_errors.items():
+        errs[k] = errs.get(k, 0) + v
+    return ProxyStats(0, 0, 0, 0, errs, a.tunnelled + b.tunnelled, a.tee_errors + b.tee_errors)

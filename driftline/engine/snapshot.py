@@ -216,6 +216,9 @@ class SidecarStats:
     payload could not be attributed). ``proxy_latency`` maps the HTTP status class label
     (``2xx``…``5xx``) to a seconds histogram with :data:`~driftline.catalogue.LATENCY_BUCKETS`.
     ``series_capped`` maps a label name to how many values were folded into ``__other__``.
+    ``proxy_errors`` maps an upstream failure kind to the requests the proxy answered itself
+    (or cut); ``proxy_tunnelled`` and ``proxy_tee_errors`` count connections relayed unparsed
+    and samples lost between the proxy and the collector (None when no proxy runs).
     """
 
     queue_depth: int = 0
@@ -224,6 +227,9 @@ class SidecarStats:
     proxy_latency: dict[str, Histogram] = field(default_factory=dict)
     series_capped: dict[str, int] = field(default_factory=dict)
     export_errors: dict[str, int] = field(default_factory=dict)
+    proxy_errors: dict[str, int] = field(default_factory=dict)
+    proxy_tunnelled: int | None = None  # None: no proxy runs
+    proxy_tee_errors: int | None = None
 
 
 class SnapshotSource:
