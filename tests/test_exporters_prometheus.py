@@ -54,7 +54,8 @@ def rich_fleet() -> StaticSource:
     src = synthetic_fleet(models=4, features=10, seed=3)
     first = dataclasses.replace(src.models[0], accuracy=0.87)
     src.models[0] = first
-    stats = dataclasses.replace(src.stats, series_capped={"category": 2}, export_errors={"otlp": 1})
+    stats = dataclasses.replace(src.stats, series_capped={"category": 2}, export_errors={"otlp": 1},
+                                proxy_errors={"reset": 2}, proxy_tunnelled=1, proxy_tee_errors=0)
     src.stats = stats
     return src
 
