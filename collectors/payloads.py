@@ -29,6 +29,8 @@ from driftline.engine.records import (
     numeric_column,
     predicted_from_probabilities,
     probability_matrix,
+    text_column,
+    vector_column,
 )
 from driftline.labels import canonical_labels
 from driftline.profile.format import BaselineProfile, CategoricalFeature
@@ -81,13 +83,17 @@ class ModelSchema:
                  prediction_output: str = "predict",
                  probabilities_output: str = "predict_proba") -> None:
         self.profile = profile
-        self.order: tuple[str, ...] = tuple(feature_order or profile.feature_order)
+        self.order: tuple[str, ...] = tuple(feature_order or profile.input_features)
         unknown = [f for f in self.order if f not in profile.features]
         if unknown:
             raise ValueError(f"features {unknown} are not in the baseline "
                              f"(baseline features: {list(profile.feature_order)})")
         self.categorical = frozenset(
             n for n, f in profile.features.items() if isinstance(f, CategoricalFeature))
+        #: vector features (their dimension) and text features, read besides ``order``
+        self.embeddings = {n: e.dim for n, e in profile.embeddings.items()}
+        self.text = frozenset(profile.text)
+        self.extra: tuple[str, ...] = (*self.embeddings, *sorted(self.text))
         self.prediction_output = prediction_output
         self.probabilities_output = probabilities_output
         out = profile.output
@@ -97,7 +103,12 @@ class ModelSchema:
     # -- feature columns -------------------------------------------------------------------
 
     def column(self, name: str, values: Any) -> np.ndarray:
-        """One feature column from a 1-D numpy array or a list, in the feature's dtype."""
+        """One feature column from a 1-D numpy array or a list, in the feature's dtype (an
+        ``(n, d)`` matrix for a vector feature: a bad vector becomes a missing row)."""
+        if name in self.embeddings:
+            return vector_column(values, self.embeddings[name])[0]
+        if name in self.text:
+            return text_column(list(values) if isinstance(values, np.ndarray) else values)
         if name in self.categorical:
             if isinstance(values, np.ndarray) and values.dtype.kind in "fiub":
                 return canonical_labels(values)
@@ -125,7 +136,8 @@ class ModelSchema:
                     any(name in r for name in self.order) for r in rows):
                 raise PayloadError("schema_mismatch", "no row names a baseline feature "
                                    f"({', '.join(self.order)})")
-            return {name: self.column(name, [r.get(name) for r in rows]) for name in self.order}
+            return {name: self.column(name, [r.get(name) for r in rows])
+                    for name in (*self.order, *self.extra)}
         if isinstance(first, list | tuple):
             return self.from_matrix(_matrix(rows))
         if len(self.order) == 1:
@@ -390,6 +402,24 @@ def _v2_features(schema: ModelSchema, inputs: Any) -> tuple[dict[str, np.ndarray
     if not isinstance(inputs, list) or not inputs:
         raise PayloadError("schema_mismatch", "a v2 request needs a non-empty inputs list")
     tensors = [_tensor(t) for t in inputs]
+    vectors = {name: arr for name, arr in tensors if name in schema.extra}
+    if vectors:  # [n, d] embedding tensors (or [n] text tensors) by feature name
+        tensors = [(name, arr) for name, arr in tensors if name not in vectors]
+        n_vec = {len(arr) if arr.ndim else -1 for arr in vectors.values()}
+        if len(n_vec) != 1 or -1 in n_vec:
+            raise PayloadError("schema_mismatch", "embedding/text tensors of different lengths")
+        n0 = n_vec.pop()
+        extra = {name: schema.column(name, arr) for name, arr in vectors.items()}
+        for name in schema.extra:
+            extra.setdefault(name, schema.column(name, [None] * n0))
+        if not tensors:
+            feats = {name: schema.column(name, [None] * n0) for name in schema.order}
+            return {**feats, **extra}, n0
+        feats, n_rows = _v2_features(schema, [t for t in inputs if t.get("name") not in vectors])
+        if n_rows != n0:
+            raise PayloadError("schema_mismatch", f"{n_rows} records in the feature tensors but "
+                               f"{n0} in the embedding/text tensors")
+        return {**feats, **extra}, n0
     named = {name: arr for name, arr in tensors if name in schema.profile.features}
     if named:
         n = None

@@ -230,8 +230,12 @@ class Monitor:
         schema = self._entry.schema
         n = len(next(iter(features.values())))
         cols = {}
-        for name in self.profile.features:
+        for name in (*self.profile.input_features, *schema.extra):
             vals = features.get(name)
+            if name in schema.extra and vals is not None:
+                cols[name] = schema.column(name, vals if isinstance(vals, np.ndarray)
+                                           else list(vals))
+                continue
             cols[name] = schema.column(name, np.asarray(vals) if vals is not None
                                        else [None] * n)
         pred = proba = None

@@ -121,6 +121,19 @@ def _multivariate_row(g: b.Grid) -> None:
     g.place(b.timeseries("Multivariate drift (last window)", [b.target(
         f"max by (endpoint) ({_q(cat.MULTIVARIATE_DRIFTED, M)})", "{{endpoint}}")], min_=0, max_=1,
         description=cat.MULTIVARIATE_DRIFTED.help), w=8)
+    g.row("Embeddings")
+    g.place(b.timeseries("Embedding MMD² (last window)", [b.target(
+        f"max by (endpoint, feature) ({_q(cat.EMBEDDING_MMD, M)})", "{{feature}} ({{endpoint}})")],
+        description=cat.EMBEDDING_MMD.help), w=8)
+    g.place(b.timeseries("Embedding MMD p-value (last window)", [b.target(
+        f"min by (endpoint, feature) ({_q(cat.EMBEDDING_MMD_PVALUE, M)})",
+        "{{feature}} ({{endpoint}})")], min_=0, max_=1, thresholds_=b.thresholds((0.05, "green"), base="red"),
+        description=cat.EMBEDDING_MMD_PVALUE.help + " Below 0.05: the embeddings drifted."), w=8)
+    g.place(b.timeseries("Mean-embedding cosine distance (last window)", [b.target(
+        f"max by (endpoint, feature) ({_q(cat.EMBEDDING_COSINE, M)})",
+        "{{feature}} ({{endpoint}})")], description=cat.EMBEDDING_COSINE.help + " Projections "
+        "onto the reference's principal directions are the numeric features <feature>.pc1…, "
+        "with their own PSI and quantile-rank histograms."), w=8)
 
 
 def _endpoint_pair(g: b.Grid, n: Any) -> None:

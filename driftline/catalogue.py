@@ -167,6 +167,20 @@ MULTIVARIATE_DRIFTED = _spec(
     "1 when the reconstruction error of the last window left its reference band, else 0.",
     MODEL_LABELS,
 )
+EMBEDDING_MMD = _spec(
+    "driftline_embedding_mmd", "gauge",
+    "Squared maximum mean discrepancy (Gaussian kernel) of an embedding feature's window sample "
+    "against the reference sample, last window.", FEATURE_LABELS,
+)
+EMBEDDING_MMD_PVALUE = _spec(
+    "driftline_embedding_mmd_pvalue", "gauge",
+    "Permutation p-value of the MMD test of an embedding feature, last window.", FEATURE_LABELS,
+)
+EMBEDDING_COSINE = _spec(
+    "driftline_embedding_cosine_distance", "gauge",
+    "1 - cosine similarity of the window's and the reference's mean embedding, last window.",
+    FEATURE_LABELS,
+)
 ESTIMATED_ACCURACY = _spec(
     "driftline_estimated_accuracy", "gauge",
     "Label-free accuracy estimate (confidence-based performance estimation), last window.",
@@ -276,6 +290,7 @@ ALL: tuple[MetricSpec, ...] = (
     FEATURE_QUANTILE_RANK, FEATURE_CATEGORY, FEATURE_REFERENCE_CATEGORY_RATIO,
     PREDICTION_PSI, PREDICTION_CONFIDENCE, PREDICTION_CLASS,
     MULTIVARIATE_ERROR, MULTIVARIATE_UPPER, MULTIVARIATE_LOWER, MULTIVARIATE_DRIFTED,
+    EMBEDDING_MMD, EMBEDDING_MMD_PVALUE, EMBEDDING_COSINE,
     ESTIMATED_ACCURACY, REFERENCE_ACCURACY, ACCURACY, LABELS, ADWIN_DETECTIONS,
     WINDOW_RECORDS, WINDOWS, WINDOW_END, QUEUE_DEPTH, QUEUE_CAPACITY, SERIES_CAPPED,
     PROXY_DURATION, PROXY_UPSTREAM_ERRORS, PROXY_TUNNELLED, PROXY_TEE_ERRORS, EXPORT_ERRORS,

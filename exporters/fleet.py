@@ -15,6 +15,7 @@ import numpy as np
 
 from driftline.catalogue import CONFIDENCE_BUCKETS, LATENCY_BUCKETS, QUANTILE_RANK_BUCKETS
 from driftline.engine.snapshot import (
+    EmbeddingDrift,
     FeatureDrift,
     Histogram,
     ModelSnapshot,
@@ -87,7 +88,10 @@ def synthetic_snapshot(rng: np.random.Generator, name: str, *, version: str = "v
         mv = MultivariateDrift(err, 0.5, 1.2, not 0.5 <= err <= 1.2, 1000)
         last = WindowReport(7, 1000, 1.7e9, 1.7e9 + 60.0, fdrift, pred,
                             Performance(est, None, 0, 0.91), any(f.drifted for f in fdrift.values()),
-                            multivariate=mv)
+                            multivariate=mv,
+                            embeddings={"embedding": EmbeddingDrift(
+                                "embedding", float(rng.gamma(1.0, 0.01)), float(rng.uniform()),
+                                float(rng.gamma(1.0, 0.02)), False, 990, 10, 250, 500)})
     return ModelSnapshot(
         model_name=name, model_version=version, endpoint=endpoint, baseline_id=f"{name}-baseline",
         last_window=last, windows_total=8 if window else 0,

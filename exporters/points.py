@@ -103,6 +103,7 @@ def _features_of(s: ModelSnapshot) -> list[str]:
     names: dict[str, None] = {}
     if s.last_window is not None:
         names.update(dict.fromkeys(s.last_window.features))
+        names.update(dict.fromkeys(s.last_window.embeddings))
     for d in (s.quantile_rank, s.categories, s.reference_categories):
         names.update(dict.fromkeys(d))
     return list(names)
@@ -299,6 +300,16 @@ def _fill(out: dict[str, MetricPoints], snaps: list[ModelSnapshot], stats: Sidec
             for spec, attr in _FEATURE_GAUGES:
                 p(spec).set(fkey, getattr(fd, attr))
             p(cat.FEATURE_DRIFTED).set(fkey, 1.0 if fd.drifted else 0.0)
+        for f, ed in w.embeddings.items():
+            fl = r.features.get(f, OTHER)
+            if fl == OTHER:
+                continue
+            fkey = (*key, fl)
+            p(cat.EMBEDDING_MMD).set(fkey, ed.mmd)
+            p(cat.EMBEDDING_MMD_PVALUE).set(fkey, ed.mmd_pvalue)
+            p(cat.EMBEDDING_COSINE).set(fkey, ed.cosine_distance)
+            p(cat.FEATURE_MISSING_RATIO).set(fkey, ed.missing_ratio)
+            p(cat.FEATURE_DRIFTED).set(fkey, 1.0 if ed.drifted else 0.0)
 
     reasons = guard.resolve("reason", (), sorted({r for _, r in stats.dropped}), lim.max_drop_reasons)
     for (m, reason), n in stats.dropped.items():

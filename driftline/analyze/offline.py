@@ -28,10 +28,13 @@ from driftline.io.readers import (
     DataFile,
     is_categorical_type,
     is_numeric_type,
+    is_vector_type,
     iter_batches,
     read_schema,
     to_float,
     to_strings,
+    to_vectors,
+    vector_matrix,
 )
 from driftline.labels import canonical_label
 from driftline.profile.format import BaselineProfile, NumericFeature
@@ -102,7 +105,20 @@ class _Layout:
 def _layout(profile: BaselineProfile, file: DataFile, timestamp: str | None) -> _Layout:
     schema = read_schema(file)
     names = set(schema.names)
+    derived = profile.derived_features
+    for name in [*profile.embeddings, *profile.text]:
+        if name not in names:
+            raise InputError(
+                "embedding or text column of the baseline not found in the data", path=file.path,
+                column=name, fix="analyse data with the same columns as the reference")
+        t = schema.field(name).type
+        if name in profile.embeddings and not is_vector_type(t):
+            raise InputError(f"the baseline has this column as an embedding but the data has {t}",
+                             path=file.path, column=name,
+                             fix="give vectors as a list or fixed-size-list column")
     for name, spec in profile.features.items():
+        if name in derived:
+            continue
         if name not in names:
             raise InputError(
                 "feature of the baseline not found in the data", path=file.path, column=name,
@@ -137,7 +153,8 @@ def _layout(profile: BaselineProfile, file: DataFile, timestamp: str | None) -> 
         raise InputError("timestamp column not found", path=file.path, column=timestamp,
                          fix=f"the file has columns {sorted(names)}")
     ts = ts if ts in names else None
-    wanted = [*profile.features, prediction, *proba.values(), target, ts]
+    wanted = [*profile.input_features, *profile.embeddings, *profile.text, prediction,
+              *proba.values(), target, ts]
     return _Layout(list(dict.fromkeys(c for c in wanted if c)), prediction, proba, target, ts,
                    file.path)
 
@@ -145,9 +162,16 @@ def _layout(profile: BaselineProfile, file: DataFile, timestamp: str | None) -> 
 def to_record_batch(profile: BaselineProfile, batch: pa.RecordBatch, layout: _Layout) -> RecordBatch:
     """One Arrow batch as monitor columns (see :mod:`driftline.engine.records` for the dtypes)."""
     feats: dict[str, np.ndarray] = {}
+    derived = profile.derived_features
     for name, spec in profile.features.items():
+        if name in derived:
+            continue
         col = batch.column(name)
         feats[name] = to_float(col) if isinstance(spec, NumericFeature) else to_strings(col)
+    for name, emb in profile.embeddings.items():
+        feats[name] = _vectors(batch.column(name), name, emb.dim, layout.path)
+    for name in profile.text:
+        feats[name] = _texts(batch.column(name), name, layout.path)
     out = profile.output
     prediction = None
     if layout.prediction:
@@ -182,6 +206,38 @@ def to_record_batch(profile: BaselineProfile, batch: pa.RecordBatch, layout: _La
                              fix="use a timestamp column, ISO 8601 strings or Unix seconds") from None
     return RecordBatch(feats, prediction, probabilities, None, timestamps, targets,
                        n=batch.num_rows)
+
+
+def _vectors(col: pa.Array, name: str, dim: int, path: str) -> np.ndarray:
+    """An embedding column as ``(n, dim)``; a wrong length or a NaN inside a vector is an error
+    offline (the live path counts such a vector as missing instead)."""
+    values, lengths = to_vectors(col)
+    mat, bad_length, non_finite = vector_matrix(values, lengths, dim)
+    if bad_length.any():
+        row = int(np.flatnonzero(bad_length)[0])
+        raise InputError(f"a vector has {int(lengths[row])} elements, the baseline's have {dim} "
+                         f"(row {row} of a batch)", path=path, column=name,
+                         fix=f"give {dim}-element vectors (null for a missing one), or rebuild "
+                         "the baseline from data with the new embedding size")
+    if non_finite.any():
+        row = int(np.flatnonzero(non_finite)[0])
+        raise InputError(f"a vector holds NaN or infinity (row {row} of a batch)", path=path,
+                         column=name, fix="repair or drop those rows; null marks a missing vector")
+    return mat
+
+
+def _texts(col: pa.Array, name: str, path: str) -> np.ndarray:
+    t = col.type
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t):
+        try:
+            col = pc.cast(col, pa.string())
+        except pa.ArrowInvalid:
+            raise InputError("the text column holds bytes that are not UTF-8", path=path,
+                             column=name, fix="decode it to UTF-8 text first") from None
+    elif not (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t)):
+        raise InputError(f"the baseline has this column as text but the data has {t}",
+                         path=path, column=name, fix="give the same column types as the reference")
+    return to_strings(col)
 
 
 def analyze(profile: BaselineProfile, files: Sequence[DataFile], *, window_size: int,

@@ -46,6 +46,16 @@ def register(sub: Any) -> None:
     b.add_argument("--multivariate", action=argparse.BooleanOptionalAction, default=True,
                    help="fit the PCA reconstruction model of the tabular features for "
                    "multivariate drift (default: on; reads the data twice more)")
+    b.add_argument("--embedding", metavar="COL[,COL]",
+                   help="vector (embedding) columns: lists of numbers; fixed-size-list columns "
+                   "are found without being named")
+    b.add_argument("--text", metavar="COL[,COL]",
+                   help="text columns, tracked by descriptors COL.length_chars, "
+                   "COL.length_tokens, COL.non_letter_share, COL.unseen_token_share, COL.empty")
+    b.add_argument("--embedding-components", type=int, default=5, metavar="K",
+                   help="principal directions per embedding whose projections are tracked (5)")
+    b.add_argument("--mmd-sample", type=int, default=1000, metavar="N",
+                   help="reference vectors kept per embedding for the MMD test (1000)")
     b.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: when stderr is a terminal)")
     b.set_defaults(func=_build)
@@ -62,7 +72,9 @@ def _build(args: argparse.Namespace) -> int:
     from driftline.profile.build import BuildOptions, build_profile, parse_proba
 
     for name, value, low in (("--bins", args.bins, 2), ("--top-k", args.top_k, 1),
-                             ("--summary-size", args.summary_size, 2)):
+                             ("--summary-size", args.summary_size, 2),
+                             ("--embedding-components", args.embedding_components, 1),
+                             ("--mmd-sample", args.mmd_sample, 2)):
         if value < low:
             raise InputError(f"{name} must be at least {low}, got {value}")
     binary, multi = parse_proba(args.proba)
@@ -72,7 +84,8 @@ def _build(args: argparse.Namespace) -> int:
         proba_binary=binary, target=args.target, id=args.id, timestamp=args.timestamp,
         model_name=args.model_name, model_version=args.model_version, task=args.task,
         bins=args.bins, top_k=args.top_k, summary_size=args.summary_size,
-        multivariate=args.multivariate,
+        multivariate=args.multivariate, embeddings=_csv(args.embedding), text=_csv(args.text),
+        embedding_components=args.embedding_components, mmd_sample=args.mmd_sample,
     )
     profile = build_profile(discover(args.data), opts, progress=args.progress)
     profile.save(args.output)

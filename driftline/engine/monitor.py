@@ -22,6 +22,7 @@ from driftline.catalogue import CONFIDENCE_BUCKETS, QUANTILE_RANK_BUCKETS
 from driftline.detectors.classification import realised_metrics
 from driftline.detectors.regression import realised_regression
 from driftline.detectors.streaming import StreamDetector
+from driftline.engine.derived import DerivedRef, EmbeddingPolicy
 from driftline.engine.kernels import RankReference, rank_update
 from driftline.engine.multivariate import MultivariateRef
 from driftline.engine.records import RecordBatch
@@ -99,7 +100,8 @@ class Monitor:
 
     def __init__(self, profile: BaselineProfile, *, endpoint: str = "default",
                  window: WindowPolicy = WindowPolicy(), drift: DriftPolicy = DriftPolicy(),
-                 clock: Callable[[], float] | None = time.time, streams: bool = True) -> None:
+                 clock: Callable[[], float] | None = time.time, streams: bool = True,
+                 embedding: EmbeddingPolicy = EmbeddingPolicy()) -> None:  # noqa: B008
         if window.records < 1:
             raise ValueError(f"window.records must be >= 1, got {window.records}")
         if window.max_age is not None and not window.max_age > 0:
@@ -113,6 +115,7 @@ class Monitor:
         self._mv = MultivariateRef.of(profile)
         # hashed once here, never under the lock on a snapshot (profile.id caches it)
         self._baseline_id = profile.id
+        self._derived = DerivedRef.of(profile, embedding)
         self._lock = threading.Lock()
         # open window
         self._chunks: list[RecordBatch] = []
@@ -170,6 +173,8 @@ class Monitor:
                 now: float | None = None) -> list[WindowReport]:
         """Add a batch; return the windows it closed (by count, or by age before it arrived)."""
         n = len(batch)
+        if self._derived is not None and n:
+            batch = self._derived.derive(batch)  # pure: outside the lock
         with self._lock:
             now = self._now(now)
             reports = self._close_if_old(now)
@@ -372,10 +377,15 @@ class Monitor:
         report = compute_window(self._ref, cols, index=self._windows, policy=self.drift,
                                 min_records=self.window.min_records, label_accuracy=label_acc,
                                 label_realised=self._label_realised())
+        thin = cols.records < self.window.min_records
         if self._mv is not None:
-            mv = self._mv.window(cols.features, thin=cols.records < self.window.min_records)
+            mv = self._mv.window(cols.features, thin=thin)
             report = dataclasses.replace(report, multivariate=mv,
                                          drifted=report.drifted or mv.drifted)
+        if self._derived is not None and self._derived.embeddings:
+            embs = self._derived.window(self._chunks, index=self._windows, thin=thin)
+            report = dataclasses.replace(report, embeddings=embs, drifted=report.drifted or any(
+                e.drifted for e in embs.values()))
         self._chunks = []
         self._buffered = 0
         self._opened = None

@@ -99,6 +99,51 @@ def numeric_column(values: Sequence[Any]) -> np.ndarray:
     return np.fromiter((_float(v) for v in values), dtype=np.float64, count=len(values))
 
 
+def vector_column(values: Sequence[Any] | np.ndarray, dim: int) -> tuple[np.ndarray, int]:
+    """An ``(n, dim)`` float64 matrix of vectors and how many were invalid.
+
+    Each value may be a list, tuple or array of ``dim`` numbers, or None (missing). A vector of
+    another length, or holding a NaN, an infinity or a non-number, becomes a NaN row and is
+    counted, so one bad vector costs only itself, never the rest of the batch."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in "fiub" and values.ndim == 2:
+        if values.shape[1] != dim:
+            return np.full((len(values), dim), np.nan), len(values)
+        out = values.astype(np.float64, copy=True)
+        bad = ~np.isfinite(out).all(axis=1)
+        out[bad] = np.nan
+        return out, int(bad.sum())
+    n = len(values)
+    out = np.full((n, dim), np.nan)
+    invalid = 0
+    for i, v in enumerate(values):
+        if v is None:
+            continue
+        try:
+            row = np.asarray(v, dtype=np.float64)
+        except (TypeError, ValueError):
+            invalid += 1
+            continue
+        if row.shape != (dim,) or not np.isfinite(row).all():
+            invalid += 1
+            continue
+        out[i] = row
+    return out, invalid
+
+
+def text_column(values: Sequence[Any]) -> np.ndarray:
+    """An object column of str for a text feature; None where missing, for a non-string, or
+    for bytes that are not UTF-8 (counted as missing by the descriptors)."""
+    out = np.empty(len(values), dtype=object)
+    for i, v in enumerate(values):
+        if isinstance(v, bytes):
+            try:
+                v = v.decode("utf-8")
+            except UnicodeDecodeError:
+                v = None
+        out[i] = v if isinstance(v, str) else None
+    return out
+
+
 def categorical_column(values: Sequence[Any]) -> np.ndarray:
     """An object column of str, None where missing."""
     return np.array([_category(v) for v in values], dtype=object)
@@ -153,6 +198,12 @@ def from_records(profile: BaselineProfile, records: Sequence[Mapping[str, Any]])
             feats[name] = categorical_column(vals)
         else:
             feats[name] = numeric_column(vals)
+    for name, emb in profile.embeddings.items():
+        feats[name], _ = vector_column([row.get(name) if isinstance(row, Mapping) else None
+                                        for row in rows], emb.dim)
+    for name in profile.text:
+        feats[name] = text_column([row.get(name) if isinstance(row, Mapping) else None
+                                   for row in rows])
     prediction = None
     if any("prediction" in r for r in records):
         raw = [r.get("prediction") for r in records]

@@ -128,6 +128,38 @@ class MultivariateDrift:
 
 
 @dataclass(frozen=True)
+class EmbeddingDrift:
+    """Drift of one vector feature in one window.
+
+    ``mmd``/``mmd_pvalue``: the Gaussian-kernel MMD² test of a bounded window sample
+    (``mmd_window`` vectors) against the reference sample (``mmd_reference`` vectors);
+    ``cosine_distance``: 1 - cosine of the window's and the reference's mean vectors (all valid
+    vectors). ``n_missing`` counts null vectors and invalid ones (wrong length, NaN, infinity)."""
+
+    name: str
+    mmd: float
+    mmd_pvalue: float
+    cosine_distance: float
+    drifted: bool
+    n: int
+    n_missing: int
+    mmd_window: int = 0
+    mmd_reference: int = 0
+
+    @property
+    def missing_ratio(self) -> float:
+        total = self.n + self.n_missing
+        return self.n_missing / total if total else float("nan")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "embedding", "mmd": _f(self.mmd), "mmd_pvalue": _f(self.mmd_pvalue),
+                "cosine_distance": _f(self.cosine_distance), "drifted": self.drifted,
+                "n": self.n, "n_missing": self.n_missing,
+                "missing_ratio": _f(self.missing_ratio), "mmd_window": self.mmd_window,
+                "mmd_reference": self.mmd_reference}
+
+
+@dataclass(frozen=True)
 class WindowReport:
     """One completed window. ``start``/``end`` are Unix seconds (record timestamps when the data
     has them, else arrival time), or None in offline analysis without timestamps."""
@@ -141,11 +173,14 @@ class WindowReport:
     performance: Performance
     drifted: bool
     multivariate: MultivariateDrift | None = None
+    #: Vector features by name (in ``to_dict`` they join ``features`` with type "embedding").
+    embeddings: dict[str, EmbeddingDrift] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        features = {k: v.to_dict() for k, v in self.features.items()}
+        features.update({k: v.to_dict() for k, v in self.embeddings.items()})
         d = {"index": self.index, "records": self.records, "start": _f(self.start),
-             "end": _f(self.end),
-             "features": {k: v.to_dict() for k, v in self.features.items()},
+             "end": _f(self.end), "features": features,
              "prediction": None if self.prediction is None else self.prediction.to_dict(),
              "performance": self.performance.to_dict(), "drifted": self.drifted}
         if self.multivariate is not None:

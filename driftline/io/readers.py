@@ -258,3 +258,39 @@ def to_strings(col: pa.Array | pa.ChunkedArray) -> np.ndarray:
     if not (pa.types.is_string(t) or pa.types.is_large_string(t)):
         col = pc.cast(col, pa.string())
     return col.to_numpy(zero_copy_only=False).astype(object, copy=False)
+
+
+def is_vector_type(t: pa.DataType) -> bool:
+    """List, large-list or fixed-size-list of numbers: an embedding column."""
+    if not (pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)):
+        return False
+    return is_numeric_type(t.value_type)
+
+
+def to_vectors(col: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """A list column as (values, lengths): ``values`` the concatenated float64 elements of the
+    non-null rows, ``lengths`` per row (-1 for a null row)."""
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    lengths = pc.list_value_length(col)
+    lens = lengths.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    values = col.flatten()
+    return to_float(values), lens
+
+
+def vector_matrix(values: np.ndarray, lengths: np.ndarray, dim: int
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(``(n, dim)`` matrix with NaN rows where invalid, rows of another length, rows holding a
+    NaN or infinite element) from :func:`to_vectors`' output."""
+    n = len(lengths)
+    out = np.full((n, dim), np.nan)
+    present = np.maximum(lengths, 0)
+    starts = np.concatenate([[0], np.cumsum(present)[:-1]]) if n else np.empty(0, np.int64)
+    good = lengths == dim
+    if good.any():
+        idx = starts[good][:, None] + np.arange(dim)[None, :]
+        out[good] = values[idx]
+    bad_length = (lengths >= 0) & ~good
+    non_finite = good & ~np.isfinite(out).all(axis=1)
+    out[non_finite] = np.nan
+    return out, bad_length, non_finite

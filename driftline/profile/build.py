@@ -29,6 +29,7 @@ from driftline.io.readers import (
     DataFile,
     is_categorical_type,
     is_numeric_type,
+    is_vector_type,
     iter_batches,
     read_schema,
 )
@@ -76,6 +77,16 @@ class BuildOptions:
     dle_rows: int = 50_000
     #: Fit the PCA reconstruction model of the tabular features (two more reads of the data).
     multivariate: bool = True
+    #: Vector (embedding) columns; fixed-size-list columns are found without being named.
+    embeddings: tuple[str, ...] = ()
+    #: Text columns, profiled through their descriptors ``<col>.<descriptor>``.
+    text: tuple[str, ...] = ()
+    #: Principal directions of an embedding whose projections are tracked.
+    embedding_components: int = 5
+    #: Reference vectors kept per embedding for the MMD test.
+    mmd_sample: int = 1000
+    #: Reference tokens kept per text column (``unseen_token_share``).
+    vocabulary: int = 10_000
 
     def special_columns(self) -> list[str]:
         cols = [self.prediction, self.proba_binary, *self.proba.values(), self.target, self.id,
@@ -127,10 +138,21 @@ def _plan_schemas(opts: BuildOptions, schemas: Sequence[tuple[str, pa.Schema]]) 
                 raise InputError("column not found", path=f, column=col,
                                  fix=f"the file has columns {s.names}; check the option naming it")
     special = set(opts.special_columns())
+    derived = {*opts.embeddings, *opts.text}
+    for f, s in schemas:
+        for col in sorted(derived):
+            if col not in s.names:
+                raise InputError("column not found", path=f, column=col,
+                                 fix=f"the file has columns {s.names}; check --embedding/--text")
+            if col in opts.embeddings and not is_vector_type(s.field(col).type):
+                raise InputError(f"an --embedding column must be a list of numbers, not "
+                                 f"{s.field(col).type}", path=f, column=col,
+                                 fix="store vectors as a Parquet list / fixed-size-list column")
+    skip = special | set(opts.exclude) | derived
     if opts.features is not None:
-        names = [c for c in opts.features if c not in opts.exclude]
+        names = [c for c in opts.features if c not in skip]
     else:
-        names = [c for c in schema.names if c not in special and c not in opts.exclude]
+        names = [c for c in schema.names if c not in skip]
     for col in names:
         if col in special:
             raise InputError("a column cannot be both a feature and a special column",
@@ -146,7 +168,7 @@ def _plan_schemas(opts: BuildOptions, schemas: Sequence[tuple[str, pa.Schema]]) 
         elif opts.features is not None:
             raise InputError(f"unsupported column type {t}", path=first_path, column=col,
                              fix="cast it to a number or a string, or leave it out of --features")
-    if not numeric and not categorical:
+    if not numeric and not categorical and not derived:
         raise InputError("no feature columns", path=first_path,
                          fix="name them with --features a,b,c")
     proba_cols = [c for c in [opts.proba_binary, *opts.proba.values()] if c]
@@ -231,6 +253,7 @@ def build_profile(files: Sequence[DataFile], opts: BuildOptions, *,
     """Read ``files`` once and return the profile. Raises InputError before writing anything."""
     if not files:
         raise InputError("no input data given", fix="pass one or more files, directories or globs")
+    opts = with_detected_embeddings(opts, read_schema(files[0]))
     plan = _plan(opts, files)
     state = new_partial(opts, plan)
     columns = read_columns(opts, plan)
@@ -260,7 +283,31 @@ def build_profile(files: Sequence[DataFile], opts: BuildOptions, *,
         tabular = {c: profile.features[c] for c in [*plan.numeric, *plan.categorical]}
         mv = fit_multivariate(files, tabular, profile.n_records)
         profile = dataclasses.replace(profile, multivariate=mv)
+    if opts.embeddings or opts.text:
+        from driftline.profile.derived import DerivedOptions, build_derived
+
+        dopts = DerivedOptions(components=opts.embedding_components, mmd_sample=opts.mmd_sample,
+                               vocabulary=opts.vocabulary, bins=opts.bins,
+                               summary_size=opts.summary_size, sketch_k=sketch_k(opts))
+        embs, texts, feats = build_derived(files, opts.embeddings, opts.text, dopts)
+        for f in feats:
+            if f.name in profile.features:
+                raise InputError("a derived feature has the name of a column", column=f.name,
+                                 fix="rename the column or leave it out with --exclude")
+        profile = dataclasses.replace(profile, features={**profile.features,
+                                                         **{f.name: f for f in feats}},
+                                      embeddings=embs, text=texts)
     return profile
+
+
+def with_detected_embeddings(opts: BuildOptions, schema: pa.Schema) -> BuildOptions:
+    """Fixed-size-list columns of numbers are embeddings even when not named by --embedding
+    (unless named elsewhere: features, exclude, special or text columns)."""
+    taken = {*opts.embeddings, *opts.text, *opts.exclude, *opts.special_columns(),
+             *(opts.features or ())}
+    found = tuple(f.name for f in schema if f.name not in taken
+                  and pa.types.is_fixed_size_list(f.type) and is_vector_type(f.type))
+    return dataclasses.replace(opts, embeddings=(*opts.embeddings, *found)) if found else opts
 
 
 def finish_profile(state: PartialProfile, opts: BuildOptions, plan: _Plan, *,

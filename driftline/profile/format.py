@@ -228,6 +228,51 @@ class MultivariateProfile:
 
 
 @dataclass(frozen=True)
+class EmbeddingProfile:
+    """Reference of a vector feature (an embedding column, or a ``[n, d]`` input tensor).
+
+    ``mean`` is the reference mean vector (``d`` values), ``components`` the top principal
+    directions (``k`` rows of ``d``; the projections onto them are the derived numeric features
+    ``<name>.pc1`` … ``<name>.pc<k>`` of :attr:`BaselineProfile.features`), ``sample`` a bounded
+    stride sample of reference vectors (:func:`encode_array` form, float32) for the MMD test, and
+    ``bandwidth`` the Gaussian kernel's ``sigma`` by the median heuristic on that sample.
+    """
+
+    name: str
+    dim: int
+    count: int
+    missing_ratio: float
+    mean: tuple[float, ...]
+    components: tuple[tuple[float, ...], ...]
+    explained: tuple[float, ...]
+    bandwidth: float
+    sample: dict[str, Any]
+    type: Literal["embedding"] = "embedding"
+
+    @property
+    def projections(self) -> tuple[str, ...]:
+        """Names of the derived projection features."""
+        return tuple(f"{self.name}.pc{i + 1}" for i in range(len(self.components)))
+
+    def sample_array(self) -> np.ndarray:
+        return decode_array(self.sample)
+
+
+@dataclass(frozen=True)
+class TextProfile:
+    """Reference of a text column: its descriptors are derived numeric features named
+    ``<name>.<descriptor>`` in :attr:`BaselineProfile.features`; ``vocabulary`` holds the most
+    frequent reference tokens (bounded) for the ``unseen_token_share`` descriptor."""
+
+    name: str
+    descriptors: tuple[str, ...]
+    vocabulary: tuple[str, ...]
+    count: int
+    missing_ratio: float
+    type: Literal["text"] = "text"
+
+
+@dataclass(frozen=True)
 class BaselineProfile:
     """Everything Driftline knows about the reference data of one model version."""
 
@@ -242,10 +287,27 @@ class BaselineProfile:
     settings: dict[str, Any] = field(default_factory=dict)
     #: Optional (absent from profiles built without it): the multivariate reconstruction model.
     multivariate: MultivariateProfile | None = None
+    #: Optional: vector features (embeddings) by name.
+    embeddings: dict[str, EmbeddingProfile] = field(default_factory=dict)
+    #: Optional: text columns by name (their descriptors are numeric features).
+    text: dict[str, TextProfile] = field(default_factory=dict)
 
     @property
     def feature_order(self) -> tuple[str, ...]:
         return tuple(self.features)
+
+    @property
+    def derived_features(self) -> frozenset[str]:
+        """Numeric features computed from embedding and text columns, not read as inputs."""
+        names = {p for e in self.embeddings.values() for p in e.projections}
+        names.update(f"{t.name}.{d}" for t in self.text.values() for d in t.descriptors)
+        return frozenset(names)
+
+    @property
+    def input_features(self) -> tuple[str, ...]:
+        """Tabular input features, in order (without the derived ones)."""
+        derived = self.derived_features
+        return tuple(n for n in self.features if n not in derived)
 
     @functools.cached_property
     def id(self) -> str:
@@ -354,7 +416,7 @@ def _to_jsonable(profile: BaselineProfile, *, with_id: bool) -> dict[str, Any]:
     return out
 
 
-_OPTIONAL = ("multivariate",)
+_OPTIONAL = ("multivariate", "embeddings", "text")
 
 
 def _num(v: Any) -> float:
@@ -417,6 +479,25 @@ def _loss_model(d: Any, data: dict[str, Any], source: str) -> LossModel | None:
     return model
 
 
+def _embedding(d: dict[str, Any]) -> EmbeddingProfile:
+    e = EmbeddingProfile(
+        name=str(d["name"]), dim=int(d["dim"]), count=int(d["count"]),
+        missing_ratio=float(d["missing_ratio"]), mean=_floats(d["mean"]),
+        components=tuple(_floats(r) for r in d["components"]), explained=_floats(d["explained"]),
+        bandwidth=_num(d["bandwidth"]), sample=dict(d["sample"]),
+    )
+    e.sample_array()  # fail at load, not on the first window
+    return e
+
+
+def _text(d: dict[str, Any]) -> TextProfile:
+    return TextProfile(
+        name=str(d["name"]), descriptors=tuple(str(x) for x in d["descriptors"]),
+        vocabulary=tuple(str(x) for x in d["vocabulary"]), count=int(d["count"]),
+        missing_ratio=float(d["missing_ratio"]),
+    )
+
+
 def _from_jsonable(data: Any, source: str) -> BaselineProfile:
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ProfileError(
@@ -472,6 +553,8 @@ def _from_jsonable(data: Any, source: str) -> BaselineProfile:
             output=output, sources=tuple(data.get("sources") or ()),
             settings=dict(data.get("settings") or {}),
             multivariate=_multivariate(data.get("multivariate")),
+            embeddings={str(k): _embedding(v) for k, v in (data.get("embeddings") or {}).items()},
+            text={str(k): _text(v) for k, v in (data.get("text") or {}).items()},
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ProfileError(
