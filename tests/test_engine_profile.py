@@ -302,8 +302,9 @@ def _reference_id(p: BaselineProfile) -> str:
     body = {"format": "driftline.baseline", "format_version": FORMAT_VERSION,
             **clean(dataclasses.asdict(p))}  # type: ignore[dict-item]
     body.pop("created_at")
-    if body.get("multivariate") is None:  # optional keys: left out when unused
-        body.pop("multivariate", None)
+    for key in ("multivariate", "embeddings", "text"):  # optional keys: left out when unused
+        if not body.get(key):
+            body.pop(key, None)
     for key in ("reference_performance", "loss_model"):
         if isinstance(body.get("output"), dict) and not body["output"].get(key):
             body["output"].pop(key, None)
