@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the real Prometheus, promtool, Alertmanager and amtool from Debian's packages when they
-# are missing. Needs root (CI and the dev machines run as root); otherwise it says what to run.
+# are missing, and headless Chromium for the HTML report's screenshot test. Needs root (CI and the
+# dev machines run as root); otherwise it says what to run.
 set -euo pipefail
 need=()
 command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 command -v amtool >/dev/null 2>&1 || need+=(prometheus-alertmanager)
+command -v chromium >/dev/null 2>&1 || need+=(chromium fonts-dejavu-core)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "Driftline's integration tests need: ${need[*]} (Debian packages)." >&2

@@ -89,7 +89,8 @@ def _run(args: argparse.Namespace) -> int:
         if fmt == "html":
             from driftline.analyze.report_html import render_html
 
-            text = render_html(profile, windows)
+            text = render_html(profile, windows, policy=policy,
+                               window_size=size if duration is None else None)
             if args.output:
                 with _atomic(args.output) as fh:
                     fh.write(text)

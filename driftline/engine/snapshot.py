@@ -39,6 +39,10 @@ class FeatureDrift:
     chi2_statistic: float | None = None
     chi2_pvalue: float | None = None
     p_value_adjusted: float | None = None
+    #: The window's counts in the reference's bins (numeric: ``len(edges) + 1`` decile bins;
+    #: categorical: the kept categories then ``__other__``), the counts PSI is computed on. For
+    #: reports that draw reference vs window; not part of the JSON contract.
+    window_counts: tuple[int, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"type": self.type, "psi": _f(self.psi)}

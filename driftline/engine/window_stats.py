@@ -180,6 +180,7 @@ def _numeric_drift(name: str, values: np.ndarray, ref: NumericRef) -> FeatureDri
         jensen_shannon=jensen_shannon(ref.proportions, k.counts),
         missing_ratio=n_missing / n if n else math.nan, n=len(finite), n_missing=n_missing,
         drifted=False, ks_statistic=k.ks_statistic, ks_pvalue=k.ks_pvalue, wasserstein=w,
+        window_counts=tuple(int(c) for c in k.counts),
     )
 
 
@@ -194,6 +195,7 @@ def _categorical_drift(name: str, values: np.ndarray, ref: CategoricalRef) -> Fe
         jensen_shannon=jensen_shannon(ref.proportions, counts),
         missing_ratio=(n - valid) / n if n else math.nan, n=valid, n_missing=n - valid,
         drifted=False, chi2_statistic=stat, chi2_pvalue=p,
+        window_counts=tuple(int(c) for c in counts),
     )
 
 
