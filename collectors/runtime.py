@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from typing import Any
 
 from driftline.collectors.service import App, HttpServer
@@ -81,10 +82,21 @@ class Runtime:
             otlp = self.otlp
             self.sidecar.export_error_stats.append(lambda: {"otlp": int(otlp.export_errors)})
         registry = self.registry
+        token = write_token(cfg)
+        separate = cfg.ingest.listen is not None
         self.app = App(self.sidecar, self.queue, lambda accept: render(registry, accept),
-                       ready_checks=self._ready_checks())
+                       ready_checks=self._ready_checks(), serve="read" if separate else "all",
+                       write_token=token)
         self.http = HttpServer(self.app, cfg.metrics.host, cfg.metrics.port,
                                max_body=cfg.limits.max_body_bytes)
+        #: The write endpoints' own listener (``ingest.listen``), else None.
+        self.ingest_http: HttpServer | None = None
+        if cfg.ingest.listen is not None:
+            writer = App(self.sidecar, self.queue, self.app.renderer, serve="write",
+                         write_token=token)
+            self.ingest_http = HttpServer(writer, cfg.ingest.listen.host, cfg.ingest.listen.port,
+                                          max_body=cfg.limits.max_body_bytes,
+                                          ssl_context=ingest_ssl_context(cfg))
 
     def _ready_checks(self) -> dict[str, Any]:
         checks: dict[str, Any] = {
@@ -98,6 +110,11 @@ class Runtime:
     @property
     def metrics_port(self) -> int:
         return self.http.port
+
+    @property
+    def ingest_port(self) -> int | None:
+        """The write endpoints' own port, or None when they share the metrics port."""
+        return None if self.ingest_http is None else self.ingest_http.port
 
     @property
     def proxy_port(self) -> int | None:
@@ -114,6 +131,13 @@ class Runtime:
                 raise ConfigError(f"cannot listen on {self.cfg.metrics}: {exc.strerror or exc}",
                                   path=self.cfg.source, key="metrics.listen",
                                   fix="choose a free port") from None
+            if self.ingest_http is not None:
+                try:
+                    await self.ingest_http.start()
+                except OSError as exc:
+                    raise ConfigError(f"cannot listen on {self.cfg.ingest.listen}: "
+                                      f"{exc.strerror or exc}", path=self.cfg.source,
+                                      key="ingest.listen", fix="choose a free port") from None
             if self.proxy is not None and self.cfg.proxy is not None:
                 try:
                     self.proxy_thread = await asyncio.get_running_loop().run_in_executor(
@@ -134,21 +158,62 @@ class Runtime:
         if self.proxy_thread is not None:
             await loop.run_in_executor(None, self.proxy_thread.stop, 10.0)
         await self.http.stop()
+        if self.ingest_http is not None:
+            await self.ingest_http.stop()
         await loop.run_in_executor(None, self.worker.stop)
         if self.otlp is not None:
             await loop.run_in_executor(None, self.otlp.shutdown)
 
 
+def write_token(cfg: ServeConfig) -> Any:
+    """The expected bearer token of the write endpoints as a callable (the file is re-read
+    when it changes), or None when writes need no token."""
+    if cfg.ingest.bearer_token_file is None:
+        return None
+    from driftline.alertmanager.actions_config import Secret
+
+    return Secret(file=cfg.ingest.bearer_token_file).value
+
+
+def ingest_ssl_context(cfg: ServeConfig) -> ssl.SSLContext | None:
+    """TLS for the ingest listener; with a client CA, clients must present a certificate."""
+    ing = cfg.ingest
+    if ing.tls_cert_file is None or ing.tls_key_file is None:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        ctx.load_cert_chain(str(ing.tls_cert_file), str(ing.tls_key_file))
+        if ing.tls_client_ca_file is not None:
+            ctx.load_verify_locations(cafile=str(ing.tls_client_ca_file))
+            ctx.verify_mode = ssl.CERT_REQUIRED
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(f"cannot load the ingest TLS files: {exc}", path=cfg.source,
+                          key="ingest.tls_cert_file",
+                          fix="point tls_cert_file/tls_key_file at a PEM certificate and its key, "
+                              "tls_client_ca_file at a PEM CA bundle") from None
+    return ctx
+
+
 def listening_line(cfg: ServeConfig, metrics_port: int, proxy_port: int | None,
-                   otlp: bool) -> str:
+                   otlp: bool, ingest_port: int | None = None) -> str:
     """The start-up line; the upstream is shown without user-info."""
     proxy = ""
     if proxy_port is not None and cfg.proxy is not None:
         proxy = (f" proxy=http://{cfg.proxy.listen.host}:{proxy_port}"
                  f" upstream={redact_url(cfg.proxy.upstream)}")
+    ingest = ""
+    if ingest_port is not None and cfg.ingest.listen is not None:
+        scheme = "https" if cfg.ingest.tls_cert_file is not None else "http"
+        ingest = f" ingest={scheme}://{cfg.ingest.listen.host}:{ingest_port}"
+    auth = []
+    if cfg.ingest.bearer_token_file is not None:
+        auth.append("bearer")
+    if cfg.ingest.tls_client_ca_file is not None:
+        auth.append("mtls")
     models = ",".join(f"{m.name}@{m.version}" for m in cfg.models)
-    return (f"driftline serve: listening metrics=http://{cfg.metrics.host}:{metrics_port}{proxy} "
-            f"models={models} otlp={'on' if otlp else 'off'}")
+    return (f"driftline serve: listening metrics=http://{cfg.metrics.host}:{metrics_port}{ingest}"
+            f"{proxy} models={models} write_auth={'+'.join(auth) or 'none'} "
+            f"otlp={'on' if otlp else 'off'}")
 
 
 def serve(cfg: ServeConfig, *, out: Any = None) -> int:
@@ -168,7 +233,8 @@ def serve(cfg: ServeConfig, *, out: Any = None) -> int:
             loop.add_signal_handler(sig, stop.set)
         await runtime.start()
         print(listening_line(cfg, runtime.metrics_port, runtime.proxy_port,
-                             runtime.otlp is not None), file=stream, flush=True)
+                             runtime.otlp is not None, runtime.ingest_port), file=stream,
+              flush=True)
         await stop.wait()
         print("driftline serve: stopping (draining queue, closing windows)", file=stream,
               flush=True)

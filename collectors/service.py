@@ -13,6 +13,10 @@ model's request path.
 ``POST /cloudevents``     KServe/Seldon payload logger (also ``POST /``) → 202
 ========================  ======================================================================
 
+Write endpoints can require a bearer token (``ingest.bearer_token_file``; ``401``, counted
+``unauthorized``) and can be moved to a listener of their own (``ingest.listen``, optionally TLS
+with client certificates), leaving the scraped metrics port read-only: see ``App(serve=...)``.
+
 Handlers only decode and validate the body, then queue a job for the collector worker and
 answer ``202 Accepted``: a bad body gets ``400`` (counted ``parse_error``/``schema_mismatch``, or
 ``bad_label`` when a model name, version or endpoint cannot be a label value), a
@@ -23,11 +27,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Literal
 
 import httptools
 import orjson
@@ -44,6 +50,9 @@ from driftline.collectors.worker import WorkQueue
 _log = logging.getLogger("driftline.serve")
 
 Renderer = Callable[[str | None], tuple[bytes, str]]
+#: Which endpoints one listener serves: everything, the read-only ones, or the writers.
+Serves = Literal["all", "read", "write"]
+UNAUTHORIZED = "unauthorized"
 
 
 @dataclass
@@ -69,30 +78,55 @@ class App:
     """Routes requests; everything but ``/metrics`` answers on the event loop without waiting."""
 
     def __init__(self, sidecar: Sidecar, queue: WorkQueue, renderer: Renderer, *,
-                 ready_checks: dict[str, Callable[[], bool]] | None = None) -> None:
+                 ready_checks: dict[str, Callable[[], bool]] | None = None,
+                 serve: Serves = "all", write_token: Callable[[], str] | None = None) -> None:
         self.sidecar = sidecar
         self.queue = queue
         self.renderer = renderer
         self.ready_checks = dict(ready_checks or {})
-        self.routes: dict[tuple[str, str], Callable[[Request], Awaitable[Response]]] = {
+        #: The expected bearer token of the write endpoints (read on each request, so a
+        #: rotated secret file takes effect); None: writes need no token.
+        self.write_token = write_token
+        read: dict[tuple[str, str], Callable[[Request], Awaitable[Response]]] = {
             ("GET", "/metrics"): self.metrics,
             ("GET", "/healthz"): self.healthz,
             ("GET", "/readyz"): self.readyz,
+        }
+        self.writes: dict[tuple[str, str], Callable[[Request], Awaitable[Response]]] = {
             ("POST", "/ingest"): self.ingest,
             ("POST", "/feedback"): self.feedback,
             ("POST", "/cloudevents"): self.cloudevents,
             ("POST", "/"): self.cloudevents,
         }
+        self.routes = {
+            "all": {**read, **self.writes},
+            "read": read,
+            "write": {("GET", "/healthz"): self.healthz, **self.writes},
+        }[serve]
 
     async def dispatch(self, req: Request) -> Response:
         path = req.path.split("?", 1)[0]
-        handler = self.routes.get((req.method, path))
+        key = (req.method, path)
+        handler = self.routes.get(key)
         if handler is None:
             if any(p == path for _, p in self.routes):
                 return Response.json(405, {"error": f"{req.method} not allowed on {path}"})
             return Response.json(404, {"error": f"no route {path}", "routes": sorted(
                 {p for _, p in self.routes})})
+        if key in self.writes and not self._authorized(req):
+            self.sidecar.drop(None, UNAUTHORIZED)
+            return Response.json(401, {"error": "writes need Authorization: Bearer <token> "
+                                       "(ingest.bearer_token_file)", "reason": UNAUTHORIZED})
         return await handler(req)
+
+    def _authorized(self, req: Request) -> bool:
+        if self.write_token is None:
+            return True
+        expected = self.write_token()
+        scheme, _, given = req.headers.get("authorization", "").partition(" ")
+        # An empty or unreadable token file refuses everyone rather than admitting everyone.
+        return bool(expected) and scheme.lower() == "bearer" and hmac.compare_digest(
+            given.strip().encode("utf-8", "replace"), expected.encode("utf-8", "replace"))
 
     async def metrics(self, req: Request) -> Response:
         loop = asyncio.get_running_loop()
@@ -273,8 +307,10 @@ class HttpServer:
     """The metrics-port server on the current event loop."""
 
     def __init__(self, app: App, host: str = "127.0.0.1", port: int = 0, *,
-                 max_body: int = 16 * 1024 * 1024) -> None:
+                 max_body: int = 16 * 1024 * 1024,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.app = app
+        self.ssl_context = ssl_context
         self.host = host
         self.requested_port = port
         self.max_body = max_body
@@ -286,7 +322,8 @@ class HttpServer:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: _Conn(self), self.host,
-                                                self.requested_port, reuse_address=True)
+                                                self.requested_port, reuse_address=True,
+                                                ssl=self.ssl_context)
         self.port = self._server.sockets[0].getsockname()[1]
 
     @property

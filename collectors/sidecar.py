@@ -160,6 +160,9 @@ class Sidecar(SnapshotSource):
                  clock: Callable[[], float] = time.time) -> None:
         self.limits = limits or LimitsConfig()
         self.clock = clock
+        #: Which ``x-driftline-model``/``x-driftline-endpoint`` request headers of proxied
+        #: requests are believed (``proxy.trusted_headers``; none by default).
+        self.trusted_headers: frozenset[str] = frozenset()
         self._factory = monitor_factory or engine_factory(WindowPolicy(), DriftPolicy())
         self.entries: list[ModelEntry] = []
         self._by_name: dict[str, list[ModelEntry]] = {}
@@ -192,7 +195,10 @@ class Sidecar(SnapshotSource):
                     monitor_factory: MonitorFactory | None = None) -> Sidecar:
         factory = monitor_factory or engine_factory(window_policy(cfg.windows),
                                                     drift_policy(cfg.drift))
-        return cls(load_models(cfg), limits=cfg.limits, monitor_factory=factory)
+        sc = cls(load_models(cfg), limits=cfg.limits, monitor_factory=factory)
+        if cfg.proxy is not None:
+            sc.trusted_headers = frozenset(cfg.proxy.trusted_headers)
+        return sc
 
     # -- routing ---------------------------------------------------------------------------
 
@@ -286,9 +292,12 @@ class Sidecar(SnapshotSource):
         if r is None or sample.method != "POST":
             return 0  # health checks, metadata: not model inputs
         try:
-            model = label_value(sample.header("x-driftline-model") or r.model, "model name")
+            trusted = self.trusted_headers
+            hinted = sample.header("x-driftline-model") if "x-driftline-model" in trusted else None
+            model = label_value(hinted or r.model, "model name")
             version = label_value(r.version, "model version")
-            endpoint = label_value(sample.header("x-driftline-endpoint"), "endpoint")
+            endpoint = label_value(sample.header("x-driftline-endpoint")
+                                   if "x-driftline-endpoint" in trusted else None, "endpoint")
         except PayloadError:
             self.drop(None, BAD_LABEL)
             return 0

@@ -64,11 +64,42 @@ class ModelConfig:
     probabilities_output: str = "predict_proba"
 
 
+#: Request headers a proxy client may use to choose the monitor, when the operator trusts them.
+TRUSTABLE_HEADERS: tuple[str, ...] = ("x-driftline-model", "x-driftline-endpoint")
+
+
 @dataclass(frozen=True)
 class ProxyConfig:
+    """``trusted_headers``: which of :data:`TRUSTABLE_HEADERS` proxied requests may use to pick
+    the model or the endpoint label. None by default: whoever reaches the proxy could otherwise
+    file records under another model or the canary, and so steer the canary comparison."""
+
     listen: Listen
     upstream: str
     timeout: float = 30.0
+    trusted_headers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """Who may write records (``/ingest``, ``/feedback``, ``/cloudevents``) and where.
+
+    ``listen`` moves the write endpoints to a listener of their own, so the metrics port that
+    Prometheus scrapes is read-only (``/metrics``, ``/healthz``, ``/readyz``) and the writers can
+    be bound to loopback. ``bearer_token_file`` makes every write carry
+    ``Authorization: Bearer <the file's content>`` (re-read when the file changes, for rotated
+    secrets). ``tls_cert_file``/``tls_key_file`` serve that listener over TLS, and
+    ``tls_client_ca_file`` requires client certificates signed by that CA (mutual TLS)."""
+
+    listen: Listen | None = None
+    bearer_token_file: Path | None = None
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_client_ca_file: Path | None = None
+
+    @property
+    def authenticated(self) -> bool:
+        return self.bearer_token_file is not None or self.tls_client_ca_file is not None
 
 
 @dataclass(frozen=True)
@@ -145,6 +176,7 @@ class ServeConfig:
     models: tuple[ModelConfig, ...]
     metrics: Listen
     proxy: ProxyConfig | None = None
+    ingest: IngestConfig = field(default_factory=IngestConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     windows: WindowsConfig = field(default_factory=WindowsConfig)
     drift: DriftConfig = field(default_factory=DriftConfig)
@@ -162,10 +194,12 @@ _SECTIONS: dict[str, type] = {
     "sampling": SamplingConfig, "windows": WindowsConfig, "drift": DriftConfig,
     "queue": QueueConfig, "limits": LimitsConfig, "otlp": OtlpConfig,
 }
-_TOP_KEYS = ("models", "proxy", "metrics", *_SECTIONS, "tick_interval", "log_level")
+_TOP_KEYS = ("models", "proxy", "metrics", "ingest", *_SECTIONS, "tick_interval", "log_level")
 _MODEL_KEYS = ("name", "version", "baseline", "aliases", "features", "outputs")
 _OUTPUT_KEYS = ("prediction", "probabilities")
-_PROXY_KEYS = ("listen", "upstream", "timeout")
+_PROXY_KEYS = ("listen", "upstream", "timeout", "trusted_headers")
+_INGEST_KEYS = ("listen", "bearer_token_file", "tls_cert_file", "tls_key_file",
+                "tls_client_ca_file")
 _METRICS_KEYS = ("listen",)
 _DEFAULT_METRICS = "127.0.0.1:9108"
 
@@ -452,13 +486,21 @@ def config_from_dict(
             raise r.error("proxy.upstream", f"upstream {redact_url(up)!r} is not an http:// URL",
                           "use e.g. http://127.0.0.1:8080")
         timeout = r.get("proxy.timeout", proxy_raw, "timeout")
+        trusted_raw = r.get("proxy.trusted_headers", proxy_raw, "trusted_headers")
+        trusted = () if trusted_raw is None else tuple(
+            h.lower() for h in _str_list(r, "proxy.trusted_headers", trusted_raw))
+        for h in trusted:
+            if h not in TRUSTABLE_HEADERS:
+                raise r.error("proxy.trusted_headers", f"{h!r} cannot be trusted",
+                              "list only " + ", ".join(TRUSTABLE_HEADERS))
         proxy = ProxyConfig(p_l, up.rstrip("/"), 30.0 if timeout is None else
-                            _coerce(r, "proxy.timeout", timeout, float))
+                            _coerce(r, "proxy.timeout", timeout, float), trusted)
         if p_l.port != 0 and p_l.port == metrics.port and (
                 p_l.host == metrics.host or "0.0.0.0" in (p_l.host, metrics.host)):
             raise r.error("proxy.listen", f"proxy and metrics both listen on port {p_l.port}",
                           "give them different ports")
 
+    ingest = _ingest(r, top.get("ingest"), base, metrics, check_files)
     sections = {name: _section(r, name, cls, top.get(name)) for name, cls in _SECTIONS.items()}
     tick = r.get("tick_interval", top, "tick_interval")
     level = r.get("log_level", top, "log_level")
@@ -466,10 +508,54 @@ def config_from_dict(
     if level_s not in ("debug", "info", "warning", "error"):
         raise r.error("log_level", f"unknown level {level_s!r}", "use debug, info, warning or error")
     return ServeConfig(
-        models=models, metrics=metrics, proxy=proxy,
+        models=models, metrics=metrics, proxy=proxy, ingest=ingest,
         tick_interval=1.0 if tick is None else _coerce(r, "tick_interval", tick, float),
         log_level=level_s, source=path, **sections,
     )
+
+
+def _ingest(r: _Reader, raw: Any, base: Path, metrics: Listen, check_files: bool
+            ) -> IngestConfig:
+    body = r.check_keys("ingest", raw, _INGEST_KEYS)
+    listen_raw = r.get("ingest.listen", body, "listen")
+    listen = None
+    if listen_raw is not None:
+        try:
+            listen = parse_listen(listen_raw, what="ingest.listen")
+        except ValueError as exc:
+            raise r.error("ingest.listen", str(exc), "use host:port, e.g. 127.0.0.1:9109") from None
+        if listen.port != 0 and listen.port == metrics.port:
+            raise r.error("ingest.listen", f"ingest and metrics both listen on port {listen.port}",
+                          "give them different ports, or remove ingest.listen to serve both "
+                          "on the metrics port")
+    files: dict[str, Path | None] = {}
+    for name in _INGEST_KEYS[1:]:
+        key = f"ingest.{name}"
+        value = r.get(key, body, name)
+        if value is None or value == "":
+            files[name] = None
+            continue
+        path = Path(_coerce(r, key, value, str))
+        if not path.is_absolute():
+            path = base / path
+        if check_files and not path.is_file():
+            raise r.error(key, f"file {str(path)!r} not found",
+                          "mount the secret there or fix the path (relative paths are relative "
+                          "to the config file)")
+        files[name] = path
+    cert, key_file = files["tls_cert_file"], files["tls_key_file"]
+    if (cert is None) != (key_file is None):
+        raise r.error("ingest.tls_cert_file" if cert is None else "ingest.tls_key_file",
+                      "TLS needs both a certificate and its key",
+                      "set ingest.tls_cert_file and ingest.tls_key_file")
+    if files["tls_client_ca_file"] is not None and cert is None:
+        raise r.error("ingest.tls_client_ca_file", "client certificates need TLS",
+                      "set ingest.tls_cert_file and ingest.tls_key_file too")
+    if cert is not None and listen is None:
+        raise r.error("ingest.tls_cert_file", "TLS is served on the ingest listener only",
+                      "set ingest.listen (the metrics port stays plain HTTP for Prometheus)")
+    return IngestConfig(listen, files["bearer_token_file"], cert, key_file,
+                        files["tls_client_ca_file"])
 
 
 def load_config(

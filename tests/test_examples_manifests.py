@@ -102,7 +102,9 @@ def test_kserve_logger_points_at_the_sidecar() -> None:
     pred = isvc["spec"]["predictor"]
     logger = pred["logger"]
     assert logger["mode"] == "all"
-    assert logger["url"] == f"http://127.0.0.1:{_port(cfg['metrics']['listen'])}/cloudevents"
+    # writes go to the loopback ingest listener; the scraped metrics port is read-only
+    assert cfg["ingest"]["listen"].startswith("127.0.0.1:")
+    assert logger["url"] == f"http://127.0.0.1:{_port(cfg['ingest']['listen'])}/cloudevents"
     names = [c["name"] for c in pred["containers"]]
     assert names[0] == "kserve-container" and "driftline" in names
     # the model name Driftline monitors is the InferenceService name (ce-inferenceservicename)

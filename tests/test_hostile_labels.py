@@ -104,6 +104,7 @@ def test_full_queue_answers_429_even_for_hostile_cloudevents() -> None:
 
 def test_proxy_headers_with_bad_labels_are_counted() -> None:
     sc = make_sidecar()
+    sc.trusted_headers = frozenset({"x-driftline-endpoint"})
     req, resp, _ = v2_exchange(3)
     sample = Sample("POST", "/v2/models/car-loan/infer", "application/json", req, 200,
                     "application/json", resp, T0, 0.01,
