@@ -206,3 +206,50 @@ def test_sigkill_between_approval_and_action_acts_once(tmp_path: Path,
     decisions = [e.decision for e in audit.read(Path(db), limit=100)]
     assert decisions[:3] == ["awaiting_approval", "approved", "acted"], decisions
     assert decisions[-1] == "approval_refused"
+
+
+@pytest.mark.integration
+def test_the_request_reaches_the_notify_channels_and_resolves_once_decided(tmp_path: Path) -> None:
+    from notify_sinks import HttpSink, SmtpSink
+    from test_notify_delivery import FAST, channels_config
+
+    from driftline.alertmanager.alertmanager_config import alertmanager_config
+    from driftline_demo.stack import StackError, find_binary, start_alertmanager
+
+    try:
+        find_binary("prometheus-alertmanager")
+    except StackError as exc:
+        pytest.skip(str(exc))
+    http, smtp = HttpSink(), SmtpSink()
+    try:
+        (tmp_path / "am").mkdir()
+        rules = channels_config(tmp_path / "am", http.url, smtp.port)
+        assert rules.notify.timing["warning"].group_wait == FAST["group_wait"]
+        with start_alertmanager(alertmanager_config(rules)) as am, target() as t:
+            cfg = load_config_dict(approval_config(
+                tmp_path, t.url, approval={"alertmanager_url": am.url,
+                                           "public_url": "https://actions.example.org"}),
+                base=tmp_path)
+            with running(cfg) as r:
+                assert post(r.url, payload(alert(action="rollback")))[0] == 200
+                wait_until(lambda: bool(http.at("/slack")), timeout=30, what="the request in Slack")
+                first = http.at("/slack")[0].body["attachments"][0]
+                assert first["title"] == \
+                    "[FIRING:1] warning: DriftlineActionAwaitingApproval for model fraud"
+                assert "driftline actions approve 1 --reason" in first["text"]
+                assert "POST https://actions.example.org/api/v1/actions/1/approve" in first["text"]
+                held = am.alerts()
+                assert held[0]["labels"]["approval_id"] == "1"
+                assert held[0]["labels"]["action"] == "none"  # never back to the receiver
+                assert call(r.url, "POST", "/api/v1/actions/1/approve", "alice-token",
+                            {"reason": "ok"})[0] == 200
+                wait_until(lambda: len(http.at("/slack")) >= 2, timeout=30, what="the resolution")
+                t.wait_for(1)
+            last = http.at("/slack")[-1].body["attachments"][0]
+            assert last["title"].startswith("[RESOLVED]")
+            assert not http.at("/actions")  # the request alert has action=none
+            rows = audit.read(cfg.database, limit=100)
+        assert any(e.decision == "approval_notified" and e.status_code == 200 for e in rows)
+    finally:
+        http.stop()
+        smtp.stop()
