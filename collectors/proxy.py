@@ -45,6 +45,7 @@ import httptools
 
 from driftline.collectors.loop_thread import LoopThread
 from driftline.collectors.proxy_latency import LatencyRecorder
+from driftline.collectors.request_metrics import RequestMetrics
 from driftline.collectors.sample import (
     HEADER_CONTENT_LENGTH,
     HEADER_CONTENT_TYPE,
@@ -130,10 +131,12 @@ class _Copy:
 class _Exchange:
     """One request and its response, in flight on a connection."""
 
-    __slots__ = ("copy", "head", "req_done", "resp_started", "t0")
+    __slots__ = ("copy", "head", "req_done", "req_size", "resp_started", "t0", "url")
 
     def __init__(self, t0: float) -> None:
         self.t0 = t0
+        self.url = b""
+        self.req_size = 0
         self.req_done = 0.0
         self.head = False
         self.resp_started = False
@@ -244,7 +247,9 @@ class _Conn(asyncio.Protocol):
         self.pending.append(ex)
 
     def on_url(self, url: bytes) -> None:
-        cp = self.cur.copy  # type: ignore[union-attr]
+        ex = self.cur
+        ex.url += url  # type: ignore[union-attr]
+        cp = ex.copy  # type: ignore[union-attr]
         if cp is not None:
             cp.url += url
 
@@ -270,7 +275,9 @@ class _Conn(asyncio.Protocol):
             ex.copy.method = method
 
     def on_body(self, body: bytes) -> None:
-        cp = self.cur.copy  # type: ignore[union-attr]
+        ex = self.cur
+        ex.req_size += len(body)  # type: ignore[union-attr]
+        cp = ex.copy  # type: ignore[union-attr]
         if cp is not None and not cp.too_large:
             cp.req_size += len(body)
             if cp.req_size > self.srv.max_body_copy:
@@ -353,7 +360,9 @@ class _Conn(asyncio.Protocol):
         if self.ct is not None:
             self.ct.write(head if ex is not None and ex.head else head + body)
         if ex is not None:
-            srv.latency.observe(status, _perf() - ex.t0)
+            dt = _perf() - ex.t0
+            srv.latency.observe(status, dt)
+            srv.requests.observe_path(ex.url, status, dt, ex.req_size)
         self.pending.clear()
         self.heads = 0
         self._close_both()
@@ -544,6 +553,7 @@ class _Upstream(asyncio.Protocol):
         now = _perf()
         srv = c.srv
         srv.latency.observe(status, now - ex.t0)
+        srv.requests.observe_path(ex.url, status, now - ex.t0, ex.req_size)
         srv._responses_total += 1
         cp = ex.copy
         if cp is not None:
@@ -646,6 +656,7 @@ class _Upstream(asyncio.Protocol):
         now = _perf()
         srv = c.srv
         srv.latency.observe(status, now - ex.t0)
+        srv.requests.observe_path(ex.url, status, now - ex.t0, ex.req_size)
         srv._responses_total += 1
         cp = ex.copy
         if cp is not None:
@@ -689,7 +700,8 @@ class ProxyServer:
 
     def __init__(self, listen_host: str, listen_port: int, upstream_url: str, queue: SampleQueue,
                  sampler: Sampler, *, timeout: float = 60.0, connect_timeout: float | None = None,
-                 max_body_copy: int = DEFAULT_MAX_BODY_COPY, backlog: int = 1024) -> None:
+                 max_body_copy: int = DEFAULT_MAX_BODY_COPY, backlog: int = 1024,
+                 requests: RequestMetrics | None = None) -> None:
         if not timeout > 0:
             raise ConfigError(f"proxy timeout must be positive, got {timeout!r}", key="proxy.timeout")
         if connect_timeout is not None and not connect_timeout > 0:
@@ -711,6 +723,8 @@ class ProxyServer:
                                      else min(timeout, 10.0))
         self.max_body_copy = max_body_copy
         self.latency = LatencyRecorder()
+        #: Per-model requests, latency and request sizes (shared with the sidecar's exporters).
+        self.requests = requests if requests is not None else RequestMetrics()
         self._backlog = backlog
         self._conns: set[_Conn] = set()
         self._server: asyncio.AbstractServer | None = None

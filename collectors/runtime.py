@@ -58,7 +58,8 @@ class Runtime:
             self.proxy = ProxyServer(cfg.proxy.listen.host, cfg.proxy.listen.port,
                                      cfg.proxy.upstream, samples, sampler,
                                      timeout=cfg.proxy.timeout,
-                                     max_body_copy=cfg.limits.max_sample_bytes)
+                                     max_body_copy=cfg.limits.max_sample_bytes,
+                                     requests=self.sidecar.requests)
             self.sidecar.queue_stats.append(lambda: (samples.depth, samples.capacity))
             self.sidecar.drop_stats.append(
                 lambda: {("", reason): n for reason, n in samples.dropped.items()})

@@ -33,6 +33,7 @@ from driftline.collectors.feedback import Feedback, PredictionStore
 from driftline.collectors.ingest import IngestGroups, to_batch
 from driftline.collectors.label_values import BAD_LABEL, label_value
 from driftline.collectors.payloads import ModelSchema, PayloadError, decode_binary, parse, route
+from driftline.collectors.request_metrics import RequestMetrics
 from driftline.config import DriftConfig, LimitsConfig, ModelConfig, ServeConfig, WindowsConfig
 from driftline.engine.monitor import DriftPolicy, WindowPolicy
 from driftline.engine.records import RecordBatch
@@ -189,6 +190,8 @@ class Sidecar(SnapshotSource):
         self.export_error_stats: list[Callable[[], Mapping[str, int]]] = []
         #: The reverse proxy's counters (``ProxyServer.stats``), when a proxy runs.
         self.proxy_stats: Callable[[], Any] | None = None
+        #: Per-model requests, latency and payload sizes; the proxy records into the same one.
+        self.requests = RequestMetrics()
 
     @classmethod
     def from_config(cls, cfg: ServeConfig, *,
@@ -345,6 +348,10 @@ class Sidecar(SnapshotSource):
         return n
 
     def _exchange(self, ex: Exchange, now: float) -> int:
+        if ex.model:
+            # KServe logs a response only for a 200; a request alone had some other outcome.
+            self.requests.observe(ex.model, "", ex.endpoint, "2xx" if ex.response is not None
+                                  else "unknown", None, _size(ex.request), _size(ex.response))
         return self.handle_exchange(ex.model, None, ex.endpoint, ex.request, ex.response,
                                     request_id=ex.request_id or ex.id, source="cloudevents",
                                     now=now)
@@ -483,7 +490,13 @@ class Sidecar(SnapshotSource):
             proxy_latency=self.latency_stats() if self.latency_stats is not None else {},
             series_capped=capped, export_errors=errors, proxy_errors=proxy_errors,
             proxy_tunnelled=None if proxy is None else int(proxy.tunnelled),
-            proxy_tee_errors=None if proxy is None else int(proxy.tee_errors))
+            proxy_tee_errors=None if proxy is None else int(proxy.tee_errors),
+            requests=self.requests.stats())
+
+
+def _size(payload: Any) -> int | None:
+    """Body size of a CloudEvent payload when it arrived as bytes (decoded JSON: unknown)."""
+    return len(payload) if isinstance(payload, bytes | bytearray) else None
 
 
 def _done(work: Callable[..., Any], *args: Any) -> int:

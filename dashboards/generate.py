@@ -136,6 +136,30 @@ def _multivariate_row(g: b.Grid) -> None:
         "with their own PSI and quantile-rank histograms."), w=8)
 
 
+def _service_row(g: b.Grid) -> None:
+    """Service health next to model health: traffic by status, availability, latency, sizes."""
+    g.row("Service health")
+    req = _q(cat.MODEL_REQUESTS, M)
+    errors = _q(cat.MODEL_REQUESTS, M + ', code="5xx"')
+    g.place(b.timeseries("Requests per second by status class", [b.target(
+        f"sum by (code, endpoint) (rate({req}[{RI}]))", "{{code}} ({{endpoint}})")], unit="reqps",
+        description=cat.MODEL_REQUESTS.help), w=6)
+    g.place(b.timeseries("Availability (share of requests not 5xx)", [b.target(
+        f"1 - (sum by (endpoint) (rate({errors}[{RI}])) or sum by (endpoint) (rate({req}[{RI}])) * 0)"
+        f" / sum by (endpoint) (rate({req}[{RI}]))",
+        "{{endpoint}}")], unit="percentunit", min_=0, max_=1,
+        thresholds_=b.thresholds((0.0, "red"), (0.99, "yellow"), (0.999, "green"), base="red"),
+        description="Requests answered without a server error; the SLO alerts burn its budget."), w=6)
+    lat = f"sum by (le, endpoint) (rate({_q(cat.MODEL_REQUEST_DURATION, MN, '_bucket')}[{RI}]))"
+    g.place(b.timeseries("Request latency", [
+        b.target(f"histogram_quantile({q}, {lat})", f"p{round(q * 100)} ({{{{endpoint}}}})")
+        for q in (0.5, 0.95, 0.99)], unit="s", description=cat.MODEL_REQUEST_DURATION.help), w=6)
+    g.place(b.timeseries("Payload sizes (p95)", [
+        b.target(f"histogram_quantile(0.95, sum by (le) (rate({_q(spec, MN, '_bucket')}[{RI}])))", what)
+        for spec, what in ((cat.MODEL_REQUEST_SIZE, "request"), (cat.MODEL_RESPONSE_SIZE, "response"))],
+        unit="bytes", description=cat.MODEL_REQUEST_SIZE.help + " " + cat.MODEL_RESPONSE_SIZE.help), w=6)
+
+
 def _endpoint_pair(g: b.Grid, n: Any) -> None:
     for ep in ("default", "canary"):
         sel = f'model_name=~"$model_name", endpoint="{ep}"'
@@ -239,6 +263,7 @@ def model(cfg: RulesConfig) -> Json:
         unit="reqps", description=cat.LABELS.help), w=12)
     g.row("Canary vs default")
     _endpoint_pair(g, n)
+    _service_row(g)
     g.row("Windows")
     g.place(b.timeseries("Records in the last window", [b.target(
         f"sum by (endpoint) ({_q(cat.WINDOW_RECORDS, M)})", "{{endpoint}}")],

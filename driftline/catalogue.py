@@ -36,6 +36,11 @@ LATENCY_BUCKETS: tuple[float, ...] = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )
 
+#: Request and response payload sizes, bytes (256 B … 16 MiB).
+SIZE_BUCKETS: tuple[float, ...] = (
+    256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0,
+)
+
 
 @dataclass(frozen=True)
 class MetricSpec:
@@ -67,6 +72,8 @@ def _spec(
     base = name.removesuffix("_total")
     if unit == "s":
         base = base.removesuffix("_seconds")
+    elif unit == "By":
+        base = base.removesuffix("_bytes")
     otel = "driftline." + base.removeprefix("driftline_").replace("_", ".", 1)
     return MetricSpec(name, type_, help_, labels, otel, unit, buckets)
 
@@ -251,6 +258,26 @@ PROXY_TEE_ERRORS = _spec(
     "Sampled exchanges the proxy failed to hand to the collector (the request itself is "
     "unaffected).", (),
 )
+# Service health next to model health: what the proxy and the payload logger see per model.
+MODEL_REQUESTS = _spec(
+    "driftline_model_requests_total", "counter",
+    "Inference requests per model, by HTTP status class (code: 2xx..5xx; unknown when the "
+    "payload logger saw a request without its response).", (*MODEL_LABELS, "code"),
+)
+MODEL_REQUEST_DURATION = _spec(
+    "driftline_model_request_duration_seconds", "histogram",
+    "Inference request latency per model as the proxy measured it, upstream included.",
+    ("model_name", "endpoint"), unit="s", buckets=LATENCY_BUCKETS,
+)
+MODEL_REQUEST_SIZE = _spec(
+    "driftline_model_request_size_bytes", "histogram",
+    "Inference request body sizes per model.", ("model_name",), unit="By", buckets=SIZE_BUCKETS,
+)
+MODEL_RESPONSE_SIZE = _spec(
+    "driftline_model_response_size_bytes", "histogram",
+    "Inference response body sizes per model (payload logger).", ("model_name",), unit="By",
+    buckets=SIZE_BUCKETS,
+)
 EXPORT_ERRORS = _spec(
     "driftline_export_errors_total", "counter",
     "Failed OTLP exports.", ("exporter",),
@@ -293,8 +320,9 @@ ALL: tuple[MetricSpec, ...] = (
     EMBEDDING_MMD, EMBEDDING_MMD_PVALUE, EMBEDDING_COSINE,
     ESTIMATED_ACCURACY, REFERENCE_ACCURACY, ACCURACY, LABELS, ADWIN_DETECTIONS,
     WINDOW_RECORDS, WINDOWS, WINDOW_END, QUEUE_DEPTH, QUEUE_CAPACITY, SERIES_CAPPED,
-    PROXY_DURATION, PROXY_UPSTREAM_ERRORS, PROXY_TUNNELLED, PROXY_TEE_ERRORS, EXPORT_ERRORS,
-    BUILD_INFO,
+    PROXY_DURATION, PROXY_UPSTREAM_ERRORS, PROXY_TUNNELLED, PROXY_TEE_ERRORS,
+    MODEL_REQUESTS, MODEL_REQUEST_DURATION, MODEL_REQUEST_SIZE, MODEL_RESPONSE_SIZE,
+    EXPORT_ERRORS, BUILD_INFO,
 )
 
 BY_NAME: dict[str, MetricSpec] = {m.name: m for m in ALL}

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from driftline.catalogue import CONFIDENCE_BUCKETS, LATENCY_BUCKETS, QUANTILE_RANK_BUCKETS
+from driftline.catalogue import CONFIDENCE_BUCKETS, LATENCY_BUCKETS, QUANTILE_RANK_BUCKETS, SIZE_BUCKETS
 from driftline.engine.snapshot import (
     EmbeddingDrift,
     FeatureDrift,
@@ -22,6 +22,7 @@ from driftline.engine.snapshot import (
     MultivariateDrift,
     Performance,
     PredictionDrift,
+    RequestStats,
     SidecarStats,
     SnapshotSource,
     WindowReport,
@@ -112,6 +113,13 @@ def synthetic_stats(rng: np.random.Generator, model_names: list[str]) -> Sidecar
         queue_depth=17, queue_capacity=10000, dropped=dropped,
         proxy_latency={code: _hist(rng, LATENCY_BUCKETS, 5000, 0.0002, 0.2) for code in ("2xx", "5xx")},
         series_capped={}, export_errors={"otlp": 0},
+        requests=RequestStats(
+            counts={(m, "", "default", code): int(rng.integers(1, 5000))
+                    for m in model_names for code in ("2xx", "4xx", "5xx")},
+            latency={(m, "default"): _hist(rng, LATENCY_BUCKETS, 5000, 0.0005, 0.3)
+                     for m in model_names},
+            request_size={m: _hist(rng, SIZE_BUCKETS, 5000, 300.0, 60000.0) for m in model_names},
+            response_size={m: _hist(rng, SIZE_BUCKETS, 5000, 100.0, 2000.0) for m in model_names}),
     )
 
 

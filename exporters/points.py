@@ -19,13 +19,13 @@ Rules applied here:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from driftline import __version__
 from driftline import catalogue as cat
 from driftline.catalogue import MetricSpec
-from driftline.engine.snapshot import Histogram, ModelSnapshot, SidecarStats
+from driftline.engine.snapshot import Histogram, ModelSnapshot, RequestStats, SidecarStats
 from driftline.exporters.cardinality import OTHER, CardinalityGuard
 
 Labels = tuple[str, ...]
@@ -324,8 +324,42 @@ def _fill(out: dict[str, MetricPoints], snaps: list[ModelSnapshot], stats: Sidec
         p(cat.PROXY_TUNNELLED).add((), stats.proxy_tunnelled)
     if stats.proxy_tee_errors is not None:
         p(cat.PROXY_TEE_ERRORS).add((), stats.proxy_tee_errors)
+    if stats.requests is not None:
+        _requests(p, stats.requests, snaps, models, guard)
     exporters = guard.resolve("exporter", (), sorted(stats.export_errors), lim.max_enum_values)
     for name, n in stats.export_errors.items():
         p(cat.EXPORT_ERRORS).add((exporters[name],), n)
     p(cat.QUEUE_DEPTH).set((), stats.queue_depth)
     p(cat.QUEUE_CAPACITY).set((), stats.queue_capacity)
+
+
+def _requests(p: Callable[[MetricSpec], MetricPoints], rs: RequestStats, snaps: list[ModelSnapshot],
+              models: Mapping[str, str], guard: CardinalityGuard) -> None:
+    """Service-health series: only configured models keep their name (the rest fold into
+    ``__other__``), versions and endpoints capped per model, code classes an enumeration."""
+    lim = guard.limits
+    configured = {s.model_name: s.model_version for s in snaps}
+    by_model: dict[str, list[tuple[str, str, str, int]]] = {}
+    for (m, v, e, code), n in rs.counts.items():
+        by_model.setdefault(models.get(m, OTHER), []).append((v or configured.get(m, ""), e, code, n))
+    codes = guard.resolve("code", ("requests",), sorted({c for _, _, _, c in rs.counts}),
+                          lim.max_enum_values)
+    endpoints_of: dict[str, dict[str, str]] = {}
+    for m, rows in by_model.items():
+        vers = guard.resolve("request_model_version", (m,), sorted({v for v, _, _, _ in rows}),
+                             lim.max_versions_per_model)
+        eps = guard.resolve("request_endpoint", (m,),
+                            sorted({e for _, e, _, _ in rows} | {e for mm, e in rs.latency
+                                                                 if models.get(mm, OTHER) == m}),
+                            lim.max_endpoints_per_model)
+        endpoints_of[m] = eps
+        for v, e, code, n in rows:
+            p(cat.MODEL_REQUESTS).add((m, vers[v], eps[e], codes[code]), n)
+    for (m, e), hist in rs.latency.items():
+        ml = models.get(m, OTHER)
+        p(cat.MODEL_REQUEST_DURATION).observe((ml, endpoints_of.get(ml, {}).get(e, OTHER)), hist)
+    for spec, table in ((cat.MODEL_REQUEST_SIZE, rs.request_size),
+                        (cat.MODEL_RESPONSE_SIZE, rs.response_size)):
+        for m, hist in table.items():
+            p(spec).observe((models.get(m, OTHER),), hist)
+

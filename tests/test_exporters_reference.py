@@ -47,6 +47,9 @@ def test_otel_unit_never_makes_the_translation_add_a_suffix(spec: cat.MetricSpec
     unit = otel_unit(spec)
     if spec.unit == "s":
         assert unit == "s" and spec.name.removesuffix("_total").endswith("_seconds")
+    elif spec.unit == "By":  # the translation appends _bytes, so the OTel name has no unit word
+        assert unit == "By" and spec.name.endswith("_bytes")
+        assert spec.otel_name.replace(".", "_") + "_bytes" == spec.name
     elif unit == "1":
         assert spec.type == "gauge" and spec.name.endswith("_ratio")
     else:

@@ -269,6 +269,22 @@ class SidecarStats:
     proxy_errors: dict[str, int] = field(default_factory=dict)
     proxy_tunnelled: int | None = None  # None: no proxy runs
     proxy_tee_errors: int | None = None
+    requests: RequestStats | None = None
+
+
+@dataclass(frozen=True)
+class RequestStats:
+    """Per-model service health, cumulative since start (see collectors/request_metrics.py).
+
+    ``counts`` maps (model_name, model_version, endpoint, code class) to requests; an empty
+    version means "the configured one". ``latency`` maps (model_name, endpoint) to a seconds
+    histogram; ``request_size``/``response_size`` map model_name to a bytes histogram.
+    """
+
+    counts: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
+    latency: dict[tuple[str, str], Histogram] = field(default_factory=dict)
+    request_size: dict[str, Histogram] = field(default_factory=dict)
+    response_size: dict[str, Histogram] = field(default_factory=dict)
 
 
 class SnapshotSource:
