@@ -2,8 +2,9 @@
 :class:`~driftline.alertmanager.rules_config.RulesConfig`.
 
 Recording rules compute fleet-wide drift from the quantile-rank histograms that every sidecar
-exports (DESIGN.md §5): bucket counts are summed across replicas, turned into per-bucket shares
-over ``drift_range``, and compared with the 10 % each bucket holds without drift. The ``le="1.0"``
+exports (docs/statistics.md, "Fleet-wide histograms"): bucket counts are summed across
+replicas, turned into per-bucket shares over ``drift_range``, and compared with the 10 % each
+bucket holds without drift. The ``le="1.0"``
 bucket is never read (ranks are ≤ 1, so it equals ``+Inf``), which keeps the rules independent
 of how a client spells that bound. Names follow ``level:metric:operation``.
 

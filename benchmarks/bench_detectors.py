@@ -1,7 +1,7 @@
 """Detector throughput: PSI, KS (presorted vs scipy), chi2, JS, Wasserstein, quantile rank, ADWIN.
 
 Figures are per window of 20 numeric features × 10 000 values against a 10 000-value reference
-summary (the DESIGN.md §9 setting), best of 5 runs.
+summary (the reference setting of docs/architecture.md, "Benchmarks"), best of 5 runs.
 """
 
 from __future__ import annotations

@@ -391,7 +391,7 @@ def bench_trivial(seconds: float, repeats: int, venv: Path) -> None:
     if python.exists() and subprocess.run([str(python), "-c", "import aiohttp"],
                                           capture_output=True).returncode == 0:
         _saturation([str(python), "-c", AIOHTTP_UPSTREAM], "trivial aiohttp upstream "
-                    "(the DESIGN.md reference setup)", seconds, repeats)
+                    "(the reference setup of docs/architecture.md)", seconds, repeats)
     else:
         print(f"(b') skipped: no aiohttp in {venv}")
 

@@ -2,7 +2,7 @@
 
 Missing values (None, NaN, ±inf, and in object arrays anything that is not a real number) are
 left out of every count here and reported separately by the caller, so one bad value never
-poisons a detector (DESIGN.md §4).
+poisons a detector (docs/statistics.md, "Conventions").
 
 Bins are half-open ``[e_i, e_{i+1})`` with open outer bins: with interior edges
 ``e_0 < … < e_{k-1}`` a value ``x`` falls in bin ``searchsorted(edges, x, side="right")``, so there

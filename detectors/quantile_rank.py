@@ -1,4 +1,4 @@
-"""Reference quantile ranks: the fleet-wide drift signal of DESIGN.md §5.
+"""Reference quantile ranks: the fleet-wide drift signal (docs/statistics.md).
 
 The rank is a probability-integral transform against the reference: without drift ranks are
 uniform on [0, 1], so each bucket of a fixed 0.1 … 1.0 histogram holds 10 %; since the buckets are

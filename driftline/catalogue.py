@@ -27,7 +27,8 @@ MetricType = Literal["gauge", "counter", "histogram", "info"]
 MODEL_LABELS: tuple[str, ...] = ("model_name", "model_version", "endpoint")
 FEATURE_LABELS: tuple[str, ...] = (*MODEL_LABELS, "feature")
 
-#: Fixed quantile-rank buckets (DESIGN.md §5): identical on every replica so counts add up.
+#: Fixed quantile-rank buckets, identical on every replica so counts add up (docs/architecture.md,
+#: "Scaling past one replica").
 QUANTILE_RANK_BUCKETS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 #: Confidence of the predicted class, in [0, 1].
 CONFIDENCE_BUCKETS: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)

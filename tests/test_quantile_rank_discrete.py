@@ -1,4 +1,4 @@
-"""The quantile-rank histogram (DESIGN.md §5) is uniform without drift, for discrete features too.
+"""The quantile-rank histogram (docs/statistics.md) is uniform without drift, for discrete features too.
 
 A value tied with reference points owns the ECDF jump ``[F(x−), F(x)]``; its k-th occurrence gets
 ``F(x−) + vdc(k + 1)·(F(x) − F(x−))`` (van der Corput). Bound proved in docs/statistics.md and

@@ -60,7 +60,7 @@ class WindowPolicy:
 
 @dataclass(frozen=True)
 class DriftPolicy:
-    """The drift decision (DESIGN.md §4).
+    """The drift decision (docs/statistics.md, "Statistics and defaults").
 
     A feature is drifted when its effect size passes ``psi_threshold`` AND its test p-value
     (KS for numeric, chi-squared for categorical), after Benjamini–Hochberg correction across the
