@@ -55,7 +55,7 @@ def test_every_yaml_file_parses() -> None:
 
 def test_every_example_has_a_readme() -> None:
     for d in ("fastapi-sklearn", "kserve", "kubernetes-sidecar", "kubernetes-sidecar-object-storage",
-              "batch-ci", "compose"):
+              "batch-ci", "compose", "quickstart"):
         assert (EX / d / "README.md").read_text().startswith("# ")
 
 
