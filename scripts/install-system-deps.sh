@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real Prometheus, promtool, Alertmanager and amtool from Debian's packages when they
-# are missing, and headless Chromium for the HTML report's screenshot test. Needs root (CI and the
-# dev machines run as root); otherwise it says what to run.
+# are missing, headless Chromium for the HTML report's screenshot test, and the Java runtime the
+# Spark engine's tests run on (PySpark 4 needs Java 17+). Needs root (CI and the dev machines run
+# as root); otherwise it says what to run.
 set -euo pipefail
 need=()
 command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
@@ -9,6 +10,10 @@ command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 command -v amtool >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 command -v chromium >/dev/null 2>&1 || need+=(chromium fonts-dejavu-core)
+java_major() { java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1; }
+if ! command -v java >/dev/null 2>&1 || [ "$(java_major)" -lt 17 ] 2>/dev/null; then
+  need+=(openjdk-17-jre-headless)
+fi
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "Driftline's integration tests need: ${need[*]} (Debian packages)." >&2

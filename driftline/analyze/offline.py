@@ -91,7 +91,7 @@ def epoch_seconds(col: pa.Array) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class _Layout:
+class Layout:
     """Which profile columns a file has, checked once per file."""
 
     columns: list[str]
@@ -102,64 +102,69 @@ class _Layout:
     path: str
 
 
-def _layout(profile: BaselineProfile, file: DataFile, timestamp: str | None) -> _Layout:
-    schema = read_schema(file)
+def _layout(profile: BaselineProfile, file: DataFile, timestamp: str | None) -> Layout:
+    return layout_for_schema(profile, read_schema(file), file.path, timestamp)
+
+
+def layout_for_schema(profile: BaselineProfile, schema: pa.Schema, path: str,
+                      timestamp: str | None) -> Layout:
+    """Check ``schema`` (of a file or a table, named ``path`` in errors) against the profile."""
     names = set(schema.names)
     derived = profile.derived_features
     for name in [*profile.embeddings, *profile.text]:
         if name not in names:
             raise InputError(
-                "embedding or text column of the baseline not found in the data", path=file.path,
+                "embedding or text column of the baseline not found in the data", path=path,
                 column=name, fix="analyse data with the same columns as the reference")
         t = schema.field(name).type
         if name in profile.embeddings and not is_vector_type(t):
             raise InputError(f"the baseline has this column as an embedding but the data has {t}",
-                             path=file.path, column=name,
+                             path=path, column=name,
                              fix="give vectors as a list or fixed-size-list column")
     for name, spec in profile.features.items():
         if name in derived:
             continue
         if name not in names:
             raise InputError(
-                "feature of the baseline not found in the data", path=file.path, column=name,
+                "feature of the baseline not found in the data", path=path, column=name,
                 fix="analyse data with the same columns as the reference, or rebuild the baseline",
             )
         t = schema.field(name).type
         if isinstance(spec, NumericFeature) and not is_numeric_type(t):
             raise InputError(f"the baseline has this feature as numeric but the data has {t}",
-                             path=file.path, column=name,
+                             path=path, column=name,
                              fix="give the same column types as the reference data")
         if not isinstance(spec, NumericFeature) and not (is_categorical_type(t)
                                                          or is_numeric_type(t)):
             raise InputError(f"unsupported column type {t} for a categorical feature",
-                             path=file.path, column=name, fix="use string values")
+                             path=path, column=name, fix="use string values")
     cols = profile.columns
     prediction = cols.prediction if cols.prediction in names else None
     proba = {c: col for c, col in cols.proba.items() if col in names}
     for col in proba.values():
         if not is_numeric_type(schema.field(col).type):
             raise InputError(f"probability column has type {schema.field(col).type}, not a number",
-                             path=file.path, column=col, fix="give probabilities as numbers")
+                             path=path, column=col, fix="give probabilities as numbers")
     target = cols.target if cols.target in names else None
     out = profile.output
     if target is not None and out is not None and out.task == "regression":
         t = schema.field(target).type
         if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_null(t)):
             raise InputError(f"the target of a regression model has type {t}, not a number",
-                             path=file.path, column=target,
+                             path=path, column=target,
                              fix="give the numeric label column (cast it to a number)")
     ts = timestamp or cols.timestamp
     if timestamp is not None and timestamp not in names:
-        raise InputError("timestamp column not found", path=file.path, column=timestamp,
+        raise InputError("timestamp column not found", path=path, column=timestamp,
                          fix=f"the file has columns {sorted(names)}")
     ts = ts if ts in names else None
     wanted = [*profile.input_features, *profile.embeddings, *profile.text, prediction,
               *proba.values(), target, ts]
-    return _Layout(list(dict.fromkeys(c for c in wanted if c)), prediction, proba, target, ts,
-                   file.path)
+    return Layout(list(dict.fromkeys(c for c in wanted if c)), prediction, proba, target, ts,
+                   path)
 
 
-def to_record_batch(profile: BaselineProfile, batch: pa.RecordBatch, layout: _Layout) -> RecordBatch:
+def to_record_batch(profile: BaselineProfile, batch: pa.RecordBatch, layout: Layout) -> RecordBatch:
     """One Arrow batch as monitor columns (see :mod:`driftline.engine.records` for the dtypes)."""
     feats: dict[str, np.ndarray] = {}
     derived = profile.derived_features

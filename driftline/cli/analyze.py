@@ -30,6 +30,11 @@ def register(sub: Any) -> None:
                    help="event time column (default: the one named at build time)")
     p.add_argument("--window-duration", metavar="DURATION",
                    help="also cut windows at multiples of this record-time span, e.g. 1h, 15m")
+    p.add_argument("--engine", choices=("local", "spark"), default="local",
+                   help="local: stream the files here; spark: DATA is a table name or a path "
+                   "Spark reads, windows computed on the cluster (needs driftline[spark])")
+    p.add_argument("--window-column", metavar="COL",
+                   help="with --engine spark: one window per value of this column (a window id)")
     p.add_argument("--format", choices=("json", "table", "html"),
                    help="default: from --output's suffix, else table on a terminal, else json")
     p.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
@@ -55,11 +60,11 @@ def _run(args: argparse.Namespace) -> int:
 
     from driftline.analyze.offline import analyze, parse_duration
     from driftline.engine.monitor import DriftPolicy
+    from driftline.errors import InputError
     from driftline.io.readers import discover
     from driftline.profile.format import BaselineProfile
 
     profile = BaselineProfile.load(args.baseline)
-    files = discover(args.data)
     duration = parse_duration(args.window_duration) if args.window_duration else None
     policy = DriftPolicy()
     if args.psi_threshold is not None:
@@ -69,8 +74,24 @@ def _run(args: argparse.Namespace) -> int:
     size = args.window_size
     if size is None:
         size = UNLIMITED if duration is not None else 1000
-    stream = analyze(profile, files, window_size=size, window_duration=duration,
-                     timestamp=args.timestamp, drift=policy)
+    if args.engine == "spark":
+        from driftline.spark import analyze as spark_analyze
+        from driftline.spark import read_table
+        from driftline.spark.source import session
+
+        if len(args.data) != 1:
+            raise InputError("--engine spark takes one table name or path",
+                             fix="give a directory or a glob Spark expands, in quotes")
+        df = read_table(session(), args.data[0])
+        stream = spark_analyze(df, profile, window_size=args.window_size, window_duration=duration,
+                               timestamp=args.timestamp, window_column=args.window_column,
+                               drift=policy, name=args.data[0])
+    else:
+        if args.window_column:
+            raise InputError("--window-column needs --engine spark",
+                             fix="cut local windows with --window-size or --window-duration")
+        stream = analyze(profile, discover(args.data), window_size=size, window_duration=duration,
+                         timestamp=args.timestamp, drift=policy)
     fmt = _format(args)
     if fmt == "json":  # streamed: memory stays flat however many windows there are
         if args.output:

@@ -56,6 +56,9 @@ def register(sub: Any) -> None:
                    help="principal directions per embedding whose projections are tracked (5)")
     b.add_argument("--mmd-sample", type=int, default=1000, metavar="N",
                    help="reference vectors kept per embedding for the MMD test (1000)")
+    b.add_argument("--engine", choices=("local", "spark"), default="local",
+                   help="local: stream the files here; spark: DATA is a table name or a path "
+                   "Spark reads, profiled on the cluster (needs driftline[spark])")
     b.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: when stderr is a terminal)")
     b.set_defaults(func=_build)
@@ -87,7 +90,17 @@ def _build(args: argparse.Namespace) -> int:
         multivariate=args.multivariate, embeddings=_csv(args.embedding), text=_csv(args.text),
         embedding_components=args.embedding_components, mmd_sample=args.mmd_sample,
     )
-    profile = build_profile(discover(args.data), opts, progress=args.progress)
+    if args.engine == "spark":
+        from driftline.spark import build_baseline, read_table
+        from driftline.spark.source import session
+
+        if len(args.data) != 1:
+            raise InputError("--engine spark takes one table name or path",
+                             fix="give a directory or a glob Spark expands, in quotes")
+        df = read_table(session(), args.data[0])
+        profile = build_baseline(df, opts, name=args.data[0])
+    else:
+        profile = build_profile(discover(args.data), opts, progress=args.progress)
     profile.save(args.output)
     print(f"wrote {args.output}: {len(profile.features)} features, {profile.n_records:,} records, "
           f"id {profile.id}", file=sys.stderr)

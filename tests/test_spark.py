@@ -1,0 +1,175 @@
+"""Spark engine in local mode against the single-machine build and analysis of the same data.
+
+One SparkSession (local[2], 4 shuffle partitions) for the module. The reference has 40k rows in
+4 partitions: more than the sketch's k = 16384 values per column, so both builds compact and the
+merged sketch path is exercised, and more than ``summary_size`` so the KS summary is a grid."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from pyspark.sql import SparkSession
+
+from driftline import spark as dlspark
+from driftline.analyze.offline import analyze as analyze_files
+from driftline.cli import main
+from driftline.errors import InputError
+from driftline.io.readers import discover
+from driftline.profile.build import BuildOptions, build_profile
+from driftline.profile.format import BaselineProfile, NumericFeature
+
+N = 40_000
+OPTS = BuildOptions(prediction="pred", proba_binary="p", target="y", timestamp="ts",
+                    summary_size=2_000, model_name="m")
+
+
+def _table(n: int, seed: int, shift: float = 0.0) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(shift, 1.0, n)
+    x[rng.random(n) < 0.02] = np.nan
+    z = rng.exponential(3.0, n)
+    c = rng.choice(["red", "green", "blue", "teal"], n, p=[0.4, 0.3, 0.2, 0.1]).astype(object)
+    c[rng.random(n) < 0.01] = None
+    p = 1 / (1 + np.exp(-2 * np.nan_to_num(x)))
+    y = (rng.random(n) < p).astype(np.int64)
+    pred = (p > 0.5).astype(np.int64)
+    ts = pa.array((1_700_000_000 + np.arange(n) * 0.5 * 1e6).astype("int64") * 1,
+                  pa.timestamp("us", tz="UTC"))
+    return pa.table({"x": x, "z": z, "c": pa.array(c, pa.string()), "p": p, "y": y,
+                     "pred": pred, "ts": ts})
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[SparkSession]:
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # executors: this venv
+    session = (SparkSession.builder.master("local[2]").appName("driftline-tests")
+               .config("spark.sql.shuffle.partitions", "4")
+               .config("spark.ui.enabled", "false")
+               .config("spark.sql.session.timeZone", "UTC")
+               .config("spark.driver.memory", "1g")
+               .getOrCreate())
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("spark")
+    ref, cur = d / "ref.parquet", d / "cur.parquet"
+    pq.write_table(_table(N, 1), ref, row_group_size=10_000)  # 4 row groups → 4 partitions
+    pq.write_table(_table(8_000, 2, shift=0.3), cur, row_group_size=2_000)
+    return {"ref": ref, "cur": cur, "dir": d}
+
+
+def test_spark_baseline_equals_the_single_machine_one(spark: SparkSession,
+                                                      data: dict[str, Path]) -> None:
+    df = spark.read.parquet(str(data["ref"])).repartition(4)
+    assert df.rdd.getNumPartitions() == 4
+    ours = dlspark.build_baseline(df, OPTS, name="ref")
+    one = build_profile(discover([str(data["ref"])]), OPTS)
+    assert ours.n_records == one.n_records == N
+    assert ours.sources == ("ref",)
+    eps = ours.settings["quantile_rank_error"]
+    assert 0 < eps < 0.002
+    ref = pq.read_table(data["ref"])
+    for name in ("x", "z"):
+        a, b = ours.features[name], one.features[name]
+        assert isinstance(a, NumericFeature) and isinstance(b, NumericFeature)
+        assert (a.count, a.missing_ratio, a.minimum, a.maximum) == \
+            (b.count, b.missing_ratio, b.minimum, b.maximum)
+        assert a.mean == pytest.approx(b.mean, rel=1e-12) and a.std == pytest.approx(b.std)
+        values = ref.column(name).to_numpy(zero_copy_only=False)
+        values = np.sort(values[np.isfinite(values)])
+        for probs, got in ((np.arange(1, 10) / 10, a.edges),
+                           ((np.arange(2000) + 0.5) / 2000, a.summary)):
+            g = np.asarray(got)
+            assert np.all(np.searchsorted(values, g, "left") / len(values) <= probs + eps)
+            assert np.all(np.searchsorted(values, g, "right") / len(values) >= probs - eps)
+    assert ours.features["c"] == one.features["c"]  # categories and missing ratio exactly
+    assert ours.output is not None and one.output is not None
+    assert ours.output.prediction == one.output.prediction
+    assert ours.output.class_proportions == one.output.class_proportions
+    assert ours.output.reference_accuracy == one.output.reference_accuracy
+
+
+def test_spark_windows_equal_the_single_machine_windows(spark: SparkSession,
+                                                        data: dict[str, Path]) -> None:
+    profile = build_profile(discover([str(data["ref"])]), OPTS)
+    cur = spark.read.parquet(str(data["cur"]))
+    for kwargs in ({"window_duration": 900.0, "window_size": 700}, {"window_size": 2500}):
+        ours = list(dlspark.analyze(cur, profile, **kwargs))  # type: ignore[arg-type]
+        size = int(kwargs.get("window_size", 2**62))
+        theirs = list(analyze_files(profile, discover([str(data["cur"])]), window_size=size,
+                                    window_duration=kwargs.get("window_duration")))
+        assert [w.records for w in ours] == [w.records for w in theirs], kwargs
+        assert len(ours) > 2
+        for a, b in zip(ours, theirs, strict=True):
+            assert (a.index, a.start, a.end, a.drifted) == (b.index, b.start, b.end, b.drifted)
+            for name, fa in a.features.items():
+                fb = b.features[name]
+                assert fa.psi == pytest.approx(fb.psi, abs=1e-9), name
+                assert fa.n == fb.n and fa.n_missing == fb.n_missing
+                if fa.type == "numeric":
+                    assert fa.ks_statistic == pytest.approx(fb.ks_statistic, abs=1e-9)
+                else:
+                    assert fa.chi2_statistic == pytest.approx(fb.chi2_statistic, abs=1e-9)
+            assert a.performance.accuracy == b.performance.accuracy
+            assert a.performance.estimated_accuracy == pytest.approx(
+                b.performance.estimated_accuracy, abs=1e-9)
+
+
+def test_window_id_column_cuts_windows(spark: SparkSession, data: dict[str, Path]) -> None:
+    profile = build_profile(discover([str(data["ref"])]), OPTS)
+    from pyspark.sql import functions as F
+
+    cur = spark.read.parquet(str(data["cur"])).withColumn(
+        "day", F.when(F.col("z") > 3, F.lit("b")).otherwise(F.lit("a")))
+    ours = list(dlspark.analyze(cur, profile, window_column="day"))
+    assert [w.index for w in ours] == [0, 1]
+    z = pq.read_table(data["cur"]).column("z").to_numpy()
+    assert ours[1].records == int(np.sum(z > 3))
+    assert ours[0].records + ours[1].records == len(z)
+
+
+def test_wrong_spark_column_type_names_the_column(spark: SparkSession,
+                                                  data: dict[str, Path]) -> None:
+    from pyspark.sql import functions as F
+
+    df = spark.read.parquet(str(data["ref"])).withColumn("p", F.col("p").cast("string"))
+    with pytest.raises(InputError, match=r"column 'p'.*not a number.*fix"):
+        dlspark.build_baseline(df, OPTS, name="tbl")
+    profile = build_profile(discover([str(data["ref"])]), OPTS)
+    bad = spark.read.parquet(str(data["cur"])).withColumn("x", F.col("x").cast("string"))
+    with pytest.raises(InputError, match=r"tbl: column 'x'.*numeric.*fix"):
+        list(dlspark.analyze(bad, profile, window_size=100, name="tbl"))
+
+
+def test_cli_engine_spark_writes_the_same_files(spark: SparkSession, data: dict[str, Path],
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    d = data["dir"]
+    args = ["--prediction", "pred", "--proba", "p", "--target", "y", "--timestamp", "ts",
+            "--summary-size", "2000", "--model-name", "m"]
+    assert main(["baseline", "build", str(data["ref"]), "-o", str(d / "s.json"),
+                 "--engine", "spark", *args]) == 0
+    assert main(["baseline", "build", str(data["ref"]), "-o", str(d / "l.json"), *args]) == 0
+    s, l_ = BaselineProfile.load(d / "s.json"), BaselineProfile.load(d / "l.json")
+    assert s.features["c"] == l_.features["c"] and s.n_records == l_.n_records
+    for engine in ("spark", "local"):
+        assert main(["analyze", str(data["cur"]), "--baseline", str(d / "l.json"),
+                     "--window-duration", "30m", "--engine", engine,
+                     "-o", str(d / f"{engine}.json")]) == 0
+    a = json.loads((d / "spark.json").read_text())
+    b = json.loads((d / "local.json").read_text())
+    assert a["baseline"] == b["baseline"]
+    assert [w["records"] for w in a["windows"]] == [w["records"] for w in b["windows"]]
+    assert a["windows"][0]["features"]["c"]["psi"] == pytest.approx(
+        b["windows"][0]["features"]["c"]["psi"], abs=1e-9)
