@@ -1,6 +1,6 @@
-"""Each action preset's request shape (method, path, headers, body) against ECOSYSTEM.md §7,
-checked on a loopback HTTP server, plus the multi-step rollbacks (Kubernetes rollout undo, MLflow
-alias switch) against small fake APIs."""
+"""Each action preset's request shape (method, path, headers, body) against the targets'
+documented APIs (docs/actions.md), checked on a loopback HTTP server, plus the multi-step
+rollbacks (Kubernetes rollout undo, MLflow alias switch) against small fake APIs."""
 
 from __future__ import annotations
 
