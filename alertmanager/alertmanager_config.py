@@ -6,8 +6,9 @@ the channels of its severity — a team's own channels when a ``notify.owners`` 
 Alertmanager 0.25 semantics (its docs/configuration.md at v0.25.0): ``matchers:`` (not
 ``match``), secrets only as ``*_file`` references, one group per (alertname, namespace,
 model_name) so one model's actions never wait for another's. Each severity has its own
-``group_wait``/``group_interval``/``repeat_interval`` (pages repeat sooner than tickets). One receiver per (team, severity) holds all
-of that severity's channels, so an alert reaches exactly the channels listed for its severity.
+``group_wait``/``group_interval``/``repeat_interval`` (pages repeat sooner than tickets). One
+receiver per (team, severity) holds all of that severity's channels, so an alert reaches exactly
+the channels listed for its severity.
 """
 
 from __future__ import annotations
