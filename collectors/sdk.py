@@ -21,6 +21,7 @@ that ``driftline serve`` uses. When the buffer is full the record is dropped and
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -35,7 +36,13 @@ from driftline.collectors.feedback import Feedback
 from driftline.collectors.ingest import to_batch
 from driftline.collectors.payloads import PayloadError
 from driftline.collectors.service import App, HttpServer, ServiceThread
-from driftline.collectors.sidecar import QUEUE_FULL, ModelEntry, Sidecar, engine_factory
+from driftline.collectors.sidecar import (
+    INTERNAL_ERROR,
+    QUEUE_FULL,
+    ModelEntry,
+    Sidecar,
+    engine_factory,
+)
 from driftline.collectors.worker import Worker, WorkQueue
 from driftline.config import LimitsConfig, ModelConfig
 from driftline.engine.monitor import DriftPolicy, WindowPolicy
@@ -44,6 +51,8 @@ from driftline.engine.snapshot import ModelSnapshot
 from driftline.profile.format import BaselineProfile
 
 __all__ = ["Monitor"]
+
+_log = logging.getLogger("driftline.sdk")
 
 _RECORD, _BATCH, _FEEDBACK, _MARK = 0, 1, 2, 3
 
@@ -157,6 +166,10 @@ class Monitor:
             probabilities: Any = None, id: Any = None, label: Any = None,
             timestamp: float | None = None) -> bool:
         """Queue one record; False when it was dropped because the buffer is full."""
+        if not isinstance(features, Mapping):
+            raise TypeError(f"log: features must be a mapping {{name: value}}, got "
+                            f"{type(features).__name__}; fix: pass a dict, or use log_batch "
+                            "for a table of rows")
         rec: dict[str, Any] = {"features": features}
         if prediction is not None:
             rec["prediction"] = prediction
@@ -170,16 +183,24 @@ class Monitor:
             rec["timestamp"] = timestamp
         return self._buffer.offer(_RECORD, rec)
 
-    def log_batch(self, features: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]],
-                  predictions: Sequence[Any] | None = None,
+    def log_batch(self, features: Any, predictions: Sequence[Any] | None = None,
                   probabilities: Sequence[Any] | None = None,
                   ids: Sequence[Any] | None = None) -> bool:
         """Queue many records at once: ``features`` as columns ``{name: values}`` (numpy
-        arrays welcome) or as a list of row mappings."""
-        if isinstance(features, Mapping):
-            n = len(next(iter(features.values()))) if features else 0
-        else:
-            n = len(features)
+        arrays welcome), as a list of row mappings, or as a table: a pandas or polars DataFrame
+        or a pyarrow Table / RecordBatch (anything with the Arrow PyCapsule stream interface).
+
+        The shape is checked here, in the caller's thread: a batch that cannot be read raises
+        ``TypeError``/``ValueError`` at once instead of being accepted and then dropped.
+        Returns False only when the buffer is full (the batch is dropped and counted)."""
+        features, n = _batch_features(features)
+        for what, col in (("predictions", predictions), ("probabilities", probabilities),
+                          ("ids", ids)):
+            if col is not None:
+                m = _length(col, what)
+                if m != n:
+                    raise ValueError(f"log_batch: {n} rows of features but {m} {what}; "
+                                     f"fix: pass one {what[:-1]} per row")
         if n == 0:
             return True
         return self._buffer.offer(_BATCH, (features, predictions, probabilities, ids), n)
@@ -204,13 +225,22 @@ class Monitor:
                     sc.observe(entry, self.endpoint, batch, "sdk", sc.clock())
                 records.clear()
 
-        for kind, item, _ in items:
+        for kind, item, n_items in items:
             if kind == _RECORD:
                 records.append(item)
                 continue
             flush_records()
             if kind == _BATCH:
-                sc.observe(entry, self.endpoint, self._columns(*item), "sdk", sc.clock())
+                try:
+                    batch = self._columns(*item)
+                except PayloadError as exc:  # values the schema refuses (shape checked earlier)
+                    sc.drop(entry.name, exc.reason, n_items)
+                    continue
+                except Exception:
+                    _log.exception("reading an SDK batch of %d records failed", n_items)
+                    sc.drop(entry.name, INTERNAL_ERROR, n_items)
+                    continue
+                sc.observe(entry, self.endpoint, batch, "sdk", sc.clock())
             elif kind == _FEEDBACK:
                 sc.handle_feedback([item])
             elif kind == _MARK:
@@ -290,3 +320,50 @@ class Monitor:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _length(col: Any, what: str) -> int:
+    try:
+        return len(col)
+    except TypeError:
+        raise TypeError(f"log_batch: {what} must be a sequence or array, got "
+                        f"{type(col).__name__}") from None
+
+
+def _is_table(obj: Any) -> bool:
+    """A DataFrame or Arrow table, recognised without importing pandas or polars."""
+    if hasattr(obj, "__arrow_c_stream__"):
+        return True
+    module = type(obj).__module__.split(".")[0]
+    return module in ("pandas", "polars", "pyarrow") and hasattr(obj, "columns")
+
+
+def _batch_features(features: Any) -> tuple[Mapping[str, Any] | list[Mapping[str, Any]], int]:
+    """``log_batch``'s features as columns or rows, and the row count; raises on a shape the
+    background thread could not read."""
+    if _is_table(features):
+        import pyarrow as pa
+
+        try:
+            table = pa.table(features)
+        except (TypeError, ValueError, pa.ArrowException) as exc:
+            raise TypeError(f"log_batch: cannot read {type(features).__name__} as a table "
+                            f"({exc}); fix: pass {{name: numpy array}} columns") from None
+        cols = {name: table.column(name).to_numpy(zero_copy_only=False)
+                for name in table.column_names}
+        return cols, table.num_rows
+    if isinstance(features, Mapping):
+        lengths = {str(k): _length(v, f"feature column {k!r}") for k, v in features.items()}
+        if len(set(lengths.values())) > 1:
+            raise ValueError("log_batch: feature columns differ in length (" + ", ".join(
+                f"{k}: {v}" for k, v in lengths.items()) + "); fix: one value per row in each")
+        return features, next(iter(lengths.values()), 0)
+    if isinstance(features, str | bytes) or not isinstance(features, Sequence | np.ndarray):
+        raise TypeError(f"log_batch: features must be columns {{name: values}}, a list of row "
+                        f"mappings or a DataFrame/Arrow table, got {type(features).__name__}")
+    rows = list(features)
+    bad = next((i for i, r in enumerate(rows) if not isinstance(r, Mapping)), None)
+    if bad is not None:
+        raise TypeError(f"log_batch: row {bad} is a {type(rows[bad]).__name__}, not a mapping "
+                        "{name: value}; fix: pass a list of dicts, or columns {name: values}")
+    return rows, len(rows)

@@ -117,3 +117,88 @@ def test_configured_names_label_the_series_and_baseline_id_is_kept(baseline: Pat
         s = mon.snapshot()
     assert (s.model_name, s.model_version) == ("renamed", "9")
     assert s.baseline_id == BaselineProfile.load(baseline).id
+
+
+def _counters(s: object) -> tuple[object, ...]:
+    return (s.records_by_source, s.quantile_rank, s.categories,  # type: ignore[attr-defined]
+            s.prediction_classes, s.prediction_confidence)  # type: ignore[attr-defined]
+
+
+def _table_data(n: int = 150) -> dict[str, object]:
+    rng = np.random.default_rng(4)
+    return {"f0": rng.normal(size=n), "f1": rng.normal(1.0, size=n),
+            "color": rng.choice(["red", "green", "blue", "pink"], n).astype(object)}
+
+
+class _ArrowStream:
+    """A third-party table that only speaks the Arrow PyCapsule stream interface (as polars'
+    DataFrame does)."""
+
+    def __init__(self, table: object) -> None:
+        self._t = table
+
+    def __arrow_c_stream__(self, requested_schema: object = None) -> object:
+        return self._t.__arrow_c_stream__(requested_schema)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("kind", ["pandas", "pyarrow", "arrow-stream"])
+def test_log_batch_accepts_tables_like_columns(baseline: Path, kind: str) -> None:
+    """A pandas DataFrame used to be accepted, then fail in the background thread (counted as
+    internal_error under model_name="") and make flush() wait its whole timeout."""
+    import pandas as pd
+    import pyarrow as pa
+
+    data = _table_data()
+    n = 150
+    preds = np.arange(n) % 2
+    proba = np.column_stack([1 - preds * 0.7, 0.3 + preds * 0.4])
+    table = {"pandas": lambda: pd.DataFrame(data),
+             "pyarrow": lambda: pa.table(data),
+             "arrow-stream": lambda: _ArrowStream(pa.table(data))}[kind]()
+    with driftline.sdk.Monitor(baseline=baseline, window_records=100) as by_table, \
+            driftline.sdk.Monitor(baseline=baseline, window_records=100) as by_columns:
+        assert by_table.log_batch(table, predictions=pd.Series(preds), probabilities=proba,
+                                  ids=[f"r{i}" for i in range(n)])
+        assert by_columns.log_batch(data, predictions=preds, probabilities=proba,
+                                    ids=[f"r{i}" for i in range(n)])
+        assert by_table.flush(timeout=10) and by_columns.flush(timeout=10)
+        got, want = by_table.snapshot(), by_columns.snapshot()
+        assert got.records_by_source == {"sdk": n}
+        assert _counters(got) == _counters(want)
+        assert got.categories["color"]["__other__"] == int((data["color"] == "pink").sum())
+        assert by_table.sidecar.sidecar_stats().dropped == {}
+
+
+@pytest.mark.parametrize(("args", "error", "words"), [
+    ((object(),), TypeError, "DataFrame/Arrow table"),
+    (("f0,f1",), TypeError, "got str"),
+    (([[1.0, 2.0]],), TypeError, "row 0 is a list"),
+    (({"f0": np.zeros(3), "f1": np.zeros(4)},), ValueError, "f0: 3, f1: 4"),
+    (({"f0": np.zeros(3)}, [0, 1]), ValueError, "3 rows of features but 2 predictions"),
+    (({"f0": np.zeros(3)}, None, None, ["a"]), ValueError, "but 1 ids"),
+])
+def test_log_batch_refuses_what_it_cannot_read_synchronously(
+        baseline: Path, args: tuple[object, ...], error: type[Exception], words: str) -> None:
+    with driftline.sdk.Monitor(baseline=baseline) as mon:
+        with pytest.raises(error, match=words):
+            mon.log_batch(*args)  # type: ignore[arg-type]
+        assert mon.flush(timeout=10)
+        assert mon.snapshot().records_sampled == 0
+        assert mon.sidecar.sidecar_stats().dropped == {}
+
+
+def test_log_refuses_a_non_mapping_record(baseline: Path) -> None:
+    with driftline.sdk.Monitor(baseline=baseline) as mon, pytest.raises(TypeError, match="mapping"):
+        mon.log(features=[1.0, 2.0])  # type: ignore[arg-type]
+
+
+def test_a_batch_failing_in_the_background_is_counted_under_its_model(baseline: Path) -> None:
+    """Values only the schema can judge (here predictions of a three-dimensional shape) are
+    counted under the model's name, and flush() still returns at once."""
+    with driftline.sdk.Monitor(baseline=baseline) as mon:
+        assert mon.log_batch({"f0": np.zeros(4)}, predictions=np.zeros((4, 2, 2)))
+        mon.log(features={"f0": 1.0})
+        assert mon.flush(timeout=10)
+        dropped = mon.sidecar.sidecar_stats().dropped
+        assert mon.snapshot().records_sampled == 1
+    assert dropped == {("car-loan", "schema_mismatch"): 4}
