@@ -255,12 +255,11 @@ def alert_list(cfg: RulesConfig) -> list[Alert]:
               "A monitored model receives no records.",
               f"No records reached Driftline for model {_model_desc()}{_ns()} in the last "
               f"{cfg.rate_range}.", MODEL_UID),
-        Alert("DriftlineRecordsDropped",
-              f"{n.model_name_dropped_rate}\n/\n({n.model_name_dropped_rate} + "
-              f"({n.model_name_records_rate} or {n.model_name_dropped_rate} * 0))\n> {t.drop_ratio}",
+        Alert("DriftlineRecordsDropped", _dropped_expr(cfg, n),
               "A Driftline sidecar drops records, so its statistics see less traffic.",
-              f"Driftline drops {pct} of the records of model {{{{ $labels.model_name }}}}{_ns()} "
-              f"(threshold {t.drop_ratio:.0%}).", SIDECAR_UID, ("model_name",)),
+              f"Driftline drops {pct} of the records{{{{ with $labels.model_name }}}} of model "
+              f"{{{{ . }}}}{{{{ end }}}}{_ns()} (threshold {t.drop_ratio:.0%}).", SIDECAR_UID,
+              ("model_name",)),
         Alert("DriftlineSidecarDown", f"up{{{cfg.sidecar_selector}}} == 0",
               "Prometheus cannot scrape a Driftline sidecar.",
               f"Driftline target {{{{ $labels.instance }}}} of job {{{{ $labels.job }}}}{_ns()} is "
@@ -287,6 +286,17 @@ def alert_list(cfg: RulesConfig) -> list[Alert]:
               f"itself ({{{{ $labels.kind }}}}) in the last {cfg.rate_range}: the model server is "
               "down, refusing or not answering.", SIDECAR_UID, ("instance",)),
     ]
+
+
+def _dropped_expr(cfg: RulesConfig, n: RecordingNames) -> str:
+    """Drops per model against that model's records; drops no model can be named for (a body
+    that does not parse, ``model_name=""``) against everything the sidecars saw. Mixing them
+    made an unattributed drop read as "100 % of model ''"."""
+    d, r, t = n.model_name_dropped_rate, n.model_name_records_rate, cfg.thresholds
+    named, anon, g = f'{d}{{model_name!=""}}', f'{d}{{model_name=""}}', _by(cfg.group_labels)
+    return (f"(\n  {named}\n  /\n  ({named} + ({r} or {named} * 0))\n) > {t.drop_ratio}\nor\n"
+            f"(\n  sum by ({g}) ({anon})\n  /\n  (sum by ({g}) ({d}) + sum by ({g}) ({r}))\n)"
+            f" > {t.drop_ratio}")
 
 
 def dashboard_url(cfg: RulesConfig, alert: Alert) -> str:

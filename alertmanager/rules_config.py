@@ -78,7 +78,8 @@ DEFAULT_ALERTS: dict[str, AlertSettings] = {
     "DriftlineFeatureDrift": AlertSettings("15m", "warning", "none"),
     "DriftlineManyFeaturesDrifting": AlertSettings("15m", "critical", "retrain"),
     "DriftlinePredictionDrift": AlertSettings("15m", "warning", "none"),
-    "DriftlineEstimatedAccuracyDrop": AlertSettings("15m", "critical", "rollback"),
+    # label-free: a page for people; rollback is opt-in (alerts: {...: {action: rollback}})
+    "DriftlineEstimatedAccuracyDrop": AlertSettings("15m", "critical", "none"),
     "DriftlineAccuracyDrop": AlertSettings("30m", "critical", "retrain"),
     "DriftlineCanaryWorseThanDefault": AlertSettings("10m", "critical", "rollback"),
     "DriftlineConceptDrift": AlertSettings("1m", "warning", "none"),
@@ -107,7 +108,9 @@ class RulesConfig:
     """
 
     selector: str = ""
-    sidecar_selector: str = 'job=~".*driftline.*"'
+    #: the sidecars' jobs, not the action receiver's (``driftline-actions``), which exports
+    #: no model series and has its own health checks
+    sidecar_selector: str = 'job=~".*driftline.*", job!~".*driftline-actions.*"'
     group_labels: tuple[str, ...] = ("namespace",)
     drift_range: str = "1h"
     rate_range: str = "5m"

@@ -321,12 +321,28 @@ def _scenarios(cfg: RulesConfig) -> list[Scenario]:
     out.append(Scenario("DriftlineRecordsDropped", onset, [
         Series(cat.RECORDS.name, ctx.model_series_labels(0, source="proxy"), records),
         Series(cat.RECORDS_DROPPED.name, ctx.labels(0, model_name="fraud", reason="queue_full"), dropped),
+        # a few bodies that named no model: far below the threshold of everything seen, so they
+        # must not read as "100 % of model ''"
+        Series(cat.RECORDS_DROPPED.name, ctx.labels(1, reason="parse_error"), lambda i: 1.0 * i),
     ], [({**ctx.group, "model_name": "fraud"}, None)], value_at=lambda tm: [drop_ratio(tm)]))
+
+    def anon_ratio(tm: int) -> float:
+        rsec = rr * step_s
+        d = _window_increase(dropped, tm, rr) / rsec
+        r = _window_increase(records, tm, rr) / rsec
+        return d / (d + r)
+
+    out.append(Scenario("DriftlineRecordsDropped", onset, [
+        Series(cat.RECORDS.name, ctx.model_series_labels(0, source="proxy"), records),
+        Series(cat.RECORDS_DROPPED.name, ctx.labels(1, reason="parse_error"), dropped),
+    ], [(dict(ctx.group), None)], value_at=lambda tm: [anon_ratio(tm)]))
 
     onset = 5
     out.append(Scenario("DriftlineSidecarDown", onset, [
         Series("up", ctx.labels(0), step(1.0, 0.0)),
         Series("up", ctx.labels(1), lambda i: 1.0),
+        # the action receiver is not a sidecar: its own health checks cover it
+        Series("up", {**ctx.labels(1), "job": "driftline-actions"}, step(1.0, 0.0)),
     ], [(ctx.labels(0), 0.0)]))
 
     depth = 950.0 if t.queue_fill < 0.95 else 1000.0

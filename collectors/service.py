@@ -19,8 +19,12 @@ with client certificates), leaving the scraped metrics port read-only: see ``App
 
 Handlers only decode and validate the body, then queue a job for the collector worker and
 answer ``202 Accepted``: a bad body gets ``400`` (counted ``parse_error``/``schema_mismatch``, or
-``bad_label`` when a model name, version or endpoint cannot be a label value), a
-full queue ``429`` (counted ``queue_full``), an oversized body ``413`` (counted ``too_large``).
+``bad_label`` when a model name, version or endpoint cannot be a label value), an oversized
+body ``413`` (counted ``too_large``), a full queue ``429``. A ``429`` on ``/ingest`` or
+``/feedback`` keeps nothing and tells the client to send the same body again (``driftline
+replay`` and well-behaved clients do), so it is not counted as dropped: nothing is lost yet, and a
+retried batch must not count twice. The payload loggers behind ``/cloudevents`` do not retry, so
+there a ``429`` is a loss, counted ``queue_full`` under each event's model.
 """
 
 from __future__ import annotations
@@ -141,11 +145,19 @@ class App:
         ok = all(checks.values())
         return Response.json(200 if ok else 503, {"ready": ok, "checks": checks})
 
-    def _enqueue(self, job: Callable[[], Any], n: int, model: str | None = None) -> Response:
+    def _enqueue(self, job: Callable[[], Any], n: int,
+                 lost: dict[str | None, int] | None = None) -> Response:
+        """Queue ``job``; on a full queue answer 429 and count ``lost`` (records by model) as
+        dropped, when the client will not send them again."""
         if not self.queue.put(job, n):
-            self.sidecar.drop(model, QUEUE_FULL, n)
-            return Response.json(429, {"error": "collector queue full; retry later",
-                                       "dropped": n})
+            lost_n = 0
+            for model, k in (lost or {}).items():
+                self.sidecar.drop(model, QUEUE_FULL, k)
+                lost_n += k
+            if lost_n:
+                return Response.json(429, {"error": "collector queue full", "dropped": lost_n})
+            return Response.json(429, {"error": "collector queue full; nothing was kept, send "
+                                       "the same body again", "refused": n})
         return Response.json(202, {"accepted": n})
 
     def _bad(self, exc: PayloadError, model: str | None = None) -> Response:
@@ -184,8 +196,10 @@ class App:
         except PayloadError as exc:
             return self._bad(exc, safe_label(req.headers.get("ce-inferenceservicename")))
         sidecar = self.sidecar
-        model = events[0].model if events else None
-        return self._enqueue(lambda: sidecar.handle_cloudevents(events), len(events), model)
+        lost: dict[str | None, int] = {}
+        for ev in events:
+            lost[ev.model] = lost.get(ev.model, 0) + 1
+        return self._enqueue(lambda: sidecar.handle_cloudevents(events), len(events), lost)
 
 
 class _Conn(asyncio.Protocol):

@@ -67,8 +67,16 @@ def test_every_alert_is_labelled_annotated_and_documented() -> None:
         assert ann["dashboard_url"].startswith("http://grafana.example.org/d/driftline-")
     actions = {a["alert"]: a["labels"]["action"] for a in alerts}
     assert actions["DriftlineManyFeaturesDrifting"] == "retrain"
-    assert actions["DriftlineEstimatedAccuracyDrop"] == "rollback"
+    # an estimate, not a measurement: it pages, and only rules.yaml can make it roll back
+    assert actions["DriftlineEstimatedAccuracyDrop"] == "none"
     assert actions["DriftlineCanaryWorseThanDefault"] == "rollback"
+
+
+def test_estimated_accuracy_rollback_is_opt_in() -> None:
+    cfg = config_from_mapping({"alerts": {"DriftlineEstimatedAccuracyDrop": {"action": "rollback"}}})
+    rules = {r["alert"]: r for g in rule_groups(cfg) for r in g["rules"] if "alert" in r}
+    assert rules["DriftlineEstimatedAccuracyDrop"]["labels"]["action"] == "rollback"
+    assert rules["DriftlineAccuracyDrop"]["labels"]["action"] == "retrain"  # others unchanged
 
 
 def test_expressions_only_name_catalogue_metrics() -> None:

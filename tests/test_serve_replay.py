@@ -43,6 +43,9 @@ def test_replay_with_back_pressure(tmp_path: Path) -> None:
         assert res.retries == len(sleeps) >= 1
     finally:
         stack.close()
+    # every record arrived: none may count as dropped (they used to count as queue_full under
+    # model_name="", and DriftlineRecordsDropped then fired at 100 %)
+    assert stack.sidecar.dropped == {}
     snap = stack.sidecar.snapshots()[0]
     assert snap.records_by_source == {"ingest": 2300}
     assert sum(snap.prediction_classes.values()) == 2300

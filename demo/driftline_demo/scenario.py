@@ -168,9 +168,6 @@ def rules_config(settings: DemoSettings, *, receiver_url: str, token_file: Path)
     for name, shipped in DEFAULT_ALERTS.items():
         seconds = duration_seconds(shipped.for_ or "1m") / settings.time_scale
         alerts[name] = {"for": f"{max(1, round(seconds))}s"}
-    # The demo's default endpoint has no earlier version to roll back to: a label-free accuracy
-    # drop under covariate shift stays an alert for people; the drift alert drives retraining.
-    alerts["DriftlineEstimatedAccuracyDrop"]["action"] = "none"
     return {"alerts": alerts,
             "drift_range": settings.drift_range, "rate_range": "1m", "adwin_range": "1m",
             "thresholds": {"min_samples": 50},
