@@ -332,6 +332,11 @@ _BINARY_DTYPES = {
 
 
 def _binary_tensor(dtype: str, raw: bytes) -> Any:
+    width = 2 if dtype == "BF16" else np.dtype(_BINARY_DTYPES[dtype]).itemsize \
+        if dtype in _BINARY_DTYPES else 1
+    if len(raw) % width:
+        raise PayloadError("parse_error", f"{len(raw)} bytes of {dtype} are not a whole number "
+                           f"of {width}-byte values")
     if dtype == "BF16":
         bits = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
         return bits.view(np.float32)
@@ -364,14 +369,18 @@ def decode_binary(body: bytes, header_length: int | str) -> Any:
     if not isinstance(doc, Mapping):
         raise PayloadError("parse_error", "a binary-extension header is a JSON object")
     for key in ("inputs", "outputs"):
-        for t in doc.get(key) or ():
-            size = ((t.get("parameters") or {}).get("binary_data_size")
-                    if isinstance(t, dict) else None)
+        tensors = doc.get(key) or []
+        if not isinstance(tensors, list):
+            raise PayloadError("parse_error", f"binary-extension {key} must be a list")
+        for t in tensors:
+            params = t.get("parameters") if isinstance(t, dict) else None
+            size = params.get("binary_data_size") if isinstance(params, dict) else None
             if size is None:
                 continue
-            if not isinstance(size, int) or size < 0 or pos + size > len(body):
-                raise PayloadError("parse_error", f"tensor {t.get('name')!r}: binary_data_size "
-                                   "runs past the body")
+            if (not isinstance(size, int) or isinstance(size, bool) or size < 0
+                    or pos + size > len(body)):
+                raise PayloadError("parse_error", f"tensor {str(t.get('name'))[:40]!r}: "
+                                   "binary_data_size runs past the body")
             t["data"] = _binary_tensor(str(t.get("datatype", "")).upper(), body[pos:pos + size])
             pos += size
     return doc

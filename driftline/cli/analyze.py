@@ -59,11 +59,14 @@ def _run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from driftline.analyze.offline import analyze, parse_duration
+    from driftline.cli.output import output_path
     from driftline.engine.monitor import DriftPolicy
     from driftline.errors import InputError
     from driftline.io.readers import discover
     from driftline.profile.format import BaselineProfile
 
+    if args.output:
+        output_path(args.output)
     profile = BaselineProfile.load(args.baseline)
     duration = parse_duration(args.window_duration) if args.window_duration else None
     policy = DriftPolicy()
@@ -152,13 +155,19 @@ class _atomic:
         self.path = Path(path)
 
     def __enter__(self) -> Any:
-        fd, self.tmp = tempfile.mkstemp(prefix=".driftline-", dir=self.path.parent or ".")
+        from driftline.cli.output import writing
+
+        with writing(str(self.path)):
+            fd, self.tmp = tempfile.mkstemp(prefix=".driftline-", dir=self.path.parent or ".")
         self.fh = os.fdopen(fd, "w", encoding="utf-8")
         return self.fh
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         self.fh.close()
         if exc_type is None:
-            os.replace(self.tmp, self.path)
+            from driftline.cli.output import writing
+
+            with writing(str(self.path)):
+                os.replace(self.tmp, self.path)
         else:
             Path(self.tmp).unlink(missing_ok=True)

@@ -70,9 +70,12 @@ def register(sub: Any) -> None:
 
 
 def _build(args: argparse.Namespace) -> int:
+    from driftline.cli.output import output_path, writing
     from driftline.errors import InputError
     from driftline.io.readers import discover
     from driftline.profile.build import BuildOptions, build_profile, parse_proba
+
+    output_path(args.output)  # before the data is read: a bad path fails in a second, not later
 
     for name, value, low in (("--bins", args.bins, 2), ("--top-k", args.top_k, 1),
                              ("--summary-size", args.summary_size, 2),
@@ -101,7 +104,8 @@ def _build(args: argparse.Namespace) -> int:
         profile = build_baseline(df, opts, name=args.data[0])
     else:
         profile = build_profile(discover(args.data), opts, progress=args.progress)
-    profile.save(args.output)
+    with writing(args.output):
+        profile.save(args.output)
     print(f"wrote {args.output}: {len(profile.features)} features, {profile.n_records:,} records, "
           f"id {profile.id}", file=sys.stderr)
     return 0
