@@ -7,7 +7,7 @@ wire format follows the upstream API (see docs/actions.md for citations):
 type                       method  request
 =========================  ======  ==========================================================
 http                       any     ``url`` with templated headers and body
-argo_workflows             POST    ``/api/v1/workflows/{ns}/submit`` (WorkflowTemplate)
+argo_workflows             POST    ``/api/v1/workflows/{ns}/submit`` (409 = already submitted)
 kubeflow_pipelines         POST    ``/apis/v2beta1/runs``
 airflow2                   POST    ``/api/v1/dags/{dag_id}/dagRuns`` (409 = already triggered)
 airflow3                   POST    ``/api/v2/dags/{dag_id}/dagRuns`` (409 = already triggered)
@@ -21,12 +21,19 @@ mlflow_alias_rollback      POST    ``/api/2.0/mlflow/registered-models/alias`` (
 Credentials are added by :class:`HttpClient` from the target's secrets; they are never part of
 the template context, so neither an alert nor a template can leak them, and the audit copy of a
 request is taken without them. Every call has a timeout.
+
+Templated values never change the structure of a request: URL path segments are
+percent-encoded, JSON bodies are built as objects, headers refuse line breaks, and Argo's
+``k=v,k=v`` label string and ``k=v`` parameters refuse what could add a label or a parameter.
+Where the target offers one, the request carries an idempotency key derived from the alert
+(:data:`IDEMPOTENCY`), so a call repeated after a crash is a no-op at the target.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 import ssl
 import urllib.error
 import urllib.parse
@@ -248,18 +255,55 @@ def build_http(t: TargetConfig, ctx: Mapping[str, Any]) -> Request:
     return Request(method, _text(p, "url", ctx), _headers(t, ctx, base), body)
 
 
+# Kubernetes label syntax: values of at most 63 characters, keys with an optional DNS prefix.
+_K8S_LABEL_VALUE = re.compile(r"(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
+_K8S_LABEL_KEY = re.compile(r"(?:[a-z0-9](?:[-a-z0-9.]{0,251}[a-z0-9])?/)?"
+                            r"[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+
+
+def _k8s_labels(labels: Mapping[str, str]) -> str:
+    """Labels as Argo's ``k=v,k=v`` string. A templated value holding ``,`` or ``=`` could add
+    labels (a forged dedupe key among them), so anything but valid Kubernetes label syntax is
+    refused, and the ``driftline/`` labels cannot be overridden."""
+    for k, v in labels.items():
+        if not _K8S_LABEL_KEY.fullmatch(k):
+            raise ValueError(f"label key {k[:60]!r} is not a Kubernetes label key")
+        if not _K8S_LABEL_VALUE.fullmatch(v):
+            raise ValueError(f"label {k}={v[:60]!r}: not a Kubernetes label value (at most 63 "
+                             "letters, digits, '-', '_', '.'; no ',' or '=')")
+    return ",".join(f"{k}={v}" for k, v in labels.items())
+
+
+def _argo_parameters(params: Mapping[str, str]) -> list[str]:
+    """``name=value`` items; Argo splits each at its first ``=``, so a name may not hold one."""
+    for k in params:
+        if not k or "=" in k or "\n" in k:
+            raise ValueError(f"parameter name {k[:60]!r} is empty or holds '=' or a line break")
+    return [f"{k}={v}" for k, v in params.items()]
+
+
+def workflow_name(ctx: Mapping[str, Any]) -> str:
+    """The idempotency key of workflow and pipeline presets: one name per alert instance, so a
+    replay after a crash is refused by the target (Argo answers 409) instead of run twice."""
+    return f"driftline-{ctx.get('dedupe_key', '')}"
+
+
 def build_argo(t: TargetConfig, ctx: Mapping[str, Any]) -> Request:
     p = t.params
     server, ns = _text(p, "server", ctx), _text(p, "namespace", ctx)
     params = _str_map(_render(p, "parameters", ctx)) or default_inputs(ctx)
-    labels = {"driftline/trigger": "alert", "driftline/dedupe-key": str(ctx.get("dedupe_key", ""))}
-    labels.update(_str_map(_render(p, "labels", ctx)))
+    own = {"driftline/trigger": "alert", "driftline/dedupe-key": str(ctx.get("dedupe_key", ""))}
+    extra = _str_map(_render(p, "labels", ctx))
+    taken = sorted(set(extra) & set(own))
+    if taken:
+        raise ValueError(f"label {taken[0]} is set by Driftline and cannot be templated")
     body = {
         "resourceKind": _text(p, "kind", ctx, "WorkflowTemplate"),
         "resourceName": _text(p, "template", ctx),
         "submitOptions": {
-            "parameters": [f"{k}={v}" for k, v in params.items()],
-            "labels": ",".join(f"{k}={v}" for k, v in labels.items()),
+            "name": workflow_name(ctx),
+            "parameters": _argo_parameters(params),
+            "labels": _k8s_labels({**own, **extra}),
         },
     }
     return Request("POST", f"{server}/api/v1/workflows/{_seg(ns)}/submit",
@@ -286,7 +330,7 @@ def build_kubeflow(t: TargetConfig, ctx: Mapping[str, Any]) -> Request:
 
 def dag_run_id(ctx: Mapping[str, Any]) -> str:
     """Derived from the dedupe key: a second trigger of the same alert gets 409 from Airflow."""
-    return f"driftline-{ctx.get('dedupe_key', '')}"
+    return workflow_name(ctx)
 
 
 def _airflow_conf(p: Mapping[str, Any], ctx: Mapping[str, Any]) -> Any:
@@ -358,6 +402,27 @@ SINGLE_REQUEST_BUILDERS: dict[str, Callable[[TargetConfig, Mapping[str, Any]], R
 ALREADY_DONE: dict[str, frozenset[int]] = {
     "airflow2": frozenset({409}),
     "airflow3": frozenset({409}),
+    "argo_workflows": frozenset({409}),  # a workflow of that name exists: submitted before
+}
+
+#: How a replay of the same alert (after a crash mid-call) stays a no-op at each target.
+#: docs/actions.md shows this table; a test keeps the two equal.
+IDEMPOTENCY: dict[str, str] = {
+    "http": "none built in: template `{{ dedupe_key }}` into the URL, a header or the body if "
+            "your endpoint dedupes",
+    "argo_workflows": "workflow name `driftline-<dedupe_key>` (`submitOptions.name`): a replay "
+                      "gets 409, counted as acted",
+    "kubeflow_pipelines": "none: KFP assigns run ids; the display name carries the dedupe key, "
+                          "so a duplicate run is visible",
+    "airflow2": "`dag_run_id = driftline-<dedupe_key>`: a replay gets 409, counted as acted",
+    "airflow3": "`dag_run_id = driftline-<dedupe_key>`: a replay gets 409, counted as acted",
+    "github_workflow": "none: a dispatch always starts a run; pass `{{ dedupe_key }}` as an input "
+                       "and let the workflow skip a key it has seen",
+    "kserve_canary_rollback": "idempotent by nature: the patch sets canaryTrafficPercent to 0",
+    "k8s_rollout_undo": "the chosen ReplicaSet is stored before the patch; a replay finds the "
+                        "Deployment on that template and stops",
+    "mlflow_alias_rollback": "idempotent: nothing is sent when the alias already points at the "
+                             "previous version",
 }
 
 
@@ -459,7 +524,7 @@ def _run_single(t: TargetConfig, ctx: Mapping[str, Any], run: _Run) -> Outcome:
     if 200 <= resp.status < 300 or resp.status in extra:
         return run.done(f"{request.method} {request.url} → {resp.status}")
     if resp.status in ALREADY_DONE.get(t.type, frozenset()):
-        return run.done(f"already triggered ({resp.status}): {dag_run_id(ctx)}")
+        return run.done(f"already triggered ({resp.status}): {workflow_name(ctx)}")
     return run.fail(resp, f"{request.method} {request.url}")
 
 

@@ -84,7 +84,8 @@ def test_argo_workflows_submit(tmp_path: Path) -> None:
         labels = f"driftline/trigger=alert,driftline/dedupe-key={ctx()['dedupe_key']}"
         assert body == {
             "resourceKind": "WorkflowTemplate", "resourceName": "retrain-fraud",
-            "submitOptions": {"parameters": ["model=fraud", "epochs=3"], "labels": labels}}
+            "submitOptions": {"name": f"driftline-{ctx()['dedupe_key']}",
+                              "parameters": ["model=fraud", "epochs=3"], "labels": labels}}
 
 
 def test_kubeflow_pipelines_v2_run(tmp_path: Path) -> None:
