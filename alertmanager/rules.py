@@ -23,6 +23,7 @@ import yaml
 
 from driftline import catalogue as cat
 from driftline.alertmanager.rules_config import RulesConfig
+from driftline.alertmanager.slo_rules import burn_windows, slo_alert_exprs, slo_recording_rules
 from driftline.dashboards.uids import MODEL_UID, SIDECAR_UID, slug
 
 __all__ = ["Alert", "RecordingNames", "alert_rules", "names", "prometheus_rule", "recording_rules",
@@ -161,6 +162,7 @@ def recording_rules(cfg: RulesConfig) -> list[dict[str, Any]]:
         _rule(n.model_name_records_rate, f"sum by ({mn}) (rate({cat.RECORDS.name}{cfg.matchers()}[{r}]))"),
         _rule(n.model_name_dropped_rate,
               f"sum by ({mn}) (rate({cat.RECORDS_DROPPED.name}{cfg.matchers()}[{r}]))"),
+        *slo_recording_rules(cfg),
     ]
     return rules
 
@@ -285,6 +287,7 @@ def alert_list(cfg: RulesConfig) -> list[Alert]:
               f"The proxy of Driftline target {{{{ $labels.instance }}}}{_ns()} answered requests "
               f"itself ({{{{ $labels.kind }}}}) in the last {cfg.rate_range}: the model server is "
               "down, refusing or not answering.", SIDECAR_UID, ("instance",)),
+        *_slo_alerts(cfg),
     ]
 
 
@@ -297,6 +300,28 @@ def _dropped_expr(cfg: RulesConfig, n: RecordingNames) -> str:
     return (f"(\n  {named}\n  /\n  ({named} + ({r} or {named} * 0))\n) > {t.drop_ratio}\nor\n"
             f"(\n  sum by ({g}) ({anon})\n  /\n  (sum by ({g}) ({d}) + sum by ({g}) ({r}))\n)"
             f" > {t.drop_ratio}")
+
+
+def _slo_alerts(cfg: RulesConfig) -> list[Alert]:
+    slo = cfg.slo
+    pct = "{{ $value | humanizePercentage }}"
+    what = {"errors": ("Availability", f"{slo.availability:.4g} of requests without a 5xx",
+                       "answered with a server error"),
+            "slow": ("Latency", f"{slo.latency_target:.4g} of requests within {slo.latency_threshold:g}s",
+                     f"slower than {slo.latency_threshold:g}s")}
+    out = []
+    for kind, (name, objective, bad) in what.items():
+        for speed, suffix in (("fast", ""), ("slow", "Slow")):
+            long = burn_windows(speed)[0][0][0]
+            pace = "fast: a page" if speed == "fast" else "slowly: a ticket"
+            out.append(Alert(
+                f"Driftline{name}BudgetBurn{suffix}", slo_alert_exprs(cfg, kind, speed),
+                f"A model burns its {name.lower()} error budget {pace}.",
+                f"{pct} of the requests to model {{{{ $labels.model_name }}}}{_ns()} were {bad} over "
+                f"the last {long} (objective {objective}); at this rate the budget of the SLO runs "
+                f"out {'within days' if speed == 'fast' else 'before the month ends'}.",
+                MODEL_UID, ("model_name",)))
+    return out
 
 
 def dashboard_url(cfg: RulesConfig, alert: Alert) -> str:

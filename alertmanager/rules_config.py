@@ -9,6 +9,7 @@ Defaults are embedded; a YAML file overrides any subset of keys::
       DriftlineFeatureDrift: {for: 30m, severity: warning}
       DriftlineExportErrors: {enabled: false}
     release: prometheus
+    slo: {availability: 0.999, latency: {threshold: 0.25, target: 0.99}}
     notify:                      # channels per severity; see notify_config
       channels: {ml-slack: {type: slack, api_url_file: /etc/alertmanager/secrets/slack-url}}
       severities: {critical: [ml-slack], warning: [ml-slack]}
@@ -30,6 +31,7 @@ from typing import Any
 import yaml
 
 from driftline.alertmanager.notify_config import NotifyConfig, example_notify, notify_from_mapping
+from driftline.catalogue import LATENCY_BUCKETS
 from driftline.errors import ConfigError
 
 __all__ = ["AlertSettings", "RulesConfig", "Thresholds", "duration_seconds", "load_rules_config"]
@@ -64,6 +66,20 @@ class Thresholds:
 
 
 @dataclass(frozen=True)
+class Slo:
+    """Service-level objectives per model, over the proxy's request metrics.
+
+    ``availability``: the share of requests that must not be answered with a 5xx;
+    ``latency_threshold`` (seconds, one of the catalogue's latency buckets) and ``latency_target``:
+    the share of requests that must be at least that fast. The error budget is ``1 - target``.
+    """
+
+    availability: float = 0.995
+    latency_threshold: float = 0.5
+    latency_target: float = 0.99
+
+
+@dataclass(frozen=True)
 class AlertSettings:
     """Per-alert overrides. None keeps the built-in value."""
 
@@ -90,6 +106,11 @@ DEFAULT_ALERTS: dict[str, AlertSettings] = {
     "DriftlineQueueNearlyFull": AlertSettings("10m", "warning", "none"),
     "DriftlineExportErrors": AlertSettings("10m", "warning", "none"),
     "DriftlineProxyUpstreamErrors": AlertSettings("5m", "critical", "none"),
+    # Multi-window multi-burn-rate SLO alerts (see slo below): page on a fast burn, ticket a slow one.
+    "DriftlineAvailabilityBudgetBurn": AlertSettings("2m", "critical", "none"),
+    "DriftlineAvailabilityBudgetBurnSlow": AlertSettings("15m", "warning", "none"),
+    "DriftlineLatencyBudgetBurn": AlertSettings("2m", "critical", "none"),
+    "DriftlineLatencyBudgetBurnSlow": AlertSettings("15m", "warning", "none"),
 }
 
 SEVERITIES = ("critical", "warning", "info")
@@ -127,6 +148,7 @@ class RulesConfig:
         default_factory=lambda: {"namespace": "ml", "job": "driftline"})
     #: Notification channels per severity and team (``notify:``; see notify_config).
     notify: NotifyConfig = field(default_factory=example_notify)
+    slo: Slo = field(default_factory=Slo)
 
     def __post_init__(self) -> None:
         for key in ("drift_range", "rate_range", "adwin_range"):
@@ -157,6 +179,16 @@ class RulesConfig:
                 raise ConfigError(f"must be in [0, {hi})", key=f"thresholds.{key}")
         if not 0 < t.many_features_ratio <= 1:
             raise ConfigError("must be in (0, 1]", key="thresholds.many_features_ratio")
+        for key in ("availability", "latency_target"):
+            # The fast burn pages at 14.4 × the budget; beyond a budget of 1/14.4 it never could.
+            if not 1 - 1 / 14.4 < getattr(self.slo, key) < 1:
+                raise ConfigError("must be in (0.9306, 1), e.g. 0.999: a fast burn pages at "
+                                  "14.4 × the budget 1 - target, which must stay below 100 %",
+                                  key=f"slo.{key}")
+        if self.slo.latency_threshold not in LATENCY_BUCKETS:
+            raise ConfigError(f"{self.slo.latency_threshold} is not a latency bucket bound",
+                              key="slo.latency.threshold",
+                              fix="use one of " + ", ".join(f"{b:g}" for b in LATENCY_BUCKETS))
         if "%s" not in self.runbook_url_pattern:
             raise ConfigError("needs a %s for the lower-case alert name", key="runbook_url_pattern")
 
@@ -190,6 +222,26 @@ def _thresholds(raw: Any, path: str | None) -> Thresholds:
         raise ConfigError(str(exc), path=path, key="thresholds") from exc
 
 
+def _slo(raw: Any, path: str | None) -> Slo:
+    """``slo: {availability: 0.999, latency: {threshold: 0.25, target: 0.99}}``."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError("must be a mapping", path=path, key="slo")
+    unknown = set(raw) - {"availability", "latency"}
+    if unknown:
+        raise ConfigError(f"unknown key {sorted(unknown)[0]!r}", path=path, key="slo",
+                          fix="use availability and latency: {threshold, target}")
+    lat = raw.get("latency") or {}
+    if not isinstance(lat, Mapping) or set(lat) - {"threshold", "target"}:
+        raise ConfigError("expected {threshold: seconds, target: ratio}", path=path, key="slo.latency")
+    base = Slo()
+    try:
+        return Slo(float(raw.get("availability", base.availability)),
+                   float(lat.get("threshold", base.latency_threshold)),
+                   float(lat.get("target", base.latency_target)))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"expected numbers: {exc}", path=path, key="slo") from exc
+
+
 def _alerts(raw: Any, path: str | None) -> dict[str, AlertSettings]:
     if not isinstance(raw, Mapping):
         raise ConfigError("must be a mapping of alert name to settings", path=path, key="alerts")
@@ -208,7 +260,7 @@ def _alerts(raw: Any, path: str | None) -> dict[str, AlertSettings]:
 
 def config_from_mapping(raw: Mapping[str, Any], path: str | None = None) -> RulesConfig:
     """A RulesConfig from a parsed YAML mapping (unknown keys are errors)."""
-    simple = {f.name for f in dataclasses.fields(RulesConfig)} - {"thresholds", "alerts", "notify"}
+    simple = {f.name for f in dataclasses.fields(RulesConfig)} - {"thresholds", "alerts", "notify", "slo"}
     kwargs: dict[str, Any] = {}
     for k, v in raw.items():
         if k == "thresholds":
@@ -217,16 +269,20 @@ def config_from_mapping(raw: Mapping[str, Any], path: str | None = None) -> Rule
             kwargs[k] = _alerts(v, path)
         elif k == "notify":
             kwargs[k] = notify_from_mapping(v or {}, path)
+        elif k == "slo":
+            kwargs[k] = _slo(v, path)
         elif k in simple:
             kwargs[k] = tuple(v) if k == "group_labels" else (dict(v) if k == "test_labels" else v)
         else:
-            known = simple | {"thresholds", "alerts", "notify"}
+            known = simple | {"thresholds", "alerts", "notify", "slo"}
             raise ConfigError(f"unknown key {k!r}", path=path, key=str(k),
                               fix="use one of " + ", ".join(sorted(known)))
     try:
         return RulesConfig(**kwargs)
     except ConfigError as exc:
-        raise ConfigError(str(exc), path=path) from exc
+        if exc.path:
+            raise
+        raise ConfigError(exc.message, path=path, key=exc.key, fix=exc.fix) from exc
 
 
 def load_rules_config(path: str | Path | None) -> RulesConfig:

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from prometheus_client.utils import floatToGoString
+
 from driftline import catalogue as cat
 from driftline.alertmanager.rules import (
     BUCKET_SHARE,
@@ -363,7 +365,42 @@ def _scenarios(cfg: RulesConfig) -> list[Scenario]:
                step(0.0, 1.0, ramp=True)),
         Series(cat.PROXY_UPSTREAM_ERRORS.name, ctx.labels(1, kind="timeout"), lambda i: 3.0),
     ], [({**target_out, "kind": "unavailable"}, None)]))
+    out += _slo_scenarios(ctx)
     return out
+
+
+def _slo_scenarios(ctx: _Ctx) -> list[Scenario]:
+    """Half of the requests fail (or are slow) from the start: every window's ratio is exactly
+    0.5 (the same rate() extrapolation on numerator and denominator). That is above the second
+    limit of each alert for every allowed budget (< 1/14.4, so 6 × it < 0.42 and 1 × it < 0.07),
+    so each alert is true as soon as two samples exist (minute 1). A healthy model next to it
+    never fires."""
+    le = floatToGoString(ctx.cfg.slo.latency_threshold)
+    model = {"model_name": "fraud"}
+    healthy = {"model_name": "iris"}
+    req, lat = cat.MODEL_REQUESTS.name, cat.MODEL_REQUEST_DURATION.name
+
+    def half(i: int) -> float:
+        return 30.0 * i
+
+    def full(i: int) -> float:
+        return 60.0 * i
+
+    errors = [
+        Series(req, ctx.model_series_labels(0, code="2xx"), half),
+        Series(req, ctx.model_series_labels(1, code="5xx"), half),
+        Series(req, {**ctx.model_series_labels(0, code="2xx"), **healthy}, full),
+    ]
+    slow = [
+        Series(f"{lat}_bucket", {**ctx.labels(0), **model, "endpoint": "default", "le": le}, half),
+        Series(f"{lat}_count", {**ctx.labels(0), **model, "endpoint": "default"}, full),
+        Series(f"{lat}_bucket", {**ctx.labels(0), **healthy, "endpoint": "default", "le": le}, full),
+        Series(f"{lat}_count", {**ctx.labels(0), **healthy, "endpoint": "default"}, full),
+    ]
+    out = [{**ctx.group, **model}]
+    return [Scenario(f"Driftline{kind}BudgetBurn{speed}", 1, series, [(out[0], 0.5)])
+            for kind, series in (("Availability", errors), ("Latency", slow))
+            for speed in ("", "Slow")]
 
 
 def _fmt_labels(labels: Mapping[str, str]) -> str:

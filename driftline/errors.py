@@ -50,6 +50,8 @@ class ConfigError(DriftlineError):
         if fix:
             text += f" (fix: {fix})"
         super().__init__(text)
+        #: The message without file, key and fix (to re-raise with a file name added).
+        self.message = message
         self.path = path
         self.key = key
         self.fix = fix
