@@ -52,6 +52,8 @@ class RecordingNames:
     window_psi: str
     prediction_psi: str
     estimated_accuracy: str
+    estimated_performance: str
+    reference_performance: str
     accuracy: str
     reference_accuracy: str
     records_rate: str
@@ -77,6 +79,8 @@ def names(cfg: RulesConfig) -> RecordingNames:
         window_psi=f"model_feature:{cat.FEATURE_PSI.name}:max",
         prediction_psi=f"model:{cat.PREDICTION_PSI.name}:max",
         estimated_accuracy=f"model:{cat.ESTIMATED_ACCURACY.name}:avg",
+        estimated_performance=f"model_metric:{cat.ESTIMATED_PERFORMANCE.name}:avg",
+        reference_performance=f"model_metric:{cat.REFERENCE_PERFORMANCE.name}:max",
         accuracy=f"model:{cat.ACCURACY.name}:avg",
         reference_accuracy=f"model:{cat.REFERENCE_ACCURACY.name}:max",
         records_rate=f"model:driftline_records:rate{r}",
@@ -156,6 +160,10 @@ def recording_rules(cfg: RulesConfig) -> list[dict[str, Any]]:
               f"{cat.WINDOW_RECORDS.name}{cfg.matchers()})\n/\n"
               f"sum by ({ml}) ({cat.WINDOW_RECORDS.name}{cfg.matchers()} > 0 and "
               f"{cat.ESTIMATED_ACCURACY.name}{cfg.matchers()})"),
+        _rule(n.estimated_performance,
+              f"avg by ({ml}, metric) ({cat.ESTIMATED_PERFORMANCE.name}{cfg.matchers()})"),
+        _rule(n.reference_performance,
+              f"max by ({ml}, metric) ({cat.REFERENCE_PERFORMANCE.name}{cfg.matchers()})"),
         _rule(n.accuracy, f"avg by ({ml}) ({cat.ACCURACY.name}{cfg.matchers()})"),
         _rule(n.reference_accuracy, f"max by ({ml}) ({cat.REFERENCE_ACCURACY.name}{cfg.matchers()})"),
         _rule(n.records_rate, f"sum by ({ml}) (rate({cat.RECORDS.name}{cfg.matchers()}[{r}]))"),
@@ -165,6 +173,24 @@ def recording_rules(cfg: RulesConfig) -> list[dict[str, Any]]:
         *slo_recording_rules(cfg),
     ]
     return rules
+
+
+def performance_drop_expr(cfg: RulesConfig) -> str:
+    """Estimated performance worse than the reference, for the metrics ``cfg`` names: a ratio
+    (higher is better) ``margin`` below it, an error metric ``increase`` (relative) above it."""
+    n, t = names(cfg), cfg.thresholds
+    ratios = [m for m in cfg.performance_metrics if m not in cat.ERROR_METRICS]
+    errors = [m for m in cfg.performance_metrics if m in cat.ERROR_METRICS]
+    parts = []
+    if ratios:
+        sel = f'{{metric=~"{"|".join(ratios)}"}}'
+        parts.append(f"{n.estimated_performance}{sel}\n< ({n.reference_performance}{sel} - "
+                     f"{t.estimated_performance_margin})")
+    if errors:
+        sel = f'{{metric=~"{"|".join(errors)}"}}'
+        parts.append(f"{n.estimated_performance}{sel}\n> ({n.reference_performance}{sel} * "
+                     f"{1 + t.estimated_error_increase:g})")
+    return parts[0] if len(parts) == 1 else "(\n" + "\n)\nor\n(\n".join(parts) + "\n)"
 
 
 @dataclass(frozen=True)
@@ -230,6 +256,12 @@ def alert_list(cfg: RulesConfig) -> list[Alert]:
               "The label-free accuracy estimate fell below the reference accuracy.",
               f"Estimated accuracy of model {_model_desc()}{_ns()} is {v3}, more than "
               f"{t.estimated_accuracy_margin} below its reference accuracy.", MODEL_UID),
+        Alert("DriftlineEstimatedPerformanceDrop", performance_drop_expr(cfg),
+              "A label-free performance estimate is worse than on the reference data.",
+              f"Estimated {{{{ $labels.metric }}}} of model {_model_desc()}{_ns()} is {v3}: more "
+              f"than {t.estimated_performance_margin} below its reference value (ratios) or more "
+              f"than {t.estimated_error_increase:.0%} above it (errors mae, rmse, mape).",
+              MODEL_UID),
         Alert("DriftlineAccuracyDrop",
               f"{n.accuracy}\n< ({n.reference_accuracy} - {t.accuracy_margin})",
               "Realised accuracy from delayed labels fell below the reference accuracy.",

@@ -57,6 +57,10 @@ class Thresholds:
     many_features_ratio: float = 0.3
     prediction_psi: float = 0.2
     estimated_accuracy_margin: float = 0.05
+    #: DriftlineEstimatedPerformanceDrop: a ratio metric (f1, roc_auc, …, r2) this far below
+    #: its reference value, or an error metric (mae, rmse, mape) this share above it.
+    estimated_performance_margin: float = 0.05
+    estimated_error_increase: float = 0.2
     accuracy_margin: float = 0.05
     canary_margin: float = 0.02
     missing_ratio: float = 0.1
@@ -96,6 +100,7 @@ DEFAULT_ALERTS: dict[str, AlertSettings] = {
     "DriftlinePredictionDrift": AlertSettings("15m", "warning", "none"),
     # label-free: a page for people; rollback is opt-in (alerts: {...: {action: rollback}})
     "DriftlineEstimatedAccuracyDrop": AlertSettings("15m", "critical", "none"),
+    "DriftlineEstimatedPerformanceDrop": AlertSettings("15m", "critical", "none"),
     "DriftlineAccuracyDrop": AlertSettings("30m", "critical", "retrain"),
     "DriftlineCanaryWorseThanDefault": AlertSettings("10m", "critical", "rollback"),
     "DriftlineConceptDrift": AlertSettings("1m", "warning", "none"),
@@ -146,6 +151,9 @@ class RulesConfig:
     actions_token_file: str = "/etc/alertmanager/secrets/driftline-token"
     test_labels: Mapping[str, str] = field(
         default_factory=lambda: {"namespace": "ml", "job": "driftline"})
+    #: The metrics DriftlineEstimatedPerformanceDrop watches (``performance_metrics:``): any of
+    #: accuracy, roc_auc, f1, precision, recall, specificity, mae, rmse, mape, r2.
+    performance_metrics: tuple[str, ...] = ("f1", "mae")
     #: Notification channels per severity and team (``notify:``; see notify_config).
     notify: NotifyConfig = field(default_factory=example_notify)
     slo: Slo = field(default_factory=Slo)
@@ -170,8 +178,20 @@ class RulesConfig:
             raise ConfigError(f"for: {adwin_for} is not shorter than adwin_range {self.adwin_range}, so "
                               "the alert could never fire", key="alerts.DriftlineConceptDrift.for",
                               fix="shorten it or lengthen adwin_range")
+        known = ("accuracy", "roc_auc", "f1", "precision", "recall", "specificity", "mae", "rmse",
+                 "mape", "r2")
+        if not self.performance_metrics:
+            raise ConfigError("names no metric", key="performance_metrics",
+                              fix="list one or more of " + ", ".join(known))
+        for m in self.performance_metrics:
+            if m not in known:
+                raise ConfigError(f"unknown performance metric {m!r}", key="performance_metrics",
+                                  fix="use " + ", ".join(known))
         t = self.thresholds
-        for key in ("estimated_accuracy_margin", "accuracy_margin", "canary_margin"):
+        if not 0 < t.estimated_error_increase < 10:
+            raise ConfigError("must be in (0, 10)", key="thresholds.estimated_error_increase")
+        for key in ("estimated_accuracy_margin", "estimated_performance_margin",
+                    "accuracy_margin", "canary_margin"):
             if not 0 <= getattr(t, key) < 0.4:
                 raise ConfigError("must be in [0, 0.4)", key=f"thresholds.{key}")
         for key, hi in (("drop_ratio", 0.5), ("queue_fill", 1.0), ("missing_ratio", 0.75)):
@@ -272,7 +292,10 @@ def config_from_mapping(raw: Mapping[str, Any], path: str | None = None) -> Rule
         elif k == "slo":
             kwargs[k] = _slo(v, path)
         elif k in simple:
-            kwargs[k] = tuple(v) if k == "group_labels" else (dict(v) if k == "test_labels" else v)
+            if k == "performance_metrics" and isinstance(v, str):
+                v = [v]
+            kwargs[k] = (tuple(str(x) for x in v) if k in ("group_labels", "performance_metrics")
+                         else (dict(v) if k == "test_labels" else v))
         else:
             known = simple | {"thresholds", "alerts", "notify", "slo"}
             raise ConfigError(f"unknown key {k!r}", path=path, key=str(k),

@@ -275,6 +275,29 @@ def _scenarios(cfg: RulesConfig) -> list[Scenario]:
         Series(cat.REFERENCE_ACCURACY.name, ctx.model_series_labels(1), lambda i: 0.9375),
     ], [(ctx.out(), (0.25 * 1000 + 0.625 * 3000) / 4000)]))
 
+    ratio = next((m for m in cfg.performance_metrics if m not in cat.ERROR_METRICS), None)
+    error = next((m for m in cfg.performance_metrics if m in cat.ERROR_METRICS), None)
+    perf: list[Series] = []
+    expected: list[tuple[dict[str, str], float | None]] = []
+    if ratio is not None:  # one replica drops, the other holds: their average fires
+        perf += [Series(cat.ESTIMATED_PERFORMANCE.name, ctx.model_series_labels(0, metric=ratio),
+                        step(0.9375, 0.25)),
+                 Series(cat.REFERENCE_PERFORMANCE.name, ctx.model_series_labels(0, metric=ratio),
+                        lambda i: 0.9375),
+                 Series(cat.ESTIMATED_PERFORMANCE.name, ctx.model_series_labels(1, metric=ratio),
+                        lambda i: 0.9375),
+                 Series(cat.REFERENCE_PERFORMANCE.name, ctx.model_series_labels(1, metric=ratio),
+                        lambda i: 0.9375)]
+        expected.append((ctx.out(metric=ratio), (0.25 + 0.9375) / 2))
+    if error is not None:  # an error metric rises well past the allowed increase
+        hi = 4.0 * (1 + t.estimated_error_increase)
+        perf += [Series(cat.ESTIMATED_PERFORMANCE.name, ctx.model_series_labels(0, metric=error),
+                        step(2.0, hi)),
+                 Series(cat.REFERENCE_PERFORMANCE.name, ctx.model_series_labels(0, metric=error),
+                        lambda i: 2.0)]
+        expected.append((ctx.out(metric=error), hi))
+    out.append(Scenario("DriftlineEstimatedPerformanceDrop", onset, perf, expected))
+
     out.append(Scenario("DriftlineAccuracyDrop", onset, [
         Series(cat.ACCURACY.name, ctx.model_series_labels(0), step(0.9375, 0.25)),
         Series(cat.ACCURACY.name, ctx.model_series_labels(1), step(0.9375, 0.5)),

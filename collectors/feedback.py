@@ -22,12 +22,13 @@ from driftline.collectors.payloads import PayloadError, loads
 
 
 class PredictionStore:
-    """id → (monitor key, canonical predicted label). Single-threaded (the worker owns it)."""
+    """id → (monitor key, prediction: a canonical label, or a regressor's float). Single-threaded
+    (the worker owns it)."""
 
     def __init__(self, ttl: float = 3600.0, max_ids: int = 200_000) -> None:
         self.ttl = ttl
         self.max_ids = max_ids
-        self._items: OrderedDict[str, tuple[Hashable, str, float]] = OrderedDict()
+        self._items: OrderedDict[str, tuple[Hashable, str | float, float]] = OrderedDict()
         self.evicted = 0
 
     def __len__(self) -> int:
@@ -38,11 +39,11 @@ class PredictionStore:
         items = self._items
         stored = 0
         for rid, pred in zip(ids.tolist(), predicted.tolist(), strict=True):
-            if rid is None or pred is None:
+            if rid is None or pred is None or (isinstance(pred, float) and pred != pred):
                 continue
             if rid in items:
                 del items[rid]
-            items[rid] = (key, str(pred), now)
+            items[rid] = (key, pred if isinstance(pred, float) else str(pred), now)
             stored += 1
         overflow = len(items) - self.max_ids
         for _ in range(max(0, overflow)):
@@ -50,7 +51,7 @@ class PredictionStore:
             self.evicted += 1
         return stored
 
-    def pop(self, rid: str, now: float) -> tuple[Hashable, str] | None:
+    def pop(self, rid: str, now: float) -> tuple[Hashable, str | float] | None:
         item = self._items.pop(rid, None)
         if item is None or now - item[2] > self.ttl:
             return None

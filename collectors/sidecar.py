@@ -36,7 +36,7 @@ from driftline.collectors.payloads import ModelSchema, PayloadError, decode_bina
 from driftline.collectors.request_metrics import RequestMetrics
 from driftline.config import DriftConfig, LimitsConfig, ModelConfig, ServeConfig, WindowsConfig
 from driftline.engine.monitor import DriftPolicy, WindowPolicy
-from driftline.engine.records import RecordBatch
+from driftline.engine.records import RecordBatch, numeric_column
 from driftline.engine.snapshot import Histogram, ModelSnapshot, SidecarStats, SnapshotSource
 from driftline.errors import ConfigError, ProfileError
 from driftline.labels import canonical_labels
@@ -55,6 +55,8 @@ UNKNOWN_ENDPOINT = "unknown_endpoint"
 QUEUE_FULL = "queue_full"
 UNPAIRED_RESPONSE = "unpaired_response"
 UNMATCHED_LABEL = "unmatched_label"
+INVALID_LABEL = "invalid_label"
+INVALID_PROBABILITY = "invalid_probability"
 UNSUPPORTED = "unsupported_encoding"
 INTERNAL_ERROR = "internal_error"
 
@@ -262,11 +264,17 @@ class Sidecar(SnapshotSource):
         if mon is None:
             self.drop(entry.name, UNKNOWN_ENDPOINT, batch.n)
             return False
+        if batch.probabilities is not None:  # a score outside [0, 1] is not a probability
+            with np.errstate(invalid="ignore"):
+                p = batch.probabilities
+                bad = (np.isfinite(p) & ((p < 0.0) | (p > 1.0))).any(axis=1)
+            if bad.any():
+                self.drop(entry.name, INVALID_PROBABILITY, int(bad.sum()))
+                batch = batch.select(~bad)
         if batch.n == 0:
             return True
         mon.observe(batch, source=source, now=now)
-        if (batch.ids is not None and batch.prediction is not None
-                and batch.prediction.dtype == object):
+        if batch.ids is not None and batch.prediction is not None:
             self.store.put((entry.name, entry.version, endpoint or DEFAULT_ENDPOINT),
                            batch.ids, batch.prediction, now)
         return True
@@ -409,7 +417,7 @@ class Sidecar(SnapshotSource):
     def handle_feedback(self, items: Sequence[Feedback], now: float | None = None) -> int:
         """Join labels to stored predictions; returns how many matched."""
         t = self.clock() if now is None else now
-        matched: dict[Any, tuple[list[str], list[Any]]] = {}
+        matched: dict[Any, tuple[list[str | float], list[Any]]] = {}
         unmatched: dict[str | None, int] = {}
         for fb in items:
             hit = self.store.pop(fb.id, t)
@@ -426,7 +434,11 @@ class Sidecar(SnapshotSource):
             mon = entry.monitors.get(ep) if entry is not None else None
             if mon is None:
                 continue
-            n += self._isolated(name, len(preds), self._labels, mon, preds, labels)
+            out = entry.profile.output if entry is not None else None
+            if out is not None and out.task == "regression":
+                n += self._isolated(name, len(preds), self._values, name, mon, preds, labels)
+            else:
+                n += self._isolated(name, len(preds), self._labels, mon, preds, labels)
         for model, count in unmatched.items():
             entry = self.resolve(model)
             mon = entry.monitors.get(DEFAULT_ENDPOINT) if entry is not None else None
@@ -437,10 +449,20 @@ class Sidecar(SnapshotSource):
         return n
 
     @staticmethod
-    def _labels(mon: MonitorLike, preds: list[str], labels: list[Any]) -> int:
+    def _labels(mon: MonitorLike, preds: list[str | float], labels: list[Any]) -> int:
         mon.observe_labels(np.array(preds, dtype=object),
                            canonical_labels(np.array(labels, dtype=object)))
         return len(preds)
+
+    def _values(self, model: str, mon: MonitorLike, preds: list[str | float],
+                labels: list[Any]) -> int:
+        """A regressor's labels must be numbers: anything else is counted (``invalid_label``)
+        and dropped, the rest joined."""
+        values = numeric_column(labels)
+        good = np.isfinite(values)
+        self.drop(model, INVALID_LABEL, int((~good).sum()))
+        mon.observe_labels(np.asarray(preds, dtype=np.float64)[good], values[good])
+        return int(good.sum())
 
     def tick(self, now: float | None = None) -> None:
         """Timer work: release expired CloudEvents, forget old predictions, age out windows.

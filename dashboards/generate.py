@@ -160,6 +160,21 @@ def _service_row(g: b.Grid) -> None:
         unit="bytes", description=cat.MODEL_REQUEST_SIZE.help + " " + cat.MODEL_RESPONSE_SIZE.help), w=6)
 
 
+def _performance_row(g: b.Grid) -> None:
+    """Every estimated and realised metric next to its reference value, one series per metric:
+    a classifier's accuracy, ROC AUC, F1, … or a regressor's MAE, RMSE, MAPE (in the target's
+    unit) and R²."""
+    g.row("Performance by metric")
+    g.place(b.timeseries("Estimated, realised and reference performance by metric", [
+        b.target(f"avg by (endpoint, metric) ({_q(cat.ESTIMATED_PERFORMANCE, M)})",
+                 "{{metric}} estimated ({{endpoint}})"),
+        b.target(f"avg by (endpoint, metric) ({_q(cat.PERFORMANCE, M)})",
+                 "{{metric}} realised ({{endpoint}})"),
+        b.target(f"max by (endpoint, metric) ({_q(cat.REFERENCE_PERFORMANCE, M)})",
+                 "{{metric}} reference ({{endpoint}})"),
+    ], description=cat.ESTIMATED_PERFORMANCE.help + " " + cat.PERFORMANCE.help), w=24)
+
+
 def _endpoint_pair(g: b.Grid, n: Any) -> None:
     for ep in ("default", "canary"):
         sel = f'model_name=~"$model_name", endpoint="{ep}"'
@@ -261,6 +276,7 @@ def model(cfg: RulesConfig) -> Json:
         f"sum by (endpoint, matched) (rate({_q(cat.LABELS, M)}[{RI}]))",
         "matched={{matched}} ({{endpoint}})")],
         unit="reqps", description=cat.LABELS.help), w=12)
+    _performance_row(g)
     g.row("Canary vs default")
     _endpoint_pair(g, n)
     _service_row(g)

@@ -32,6 +32,11 @@ FEATURE_LABELS: tuple[str, ...] = (*MODEL_LABELS, "feature")
 QUANTILE_RANK_BUCKETS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 #: Confidence of the predicted class, in [0, 1].
 CONFIDENCE_BUCKETS: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+#: Values of the ``metric`` label of the performance gauges (a fixed set: bounded series).
+PERFORMANCE_METRICS: tuple[str, ...] = ("accuracy", "roc_auc", "f1", "precision", "recall",
+                                        "specificity", "mae", "rmse", "mape", "r2")
+#: Error metrics: a larger value is worse (alerts compare them the other way round).
+ERROR_METRICS: tuple[str, ...] = ("mae", "rmse", "mape")
 #: Proxy overhead and upstream latency, seconds.
 LATENCY_BUCKETS: tuple[float, ...] = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -202,6 +207,22 @@ ACCURACY = _spec(
     "driftline_accuracy", "gauge",
     "Realised accuracy over the last window of joined labels.", MODEL_LABELS,
 )
+ESTIMATED_PERFORMANCE = _spec(
+    "driftline_estimated_performance", "gauge",
+    "Label-free performance estimate of the last window, by metric (classifiers: CBPE accuracy, "
+    "roc_auc, f1, precision, recall, specificity; regressors: direct loss estimation mae, rmse).",
+    (*MODEL_LABELS, "metric"),
+)
+PERFORMANCE = _spec(
+    "driftline_performance", "gauge",
+    "Realised performance by metric over the last window of joined labels (accuracy, f1, "
+    "precision, recall, specificity, roc_auc where probabilities are labelled; mae, rmse, mape, r2).",
+    (*MODEL_LABELS, "metric"),
+)
+REFERENCE_PERFORMANCE = _spec(
+    "driftline_reference_performance", "gauge",
+    "Realised performance on the reference data, by metric.", (*MODEL_LABELS, "metric"),
+)
 LABELS = _spec(
     "driftline_labels_total", "counter",
     "Delayed labels received (matched: whether a stored prediction was found).",
@@ -319,7 +340,8 @@ ALL: tuple[MetricSpec, ...] = (
     PREDICTION_PSI, PREDICTION_CONFIDENCE, PREDICTION_CLASS,
     MULTIVARIATE_ERROR, MULTIVARIATE_UPPER, MULTIVARIATE_LOWER, MULTIVARIATE_DRIFTED,
     EMBEDDING_MMD, EMBEDDING_MMD_PVALUE, EMBEDDING_COSINE,
-    ESTIMATED_ACCURACY, REFERENCE_ACCURACY, ACCURACY, LABELS, ADWIN_DETECTIONS,
+    ESTIMATED_ACCURACY, REFERENCE_ACCURACY, ACCURACY,
+    ESTIMATED_PERFORMANCE, PERFORMANCE, REFERENCE_PERFORMANCE, LABELS, ADWIN_DETECTIONS,
     WINDOW_RECORDS, WINDOWS, WINDOW_END, QUEUE_DEPTH, QUEUE_CAPACITY, SERIES_CAPPED,
     PROXY_DURATION, PROXY_UPSTREAM_ERRORS, PROXY_TUNNELLED, PROXY_TEE_ERRORS,
     MODEL_REQUESTS, MODEL_REQUEST_DURATION, MODEL_REQUEST_SIZE, MODEL_RESPONSE_SIZE,

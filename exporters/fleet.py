@@ -103,6 +103,10 @@ def synthetic_snapshot(rng: np.random.Generator, name: str, *, version: str = "v
         labels={"true": 40, "false": 2}, adwin_detections={"confidence": 1, "error": 0},
         reference_accuracy=0.91, accuracy=None, estimated_accuracy=est if window else None,
         last_window_end=1.7e9 + 60.0 if window else None,
+        estimated_performance={"accuracy": est, "f1": est - 0.02, "roc_auc": est + 0.03}
+        if window else {},
+        performance={"accuracy": 0.88, "f1": 0.86} if window else {},
+        reference_performance={"accuracy": 0.91, "f1": 0.9, "roc_auc": 0.95},
     )
 
 

@@ -270,6 +270,12 @@ def _fill(out: dict[str, MetricPoints], snaps: list[ModelSnapshot], stats: Sidec
         p(cat.REFERENCE_ACCURACY).set(key, s.reference_accuracy)
         p(cat.ESTIMATED_ACCURACY).set(key, s.estimated_accuracy)
         p(cat.ACCURACY).set(key, s.accuracy)
+        for spec, values in ((cat.ESTIMATED_PERFORMANCE, s.estimated_performance),
+                             (cat.PERFORMANCE, s.performance),
+                             (cat.REFERENCE_PERFORMANCE, s.reference_performance)):
+            for metric, v in values.items():
+                if metric in cat.PERFORMANCE_METRICS:  # a fixed set: bounded label values
+                    p(spec).set((*key, metric), v)
         for f, shares in s.reference_categories.items():
             fl = r.features.get(f, OTHER)
             if fl == OTHER:

@@ -196,6 +196,18 @@ def to_record_batch(profile: BaselineProfile, batch: pa.RecordBatch, layout: Lay
             for j, c in enumerate(out.classes):
                 if c in layout.proba:
                     probabilities[:, j] = to_float(batch.column(layout.proba[c]))
+    if probabilities is not None:
+        with np.errstate(invalid="ignore"):
+            bad = np.isfinite(probabilities) & ((probabilities < 0) | (probabilities > 1))
+        if bad.any():
+            row, j = (int(v[0]) for v in np.nonzero(bad))
+            assert out is not None
+            column = (layout.proba.get(out.positive_class or "") if len(out.classes) == 2
+                      and out.positive_class else layout.proba.get(out.classes[j]))
+            raise InputError(f"probability {probabilities[row, j]!r} is outside [0, 1]",
+                             path=layout.path, column=column,
+                             fix="give calibrated probabilities (the model's sigmoid or softmax "
+                             "output, not raw scores)")
     targets = None
     if layout.target:
         col = batch.column(layout.target)

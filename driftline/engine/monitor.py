@@ -165,6 +165,8 @@ class Monitor:
         self._correct_filled = 0
         self._accuracy: float | None = None
         self._estimated: float | None = None
+        self._estimated_perf: dict[str, float] = {}
+        self._window_realised: dict[str, float] = {}
         self._snapshot: ModelSnapshot | None = None
 
     # --- intake ------------------------------------------------------------------------------
@@ -394,6 +396,10 @@ class Monitor:
         self._last_end = report.end if report.end is not None else now
         if report.performance.estimated_accuracy is not None:
             self._estimated = report.performance.estimated_accuracy
+        if any(v == v for v in report.performance.estimated.values()):  # some value not NaN
+            self._estimated_perf = report.performance.estimated
+        if cols.targets is not None:
+            self._window_realised = report.performance.realised
         if cols.targets is not None and report.performance.accuracy is not None:
             self._accuracy = report.performance.accuracy
         self._snapshot = None
@@ -426,7 +432,9 @@ class Monitor:
             adwin_detections=dict(self._adwin_hits),
             reference_accuracy=out.reference_accuracy if out is not None else None,
             accuracy=self._accuracy, estimated_accuracy=self._estimated,
-            last_window_end=self._last_end,
+            last_window_end=self._last_end, estimated_performance=dict(self._estimated_perf),
+            performance=self._label_realised() or dict(self._window_realised),
+            reference_performance=dict(out.reference_performance) if out is not None else {},
         )
 
 

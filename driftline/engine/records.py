@@ -50,6 +50,19 @@ class RecordBatch:
     def __len__(self) -> int:
         return self.n
 
+    def select(self, keep: np.ndarray) -> RecordBatch:
+        """The rows where the boolean mask ``keep`` is true (copies)."""
+
+        def cut(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[keep]
+
+        return RecordBatch(
+            features={k: v[keep] for k, v in self.features.items()},
+            prediction=cut(self.prediction), probabilities=cut(self.probabilities),
+            ids=cut(self.ids), timestamps=cut(self.timestamps), targets=cut(self.targets),
+            n=int(np.count_nonzero(keep)),
+        )
+
     def slice(self, start: int, stop: int) -> RecordBatch:
         """Rows ``start:stop`` as views (no copy)."""
 

@@ -245,6 +245,11 @@ class ModelSnapshot:
     accuracy: float | None
     estimated_accuracy: float | None
     last_window_end: float | None
+    #: Last label-free estimates by metric (``driftline_estimated_performance``).
+    estimated_performance: dict[str, float] = field(default_factory=dict)
+    #: Realised metrics of the joined labels, else of the last window's labels.
+    performance: dict[str, float] = field(default_factory=dict)
+    reference_performance: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

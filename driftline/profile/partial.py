@@ -264,6 +264,18 @@ class RegressionSums:
         return out
 
 
+def _check_probabilities(probs: np.ndarray, columns: Sequence[str | None], path: str) -> None:
+    """A probability outside [0, 1] is a score, not a probability: refuse it by column."""
+    with np.errstate(invalid="ignore"):
+        bad = np.isfinite(probs) & ((probs < 0.0) | (probs > 1.0))
+    if bad.any():
+        row, j = (int(v[0]) for v in np.nonzero(bad))
+        raise InputError(
+            f"probability {probs[row, j]!r} is outside [0, 1] ({int(bad.sum())} values in this "
+            "batch)", path=path, column=columns[j],
+            fix="give calibrated probabilities (apply the model's sigmoid or softmax to raw scores)")
+
+
 def _argmax_codes(probs: np.ndarray, codes: list[int]) -> np.ndarray:
     valid = ~np.isnan(probs).any(axis=1)
     out = np.full(len(probs), -1, dtype=np.int64)
@@ -345,6 +357,8 @@ class PartialProfile:
                 probs = np.column_stack([to_float(batch.column(col)) for _, col in self.multi])
                 with np.errstate(all="ignore"):
                     conf = np.max(probs, axis=1)
+            _check_probabilities(probs, [self.proba_binary] if self.proba_binary
+                                 else [c for _, c in self.multi], self.path)
             self.confidence.update(conf)
             if pred_codes is None and not self.proba_binary:
                 pred_codes = _argmax_codes(probs, [self.class_index[c] for c, _ in self.multi])
