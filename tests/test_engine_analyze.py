@@ -166,3 +166,33 @@ def test_iso_string_timestamps(built: tuple[Path, Path], tmp_path: Path,
                  "--window-duration", "2h", "--format", "json"]) == 2
     err = capsys.readouterr().err
     assert "'when'" in err and "timestamps" in err and str(bad) in err
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_output_files_follow_the_umask(built: tuple[Path, Path], tmp_path: Path,
+                                       umask: int) -> None:
+    """Baselines and reports used to be created 0600 whatever the umask (mkstemp + rename)."""
+    import os
+    import stat
+
+    d, prof = built
+    data = _current(d, 0.0, "m0.parquet")
+    old = os.umask(umask)
+    try:
+        assert main(["baseline", "build", str(data), "-o", str(tmp_path / "b.json"),
+                     "--target", "y", "--no-progress"]) == 0
+        for fmt in ("json", "table", "html"):
+            assert main(["analyze", "--baseline", str(prof), str(data), "--format", fmt,
+                         "-o", str(tmp_path / f"r.{fmt}")]) == 0
+        plain = tmp_path / "plain"
+        plain.write_text("x")  # what open(path, "w") gives: the reference
+    finally:
+        os.umask(old)
+    want = stat.S_IMODE(plain.stat().st_mode)
+    assert want == 0o666 & ~umask
+    for name in ("b.json", "r.json", "r.table", "r.html"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == want, name
+    # replacing a file keeps its mode, as editors and cp do
+    (tmp_path / "b.json").chmod(0o640)
+    BaselineProfile.load(prof).save(tmp_path / "b.json")
+    assert stat.S_IMODE((tmp_path / "b.json").stat().st_mode) == 0o640

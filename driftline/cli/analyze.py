@@ -6,10 +6,11 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
+
+from driftline.io.atomic import atomic_write
 
 #: Window size when only --window-duration cuts windows.
 UNLIMITED = 2**62
@@ -149,25 +150,22 @@ def _write_json(profile: Any, windows: Iterable[Any], fh: IO[str]) -> tuple[int,
 
 
 class _atomic:
-    """Write to a temporary file beside ``path`` and rename it into place on success."""
+    """``atomic_write`` with OS errors at creation and rename reported as the option's error."""
 
     def __init__(self, path: str) -> None:
-        self.path = Path(path)
+        self.path = str(path)
 
     def __enter__(self) -> Any:
         from driftline.cli.output import writing
 
-        with writing(str(self.path)):
-            fd, self.tmp = tempfile.mkstemp(prefix=".driftline-", dir=self.path.parent or ".")
-        self.fh = os.fdopen(fd, "w", encoding="utf-8")
-        return self.fh
+        self._cm = atomic_write(self.path)
+        with writing(self.path):
+            return self._cm.__enter__()
 
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self.fh.close()
-        if exc_type is None:
-            from driftline.cli.output import writing
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        if exc_type is not None:
+            return self._cm.__exit__(exc_type, exc, tb)
+        from driftline.cli.output import writing
 
-            with writing(str(self.path)):
-                os.replace(self.tmp, self.path)
-        else:
-            Path(self.tmp).unlink(missing_ok=True)
+        with writing(self.path):
+            return self._cm.__exit__(None, None, None)

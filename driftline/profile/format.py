@@ -44,7 +44,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
@@ -53,6 +52,7 @@ from typing import Any, Literal
 import numpy as np
 
 from driftline.errors import ProfileError
+from driftline.io.atomic import atomic_write
 from driftline.profile.trees import PREDICTION_INPUT, LossModel
 
 
@@ -329,17 +329,10 @@ class BaselineProfile:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write atomically: a failure never leaves a half-written profile behind."""
-        target = Path(path)
         text = json.dumps(self.to_dict(), indent=1, allow_nan=False)
-        fd, tmp = tempfile.mkstemp(prefix=".driftline-", suffix=".tmp", dir=target.parent or ".")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-                fh.write("\n")
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_write(path) as fh:  # mode from the umask, as any Unix tool
+            fh.write(text)
+            fh.write("\n")
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> BaselineProfile:

@@ -1,0 +1,46 @@
+"""Atomic output files that get the permissions any Unix tool would give them.
+
+``tempfile.mkstemp`` creates its file mode 0600 whatever the umask, so renaming it into place
+left every baseline and report readable only by its owner (a CI artefact or a shared baseline
+then failed for everyone else). :func:`atomic_write` writes beside the target, sets the mode an
+``open(path, "w")`` would have given (``0666`` minus the umask, or the existing file's mode when
+it replaces one) and renames on success only: a failure never leaves a half-written file.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TextIO
+
+__all__ = ["atomic_write", "creation_mode"]
+
+
+def creation_mode() -> int:
+    """``0666`` minus the process umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+@contextmanager
+def atomic_write(path: str | os.PathLike[str]) -> Iterator[TextIO]:
+    """A text file handle whose content replaces ``path`` when the block ends without error."""
+    target = Path(path)
+    try:
+        mode = stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
+        mode = creation_mode()
+    fd, tmp = tempfile.mkstemp(prefix=".driftline-", suffix=".tmp", dir=target.parent or ".")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            yield fh
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
