@@ -508,7 +508,7 @@ def _run_action(t: TargetConfig, ctx: Mapping[str, Any], run: _Run, memo: dict[s
             return _run_rollout_undo(t, ctx, run, memo, save)
         if t.type == "mlflow_alias_rollback":
             return _run_mlflow(t, ctx, run, memo, save)
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         run.outcome.detail = f"cannot build the request or read the answer: {exc}"
         return run.outcome
     run.outcome.detail = f"unknown target type {t.type}"

@@ -60,7 +60,7 @@ def handle(receiver: Receiver, method: str, target: str, authorization: str | No
         try:
             data = json.loads(body or b"{}")
             reason = data.get("reason", "") if isinstance(data, dict) else ""
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
             return 400, {"error": 'body must be JSON: {"reason": "..."}'}
         if not isinstance(reason, str):
             return 400, {"error": "reason must be a string"}

@@ -143,6 +143,23 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _database_errors(fn: Any) -> Any:
+    """A damaged database is a clean error naming the file, not a traceback."""
+    import functools
+    import sqlite3
+
+    @functools.wraps(fn)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return int(fn(args))
+        except sqlite3.DatabaseError as exc:
+            from driftline.alertmanager.store import database_error
+
+            raise database_error(Path(args.db or "the configured database"), exc) from None
+
+    return run
+
+
 def _db(args: argparse.Namespace) -> Path:
     if args.db:
         db = Path(args.db)
@@ -156,6 +173,7 @@ def _db(args: argparse.Namespace) -> Path:
     return db
 
 
+@_database_errors
 def _verify(args: argparse.Namespace) -> int:
     from driftline.alertmanager import audit
 
@@ -164,6 +182,7 @@ def _verify(args: argparse.Namespace) -> int:
     return 0 if verdict.ok else 1
 
 
+@_database_errors
 def _export(args: argparse.Namespace) -> int:
     from driftline.alertmanager import audit
 
@@ -181,6 +200,7 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+@_database_errors
 def _log(args: argparse.Namespace) -> int:
     from driftline.alertmanager import audit
 

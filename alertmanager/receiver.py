@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hmac
 import json
 import logging
@@ -50,6 +51,11 @@ log = logging.getLogger("driftline.actions")
 
 WEBHOOK_PATH = "/alertmanager"
 MAX_BODY = 8 * 1024 * 1024
+#: Seconds a request may take to arrive (headers and body together); a client that trickles
+#: bytes is cut off after it instead of holding a handler thread.
+READ_DEADLINE = 10.0
+#: Connections served at once; more get 503 at once (Alertmanager retries) instead of a thread.
+MAX_CONNECTIONS = 64
 
 
 class PayloadError(ValueError):
@@ -62,6 +68,8 @@ def parse_payload(body: bytes) -> dict[str, Any]:
         data = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PayloadError(f"body is not JSON: {exc}") from exc
+    except RecursionError:  # hostile nesting: a bad payload, not a storage failure (no 503)
+        raise PayloadError("body nests too deeply to be an Alertmanager payload") from None
     if not isinstance(data, dict):
         raise PayloadError("payload must be a JSON object")
     version = data.get("version")
@@ -397,10 +405,13 @@ class Receiver:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    read_deadline = READ_DEADLINE
+    max_connections = MAX_CONNECTIONS
 
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler],
                  receiver: Receiver) -> None:
         self.receiver = receiver
+        self._slots = threading.BoundedSemaphore(self.max_connections)
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         super().__init__(address, handler)
         tls = receiver.config.tls
@@ -412,6 +423,29 @@ class _Server(ThreadingHTTPServer):
                 ctx.load_verify_locations(cafile=str(tls.client_ca_file))
                 ctx.verify_mode = ssl.CERT_REQUIRED
             self.ssl_context = ctx
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """One thread per connection, at most ``max_connections`` of them."""
+        if not self._slots.acquire(blocking=False):
+            self.receiver.metrics.refused.labels("busy").inc()
+            log.warning("refused a connection from %s: %d connections open", client_address[0],
+                        self.max_connections)
+            with contextlib.suppress(OSError):
+                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                                b"Retry-After: 1\r\nConnection: close\r\n\r\n")
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         # The TLS handshake runs in the per-connection thread, so a slow client cannot stall
@@ -436,6 +470,36 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.client_address[0], *args)
 
+    # A request must arrive within the server's read deadline: the per-read socket timeout alone
+    # lets a client that sends one byte every few seconds hold this thread indefinitely.
+    def handle_one_request(self) -> None:
+        timer = threading.Timer(self.server.read_deadline, self._expired)
+        timer.daemon = True
+        self._deadline: threading.Timer | None = timer
+        self.raw_requestline = b""
+        timer.start()
+        try:
+            super().handle_one_request()
+        finally:
+            self._arrived()
+
+    def _arrived(self) -> None:
+        """The request is read: from here on its handling is not bounded by the deadline."""
+        timer, self._deadline = getattr(self, "_deadline", None), None
+        if timer is not None:
+            timer.cancel()
+
+    def _expired(self) -> None:
+        if getattr(self, "_deadline", None) is None:
+            return
+        if self.raw_requestline:  # a request began and did not finish: count it
+            self.server.receiver.metrics.refused.labels("timeout").inc()
+            log.warning("closed a connection from %s: request not received within %gs",
+                        self.client_address[0], self.server.read_deadline)
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
     def _reply(self, status: int, body: str | bytes, content_type: str = "text/plain; charset=utf-8",
                headers: Mapping[str, str] | None = None) -> None:
         data = body.encode() if isinstance(body, str) else body
@@ -459,6 +523,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(status, json.dumps(doc) + "\n", "application/json")
 
     def do_GET(self) -> None:
+        self._arrived()
         path = self.path.split("?", 1)[0]
         if path.startswith(approval_api.PREFIX):
             self._api("GET")
@@ -483,7 +548,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._reply(HTTPStatus.BAD_REQUEST, '{"error": "bad Content-Length"}\n',
                             "application/json")
                 return
-            self._api("POST", self.rfile.read(n) if n else b"")
+            data = self.rfile.read(n) if n else b""
+            self._arrived()
+            self._api("POST", data)
             return
         if self.path.split("?", 1)[0] != WEBHOOK_PATH:
             self._reply(404, f"not found; Alertmanager webhooks go to {WEBHOOK_PATH}\n")
@@ -511,6 +578,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body larger than {MAX_BODY} bytes\n")
             return
         body = self.rfile.read(length)
+        if len(body) < length:  # cut off by the deadline or the client went away
+            self.close_connection = True
+            return
+        self._arrived()
         try:
             status, message = receiver.handle(body, remote)
         except Exception:

@@ -29,6 +29,7 @@ from typing import Any
 
 from driftline.alertmanager import audit
 from driftline.alertmanager.audit import AuditEntry
+from driftline.errors import ConfigError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -113,6 +114,14 @@ class Job:
                           baseline_id=audit.baseline_of(self.context), **kw)
 
 
+def database_error(path: Path, exc: BaseException) -> ConfigError:
+    """A damaged or foreign database file as an error naming it and the way out."""
+    return ConfigError(f"the actions database {path} is damaged or not a Driftline database "
+                       f"({exc})", key="database",
+                       fix=f"restore {path} from a backup, or move it aside to start a new one "
+                           "(`driftline actions export --db` first saves what can still be read)")
+
+
 class Store:
     """One SQLite connection behind a lock; fine for the receiver's few writes per second."""
 
@@ -122,6 +131,18 @@ class Store:
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(str(self.path), isolation_level=None, timeout=30.0,
                                      check_same_thread=False)
+        try:
+            self._open()
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise database_error(self.path, exc) from None
+
+    def _open(self) -> None:
+        # A damaged page must stop the receiver at start-up, not surface as a 503 per webhook
+        # (which Alertmanager retries forever) or lose actions later.
+        check = self._conn.execute("PRAGMA quick_check").fetchall()
+        if [tuple(r) for r in check] != [("ok",)]:
+            raise sqlite3.DatabaseError("; ".join(str(r[0]) for r in check[:3]))
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.execute("PRAGMA busy_timeout=30000")

@@ -323,7 +323,8 @@ RECEIVER_ALERTS = _spec(
 )
 RECEIVER_REFUSED = _spec(
     "driftline_receiver_refused_requests_total", "counter",
-    "Webhook requests refused (reason: unauthorized, malformed, too_large, tls).", ("reason",),
+    "Webhook requests refused (reason: unauthorized, malformed, too_large, tls, timeout: not "
+    "received within the read deadline, busy: connection limit reached).", ("reason",),
 )
 RECEIVER_QUEUE_DEPTH = _spec(
     "driftline_receiver_queue_depth", "gauge",
