@@ -76,8 +76,11 @@ class Runtime:
         if self.otlp is None and cfg.otlp.active():
             from driftline.exporters.otlp import OtlpMetricsExporter
 
+            # unset keys stay None: the exporter then reads the standard OTEL_* variables
+            interval = cfg.otlp.interval
             self.otlp = OtlpMetricsExporter(self.sidecar, protocol=cfg.otlp.protocol,
-                                            interval_ms=cfg.otlp.interval * 1000.0,
+                                            interval_ms=None if interval is None
+                                            else interval * 1000.0,
                                             limits=limits)
         if self.otlp is not None:
             otlp = self.otlp

@@ -157,11 +157,14 @@ class LimitsConfig:
 @dataclass(frozen=True)
 class OtlpConfig:
     """OTLP metric export. ``enabled`` None means: on when ``OTEL_EXPORTER_OTLP_ENDPOINT`` or
-    ``OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`` is set."""
+    ``OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`` is set. ``protocol`` and ``interval`` None mean: not
+    configured, so the standard ``OTEL_EXPORTER_OTLP_[METRICS_]PROTOCOL`` and
+    ``OTEL_METRIC_EXPORT_INTERVAL`` apply, then ``http/protobuf`` and 60 s (explicit
+    configuration > ``OTEL_*`` environment > defaults)."""
 
     enabled: bool | None = None
-    protocol: str = "http/protobuf"
-    interval: float = 60.0
+    protocol: str | None = None
+    interval: float | None = None
 
     def active(self, environ: Mapping[str, str] | None = None) -> bool:
         env = os.environ if environ is None else environ
@@ -325,8 +328,8 @@ def _section(r: _Reader, name: str, cls: type, raw: Any) -> Any:
         value = r.get(key, body, f.name)
         if value is None or (str(f.type) == "bool | None" and value == "auto"):
             continue
-        typ = {"int": int, "float": float, "bool": bool, "str": str,
-               "bool | None": bool}.get(str(f.type), str)
+        typ = {"int": int, "float": float, "bool": bool, "str": str, "bool | None": bool,
+               "float | None": float, "str | None": str}.get(str(f.type), str)
         kwargs[f.name] = _coerce(r, key, value, typ)
     obj = cls(**kwargs)
     _validate_section(r, name, obj)
@@ -354,10 +357,10 @@ def _validate_section(r: _Reader, name: str, obj: Any) -> None:
             raise bad("samples", "the proxy tee needs room for at least 1 exchange",
                       "use e.g. 1000")
     elif isinstance(obj, OtlpConfig):
-        if obj.protocol not in ("http/protobuf", "grpc"):
+        if obj.protocol is not None and obj.protocol not in ("http/protobuf", "grpc"):
             raise bad("protocol", f"unknown protocol {obj.protocol!r}",
                       "use http/protobuf or grpc")
-        if obj.interval <= 0:
+        if obj.interval is not None and obj.interval <= 0:
             raise bad("interval", "must be positive", "use e.g. 60s")
     elif isinstance(obj, LimitsConfig):
         for f in fields(obj):

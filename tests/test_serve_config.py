@@ -165,3 +165,26 @@ def test_port_in_use_is_a_config_error_naming_the_key(workdir: Path) -> None:
                 asyncio.run(runtime.start())
             assert e.value.key == key and "choose a free port" in str(e.value)
             assert not runtime.worker.alive
+
+
+def test_standard_otel_variables_apply_unless_the_file_sets_the_key(
+        workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """OTEL_METRIC_EXPORT_INTERVAL and OTEL_EXPORTER_OTLP_PROTOCOL used to be overridden by the
+    configuration's defaults (http/protobuf, 60 s) that serve passed explicitly."""
+    from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as Grpc
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as Http
+
+    from driftline.collectors.runtime import Runtime
+
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317")
+    monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "1500")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+    by_env = Runtime(load_config(write(workdir, MINIMAL), environ={})).otlp
+    assert by_env.interval_ms == 1500.0 and isinstance(by_env.exporter, Grpc)
+    explicit = MINIMAL + "otlp:\n  protocol: http/protobuf\n  interval: 20s\n"
+    by_file = Runtime(load_config(write(workdir, explicit), environ={})).otlp
+    assert by_file.interval_ms == 20_000.0 and isinstance(by_file.exporter, Http)
+    for var in ("OTEL_METRIC_EXPORT_INTERVAL", "OTEL_EXPORTER_OTLP_PROTOCOL"):
+        monkeypatch.delenv(var)
+    default = Runtime(load_config(write(workdir, MINIMAL), environ={})).otlp
+    assert default.interval_ms == 60_000.0 and isinstance(default.exporter, Http)
