@@ -110,6 +110,24 @@ def test_drift_retrains_once_and_canary_rolls_back_once(tmp_path: Path) -> None:
     assert acted == [("DriftlineManyFeaturesDrifting", "retrain", 200),
                      ("DriftlineCanaryWorseThanDefault", "rollback", 200)], why
 
+    # The rollback waited for an approver: pending (nothing sent to KServe), approved with the
+    # CLI over the receiver's API, then acted once; who and why are in the audit log.
+    ap = result.approval
+    assert ap["action"] == "rollback" and ap["calls_while_pending"] == 0, why
+    assert "rollback car-loan" in ap["pending"] and "approved" in ap["approved"], why
+    order = [e["decision"] for e in result.audit if e["action"] == "rollback"]
+    assert order.index("awaiting_approval") < order.index("approved") < order.index("acted"), why
+    approved = next(e for e in result.audit if e["decision"] == "approved")
+    assert approved["actor"] == "ml-oncall (approver) via api" and approved["detail"] == ap["reason"]
+
+    # Stakeholders heard by severity: criticals paged PagerDuty and went to Slack; the approval
+    # request reached them too; nothing but criticals paged.
+    paged = {t for ch, t in result.deliveries if ch == "PagerDuty"}
+    slack = {t for ch, t in result.deliveries if ch.startswith("Slack")}
+    assert any("critical: DriftlineManyFeaturesDrifting" in t for t in paged), result.deliveries
+    assert any("DriftlineActionAwaitingApproval" in t for t in slack), result.deliveries
+    assert all("] critical: " in t for t in paged), result.deliveries
+
     # Realised accuracy from late labels shows what the canary did; the estimate cannot.
     assert result.accuracy["canary"]["realised"] < result.accuracy["default"]["realised"] - 0.2, why
 

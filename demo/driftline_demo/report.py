@@ -62,6 +62,30 @@ def alerts_table(alerts: list[dict[str, Any]]) -> Table:
     return t
 
 
+def channels_table(deliveries: list[tuple[str, str]]) -> Table:
+    """Which stakeholder channel got which alert, by severity (rules.yaml ``notify``):
+    notifications per channel, firing and resolved."""
+    import re
+
+    rows: dict[tuple[str, str], dict[str, list[int]]] = {}
+    channels = sorted({ch for ch, _ in deliveries})
+    for ch, title in deliveries:
+        m = re.match(r"^\[(\w+)(?::\d+)?\] (\w+): (\w+) for model", title)
+        if m is None:
+            continue
+        status, severity, alert = m.groups()
+        counts = rows.setdefault((alert, severity), {c: [0, 0] for c in channels})
+        counts[ch][0 if status == "FIRING" else 1] += 1
+    t = Table(title="Notifications: which channel each alert went to (firing/resolved)",
+              title_justify="left")
+    for col in ("alert", "severity", *channels):
+        t.add_column(col)
+    for (alert, severity), counts in sorted(rows.items()):
+        t.add_row(alert, severity, *(f"{f}/{r}" if f or r else "—" for f, r in
+                                     (counts[c] for c in channels)))
+    return t
+
+
 def audit_table(entries: list[dict[str, Any]]) -> Table:
     t = Table(title="Receiver audit log", title_justify="left")
     for col in ("time", "decision", "alert", "action", "request", "status"):
@@ -71,7 +95,8 @@ def audit_table(entries: list[dict[str, Any]]) -> Table:
         path = urllib.parse.urlsplit(str(e.get("url") or "")).path
         req = f"{e.get('method', '')} {path}".strip()
         decision = e.get("decision", "")
-        style = {"acted": "green", "failed": "red"}.get(decision, "")
+        style = {"acted": "green", "failed": "red", "approved": "green",
+                 "awaiting_approval": "yellow"}.get(decision, "")
         t.add_row(ts, f"[{style}]{decision}[/]" if style else decision, e.get("alertname", ""),
                   e.get("action", ""), req, str(e.get("status_code") or ""))
     return t
@@ -86,6 +111,15 @@ def render_summary(console: Console, st: DemoStack, result: ScenarioResult, elap
     elif result.direct_alerts:
         console.print("(no Prometheus/Alertmanager: the alert conditions were evaluated by the demo)")
     console.print(audit_table(result.audit))
+    if result.deliveries:
+        console.print(channels_table(result.deliveries))
+    ap = result.approval
+    if ap:
+        console.print(f"[bold]Approval[/]: {ap['action']} of {ap['model']} waited as action "
+                      f"{ap['id']} ({ap['calls_while_pending']} call(s) on KServe while pending):")
+        console.print(f"  $ driftline actions pending --url … --token-file …\n  {ap['pending']}")
+        console.print(f"  $ driftline actions approve {ap['id']} --reason '{ap['reason']}' …\n"
+                      f"  {ap['approved']}")
     acted = [e for e in result.audit if e.get("decision") == "acted"]
     retrain = [e for e in acted if e.get("action") == "retrain"]
     rollback = [e for e in acted if e.get("action") == "rollback"]

@@ -158,7 +158,8 @@ def sidecar_config(baseline: Path, *, upstream: str, proxy_port: int, metrics_po
     }
 
 
-def rules_config(settings: DemoSettings, *, receiver_url: str, token_file: Path) -> dict[str, Any]:
+def rules_config(settings: DemoSettings, *, receiver_url: str, token_file: Path,
+                 channels: dict[str, Any] | None = None) -> dict[str, Any]:
     """The shipped rules on the demo's time scale: every ``for:`` divided by ``time_scale`` (so a
     realised-accuracy drop, 30m, still waits twice as long as many drifting features, 15m), and
     the fleet-wide PSI computed over the last ``drift_range`` instead of an hour."""
@@ -168,16 +169,48 @@ def rules_config(settings: DemoSettings, *, receiver_url: str, token_file: Path)
     for name, shipped in DEFAULT_ALERTS.items():
         seconds = duration_seconds(shipped.for_ or "1m") / settings.time_scale
         alerts[name] = {"for": f"{max(1, round(seconds))}s"}
-    return {"alerts": alerts,
-            "drift_range": settings.drift_range, "rate_range": "1m", "adwin_range": "1m",
-            "thresholds": {"min_samples": 50},
-            "actions_url": f"{receiver_url}/alertmanager", "actions_token_file": str(token_file)}
+    out: dict[str, Any] = {
+        "alerts": alerts,
+        "drift_range": settings.drift_range, "rate_range": "1m", "adwin_range": "1m",
+        "thresholds": {"min_samples": 50},
+        "actions_url": f"{receiver_url}/alertmanager", "actions_token_file": str(token_file)}
+    if channels is not None:
+        out["notify"] = channels
+    return out
+
+
+def notify_config(channel_url: str, secrets: Path, templates_dir: Path) -> dict[str, Any]:
+    """The demo's stakeholders: PagerDuty pages for critical alerts, Slack for critical and
+    warning ones, both loopback endpoints of one stub (``/pagerduty``, ``/slack``)."""
+    secrets.mkdir(parents=True, exist_ok=True)
+    (secrets / "pagerduty-routing-key").write_text("demo-routing-key\n")
+    (secrets / "slack-webhook-url").write_text(f"{channel_url}/slack\n")
+    return {
+        "templates_dir": str(templates_dir),
+        "channels": {
+            "oncall-pagerduty": {"type": "pagerduty", "url": f"{channel_url}/pagerduty",
+                                 "routing_key_file": str(secrets / "pagerduty-routing-key")},
+            "ml-slack": {"type": "slack", "channel": "#ml-alerts",
+                         "api_url_file": str(secrets / "slack-webhook-url")},
+        },
+        "severities": {"critical": ["oncall-pagerduty", "ml-slack"], "warning": ["ml-slack"]},
+    }
 
 
 def actions_config(*, port: int, database: Path, token_file: Path, argo_url: str, kserve_url: str,
-                   argo_token_file: Path) -> dict[str, Any]:
-    """The receiver: retraining → Argo Workflows submit, rollback → KServe canary traffic to 0."""
-    return {
+                   argo_token_file: Path, approver_token_file: Path | None = None,
+                   alertmanager_url: str | None = None) -> dict[str, Any]:
+    """The receiver: retraining → Argo Workflows submit, rollback → KServe canary traffic to 0,
+    the rollback only once an approver says yes (``driftline actions approve``)."""
+    approval: dict[str, Any] = {"expires": "1h", "public_url": f"http://127.0.0.1:{port}"}
+    if alertmanager_url:
+        approval["alertmanager_url"] = alertmanager_url
+    extra: dict[str, Any] = {}
+    if approver_token_file is not None:
+        extra = {"access": [{"name": "ml-oncall", "role": "approver",
+                             "token_file": str(approver_token_file)}],
+                 "approval": approval}
+    return {**extra,
         "listen": f"127.0.0.1:{port}",
         "database": str(database),
         "auth": {"bearer_token_file": str(token_file)},
@@ -192,7 +225,8 @@ def actions_config(*, port: int, database: Path, token_file: Path, argo_url: str
         },
         "routes": [
             {"model_name": "*", "action": "retrain", "target": "argo-retrain"},
-            {"model_name": "*", "action": "rollback", "target": "kserve-rollback"},
+            {"model_name": "*", "action": "rollback", "target": "kserve-rollback",
+             "require_approval": approver_token_file is not None},
         ],
     }
 
@@ -224,6 +258,9 @@ class DemoStack:
     procs: list[stack.ManagedProcess] = field(default_factory=list)
     argo: TargetStub | None = None
     kserve: TargetStub | None = None
+    #: The stakeholders' loopback endpoints (PagerDuty at /pagerduty, Slack at /slack).
+    channels: TargetStub | None = None
+    approver_token: Path = Path()
     model_url: str = ""
     proxy_url: str = ""
     metrics_url: str = ""
@@ -257,9 +294,13 @@ class DemoStack:
         self.token_file.write_text("demo-" + os.urandom(12).hex())
         argo_token = wd / "argo-token"
         argo_token.write_text("argo-" + os.urandom(8).hex())
+        self.approver_token = wd / "approver-token"
+        self.approver_token.write_text("approver-" + os.urandom(12).hex())
         self.argo = TargetStub("argo-workflows").start()
         self.kserve = TargetStub("kserve").start()
-        self.log(f"loopback targets: Argo Workflows {self.argo.url}, KServe {self.kserve.url}")
+        self.channels = TargetStub("channels").start()
+        self.log(f"loopback targets: Argo Workflows {self.argo.url}, KServe {self.kserve.url}; "
+                 f"PagerDuty and Slack {self.channels.url}")
 
         port = stack.free_port()
         self.model_url = f"http://127.0.0.1:{port}"
@@ -289,26 +330,32 @@ class DemoStack:
         rport = stack.free_port()
         self.receiver_url = f"http://127.0.0.1:{rport}"
         self.audit_db = wd / "actions.db"
-        acfg = wd / "actions.yaml"
-        acfg.write_text(yaml.safe_dump(actions_config(
-            port=rport, database=self.audit_db, token_file=self.token_file, argo_url=self.argo.url,
-            kserve_url=self.kserve.url, argo_token_file=argo_token), sort_keys=False))
-        self._start("receiver",
-                    [sys.executable, "-m", "driftline", "actions", "serve", "--config", str(acfg)],
-                    f"{self.receiver_url}/healthz")
-        self.log(f"webhook receiver {self.receiver_url}/alertmanager")
-
+        rule_files: list[Path] = []
         if s.use_prometheus:
-            rcfg = wd / "rules-config.yaml"
-            rcfg.write_text(yaml.safe_dump(rules_config(s, receiver_url=self.receiver_url,
-                                                        token_file=self.token_file), sort_keys=False))
             rules_dir = wd / "rules"
+            rcfg = wd / "rules-config.yaml"
+            rcfg.write_text(yaml.safe_dump(rules_config(
+                s, receiver_url=self.receiver_url, token_file=self.token_file,
+                channels=notify_config(self.channels.url, wd / "secrets", rules_dir)),
+                sort_keys=False))
             _driftline("rules", "generate", "--config", str(rcfg), "--out", str(rules_dir))
             rule_files = sorted(p for p in rules_dir.glob("*.y*ml")
                                 if p.name not in ("prometheusrule.yaml", "rules_test.yaml",
                                                   "alertmanager.yaml"))
             self.alertmanager = stack.start_alertmanager(alertmanager_config(rules_dir / "alertmanager.yaml"))
             self.procs.append(self.alertmanager)
+        acfg = wd / "actions.yaml"
+        acfg.write_text(yaml.safe_dump(actions_config(
+            port=rport, database=self.audit_db, token_file=self.token_file, argo_url=self.argo.url,
+            kserve_url=self.kserve.url, argo_token_file=argo_token,
+            approver_token_file=self.approver_token,
+            alertmanager_url=self.alertmanager.url if self.alertmanager else None), sort_keys=False))
+        self._start("receiver",
+                    [sys.executable, "-m", "driftline", "actions", "serve", "--config", str(acfg)],
+                    f"{self.receiver_url}/healthz")
+        self.log(f"webhook receiver {self.receiver_url}/alertmanager (rollbacks wait for approval)")
+
+        if self.alertmanager is not None:
             self.prometheus = stack.start_prometheus(
                 [f"127.0.0.1:{metrics_port}"], rule_files=rule_files, alertmanager_url=self.alertmanager.url,
                 job_name="driftline", extra_labels={"namespace": NAMESPACE},
@@ -323,11 +370,11 @@ class DemoStack:
             with contextlib.suppress(Exception):
                 proc.stop()
         self.procs.clear()
-        for stub in (self.argo, self.kserve):
+        for stub in (self.argo, self.kserve, self.channels):
             if stub is not None:
                 with contextlib.suppress(Exception):
                     stub.stop()
-        self.argo = self.kserve = None
+        self.argo = self.kserve = self.channels = None
 
     # ---------------------------------------------------------------------------- observations
 
@@ -374,6 +421,10 @@ class ScenarioResult:
     direct_alerts: bool = False
     #: seconds from the alert firing in Prometheus to the call landing on the target
     action_latency: dict[str, float] = field(default_factory=dict)
+    #: the rollback's approval: id, the `pending` listing, the `approve` answer, calls before it
+    approval: dict[str, Any] = field(default_factory=dict)
+    #: (channel, title) of every notification the stakeholders' loopback endpoints received
+    deliveries: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _labelled(metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str,
@@ -489,7 +540,11 @@ def run_scenario(st: DemoStack, *, step: Callable[[str, int], Callable[[int], No
             progress=progress("canary traffic (KServe logger CloudEvents)", s.canary_rows))
         client.feedback(st.metrics_url, sent_canary.ids, canary_rows[TARGET].tolist(),
                         progress=progress("late labels (canary)", s.canary_rows))
-        wait_action("canary alert → Alertmanager → receiver → KServe (rollback)", st.kserve, "rollback")
+        approval = _approve_rollback(st, progress, direct, log)
+        tick = progress("approved rollback → KServe", 1)
+        st.kserve.wait_for_calls(1, timeout=s.timeout)
+        if tick:
+            tick(1)
         time.sleep(3.0)  # let Alertmanager's re-sends arrive: they must not cause a second action
         m = st.metrics()
         alerts = st.alertmanager.alerts() if st.alertmanager is not None else []
@@ -511,7 +566,59 @@ def run_scenario(st: DemoStack, *, step: Callable[[str, int], Callable[[int], No
         drifted_features=drifted_features, accuracy=acc, alerts=alerts, audit=st.audit(),
         retrain_calls=len(st.argo.calls()), rollback_calls=len(st.kserve.calls()),
         elapsed=time.monotonic() - t0, direct_alerts=direct,
-        action_latency=_action_latency(st.audit(), {"retrain": st.argo, "rollback": st.kserve}))
+        action_latency=_action_latency(st.audit(), {"retrain": st.argo, "rollback": st.kserve}),
+        approval=approval, deliveries=deliveries(st))
+
+
+def _approve_rollback(st: DemoStack, progress: Callable[[str, int], Callable[[int], None] | None],
+                      direct: bool, log: Callable[[str], None]) -> dict[str, Any]:
+    """The rollback route needs an approver: wait until the receiver holds the rollback as
+    pending, show it with `driftline actions pending`, check nothing was rolled back yet, then
+    approve it with `driftline actions approve` (over the receiver's API, as the approver)."""
+    assert st.kserve is not None
+    tick = progress("canary alert → Alertmanager → receiver: rollback awaits approval", 1)
+    if direct:
+        _post_direct_alerts(st, _wait_metric(st, lambda m: bool(_direct_alerts(m, "rollback")), 60),
+                            "rollback")
+    auth = {"Authorization": f"Bearer {st.approver_token.read_text().strip()}"}
+    deadline = time.monotonic() + st.settings.timeout
+    pending: list[dict[str, Any]] = []
+    while not pending:
+        pending = stack.http_json(f"{st.receiver_url}/api/v1/actions/pending", headers=auth)["pending"]
+        if time.monotonic() > deadline:
+            raise TimeoutError("the rollback never reached the receiver's approval queue")
+        if not pending:
+            time.sleep(0.5)
+    if tick:
+        tick(1)
+    waiting = time.monotonic()
+    where = ["--url", st.receiver_url, "--token-file", str(st.approver_token)]
+    shown = _driftline("actions", "pending", *where).stdout.strip()
+    log(f"$ driftline actions pending …\n{shown}")
+    calls_before = len(st.kserve.calls())
+    time.sleep(1.0)  # pending really means waiting: still no call after a second
+    job = pending[0]
+    reason = "demo: the canary is less accurate than the default endpoint"
+    done = _driftline("actions", "approve", str(job["id"]), "--reason", reason, *where).stdout.strip()
+    log(f"$ driftline actions approve {job['id']} --reason '{reason}'\n{done}")
+    return {"id": job["id"], "action": job["action"], "model": job["model_name"],
+            "pending": shown, "approved": done, "reason": reason,
+            "calls_while_pending": calls_before, "waited": time.monotonic() - waiting}
+
+
+def deliveries(st: DemoStack) -> list[tuple[str, str]]:
+    """(channel, notification title) of everything Alertmanager sent to PagerDuty and Slack."""
+    if st.channels is None:
+        return []
+    out: list[tuple[str, str]] = []
+    for c in st.channels.calls(method="POST"):
+        with contextlib.suppress(ValueError, KeyError, TypeError, IndexError):
+            body = c.json()
+            if c.path.startswith("/pagerduty"):
+                out.append(("PagerDuty", str(body["payload"]["summary"])))
+            elif c.path.startswith("/slack"):
+                out.append(("Slack #ml-alerts", str(body["attachments"][0]["title"])))
+    return out
 
 
 def _action_latency(audit: list[dict[str, Any]], stubs: dict[str, TargetStub]) -> dict[str, float]:
