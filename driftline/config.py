@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from driftline.errors import ConfigError
+from driftline.io.storage import is_uri
 from driftline.redact import redact_url
 
 ENV_PREFIX = "DRIFTLINE_"
@@ -56,7 +57,8 @@ class ModelConfig:
     the model appears in request paths or CloudEvents."""
 
     name: str
-    baseline: Path
+    #: A local path, or an object-store URI (``s3://bucket/key``, see driftline.io.storage).
+    baseline: Path | str
     version: str = "1"
     aliases: tuple[str, ...] = ()
     features: tuple[str, ...] | None = None
@@ -391,10 +393,15 @@ def _model(r: _Reader, i: int, raw: Any, base_dir: Path, check_files: bool) -> M
         raise r.error(f"{prefix}.baseline", f"model {name!r} has no baseline",
                       "build one with `driftline baseline build DATA -o baseline.json` and add "
                       "baseline: baseline.json")
-    bpath = Path(_coerce(r, f"{prefix}.baseline", baseline, str))
-    if not bpath.is_absolute():
-        bpath = base_dir / bpath
-    if check_files and not bpath.is_file():
+    btext = _coerce(r, f"{prefix}.baseline", baseline, str)
+    bpath: Path | str
+    if is_uri(btext):  # an object-store URI: read (and checked) when the sidecar loads it
+        bpath = btext
+    else:
+        bpath = Path(btext)
+        if not bpath.is_absolute():
+            bpath = base_dir / bpath
+    if check_files and isinstance(bpath, Path) and not bpath.is_file():
         raise r.error(f"{prefix}.baseline", f"baseline file {str(bpath)!r} not found",
                       f"build it with `driftline baseline build DATA -o {bpath}` or fix the path "
                       "(relative paths are relative to the config file)")

@@ -7,7 +7,7 @@ import json
 import os
 import sys
 from collections.abc import Iterable
-from pathlib import Path
+from pathlib import PurePosixPath
 from typing import IO, Any
 
 from driftline.io.atomic import atomic_write
@@ -51,7 +51,7 @@ def _format(args: argparse.Namespace) -> str:
     if args.format:
         return str(args.format)
     if args.output:
-        suffix = Path(args.output).suffix.lower()
+        suffix = PurePosixPath(str(args.output)).suffix.lower()
         return {".html": "html", ".htm": "html", ".json": "json", ".txt": "table"}.get(suffix, "json")
     return "table" if sys.stdout.isatty() else "json"
 

@@ -17,8 +17,14 @@ from driftline.errors import InputError
 
 
 def output_path(path: str, option: str = "--output") -> Path:
-    """``path`` as a Path, if a file can be written there; raises InputError otherwise."""
+    """``path`` as a Path, if a file can be written there; raises InputError otherwise. An
+    object-store URI (``s3://…``) is checked when it is written (the store has no directories
+    to create first)."""
+    from driftline.io.storage import is_uri
+
     p = Path(path)
+    if is_uri(path):
+        return p
     if p.is_dir() or path.endswith(("/", "\\")):
         raise InputError(f"{option} {path} is a directory", path=path,
                          fix=f"name a file, e.g. {p / 'out.json'}")

@@ -5,17 +5,22 @@ left every baseline and report readable only by its owner (a CI artefact or a sh
 then failed for everyone else). :func:`atomic_write` writes beside the target, sets the mode an
 ``open(path, "w")`` would have given (``0666`` minus the umask, or the existing file's mode when
 it replaces one) and renames on success only: a failure never leaves a half-written file.
+
+An object-store URI (``s3://bucket/key``, :mod:`driftline.io.storage`) has no rename: the content
+is kept in memory and sent as one object when the block ends without error, which the store
+publishes whole or not at all (a single PUT, or a multipart upload completed at the end).
 """
 
 from __future__ import annotations
 
+import io
 import os
 import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TextIO
+from typing import Any
 
 __all__ = ["atomic_write", "creation_mode"]
 
@@ -28,8 +33,17 @@ def creation_mode() -> int:
 
 
 @contextmanager
-def atomic_write(path: str | os.PathLike[str]) -> Iterator[TextIO]:
-    """A text file handle whose content replaces ``path`` when the block ends without error."""
+def atomic_write(path: str | os.PathLike[str], *, binary: bool = False) -> Iterator[Any]:
+    """A text (or, with ``binary``, bytes) file handle whose content replaces ``path`` when the
+    block ends without error."""
+    from driftline.io.storage import is_uri, write_atomic
+
+    if is_uri(path):
+        buf: Any = io.BytesIO() if binary else io.StringIO()
+        yield buf
+        data = buf.getvalue()
+        write_atomic(path, data if binary else data.encode("utf-8"))
+        return
     target = Path(path)
     try:
         mode = stat.S_IMODE(os.stat(target).st_mode)
@@ -38,7 +52,7 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[TextIO]:
     fd, tmp = tempfile.mkstemp(prefix=".driftline-", suffix=".tmp", dir=target.parent or ".")
     try:
         os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        with (os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8")) as fh:
             yield fh
         os.replace(tmp, target)
     except BaseException:

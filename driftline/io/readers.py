@@ -16,12 +16,14 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from driftline.errors import InputError
+from driftline.io.storage import filesystem, fix_for, is_uri, list_uri, storage_error
 
 #: File suffix → format name.
 SUFFIXES: dict[str, str] = {
@@ -67,12 +69,24 @@ def discover(inputs: Sequence[str]) -> list[DataFile]:
                     fix="use a .parquet, .csv, .jsonl/.ndjson/.json or .arrow/.feather/.ipc file",
                 )
             return
-        real = os.path.realpath(path)
+        real = path if is_uri(path) else os.path.realpath(path)
         if real not in seen:
             seen.add(real)
             found.append(DataFile(path, fmt))
 
     for item in inputs:
+        if is_uri(item):
+            objects = list_uri(item)
+            if not objects:
+                raise InputError("no such object, prefix or matching objects", path=item,
+                                 fix=fix_for(item))
+            explicit = len(objects) == 1 and objects[0] == item
+            for uri in objects:
+                add(uri, explicit=explicit)
+            if not found:
+                raise InputError("holds no supported data files", path=item,
+                                 fix="put .parquet, .csv, .jsonl or .arrow objects under it")
+            continue
         if os.path.isdir(item):
             inside = sorted(
                 os.path.join(root, f) for root, _, files in os.walk(item) for f in files
@@ -112,8 +126,12 @@ def iter_batches(file: DataFile, columns: Sequence[str] | None = None,
         yield from _iter(file, columns, batch_rows)
     except InputError:
         raise
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError,
-            ValueError) as exc:
+    except OSError as exc:
+        if is_uri(file.path) and not isinstance(exc, pa.ArrowInvalid):
+            raise storage_error(exc, file.path, "read") from None
+        raise InputError(f"cannot read as {file.format}: {_short(exc)}", path=file.path,
+                         fix=_HINTS[file.format]) from None
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, ValueError) as exc:
         raise InputError(f"cannot read as {file.format}: {_short(exc)}", path=file.path,
                          fix=_HINTS[file.format]) from None
 
@@ -140,7 +158,7 @@ def _iter(file: DataFile, columns: Sequence[str] | None,
 
         # One row group at a time and no pre-buffering: pyarrow otherwise reads ahead across row
         # groups, and memory grows with the file instead of staying at one row group.
-        with pq.ParquetFile(file.path, pre_buffer=False) as pf:
+        with pq.ParquetFile(_open(file.path, random=True), pre_buffer=False) as pf:
             for group in range(pf.metadata.num_row_groups):
                 yield from pf.iter_batches(batch_size=batch_rows, columns=cols,
                                            row_groups=[group], use_threads=False)
@@ -149,7 +167,7 @@ def _iter(file: DataFile, columns: Sequence[str] | None,
 
         delimiter = "\t" if file.path.lower().removesuffix(".gz").endswith(".tsv") else ","
         reader = pcsv.open_csv(
-            file.path, read_options=pcsv.ReadOptions(block_size=_CSV_BLOCK),
+            _open(file.path), read_options=pcsv.ReadOptions(block_size=_CSV_BLOCK),
             parse_options=pcsv.ParseOptions(delimiter=delimiter),
             convert_options=pcsv.ConvertOptions(include_columns=cols),
         )
@@ -158,7 +176,7 @@ def _iter(file: DataFile, columns: Sequence[str] | None,
     elif file.format == "jsonl":
         import pyarrow.json as pjson
 
-        reader = pjson.open_json(file.path, read_options=pjson.ReadOptions(block_size=_CSV_BLOCK))
+        reader = pjson.open_json(_open(file.path), read_options=pjson.ReadOptions(block_size=_CSV_BLOCK))
         for batch in reader:
             yield from _rechunk(_select(batch, cols, file), batch_rows)
     elif file.format == "arrow":
@@ -169,7 +187,7 @@ def _iter(file: DataFile, columns: Sequence[str] | None,
 
 def _iter_ipc(file: DataFile, cols: list[str] | None,
               batch_rows: int) -> Iterator[pa.RecordBatch]:
-    source = pa.memory_map(file.path, "r")
+    source = _open(file.path, random=True) if is_uri(file.path) else pa.memory_map(file.path, "r")
     try:
         try:
             reader: pa.ipc.RecordBatchFileReader | pa.ipc.RecordBatchStreamReader = (
@@ -184,6 +202,15 @@ def _iter_ipc(file: DataFile, cols: list[str] | None,
             yield from _rechunk(_select(batch, cols, file), batch_rows)
     finally:
         source.close()
+
+
+def _open(path: str, *, random: bool = False) -> Any:
+    """A local path as itself (pyarrow opens it, detecting compression by suffix); an object as
+    a pyarrow stream (seekable for Parquet and Arrow files, decompressing by suffix else)."""
+    if not is_uri(path):
+        return path
+    fs, inner = filesystem(path)
+    return fs.open_input_file(inner) if random else fs.open_input_stream(inner, compression="detect")
 
 
 def _select(batch: pa.RecordBatch, cols: list[str] | None, file: DataFile) -> pa.RecordBatch:

@@ -46,7 +46,6 @@ import math
 import os
 import warnings
 from dataclasses import dataclass, field, fields, is_dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -328,7 +327,8 @@ class BaselineProfile:
         return _from_jsonable(data, source)
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write atomically: a failure never leaves a half-written profile behind."""
+        """Write atomically, to a local path or an object-store URI (see
+        :mod:`driftline.io.atomic`): a failure never leaves a half-written profile behind."""
         text = json.dumps(self.to_dict(), indent=1, allow_nan=False)
         with atomic_write(path) as fh:  # mode from the umask, as any Unix tool
             fh.write(text)
@@ -336,9 +336,14 @@ class BaselineProfile:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> BaselineProfile:
-        p = Path(path)
+        from driftline.errors import InputError
+        from driftline.io.storage import read_bytes
+
+        p = str(path)
         try:
-            text = p.read_text(encoding="utf-8")
+            text = read_bytes(p).decode("utf-8")
+        except InputError as exc:  # an object store's error, naming the URI and the fix
+            raise ProfileError(str(exc)) from None
         except FileNotFoundError:
             raise ProfileError(
                 f"{p}: baseline profile not found (fix: build one with "
