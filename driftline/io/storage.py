@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -95,14 +96,16 @@ def storage_error(exc: BaseException, path: str, what: str) -> InputError:
     """An object store's error as an InputError naming the path and the likely fix."""
     text = _short(exc)
     low = text.lower()
-    if "credential" in low or "access denied" in low or "accessdenied" in low or "403" in low \
-            or "signature" in low or "access key" in low or "access_key" in low \
-            or "accesskey" in low or "expiredtoken" in low or "expired_token" in low:
+    if "network_connection" in low or "could not connect" in low or "resolve host" in low \
+            or "timed out" in low or "timeout" in low:
+        reason = "store unreachable"
+    elif "credential" in low or "access denied" in low or "accessdenied" in low \
+            or re.search(r"\b403\b", low) or "signature" in low or "access key" in low \
+            or "access_key" in low or "accesskey" in low or "expiredtoken" in low \
+            or "expired_token" in low:
         reason = "access denied or no credentials"
     elif "nosuchbucket" in low or "bucket does not exist" in low or "no such bucket" in low:
         reason = "no such bucket"
-    elif "connect" in low or "resolve" in low or "timeout" in low or "network" in low:
-        reason = "store unreachable"
     elif "not found" in low or "nosuchkey" in low or "path does not exist" in low:
         reason = "no such object"
     else:
