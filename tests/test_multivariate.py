@@ -148,15 +148,17 @@ def test_correlation_flip_seen_by_multivariate_not_univariate(
     docs = []
     for data in (same, flipped):
         assert main(["analyze", "--baseline", str(prof), str(data), "--window-size", "2000",
-                     "--format", "json"]) in (0, 1)
+                     "--format", "json", "--domain-classifier"]) in (0, 1)
         docs.append(json.loads(capsys.readouterr().out))
     for w in docs[0]["windows"]:
         mv = w["multivariate"]
         assert mv["lower_threshold"] <= mv["reconstruction_error"] <= mv["upper_threshold"]
         assert mv["drifted"] is False
+        assert 0.35 < mv["domain_classifier_auc"] < 0.65  # indistinguishable
     for w in docs[1]["windows"]:
         mv = w["multivariate"]
         assert mv["reconstruction_error"] > mv["upper_threshold"] and mv["drifted"] is True
+        assert mv["domain_classifier_auc"] > 0.75
         assert not w["features"]["a"]["drifted"] and not w["features"]["b"]["drifted"]
         assert w["drifted"] is True
 
@@ -173,3 +175,22 @@ def test_no_multivariate_flag_and_profile_round_trip(reference, tmp_path: Path) 
     doc = json.loads(plain.read_text())
     assert "multivariate" not in doc
     assert BaselineProfile.load(plain).multivariate is None
+
+
+def test_domain_classifier_without_scikit_learn_is_null_with_a_note(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    from driftline.analyze import domain
+
+    real = builtins.__import__
+
+    def no_sklearn(name: str, *a: object, **k: object) -> object:
+        if name.startswith("sklearn"):
+            raise ImportError(name)
+        return real(name, *a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(builtins, "__import__", no_sklearn)
+    x = np.zeros((50, 3))
+    assert domain.domain_classifier_auc(x, x) == (None, domain.NOT_INSTALLED)
+    assert not domain.available()

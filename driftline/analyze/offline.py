@@ -11,8 +11,9 @@ canonicalised once per distinct value (Arrow dictionary encoding), never once pe
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ import pyarrow.compute as pc
 from driftline.engine.monitor import DriftPolicy, Monitor, WindowPolicy
 from driftline.engine.records import RecordBatch
 from driftline.engine.snapshot import WindowReport
+from driftline.engine.window_stats import WindowColumns
 from driftline.errors import InputError
 from driftline.io.readers import (
     DataFile,
@@ -257,9 +259,35 @@ def _texts(col: pa.Array, name: str, path: str) -> np.ndarray:
     return to_strings(col)
 
 
+def _domain_classifier(profile: BaselineProfile
+                       ) -> Callable[[WindowColumns, WindowReport], WindowReport] | None:
+    """The hook adding the domain-classifier AUC to each window's multivariate result."""
+    from driftline.analyze.domain import domain_classifier_auc
+    from driftline.engine.multivariate import MultivariateRef
+
+    ref = MultivariateRef.of(profile)
+    if ref is None:
+        return None
+    mv_ref = ref
+
+    def hook(cols: WindowColumns, report: WindowReport) -> WindowReport:
+        mv = report.multivariate
+        if mv is None or not mv.n:
+            return report
+        # rounded as the stored reference sample is (float32): else a tree separates the two
+        # sides by the rounding of the category shares alone
+        rows = mv_ref.encoder.encode(cols.features).astype(np.float32).astype(np.float64)
+        auc, note = domain_classifier_auc(mv_ref.sample, rows, seed=report.index)
+        return dataclasses.replace(report, multivariate=dataclasses.replace(
+            mv, domain_classifier_auc=auc, note=note))
+
+    return hook
+
+
 def analyze(profile: BaselineProfile, files: Sequence[DataFile], *, window_size: int,
             window_duration: float | None = None, timestamp: str | None = None,
-            drift: DriftPolicy = DriftPolicy()) -> Iterator[WindowReport]:  # noqa: B008
+            drift: DriftPolicy = DriftPolicy(),  # noqa: B008
+            domain_classifier: bool = False) -> Iterator[WindowReport]:
     """Yield every window of ``files`` against ``profile``: tumbling windows of ``window_size``
     records, also cut at multiples of ``window_duration`` seconds of record time when given
     (windows aligned to the Unix epoch, like Prometheus' and Grafana's time buckets). Records
@@ -272,8 +300,9 @@ def analyze(profile: BaselineProfile, files: Sequence[DataFile], *, window_size:
         missing = next(f for f, lay in layouts if not lay.timestamp)
         raise InputError("--window-duration needs a timestamp column", path=missing.path,
                          fix="name it with --timestamp COL (or build the baseline with --timestamp)")
+    on_close = _domain_classifier(profile) if domain_classifier else None
     monitor = Monitor(profile, window=WindowPolicy(records=window_size, max_age=None),
-                      drift=drift, clock=None, streams=False)
+                      drift=drift, clock=None, streams=False, on_close=on_close)
     bucket: float | None = None
     for file, layout in layouts:
         for arrow_batch in iter_batches(file, layout.columns):

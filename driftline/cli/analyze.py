@@ -44,6 +44,10 @@ def register(sub: Any) -> None:
     p.add_argument("--psi-threshold", type=float, help="PSI at or above which a feature may drift "
                    "(0.1)")
     p.add_argument("--alpha", type=float, help="significance after Benjamini-Hochberg (0.05)")
+    p.add_argument("--domain-classifier", action="store_true",
+                   help="also report the cross-validated AUC of a classifier telling reference "
+                   "rows from window rows (multivariate.domain_classifier_auc; about a second "
+                   "per window; needs scikit-learn: pip install 'driftline[analyze]')")
     p.set_defaults(func=_run)
 
 
@@ -95,7 +99,8 @@ def _run(args: argparse.Namespace) -> int:
             raise InputError("--window-column needs --engine spark",
                              fix="cut local windows with --window-size or --window-duration")
         stream = analyze(profile, discover(args.data), window_size=size, window_duration=duration,
-                         timestamp=args.timestamp, drift=policy)
+                         timestamp=args.timestamp, drift=policy,
+                         domain_classifier=args.domain_classifier)
     fmt = _format(args)
     if fmt == "json":  # streamed: memory stays flat however many windows there are
         if args.output:

@@ -101,7 +101,9 @@ class Monitor:
     def __init__(self, profile: BaselineProfile, *, endpoint: str = "default",
                  window: WindowPolicy = WindowPolicy(), drift: DriftPolicy = DriftPolicy(),
                  clock: Callable[[], float] | None = time.time, streams: bool = True,
-                 embedding: EmbeddingPolicy = EmbeddingPolicy()) -> None:  # noqa: B008
+                 embedding: EmbeddingPolicy = EmbeddingPolicy(),  # noqa: B008
+                 on_close: Callable[[WindowColumns, WindowReport], WindowReport] | None = None
+                 ) -> None:
         if window.records < 1:
             raise ValueError(f"window.records must be >= 1, got {window.records}")
         if window.max_age is not None and not window.max_age > 0:
@@ -116,6 +118,8 @@ class Monitor:
         # hashed once here, never under the lock on a snapshot (profile.id caches it)
         self._baseline_id = profile.id
         self._derived = DerivedRef.of(profile, embedding)
+        #: offline extras computed from a closed window's columns (analyze's domain classifier)
+        self._on_close = on_close
         self._lock = threading.Lock()
         # open window
         self._chunks: list[RecordBatch] = []
@@ -388,6 +392,8 @@ class Monitor:
             embs = self._derived.window(self._chunks, index=self._windows, thin=thin)
             report = dataclasses.replace(report, embeddings=embs, drifted=report.drifted or any(
                 e.drifted for e in embs.values()))
+        if self._on_close is not None:
+            report = self._on_close(cols, report)
         self._chunks = []
         self._buffered = 0
         self._opened = None

@@ -34,7 +34,7 @@ class MultivariateRef:
                               np.asarray(mv.explained))
         self._blocks = (np.asarray(mv.block_errors), np.asarray(mv.block_counts))
         self._bands: dict[int, tuple[float, float]] = {}
-        self.sample = np.asarray(mv.sample, dtype=np.float64).reshape(-1, len(mv.features))
+        self.sample = mv.sample_array()
 
     @classmethod
     def of(cls, profile: BaselineProfile) -> MultivariateRef | None:

@@ -222,8 +222,14 @@ class MultivariateProfile:
     block_size: int
     block_errors: tuple[float, ...]
     block_counts: tuple[int, ...]
-    #: A bounded stride sample of encoded reference rows (for the domain classifier of analyze).
-    sample: tuple[tuple[float, ...], ...] = ()
+    #: A bounded stride sample of encoded reference rows for the domain classifier of analyze
+    #: (:func:`encode_array` form, float32).
+    sample: dict[str, Any] = field(default_factory=dict)
+
+    def sample_array(self) -> np.ndarray:
+        if not self.sample:
+            return np.empty((0, len(self.features)))
+        return decode_array(self.sample).reshape(-1, len(self.features))
 
 
 @dataclass(frozen=True)
@@ -445,6 +451,16 @@ def _floats(v: Any) -> tuple[float, ...]:
     return tuple(_num(x) for x in v)
 
 
+def _array_field(v: Any) -> dict[str, Any]:
+    """An encoded array as stored; a plain nested list (older files) is re-encoded."""
+    if not v:
+        return {}
+    if isinstance(v, dict):
+        decode_array(v)  # fail at load, not later
+        return dict(v)
+    return encode_array(np.asarray(v, dtype=np.float64))
+
+
 def _multivariate(d: Any) -> MultivariateProfile | None:
     if not d:
         return None
@@ -455,7 +471,7 @@ def _multivariate(d: Any) -> MultivariateProfile | None:
         components=tuple(_floats(r) for r in d["components"]), explained=_floats(d["explained"]),
         block_size=int(d["block_size"]), block_errors=_floats(d["block_errors"]),
         block_counts=tuple(int(c) for c in d["block_counts"]),
-        sample=tuple(_floats(r) for r in d.get("sample") or ()),
+        sample=_array_field(d.get("sample")),
     )
 
 

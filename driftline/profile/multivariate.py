@@ -30,12 +30,13 @@ from driftline.profile.format import (
     Feature,
     MultivariateProfile,
     NumericFeature,
+    encode_array,
 )
 
 #: At most this many reference blocks are kept (block size grows with the reference).
 MAX_BLOCKS = 10_000
 #: Encoded reference rows kept for the domain classifier of ``driftline analyze``.
-SAMPLE_ROWS = 2000
+SAMPLE_ROWS = 1000
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,7 @@ def fit_multivariate(files: Sequence[DataFile], features: Mapping[str, Feature],
         components=tuple(tuple(r) for r in model.components.T.tolist()),
         explained=tuple(model.explained.tolist()), block_size=block,
         block_errors=tuple(errors), block_counts=tuple(counts),
-        sample=tuple(tuple(r) for r in rows.tolist()),
+        sample=encode_array(rows) if len(rows) else {},
     )
 
 
