@@ -423,6 +423,8 @@ IDEMPOTENCY: dict[str, str] = {
                         "Deployment on that template and stops",
     "mlflow_alias_rollback": "idempotent: nothing is sent when the alias already points at the "
                              "previous version",
+    "jenkins": "none: Jenkins queues every build; the `dedupe_key` parameter (sent by default) "
+               "lets the job skip a key it has seen",
 }
 
 
@@ -445,7 +447,56 @@ def plan(t: TargetConfig, ctx: Mapping[str, Any]) -> Request:
                               "alias": _text(p, "alias", ctx, "champion"),
                               "version": "<version of alias "
                                          f"{_text(p, 'previous_alias', ctx, 'previous')}>"}))
+    if t.type == "jenkins":
+        return _jenkins_build(t, ctx, {})
     raise ValueError(f"unknown target type {t.type}")
+
+
+def _jenkins_build(t: TargetConfig, ctx: Mapping[str, Any], extra: Mapping[str, str]) -> Request:
+    """``POST {server}/job/<folder>/job/<name>/buildWithParameters``, form-encoded parameters
+    (``job: team/retrain`` addresses a job inside a folder)."""
+    p = t.params
+    job = "/".join(f"job/{_seg(part)}" for part in _text(p, "job", ctx).strip("/").split("/") if part)
+    params = (_str_map(_render(p, "parameters", ctx)) if p.get("parameters") is not None
+              else {**default_inputs(ctx), "dedupe_key": str(ctx.get("dedupe_key", ""))})
+    headers = _headers(t, ctx, {"Content-Type": "application/x-www-form-urlencoded", **extra})
+    return Request("POST", f"{_text(p, 'server', ctx)}/{job}/buildWithParameters", headers,
+                   urllib.parse.urlencode(params).encode())
+
+
+def _header(resp: Response, name: str) -> str:
+    return next((v for k, v in resp.headers.items() if k.lower() == name.lower()), "")
+
+
+def _run_jenkins(t: TargetConfig, ctx: Mapping[str, Any], run: _Run) -> Outcome:
+    """Jenkins' CSRF protection: fetch a crumb (``GET /crumbIssuer/api/json``, with the same
+    credentials, keeping the session cookie it is bound to) and send it in its header field; a
+    Jenkins without a crumb issuer answers 404 and gets the build request without one. Jenkins
+    answers 201 with the queue item in ``Location``."""
+    resp = run.call(Request("GET", f"{run.server}/crumbIssuer/api/json", {"Accept": "application/json"}))
+    if resp is None:
+        return run.outcome
+    extra: dict[str, str] = {}
+    if resp.status == 200:
+        data = resp.json() or {}
+        field_name, crumb = data.get("crumbRequestField"), data.get("crumb")
+        if not isinstance(field_name, str) or not isinstance(crumb, str):
+            run.outcome.detail = "Jenkins crumb issuer answered without crumb/crumbRequestField"
+            return run.outcome
+        extra[field_name] = crumb
+        cookie = _header(resp, "Set-Cookie").split(";", 1)[0]
+        if cookie:
+            extra["Cookie"] = cookie
+    elif resp.status != 404:
+        return run.fail(resp, "GET crumbIssuer")
+    request = _jenkins_build(t, ctx, extra)
+    resp = run.call(request)
+    if resp is None:
+        return run.outcome
+    if resp.status in (200, 201):
+        queued = _header(resp, "Location")
+        return run.done(f"POST {request.url} → {resp.status}" + (f", queued {queued}" if queued else ""))
+    return run.fail(resp, f"POST {request.url}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -508,6 +559,8 @@ def _run_action(t: TargetConfig, ctx: Mapping[str, Any], run: _Run, memo: dict[s
             return _run_rollout_undo(t, ctx, run, memo, save)
         if t.type == "mlflow_alias_rollback":
             return _run_mlflow(t, ctx, run, memo, save)
+        if t.type == "jenkins":
+            return _run_jenkins(t, ctx, run)
     except (ValueError, KeyError, TypeError, RecursionError) as exc:
         run.outcome.detail = f"cannot build the request or read the answer: {exc}"
         return run.outcome

@@ -50,6 +50,8 @@ PRESET_PARAMS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "k8s_rollout_undo": (frozenset({"server", "namespace"}), frozenset({"deployment"})),
     "mlflow_alias_rollback": (frozenset({"server"}),
                               frozenset({"model", "alias", "previous_alias"})),
+    # Jenkins: buildWithParameters with a CSRF crumb; auth.basic = user + API token (password_file).
+    "jenkins": (frozenset({"server", "job"}), frozenset({"parameters"})),
 }
 _TARGET_COMMON = frozenset({"type", "auth", "tls", "timeout", "headers", "dry_run"})
 _TOP_KEYS = frozenset({"listen", "database", "dry_run", "cooldown", "delay", "retry", "timeout",
