@@ -306,8 +306,10 @@ EXPORT_ERRORS = _spec(
 )
 BUILD_INFO = _spec(
     "driftline_build_info", "gauge",
-    "Always 1; labels carry the Driftline version and the baseline id of each model.",
-    ("version", "model_name", "model_version", "baseline_id"),
+    "Always 1; labels carry the Driftline version, the baseline id of each model and the "
+    "reference data it was built from (baseline_source: the --source-revision given at build "
+    "time, else the first 12 hex digits of the data's content hash).",
+    ("version", "model_name", "model_version", "baseline_id", "baseline_source"),
 )
 
 # The Alertmanager webhook receiver (`driftline actions serve`) exposes these on its own /metrics.

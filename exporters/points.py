@@ -266,7 +266,8 @@ def _fill(out: dict[str, MetricPoints], snaps: list[ModelSnapshot], stats: Sidec
                 p(cat.FEATURE_CATEGORY).add((*key, fl, cmap.get(c, OTHER)), n)
         if r.folded:
             continue  # gauges cannot be summed across folded models
-        p(cat.BUILD_INFO).set((version, r.model, r.version, s.baseline_id), 1.0)
+        p(cat.BUILD_INFO).set((version, r.model, r.version, s.baseline_id, s.baseline_source),
+                              1.0)
         p(cat.REFERENCE_ACCURACY).set(key, s.reference_accuracy)
         p(cat.ESTIMATED_ACCURACY).set(key, s.estimated_accuracy)
         p(cat.ACCURACY).set(key, s.accuracy)

@@ -30,7 +30,7 @@ OPTS = BuildOptions(prediction="pred", proba_binary="p", target="y", model_name=
 
 def _numbers(p: BaselineProfile) -> dict[str, object]:
     d = p.to_dict()
-    for key in ("id", "created_at", "sources"):
+    for key in ("id", "created_at", "sources", "provenance"):  # provenance: the files' digest
         d.pop(key)
     return d
 

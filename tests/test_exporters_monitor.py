@@ -68,6 +68,10 @@ def test_scrape_of_a_real_monitor(monitored: tuple[Monitor, dict[str, np.ndarray
                      if n == "driftline_feature_reference_category_ratio" and ("feature", name) in labels)
         assert ratios == pytest.approx(1.0)
     assert not any(math.isnan(v) for v in series.values())
+    # build_info names the reference data: the content hash's first 12 hex digits
+    digest = mon.profile.provenance["content_hash"].split(":")[1][:12]
+    info = [dict(labels) for n, labels in series if n == "driftline_build_info"]
+    assert [i["baseline_source"] for i in info] == [digest]
 
 
 @pytest.mark.integration

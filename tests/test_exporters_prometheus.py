@@ -102,7 +102,7 @@ def test_gauges_equal_the_last_window() -> None:
         acc = series.get(("driftline_accuracy", lab(**base)))
         assert acc == snap.accuracy  # None when no labels joined: no sample
         info = lab(version=__version__, model_name=snap.model_name, model_version=snap.model_version,
-                   baseline_id=snap.baseline_id)
+                   baseline_id=snap.baseline_id, baseline_source=snap.baseline_source)
         assert series[("driftline_build_info", info)] == 1.0
         for fname, fd in w.features.items():
             fl = lab(**base, feature=fname)

@@ -187,3 +187,33 @@ def test_state_from_another_version_is_refused() -> None:
 
     with pytest.raises(ValueError, match="state version"):
         PartialProfile.from_bytes(pickle.dumps((999, {})))
+
+
+def test_content_hash_ignores_order_and_split_and_sees_any_change(tmp_path: Path) -> None:
+    """provenance.content_hash: same rows in another order or split → same digest (so Spark
+    and local builds agree); one changed value, one dropped row → another digest."""
+    table = reference_table(3000, seed=5)
+    whole = _one_pass(table, tmp_path)
+    shuffled = table.take(np.random.default_rng(0).permutation(table.num_rows))
+    merged = _merged(shuffled, [100, 2000])
+    assert merged.provenance["content_hash"] == whole.provenance["content_hash"]
+    assert whole.provenance["rows"] == 3000 and whole.provenance["sources"] == list(whole.sources)
+    x = table.column("x").to_numpy().copy()
+    x[1234] += 1e-9
+    changed = table.set_column(0, "x", pa.array(x))
+    assert _merged(changed, []).provenance["content_hash"] != whole.provenance["content_hash"]
+    assert _merged(table.slice(1), []).provenance["content_hash"] != whole.provenance["content_hash"]
+
+
+def test_source_revision_is_recorded_and_bounded(tmp_path: Path) -> None:
+    from driftline.cli import main
+
+    data = write(reference_table(500), tmp_path / "r.parquet")
+    out = tmp_path / "b.json"
+    assert main(["baseline", "build", str(data), "-o", str(out), "--source-revision",
+                 "dvc:3f2a9c1"]) == 0
+    prof = BaselineProfile.load(out)
+    assert prof.provenance["revision"] == "dvc:3f2a9c1" and prof.source_label == "dvc:3f2a9c1"
+    assert main(["baseline", "build", str(data), "-o", str(tmp_path / "c.json"),
+                 "--source-revision", "two words"]) == 2
+    assert not (tmp_path / "c.json").exists()

@@ -78,6 +78,7 @@ def test_spark_baseline_equals_the_single_machine_one(spark: SparkSession,
     one = build_profile(discover([str(data["ref"])]), OPTS)
     assert ours.n_records == one.n_records == N
     assert ours.sources == ("ref",)
+    assert ours.provenance["content_hash"] == one.provenance["content_hash"]  # same rows
     eps = ours.settings["quantile_rank_error"]
     assert 0 < eps < 0.002
     ref = pq.read_table(data["ref"])

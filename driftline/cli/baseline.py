@@ -56,6 +56,9 @@ def register(sub: Any) -> None:
                    help="principal directions per embedding whose projections are tracked (5)")
     b.add_argument("--mmd-sample", type=int, default=1000, metavar="N",
                    help="reference vectors kept per embedding for the MMD test (1000)")
+    b.add_argument("--source-revision", metavar="REV",
+                   help="the data's version (DVC or Git revision, table snapshot), recorded in the "
+                   "profile and shown by driftline_build_info")
     b.add_argument("--engine", choices=("local", "spark"), default="local",
                    help="local: stream the files here; spark: DATA is a table name or a path "
                    "Spark reads, profiled on the cluster (needs driftline[spark])")
@@ -76,6 +79,10 @@ def _build(args: argparse.Namespace) -> int:
     from driftline.profile.build import BuildOptions, build_profile, parse_proba
 
     output_path(args.output)  # before the data is read: a bad path fails in a second, not later
+    if args.source_revision:
+        from driftline.profile.build import check_revision
+
+        check_revision(args.source_revision)
 
     for name, value, low in (("--bins", args.bins, 2), ("--top-k", args.top_k, 1),
                              ("--summary-size", args.summary_size, 2),
@@ -92,6 +99,7 @@ def _build(args: argparse.Namespace) -> int:
         bins=args.bins, top_k=args.top_k, summary_size=args.summary_size,
         multivariate=args.multivariate, embeddings=_csv(args.embedding), text=_csv(args.text),
         embedding_components=args.embedding_components, mmd_sample=args.mmd_sample,
+        source_revision=args.source_revision,
     )
     if args.engine == "spark":
         from driftline.spark import build_baseline, read_table

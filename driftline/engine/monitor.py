@@ -431,6 +431,7 @@ class Monitor:
         return ModelSnapshot(
             model_name=self.profile.model_name, model_version=self.profile.model_version,
             endpoint=self.endpoint, baseline_id=self._baseline_id, last_window=self._last,
+            baseline_source=self.profile.source_label,
             windows_total=self._windows, records_by_source=dict(self._by_source),
             records_sampled=self._sampled, quantile_rank=qr, categories=cats,
             reference_categories=ref_cats, prediction_confidence=conf,

@@ -250,6 +250,8 @@ class ModelSnapshot:
     #: Realised metrics of the joined labels, else of the last window's labels.
     performance: dict[str, float] = field(default_factory=dict)
     reference_performance: dict[str, float] = field(default_factory=dict)
+    #: Which reference data the baseline came from (``BaselineProfile.source_label``).
+    baseline_source: str = ""
 
 
 @dataclass(frozen=True)

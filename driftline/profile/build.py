@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import math
+import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -87,6 +88,8 @@ class BuildOptions:
     mmd_sample: int = 1000
     #: Reference tokens kept per text column (``unseen_token_share``).
     vocabulary: int = 10_000
+    #: The data's version (a DVC or Git revision, a table snapshot id), recorded in the profile.
+    source_revision: str | None = None
 
     def special_columns(self) -> list[str]:
         cols = [self.prediction, self.proba_binary, *self.proba.values(), self.target, self.id,
@@ -350,7 +353,31 @@ def finish_profile(state: PartialProfile, opts: BuildOptions, plan: _Plan, *,
         columns=Columns(prediction=opts.prediction, proba=proba_columns, target=opts.target,
                         id=opts.id, timestamp=opts.timestamp),
         output=output, sources=sources, settings=settings,
+        provenance=provenance(state, opts, sources),
     )
+
+
+def provenance(state: PartialProfile, opts: BuildOptions,
+               sources: tuple[str, ...]) -> dict[str, Any]:
+    """Which data the profile describes: the sources, their row count, the order-independent
+    digest of every value read (:mod:`driftline.profile.digest`) and the revision when given."""
+    out: dict[str, Any] = {"sources": list(sources), "rows": state.rows,
+                           "content_hash": f"rows2x64:{state.digest.hex()}"}
+    if opts.source_revision:
+        out["revision"] = check_revision(opts.source_revision)
+    return out
+
+
+_REVISION = re.compile(r"[A-Za-z0-9._/:@+=-]{1,100}")
+
+
+def check_revision(text: str) -> str:
+    """A revision is one bounded token (it becomes a metric label value)."""
+    if not _REVISION.fullmatch(text):
+        raise InputError(f"--source-revision {text!r} is not a revision",
+                         fix="give a Git/DVC revision or tag: up to 100 of A-Z a-z 0-9 . _ / : "
+                         "@ + = -")
+    return text
 
 
 def _with_loss_model(output: OutputProfile, features: dict[str, Feature], plan: _Plan,

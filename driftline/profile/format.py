@@ -296,6 +296,19 @@ class BaselineProfile:
     embeddings: dict[str, EmbeddingProfile] = field(default_factory=dict)
     #: Optional: text columns by name (their descriptors are numeric features).
     text: dict[str, TextProfile] = field(default_factory=dict)
+    #: Optional: the data it was built from — ``sources``, ``rows``, ``content_hash`` (an
+    #: order-independent digest of the values read) and ``revision`` (``--source-revision``).
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def source_label(self) -> str:
+        """A short, bounded name of the reference data for ``driftline_build_info``: the
+        revision when one was given, else the first 12 hex digits of the content hash."""
+        rev = self.provenance.get("revision")
+        if rev:
+            return str(rev)[:100]
+        digest = str(self.provenance.get("content_hash", ""))
+        return digest.split(":", 1)[-1][:12]
 
     @property
     def feature_order(self) -> tuple[str, ...]:
@@ -420,7 +433,7 @@ def _to_jsonable(profile: BaselineProfile, *, with_id: bool) -> dict[str, Any]:
     return out
 
 
-_OPTIONAL = ("multivariate", "embeddings", "text")
+_OPTIONAL = ("multivariate", "embeddings", "text", "provenance")
 
 
 def _num(v: Any) -> float:
@@ -569,6 +582,7 @@ def _from_jsonable(data: Any, source: str) -> BaselineProfile:
             multivariate=_multivariate(data.get("multivariate")),
             embeddings={str(k): _embedding(v) for k, v in (data.get("embeddings") or {}).items()},
             text={str(k): _text(v) for k, v in (data.get("text") or {}).items()},
+            provenance=dict(data.get("provenance") or {}),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ProfileError(

@@ -38,6 +38,7 @@ import pyarrow.compute as pc
 from driftline.errors import InputError
 from driftline.io.readers import to_float, to_strings
 from driftline.labels import canonical_label
+from driftline.profile.digest import RowDigest
 from driftline.profile.format import CategoricalFeature, NumericFeature
 from driftline.profile.sketch import FrequentItems, Moments, QuantileSketch
 
@@ -323,6 +324,8 @@ class PartialProfile:
         self.reg_cat = StrideSample(dle_rows)
         self.reg_sums = RegressionSums()
         self.rows = 0
+        #: Order-independent digest of every value read (``provenance.content_hash``).
+        self.digest = RowDigest()
         #: Where the rows come from, for error messages (a file path, a table, a partition).
         self.path = ""
 
@@ -333,6 +336,7 @@ class PartialProfile:
     def update(self, batch: pa.RecordBatch) -> None:
         """Add one Arrow batch holding the plan's columns."""
         self.rows += batch.num_rows
+        self.digest.update(batch, batch.schema.names)
         for c, acc in self.nums.items():
             acc.update(to_float(batch.column(c)))
         for c, cat in self.cats.items():
@@ -404,6 +408,7 @@ class PartialProfile:
         if set(other.nums) != set(self.nums) or set(other.cats) != set(self.cats):
             raise ValueError("partial profiles of different column plans cannot be merged")
         self.rows += other.rows
+        self.digest.merge(other.digest)
         for c, acc in self.nums.items():
             acc.merge(other.nums[c])
         for c, cat in self.cats.items():
