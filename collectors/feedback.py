@@ -4,8 +4,13 @@ Labels usually arrive minutes to days after the prediction. The collectors put e
 has both an id and a prediction into :class:`PredictionStore` (ids from native ingest, v2
 request ids, ``x-request-id``, ``ce-id``); ``POST /feedback`` pops them to join label and
 prediction. The store forgets entries after ``ttl`` seconds and holds at most ``max_ids``
-(oldest out first), so memory stays bounded whatever the traffic; a label that finds nothing is
-counted as unmatched.
+(oldest out first), so memory stays bounded whatever the traffic.
+
+A label can also arrive *before* its prediction is stored: ``/feedback`` and the proxied exchange
+travel through different queues, and a client that posts the label right after the response
+often wins the race. :class:`PendingLabels` holds such labels for ``wait`` seconds (at most
+``max_ids`` of them) and hands them back when the prediction arrives; only a label still
+unmatched after the wait (or pushed out by newer ones) counts as unmatched.
 """
 
 from __future__ import annotations
@@ -67,6 +72,60 @@ class PredictionStore:
             items.popitem(last=False)
             n += 1
         return n
+
+
+class PendingLabels:
+    """Labels waiting for their prediction, oldest first. Single-threaded (the worker owns it).
+
+    Every method returns the labels that are given up on (expired, pushed out, replaced by a
+    newer label for the same id, or drained at shutdown): the caller counts them unmatched."""
+
+    def __init__(self, wait: float = 10.0, max_ids: int = 10_000) -> None:
+        self.wait = wait
+        self.max_ids = max_ids
+        self._items: OrderedDict[str, tuple[Feedback, float]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def hold(self, fb: Feedback, now: float) -> list[Feedback]:
+        items = self._items
+        given_up = []
+        old = items.pop(fb.id, None)
+        if old is not None:
+            given_up.append(old[0])
+        items[fb.id] = (fb, now)
+        while len(items) > self.max_ids:
+            given_up.append(items.popitem(last=False)[1][0])
+        return given_up
+
+    def take(self, ids: list[Any]) -> list[Feedback]:
+        """The held labels of ``ids`` (just stored predictions), removed from the wait."""
+        items = self._items
+        if not items:
+            return []
+        out = []
+        for rid in ids:
+            hit = items.pop(rid, None) if rid is not None else None
+            if hit is not None:
+                out.append(hit[0])
+        return out
+
+    def expire(self, now: float) -> list[Feedback]:
+        items = self._items
+        out = []
+        while items:
+            fb, t = next(iter(items.values()))
+            if now - t <= self.wait:
+                break
+            items.popitem(last=False)
+            out.append(fb)
+        return out
+
+    def drain(self) -> list[Feedback]:
+        out = [fb for fb, _ in self._items.values()]
+        self._items.clear()
+        return out
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ import numpy as np
 
 from driftline.catalogue import PROXY_ERROR_KINDS
 from driftline.collectors.cloudevents import CloudEvent, Exchange, Pairer
-from driftline.collectors.feedback import Feedback, PredictionStore
+from driftline.collectors.feedback import Feedback, PendingLabels, PredictionStore
 from driftline.collectors.ingest import IngestGroups, to_batch
 from driftline.collectors.label_values import BAD_LABEL, label_value
 from driftline.collectors.payloads import ModelSchema, PayloadError, decode_binary, parse, route
@@ -179,6 +179,8 @@ class Sidecar(SnapshotSource):
             self.monitor_for(entry, DEFAULT_ENDPOINT)
         self.pairer = Pairer(self.limits.cloudevents_ttl, self.limits.cloudevents_max_pending)
         self.store = PredictionStore(self.limits.feedback_ttl, self.limits.feedback_max_ids)
+        self.pending_labels = PendingLabels(self.limits.feedback_wait,
+                                            self.limits.feedback_wait_max_ids)
         self._lock = threading.Lock()
         self._dropped: dict[tuple[str, str], int] = {}
         self._known_names: set[str] = {*self._by_name, ""}
@@ -277,6 +279,10 @@ class Sidecar(SnapshotSource):
         if batch.ids is not None and batch.prediction is not None:
             self.store.put((entry.name, entry.version, endpoint or DEFAULT_ENDPOINT),
                            batch.ids, batch.prediction, now)
+            if len(self.pending_labels):  # labels that arrived first join now
+                waiting = self.pending_labels.take(batch.ids.tolist())
+                if waiting:
+                    self.handle_feedback(waiting, now, hold=False)
         return True
 
     def handle_exchange(self, model: str | None, version: str | None, endpoint: str | None,
@@ -414,15 +420,20 @@ class Sidecar(SnapshotSource):
             return 0
         return batch.n if self.observe(entry, endpoint, batch, source, now) else 0
 
-    def handle_feedback(self, items: Sequence[Feedback], now: float | None = None) -> int:
-        """Join labels to stored predictions; returns how many matched."""
+    def handle_feedback(self, items: Sequence[Feedback], now: float | None = None, *,
+                        hold: bool = True) -> int:
+        """Join labels to stored predictions; returns how many matched. A label whose
+        prediction is not stored (yet) waits for it in ``pending_labels`` when ``hold``."""
         t = self.clock() if now is None else now
         matched: dict[Any, tuple[list[str | float], list[Any]]] = {}
-        unmatched: dict[str | None, int] = {}
+        given_up: list[Feedback] = []
         for fb in items:
             hit = self.store.pop(fb.id, t)
             if hit is None:
-                unmatched[fb.model_name] = unmatched.get(fb.model_name, 0) + 1
+                if hold:
+                    given_up += self.pending_labels.hold(fb, t)
+                else:
+                    given_up.append(fb)
                 continue
             key, pred = hit
             preds_, labels_ = matched.setdefault(key, ([], []))
@@ -439,6 +450,13 @@ class Sidecar(SnapshotSource):
                 n += self._isolated(name, len(preds), self._values, name, mon, preds, labels)
             else:
                 n += self._isolated(name, len(preds), self._labels, mon, preds, labels)
+        self._unmatched(given_up)
+        return n
+
+    def _unmatched(self, labels: Sequence[Feedback]) -> None:
+        unmatched: dict[str | None, int] = {}
+        for fb in labels:
+            unmatched[fb.model_name] = unmatched.get(fb.model_name, 0) + 1
         for model, count in unmatched.items():
             entry = self.resolve(model)
             mon = entry.monitors.get(DEFAULT_ENDPOINT) if entry is not None else None
@@ -446,7 +464,6 @@ class Sidecar(SnapshotSource):
                 self.drop(model, UNMATCHED_LABEL, count)
             else:
                 mon.count_unmatched_labels(count)
-        return n
 
     @staticmethod
     def _labels(mon: MonitorLike, preds: list[str | float], labels: list[Any]) -> int:
@@ -470,6 +487,7 @@ class Sidecar(SnapshotSource):
         t = self.clock() if now is None else now
         self._exchanges(self.pairer.expire(t), t)
         self.store.expire(t)
+        self._unmatched(self.pending_labels.expire(t))
         for entry in self.entries:
             for mon in list(entry.monitors.values()):
                 self._isolated(entry.name, 1, _done, mon.tick, t)
@@ -478,6 +496,7 @@ class Sidecar(SnapshotSource):
         """Shutdown: release pending CloudEvents, then close every open window."""
         t = self.clock()
         self._exchanges(self.pairer.drain(), t)
+        self._unmatched(self.pending_labels.drain())
         for entry in self.entries:
             for mon in list(entry.monitors.values()):
                 self._isolated(entry.name, 1, _done, mon.flush)

@@ -152,6 +152,9 @@ class LimitsConfig:
     max_sample_bytes: int = 1024 * 1024
     feedback_ttl: float = 3600.0
     feedback_max_ids: int = 200_000
+    #: a label that arrives before its prediction waits this long (at most this many labels)
+    feedback_wait: float = 10.0
+    feedback_wait_max_ids: int = 10_000
     cloudevents_ttl: float = 10.0
     cloudevents_max_pending: int = 10_000
 

@@ -55,6 +55,7 @@ def test_regression_labels_join_by_id_and_bad_labels_are_counted() -> None:
     fb += [Feedback("r58", "not a number"), Feedback("r59", None), Feedback("ghost", 1.0, "m")]
     assert sc.handle_feedback(fb) == 58
     assert sc.dropped == {("m", "invalid_label"): 2}
+    sc.tick(T0 + 11)  # "ghost" waited 10 s for a prediction, then counts as unmatched
     s = _snap(sc)
     assert s.labels == {"true": 58, "false": 1}
     real = s.performance
