@@ -167,6 +167,20 @@ def test_distributions_are_the_window_shares_per_reference_bin(run: dict[str, An
     assert run["html"].count('class="dist"') == 3
 
 
+def test_performance_table_shows_every_estimated_and_realised_metric(run: dict[str, Any]) -> None:
+    rows = _tables(run["html"])["performance"]
+    windows = run["json"]["windows"]
+    assert len(rows) == len(windows)
+    keys = set(windows[0]["performance"]["estimated"]) | set(windows[0]["performance"]["realised"])
+    assert {"accuracy", "roc_auc", "f1"} <= keys
+    for row, w in zip(rows, windows, strict=True):
+        for metric in keys:
+            est, real = row[f"{metric.replace('_', ' ')}est. / real."].split(" / ")
+            for text, value in ((est, w["performance"]["estimated"].get(metric)),
+                                (real, w["performance"]["realised"].get(metric))):
+                assert text == "n/a" if value is None else float(text) == pytest.approx(value, abs=5e-4)
+
+
 def test_accuracy_chart_draws_band_threshold_and_partial_window(run: dict[str, Any]) -> None:
     text = run["html"]
     chart = text.split('class="accuracy"')[1].split("</svg>")[0]

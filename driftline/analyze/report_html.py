@@ -105,6 +105,32 @@ def _window_table(profile: BaselineProfile, windows: Sequence[WindowReport], par
             + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
 
 
+_METRIC_ORDER = ("accuracy", "roc_auc", "precision", "recall", "f1", "specificity",
+                 "mae", "rmse", "mape", "r2")
+
+
+def _performance_table(windows: Sequence[WindowReport], partial: Sequence[bool]) -> str:
+    """Every estimated and realised metric the windows carry (``Performance.estimated`` /
+    ``.realised``), estimated beside realised; empty when the windows carry none."""
+    est = [dict(getattr(w.performance, "estimated", None) or {}) for w in windows]
+    real = [dict(getattr(w.performance, "realised", None) or {}) for w in windows]
+    keys = {k for d in (*est, *real) for k in d}
+    if not keys:
+        return ""
+    metrics = [m for m in _METRIC_ORDER if m in keys] + sorted(keys - set(_METRIC_ORDER))
+    head = ["window", *(f"{m.replace('_', ' ')}<br>est. / real." for m in metrics)]
+    rows = []
+    for w, e, r, part in zip(windows, est, real, partial, strict=True):
+        label = f"{w.index}" + (' <span class="tag">partial</span>' if part else "")
+        cells = [label] + [f"{fmt(e.get(m))} / {fmt(r.get(m))}" for m in metrics]
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return ('<h2>Performance per window</h2><div class="muted">Estimated without labels (CBPE for '
+            "classifiers, direct loss estimation for regressors) / realised from the labels in the "
+            'data; n/a where a window cannot have the metric.</div><div class="scroll">'
+            '<table class="performance"><thead><tr>' + "".join(f"<th>{h}</th>" for h in head)
+            + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>")
+
+
 def _focus(windows: Sequence[WindowReport], name: str) -> tuple[WindowReport, FeatureDrift] | None:
     """The window where the feature moved most (highest PSI; the first one when none is finite)."""
     cands = [(w, w.features[name]) for w in windows if name in w.features]
@@ -246,6 +272,7 @@ def render_html(profile: BaselineProfile, windows: Sequence[WindowReport], *,
         f'<div class="scroll">{heatmap(profile, windows, partial)}</div>',
         "<h2>Accuracy per window</h2>",
         f'<div class="scroll">{accuracy_plot(windows, partial, AccuracyChart(ref_acc, threshold))}</div>',
+        _performance_table(windows, partial),
         "<h2>Features: the test behind each decision</h2>",
         '<div class="muted">Each feature in the window where its PSI was highest. The distribution '
         "compares the shares of reference and window rows per reference bin (numeric features: the "
