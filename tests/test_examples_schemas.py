@@ -6,6 +6,7 @@ kustomizations render with kubectl's kustomize and validate too; a broken manife
 from __future__ import annotations
 
 import copy
+import json
 import re
 import shlex
 import shutil
@@ -14,6 +15,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -212,6 +214,33 @@ def test_the_documented_baseline_fits_a_configmap(tmp_path: Path) -> None:
     full = _documented_build(EX / "kubernetes-sidecar-object-storage" / "README.md")
     assert "--summary-size" not in full
     assert any("1 MiB" in v for v in violations(_baseline_configmap(full, tmp_path)))
+
+
+def _json_schema_errors(schema_file: str, doc: Any) -> list[str]:
+    schema = json.loads((ROOT / "tests" / "schemas" / schema_file).read_text())
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    return [f"{'.'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
+            for e in validator.iter_errors(doc)]
+
+
+def _workflow(path: Path) -> dict[Any, Any]:
+    doc = dict(yaml.safe_load(path.read_text()))
+    if True in doc:  # YAML 1.1 reads the key `on` as a boolean; GitHub reads it as "on"
+        doc["on"] = doc.pop(True)
+    return doc
+
+
+def test_compose_file_and_ci_workflow_validate_against_their_published_schemas() -> None:
+    compose = yaml.safe_load((EX / "compose" / "docker-compose.yaml").read_text())
+    assert not _json_schema_errors("compose/compose-spec.json", compose)
+    workflow = _workflow(EX / "batch-ci" / "github-actions-data-gate.yml")
+    assert not _json_schema_errors("github-actions/github-workflows.json", workflow)
+    # and they do catch mistakes
+    broken = copy.deepcopy(compose)
+    broken["services"]["sidecar"]["port"] = broken["services"]["sidecar"].pop("ports")
+    assert any("'port' was unexpected" in e for e in _json_schema_errors("compose/compose-spec.json", broken))
+    workflow["jobs"]["drift"]["runs_on"] = workflow["jobs"]["drift"].pop("runs-on")
+    assert _json_schema_errors("github-actions/github-workflows.json", workflow)
 
 
 def test_batch_ci_installs_driftline_from_its_repository() -> None:
