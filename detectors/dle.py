@@ -36,8 +36,8 @@ class GBMParams:
     """Hyper-parameters of the nanny model (defaults chosen on the benchmark data)."""
 
     depth: int = 4
-    max_trees: int = 200
-    learning_rate: float = 0.1
+    max_trees: int = 100
+    learning_rate: float = 0.2
     min_leaf: int = 40
     l2: float = 1.0
     max_bins: int = 64
@@ -55,19 +55,20 @@ def _edges(values: np.ndarray, max_bins: int) -> np.ndarray:
 
 
 def _codes(x: np.ndarray, edges: list[np.ndarray]) -> np.ndarray:
-    """Bin code per value: 0 for missing, ``1 + #(edges <= x)`` otherwise."""
-    out = np.zeros(x.shape, dtype=np.int64)
+    """Bin code per value: 0 for missing, ``1 + #(edges <= x)`` otherwise; shape ``(d, n)``
+    (one contiguous row per input: the histogram loop reads one input at a time)."""
+    out = np.zeros((x.shape[1], x.shape[0]), dtype=np.intp)
     for j, e in enumerate(edges):
         col = x[:, j]
         ok = np.isfinite(col)
-        out[ok, j] = 1 + np.searchsorted(e, col[ok], side="right")
+        out[j, ok] = 1 + np.searchsorted(e, col[ok], side="right")
     return out
 
 
 def _grow(codes: np.ndarray, r: np.ndarray, n_bins: int, p: GBMParams,
           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One tree on residuals ``r``: (feature, split bin, leaf index per row)."""
-    n, d = codes.shape
+    d, n = codes.shape
     inner = 2 ** p.depth - 1
     feature = np.full(inner, -1, dtype=np.int64)
     split = np.zeros(inner, dtype=np.int64)
@@ -82,8 +83,9 @@ def _grow(codes: np.ndarray, r: np.ndarray, n_bins: int, p: GBMParams,
         best_gain = np.zeros(m)
         best_f = np.full(m, -1, dtype=np.int64)
         best_b = np.zeros(m, dtype=np.int64)
+        base = node * n_bins
         for j in range(d):
-            idx = node * n_bins + codes[:, j]
+            idx = base + codes[j]
             g = np.bincount(idx, weights=r, minlength=m * n_bins).reshape(m, n_bins)
             c = np.bincount(idx, minlength=m * n_bins).reshape(m, n_bins).astype(np.float64)
             gl = np.cumsum(g, axis=1)[:, :-1]
@@ -103,18 +105,18 @@ def _grow(codes: np.ndarray, r: np.ndarray, n_bins: int, p: GBMParams,
         feature[first:first + m] = best_f
         split[first:first + m] = best_b
         f_row = best_f[node]
-        right = (f_row >= 0) & (codes[rows, np.maximum(f_row, 0)] > best_b[node])
+        right = (f_row >= 0) & (codes[np.maximum(f_row, 0), rows] > best_b[node])
         node = 2 * node + right
     return feature, split, node
 
 
 def _route(codes: np.ndarray, feature: np.ndarray, split: np.ndarray, depth: int) -> np.ndarray:
-    n = codes.shape[0]
+    n = codes.shape[1]
     node = np.zeros(n, dtype=np.int64)  # global node index
     rows = np.arange(n)
     for _ in range(depth):
         f = feature[node]
-        right = (f >= 0) & (codes[rows, np.maximum(f, 0)] > split[node])
+        right = (f >= 0) & (codes[np.maximum(f, 0), rows] > split[node])
         node = 2 * node + 1 + right
     return node - (2 ** depth - 1)
 

@@ -91,22 +91,26 @@ class TreeEnsemble:
 
 def predict_arrays(base: float, depth: int, feature: np.ndarray, threshold: np.ndarray,
                    leaf: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Vectorised evaluation: ``depth`` gathers of shape ``(rows, trees)``, no per-row Python."""
+    """Vectorised over rows: per tree, ``depth`` gathers over all rows at once (no per-row
+    Python). Measured faster than gathering every tree at once, whose ``(rows, trees)``
+    temporaries cost more memory traffic than the per-tree loop costs in calls."""
     x = np.asarray(x, dtype=np.float64)
     n, n_trees = x.shape[0], feature.shape[0]
+    out = np.full(n, base)
     if n_trees == 0 or n == 0:
-        return np.full(n, base)
-    node = np.zeros((n, n_trees), dtype=np.int64)
-    trees = np.arange(n_trees)
-    rows = np.arange(n)[:, None]
-    for _ in range(depth):
-        f = feature[trees, node]
-        values = x[rows, np.maximum(f, 0)]
-        with np.errstate(invalid="ignore"):
-            right = (values >= threshold[trees, node]) & (f >= 0)
-        node = 2 * node + 1 + right
+        return out
+    xt = np.ascontiguousarray(x.T)
+    rows = np.arange(n)
     first_leaf = 2 ** depth - 1
-    return base + leaf[trees, node - first_leaf].sum(axis=1)
+    for f_k, t_k, v_k in zip(feature, threshold, leaf, strict=True):
+        node = np.zeros(n, dtype=np.intp)
+        for _ in range(depth):
+            f = f_k[node]
+            with np.errstate(invalid="ignore"):
+                right = (xt[np.maximum(f, 0), rows] >= t_k[node]) & (f >= 0)
+            node = 2 * node + 1 + right
+        out += v_k[node - first_leaf]
+    return out
 
 
 @dataclass(frozen=True)
