@@ -303,12 +303,25 @@ def analyze(profile: BaselineProfile, files: Sequence[DataFile], *, window_size:
     on_close = _domain_classifier(profile) if domain_classifier else None
     monitor = Monitor(profile, window=WindowPolicy(records=window_size, max_age=None),
                       drift=drift, clock=None, streams=False, on_close=on_close)
+    labels = _UnseenLabels(profile)
+
+    def observe(batch: RecordBatch) -> Iterator[WindowReport]:
+        unseen = labels.unseen(batch.targets)
+        for report in monitor.observe(batch):
+            yield checked(profile, report, labels.close(report.records, unseen))
+        labels.keep(unseen)
+
+    def flush() -> WindowReport | None:
+        report = monitor.flush()
+        return None if report is None else checked(profile, report,
+                                                   labels.close(report.records, None))
+
     bucket: float | None = None
     for file, layout in layouts:
         for arrow_batch in iter_batches(file, layout.columns):
             batch = to_record_batch(profile, arrow_batch, layout)
             if window_duration is None or batch.timestamps is None:
-                yield from monitor.observe(batch)
+                yield from observe(batch)
                 continue
             ids = np.floor(batch.timestamps / window_duration)
             start = bucket if bucket is not None else -np.inf
@@ -318,14 +331,79 @@ def analyze(profile: BaselineProfile, files: Sequence[DataFile], *, window_size:
             for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(ids)], strict=True):
                 seg_bucket = float(ids[lo])
                 if bucket is not None and seg_bucket != bucket:
-                    report = monitor.flush()
+                    report = flush()
                     if report is not None:
                         yield report
                 bucket = seg_bucket
-                yield from monitor.observe(batch.slice(int(lo), int(hi)))
-    report = monitor.flush()
+                yield from observe(batch.slice(int(lo), int(hi)))
+    report = flush()
     if report is not None:
         yield report
+
+
+class _UnseenLabels:
+    """Target labels the reference never had, counted into the window their records went to.
+
+    The monitor closes a window after exactly ``report.records`` records, so the rows of a
+    batch are handed out in order: the first ones complete the open window, the rest open the
+    next one."""
+
+    def __init__(self, profile: BaselineProfile) -> None:
+        out = profile.output
+        self.classes = (frozenset(out.classes) if out is not None and out.task != "regression"
+                        and out.classes else None)
+        self.open: dict[str, int] = {}
+        self.open_n = 0
+        self._rows: list[str | None] = []
+        self._pos = 0
+
+    def unseen(self, targets: np.ndarray | None) -> list[str | None] | None:
+        """Per row: the unseen label, else None; None when nothing can be unseen."""
+        if self.classes is None or targets is None:
+            return None
+        classes = self.classes
+        rows = [v if v is not None and v not in classes else None for v in targets.tolist()]
+        self._rows, self._pos = rows, 0
+        return rows
+
+    def close(self, records: int, rows: list[str | None] | None) -> dict[str, int]:
+        take = max(0, records - self.open_n)
+        counts = self.open
+        if rows is not None:
+            for v in rows[self._pos:self._pos + take]:
+                if v is not None:
+                    counts[v] = counts.get(v, 0) + 1
+            self._pos += take
+        self.open, self.open_n = {}, 0
+        return counts
+
+    def keep(self, rows: list[str | None] | None) -> None:
+        """The rows of the batch that no window took yet stay in the open one."""
+        if rows is None:
+            return
+        rest = rows[self._pos:]
+        for v in rest:
+            if v is not None:
+                self.open[v] = self.open.get(v, 0) + 1
+        self.open_n += len(rest)
+        self._rows, self._pos = [], 0
+
+
+def checked(profile: BaselineProfile, report: WindowReport,
+            unseen: dict[str, int] | None = None) -> WindowReport:
+    """``report`` with its data-quality failures: features entirely missing in the window (but
+    not in the reference) and target labels the reference never had (scored as wrong
+    otherwise, so accuracy would drop for a reason that is not the model's)."""
+    issues = [f"feature {name!r} is entirely missing ({fd.n_missing} of {report.records} "
+              "records)" for name, fd in report.features.items()
+              if fd.n_missing > 0 and fd.n_missing >= report.records
+              and getattr(profile.features.get(name), "missing_ratio", 0.0) < 1.0]
+    if unseen:
+        n = sum(unseen.values())
+        shown = ", ".join(repr(k) for k in sorted(unseen)[:5])
+        issues.append(f"{n} target label(s) the reference never had: {shown}"
+                      + (" ..." if len(unseen) > 5 else ""))
+    return dataclasses.replace(report, data_quality=tuple(issues)) if issues else report
 
 
 def report_document(profile: BaselineProfile, windows: Sequence[WindowReport]) -> dict[str, Any]:

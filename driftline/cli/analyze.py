@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import PurePosixPath
 from typing import IO, Any
 
@@ -40,7 +40,11 @@ def register(sub: Any) -> None:
                    help="default: from --output's suffix, else table on a terminal, else json")
     p.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
     p.add_argument("--fail-on-drift", action="store_true",
-                   help="exit 1 when any window drifted (for CI and cron jobs)")
+                   help="exit 1 when any window drifted or has a data-quality failure (a "
+                   "feature entirely missing, target labels the reference never had)")
+    p.add_argument("--allow-data-quality", action="store_true",
+                   help="with --fail-on-drift: report data-quality failures but do not fail on "
+                   "them")
     p.add_argument("--psi-threshold", type=float, help="PSI at or above which a feature may drift "
                    "(0.1)")
     p.add_argument("--alpha", type=float, help="significance after Benjamini-Hochberg (0.05)")
@@ -91,9 +95,12 @@ def _run(args: argparse.Namespace) -> int:
             raise InputError("--engine spark takes one table name or path",
                              fix="give a directory or a glob Spark expands, in quotes")
         df = read_table(session(), args.data[0])
-        stream = spark_analyze(df, profile, window_size=args.window_size, window_duration=duration,
-                               timestamp=args.timestamp, window_column=args.window_column,
-                               drift=policy, name=args.data[0])
+        from driftline.analyze.offline import checked
+
+        stream: Iterable[Any] = (checked(profile, w) for w in spark_analyze(
+            df, profile, window_size=args.window_size, window_duration=duration,
+            timestamp=args.timestamp, window_column=args.window_column, drift=policy,
+            name=args.data[0]))
     else:
         if args.window_column:
             raise InputError("--window-column needs --engine spark",
@@ -101,6 +108,8 @@ def _run(args: argparse.Namespace) -> int:
         stream = analyze(profile, discover(args.data), window_size=size, window_duration=duration,
                          timestamp=args.timestamp, drift=policy,
                          domain_classifier=args.domain_classifier)
+    quality: list[Any] = []
+    stream = _noting_quality(stream, quality)
     fmt = _format(args)
     if fmt == "json":  # streamed: memory stays flat however many windows there are
         if args.output:
@@ -136,7 +145,19 @@ def _run(args: argparse.Namespace) -> int:
                 print_windows(profile, windows)
     if args.output:
         print(f"wrote {args.output}: {count} windows, {drifted} drifted", file=sys.stderr)
-    return 1 if args.fail_on_drift and drifted else 0
+    for w in quality:
+        print(f"driftline: data quality: window {w.index}: " + "; ".join(w.data_quality),
+              file=sys.stderr)
+    bad_data = bool(quality) and not args.allow_data_quality
+    return 1 if args.fail_on_drift and (drifted or bad_data) else 0
+
+
+def _noting_quality(stream: Iterable[Any], out: list[Any]) -> Iterator[Any]:
+    """Pass windows through, remembering those with data-quality failures."""
+    for w in stream:
+        if w.data_quality:
+            out.append(w)
+        yield w
 
 
 def _write_json(profile: Any, windows: Iterable[Any], fh: IO[str]) -> tuple[int, int]:

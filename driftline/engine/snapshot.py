@@ -179,16 +179,21 @@ class WindowReport:
     multivariate: MultivariateDrift | None = None
     #: Vector features by name (in ``to_dict`` they join ``features`` with type "embedding").
     embeddings: dict[str, EmbeddingDrift] = field(default_factory=dict)
+    #: Data-quality failures found by ``driftline analyze`` (a feature entirely missing, target
+    #: labels the reference never had); empty when the data is sound.
+    data_quality: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         features = {k: v.to_dict() for k, v in self.features.items()}
         features.update({k: v.to_dict() for k, v in self.embeddings.items()})
-        d = {"index": self.index, "records": self.records, "start": _f(self.start),
+        d: dict[str, Any] = {"index": self.index, "records": self.records, "start": _f(self.start),
              "end": _f(self.end), "features": features,
              "prediction": None if self.prediction is None else self.prediction.to_dict(),
              "performance": self.performance.to_dict(), "drifted": self.drifted}
         if self.multivariate is not None:
             d["multivariate"] = self.multivariate.to_dict()
+        if self.data_quality:
+            d["data_quality"] = list(self.data_quality)
         return d
 
 
