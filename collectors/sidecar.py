@@ -76,11 +76,11 @@ MonitorFactory = Callable[[BaselineProfile, str, ModelConfig], MonitorLike]
 
 
 def window_policy(cfg: WindowsConfig) -> WindowPolicy:
-    return WindowPolicy(records=cfg.records, max_age=cfg.max_age)
+    return WindowPolicy(records=cfg.records, max_age=cfg.max_age, min_records=cfg.min_records)
 
 
 def drift_policy(cfg: DriftConfig) -> DriftPolicy:
-    return DriftPolicy(psi_threshold=cfg.psi_threshold, alpha=cfg.alpha,
+    return DriftPolicy(psi_threshold=cfg.psi_threshold, correct_psi=cfg.correct_psi, alpha=cfg.alpha,
                        require_significance=cfg.require_significance,
                        prediction_psi_threshold=cfg.prediction_psi_threshold,
                        adwin_features=cfg.adwin_features)

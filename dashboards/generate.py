@@ -198,10 +198,13 @@ def model(cfg: RulesConfig) -> Json:
     g = b.Grid()
     feat = "{{feature}} ({{endpoint}})"
     g.row("Feature drift")
-    g.place(b.timeseries("PSI per feature (last window)", [b.target(
-        f"max by (feature, endpoint) ({_q(cat.FEATURE_PSI, F)})", feat)], thresholds_=PSI_STEPS,
+    g.place(b.timeseries("PSI per feature (last window)", [
+        b.target(f"max by (feature, endpoint) ({_q(cat.FEATURE_PSI, F)})", feat),
+        b.target(f"max by (feature, endpoint) ({_q(cat.FEATURE_PSI_CORRECTED, F)})",
+                 "{{feature}} corrected ({{endpoint}})"),
+    ], thresholds_=PSI_STEPS,
         description=cat.FEATURE_PSI.help + " Max over replicas. < 0.1 stable, 0.1–0.25 moderate, "
-        "≥ 0.25 major."))
+        "≥ 0.25 major. Corrected: " + cat.FEATURE_PSI_CORRECTED.help))
     g.place(b.timeseries("KS statistic per feature (last window)", [b.target(
         f"max by (feature, endpoint) ({_q(cat.FEATURE_KS_STATISTIC, F)})", feat)], min_=0, max_=1,
         description=cat.FEATURE_KS_STATISTIC.help))

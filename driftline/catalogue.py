@@ -101,6 +101,12 @@ FEATURE_PSI = _spec(
     "driftline_feature_psi", "gauge",
     "Population stability index of the feature in the last completed window.", FEATURE_LABELS,
 )
+FEATURE_PSI_CORRECTED = _spec(
+    "driftline_feature_psi_corrected", "gauge",
+    "PSI minus its expected value without drift at the window's and the reference's size "
+    "(clipped at 0): the effect size the drift decision gates on, comparable across window sizes.",
+    FEATURE_LABELS,
+)
 FEATURE_KS_STATISTIC = _spec(
     "driftline_feature_ks_statistic", "gauge",
     "Two-sample Kolmogorov-Smirnov statistic against the reference sample, last window.",
@@ -337,7 +343,7 @@ RECEIVER_METRICS: tuple[MetricSpec, ...] = (ACTIONS, RECEIVER_ALERTS, RECEIVER_R
 
 ALL: tuple[MetricSpec, ...] = (
     RECORDS, RECORDS_SAMPLED, RECORDS_DROPPED,
-    FEATURE_PSI, FEATURE_KS_STATISTIC, FEATURE_KS_PVALUE, FEATURE_CHI2_PVALUE,
+    FEATURE_PSI, FEATURE_PSI_CORRECTED, FEATURE_KS_STATISTIC, FEATURE_KS_PVALUE, FEATURE_CHI2_PVALUE,
     FEATURE_JENSEN_SHANNON, FEATURE_WASSERSTEIN, FEATURE_MISSING_RATIO, FEATURE_DRIFTED,
     FEATURE_QUANTILE_RANK, FEATURE_CATEGORY, FEATURE_REFERENCE_CATEGORY_RATIO,
     PREDICTION_PSI, PREDICTION_CONFIDENCE, PREDICTION_CLASS,

@@ -116,11 +116,14 @@ class SamplingConfig:
 class WindowsConfig:
     records: int = 1000
     max_age: float = 300.0
+    #: below this many records a window reports "insufficient data" instead of a decision
+    min_records: int = 200
 
 
 @dataclass(frozen=True)
 class DriftConfig:
     psi_threshold: float = 0.1
+    correct_psi: bool = True
     alpha: float = 0.05
     require_significance: bool = True
     prediction_psi_threshold: float = 0.1
@@ -355,6 +358,8 @@ def _validate_section(r: _Reader, name: str, obj: Any) -> None:
             raise bad("records", "a window needs at least 1 record", "use e.g. 1000")
         if obj.max_age <= 0:
             raise bad("max_age", "must be positive", "use e.g. 5m or 300")
+        if obj.min_records < 1:
+            raise bad("min_records", "must be at least 1", "use e.g. 200 (1 decides on any window)")
     elif isinstance(obj, QueueConfig):
         if obj.size < 1:
             raise bad("size", "the queue needs room for at least 1 record", "use e.g. 10000")

@@ -71,14 +71,16 @@ def synthetic_snapshot(rng: np.random.Generator, name: str, *, version: str = "v
             fdrift[fname] = FeatureDrift(fname, "categorical", psi, float(rng.uniform(0, 0.3)),
                                          float(rng.uniform(0, 0.05)), 1000, 3, psi > 0.25,
                                          chi2_statistic=float(rng.gamma(2.0, 3.0)),
-                                         chi2_pvalue=float(rng.uniform()))
+                                         chi2_pvalue=float(rng.uniform()),
+                                         psi_corrected=max(0.0, psi - 0.02))
         else:
             qrank[fname] = _hist(rng, QUANTILE_RANK_BUCKETS, int(rng.integers(100, 5000)), 0.0, 1.0)
             pval = float("nan") if i == 0 else float(rng.uniform())
             fdrift[fname] = FeatureDrift(fname, "numeric", psi, float(rng.uniform(0, 0.3)),
                                          float(rng.uniform(0, 0.05)), 1000, 1, psi > 0.25,
                                          ks_statistic=float(rng.uniform(0, 0.2)), ks_pvalue=pval,
-                                         wasserstein=float(rng.gamma(1.0, 0.1)))
+                                         wasserstein=float(rng.gamma(1.0, 0.1)),
+                                         psi_corrected=max(0.0, psi - 0.01))
     class_names = [str(c) for c in range(classes)]
     pred = PredictionDrift(float(rng.gamma(1.0, 0.05)), False, 1000,
                            {c: 1.0 / classes for c in class_names}, 0.8, 0.4)

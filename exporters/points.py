@@ -90,6 +90,7 @@ class MetricPoints:
 
 _FEATURE_GAUGES: tuple[tuple[MetricSpec, str], ...] = (
     (cat.FEATURE_PSI, "psi"),
+    (cat.FEATURE_PSI_CORRECTED, "psi_corrected"),
     (cat.FEATURE_KS_STATISTIC, "ks_statistic"),
     (cat.FEATURE_KS_PVALUE, "ks_pvalue"),
     (cat.FEATURE_CHI2_PVALUE, "chi2_pvalue"),

@@ -46,10 +46,14 @@ def test_json_shape_and_values(built: tuple[Path, Path], capsys: pytest.CaptureF
     assert [w["index"] for w in doc["windows"]] == [0, 1, 2]
     w = doc["windows"][0]
     assert set(w) == {"index", "records", "start", "end", "features", "prediction", "performance",
-                      "drifted", "multivariate"}
+                      "drifted", "decision", "multivariate"}
+    assert [x["decision"] for x in doc["windows"]] == ["no_drift"] * 3
     assert set(w["features"]) == {"x", "z", "c"}
     assert set(w["features"]["x"]) >= {"psi", "ks_statistic", "ks_pvalue", "jensen_shannon",
-                                       "wasserstein", "missing_ratio", "p_value_adjusted", "drifted"}
+                                       "wasserstein", "missing_ratio", "p_value_adjusted", "drifted",
+                                       "psi_corrected", "decision"}
+    x = w["features"]["x"]
+    assert 0.0 <= x["psi_corrected"] <= x["psi"]
     assert set(w["features"]["c"]) >= {"psi", "chi2_pvalue", "chi2_statistic"}
     assert w["performance"]["labels"] == 1000
     assert w["performance"]["reference_accuracy"] == pytest.approx(profile.output.reference_accuracy)
@@ -196,3 +200,23 @@ def test_output_files_follow_the_umask(built: tuple[Path, Path], tmp_path: Path,
     (tmp_path / "b.json").chmod(0o640)
     BaselineProfile.load(prof).save(tmp_path / "b.json")
     assert stat.S_IMODE((tmp_path / "b.json").stat().st_mode) == 0o640
+
+
+def test_min_records_reports_insufficient_data(built: tuple[Path, Path],
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    d, prof = built
+    moved = _current(d, 1.0, "moved_small.parquet", n=1150)  # 1000 + a 150-record tail
+    assert main(["analyze", "--baseline", str(prof), str(moved), "--window-size", "1000",
+                 "--format", "json"]) == 0
+    first, tail = json.loads(capsys.readouterr().out)["windows"]
+    assert first["decision"] == "drift" and first["features"]["x"]["decision"] == "drift"
+    assert tail["records"] == 150 and tail["decision"] == "insufficient_data"
+    assert not tail["drifted"] and not tail["prediction"]["drifted"]
+    assert {f["decision"] for f in tail["features"].values()} == {"insufficient_data"}
+    assert tail["features"]["x"]["psi"] > 0.1  # statistics are still reported
+    assert main(["analyze", "--baseline", str(prof), str(moved), "--window-size", "1000",
+                 "--format", "json", "--min-records", "100"]) == 0
+    tail = json.loads(capsys.readouterr().out)["windows"][1]
+    assert tail["decision"] == "drift"
+    assert main(["analyze", "--baseline", str(prof), str(moved), "--min-records", "0"]) != 0
+    assert "--min-records must be at least 1" in capsys.readouterr().err

@@ -153,7 +153,9 @@ def sidecar_config(baseline: Path, *, upstream: str, proxy_port: int, metrics_po
         "models": [{"name": MODEL, "version": "1", "baseline": str(baseline)}],
         "proxy": {"listen": f"127.0.0.1:{proxy_port}", "upstream": upstream},
         "metrics": {"listen": f"127.0.0.1:{metrics_port}"},
-        "windows": {"records": settings.window_records, "max_age": settings.window_max_age},
+        # full windows of the quick demo (150 records) still decide; the default is 200
+        "windows": {"records": settings.window_records, "max_age": settings.window_max_age,
+                    "min_records": min(settings.window_records, 200)},
         "tick_interval": 0.5,
     }
 

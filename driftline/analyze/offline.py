@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from driftline.engine.monitor import DriftPolicy, Monitor, WindowPolicy
+from driftline.engine.monitor import DEFAULT_MIN_RECORDS, DriftPolicy, Monitor, WindowPolicy
 from driftline.engine.records import RecordBatch
 from driftline.engine.snapshot import WindowReport
 from driftline.engine.window_stats import WindowColumns
@@ -287,11 +287,13 @@ def _domain_classifier(profile: BaselineProfile
 def analyze(profile: BaselineProfile, files: Sequence[DataFile], *, window_size: int,
             window_duration: float | None = None, timestamp: str | None = None,
             drift: DriftPolicy = DriftPolicy(),  # noqa: B008
-            domain_classifier: bool = False) -> Iterator[WindowReport]:
+            domain_classifier: bool = False,
+            min_records: int = DEFAULT_MIN_RECORDS) -> Iterator[WindowReport]:
     """Yield every window of ``files`` against ``profile``: tumbling windows of ``window_size``
     records, also cut at multiples of ``window_duration`` seconds of record time when given
     (windows aligned to the Unix epoch, like Prometheus' and Grafana's time buckets). Records
-    older than the open window (out of order) are counted into it."""
+    older than the open window (out of order) are counted into it. Windows with fewer than
+    ``min_records`` records report "insufficient data" instead of a decision."""
     if window_size < 1:
         raise InputError(f"--window-size must be at least 1, got {window_size}",
                          fix="use e.g. --window-size 1000")
@@ -301,7 +303,8 @@ def analyze(profile: BaselineProfile, files: Sequence[DataFile], *, window_size:
         raise InputError("--window-duration needs a timestamp column", path=missing.path,
                          fix="name it with --timestamp COL (or build the baseline with --timestamp)")
     on_close = _domain_classifier(profile) if domain_classifier else None
-    monitor = Monitor(profile, window=WindowPolicy(records=window_size, max_age=None),
+    monitor = Monitor(profile, window=WindowPolicy(records=window_size, max_age=None,
+                                                   min_records=min_records),
                       drift=drift, clock=None, streams=False, on_close=on_close)
     labels = _UnseenLabels(profile)
 

@@ -52,6 +52,11 @@ def register(sub: Any) -> None:
                    help="also report the cross-validated AUC of a classifier telling reference "
                    "rows from window rows (multivariate.domain_classifier_auc; about a second "
                    "per window; needs scikit-learn: pip install 'driftline[analyze]')")
+    p.add_argument("--min-records", type=int, metavar="N",
+                   help="windows (and features) with fewer valid records report 'insufficient "
+                   "data' instead of a drift decision (default 200)")
+    p.add_argument("--raw-psi", action="store_true",
+                   help="gate on the raw PSI instead of the bias-corrected one")
     p.set_defaults(func=_run)
 
 
@@ -69,7 +74,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from driftline.analyze.offline import analyze, parse_duration
     from driftline.cli.output import output_path
-    from driftline.engine.monitor import DriftPolicy
+    from driftline.engine.monitor import DEFAULT_MIN_RECORDS, DriftPolicy
     from driftline.errors import InputError
     from driftline.io.readers import discover
     from driftline.profile.format import BaselineProfile
@@ -83,6 +88,13 @@ def _run(args: argparse.Namespace) -> int:
         policy = replace(policy, psi_threshold=args.psi_threshold)
     if args.alpha is not None:
         policy = replace(policy, alpha=args.alpha)
+    if args.raw_psi:
+        policy = replace(policy, correct_psi=False)
+    if args.min_records is not None and args.min_records < 1:
+        from driftline.errors import InputError
+
+        raise InputError(f"--min-records must be at least 1, got {args.min_records}",
+                         fix="use e.g. --min-records 200 (1 decides on any window)")
     size = args.window_size
     if size is None:
         size = UNLIMITED if duration is not None else 1000
@@ -107,7 +119,9 @@ def _run(args: argparse.Namespace) -> int:
                              fix="cut local windows with --window-size or --window-duration")
         stream = analyze(profile, discover(args.data), window_size=size, window_duration=duration,
                          timestamp=args.timestamp, drift=policy,
-                         domain_classifier=args.domain_classifier)
+                         domain_classifier=args.domain_classifier,
+                         min_records=args.min_records if args.min_records is not None
+                         else DEFAULT_MIN_RECORDS)
     quality: list[Any] = []
     stream = _noting_quality(stream, quality)
     fmt = _format(args)

@@ -43,9 +43,20 @@ class FeatureDrift:
     #: categorical: the kept categories then ``__other__``), the counts PSI is computed on. For
     #: reports that draw reference vs window; not part of the JSON contract.
     window_counts: tuple[int, ...] = ()
+    #: PSI minus its expectation without drift at this window and reference size (the gate)
+    psi_corrected: float | None = None
+    #: fewer valid values than ``min_records``: statistics only, no decision
+    insufficient_data: bool = False
+
+    @property
+    def decision(self) -> Literal["drift", "no_drift", "insufficient_data"]:
+        if self.insufficient_data:
+            return "insufficient_data"
+        return "drift" if self.drifted else "no_drift"
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"type": self.type, "psi": _f(self.psi)}
+        d: dict[str, Any] = {"type": self.type, "psi": _f(self.psi),
+                             "psi_corrected": _f(self.psi_corrected)}
         if self.type == "numeric":
             d.update(ks_statistic=_f(self.ks_statistic), ks_pvalue=_f(self.ks_pvalue),
                      jensen_shannon=_f(self.jensen_shannon), wasserstein=_f(self.wasserstein))
@@ -53,7 +64,8 @@ class FeatureDrift:
             d.update(chi2_statistic=_f(self.chi2_statistic), chi2_pvalue=_f(self.chi2_pvalue),
                      jensen_shannon=_f(self.jensen_shannon))
         d.update(missing_ratio=_f(self.missing_ratio), p_value_adjusted=_f(self.p_value_adjusted),
-                 n=self.n, n_missing=self.n_missing, drifted=self.drifted)
+                 n=self.n, n_missing=self.n_missing, drifted=self.drifted,
+                 decision=self.decision)
         return d
 
 
@@ -67,9 +79,11 @@ class PredictionDrift:
     class_shares: dict[str, float] = field(default_factory=dict)
     mean_confidence: float | None = None
     mean_entropy: float | None = None
+    psi_corrected: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"psi": _f(self.psi), "drifted": self.drifted, "n": self.n,
+        return {"psi": _f(self.psi), "psi_corrected": _f(self.psi_corrected),
+                "drifted": self.drifted, "n": self.n,
                 "class_shares": {k: _f(v) for k, v in self.class_shares.items()},
                 "mean_confidence": _f(self.mean_confidence),
                 "mean_entropy": _f(self.mean_entropy)}
@@ -182,6 +196,8 @@ class WindowReport:
     #: Data-quality failures found by ``driftline analyze`` (a feature entirely missing, target
     #: labels the reference never had); empty when the data is sound.
     data_quality: tuple[str, ...] = ()
+    #: fewer records than ``min_records``: reported, but no drift decision
+    insufficient_data: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         features = {k: v.to_dict() for k, v in self.features.items()}
@@ -189,7 +205,9 @@ class WindowReport:
         d: dict[str, Any] = {"index": self.index, "records": self.records, "start": _f(self.start),
              "end": _f(self.end), "features": features,
              "prediction": None if self.prediction is None else self.prediction.to_dict(),
-             "performance": self.performance.to_dict(), "drifted": self.drifted}
+             "performance": self.performance.to_dict(), "drifted": self.drifted,
+             "decision": ("insufficient_data" if self.insufficient_data
+                          else "drift" if self.drifted else "no_drift")}
         if self.multivariate is not None:
             d["multivariate"] = self.multivariate.to_dict()
         if self.data_quality:

@@ -28,7 +28,7 @@ from driftline.detectors.performance import (
     mean_confidence,
     mean_entropy,
 )
-from driftline.detectors.psi import psi
+from driftline.detectors.psi import psi, psi_corrected
 from driftline.detectors.regression import realised_regression
 from driftline.engine.kernels import numeric_window
 from driftline.engine.snapshot import FeatureDrift, Performance, PredictionDrift, WindowReport
@@ -175,8 +175,10 @@ def _numeric_drift(name: str, values: np.ndarray, ref: NumericRef) -> FeatureDri
     w = k.wasserstein
     if ref.std > 0 and math.isfinite(ref.std):
         w = w / ref.std
+    value = psi(ref.proportions, k.counts)
     return FeatureDrift(
-        name=name, type="numeric", psi=psi(ref.proportions, k.counts),
+        name=name, type="numeric", psi=value,
+        psi_corrected=psi_corrected(value, ref.proportions, len(finite), ref.count),
         jensen_shannon=jensen_shannon(ref.proportions, k.counts),
         missing_ratio=n_missing / n if n else math.nan, n=len(finite), n_missing=n_missing,
         drifted=False, ks_statistic=k.ks_statistic, ks_pvalue=k.ks_pvalue, wasserstein=w,
@@ -190,8 +192,10 @@ def _categorical_drift(name: str, values: np.ndarray, ref: CategoricalRef) -> Fe
     counts = code_counts(codes, len(ref.categories))
     valid = int(counts.sum())
     stat, p = chi2_two_sample(ref.counts, counts)
+    value = psi(ref.proportions, counts)
     return FeatureDrift(
-        name=name, type="categorical", psi=psi(ref.proportions, counts),
+        name=name, type="categorical", psi=value,
+        psi_corrected=psi_corrected(value, ref.proportions, valid, int(ref.counts.sum())),
         jensen_shannon=jensen_shannon(ref.proportions, counts),
         missing_ratio=(n - valid) / n if n else math.nan, n=valid, n_missing=n - valid,
         drifted=False, chi2_statistic=stat, chi2_pvalue=p,
@@ -199,8 +203,19 @@ def _categorical_drift(name: str, values: np.ndarray, ref: CategoricalRef) -> Fe
     )
 
 
-def _decide(f: FeatureDrift, adjusted: float, policy: DriftPolicy) -> FeatureDrift:
-    big = bool(math.isfinite(f.psi) and f.psi >= policy.psi_threshold)
+def gate_psi(raw: float, corrected: float | None, policy: DriftPolicy) -> float:
+    """The PSI the decision gates on: the bias-corrected one unless ``policy.correct_psi`` is off."""
+    if policy.correct_psi and corrected is not None:
+        return corrected
+    return raw
+
+
+def _decide(f: FeatureDrift, adjusted: float, policy: DriftPolicy, min_records: int) -> FeatureDrift:
+    if f.n < min_records:
+        return FeatureDrift(**{**f.__dict__, "drifted": False, "p_value_adjusted": adjusted,
+                               "insufficient_data": True})
+    value = gate_psi(f.psi, f.psi_corrected, policy)
+    big = bool(math.isfinite(value) and value >= policy.psi_threshold)
     significant = (not policy.require_significance) or bool(math.isfinite(adjusted)
                                                             and adjusted < policy.alpha)
     return FeatureDrift(**{**f.__dict__, "drifted": big and significant,
@@ -247,7 +262,10 @@ def compute_window(ref: ReferenceArrays, cols: WindowColumns, *, index: int,
                    policy: DriftPolicy, min_records: int = 1,
                    label_accuracy: tuple[float | None, int] = (None, 0),
                    label_realised: Mapping[str, float] | None = None) -> WindowReport:
-    """Every statistic of one window, with the drift decision of ``policy``."""
+    """Every statistic of one window, with the drift decision of ``policy``.
+
+    Below ``min_records`` records (for a feature: valid values) there is no decision: the
+    statistics are reported, flagged ``insufficient_data``, and nothing is drifted."""
     raw: list[FeatureDrift] = []
     pvals: list[float] = []
     for name in ref.profile.features:
@@ -263,30 +281,28 @@ def compute_window(ref: ReferenceArrays, cols: WindowColumns, *, index: int,
     thin = cols.records < min_records
     features = {}
     for f, adj in zip(raw, adjusted.tolist(), strict=True):
-        decided = _decide(f, adj, policy)
-        if thin and decided.drifted:
-            decided = FeatureDrift(**{**decided.__dict__, "drifted": False})
-        features[f.name] = decided
+        features[f.name] = _decide(f, adj, policy, min_records)  # thin: every f.n < min
     predicted = predicted_labels(ref, cols)
-    prediction = None if thin else _prediction_drift(ref, cols, predicted, policy)
+    prediction = _prediction_drift(ref, cols, predicted, policy, min_records)
     performance = _performance(ref, cols, predicted, label_accuracy, label_realised or {})
     drifted = any(f.drifted for f in features.values()) or bool(prediction and prediction.drifted)
     return WindowReport(index=index, records=cols.records, start=cols.start, end=cols.end,
                         features=features, prediction=prediction, performance=performance,
-                        drifted=drifted)
+                        drifted=drifted, insufficient_data=thin)
 
 
 def _prediction_drift(ref: ReferenceArrays, cols: WindowColumns, predicted: np.ndarray | None,
-                      policy: DriftPolicy) -> PredictionDrift | None:
+                      policy: DriftPolicy, min_records: int) -> PredictionDrift | None:
     probs = cols.probabilities
     conf = mean_confidence(probs) if probs is not None else None
     ent = mean_entropy(probs) if probs is not None else None
     if ref.prediction_numeric is not None and cols.prediction is not None:
         pred = np.asarray(cols.prediction, dtype=np.float64)
         f = _numeric_drift("prediction", pred, ref.prediction_numeric)
-        p = f.ks_pvalue
-        return PredictionDrift(psi=f.psi, drifted=_output_drifted(f.psi, p, policy), n=f.n,
-                               mean_confidence=conf, mean_entropy=ent)
+        drifted = f.n >= min_records and _output_drifted(
+            gate_psi(f.psi, f.psi_corrected, policy), f.ks_pvalue, policy)
+        return PredictionDrift(psi=f.psi, drifted=drifted, n=f.n, mean_confidence=conf,
+                               mean_entropy=ent, psi_corrected=f.psi_corrected)
     if predicted is None or ref.prediction_categorical is None:
         if probs is None:
             return None
@@ -296,12 +312,14 @@ def _prediction_drift(ref: ReferenceArrays, cols: WindowColumns, predicted: np.n
     counts = code_counts(category_codes(predicted, cref), len(cref.categories))
     total = int(counts.sum())
     value = psi(cref.proportions, counts)
+    corrected = psi_corrected(value, cref.proportions, total, int(cref.counts.sum()))
     _, p = chi2_two_sample(cref.counts, counts)
     shares = {c: (float(counts[i]) / total if total else math.nan) for i, c in enumerate(cref.categories)}
     if counts[-1]:
         shares["__other__"] = float(counts[-1]) / total
-    return PredictionDrift(psi=value, drifted=_output_drifted(value, p, policy), n=total,
-                           class_shares=shares, mean_confidence=conf, mean_entropy=ent)
+    drifted = total >= min_records and _output_drifted(gate_psi(value, corrected, policy), p, policy)
+    return PredictionDrift(psi=value, drifted=drifted, n=total, class_shares=shares,
+                           mean_confidence=conf, mean_entropy=ent, psi_corrected=corrected)
 
 
 def _output_drifted(value: float, p: float | None, policy: DriftPolicy) -> bool:
