@@ -4,12 +4,14 @@ Two layers. The functions (``psi``, ``ks_2samp_sorted``, ``chi2_two_sample``, â€
 numpy arrays and return numbers; they are what the monitor calls per window. The windowed
 detector classes wrap them in :class:`driftline.detectors.base.Detector` (``update(values)``,
 ``reset()``, ``result()`` returning a frozen :class:`DetectorResult`) with serialisable,
-mergeable state. :class:`StreamDetector` wraps river's per-record detectors (ADWIN and friends)
-behind a NaN guard. Conventions and formulas: ``docs/statistics.md``.
+mergeable state. :class:`ChangeDetector` is Driftline's per-record change detector
+(Bayesian online change points, the default); :class:`StreamDetector` wraps river's (ADWIN and
+friends) behind a NaN guard. Conventions and formulas: ``docs/statistics.md``.
 """
 
 from driftline.detectors.base import Detector, DetectorResult, StatefulDetector
 from driftline.detectors.binning import bin_counts, category_counts, finite_mask, finite_values
+from driftline.detectors.change import ChangeDetector, ChangeSettings
 from driftline.detectors.chi2 import chi2_two_sample, pool_sparse
 from driftline.detectors.distances import jensen_shannon, wasserstein, wasserstein_normalised
 from driftline.detectors.ks import ks_2samp_sorted, quantile_grid
@@ -44,6 +46,8 @@ from driftline.detectors.windowed import (
 
 __all__ = [
     "CategoricalPSIDetector",
+    "ChangeDetector",
+    "ChangeSettings",
     "Chi2Detector",
     "Detector",
     "DetectorResult",

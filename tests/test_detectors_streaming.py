@@ -95,7 +95,7 @@ def test_module_doctests() -> None:
 
     # importlib, not `import a.b as m`: the package re-exports functions named like their
     # modules (psi, quantile_rank), which shadow the submodule attribute.
-    for name in ("binning", "psi", "quantile_rank", "streaming", "windowed"):
+    for name in ("binning", "change", "psi", "quantile_rank", "streaming", "windowed"):
         mod = importlib.import_module(f"driftline.detectors.{name}")
         failed, attempted = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
         assert attempted > 0 and failed == 0, name

@@ -1,0 +1,124 @@
+"""ChangeDetector: the run-length posterior against brute force, the index and NaN contract,
+determinism, model choice, and false alarms on stable streams."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import special
+
+from driftline.detectors import ChangeDetector
+from driftline.detectors.change import ChangeSettings
+
+
+def _brute_force_bernoulli(x: list[float], hazard: float) -> dict[int, float]:
+    """P(current regime began at s | x) by summing over every segmentation: each value after the
+    first starts a new regime with probability ``hazard``; a regime's marginal likelihood under
+    Beta(1, 1) is B(1 + ones, 1 + zeros) / B(1, 1)."""
+    t = len(x)
+    out: dict[int, float] = {}
+    for cuts in itertools.product([False, True], repeat=t - 1):
+        starts = [0] + [i + 1 for i, c in enumerate(cuts) if c]
+        bounds = [*starts, t]
+        like = 1.0
+        for a, b in itertools.pairwise(bounds):
+            ones = sum(x[a:b])
+            like *= math.exp(special.betaln(1 + ones, 1 + (b - a) - ones))
+        k = len(starts) - 1
+        w = like * hazard ** k * (1 - hazard) ** (t - 1 - k)
+        out[starts[-1]] = out.get(starts[-1], 0.0) + w
+    total = sum(out.values())
+    return {s: w / total for s, w in out.items()}
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_run_length_posterior_equals_brute_force(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    x = (rng.random(10) < 0.4).astype(float).tolist()
+    cfg = ChangeSettings(expected_run=4.0, prune=1e-300, max_runs=64, threshold=0.999999)
+    det = ChangeDetector(cfg)
+    det.update(np.array(x))
+    starts, probs = det.run_lengths()
+    got = dict(zip(starts.tolist(), probs.tolist(), strict=True))
+    want = _brute_force_bernoulli(x, 1 / 4.0)
+    assert got.keys() == want.keys()
+    for s, p in want.items():
+        assert got[s] == pytest.approx(p, rel=1e-9)
+
+
+def test_level_shift_found_where_it_began_and_indices_count_invalid_values() -> None:
+    rng = np.random.default_rng(3)
+    x = np.r_[rng.normal(10, 2, 500), rng.normal(16, 2, 500)]
+    det = ChangeDetector()
+    hits = det.update(x)
+    assert len(hits) == 1 and 500 <= hits[0] < 530
+    assert det.change_point is not None and abs(det.change_point - 500) <= 3
+    assert det.model == "level"
+    # 50 invalid values before the change: every index moves by 50, they are counted, not fed
+    gaps = np.r_[x[:200], np.full(48, np.nan), [np.inf, -np.inf], x[200:]]
+    other = ChangeDetector()
+    assert [h - 50 for h in other.update(gaps)] == hits
+    assert other.change_point == det.change_point + 50
+    assert other.n_invalid == 50 and other.n == det.n == 1000
+
+
+def test_error_rate_step_on_a_zero_one_stream() -> None:
+    rng = np.random.default_rng(4)
+    x = np.r_[rng.random(2000) < 0.1, rng.random(2000) < 0.3].astype(float)
+    det = ChangeDetector()
+    hits = det.update(x)
+    assert det.model == "bernoulli"
+    assert len(hits) == 1 and 2000 < hits[0] < 2300
+    assert det.change_point is not None and abs(det.change_point - 2000) < 60
+    assert not det.drift_detected  # river's convention: the *last* value did not trigger it
+
+
+@settings(max_examples=15)
+@given(st.integers(0, 2**32 - 1), st.lists(st.integers(1, 200), min_size=1, max_size=8))
+def test_batches_and_single_values_give_the_same_result(seed: int, cuts: list[int]) -> None:
+    rng = np.random.default_rng(seed)
+    x = np.r_[rng.normal(0, 1, 150), rng.normal(4, 1, 150)]
+    x[rng.integers(0, 300, 5)] = np.nan
+    whole = ChangeDetector()
+    hits = whole.update(x)
+    parts = ChangeDetector()
+    found, pos = [], 0
+    for c in [*cuts, len(x)]:
+        chunk = x[pos:pos + c]
+        found += [pos + h for h in parts.update(chunk)]
+        pos += len(chunk)
+        if pos >= len(x):
+            break
+    assert found == hits and parts.change_points == whole.change_points
+    single = ChangeDetector()
+    flags = []
+    for v in x.tolist():
+        single.update(v)
+        flags.append(single.drift_detected)
+    assert np.flatnonzero(flags).tolist() == hits
+
+
+@pytest.mark.parametrize("kind", ["normal", "exponential", "bernoulli", "pareto"])
+def test_no_false_alarm_on_stable_streams(kind: str) -> None:
+    rng = np.random.default_rng(11)
+    n = 5000
+    x = {"normal": lambda: rng.normal(100, 5, n), "exponential": lambda: rng.exponential(3, n),
+         "bernoulli": lambda: (rng.random(n) < 0.1).astype(float),
+         "pareto": lambda: rng.pareto(3.0, n)}[kind]()
+    det = ChangeDetector()
+    assert det.update(x) == [] and det.change_point is None
+
+
+def test_reset_and_settings_validation() -> None:
+    det = ChangeDetector()
+    det.update(np.r_[np.zeros(300), np.ones(300) * 5])
+    assert det.detections == 1
+    det.reset()
+    assert det.detections == 0 and det.n == 0 and det.model == "bernoulli"
+    with pytest.raises(ValueError, match="threshold"):
+        ChangeSettings(threshold=1.0)
