@@ -19,6 +19,7 @@ from driftline.errors import DriftlineError
 COMMAND_MODULES: tuple[str, ...] = (
     "driftline.cli.baseline",
     "driftline.cli.analyze",
+    "driftline.cli.changes",
     "driftline.collectors.cli",
     "driftline.alertmanager.cli_actions",
     "driftline.alertmanager.cli_rules",
