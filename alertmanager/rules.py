@@ -358,7 +358,8 @@ def _slo_alerts(cfg: RulesConfig) -> list[Alert]:
 
 def dashboard_url(cfg: RulesConfig, alert: Alert) -> str:
     base = f"{cfg.grafana_url.rstrip('/')}/d/{alert.dashboard}/{slug(alert.dashboard)}"
-    query = "&".join(f"var-{k}={{{{ $labels.{k} }}}}" for k in alert.url_labels)
+    keys = dict.fromkeys((*cfg.group_labels, *alert.url_labels))  # the dashboards' variables
+    query = "&".join(f"var-{k}={{{{ $labels.{k} }}}}" for k in keys)
     return f"{base}?{query}" if query else base
 
 

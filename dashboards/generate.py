@@ -13,6 +13,7 @@ rules' names (so a renamed metric or a different ``drift_range`` changes the que
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -371,7 +372,56 @@ def sidecar(cfg: RulesConfig) -> Json:
 def dashboards(cfg: RulesConfig | None = None) -> dict[str, Json]:
     """uid → dashboard JSON for the recording-rule names of ``cfg`` (defaults when None)."""
     cfg = cfg or RulesConfig()
-    return {FLEET_UID: fleet(cfg), MODEL_UID: model(cfg), SIDECAR_UID: sidecar(cfg)}
+    out = {FLEET_UID: fleet(cfg), MODEL_UID: model(cfg), SIDECAR_UID: sidecar(cfg)}
+    return {uid: _scoped(d, cfg.group_labels) for uid, d in out.items()}
+
+
+_SELECTOR = re.compile(r'\{([^{}]*=~"\$[^{}]*)\}')
+_BARE_VALUES = re.compile(r"label_values\((\w+), ")
+
+
+def _scoped(dash: Json, group_labels: tuple[str, ...]) -> Json:
+    """Add one variable per group label (``cluster``, ``namespace``, ...: the labels the rules
+    keep above the model) before the others, chained in that order, and scope every selector
+    that already filters by a variable (queries, annotations, variable queries) to them.
+
+    A model name is unique only within its namespace (and cluster), so without them the
+    dashboards mixed models of the same name from different namespaces."""
+    if not group_labels:
+        return dash
+    scope = ", ".join(f'{g}=~"${g}"' for g in group_labels)
+
+    def scoped(expr: str) -> str:
+        expr = _SELECTOR.sub(lambda m: "{" + scope + ", " + m.group(1) + "}", expr)
+        return _BARE_VALUES.sub(lambda m: f"label_values({m.group(1)}{{{scope}}}, ", expr)
+
+    for panel in _panels(dash["panels"]):
+        for t in panel.get("targets", []):
+            t["expr"] = scoped(t["expr"])
+    for a in dash["annotations"]["list"]:
+        if "expr" in a:
+            a["expr"] = scoped(a["expr"])
+    variables = dash["templating"]["list"]
+    for v in variables:
+        if v["type"] == "query":
+            v["definition"] = v["query"]["query"] = scoped(v["definition"])
+    source = cat.RECORDS.name if dash["uid"] != SIDECAR_UID else cat.QUEUE_CAPACITY.name
+    added = []
+    for i, g in enumerate(group_labels):
+        earlier = ", ".join(f'{e}=~"${e}"' for e in group_labels[:i])
+        query = f"label_values({source}{{{earlier}}}, {g})" if earlier else \
+            f"label_values({source}, {g})"
+        added.append(b.query_var(g, g.capitalize(), query))
+    dash["templating"]["list"] = variables[:1] + added + variables[1:]
+    return dash
+
+
+def _panels(panels: list[Json]) -> list[Json]:
+    out = []
+    for p in panels:
+        out.append(p)
+        out += _panels(p.get("panels", []))
+    return out
 
 
 def file_name(uid: str) -> str:

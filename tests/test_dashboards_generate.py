@@ -84,12 +84,36 @@ def test_panels_fit_the_grid_without_overlap() -> None:
 
 def test_model_variables_are_chained() -> None:
     variables = {v["name"]: v for v in dashboards()["driftline-model"]["templating"]["list"]}
-    assert list(variables) == ["datasource", "model_name", "model_version", "feature"]
+    assert list(variables) == ["datasource", "namespace", "model_name", "model_version", "feature"]
     assert variables["model_name"]["multi"] is False
     assert '$model_name' in variables["model_version"]["definition"]
     assert '$model_name' in variables["feature"]["definition"]
     assert '$model_version' in variables["feature"]["definition"]
     assert variables["feature"]["includeAll"] and variables["feature"]["multi"]
+
+
+def test_group_labels_become_chained_variables_that_scope_every_query() -> None:
+    """Dashboards had no cluster/namespace variables, so same-named models of different
+    namespaces were drawn as one."""
+    cfg = RulesConfig(group_labels=("cluster", "namespace"))
+    scope = 'cluster=~"$cluster", namespace=~"$namespace"'
+    for uid, dash in dashboards(cfg).items():
+        variables = {v["name"]: v for v in dash["templating"]["list"]}
+        assert list(variables)[1:3] == ["cluster", "namespace"], uid
+        assert "$cluster" not in variables["cluster"]["definition"]
+        assert '{cluster=~"$cluster"}' in variables["namespace"]["definition"]
+        for v in list(variables.values())[3:]:
+            if v["type"] == "query":
+                assert scope in v["definition"], (uid, v["name"])
+        exprs = [t["expr"] for p in _panels(dash) for t in p.get("targets", [])]
+        filtered = [e for e in exprs if '=~"$' in e]
+        assert filtered, uid
+        for e in filtered:  # every selector that filters by a variable is scoped
+            for sel in re.findall(r"\{[^{}]*\}", e):
+                if '=~"$' in sel:
+                    assert sel.startswith("{" + scope), (uid, e)
+    assert all("namespace" not in v["name"] for d in dashboards(RulesConfig(group_labels=()))
+               .values() for v in d["templating"]["list"])
 
 
 def test_every_catalogue_metric_is_on_a_dashboard_and_nothing_else_is() -> None:

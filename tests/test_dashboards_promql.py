@@ -125,7 +125,7 @@ def _substitute(expr: str, st: Stack) -> str:
     values = {
         "$model_name": MODEL, "$model_version": st.version,
         "$feature": f"({NUMERIC_FEATURE}|{CATEGORICAL_FEATURE})",
-        "$job": "driftline", "$instance": st.instance,
+        "$job": "driftline", "$instance": st.instance, "$namespace": "ml",
         "$__rate_interval": "1m", "$__interval": "15s", "$__range": "5m",
     }
     for k in sorted(values, key=len, reverse=True):
