@@ -90,3 +90,14 @@ def test_v1_predict_and_errors(server: ModelServer, model: LoanModel) -> None:
     with urllib.request.urlopen(f"{server.url}/v2/models/car-loan", timeout=5) as r:
         meta = json.loads(r.read())
     assert [i["name"] for i in meta["inputs"]] == [*NUMERIC, *CATEGORICAL]
+
+
+def test_demo_regression_scenario_estimates_follow_realised_error() -> None:
+    from driftline_demo.regression import run_regression
+
+    r = run_regression(seed=3, rows=2000)
+    assert r.labels == 2000 and r.records == 1000
+    # the downturn makes the model worse than on the reference, and DLE sees it without labels
+    assert r.realised["mae"] > 1.1 * r.reference["mae"]
+    assert r.estimated["mae"] == pytest.approx(r.realised["mae"], rel=0.15)
+    assert r.estimated["rmse"] == pytest.approx(r.realised["rmse"], rel=0.15)

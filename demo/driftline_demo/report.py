@@ -42,6 +42,21 @@ def accuracy_table(result: ScenarioResult) -> Table:
     return t
 
 
+def regression_table(result: ScenarioResult) -> Table | None:
+    r = result.regression
+    if r is None:
+        return None
+    t = Table(title=f"Regression model (repaid share): error estimated without labels (DLE) vs "
+              f"realised ({r.labels} labels joined by id), last window of {r.records} downturn "
+              "records", title_justify="left")
+    for col in ("metric", "reference", "estimated", "realised"):
+        t.add_column(col, justify="left" if col == "metric" else "right")
+    for m in ("mae", "rmse", "mape", "r2"):
+        t.add_row(m, _f(r.reference.get(m), "{:.4f}"), _f(r.estimated.get(m), "{:.4f}"),
+                  _f(r.realised.get(m), "{:.4f}"))
+    return t
+
+
 def alerts_table(alerts: list[dict[str, Any]]) -> Table:
     """One row per (alert, endpoint); per-feature alerts are counted, not repeated."""
     groups: dict[tuple[str, str, str, str], list[str]] = {}
@@ -106,6 +121,9 @@ def render_summary(console: Console, st: DemoStack, result: ScenarioResult, elap
     console.rule("Driftline demo: summary")
     console.print(drift_table(result))
     console.print(accuracy_table(result))
+    reg = regression_table(result)
+    if reg is not None:
+        console.print(reg)
     if result.alerts:
         console.print(alerts_table(result.alerts))
     elif result.direct_alerts:

@@ -427,6 +427,8 @@ class ScenarioResult:
     approval: dict[str, Any] = field(default_factory=dict)
     #: (channel, title) of every notification the stakeholders' loopback endpoints received
     deliveries: list[tuple[str, str]] = field(default_factory=list)
+    #: the regression model's last window: estimated (DLE) vs realised (labels by id) error
+    regression: Any = None
 
 
 def _labelled(metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str,
@@ -562,6 +564,11 @@ def run_scenario(st: DemoStack, *, step: Callable[[str, int], Callable[[int], No
         if row:
             acc[ep] = row
     drifted_features = sorted(f for f, v in feature_values(m, "driftline_feature_drifted").items() if v >= 1)
+    from driftline_demo.regression import run_regression
+
+    log("regression model: baseline with direct loss estimation, downturn traffic through the "
+        "SDK, labels joined by id")
+    regression = run_regression(s.seed)
     return ScenarioResult(
         stable=sent_stable, canary=sent_canary, drifted=sent_drift, psi_stable=psi_stable,
         psi_drifted=psi_drifted or feature_values(m, "driftline_feature_psi"),
@@ -569,7 +576,7 @@ def run_scenario(st: DemoStack, *, step: Callable[[str, int], Callable[[int], No
         retrain_calls=len(st.argo.calls()), rollback_calls=len(st.kserve.calls()),
         elapsed=time.monotonic() - t0, direct_alerts=direct,
         action_latency=_action_latency(st.audit(), {"retrain": st.argo, "rollback": st.kserve}),
-        approval=approval, deliveries=deliveries(st))
+        approval=approval, deliveries=deliveries(st), regression=regression)
 
 
 def _approve_rollback(st: DemoStack, progress: Callable[[str, int], Callable[[int], None] | None],
@@ -783,5 +790,8 @@ def summary_json(result: ScenarioResult) -> str:
         "audit": [{k: e.get(k) for k in ("decision", "alertname", "action", "status_code")}
                   for e in result.audit],
         "retrain_calls": result.retrain_calls, "rollback_calls": result.rollback_calls,
+        "regression": None if result.regression is None else {
+            "reference": result.regression.reference, "estimated": result.regression.estimated,
+            "realised": result.regression.realised},
     }, indent=1, default=str)
 
