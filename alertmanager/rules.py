@@ -285,6 +285,21 @@ def alert_list(cfg: RulesConfig) -> list[Alert]:
               "A model input feature has many missing values.",
               f"{pct} of the values of feature {{{{ $labels.feature }}}} of model {_model_desc()}"
               f"{_ns()} were missing in the last window (threshold {t.missing_ratio:.0%}).", MODEL_UID),
+        Alert("DriftlineMultivariateDrift",
+              # same series labels on both sides: each replica against its own band
+              f"max by ({ml}) (\n  {cat.MULTIVARIATE_ERROR.name}{cfg.matchers()}\n"
+              f"  > {cat.MULTIVARIATE_UPPER.name}{cfg.matchers()}\n)",
+              "The joint distribution of a model's features left its reference band.",
+              f"The PCA reconstruction error of model {_model_desc()}{_ns()} is {v3}, above the "
+              "upper edge of its reference band in the last window: the features' correlations "
+              "changed, even if no single feature drifted.", MODEL_UID),
+        Alert("DriftlineEmbeddingDrift",
+              f"min by ({fl}) ({cat.EMBEDDING_MMD_PVALUE.name}{cfg.matchers()})"
+              f" < {t.embedding_pvalue}",
+              "An embedding input of a model drifted (MMD test).",
+              f"The MMD test of embedding feature {{{{ $labels.feature }}}} of model "
+              f"{_model_desc()}{_ns()} has a p-value of {v3} in the last window (threshold "
+              f"{t.embedding_pvalue}).", MODEL_UID),
         Alert("DriftlineNoTraffic", f"{n.records_rate} == 0",
               "A monitored model receives no records.",
               f"No records reached Driftline for model {_model_desc()}{_ns()} in the last "

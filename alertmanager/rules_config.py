@@ -64,6 +64,8 @@ class Thresholds:
     accuracy_margin: float = 0.05
     canary_margin: float = 0.02
     missing_ratio: float = 0.1
+    #: DriftlineEmbeddingDrift: MMD permutation p-value below this on every window of ``for:``
+    embedding_pvalue: float = 0.01
     drop_ratio: float = 0.01
     queue_fill: float = 0.9
     min_samples: int = 100
@@ -105,6 +107,8 @@ DEFAULT_ALERTS: dict[str, AlertSettings] = {
     "DriftlineCanaryWorseThanDefault": AlertSettings("10m", "critical", "rollback"),
     "DriftlineConceptDrift": AlertSettings("1m", "warning", "none"),
     "DriftlineMissingValuesHigh": AlertSettings("15m", "warning", "none"),
+    "DriftlineMultivariateDrift": AlertSettings("15m", "warning", "none"),
+    "DriftlineEmbeddingDrift": AlertSettings("15m", "warning", "none"),
     "DriftlineNoTraffic": AlertSettings("15m", "warning", "none"),
     "DriftlineRecordsDropped": AlertSettings("15m", "warning", "none"),
     "DriftlineSidecarDown": AlertSettings("5m", "critical", "none"),

@@ -323,6 +323,23 @@ def _scenarios(cfg: RulesConfig) -> list[Scenario]:
         Series(cat.FEATURE_MISSING_RATIO.name, ctx.model_series_labels(1, feature="amount"), step(0.0, 0.0)),
     ], [(ctx.out(feature="amount"), hi)]))
 
+    # one replica's error leaves its band, the other's stays inside: the alert fires with the
+    # larger error
+    out.append(Scenario("DriftlineMultivariateDrift", onset, [
+        Series(cat.MULTIVARIATE_ERROR.name, ctx.model_series_labels(0), step(1.0, 2.5)),
+        Series(cat.MULTIVARIATE_UPPER.name, ctx.model_series_labels(0), lambda i: 1.5),
+        Series(cat.MULTIVARIATE_ERROR.name, ctx.model_series_labels(1), step(1.0, 1.25)),
+        Series(cat.MULTIVARIATE_UPPER.name, ctx.model_series_labels(1), lambda i: 1.5),
+    ], [(ctx.out(), 2.5)]))
+
+    lo = t.embedding_pvalue / 4
+    out.append(Scenario("DriftlineEmbeddingDrift", onset, [
+        Series(cat.EMBEDDING_MMD_PVALUE.name, ctx.model_series_labels(0, feature="text_emb"),
+               step(0.5, lo)),
+        Series(cat.EMBEDDING_MMD_PVALUE.name, ctx.model_series_labels(1, feature="text_emb"),
+               step(0.5, 0.5)),
+    ], [(ctx.out(feature="text_emb"), lo)]))
+
     stop = 2
     out.append(Scenario("DriftlineNoTraffic", stop + rr, [
         Series(cat.RECORDS.name, ctx.model_series_labels(0, source="proxy"), lambda i: 60.0 * min(i, stop)),

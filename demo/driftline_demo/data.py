@@ -21,6 +21,8 @@ import numpy as np
 
 __all__ = [
     "CATEGORICAL",
+    "EMBEDDING",
+    "EMBEDDING_DIM",
     "FEATURES",
     "NUMERIC",
     "TARGET",
@@ -36,6 +38,11 @@ NUMERIC: tuple[str, ...] = (
 CATEGORICAL: tuple[str, ...] = ("employment", "vehicle_type", "region")
 FEATURES: tuple[str, ...] = (*NUMERIC, *CATEGORICAL)
 TARGET = "defaulted"
+#: A 16-d embedding of the applicant's free-text notes, as an upstream text encoder would give
+#: it (generated: a fixed random projection of the applicant's situation plus noise). The model
+#: does not read it; Driftline monitors it as an embedding feature (MMD, cosine distance).
+EMBEDDING = "notes_embedding"
+EMBEDDING_DIM = 16
 
 _EMPLOYMENT = ("salaried", "self_employed", "contract", "unemployed")
 _REGIONS = ("north", "south", "east", "west", "central")
@@ -82,7 +89,12 @@ def generate(n: int, *, seed: int = 0, shift: float = 0.0,
     if missing_rate > 0:
         income = income.copy()
         income[rng.random(n) < missing_rate] = np.nan
+    situation = np.column_stack([(score - 690.0) / 60.0, (dti - 0.23) / 0.15, used.astype(float),
+                                 (age - 42.0) / 12.0, np.full(n, s)])
+    proj = np.random.default_rng(1234).normal(size=(situation.shape[1], EMBEDDING_DIM))
+    embedding = np.tanh(situation @ proj / 2.0 + 0.8 + rng.normal(0.0, 0.25, (n, EMBEDDING_DIM)))
     return {
+        EMBEDDING: embedding,
         "age": age, "annual_income": income, "loan_amount": loan, "term_months": term,
         "credit_score": score, "debt_to_income": dti, "vehicle_age": vehicle_age,
         "employment": employment, "vehicle_type": vehicle_type, "region": region,
@@ -91,8 +103,11 @@ def generate(n: int, *, seed: int = 0, shift: float = 0.0,
 
 
 def records(columns: Mapping[str, np.ndarray], names: tuple[str, ...] = FEATURES) -> list[dict[str, object]]:
-    """Row dicts of ``names`` (JSON-ready: NaN → None) — the shape a client sends."""
+    """Row dicts of ``names`` (JSON-ready: NaN → None) — the shape a client sends; the
+    embedding (a list of floats) comes along when ``columns`` has it."""
     out: list[dict[str, object]] = []
+    if EMBEDDING in columns and EMBEDDING not in names:
+        names = (*names, EMBEDDING)
     cols = [(k, columns[k].tolist()) for k in names]
     n = len(cols[0][1]) if cols else 0
     for i in range(n):
@@ -111,6 +126,9 @@ def write_parquet(path: str | Path, columns: Mapping[str, np.ndarray]) -> Path:
 
     arrays = {}
     for k, v in columns.items():
+        if v.ndim == 2:  # an embedding: a fixed-size-list column
+            arrays[k] = pa.FixedSizeListArray.from_arrays(pa.array(v.reshape(-1)), v.shape[1])
+            continue
         arrays[k] = pa.array(v.tolist() if v.dtype == object else v, from_pandas=True)
     p = Path(path)
     pq.write_table(pa.table(arrays), p)

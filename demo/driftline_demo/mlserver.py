@@ -62,7 +62,7 @@ def _write_csv(path: Path, columns: dict[str, np.ndarray]) -> None:
     import pyarrow.csv as pacsv
 
     table = pa.table({k: pa.array(v.tolist() if v.dtype == object else v, from_pandas=True)
-                      for k, v in columns.items()})
+                      for k, v in columns.items() if v.ndim == 1})  # the model reads no embedding
     pacsv.write_csv(table, path)
 
 

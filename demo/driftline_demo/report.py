@@ -30,6 +30,16 @@ def drift_table(result: ScenarioResult) -> Table:
         colour = "red" if after is not None and after >= 0.25 else "yellow" if after and after >= 0.1 else ""
         t.add_row(f, "categorical" if f in CATEGORICAL else "numeric", _f(result.psi_stable.get(f)),
                   f"[{colour}]{_f(after)}[/]" if colour else _f(after), flag)
+    for f, emb in result.embedding_drifted.items():  # MMD p-value, not PSI
+        before = result.embedding_stable.get(f, {})
+
+        def cell(row: dict[str, float]) -> str:
+            if "pvalue" not in row:
+                return "—"
+            return f"MMD p={row['pvalue']:.3f}, cos {row.get('cosine', float('nan')):.4f}"
+
+        t.add_row(f, "embedding", cell(before), cell(emb),
+                  "[red]yes[/]" if emb.get("drifted", 0.0) >= 1 else "no")
     return t
 
 

@@ -425,6 +425,9 @@ class ScenarioResult:
     action_latency: dict[str, float] = field(default_factory=dict)
     #: the rollback's approval: id, the `pending` listing, the `approve` answer, calls before it
     approval: dict[str, Any] = field(default_factory=dict)
+    #: per embedding feature: MMD p-value and mean-embedding cosine distance, last window
+    embedding_stable: dict[str, dict[str, float]] = field(default_factory=dict)
+    embedding_drifted: dict[str, dict[str, float]] = field(default_factory=dict)
     #: (channel, title) of every notification the stakeholders' loopback endpoints received
     deliveries: list[tuple[str, str]] = field(default_factory=list)
     #: the regression model's last window: estimated (DLE) vs realised (labels by id) error
@@ -442,6 +445,20 @@ def feature_values(metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float]
     """{feature: value} of a per-feature gauge for the demo model's endpoint."""
     return {dict(lab)["feature"]: v for lab, v in
             _labelled(metrics, name, model_name=MODEL, endpoint=endpoint).items() if "feature" in dict(lab)}
+
+
+def embedding_values(metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float]
+                     ) -> dict[str, dict[str, float]]:
+    """{embedding feature: {"pvalue", "cosine", "drifted"}} of the demo model's last window."""
+    out: dict[str, dict[str, float]] = {}
+    for key, name in (("pvalue", "driftline_embedding_mmd_pvalue"),
+                      ("cosine", "driftline_embedding_cosine_distance")):
+        for f, v in feature_values(metrics, name).items():
+            out.setdefault(f, {})[key] = v
+    drifted = feature_values(metrics, "driftline_feature_drifted")
+    for f, row in out.items():
+        row["drifted"] = drifted.get(f, 0.0)
+    return out
 
 
 def _wait_metric(st: DemoStack, predicate: Callable[[Any], bool], timeout: float) -> Any:
@@ -525,6 +542,7 @@ def run_scenario(st: DemoStack, *, step: Callable[[str, int], Callable[[int], No
     full = max(1, s.stable_rows // s.window_records)
     m = _wait_metric(st, lambda m: _windows(m) >= full, 60)
     psi_stable = feature_values(m, "driftline_feature_psi")
+    emb_stable = embedding_values(m)
 
     windows_before = _windows(m)
     sent_drift = client.infer_v2(st.proxy_url, MODEL, records(drifted), id_prefix="drift",
@@ -535,6 +553,7 @@ def run_scenario(st: DemoStack, *, step: Callable[[str, int], Callable[[int], No
     target = windows_before + max(1, s.drift_rows // s.window_records)
     m = _wait_metric(st, lambda m: _windows(m) >= target, 60)
     psi_drifted = feature_values(m, "driftline_feature_psi")
+    emb_drifted = embedding_values(m)
 
     tail_rows = records(generate(2000, seed=s.seed + 13, shift=s.shift))
     with _trickle(st, tail_rows, s.trickle_per_second):
@@ -576,7 +595,8 @@ def run_scenario(st: DemoStack, *, step: Callable[[str, int], Callable[[int], No
         retrain_calls=len(st.argo.calls()), rollback_calls=len(st.kserve.calls()),
         elapsed=time.monotonic() - t0, direct_alerts=direct,
         action_latency=_action_latency(st.audit(), {"retrain": st.argo, "rollback": st.kserve}),
-        approval=approval, deliveries=deliveries(st), regression=regression)
+        approval=approval, deliveries=deliveries(st), regression=regression,
+        embedding_stable=emb_stable, embedding_drifted=emb_drifted)
 
 
 def _approve_rollback(st: DemoStack, progress: Callable[[str, int], Callable[[int], None] | None],
@@ -786,6 +806,7 @@ def summary_json(result: ScenarioResult) -> str:
     """The scenario's outcome as JSON (for scripts and the test's failure messages)."""
     return json.dumps({
         "psi_drifted": result.psi_drifted, "drifted_features": result.drifted_features,
+        "embedding_drifted": result.embedding_drifted,
         "accuracy": result.accuracy, "alerts": [a.get("labels", {}) for a in result.alerts],
         "audit": [{k: e.get(k) for k in ("decision", "alertname", "action", "status_code")}
                   for e in result.audit],

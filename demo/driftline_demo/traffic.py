@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from driftline_demo.data import FEATURES, NUMERIC
+from driftline_demo.data import EMBEDDING, FEATURES, NUMERIC
 
 __all__ = ["Sent", "TrafficClient", "v2_request"]
 
@@ -38,9 +38,14 @@ def v2_request(row: Mapping[str, Any], request_id: str) -> dict[str, Any]:
     ``content_type: pd`` lets MLServer hand a scikit-learn pipeline a DataFrame; the outputs
     are named so that both the class and the probabilities come back.
     """
-    return {"id": request_id, "parameters": {"content_type": "pd"},
-            "inputs": [{"name": k, "shape": [1], "datatype": "FP64" if k in NUMERIC else "BYTES",
-                        "data": [row[k]]} for k in FEATURES],
+    inputs: list[dict[str, Any]] = [
+        {"name": k, "shape": [1], "datatype": "FP64" if k in NUMERIC else "BYTES",
+         "data": [row[k]]} for k in FEATURES]
+    vec = row.get(EMBEDDING)
+    if isinstance(vec, list):  # an [n, d] tensor named as the baseline's embedding feature
+        inputs.append({"name": EMBEDDING, "shape": [1, len(vec)], "datatype": "FP64",
+                       "data": vec})
+    return {"id": request_id, "parameters": {"content_type": "pd"}, "inputs": inputs,
             "outputs": [{"name": "predict"}, {"name": "predict_proba"}]}
 
 
