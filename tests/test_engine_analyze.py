@@ -220,3 +220,54 @@ def test_min_records_reports_insufficient_data(built: tuple[Path, Path],
     assert tail["decision"] == "drift"
     assert main(["analyze", "--baseline", str(prof), str(moved), "--min-records", "0"]) != 0
     assert "--min-records must be at least 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("option", "value", "words"), [
+    ("--psi-threshold", "-1", "must be 0 or more"),
+    ("--alpha", "1.5", "between 0 and 1"),
+    ("--alpha", "nan", "not a finite number"),
+    ("--window-size", "0", "must be 1 or more"),
+])
+def test_nonsense_options_are_refused_before_any_output(
+        built: tuple[Path, Path], option: str, value: str, words: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    d, prof = built
+    with pytest.raises(SystemExit) as e:
+        main(["analyze", "--baseline", str(prof), str(_current(d, 0.0, "n0.parquet")),
+              option, value])
+    out, err = capsys.readouterr()
+    assert e.value.code == 2 and out == "" and option in err and words in err
+
+
+def test_output_suffix_that_is_no_supported_format_is_refused(
+        built: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`-o report.md` used to write JSON into report.md."""
+    d, prof = built
+    data = str(_current(d, 0.0, "n1.parquet"))
+    assert main(["analyze", "--baseline", str(prof), data, "-o", str(tmp_path / "r.md")]) == 2
+    assert "cannot tell the format from '.md'" in capsys.readouterr().err
+    assert not (tmp_path / "r.md").exists()
+    assert main(["analyze", "--baseline", str(prof), data, "--format", "table",
+                 "-o", str(tmp_path / "r.md")]) == 0  # an explicit --format is obeyed
+    assert (tmp_path / "r.md").read_text().lstrip()[:1] != "{"
+
+
+@pytest.mark.parametrize("command", [
+    "analyze --baseline {prof} {data} --window-size 500 --min-records 50 --format json "
+    "--fail-on-drift",
+    "baseline show {prof} --json",
+])
+def test_closed_pipe_exits_quietly(built: tuple[Path, Path], command: str) -> None:
+    """`driftline ... | head -c 10` ended in a BrokenPipeError traceback for every command but
+    `analyze` JSON; the status must not be 1 (what --fail-on-drift uses)."""
+    import subprocess
+    import sys
+
+    d, prof = built
+    data = _current(d, 2.0, "n2.parquet", n=20_000)
+    args = command.format(prof=prof, data=data)
+    cmd = (f"{sys.executable} -m driftline {args} | head -c 10 >/dev/null; "
+           "echo ${PIPESTATUS[0]}")
+    done = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=300)
+    assert done.stdout.strip() == "0", done.stderr
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import PurePosixPath
 from typing import IO, Any
 
+from driftline.cli.argtypes import non_negative_float, open_unit_float, positive_int
 from driftline.io.atomic import atomic_write
 
+#: Report format by --output suffix (no suffix: JSON).
+SUFFIX_FORMATS = {"": "json", ".json": "json", ".html": "html", ".htm": "html", ".txt": "table"}
 #: Window size when only --window-duration cuts windows.
 UNLIMITED = 2**62
 
@@ -25,7 +27,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument("data", nargs="+", metavar="DATA", help="files, directories or quoted globs")
     p.add_argument("--baseline", required=True, metavar="FILE", help="baseline profile")
-    p.add_argument("--window-size", type=int, metavar="N",
+    p.add_argument("--window-size", type=positive_int, metavar="N",
                    help="records per window (default 1000; no count limit with --window-duration)")
     p.add_argument("--timestamp", metavar="COL",
                    help="event time column (default: the one named at build time)")
@@ -45,9 +47,9 @@ def register(sub: Any) -> None:
     p.add_argument("--allow-data-quality", action="store_true",
                    help="with --fail-on-drift: report data-quality failures but do not fail on "
                    "them")
-    p.add_argument("--psi-threshold", type=float, help="PSI at or above which a feature may drift "
-                   "(0.1)")
-    p.add_argument("--alpha", type=float, help="significance after Benjamini-Hochberg (0.05)")
+    p.add_argument("--psi-threshold", type=non_negative_float,
+                   help="PSI at or above which a feature may drift (0.1)")
+    p.add_argument("--alpha", type=open_unit_float, help="significance after Benjamini-Hochberg (0.05)")
     p.add_argument("--domain-classifier", action="store_true",
                    help="also report the cross-validated AUC of a classifier telling reference "
                    "rows from window rows (multivariate.domain_classifier_auc; about a second "
@@ -65,7 +67,14 @@ def _format(args: argparse.Namespace) -> str:
         return str(args.format)
     if args.output:
         suffix = PurePosixPath(str(args.output)).suffix.lower()
-        return {".html": "html", ".htm": "html", ".json": "json", ".txt": "table"}.get(suffix, "json")
+        fmt = SUFFIX_FORMATS.get(suffix)
+        if fmt is None:  # e.g. report.md: never write JSON under a name that promises otherwise
+            from driftline.errors import InputError
+
+            raise InputError(f"--output {args.output}: cannot tell the format from {suffix!r}",
+                             fix="name the file .json, .html or .txt, or pass --format "
+                             "json|table|html")
+        return fmt
     return "table" if sys.stdout.isatty() else "json"
 
 
@@ -130,12 +139,8 @@ def _run(args: argparse.Namespace) -> int:
             with _atomic(args.output) as fh:
                 count, drifted = _write_json(profile, stream, fh)
         else:
-            try:
-                count, drifted = _write_json(profile, stream, sys.stdout)
-                sys.stdout.flush()
-            except BrokenPipeError:  # `driftline analyze ... | head`: stop quietly, like cat
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-                return 0
+            # a closed pipe (`| head`) ends here; driftline.cli.main stops quietly
+            count, drifted = _write_json(profile, stream, sys.stdout)
     else:
         windows = list(stream)
         count, drifted = len(windows), sum(w.drifted for w in windows)
