@@ -160,11 +160,20 @@ class App:
                                        "the same body again", "refused": n})
         return Response.json(202, {"accepted": n})
 
+    @staticmethod
+    def _full() -> Response:
+        # Answered before the body is decoded: a client retrying 429s must not make the
+        # sidecar parse every refused body (the record count is therefore not known here).
+        return Response.json(429, {"error": "collector queue full; nothing was kept, send "
+                                   "the same body again"})
+
     def _bad(self, exc: PayloadError, model: str | None = None) -> Response:
         self.sidecar.drop(model, exc.reason)
         return Response.json(400, {"error": str(exc), "reason": exc.reason})
 
     async def ingest(self, req: Request) -> Response:
+        if self.queue.full:
+            return self._full()
         try:
             groups = split_records(req.body)
         except PayloadError as exc:
@@ -183,6 +192,8 @@ class App:
         return self._enqueue(lambda: sidecar.handle_ingest(groups), n)
 
     async def feedback(self, req: Request) -> Response:
+        if self.queue.full:
+            return self._full()
         try:
             items = parse_feedback(req.body)
         except PayloadError as exc:

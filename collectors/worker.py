@@ -43,6 +43,13 @@ class WorkQueue:
     def __len__(self) -> int:
         return len(self._items)
 
+    @property
+    def full(self) -> bool:
+        """True when :meth:`put` would refuse even a one-record job. Handlers check it before
+        decoding a body, so that refusing a body costs less than accepting one."""
+        with self._cond:
+            return self.closed or (bool(self._items) and self._weight >= self.capacity)
+
     def put(self, job: Job, weight: int = 1) -> bool:
         """Enqueue unless full (a single job heavier than the capacity is admitted only into an
         empty queue, so a big batch is never refused forever). Never blocks."""

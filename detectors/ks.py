@@ -34,7 +34,6 @@ import warnings
 from collections.abc import Callable
 
 import numpy as np
-from scipy import stats
 
 from driftline.detectors.binning import finite_values
 
@@ -58,7 +57,17 @@ def _load_exact() -> _ExactFn | None:
     return exact
 
 
-_EXACT: _ExactFn | None = _load_exact()
+_UNLOADED = object()
+# Loaded on the first p-value, not at import: scipy.stats costs ~0.5 s and most importers
+# (the SDK, ``driftline --help``) never close a window.
+_EXACT: _ExactFn | object | None = _UNLOADED
+
+
+def _exact() -> _ExactFn | None:
+    global _EXACT
+    if _EXACT is _UNLOADED:
+        _EXACT = _load_exact()
+    return _EXACT  # type: ignore[return-value]
 
 
 def ks_statistic_sorted(reference_sorted: np.ndarray, window_sorted: np.ndarray) -> float:
@@ -77,14 +86,17 @@ def ks_statistic_sorted(reference_sorted: np.ndarray, window_sorted: np.ndarray)
 def _asymptotic(d: float, n1: int, n2: int) -> float:
     m, n = sorted((float(n1), float(n2)), reverse=True)
     en = m * n / (m + n)
+    from scipy import stats
+
     return float(stats.kstwo.sf(d, np.round(en)))
 
 
 def ks_pvalue(d: float, n1: int, n2: int) -> tuple[float, float]:
     """(statistic, p-value) exactly as ``ks_2samp`` reports them for raw statistic ``d``."""
-    if max(n1, n2) <= MAX_EXACT_N and _EXACT is not None:
+    exact = _exact()
+    if max(n1, n2) <= MAX_EXACT_N and exact is not None:
         g = math.gcd(n1, n2)
-        ok, d_lattice, prob = _EXACT(n1, n2, g, d, "two-sided")
+        ok, d_lattice, prob = exact(n1, n2, g, d, "two-sided")
         d = float(d_lattice)
         if not ok:
             prob = _asymptotic(d, n1, n2)
@@ -116,7 +128,9 @@ def ks_2samp_sorted(reference_sorted: np.ndarray, values: np.ndarray,
     cur = np.sort(cur)
     d = ks_statistic_sorted(ref, cur)
     n = reference_size(ref.size, n_reference)
-    if _EXACT is None and max(n, cur.size) <= MAX_EXACT_N and n == ref.size:
+    if _exact() is None and max(n, cur.size) <= MAX_EXACT_N and n == ref.size:
+        from scipy import stats
+
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             res = stats.ks_2samp(ref, cur)

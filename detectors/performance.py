@@ -21,7 +21,6 @@ import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from scipy.optimize import isotonic_regression
 
 from driftline.profile.format import Calibration
 
@@ -67,6 +66,8 @@ def fit_calibration(probabilities: np.ndarray, outcomes: np.ndarray) -> Calibrat
         return IDENTITY
     xs, inverse, counts = np.unique(p, return_inverse=True, return_counts=True)
     means = np.bincount(inverse, weights=o, minlength=xs.size) / counts
+    from scipy.optimize import isotonic_regression  # lazily: only calibration needs it
+
     fitted = isotonic_regression(means, weights=counts.astype(np.float64), increasing=True).x
     fitted = np.clip(fitted, 0.0, 1.0)
     kx, ky = _compress(xs, fitted)

@@ -18,7 +18,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from river import drift
 
 from driftline.detectors.binning import finite_mask
 
@@ -34,6 +33,8 @@ class StreamDetector:
     """
 
     def __init__(self, kind: str, **params: Any) -> None:
+        from river import drift  # lazily: river (and sklearn under it) costs ~0.4 s to import
+
         factories: dict[str, Callable[..., Any]] = {
             "adwin": drift.ADWIN, "page_hinkley": drift.PageHinkley, "kswin": drift.KSWIN,
         }

@@ -167,6 +167,36 @@ def test_body_too_large_and_queue_full() -> None:
         s.close()
 
 
+def test_full_queue_refuses_before_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A client retrying 429s must not make the sidecar parse each refused body: once the queue
+    # holds its capacity, /ingest and /feedback answer 429 without calling their decoders.
+    import driftline.collectors.service as service
+
+    s = Stack(queue_size=3, start_worker=False)
+    try:
+        recs = orjson.dumps([{"model_name": "car-loan", "features": {"f0": 1}}] * 3)
+        assert request(s.port, "POST", "/ingest", recs)[0] == 202  # the queue is now full
+        calls: list[str] = []
+
+        def spy(name: str, real: object) -> object:
+            def decode(*args: object, **kwargs: object) -> object:
+                calls.append(name)
+                return real(*args, **kwargs)  # type: ignore[operator]
+            return decode
+
+        monkeypatch.setattr(service, "split_records", spy("ingest", service.split_records))
+        monkeypatch.setattr(service, "parse_feedback", spy("feedback", service.parse_feedback))
+        for path in ("/ingest", "/feedback"):
+            status, _, body = request(s.port, "POST", path, b"{not json")  # would be a 400
+            assert status == 429 and "send the same body again" in orjson.loads(body)["error"]
+        assert calls == [] and s.sidecar.dropped == {}
+        s.worker.drain()  # room again: the same bad body is decoded and refused as bad
+        assert request(s.port, "POST", "/ingest", b"{not json")[0] == 400
+        assert calls == ["ingest"]
+    finally:
+        s.close()
+
+
 def test_bad_http_gets_400() -> None:
     s = Stack()
     try:

@@ -45,6 +45,7 @@ import numpy as np
 import yaml
 
 from driftline_demo import stack
+from driftline_demo.cli import DEFAULT_SEED
 from driftline_demo.data import CATEGORICAL, TARGET, generate, records, write_parquet
 from driftline_demo.targets import TargetStub
 from driftline_demo.traffic import Sent, TrafficClient
@@ -53,7 +54,7 @@ MODEL = "car-loan"
 CANARY_MODEL = "car-loan-canary"
 NAMESPACE = "demo"
 
-__all__ = ["DemoSettings", "DemoStack", "Prepared", "ScenarioResult", "prepare", "register",
+__all__ = ["DemoSettings", "DemoStack", "Prepared", "ScenarioResult", "prepare", "run",
            "run_scenario"]
 
 
@@ -61,7 +62,7 @@ __all__ = ["DemoSettings", "DemoStack", "Prepared", "ScenarioResult", "prepare",
 class DemoSettings:
     """Sizes and timings. The defaults finish in about a minute on 2 cores."""
 
-    seed: int = 7
+    seed: int = DEFAULT_SEED
     train_rows: int = 8000
     reference_rows: int = 20000
     stable_rows: int = 1200
@@ -706,23 +707,6 @@ def _post_direct_alerts(st: DemoStack, m: Any, action: str) -> None:
 # ------------------------------------------------------------------------------------------ CLI
 
 
-def register(sub: Any) -> None:
-    p = sub.add_parser("demo", help="run the end-to-end demo (model server, sidecar, Prometheus, "
-                                    "Alertmanager, receiver) on 127.0.0.1",
-                       description=__doc__.split("\n\n")[0] if __doc__ else None)
-    p.add_argument("--workdir", default=".demo", help="where configs, models, logs and the audit "
-                   "database go (default: .demo; emptied first)")
-    p.add_argument("--keep-running", action="store_true",
-                   help="after the summary keep everything running until Ctrl-C, to browse the URLs")
-    p.add_argument("--no-prometheus", action="store_true",
-                   help="skip Prometheus/Alertmanager and post the alerts to the receiver directly")
-    p.add_argument("--seed", type=int, default=DemoSettings.seed)
-    p.add_argument("--mlserver", metavar="PATH", default=os.environ.get("DRIFTLINE_MLSERVER"),
-                   help="serve the models with this MLServer executable (e.g. <venv>/bin/mlserver, "
-                        "with mlserver-sklearn) instead of the built-in server; env DRIFTLINE_MLSERVER")
-    p.set_defaults(func=_run)
-
-
 def _ensure_stack_binaries(console: Any) -> bool:
     """True when Prometheus and Alertmanager can run; installs them as root when missing."""
     try:
@@ -751,7 +735,8 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def _run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
+    """``driftline demo`` (its parser is :mod:`driftline_demo.cli`)."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 

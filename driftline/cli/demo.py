@@ -26,13 +26,13 @@ def _load() -> Any:
 
 def register(sub: Any) -> None:
     try:
-        scenario = importlib.import_module("driftline_demo.scenario")
+        parser = importlib.import_module("driftline_demo.cli")  # the parser only: no numpy
     except ModuleNotFoundError:
         p = sub.add_parser("demo", help="run the end-to-end demo (needs the driftline-demo package)",
                            description=INSTALL_HINT)
         p.set_defaults(func=_missing)
         return
-    scenario.register(sub)
+    parser.register(sub)
 
 
 def _missing(args: argparse.Namespace) -> int:

@@ -1,0 +1,77 @@
+"""Start-up footprint: what importing the SDK and listing the commands pull in.
+
+Heavy libraries are imported where they are used (a window's p-value, a calibration fit, a
+stream detector), so that an application importing the SDK, or a user typing ``driftline
+--help``, does not pay for them. Timings are ``python -m benchmarks footprint``; these tests
+check the module sets, which do not depend on machine load.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+HEAVY = ("scipy", "river", "sklearn", "pyarrow", "prometheus_client", "opentelemetry")
+
+
+def _imported(code: str) -> set[str]:
+    probe = (f"{code}\nimport sys, json\n"
+             f"print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}})))")
+    out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True)
+    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def test_sdk_import_skips_analysis_libraries() -> None:
+    mods = _imported("import driftline.sdk")
+    assert not mods & {"scipy", "river", "sklearn"}, sorted(mods & set(HEAVY))
+
+
+def test_help_imports_no_heavy_library() -> None:
+    mods = _imported("import contextlib, io\nfrom driftline.cli import main\n"
+                     "with contextlib.redirect_stdout(io.StringIO()):\n"
+                     "    try:\n        main(['--help'])\n    except SystemExit:\n        pass")
+    assert not mods & {*HEAVY, "numpy", "yaml"}, sorted(mods & {*HEAVY, "numpy", "yaml"})
+
+
+def test_demo_parser_matches_the_scenario() -> None:
+    from driftline_demo import cli, scenario
+
+    assert scenario.__doc__ is not None
+    assert scenario.__doc__.split("\n\n")[0] == cli.DESCRIPTION
+    assert scenario.DemoSettings().seed == cli.DEFAULT_SEED
+
+
+def test_lazily_imported_detectors_work_in_a_fresh_process() -> None:
+    # each detector loads its library on first use; a fresh process (nothing imported yet) gets
+    # the same values as scipy / river called here
+    from river import drift
+    from scipy import stats
+
+    code = """
+import json, numpy as np
+from driftline.detectors import StreamDetector, chi2_two_sample, ks_2samp_sorted
+rng = np.random.default_rng(0)
+ref, cur = np.sort(rng.normal(size=300)), rng.normal(0.3, 1, size=200)
+det = StreamDetector.adwin()
+hits = det.update(np.r_[np.zeros(500), np.ones(500)])
+print(json.dumps([ks_2samp_sorted(ref, cur), chi2_two_sample(np.array([30, 50, 20]),
+                  np.array([20, 60, 20])), hits]))
+"""
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    ks, chi2, hits = json.loads(out.stdout)
+    rng = np.random.default_rng(0)
+    ref, cur = np.sort(rng.normal(size=300)), rng.normal(0.3, 1, size=200)
+    res = stats.ks_2samp(ref, cur)
+    assert ks == [float(res.statistic), float(res.pvalue)]
+    c = stats.chi2_contingency(np.array([[30, 50, 20], [20, 60, 20]]), correction=False)
+    assert np.allclose(chi2, [c.statistic, c.pvalue])
+    adwin = drift.ADWIN(delta=0.002, clock=32, grace_period=10)
+    expected = []
+    for i, v in enumerate(np.r_[np.zeros(500), np.ones(500)]):
+        adwin.update(float(v))
+        if adwin.drift_detected:
+            expected.append(i)
+    assert hits == expected and hits
