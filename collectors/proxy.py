@@ -723,7 +723,7 @@ class ProxyServer:
                                      else min(timeout, 10.0))
         self.max_body_copy = max_body_copy
         self.latency = LatencyRecorder()
-        #: Per-model requests, latency and request sizes (shared with the sidecar's exporters).
+        #: Per-model requests, latency and request sizes (the sidecar's exporters read it).
         self.requests = requests if requests is not None else RequestMetrics()
         self._backlog = backlog
         self._conns: set[_Conn] = set()

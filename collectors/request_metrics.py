@@ -1,12 +1,16 @@
 """Service health per model: requests by status class, latency and payload sizes.
 
 The proxy reports every exchange (sampled or not) by its request path; the payload logger
-reports every paired CloudEvent. Paths are attacker-controlled (any client can ask for
-``/v2/models/<anything>/infer``), so the recorder keeps at most ``max_keys`` distinct
-(model, version, endpoint) keys and folds the rest into ``__other__``; the exporter then folds
-every model the sidecar is not configured for, and caps versions and endpoints, like every other
-series (exporters/cardinality.py). Path parsing is cached (bounded) so the proxy's hot path pays
-a dict lookup per request.
+reports every paired CloudEvent. Each source has its own recorder (one writer thread each, so
+the hot path takes no lock: the lock only guards adding a key and copying for exporters), and
+:func:`merge` adds them up for the exporters.
+
+Paths are attacker-controlled (any client can ask for ``/v2/models/<anything>/infer``), so a
+recorder keeps at most ``max_keys`` distinct (model, version, endpoint) keys and folds the rest
+into ``__other__``; the exporter then folds every model the sidecar is not configured for, and
+caps versions and endpoints, like every other series (exporters/cardinality.py). The proxy's
+path → key lookup is cached (bounded), so a request costs one dict lookup and a few increments
+(``python -m benchmarks requests``).
 
 >>> m = RequestMetrics()
 >>> m.observe_path(b"/v2/models/iris/versions/3/infer", 200, 0.004, 120)
@@ -19,17 +23,20 @@ from __future__ import annotations
 
 import threading
 from bisect import bisect_left
+from collections.abc import Iterable
 
 from driftline.catalogue import LATENCY_BUCKETS, SIZE_BUCKETS
 from driftline.collectors.payloads import route
-from driftline.collectors.proxy_latency import status_class
 from driftline.engine.snapshot import Histogram, RequestStats
 
-__all__ = ["RequestMetrics"]
+__all__ = ["CODES", "RequestMetrics", "merge"]
 
 OTHER = "__other__"
 DEFAULT_ENDPOINT = "default"
-_NOT_INFERENCE = ("", "")
+#: Status classes by ``status // 100`` (0, 1 and 6+ count as 5xx, a broken upstream), then the
+#: payload logger's "request without a response".
+CODES = ("2xx", "3xx", "4xx", "5xx", "unknown")
+_CLASS_OF = (3, 3, 0, 1, 2, 3)
 
 
 class _Hist:
@@ -49,8 +56,20 @@ class _Hist:
         return Histogram(self.bounds, c, self.sum, sum(c))
 
 
+class _Key:
+    """Counters of one (model, version, endpoint); histograms shared with its model/endpoint."""
+
+    __slots__ = ("codes", "latency", "request", "response")
+
+    def __init__(self, latency: _Hist, request: _Hist, response: _Hist) -> None:
+        self.codes = [0] * len(CODES)
+        self.latency = latency
+        self.request = request
+        self.response = response
+
+
 class RequestMetrics:
-    """Thread-safe cumulative counters and histograms; readers get a copy (:meth:`stats`)."""
+    """Cumulative counters and histograms of one source; :meth:`stats` copies them."""
 
     def __init__(self, max_keys: int = 256, max_paths: int = 4096,
                  endpoint: str = DEFAULT_ENDPOINT) -> None:
@@ -58,56 +77,85 @@ class RequestMetrics:
         self.max_paths = max_paths
         self.endpoint = endpoint
         self._lock = threading.Lock()
-        self._paths: dict[bytes, tuple[str, str]] = {}
-        self._keys: set[tuple[str, str, str]] = set()
-        self._counts: dict[tuple[str, str, str, str], int] = {}
+        self._paths: dict[bytes, _Key | None] = {}
+        self._keys: dict[tuple[str, str, str], _Key] = {}
         self._latency: dict[tuple[str, str], _Hist] = {}
         self._req: dict[str, _Hist] = {}
         self._resp: dict[str, _Hist] = {}
 
-    def _model_of(self, path: bytes) -> tuple[str, str]:
-        hit = self._paths.get(path)
-        if hit is not None:
-            return hit
-        r = route(path.decode("latin-1"))
-        out = _NOT_INFERENCE if r is None else (r.model, r.version or "")
-        if len(self._paths) < self.max_paths:
-            self._paths[path] = out
-        return out
+    def _key(self, model: str, version: str, endpoint: str) -> _Key:
+        k = (model, version, endpoint)
+        rec = self._keys.get(k)
+        if rec is not None:
+            return rec
+        with self._lock:
+            if k not in self._keys and len(self._keys) >= self.max_keys:
+                k = (OTHER, OTHER, OTHER)
+            rec = self._keys.get(k)
+            if rec is None:
+                m, e = k[0], k[2]
+                lat = self._latency.setdefault((m, e), _Hist(LATENCY_BUCKETS))
+                req = self._req.setdefault(m, _Hist(SIZE_BUCKETS))
+                resp = self._resp.setdefault(m, _Hist(SIZE_BUCKETS))
+                rec = self._keys[k] = _Key(lat, req, resp)
+            return rec
 
     def observe_path(self, path: bytes, status: int, seconds: float, request_bytes: int) -> None:
         """One proxied exchange; non-inference paths (health, metadata) are ignored."""
-        model, version = self._model_of(path)
-        if model:
-            self.observe(model, version, None, status_class(status), seconds, request_bytes, None)
+        try:
+            rec = self._paths[path]
+        except KeyError:
+            r = route(path.decode("latin-1"))
+            rec = None if r is None else self._key(r.model, r.version or "", self.endpoint)
+            if len(self._paths) < self.max_paths:
+                self._paths[path] = rec
+        if rec is None:
+            return
+        h = status // 100
+        rec.codes[_CLASS_OF[h] if 0 <= h < 6 else 3] += 1
+        rec.latency.add(seconds)
+        rec.request.add(request_bytes)
 
     def observe(self, model: str, version: str, endpoint: str | None, code: str,
                 seconds: float | None, request_bytes: int | None, response_bytes: int | None) -> None:
-        key = (model, version, endpoint or self.endpoint)
-        with self._lock:
-            if key not in self._keys:
-                if len(self._keys) >= self.max_keys:
-                    key = (OTHER, OTHER, OTHER)
-                self._keys.add(key)
-            model = key[0]
-            ck = (*key, code)
-            self._counts[ck] = self._counts.get(ck, 0) + 1
-            if seconds is not None:
-                lk = (model, key[2])
-                h = self._latency.get(lk)
-                if h is None:
-                    h = self._latency[lk] = _Hist(LATENCY_BUCKETS)
-                h.add(seconds)
-            for size, table in ((request_bytes, self._req), (response_bytes, self._resp)):
-                if size is not None:
-                    s = table.get(model)
-                    if s is None:
-                        s = table[model] = _Hist(SIZE_BUCKETS)
-                    s.add(float(size))
+        """One exchange known by name (the payload logger); ``code`` is one of :data:`CODES`."""
+        rec = self._key(model, version, endpoint or self.endpoint)
+        rec.codes[CODES.index(code)] += 1
+        if seconds is not None:
+            rec.latency.add(seconds)
+        if request_bytes is not None:
+            rec.request.add(float(request_bytes))
+        if response_bytes is not None:
+            rec.response.add(float(response_bytes))
 
     def stats(self) -> RequestStats:
         with self._lock:
-            return RequestStats(dict(self._counts),
-                                {k: h.frozen() for k, h in self._latency.items()},
-                                {k: h.frozen() for k, h in self._req.items()},
-                                {k: h.frozen() for k, h in self._resp.items()})
+            keys = list(self._keys.items())
+            lat = list(self._latency.items())
+            req = list(self._req.items())
+            resp = list(self._resp.items())
+        counts = {(*k, CODES[i]): n for k, rec in keys for i, n in enumerate(list(rec.codes)) if n}
+        return RequestStats(counts, {k: h.frozen() for k, h in lat if sum(h.counts)},
+                            {k: h.frozen() for k, h in req if sum(h.counts)},
+                            {k: h.frozen() for k, h in resp if sum(h.counts)})
+
+
+def _add(a: Histogram | None, b: Histogram) -> Histogram:
+    if a is None:
+        return b
+    c = tuple(x + y for x, y in zip(a.counts, b.counts, strict=True))
+    return Histogram(a.bounds, c, a.sum + b.sum, sum(c))
+
+
+def merge(parts: Iterable[RequestStats]) -> RequestStats:
+    """The sum of several sources' stats (proxy and payload logger)."""
+    out = RequestStats()
+    for p in parts:
+        for k, n in p.counts.items():
+            out.counts[k] = out.counts.get(k, 0) + n
+        for lk, h in p.latency.items():
+            out.latency[lk] = _add(out.latency.get(lk), h)
+        for table, add in ((out.request_size, p.request_size), (out.response_size, p.response_size)):
+            for m, h in add.items():
+                table[m] = _add(table.get(m), h)
+    return out

@@ -58,14 +58,14 @@ class Runtime:
             self.proxy = ProxyServer(cfg.proxy.listen.host, cfg.proxy.listen.port,
                                      cfg.proxy.upstream, samples, sampler,
                                      timeout=cfg.proxy.timeout,
-                                     max_body_copy=cfg.limits.max_sample_bytes,
-                                     requests=self.sidecar.requests)
+                                     max_body_copy=cfg.limits.max_sample_bytes)
             self.sidecar.queue_stats.append(lambda: (samples.depth, samples.capacity))
             self.sidecar.drop_stats.append(
                 lambda: {("", reason): n for reason, n in samples.dropped.items()})
             self.sidecar.drop_stats.append(
                 lambda: {("", "rate_limited"): sampler.not_sampled["rate_limited"]})
             self.sidecar.latency_stats = self.proxy.latency_histograms
+            self.sidecar.request_sources.append(self.proxy.requests)
             self.sidecar.proxy_stats = self.proxy.stats
         self.samples = samples
         self.worker = Worker(self.sidecar, self.queue, samples=samples,

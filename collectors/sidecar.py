@@ -34,6 +34,7 @@ from driftline.collectors.ingest import IngestGroups, to_batch
 from driftline.collectors.label_values import BAD_LABEL, label_value
 from driftline.collectors.payloads import ModelSchema, PayloadError, decode_binary, parse, route
 from driftline.collectors.request_metrics import RequestMetrics
+from driftline.collectors.request_metrics import merge as merge_requests
 from driftline.config import DriftConfig, LimitsConfig, ModelConfig, ServeConfig, WindowsConfig
 from driftline.engine.monitor import DriftPolicy, WindowPolicy
 from driftline.engine.records import RecordBatch, numeric_column
@@ -194,8 +195,10 @@ class Sidecar(SnapshotSource):
         self.export_error_stats: list[Callable[[], Mapping[str, int]]] = []
         #: The reverse proxy's counters (``ProxyServer.stats``), when a proxy runs.
         self.proxy_stats: Callable[[], Any] | None = None
-        #: Per-model requests, latency and payload sizes; the proxy records into the same one.
+        #: Per-model requests and payload sizes seen by the payload logger; the proxy's own
+        #: recorder (requests, latency, sizes) joins ``request_sources`` when a proxy runs.
         self.requests = RequestMetrics()
+        self.request_sources: list[RequestMetrics] = [self.requests]
 
     @classmethod
     def from_config(cls, cfg: ServeConfig, *,
@@ -532,7 +535,7 @@ class Sidecar(SnapshotSource):
             series_capped=capped, export_errors=errors, proxy_errors=proxy_errors,
             proxy_tunnelled=None if proxy is None else int(proxy.tunnelled),
             proxy_tee_errors=None if proxy is None else int(proxy.tee_errors),
-            requests=self.requests.stats())
+            requests=merge_requests(r.stats() for r in self.request_sources))
 
 
 def _size(payload: Any) -> int | None:

@@ -17,7 +17,7 @@ from proxy_helpers import Upstream, exchange, request, running_proxy
 
 from driftline import catalogue as cat
 from driftline.collectors.cloudevents import CloudEvent
-from driftline.collectors.request_metrics import OTHER, RequestMetrics
+from driftline.collectors.request_metrics import OTHER, RequestMetrics, merge
 from driftline.collectors.sampling import Sampler
 from driftline.engine.snapshot import ModelSnapshot, RequestStats, SidecarStats
 from driftline.exporters.cardinality import CardinalityGuard
@@ -136,3 +136,17 @@ def test_the_exporter_keeps_served_models_and_folds_the_rest() -> None:
 def _snapshots(model: str, version: str) -> list[ModelSnapshot]:
     return [ModelSnapshot(model, version, "default", "b1", None, 0, {}, 0, {}, {}, {}, None, {}, {},
                           {}, None, None, None, None)]
+
+
+def test_sources_merge_into_one_view() -> None:
+    proxy, logger = RequestMetrics(), RequestMetrics()
+    proxy.observe_path(b"/v2/models/iris/infer", 200, 0.01, 100)
+    proxy.observe_path(b"/v2/models/iris/infer", 503, 0.02, 50)
+    logger.observe("iris", "", None, "2xx", None, 70, 30)
+    logger.observe("iris", "", "canary", "unknown", None, 10, None)
+    s = merge([proxy.stats(), logger.stats()])
+    assert s.counts == {("iris", "", "default", "2xx"): 2, ("iris", "", "default", "5xx"): 1,
+                        ("iris", "", "canary", "unknown"): 1}
+    assert s.request_size["iris"].sum == 230.0 and s.request_size["iris"].count == 4
+    assert s.response_size["iris"].count == 1
+    assert s.latency[("iris", "default")].count == 2
