@@ -1,0 +1,197 @@
+"""Baseline build and analysis on Spark (local mode, 2 cores) beside the single-machine engine.
+
+For each size in ``DRIFTLINE_BENCH_SPARK_ROWS`` (default ``1000000,2000000,10000000``; add
+``50000000`` when the disk allows, ~5 GB) it writes a Parquet reference of 8 numeric and 2
+categorical features with a binary model's probability, prediction, label and a timestamp
+(250k-row row groups), then, each in a fresh subprocess so the memory high-water marks belong to
+that run alone:
+
+* ``local build`` / ``local analyze``: ``build_profile`` (without the multivariate PCA model,
+  which Spark does not fit yet) and ``driftline analyze`` over the same file, windows of 1 hour
+  of record time;
+* ``spark build`` / ``spark analyze``: :func:`driftline.spark.build_baseline` and
+  :func:`driftline.spark.analyze` (same windows) on ``local[2]``, 8 shuffle partitions; the
+  Spark session start is timed apart.
+
+Reported: wall seconds, rows/s, the driver's Python peak RSS (``ru_maxrss`` of the process) and
+the JVM's (Spark's driver and, in local mode, executors). At 2M rows (or the smallest size) it also
+checks the Spark profile against the local one: counts, categories and missing ratios equal,
+edges within the stored rank bound, and prints the largest PSI difference of the same windows.
+
+``python -m benchmarks spark`` runs it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+SIZES = tuple(int(s) for s in os.environ.get(
+    "DRIFTLINE_BENCH_SPARK_ROWS", "1000000,2000000,10000000").split(","))
+CHUNK = 250_000
+T0 = 1_700_000_000
+
+
+def generate(path: Path, rows: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    schema = None
+    writer = None
+    try:
+        for start in range(0, rows, CHUNK):
+            n = min(CHUNK, rows - start)
+            cols: dict[str, pa.Array] = {}
+            for i in range(8):
+                x = rng.normal(0, 1, n) if i % 2 == 0 else rng.lognormal(0, 0.5, n)
+                cols[f"f{i}"] = pa.array(x)
+            cols["c0"] = pa.array(rng.choice(["a", "b", "c", "d", "e"], n))
+            cols["c1"] = pa.array(rng.choice([f"v{j}" for j in range(40)], n))
+            p = 1 / (1 + np.exp(-cols["f0"].to_numpy()))
+            cols["p"] = pa.array(p)
+            cols["pred"] = pa.array((p > 0.5).astype(np.int64))
+            cols["y"] = pa.array((rng.random(n) < p).astype(np.int64))
+            ts = (T0 + (start + np.arange(n)) * 0.1) * 1e6  # 10 rows per second
+            cols["ts"] = pa.array(ts.astype(np.int64), pa.timestamp("us", tz="UTC"))
+            table = pa.table(cols)
+            if writer is None:
+                schema = table.schema
+                writer = pq.ParquetWriter(path, schema)
+            writer.write_table(table, row_group_size=CHUNK)
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+_COMMON = """
+import json, os, resource, sys, time
+from driftline.profile.build import BuildOptions
+OPTS = BuildOptions(prediction="pred", proba_binary="p", target="y", timestamp="ts",
+                    multivariate=False, model_name="bench")
+def rss():
+    self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    child_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return self_kb / 1024, child_kb / 1024
+"""
+
+_LOCAL = _COMMON + """
+from driftline.analyze.offline import analyze
+from driftline.io.readers import discover
+from driftline.profile.build import build_profile
+data, out = sys.argv[1], sys.argv[2]
+t = time.perf_counter()
+prof = build_profile(discover([data]), OPTS, progress=False)
+build = time.perf_counter() - t
+prof.save(out + ".local.json")
+t = time.perf_counter()
+windows = [w.to_dict() for w in analyze(prof, discover([data]), window_size=2**62,
+                                         window_duration=3600.0)]
+an = time.perf_counter() - t
+json.dump(windows, open(out + ".local.windows.json", "w"))
+py, child = rss()
+print(json.dumps({"build": build, "analyze": an, "windows": len(windows), "rss": py,
+                  "child_rss": child}))
+"""
+
+_SPARK = _COMMON + """
+os.environ["PYSPARK_PYTHON"] = sys.executable
+t = time.perf_counter()
+from pyspark.sql import SparkSession
+spark = (SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false")
+         .config("spark.sql.shuffle.partitions", "8").config("spark.driver.memory", "2g")
+         .config("spark.sql.session.timeZone", "UTC").getOrCreate())
+spark.sparkContext.setLogLevel("ERROR")
+start = time.perf_counter() - t
+from driftline import spark as dls
+from driftline.profile.format import BaselineProfile
+data, out = sys.argv[1], sys.argv[2]
+df = spark.read.parquet(data)
+t = time.perf_counter()
+prof = dls.build_baseline(df, OPTS, name=data)
+build = time.perf_counter() - t
+prof.save(out + ".spark.json")
+local = BaselineProfile.load(out + ".local.json")
+t = time.perf_counter()
+windows = [w.to_dict() for w in dls.analyze(df, local, window_duration=3600.0)]
+an = time.perf_counter() - t
+json.dump(windows, open(out + ".spark.windows.json", "w"))
+parts = df.rdd.getNumPartitions()
+py, child = rss()
+jvm = spark.sparkContext._gateway.proc.pid
+with open(f"/proc/{jvm}/status") as fh:  # the JVM's peak RSS (it is not a waited-for child)
+    child = max(child, next(int(l.split()[1]) for l in fh if l.startswith("VmHWM")) / 1024)
+spark.stop()
+print(json.dumps({"start": start, "build": build, "analyze": an, "windows": len(windows),
+                  "partitions": parts, "rss": py, "child_rss": child}))
+"""
+
+
+def _run(script: str, *args: str) -> dict[str, float]:
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(script), *args],
+                          capture_output=True, text=True, check=False)
+    if proc.returncode:
+        raise RuntimeError(proc.stderr[-3000:])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _compare(out: str, data: Path) -> str:
+    from driftline.profile.format import BaselineProfile, NumericFeature
+
+    a = BaselineProfile.load(out + ".spark.json")
+    b = BaselineProfile.load(out + ".local.json")
+    same = (a.n_records == b.n_records
+            and all(a.features[n] == b.features[n] for n in ("c0", "c1"))
+            and all(a.features[n].count == b.features[n].count  # type: ignore[union-attr]
+                    and a.features[n].missing_ratio == b.features[n].missing_ratio
+                    for n in a.features)
+            and a.provenance["content_hash"] == b.provenance["content_hash"])
+    eps = a.settings["quantile_rank_error"]
+    worst = 0.0
+    table = pq.read_table(data, columns=[f"f{i}" for i in range(8)])
+    for name in table.column_names:
+        f = a.features[name]
+        assert isinstance(f, NumericFeature)
+        v = np.sort(table.column(name).to_numpy())
+        probs = np.arange(1, 10) / 10
+        lo = np.searchsorted(v, f.edges, "left") / len(v) - probs
+        hi = probs - np.searchsorted(v, f.edges, "right") / len(v)
+        worst = max(worst, float(np.max(lo)), float(np.max(hi)))
+    wa = json.loads(Path(out + ".spark.windows.json").read_text())
+    wb = json.loads(Path(out + ".local.windows.json").read_text())
+    dpsi = max(abs(x["features"][n]["psi"] - y["features"][n]["psi"])
+               for x, y in zip(wa, wb, strict=True) for n in x["features"])
+    return (f"counts/categories/missing/content hash equal: {same}; edge rank error "
+            f"{max(worst, 0.0):.2e} <= bound {eps:.2e}: {worst <= eps}; windows {len(wa)} = "
+            f"{len(wb)}; max |PSI diff| of the same windows {dpsi:.1e}")
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="driftline-bench-spark-") as tmp:
+        print(f"{'rows':>11} {'engine':>7} {'start s':>8} {'build s':>8} {'build rows/s':>13} "
+              f"{'analyze s':>10} {'driver MB':>10} {'JVM MB':>8}")
+        check_at = 2_000_000 if 2_000_000 in SIZES else min(SIZES)
+        for rows in SIZES:
+            data = Path(tmp) / f"ref-{rows}.parquet"
+            generate(data, rows, seed=1)
+            out = str(Path(tmp) / f"out-{rows}")
+            loc = _run(_LOCAL, str(data), out)
+            spk = _run(_SPARK, str(data), out)
+            for name, r in (("local", loc), ("spark", spk)):
+                start = f"{r['start']:8.1f}" if "start" in r else f"{'-':>8}"
+                print(f"{rows:>11,} {name:>7} {start} {r['build']:8.1f} "
+                      f"{rows / r['build']:13,.0f} {r['analyze']:10.1f} {r['rss']:10.0f} "
+                      f"{r['child_rss']:8.0f}", flush=True)
+            if rows == check_at:
+                print(f"  check at {rows:,} rows: {_compare(out, data)}", flush=True)
+            data.unlink()
+
+
+if __name__ == "__main__":
+    main()
