@@ -228,3 +228,15 @@ def test_regression_partials_merge_to_the_one_pass_profile(regression) -> None:
         assert merged.reference_performance[k] == pytest.approx(v, rel=1e-9), k
     # every row fits the loss-estimation sample: the same rows, the same trees
     assert merged.loss_model == one_pass.output.loss_model
+
+
+def test_cli_dle_rows_bounds_the_fit_sample(tmp_path: Path) -> None:
+    from driftline.cli import main
+
+    ref = write(regression_table(2000, 5), tmp_path / "ref.parquet")
+    out = tmp_path / "b.json"
+    assert main(["baseline", "build", str(ref), "-o", str(out), "--task", "regression",
+                 "--prediction", "pred", "--target", "y", "--id", "id", "--dle-rows", "300",
+                 "--no-multivariate"]) == 0
+    model = BaselineProfile.load(out).output.loss_model  # type: ignore[union-attr]
+    assert model is not None and 150 <= model.rows <= 300

@@ -43,6 +43,9 @@ def register(sub: Any) -> None:
     b.add_argument("--top-k", type=int, default=20, help="categories kept per feature (20)")
     b.add_argument("--summary-size", type=int, default=20_000,
                    help="reference values kept per numeric feature for KS (20000)")
+    b.add_argument("--dle-rows", type=int, default=50_000, metavar="N",
+                   help="labelled reference rows sampled to fit a regressor's direct loss "
+                   "estimation (50000)")
     b.add_argument("--multivariate", action=argparse.BooleanOptionalAction, default=True,
                    help="fit the PCA reconstruction model of the tabular features for "
                    "multivariate drift (default: on; reads the data twice more)")
@@ -87,7 +90,8 @@ def _build(args: argparse.Namespace) -> int:
     for name, value, low in (("--bins", args.bins, 2), ("--top-k", args.top_k, 1),
                              ("--summary-size", args.summary_size, 2),
                              ("--embedding-components", args.embedding_components, 1),
-                             ("--mmd-sample", args.mmd_sample, 2)):
+                             ("--mmd-sample", args.mmd_sample, 2),
+                             ("--dle-rows", args.dle_rows, 10)):
         if value < low:
             raise InputError(f"{name} must be at least {low}, got {value}")
     binary, multi = parse_proba(args.proba)
@@ -99,7 +103,7 @@ def _build(args: argparse.Namespace) -> int:
         bins=args.bins, top_k=args.top_k, summary_size=args.summary_size,
         multivariate=args.multivariate, embeddings=_csv(args.embedding), text=_csv(args.text),
         embedding_components=args.embedding_components, mmd_sample=args.mmd_sample,
-        source_revision=args.source_revision,
+        source_revision=args.source_revision, dle_rows=args.dle_rows,
     )
     if args.engine == "spark":
         from driftline.spark import build_baseline, read_table
