@@ -33,6 +33,7 @@ def _cli() -> list[str]:
 def commands() -> dict[str, list[str]]:
     """What is measured: name → argv of a whole process."""
     return {
+        "python -c pass (the floor)": [sys.executable, "-c", "pass"],
         "import driftline.sdk": [sys.executable, "-c", "import driftline.sdk"],
         "driftline --help": [*_cli(), "--help"],
         "import driftline.engine.monitor": [sys.executable, "-c", "import driftline.engine.monitor"],
