@@ -75,3 +75,21 @@ print(json.dumps([ks_2samp_sorted(ref, cur), chi2_two_sample(np.array([30, 50, 2
         if adwin.drift_detected:
             expected.append(i)
     assert hits == expected and hits
+
+
+def test_offline_analysis_without_labels_skips_river() -> None:
+    code = """
+import numpy as np
+from driftline.engine.monitor import Monitor, WindowPolicy
+from driftline.engine.records import RecordBatch
+from driftline.profile.format import BaselineProfile, Columns, NumericFeature
+v = np.sort(np.random.default_rng(0).normal(size=500))
+f = NumericFeature("x", (0.0,), (0.5, 0.5), tuple(v.tolist()), True, 500, 0.0, float(v[0]),
+                   float(v[-1]), float(v.mean()), float(v.std()))
+mon = Monitor(BaselineProfile("m", "1", "", 500, {"x": f}, Columns(None, {}), None),
+              window=WindowPolicy(records=100, max_age=None), clock=None, streams=False)
+reports = mon.observe(RecordBatch({"x": np.random.default_rng(1).normal(size=250)}))
+assert len(reports) == 2 and reports[0].features["x"].ks_pvalue is not None
+"""
+    mods = _imported(code)
+    assert "scipy" in mods and "river" not in mods

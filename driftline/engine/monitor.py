@@ -164,8 +164,9 @@ class Monitor:
         if drift.adwin_features and streams:
             for n in self._ref.numeric:
                 self._adwin[f"feature:{n}"] = StreamDetector.adwin(delta=drift.adwin_delta)
-        self._adwin["error"] = StreamDetector.adwin(delta=drift.adwin_delta)
-        self._adwin_hits = dict.fromkeys(self._adwin, 0)
+        # the label error stream is made on the first label: a run without labels (most offline
+        # analyses) never imports river
+        self._adwin_hits = dict.fromkeys([*self._adwin, "error"], 0)
         cap = min(window.records, LABEL_WINDOW_MAX)
         self._correct = np.zeros(cap, dtype=bool)
         # the joined (prediction, label) pairs behind the realised metrics: class codes of a
@@ -257,7 +258,10 @@ class Monitor:
             if self._correct_filled and not self._regression:
                 self._accuracy = float(self._correct[: self._correct_filled].mean())
             if not self._regression:
-                hits = self._adwin["error"].update((~right).astype(np.float64))
+                det = self._adwin.get("error")
+                if det is None:
+                    det = self._adwin["error"] = StreamDetector.adwin(delta=self.drift.adwin_delta)
+                hits = det.update((~right).astype(np.float64))
                 self._adwin_hits["error"] += len(hits)
 
     def _label_realised(self) -> dict[str, float]:
