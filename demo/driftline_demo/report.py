@@ -21,7 +21,8 @@ def _f(v: float | None, fmt: str = "{:.3f}") -> str:
 
 
 def drift_table(result: ScenarioResult) -> Table:
-    t = Table(title="Drift per feature (PSI of the last window)", title_justify="left")
+    t = Table(title="Drift per feature: PSI of one window of each phase, and the drifted window's "
+              "decision (docs/statistics.md#three-meanings-of-drifted)", title_justify="left")
     for col in ("feature", "type", "stable traffic", "drifted traffic", "drifted"):
         t.add_column(col, justify="right" if "traffic" in col else "left")
     for f in FEATURES:

@@ -554,6 +554,10 @@ def run_scenario(st: DemoStack, *, step: Callable[[str, int], Callable[[int], No
     target = windows_before + max(1, s.drift_rows // s.window_records)
     m = _wait_metric(st, lambda m: _windows(m) >= target, 60)
     psi_drifted = feature_values(m, "driftline_feature_psi")
+    # the decision of that same window, beside its PSI (not the end-of-run state, which mixes
+    # in the canary phase): see docs/statistics.md#three-meanings-of-drifted
+    drifted_features = sorted(f for f, v in feature_values(m, "driftline_feature_drifted").items()
+                              if v >= 1)
     emb_drifted = embedding_values(m)
 
     tail_rows = records(generate(2000, seed=s.seed + 13, shift=s.shift))
@@ -583,7 +587,6 @@ def run_scenario(st: DemoStack, *, step: Callable[[str, int], Callable[[int], No
                 row[key] = vals[0]
         if row:
             acc[ep] = row
-    drifted_features = sorted(f for f, v in feature_values(m, "driftline_feature_drifted").items() if v >= 1)
     from driftline_demo.regression import run_regression
 
     log("regression model: baseline with direct loss estimation, downturn traffic through the "
