@@ -11,8 +11,8 @@
   ``Monitor.observe`` in batches of 100, windows of 1000 (what the sidecar's worker runs).
 
 The peers are installed only in the benchmark's own virtualenv (``$DRIFTLINE_BENCH_PEERS`` or
-``/tmp/bench-peers``, created on first use: ``pip install nannyml alibi-detect torch``); when
-that fails they are reported as skipped.
+``/tmp/bench-peers``, created on first use: ``pip install nannyml statsmodels pyarrow
+alibi-detect torch``); when that fails they are reported as skipped.
 
 Run: ``python -m benchmarks shapes``.
 """
@@ -39,8 +39,10 @@ def _peer_python() -> Path | None:
     if not py.exists():
         try:
             subprocess.run([sys.executable, "-m", "venv", str(PEERS)], check=True)
-            subprocess.run([str(py), "-m", "pip", "install", "--quiet", "nannyml", "alibi-detect",
-                            "torch"], check=True, timeout=1800)
+            # nannyml imports statsmodels without declaring it; pandas reads Parquet with pyarrow
+            # (below 20: alibi-detect keeps numpy 1)
+            subprocess.run([str(py), "-m", "pip", "install", "--quiet", "nannyml", "statsmodels",
+                            "pyarrow<20", "alibi-detect", "torch"], check=True, timeout=1800)
         except (subprocess.SubprocessError, OSError) as exc:
             print(f"peers skipped: cannot install them ({exc})")
             return None
@@ -149,12 +151,15 @@ def _reconstruction(tmp: Path) -> None:
     chunk = 10_000
     errors: list[float] = []
     t = time.perf_counter()
+    parts: dict[str, list[np.ndarray]] = {c: [] for c in mv.features}
     for batch in iter_batches(discover([str(ana_path)])[0], list(mv.features)):
-        cols = {c: (to_float(batch.column(c)) if isinstance(prof.features[c], NumericFeature)
-                    else to_strings(batch.column(c))) for c in mv.features}
-        for lo in range(0, batch.num_rows, chunk):
-            part = {c: v[lo: lo + chunk] for c, v in cols.items()}
-            errors.append(mv.window(part).reconstruction_error)
+        for c in mv.features:
+            parts[c].append(to_float(batch.column(c)) if isinstance(prof.features[c], NumericFeature)
+                            else to_strings(batch.column(c)))
+    cols = {c: np.concatenate(v) for c, v in parts.items()}
+    for lo in range(0, len(cols[mv.features[0]]), chunk):  # chunks aligned with NannyML's
+        errors.append(mv.window({c: v[lo: lo + chunk] for c, v in cols.items()})
+                      .reconstruction_error)
     sec = time.perf_counter() - t
     lo_t, hi_t = mv.band(chunk)
     print(f"driftline reconstruction error, 1M x 25 in windows of 10k: {sec:.2f} s "
@@ -201,12 +206,15 @@ def _monitor() -> None:
           f"1000 (MMD every window): {total / sec / 1e3:.1f} k records/s")
 
 
-def main() -> None:
+def main(parts: tuple[str, ...] = ("mmd", "reconstruction", "monitor")) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        _mmd(Path(tmp))
-        _reconstruction(Path(tmp))
-    _monitor()
+        if "mmd" in parts:
+            _mmd(Path(tmp))
+        if "reconstruction" in parts:
+            _reconstruction(Path(tmp))
+    if "monitor" in parts:
+        _monitor()
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # python -m benchmarks.bench_shapes [mmd|reconstruction|monitor]
+    main(tuple(sys.argv[1:]) or ("mmd", "reconstruction", "monitor"))
