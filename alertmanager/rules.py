@@ -274,10 +274,10 @@ def alert_list(cfg: RulesConfig) -> list[Alert]:
               f"an accuracy of {v3}, more than {t.canary_margin} below the default endpoint.",
               MODEL_UID),
         Alert("DriftlineConceptDrift",
-              f"sum by ({ml}, signal) (increase({cat.ADWIN_DETECTIONS.name}{cfg.matchers()}"
+              f"sum by ({ml}, signal) (increase({cat.CHANGE_DETECTIONS.name}{cfg.matchers()}"
               f"[{cfg.adwin_range}])) > 0",
-              "ADWIN detected a change in a model's per-record stream.",
-              f"ADWIN detected a change in the {{{{ $labels.signal }}}} stream of model {_model_desc()}"
+              "A change was detected in a model's per-record stream.",
+              f"ChangeDetector found a change in the {{{{ $labels.signal }}}} stream of model {_model_desc()}"
               f"{_ns()} within the last {cfg.adwin_range}.", MODEL_UID),
         Alert("DriftlineMissingValuesHigh",
               f"max by ({_by(feature_labels(cfg))}) ({cat.FEATURE_MISSING_RATIO.name}{cfg.matchers()})"

@@ -313,8 +313,8 @@ def _scenarios(cfg: RulesConfig) -> list[Scenario]:
     ], [(ctx.out(**canary), 0.5)]))
 
     out.append(Scenario("DriftlineConceptDrift", onset, [
-        Series(cat.ADWIN_DETECTIONS.name, ctx.model_series_labels(0, signal="error"), step(0.0, 1.0)),
-        Series(cat.ADWIN_DETECTIONS.name, ctx.model_series_labels(0, signal="confidence"), lambda i: 0.0),
+        Series(cat.CHANGE_DETECTIONS.name, ctx.model_series_labels(0, signal="error"), step(0.0, 1.0)),
+        Series(cat.CHANGE_DETECTIONS.name, ctx.model_series_labels(0, signal="confidence"), lambda i: 0.0),
     ], [(ctx.out(signal="error"), None)]))
 
     hi = 0.25 if t.missing_ratio < 0.25 else 0.75

@@ -3,7 +3,7 @@ rules' names (so a renamed metric or a different ``drift_range`` changes the que
 
 * ``driftline-fleet``: every model at a glance (drift, accuracy, traffic, drops, alerts);
 * ``driftline-model``: one model in depth (per-feature PSI/KS, quantile-rank heatmaps, category
-  shares, confidence, accuracy, ADWIN annotations, canary next to default);
+  shares, confidence, accuracy, change-point annotations, canary next to default);
 * ``driftline-sidecar``: the sidecars themselves (queue, drops, proxy latency, scrapes, exports).
 
 >>> sorted(dashboards())
@@ -265,9 +265,9 @@ def model(cfg: RulesConfig) -> Json:
     g.place(b.timeseries("Prediction PSI (last window)", [b.target(
         f"max by (endpoint) ({_q(cat.PREDICTION_PSI, M)})", "{{endpoint}}")], thresholds_=PSI_STEPS,
         description=cat.PREDICTION_PSI.help), w=12)
-    g.place(b.timeseries("ADWIN detections", [b.target(
-        f"sum by (endpoint, signal) (increase({_q(cat.ADWIN_DETECTIONS, M)}[{RI}]))",
-        "{{signal}} ({{endpoint}})")], description=cat.ADWIN_DETECTIONS.help), w=12)
+    g.place(b.timeseries("Change detections", [b.target(
+        f"sum by (endpoint, signal) (increase({_q(cat.CHANGE_DETECTIONS, M)}[{RI}]))",
+        "{{signal}} ({{endpoint}})")], description=cat.CHANGE_DETECTIONS.help), w=12)
     _multivariate_row(g)
     g.row("Accuracy")
     g.place(b.timeseries("Estimated vs realised vs reference accuracy", [
@@ -294,13 +294,14 @@ def model(cfg: RulesConfig) -> Json:
     g.place(b.timeseries("Age of the last window", [b.target(
         f"time() - max by (endpoint) ({_q(cat.WINDOW_END, M)})", "{{endpoint}}")], unit="s",
         description=cat.WINDOW_END.help), w=8)
+    # marked where the change *began* (the gauge's value, in ms), not when it was noticed
     adwin = {"datasource": b.DS, "enable": True, "hide": False, "iconColor": "orange",
-             "name": "ADWIN detections",
-             "expr": f"sum by (model_name, endpoint, signal) "
-                     f"(increase({_q(cat.ADWIN_DETECTIONS, M)}[1m])) > 0",
-             "step": "1m", "titleFormat": "ADWIN change: {{signal}}",
+             "name": "Change points",
+             "expr": f"max by (model_name, endpoint, signal) "
+                     f"({_q(cat.CHANGE_POINT_TIME, M)}) * 1000",
+             "step": "1m", "titleFormat": "change began: {{signal}}",
              "textFormat": "{{model_name}} ({{endpoint}})", "tagKeys": "signal,endpoint",
-             "useValueForTime": False}
+             "useValueForTime": True}
     return b.dashboard(MODEL_UID, TITLES[MODEL_UID], "One model in depth: per-feature drift, "
                        "distributions, predictions, accuracy and canary vs default.",
                        _model_vars(multi_model=False, feature=True), g.panels, annotations=[adwin])

@@ -234,10 +234,16 @@ LABELS = _spec(
     "Delayed labels received (matched: whether a stored prediction was found).",
     (*MODEL_LABELS, "matched"),
 )
-ADWIN_DETECTIONS = _spec(
-    "driftline_adwin_detections_total", "counter",
-    "Changes detected by ADWIN on a per-record stream (signal: error, confidence, or feature:<name>).",
-    (*MODEL_LABELS, "signal"),
+CHANGE_DETECTIONS = _spec(
+    "driftline_change_detections_total", "counter",
+    "Changes detected by ChangeDetector on a per-record stream (signal: error, confidence, or "
+    "feature:<name>).", (*MODEL_LABELS, "signal"),
+)
+CHANGE_POINT_TIME = _spec(
+    "driftline_change_point_timestamp_seconds", "gauge",
+    "When the latest change detected on a per-record stream began (its estimated start, Unix "
+    "seconds of the batch that held it; signal as for driftline_change_detections_total).",
+    (*MODEL_LABELS, "signal"), unit="s",
 )
 WINDOW_RECORDS = _spec(
     "driftline_window_records", "gauge",
@@ -350,7 +356,7 @@ ALL: tuple[MetricSpec, ...] = (
     MULTIVARIATE_ERROR, MULTIVARIATE_UPPER, MULTIVARIATE_LOWER, MULTIVARIATE_DRIFTED,
     EMBEDDING_MMD, EMBEDDING_MMD_PVALUE, EMBEDDING_COSINE,
     ESTIMATED_ACCURACY, REFERENCE_ACCURACY, ACCURACY,
-    ESTIMATED_PERFORMANCE, PERFORMANCE, REFERENCE_PERFORMANCE, LABELS, ADWIN_DETECTIONS,
+    ESTIMATED_PERFORMANCE, PERFORMANCE, REFERENCE_PERFORMANCE, LABELS, CHANGE_DETECTIONS, CHANGE_POINT_TIME,
     WINDOW_RECORDS, WINDOWS, WINDOW_END, QUEUE_DEPTH, QUEUE_CAPACITY, SERIES_CAPPED,
     PROXY_DURATION, PROXY_UPSTREAM_ERRORS, PROXY_TUNNELLED, PROXY_TEE_ERRORS,
     MODEL_REQUESTS, MODEL_REQUEST_DURATION, MODEL_REQUEST_SIZE, MODEL_RESPONSE_SIZE,

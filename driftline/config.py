@@ -127,6 +127,7 @@ class DriftConfig:
     alpha: float = 0.05
     require_significance: bool = True
     prediction_psi_threshold: float = 0.1
+    #: per-record change detection (ChangeDetector) on every numeric feature too
     adwin_features: bool = False
 
 

@@ -102,7 +102,8 @@ def synthetic_snapshot(rng: np.random.Generator, name: str, *, version: str = "v
         records_sampled=8123, quantile_rank=qrank, categories=cats, reference_categories=refcats,
         prediction_confidence=_hist(rng, CONFIDENCE_BUCKETS, 8000, 0.34, 1.0),
         prediction_classes={c: int(rng.integers(100, 3000)) for c in class_names},
-        labels={"true": 40, "false": 2}, adwin_detections={"confidence": 1, "error": 0},
+        labels={"true": 40, "false": 2}, change_detections={"confidence": 1, "error": 0},
+        change_points={"confidence": 1.7e9 - 600.0},
         reference_accuracy=0.91, accuracy=None, estimated_accuracy=est if window else None,
         last_window_end=1.7e9 + 60.0 if window else None,
         estimated_performance={"accuracy": est, "f1": est - 0.02, "roc_auc": est + 0.03}

@@ -165,7 +165,7 @@ def _resolve_snapshots(snaps: list[ModelSnapshot], stats: SidecarStats,
         for s in group:
             for k, v in s.prediction_classes.items():
                 class_counts[k] = class_counts.get(k, 0) + v
-            sig_names.update(dict.fromkeys(s.adwin_detections))
+            sig_names.update(dict.fromkeys(s.change_detections))
         classes[name] = guard.resolve("class", scope, _by_count(class_counts), lim.max_classes_per_model)
         plain = [g for g in sig_names if not g.startswith("feature:")]
         sig = guard.resolve("signal", scope, plain, lim.max_enum_values)
@@ -254,8 +254,10 @@ def _fill(out: dict[str, MetricPoints], snaps: list[ModelSnapshot], stats: Sidec
         for c, n in s.prediction_classes.items():
             p(cat.PREDICTION_CLASS).add((*key, cls.get(c, OTHER)), n)
         sig = signals.get(r.model, {})
-        for g, n in s.adwin_detections.items():
-            p(cat.ADWIN_DETECTIONS).add((*key, sig.get(g, OTHER)), n)
+        for g, n in s.change_detections.items():
+            p(cat.CHANGE_DETECTIONS).add((*key, sig.get(g, OTHER)), n)
+        for g, began in s.change_points.items():
+            p(cat.CHANGE_POINT_TIME).set((*key, sig.get(g, OTHER)), began)
         if s.prediction_confidence is not None:
             p(cat.PREDICTION_CONFIDENCE).observe(key, s.prediction_confidence)
         for f, hist in s.quantile_rank.items():

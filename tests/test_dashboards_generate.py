@@ -137,7 +137,8 @@ def test_required_views_exist() -> None:
     for h in heatmaps:
         assert all(t["format"] == "heatmap" and "sum by (le)" in t["expr"] for t in h["targets"])
     assert [h["repeat"] for h in heatmaps if "quantile" in h["title"]] == ["feature"]
-    assert any(a.get("name") == "ADWIN detections" for a in model["annotations"]["list"])
+    (cp,) = [a for a in model["annotations"]["list"] if a.get("name") == "Change points"]
+    assert cp["useValueForTime"] and "driftline_change_point_timestamp_seconds" in cp["expr"]
     titles = [p["title"] for p in _panels(model)]
     assert "Default: estimated and realised accuracy" in titles
     assert "Canary: estimated and realised accuracy" in titles

@@ -80,7 +80,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "windows": {"records": 100, "max_age": 2.0, "min_records": 1},  # every window decides
         "limits": {"max_categories": 4},  # region has 5 categories: one gets folded
         "otlp": {"enabled": True, "interval": 1.0},
-        "drift": {"adwin_features": True},  # ADWIN per numeric feature: detections to annotate
+        "drift": {"adwin_features": True},  # change detection per numeric feature: to annotate
         "tick_interval": 0.2,
     }
     (wd / "driftline.yaml").write_text(yaml.safe_dump(cfg))

@@ -193,7 +193,7 @@ def test_one_batch_equals_many_small_batches(profile: BaselineProfile, cuts: lis
     ca, cb = a.prediction_confidence, b.prediction_confidence
     assert ca is not None and cb is not None
     assert (ca.counts, ca.count) == (cb.counts, cb.count) and ca.sum == pytest.approx(cb.sum)
-    assert a.adwin_detections == b.adwin_detections
+    assert a.change_detections == b.change_detections
 
 
 def test_cumulative_counters(profile: BaselineProfile) -> None:
@@ -244,13 +244,22 @@ def test_labels_accuracy_over_the_last_n(profile: BaselineProfile) -> None:
     assert mon.snapshot().labels == {"true": 6, "false": 5}
 
 
-def test_adwin_error_signal_detects_a_jump(profile: BaselineProfile) -> None:
+def test_error_signal_change_is_detected_and_dated(profile: BaselineProfile) -> None:
     mon = Monitor(profile, **OFFLINE)
     rng = np.random.default_rng(0)
     right = rng.random(4000) < np.r_[np.full(2000, 0.9), np.full(2000, 0.4)]
     labels = np.where(right, "1", "0").astype(object)
     mon.observe_labels(np.full(4000, "1", dtype=object), labels)
-    assert mon.snapshot().adwin_detections["error"] >= 1
+    assert mon.snapshot().change_detections["error"] >= 1
+    assert mon.snapshot().change_points == {}  # offline: no clock, no time to give
+    now = [1000.0]
+    live = Monitor(profile, window=WindowPolicy(records=1000, max_age=None), clock=lambda: now[0])
+    for lo in range(0, 4000, 500):  # one batch of labels every 10 s
+        live.observe_labels(np.full(500, "1", dtype=object), labels[lo:lo + 500])
+        now[0] += 10.0
+    snap = live.snapshot()
+    assert snap.change_detections["error"] == 1
+    assert snap.change_points["error"] in (1030.0, 1040.0)  # the batch holding index ≈ 2000
 
 
 def test_snapshot_is_thread_safe(profile: BaselineProfile) -> None:
@@ -290,7 +299,7 @@ def test_missing_feature_in_batch_counts_as_missing(profile: BaselineProfile) ->
     assert r.features["z"].n_missing == 5 and r.features["c"].missing_ratio == 1.0
 
 
-def test_confidence_adwin_runs_only_with_streams(profile: BaselineProfile) -> None:
+def test_confidence_change_detection_runs_only_with_streams(profile: BaselineProfile) -> None:
     sure = batch_from(reference_table(3000, seed=30))
     sure.probabilities = np.tile([0.02, 0.98], (3000, 1))
     unsure = batch_from(reference_table(3000, seed=31))
@@ -301,8 +310,8 @@ def test_confidence_adwin_runs_only_with_streams(profile: BaselineProfile) -> No
     for mon in (live, offline):
         mon.observe(sure)
         mon.observe(unsure)
-    assert live.snapshot().adwin_detections["confidence"] >= 1
-    assert "confidence" not in offline.snapshot().adwin_detections
+    assert live.snapshot().change_detections["confidence"] >= 1
+    assert "confidence" not in offline.snapshot().change_detections
     assert offline.snapshot().prediction_confidence == live.snapshot().prediction_confidence
 
 

@@ -10,6 +10,7 @@ call from another thread.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import threading
 import time
@@ -19,9 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from driftline.catalogue import CONFIDENCE_BUCKETS, QUANTILE_RANK_BUCKETS
+from driftline.detectors.change import ChangeDetector
 from driftline.detectors.classification import realised_metrics
 from driftline.detectors.regression import realised_regression
-from driftline.detectors.streaming import StreamDetector
 from driftline.engine.derived import DerivedRef, EmbeddingPolicy
 from driftline.engine.kernels import RankReference, rank_update
 from driftline.engine.multivariate import MultivariateRef
@@ -81,8 +82,37 @@ class DriftPolicy:
     alpha: float = 0.05
     require_significance: bool = True
     prediction_psi_threshold: float = 0.1
-    adwin_delta: float = 0.002
+    #: per-record change detection on every numeric feature too (signal ``feature:<name>``)
     adwin_features: bool = False
+
+
+class ChangeStream:
+    """A :class:`ChangeDetector` on one per-record stream, plus when its latest change began.
+
+    The detector reports the change point as an index; to give it a time, the start index and
+    arrival time of the last ``TIMES_KEPT`` batches are kept (bounded memory). A change that
+    began before the oldest kept batch is dated to that batch."""
+
+    TIMES_KEPT = 4096
+
+    def __init__(self) -> None:
+        self.detector = ChangeDetector()
+        self._firsts: list[int] = []
+        self._times: list[float] = []
+        self.began: float | None = None
+
+    def update(self, values: np.ndarray, now: float | None) -> None:
+        det = self.detector
+        if now is not None:
+            self._firsts.append(det.n + det.n_invalid)
+            self._times.append(now)
+            if len(self._firsts) > 2 * self.TIMES_KEPT:
+                del self._firsts[:self.TIMES_KEPT], self._times[:self.TIMES_KEPT]
+        if det.update(values) and self._times:
+            cp = det.change_point
+            assert cp is not None
+            i = max(bisect.bisect_right(self._firsts, cp) - 1, 0)
+            self.began = self._times[i]
 
 
 # --- the monitor -------------------------------------------------------------------------------
@@ -94,7 +124,7 @@ class Monitor:
     carry no timestamps; ``clock=None`` means offline analysis: windows close by count (or by
     :meth:`flush`) only, and a window without record timestamps has start/end None.
     ``streams=False`` skips the per-record ADWIN detectors (confidence, features), which feed only
-    the ``driftline_adwin_detections_total`` counter: offline analysis does not report them and
+    the ``driftline_change_detections_total`` counter: offline analysis does not report them and
     they are the one per-record Python loop. The label error stream always runs.
 
     >>> from driftline.profile.format import BaselineProfile, Columns, NumericFeature
@@ -158,15 +188,13 @@ class Monitor:
         self._conf = np.zeros(len(CONFIDENCE_BUCKETS) + 1, dtype=np.int64) if has_proba else None
         self._conf_sum = 0.0
         self._labels = {"true": 0, "false": 0}
-        self._adwin: dict[str, StreamDetector] = {}
+        self._change: dict[str, ChangeStream] = {}
         if has_proba and streams:
-            self._adwin["confidence"] = StreamDetector.adwin(delta=drift.adwin_delta)
+            self._change["confidence"] = ChangeStream()
         if drift.adwin_features and streams:
             for n in self._ref.numeric:
-                self._adwin[f"feature:{n}"] = StreamDetector.adwin(delta=drift.adwin_delta)
-        # the label error stream is made on the first label: a run without labels (most offline
-        # analyses) never imports river
-        self._adwin_hits = dict.fromkeys([*self._adwin, "error"], 0)
+                self._change[f"feature:{n}"] = ChangeStream()
+        self._change["error"] = ChangeStream()
         cap = min(window.records, LABEL_WINDOW_MAX)
         self._correct = np.zeros(cap, dtype=bool)
         # the joined (prediction, label) pairs behind the realised metrics: class codes of a
@@ -258,11 +286,7 @@ class Monitor:
             if self._correct_filled and not self._regression:
                 self._accuracy = float(self._correct[: self._correct_filled].mean())
             if not self._regression:
-                det = self._adwin.get("error")
-                if det is None:
-                    det = self._adwin["error"] = StreamDetector.adwin(delta=self.drift.adwin_delta)
-                hits = det.update((~right).astype(np.float64))
-                self._adwin_hits["error"] += len(hits)
+                self._change["error"].update((~right).astype(np.float64), self._now(None))
 
     def _label_realised(self) -> dict[str, float]:
         """Realised metrics of the joined labels in the ring (no ROC AUC: the store keeps the
@@ -335,8 +359,8 @@ class Monitor:
             self._qr[name] += counts
             self._qr_sum[name] += rank_sum
             key = f"feature:{name}"
-            if key in self._adwin:
-                self._adwin_hits[key] += len(self._adwin[key].update(values))
+            if key in self._change:
+                self._change[key].update(values, self._now(None))
         for name, cref in self._ref.categorical.items():
             col = batch.features.get(name)
             if col is not None:
@@ -358,8 +382,8 @@ class Monitor:
                                                       side="left"),
                                       minlength=len(CONFIDENCE_BUCKETS) + 1)
             self._conf_sum += float(ok.sum())
-            if "confidence" in self._adwin:
-                self._adwin_hits["confidence"] += len(self._adwin["confidence"].update(conf))
+            if "confidence" in self._change:
+                self._change["confidence"].update(conf, self._now(None))
 
     def _columns(self, now: float | None) -> WindowColumns:
         n = self._buffered
@@ -449,7 +473,8 @@ class Monitor:
             records_sampled=self._sampled, quantile_rank=qr, categories=cats,
             reference_categories=ref_cats, prediction_confidence=conf,
             prediction_classes=classes, labels=dict(self._labels),
-            adwin_detections=dict(self._adwin_hits),
+            change_detections={k: c.detector.detections for k, c in self._change.items()},
+            change_points={k: c.began for k, c in self._change.items() if c.began is not None},
             reference_accuracy=out.reference_accuracy if out is not None else None,
             accuracy=self._accuracy, estimated_accuracy=self._estimated,
             last_window_end=self._last_end, estimated_performance=dict(self._estimated_perf),

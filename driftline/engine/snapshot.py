@@ -263,7 +263,7 @@ class ModelSnapshot:
     prediction_confidence: Histogram | None
     prediction_classes: dict[str, int]
     labels: dict[str, int]
-    adwin_detections: dict[str, int]
+    change_detections: dict[str, int]
     reference_accuracy: float | None
     accuracy: float | None
     estimated_accuracy: float | None
@@ -275,6 +275,8 @@ class ModelSnapshot:
     reference_performance: dict[str, float] = field(default_factory=dict)
     #: Which reference data the baseline came from (``BaselineProfile.source_label``).
     baseline_source: str = ""
+    #: Per signal: Unix seconds when the latest detected change began (estimated start).
+    change_points: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
