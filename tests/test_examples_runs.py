@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from driftline_demo.data import CATEGORICAL, FEATURES, TARGET, generate, records, write_parquet
+from driftline_demo.data import CATEGORICAL, EMBEDDING, FEATURES, TARGET, generate, records, write_parquet
 
 ROOT = Path(__file__).resolve().parents[1]
 EX = ROOT / "examples"
@@ -107,7 +107,9 @@ def test_fastapi_example_service_logs_through_the_sdk(tmp_path: Path) -> None:
         assert 'model_name="car-loan"' in text
         psi = {line.split('feature="')[1].split('"')[0]: float(line.rsplit(" ", 1)[1])
                for line in text.splitlines() if line.startswith("driftline_feature_psi{")}
-        assert set(psi) == set(FEATURES)
+        # the tabular features, plus the projections of the applicant-notes embedding
+        assert set(psi) - set(FEATURES) == {f"{EMBEDDING}.pc{i}" for i in range(1, 6)}, sorted(psi)
+        assert set(FEATURES) <= set(psi)
         assert psi["credit_score"] > 0.25  # the batch was drifted
     finally:
         svc.close()
