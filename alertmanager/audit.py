@@ -292,13 +292,17 @@ def to_json(entries: list[AuditEntry]) -> str:
     return "\n".join(json.dumps(asdict(e), sort_keys=True) for e in entries)
 
 
-def render_table(entries: list[AuditEntry]) -> Any:
-    """A rich table for the terminal."""
+def render_table(entries: list[AuditEntry], width: int | None = None) -> Any:
+    """A rich table for the terminal. Below 120 columns the model, target, request and detail
+    share one folded column, so id, time, decision and action stay whole at 80 columns."""
     from rich.table import Table
 
     table = Table(title="driftline actions audit log", show_lines=False)
-    for col in ("id", "time (UTC)", "decision", "model", "action", "target", "request", "status",
-                "detail"):
+    narrow = width is not None and width < 120
+    cols = (("id", "time (UTC)", "decision", "action", "model · request · detail") if narrow else
+            ("id", "time (UTC)", "decision", "model", "action", "target", "request", "status",
+             "detail"))
+    for col in cols:
         # Short columns never wrap, so a decision stays greppable in a narrow terminal.
         short = col in ("id", "time (UTC)", "decision", "action", "status")
         table.add_column(col, overflow="fold", no_wrap=short)
@@ -306,6 +310,13 @@ def render_table(entries: list[AuditEntry]) -> Any:
         when = time.strftime("%m-%d %H:%M:%S", time.gmtime(e.ts))
         model = e.model_name + (f"@{e.model_version}" if e.model_version else "")
         request = f"{e.method} {e.url}".strip()
-        table.add_row(str(e.id), when, e.decision, model, e.action, e.target, request,
-                      "" if e.status_code is None else str(e.status_code), e.detail)
+        status = "" if e.status_code is None else str(e.status_code)
+        if narrow:
+            rest = [model, f"target {e.target}" if e.target else "",
+                    f"{request} → {status}" if status else request, e.detail]
+            table.add_row(str(e.id), when, e.decision, e.action,
+                          "\n".join(part for part in rest if part))
+        else:
+            table.add_row(str(e.id), when, e.decision, model, e.action, e.target, request,
+                          status, e.detail)
     return table

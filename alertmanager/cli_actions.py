@@ -212,7 +212,8 @@ def _log(args: argparse.Namespace) -> int:
         return 0
     from rich.console import Console
 
-    Console().print(audit.render_table(entries))
+    console = Console()
+    console.print(audit.render_table(entries, width=console.width))
     return 0
 
 

@@ -118,10 +118,12 @@ def test_table_format(built: tuple[Path, Path], tmp_path: Path) -> None:
     assert "windows" in text and "x" in text and "yes" in text
 
 
-def test_baseline_show(built: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+def test_baseline_show(built: tuple[Path, Path], capsys: pytest.CaptureFixture[str],
+                       monkeypatch: pytest.MonkeyPatch) -> None:
     _, prof = built
     assert main(["baseline", "show", str(prof), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["id"] == BaselineProfile.load(prof).id
+    monkeypatch.setenv("COLUMNS", "140")  # the wide layout; 80 columns: tests/test_tables_narrow.py
     assert main(["baseline", "show", str(prof)]) == 0
     text = capsys.readouterr().out
     assert "churn" in text and "numeric" in text and "categorical" in text

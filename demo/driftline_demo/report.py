@@ -24,7 +24,9 @@ def drift_table(result: ScenarioResult) -> Table:
     t = Table(title="Drift per feature: PSI of one window of each phase, and the drifted window's "
               "decision (docs/statistics.md#three-meanings-of-drifted)", title_justify="left")
     for col in ("feature", "type", "stable traffic", "drifted traffic", "drifted"):
-        t.add_column(col, justify="right" if "traffic" in col else "left")
+        # Feature names and decisions stay whole at 80 columns; the long MMD cells fold.
+        t.add_column(col, justify="right" if "traffic" in col else "left", overflow="fold",
+                     no_wrap=col in ("feature", "type", "drifted"))
     for f in FEATURES:
         after = result.psi_drifted.get(f)
         flag = "[red]yes[/]" if f in result.drifted_features else "no"
@@ -80,7 +82,7 @@ def alerts_table(alerts: list[dict[str, Any]]) -> Table:
             groups[key].append(lab["feature"])
     t = Table(title="Alerts that reached Alertmanager", title_justify="left")
     for col in ("alert", "severity", "action", "endpoint", "features"):
-        t.add_column(col)
+        t.add_column(col, overflow="fold", no_wrap=col in ("alert", "severity", "action"))
     for (name, sev, action, ep), feats in sorted(groups.items()):
         style = "bold red" if action in ("retrain", "rollback") else ""
         t.add_row(f"[{style}]{name}[/]" if style else name, sev, action, ep,
@@ -105,7 +107,7 @@ def channels_table(deliveries: list[tuple[str, str]]) -> Table:
     t = Table(title="Notifications: which channel each alert went to (firing/resolved)",
               title_justify="left")
     for col in ("alert", "severity", *channels):
-        t.add_column(col)
+        t.add_column(col, overflow="fold", no_wrap=col != "alert")
     for (alert, severity), counts in sorted(rows.items()):
         t.add_row(alert, severity, *(f"{f}/{r}" if f or r else "—" for f, r in
                                      (counts[c] for c in channels)))
@@ -115,7 +117,7 @@ def channels_table(deliveries: list[tuple[str, str]]) -> Table:
 def audit_table(entries: list[dict[str, Any]]) -> Table:
     t = Table(title="Receiver audit log", title_justify="left")
     for col in ("time", "decision", "alert", "action", "request", "status"):
-        t.add_column(col)
+        t.add_column(col, overflow="fold", no_wrap=col in ("time", "decision", "action", "status"))
     for e in entries:
         ts = _dt.datetime.fromtimestamp(float(e.get("ts") or 0), _dt.UTC).strftime("%H:%M:%S")
         path = urllib.parse.urlsplit(str(e.get("url") or "")).path

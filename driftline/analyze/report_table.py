@@ -26,9 +26,10 @@ def _p(v: float | None) -> str:
     return f"{v:.2g}" if v < 0.001 else f"{v:.3f}"
 
 
-def print_profile(profile: BaselineProfile, file: IO[str] | None = None) -> None:
+def print_profile(profile: BaselineProfile, file: IO[str] | None = None,
+                  width: int | None = None) -> None:
     """What a person wants to see of a profile: model, output, and one row per feature."""
-    console = Console(file=file)
+    console = Console(file=file, width=width)
     console.print(f"[bold]{profile.model_name}[/] version {profile.model_version} · "
                   f"baseline {profile.id} · {profile.n_records:,} records · {profile.created_at}")
     out = profile.output
@@ -44,19 +45,34 @@ def print_profile(profile: BaselineProfile, file: IO[str] | None = None) -> None
             line += ", calibrated"
         console.print(line)
     t = Table(title="features", title_justify="left")
-    for col in ("feature", "type", "missing", "min", "mean", "std", "max", "bins / top categories"):
-        t.add_column(col, justify="left" if col in ("feature", "type", "bins / top categories")
-                     else "right", no_wrap=col in ("feature", "type"))
+    # Below 110 columns std, min and max move into the last column and the type is abbreviated,
+    # so names up to 28 characters and the mean stay whole at 80 columns; longer text folds.
+    narrow = console.width < 110
+    cols = (("feature", "type", "missing", "mean", "std, range / bins / top categories")
+            if narrow else
+            ("feature", "type", "missing", "min", "mean", "std", "max", "bins / top categories"))
+    longest = max((len(n) for n in profile.features), default=7)
+    for col in cols:
+        text = col == "feature" or col.endswith("top categories")
+        t.add_column(col, justify="left" if text or col == "type" else "right",
+                     overflow="fold", no_wrap=not text, ratio=1 if text else None,
+                     min_width=min(longest, 28) if col == "feature" else None)
     for name, f in profile.features.items():
         if isinstance(f, NumericFeature):
             summary = f"{len(f.proportions)} bins" + ("" if f.summary_exact else ", KS grid")
-            t.add_row(name, "numeric", f"{f.missing_ratio:.1%}", _n(f.minimum), _n(f.mean),
-                      _n(f.std), _n(f.maximum), summary)
+            if narrow:
+                t.add_row(name, "num", f"{f.missing_ratio:.1%}", _n(f.mean),
+                          f"std {_n(f.std)}, {_n(f.minimum)} … {_n(f.maximum)}, {summary}")
+            else:
+                t.add_row(name, "numeric", f"{f.missing_ratio:.1%}", _n(f.minimum), _n(f.mean),
+                          _n(f.std), _n(f.maximum), summary)
         else:
             top = ", ".join(f"{c} {p:.0%}" for c, p in zip(f.categories[:4], f.proportions,
                                                           strict=False))
             more = f" (+{len(f.categories) - 4})" if len(f.categories) > 4 else ""
-            t.add_row(name, "categorical", f"{f.missing_ratio:.1%}", "", "", "", "", top + more)
+            blanks = ("",) if narrow else ("", "", "", "")
+            t.add_row(name, "cat" if narrow else "categorical", f"{f.missing_ratio:.1%}",
+                      *blanks, top + more)
     console.print(t)
 
 
