@@ -11,6 +11,9 @@ hot path, where bad records are counted and dropped instead.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class DriftlineError(Exception):
     """Base class: every error Driftline raises on purpose."""
@@ -55,3 +58,10 @@ class ConfigError(DriftlineError):
         self.path = path
         self.key = key
         self.fix = fix
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices`` to a misspelt column name, or
+    ``""``; a typo in ``--target`` should not make a person read the whole column list."""
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -105,3 +105,18 @@ def test_analyze_data_without_a_baseline_feature(tmp_path: Path,
     assert rc == 2 and "baseline build" in capsys.readouterr().err
     rc = main(["analyze", "--baseline", str(prof), str(ref), "--window-duration", "1h"])
     assert rc == 2 and "timestamp" in capsys.readouterr().err
+
+
+def test_misspelt_columns_get_a_suggestion(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    f = write(reference_table(100), tmp_path / "r.parquet")
+    err = _build(tmp_path, [str(f)], "--target", "preds", capsys=capsys)
+    assert "did you mean 'pred'?" in err
+    err = _build(tmp_path, [str(f)], "--target", "label", capsys=capsys)
+    assert "did you mean" not in err  # nothing close: no guess
+    prof = tmp_path / "p.json"
+    assert main(["baseline", "build", str(f), "-o", str(prof), "--no-progress"]) == 0
+    cur = write(reference_table(100).rename_columns(["x", "z_", "c", "p", "y", "pred"]),
+                tmp_path / "cur.parquet")
+    assert main(["analyze", "--baseline", str(prof), str(cur), "-o", str(tmp_path / "o.json")]) == 2
+    assert "did you mean 'z_'?" in capsys.readouterr().err

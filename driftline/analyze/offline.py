@@ -25,7 +25,7 @@ from driftline.engine.monitor import DEFAULT_MIN_RECORDS, DriftPolicy, Monitor, 
 from driftline.engine.records import RecordBatch
 from driftline.engine.snapshot import WindowReport
 from driftline.engine.window_stats import WindowColumns
-from driftline.errors import InputError
+from driftline.errors import InputError, did_you_mean
 from driftline.io.readers import (
     DataFile,
     is_categorical_type,
@@ -117,7 +117,8 @@ def layout_for_schema(profile: BaselineProfile, schema: pa.Schema, path: str,
         if name not in names:
             raise InputError(
                 "embedding or text column of the baseline not found in the data", path=path,
-                column=name, fix="analyse data with the same columns as the reference")
+                column=name, fix="analyse data with the same columns as the reference"
+                f"{did_you_mean(name, names)}")
         t = schema.field(name).type
         if name in profile.embeddings and not is_vector_type(t):
             raise InputError(f"the baseline has this column as an embedding but the data has {t}",
@@ -129,7 +130,8 @@ def layout_for_schema(profile: BaselineProfile, schema: pa.Schema, path: str,
         if name not in names:
             raise InputError(
                 "feature of the baseline not found in the data", path=path, column=name,
-                fix="analyse data with the same columns as the reference, or rebuild the baseline",
+                fix="analyse data with the same columns as the reference, or rebuild the baseline"
+                f"{did_you_mean(name, names)}",
             )
         t = schema.field(name).type
         if isinstance(spec, NumericFeature) and not is_numeric_type(t):

@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from driftline.errors import InputError
+from driftline.errors import InputError, did_you_mean
 from driftline.io.storage import filesystem, fix_for, is_uri, list_uri, storage_error
 
 #: File suffix → format name.
@@ -220,7 +220,7 @@ def _select(batch: pa.RecordBatch, cols: list[str] | None, file: DataFile) -> pa
     for c in cols:
         if c not in names:
             raise InputError("column not found", path=file.path, column=c,
-                             fix=f"the file has columns {sorted(names)}")
+                             fix=f"the file has columns {sorted(names)}{did_you_mean(c, names)}")
     return batch.select(cols)
 
 

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from driftline.errors import InputError
+from driftline.errors import InputError, did_you_mean
 from driftline.io.readers import (
     DataFile,
     is_categorical_type,
@@ -139,14 +139,16 @@ def _plan_schemas(opts: BuildOptions, schemas: Sequence[tuple[str, pa.Schema]]) 
         for col in wanted:
             if col not in s.names:
                 raise InputError("column not found", path=f, column=col,
-                                 fix=f"the file has columns {s.names}; check the option naming it")
+                                 fix=f"the file has columns {s.names}; check the option naming it"
+                                 f"{did_you_mean(col, s.names)}")
     special = set(opts.special_columns())
     derived = {*opts.embeddings, *opts.text}
     for f, s in schemas:
         for col in sorted(derived):
             if col not in s.names:
                 raise InputError("column not found", path=f, column=col,
-                                 fix=f"the file has columns {s.names}; check --embedding/--text")
+                                 fix=f"the file has columns {s.names}; check --embedding/--text"
+                                 f"{did_you_mean(col, s.names)}")
             if col in opts.embeddings and not is_vector_type(s.field(col).type):
                 raise InputError(f"an --embedding column must be a list of numbers, not "
                                  f"{s.field(col).type}", path=f, column=col,
