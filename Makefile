@@ -27,6 +27,7 @@ demo: $(DEMO_STAMP)
 
 test: $(STAMP)
 	bash scripts/install-system-deps.sh
+	bash scripts/install-mlflow.sh
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
@@ -53,4 +54,4 @@ check-generated: generate
 	git diff --exit-code -- 'alertmanager/*.yaml' 'alertmanager/*.tmpl' 'dashboards/*.json' docs/metrics.md examples/kserve
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-mlflow build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -654,6 +654,17 @@ def _run_rollout_undo(t: TargetConfig, ctx: Mapping[str, Any], run: _Run, memo: 
     return run.fail(resp, f"PATCH deployment {ns}/{name}")
 
 
+def _mlflow_no_alias(resp: Response) -> bool:
+    """True for MLflow's answer to an alias that does not exist (tested on a real server)."""
+    if resp.status != 400:
+        return False
+    try:
+        body = resp.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and body.get("error_code") == "INVALID_PARAMETER_VALUE"
+
+
 def _mlflow_model(p: Mapping[str, Any], ctx: Mapping[str, Any]) -> str:
     return _text(p, "model", ctx) or str(ctx.get("model_name", ""))
 
@@ -679,7 +690,8 @@ def _run_mlflow(t: TargetConfig, ctx: Mapping[str, Any], run: _Run, memo: dict[s
         if resp is None:
             return run.outcome
         if version is None:
-            if resp.status == 404 or 200 <= resp.status < 300:
+            # MLflow answers a missing alias with 400 INVALID_PARAMETER_VALUE (3.x), not 404.
+            if resp.status == 404 or 200 <= resp.status < 300 or _mlflow_no_alias(resp):
                 run.outcome.detail = f"model {model} has no alias {previous!r} to roll back to"
                 return run.outcome
             return run.fail(resp, f"GET alias {previous}")

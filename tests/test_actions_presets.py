@@ -306,7 +306,7 @@ class FakeMlflow:
         if seen.method == "GET":
             q = dict(urllib.parse.parse_qsl(url.query))
             if q["alias"] not in self.aliases:
-                return 404, {"error_code": "RESOURCE_DOES_NOT_EXIST"}
+                return 400, {"error_code": "INVALID_PARAMETER_VALUE"}  # what MLflow 3 answers
             return 200, {"model_version": {"name": q["name"], "version": self.aliases[q["alias"]],
                                            "aliases": [q["alias"]]}}
         self.posts.append(seen)
