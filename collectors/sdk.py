@@ -34,6 +34,7 @@ import numpy as np
 
 from driftline.collectors.feedback import Feedback
 from driftline.collectors.ingest import to_batch
+from driftline.collectors.label_values import label_value
 from driftline.collectors.payloads import PayloadError
 from driftline.collectors.service import App, HttpServer, ServiceThread
 from driftline.collectors.sidecar import (
@@ -116,8 +117,9 @@ class Monitor:
                  tick_interval: float = 1.0, limits: LimitsConfig | None = None) -> None:
         profile = (baseline if isinstance(baseline, BaselineProfile)
                    else BaselineProfile.load(baseline))
-        name = model_name or profile.model_name
-        version = model_version or profile.model_version
+        name = str(_label_argument(model_name or profile.model_name, "model_name"))
+        version = str(_label_argument(model_version or profile.model_version, "model_version"))
+        endpoint = _label_argument(endpoint, "endpoint") or "default"
         mc = ModelConfig(name=name, version=version,
                          baseline=Path(str(baseline)) if not isinstance(
                              baseline, BaselineProfile) else Path("<in-memory>"))
@@ -367,3 +369,14 @@ def _batch_features(features: Any) -> tuple[Mapping[str, Any] | list[Mapping[str
         raise TypeError(f"log_batch: row {bad} is a {type(rows[bad]).__name__}, not a mapping "
                         "{name: value}; fix: pass a list of dicts, or columns {name: values}")
     return rows, len(rows)
+
+
+def _label_argument(value: Any, what: str) -> str:
+    """A constructor argument that becomes a label value, checked at set-up like every edge
+    value (an integer endpoint once made every later scrape fail)."""
+    try:
+        checked = label_value(value, what)
+    except PayloadError as exc:
+        raise ValueError(f"driftline.sdk.Monitor: {exc}; pass a short string of letters, "
+                         "digits and . _ - : @ + /") from None
+    return value if checked is None else checked

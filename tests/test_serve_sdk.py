@@ -203,3 +203,20 @@ def test_a_batch_failing_in_the_background_is_counted_under_its_model(baseline: 
         dropped = mon.sidecar.sidecar_stats().dropped
         assert mon.snapshot().records_sampled == 1
     assert dropped == {("car-loan", "schema_mismatch"): 4}
+
+
+@pytest.mark.parametrize(("arg", "value"), [("endpoint", ["canary"]), ("endpoint", {"a": 1}),
+                                            ("model_name", "bad name"), ("model_version", "x" * 200)])
+def test_label_arguments_are_checked_at_construction(baseline: Path, arg: str, value: object) -> None:
+    with pytest.raises(ValueError, match=arg):
+        driftline.sdk.Monitor(baseline=baseline, **{arg: value})  # type: ignore[arg-type]
+
+
+def test_an_integer_endpoint_becomes_its_string_and_scrapes_stay_valid(baseline: Path) -> None:
+    with driftline.sdk.Monitor(baseline=baseline, endpoint=5, metrics_port=0,  # type: ignore[arg-type]
+                               window_records=10) as mon:
+        mon.log_batch(features={"f0": np.zeros(10), "color": ["red"] * 10})
+        assert mon.flush()
+        body = urllib.request.urlopen(f"http://127.0.0.1:{mon.metrics_port}/metrics",
+                                      timeout=5).read().decode()
+        assert 'endpoint="5"' in body
