@@ -97,8 +97,9 @@ def to_batch(schema: ModelSchema, records: Sequence[Mapping[str, Any]]) -> Recor
     vectorised path as v1/v2 payloads. Raises PayloadError for outputs that fit no shape."""
     n = len(records)
     rows = [r["features"] for r in records]
-    feats = {name: schema.column(name, [f.get(name) for f in rows])
-             for name in (*schema.order, *schema.extra)}
+    feats = {name: schema.column(name, [f.get(name) for f in rows]) for name in schema.order}
+    for name in schema.extra:
+        feats[name] = schema.column(name, schema.pick(rows, name))
     for name in schema.profile.features:
         if name not in feats:
             feats[name] = schema.column(name, [f.get(name) for f in rows])

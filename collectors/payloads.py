@@ -81,7 +81,8 @@ class ModelSchema:
 
     def __init__(self, profile: BaselineProfile, *, feature_order: Sequence[str] | None = None,
                  prediction_output: str = "predict",
-                 probabilities_output: str = "predict_proba") -> None:
+                 probabilities_output: str = "predict_proba",
+                 embedding_inputs: Mapping[str, str] | None = None) -> None:
         self.profile = profile
         self.order: tuple[str, ...] = tuple(feature_order or profile.input_features)
         unknown = [f for f in self.order if f not in profile.features]
@@ -94,6 +95,16 @@ class ModelSchema:
         self.embeddings = {n: e.dim for n, e in profile.embeddings.items()}
         self.text = frozenset(profile.text)
         self.extra: tuple[str, ...] = (*self.embeddings, *sorted(self.text))
+        #: request field (v2 tensor, ingest/SDK feature) → embedding column, for inputs the
+        #: model server names differently (``models[].embeddings``); the column's own name is
+        #: read too
+        self.inputs: dict[str, str] = {
+            i: c for i, c in (embedding_inputs or {}).items() if i != c}
+        bad = [c for c in self.inputs.values() if c not in self.embeddings]
+        if bad:
+            raise ValueError(f"embedding inputs map onto {bad}, which are not embedding features "
+                             f"of the baseline (embedding features: {list(self.embeddings)})")
+        self._field_of = {c: i for i, c in self.inputs.items()}
         self.prediction_output = prediction_output
         self.probabilities_output = probabilities_output
         out = profile.output
@@ -101,6 +112,21 @@ class ModelSchema:
         self.classes: tuple[str, ...] = out.classes if out is not None else ()
 
     # -- feature columns -------------------------------------------------------------------
+
+    def pick(self, rows: Sequence[Mapping[str, Any]], name: str) -> list[Any]:
+        """Values of feature ``name`` from row mappings, under its request field's name when
+        ``models[].embeddings`` maps one onto it (else, or when absent, under its own)."""
+        src = self._field_of.get(name)
+        if src is None:
+            return [r.get(name) for r in rows]
+        return [r[src] if src in r else r.get(name) for r in rows]
+
+    def field(self, cols: Mapping[str, Any], name: str) -> Any:
+        """Column ``name`` of a ``{field: values}`` mapping (same naming rule as :meth:`pick`)."""
+        src = self._field_of.get(name)
+        if src is not None and src in cols:
+            return cols[src]
+        return cols.get(name)
 
     def column(self, name: str, values: Any) -> np.ndarray:
         """One feature column from a 1-D numpy array or a list, in the feature's dtype (an
@@ -136,7 +162,7 @@ class ModelSchema:
                     any(name in r for name in self.order) for r in rows):
                 raise PayloadError("schema_mismatch", "no row names a baseline feature "
                                    f"({', '.join(self.order)})")
-            return {name: self.column(name, [r.get(name) for r in rows])
+            return {name: self.column(name, self.pick(rows, name))
                     for name in (*self.order, *self.extra)}
         if isinstance(first, list | tuple):
             return self.from_matrix(_matrix(rows))
@@ -158,6 +184,12 @@ class ModelSchema:
         out = {}
         for name in self.order:
             vals = cols.get(name)
+            out[name] = self.column(name, vals if vals is not None else [None] * n)
+        for name in self.extra:
+            vals = self.field(cols, name)
+            if vals is not None and (not isinstance(vals, list) or len(vals) != n):
+                raise PayloadError("schema_mismatch", f"input {name!r} is not a list of {n} "
+                                   "values like the other columnar inputs")
             out[name] = self.column(name, vals if vals is not None else [None] * n)
         return out, n
 
@@ -411,6 +443,9 @@ def _v2_features(schema: ModelSchema, inputs: Any) -> tuple[dict[str, np.ndarray
     if not isinstance(inputs, list) or not inputs:
         raise PayloadError("schema_mismatch", "a v2 request needs a non-empty inputs list")
     tensors = [_tensor(t) for t in inputs]
+    if schema.inputs:  # tensors the model server names differently from the embedding column
+        tensors = [(schema.inputs.get(name, name), arr) for name, arr in tensors]
+    names = [name for name, _ in tensors]
     vectors = {name: arr for name, arr in tensors if name in schema.extra}
     if vectors:  # [n, d] embedding tensors (or [n] text tensors) by feature name
         tensors = [(name, arr) for name, arr in tensors if name not in vectors]
@@ -424,7 +459,8 @@ def _v2_features(schema: ModelSchema, inputs: Any) -> tuple[dict[str, np.ndarray
         if not tensors:
             feats = {name: schema.column(name, [None] * n0) for name in schema.order}
             return {**feats, **extra}, n0
-        feats, n_rows = _v2_features(schema, [t for t in inputs if t.get("name") not in vectors])
+        rest = [t for t, name in zip(inputs, names, strict=True) if name not in vectors]
+        feats, n_rows = _v2_features(schema, rest)
         if n_rows != n0:
             raise PayloadError("schema_mismatch", f"{n_rows} records in the feature tensors but "
                                f"{n0} in the embedding/text tensors")

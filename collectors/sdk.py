@@ -42,10 +42,12 @@ from driftline.collectors.sidecar import (
     QUEUE_FULL,
     ModelEntry,
     Sidecar,
+    check_embedding_inputs,
     engine_factory,
 )
 from driftline.collectors.worker import Worker, WorkQueue
-from driftline.config import LimitsConfig, ModelConfig
+from driftline.config import EmbeddingInput, LimitsConfig, ModelConfig
+from driftline.engine.derived import EmbeddingPolicy
 from driftline.engine.monitor import DriftPolicy, WindowPolicy
 from driftline.engine.records import RecordBatch, from_records, probability_matrix
 from driftline.engine.snapshot import ModelSnapshot
@@ -106,6 +108,9 @@ class Monitor:
     ``/metrics``, ``/healthz``, ``/readyz`` and the ingest/feedback endpoints on
     ``metrics_host``; ``otlp`` pushes OTLP (default: on when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is
     set). ``queue_size`` bounds the records waiting for the background thread.
+    ``embeddings`` maps logged feature names onto the baseline's embedding columns
+    (``{"query_vec": "query_embedding"}``, like ``models[].embeddings`` of ``driftline serve``);
+    ``embedding_policy`` bounds their MMD test (samples, permutations, every k-th window).
     """
 
     def __init__(self, baseline: str | os.PathLike[str] | BaselineProfile, *,
@@ -114,7 +119,9 @@ class Monitor:
                  window_max_age: float = 300.0, drift: DriftPolicy | None = None,
                  queue_size: int = 10_000, metrics_port: int | None = None,
                  metrics_host: str = "127.0.0.1", otlp: bool | None = None,
-                 tick_interval: float = 1.0, limits: LimitsConfig | None = None) -> None:
+                 tick_interval: float = 1.0, limits: LimitsConfig | None = None,
+                 embeddings: Mapping[str, str] | None = None,
+                 embedding_policy: EmbeddingPolicy | None = None) -> None:
         profile = (baseline if isinstance(baseline, BaselineProfile)
                    else BaselineProfile.load(baseline))
         name = str(_label_argument(model_name or profile.model_name, "model_name"))
@@ -122,9 +129,11 @@ class Monitor:
         endpoint = _label_argument(endpoint, "endpoint") or "default"
         mc = ModelConfig(name=name, version=version,
                          baseline=Path(str(baseline)) if not isinstance(
-                             baseline, BaselineProfile) else Path("<in-memory>"))
+                             baseline, BaselineProfile) else Path("<in-memory>"),
+                         embeddings=_embedding_inputs(embeddings, profile))
+        check_embedding_inputs(mc, profile, source="<argument>", key="embeddings")
         factory = engine_factory(WindowPolicy(records=window_records, max_age=window_max_age),
-                                 drift or DriftPolicy())
+                                 drift or DriftPolicy(), embedding_policy)
         self.sidecar = Sidecar([(mc, profile)], limits=limits, monitor_factory=factory)
         self.endpoint = endpoint
         self._entry: ModelEntry = self.sidecar.entries[0]
@@ -258,12 +267,16 @@ class Monitor:
                 if col is not None:
                     for r, v in zip(recs, col, strict=True):
                         r[key] = v
+            if self._entry.schema.inputs:  # fields named as models[].embeddings maps them
+                rename = self._entry.schema.inputs
+                for r in recs:
+                    r["features"] = {rename.get(k, k): v for k, v in r["features"].items()}
             return from_records(self.profile, recs)
         schema = self._entry.schema
         n = len(next(iter(features.values())))
         cols = {}
         for name in (*self.profile.input_features, *schema.extra):
-            vals = features.get(name)
+            vals = schema.field(features, name)
             if name in schema.extra and vals is not None:
                 cols[name] = schema.column(name, vals if isinstance(vals, np.ndarray)
                                            else list(vals))
@@ -369,6 +382,23 @@ def _batch_features(features: Any) -> tuple[Mapping[str, Any] | list[Mapping[str
         raise TypeError(f"log_batch: row {bad} is a {type(rows[bad]).__name__}, not a mapping "
                         "{name: value}; fix: pass a list of dicts, or columns {name: values}")
     return rows, len(rows)
+
+
+def _embedding_inputs(embeddings: Mapping[str, str] | None, profile: BaselineProfile
+                      ) -> tuple[EmbeddingInput, ...]:
+    """``{field: embedding column}`` → config entries (the dimension is the baseline's; an
+    unknown column is refused by ``check_embedding_inputs``)."""
+    if embeddings is None:
+        return ()
+    if not isinstance(embeddings, Mapping):
+        raise TypeError("embeddings must map a logged field name onto a baseline embedding "
+                        f"column, got {type(embeddings).__name__}; fix: pass "
+                        "embeddings={'field': 'column'}")
+    out = []
+    for field_name, column in embeddings.items():
+        ref = profile.embeddings.get(str(column))
+        out.append(EmbeddingInput(str(field_name), str(column), ref.dim if ref else 0))
+    return tuple(out)
 
 
 def _label_argument(value: Any, what: str) -> str:

@@ -36,10 +36,11 @@ from driftline.collectors.payloads import ModelSchema, PayloadError, decode_bina
 from driftline.collectors.request_metrics import RequestMetrics
 from driftline.collectors.request_metrics import merge as merge_requests
 from driftline.config import DriftConfig, LimitsConfig, ModelConfig, ServeConfig, WindowsConfig
+from driftline.engine.derived import EmbeddingPolicy
 from driftline.engine.monitor import DriftPolicy, WindowPolicy
 from driftline.engine.records import RecordBatch, numeric_column
 from driftline.engine.snapshot import Histogram, ModelSnapshot, SidecarStats, SnapshotSource
-from driftline.errors import ConfigError, ProfileError
+from driftline.errors import ConfigError, ProfileError, did_you_mean
 from driftline.labels import canonical_labels
 from driftline.profile.format import BaselineProfile
 
@@ -87,9 +88,18 @@ def drift_policy(cfg: DriftConfig) -> DriftPolicy:
                        adwin_features=cfg.adwin_features)
 
 
-def engine_factory(window: WindowPolicy, drift: DriftPolicy) -> MonitorFactory:
+def embedding_policy(cfg: DriftConfig) -> EmbeddingPolicy:
+    return EmbeddingPolicy(window_sample=cfg.embedding_window_sample,
+                           reference_sample=cfg.embedding_reference_sample,
+                           permutations=cfg.embedding_permutations, alpha=cfg.alpha,
+                           mmd_every=cfg.embedding_mmd_every)
+
+
+def engine_factory(window: WindowPolicy, drift: DriftPolicy,
+                   embedding: EmbeddingPolicy | None = None) -> MonitorFactory:
     """Monitors from the engine (imported late: ``driftline serve --help`` stays fast)."""
     monitor_cls = importlib.import_module("driftline.engine.monitor").Monitor
+    emb = embedding or EmbeddingPolicy()
 
     def make(profile: BaselineProfile, endpoint: str, cfg: ModelConfig) -> MonitorLike:
         # The configured name and version label the series, whatever the baseline was built as.
@@ -98,7 +108,8 @@ def engine_factory(window: WindowPolicy, drift: DriftPolicy) -> MonitorFactory:
                                      for f in dataclasses.fields(profile)},
                                   source_id=profile.id)
             profile = dataclasses.replace(profile, model_name=cfg.name, model_version=cfg.version)
-        mon: MonitorLike = monitor_cls(profile, endpoint=endpoint, window=window, drift=drift)
+        mon: MonitorLike = monitor_cls(profile, endpoint=endpoint, window=window, drift=drift,
+                                       embedding=emb)
         return mon
 
     return make
@@ -151,8 +162,38 @@ def load_models(cfg: ServeConfig) -> list[tuple[ModelConfig, BaselineProfile]]:
                     f"features {unknown} are not in baseline {m.baseline}",
                     path=cfg.source, key=f"models.{i}.features",
                     fix="list baseline features only: " + ", ".join(profile.feature_order))
+        check_embedding_inputs(m, profile, source=cfg.source, key=f"models.{i}.embeddings")
         out.append((m, profile))
     return out
+
+
+def check_embedding_inputs(m: ModelConfig, profile: BaselineProfile, *, source: str,
+                           key: str) -> None:
+    """Each declared embedding input must name an embedding column of the baseline, with the
+    baseline's dimension, and must not shadow another baseline feature (a request field would
+    then feed two features)."""
+    known = tuple(profile.embeddings)
+    for j, e in enumerate(m.embeddings):
+        at = f"{key}.{j}"
+        ref = profile.embeddings.get(e.column)
+        if ref is None:
+            fix = ("embedding columns of this baseline: " + ", ".join(known) if known else
+                   "this baseline has no embedding column; rebuild it with "
+                   "`driftline baseline build --embedding COL`")
+            raise ConfigError(f"column {e.column!r} is not an embedding feature of baseline "
+                              f"{m.baseline}{did_you_mean(e.column, known)}", path=source,
+                              key=f"{at}.column", fix=fix)
+        if e.dim != ref.dim:
+            raise ConfigError(f"dim {e.dim} does not match the baseline: {e.column!r} has "
+                              f"{ref.dim}-dimensional vectors", path=source, key=f"{at}.dim",
+                              fix=f"set dim: {ref.dim}, or rebuild the baseline from embeddings "
+                              "of the model that serves this input")
+        if e.input != e.column and (e.input in profile.features or e.input in profile.embeddings
+                                    or e.input in profile.text):
+            raise ConfigError(f"input {e.input!r} is also a feature of the baseline",
+                              path=source, key=f"{at}.input",
+                              fix="map a request field that is not a baseline feature, or "
+                              "remove this entry")
 
 
 class Sidecar(SnapshotSource):
@@ -173,7 +214,8 @@ class Sidecar(SnapshotSource):
         for mc, profile in models:
             entry = ModelEntry(mc, profile, ModelSchema(
                 profile, feature_order=mc.features, prediction_output=mc.prediction_output,
-                probabilities_output=mc.probabilities_output))
+                probabilities_output=mc.probabilities_output,
+                embedding_inputs={e.input: e.column for e in mc.embeddings}))
             self.entries.append(entry)
             for nm in (mc.name, *mc.aliases):
                 self._by_name.setdefault(nm, []).append(entry)
@@ -204,7 +246,8 @@ class Sidecar(SnapshotSource):
     def from_config(cls, cfg: ServeConfig, *,
                     monitor_factory: MonitorFactory | None = None) -> Sidecar:
         factory = monitor_factory or engine_factory(window_policy(cfg.windows),
-                                                    drift_policy(cfg.drift))
+                                                    drift_policy(cfg.drift),
+                                                    embedding_policy(cfg.drift))
         sc = cls(load_models(cfg), limits=cfg.limits, monitor_factory=factory)
         if cfg.proxy is not None:
             sc.trusted_headers = frozenset(cfg.proxy.trusted_headers)

@@ -51,10 +51,25 @@ class Listen:
 
 
 @dataclass(frozen=True)
+class EmbeddingInput:
+    """A request field that carries one of the baseline's embedding features: an OIP v2 ``[n, d]``
+    input tensor, an ``/ingest`` or SDK feature named ``input``, read as the baseline's embedding
+    column ``column`` of dimension ``dim``. The name the model server uses for its input tensor
+    rarely matches the column the reference data was stored under; ``dim`` is checked against
+    the baseline when the sidecar starts, so a config written for another embedding model fails
+    then instead of turning every vector into a missing one."""
+
+    input: str
+    column: str
+    dim: int
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """One monitored model. ``features`` overrides the baseline's feature order for positional
     inputs (v1 ``instances`` lists, v2 2-D tensors); ``aliases`` are further names under which
-    the model appears in request paths or CloudEvents."""
+    the model appears in request paths or CloudEvents; ``embeddings`` maps request fields onto
+    the baseline's embedding columns."""
 
     name: str
     #: A local path, or an object-store URI (``s3://bucket/key``, see driftline.io.storage).
@@ -64,6 +79,7 @@ class ModelConfig:
     features: tuple[str, ...] | None = None
     prediction_output: str = "predict"
     probabilities_output: str = "predict_proba"
+    embeddings: tuple[EmbeddingInput, ...] = ()
 
 
 #: Request headers a proxy client may use to choose the monitor, when the operator trusts them.
@@ -129,6 +145,14 @@ class DriftConfig:
     prediction_psi_threshold: float = 0.1
     #: per-record change detection (ChangeDetector) on every numeric feature too
     adwin_features: bool = False
+    #: bounds of the MMD test of an embedding feature: window vectors, reference vectors and
+    #: permutations per test (cost O(N² d + N² permutations), N = the two samples together)
+    embedding_window_sample: int = 250
+    embedding_reference_sample: int = 500
+    embedding_permutations: int = 100
+    #: run the MMD test on every k-th window only; the windows between repeat its last result.
+    #: The cheap signals (mean cosine distance, principal projections) run on every window.
+    embedding_mmd_every: int = 1
 
 
 @dataclass(frozen=True)
@@ -207,7 +231,8 @@ _SECTIONS: dict[str, type] = {
     "queue": QueueConfig, "limits": LimitsConfig, "otlp": OtlpConfig,
 }
 _TOP_KEYS = ("models", "proxy", "metrics", "ingest", *_SECTIONS, "tick_interval", "log_level")
-_MODEL_KEYS = ("name", "version", "baseline", "aliases", "features", "outputs")
+_MODEL_KEYS = ("name", "version", "baseline", "aliases", "features", "outputs", "embeddings")
+_EMBEDDING_KEYS = ("input", "column", "dim")
 _OUTPUT_KEYS = ("prediction", "probabilities")
 _PROXY_KEYS = ("listen", "upstream", "timeout", "trusted_headers")
 _INGEST_KEYS = ("listen", "bearer_token_file", "tls_cert_file", "tls_key_file",
@@ -377,8 +402,15 @@ def _validate_section(r: _Reader, name: str, obj: Any) -> None:
         for f in fields(obj):
             if getattr(obj, f.name) <= 0:
                 raise bad(f.name, "must be positive", "raise it or remove the key")
-    elif isinstance(obj, DriftConfig) and not 0.0 < obj.alpha < 1.0:
-        raise bad("alpha", f"alpha {obj.alpha} is outside (0, 1)", "use e.g. 0.05")
+    elif isinstance(obj, DriftConfig):
+        if not 0.0 < obj.alpha < 1.0:
+            raise bad("alpha", f"alpha {obj.alpha} is outside (0, 1)", "use e.g. 0.05")
+        for key, low, example in (("embedding_window_sample", 2, 250),
+                                  ("embedding_reference_sample", 2, 500),
+                                  ("embedding_permutations", 1, 100),
+                                  ("embedding_mmd_every", 1, 10)):
+            if getattr(obj, key) < low:
+                raise bad(key, f"must be at least {low}", f"use e.g. {example}")
 
 
 def _str_list(r: _Reader, key: str, value: Any) -> tuple[str, ...]:
@@ -420,6 +452,7 @@ def _model(r: _Reader, i: int, raw: Any, base_dir: Path, check_files: bool) -> M
     outputs = r.check_keys(f"{prefix}.outputs", body.get("outputs"), _OUTPUT_KEYS)
     pred = r.get(f"{prefix}.outputs.prediction", outputs, "prediction")
     proba = r.get(f"{prefix}.outputs.probabilities", outputs, "probabilities")
+    embeddings = _embedding_inputs(r, prefix, body.get("embeddings"))
     return ModelConfig(
         name=name, baseline=bpath,
         version="1" if version is None else _coerce(r, f"{prefix}.version", version, str),
@@ -429,7 +462,51 @@ def _model(r: _Reader, i: int, raw: Any, base_dir: Path, check_files: bool) -> M
         _coerce(r, f"{prefix}.outputs.prediction", pred, str),
         probabilities_output="predict_proba" if proba is None else
         _coerce(r, f"{prefix}.outputs.probabilities", proba, str),
+        embeddings=embeddings,
     )
+
+
+def _embedding_inputs(r: _Reader, prefix: str, raw: Any) -> tuple[EmbeddingInput, ...]:
+    """``embeddings: [{input: <tensor or field>, column: <baseline column>, dim: <d>}]``.
+
+    Syntax only; whether ``column`` is an embedding of the baseline, and of dimension ``dim``,
+    is checked against the loaded baseline (``collectors.sidecar.check_embedding_inputs``)."""
+    if raw is None:
+        return ()
+    key = f"{prefix}.embeddings"
+    if not isinstance(raw, list):
+        raise r.error(key, f"expected a list, got {type(raw).__name__}",
+                      f"write {key}: [{{input: <tensor name>, column: <baseline column>, "
+                      "dim: <dimension>}]")
+    out: list[EmbeddingInput] = []
+    for j, item in enumerate(raw):
+        at = f"{key}.{j}"
+        body = r.check_keys(at, item, _EMBEDDING_KEYS)
+        inp = r.get(f"{at}.input", body, "input")
+        if inp is None or inp == "":
+            raise r.error(f"{at}.input", "embedding input has no name",
+                          "add input: <the request's tensor or feature name>")
+        name = _coerce(r, f"{at}.input", inp, str)
+        col = r.get(f"{at}.column", body, "column")
+        column = name if col is None or col == "" else _coerce(r, f"{at}.column", col, str)
+        dim_raw = r.get(f"{at}.dim", body, "dim")
+        if dim_raw is None:
+            raise r.error(f"{at}.dim", f"embedding input {name!r} has no dim",
+                          "add dim: <the embedding's vector length, e.g. 384>")
+        dim = _coerce(r, f"{at}.dim", dim_raw, int)
+        if dim < 1:
+            raise r.error(f"{at}.dim", f"dim {dim} is not a vector length",
+                          "use the embedding's length, e.g. 384")
+        for k, prev in enumerate(out):
+            if name == prev.input:
+                raise r.error(f"{at}.input", f"input {name!r} is declared twice (also {key}.{k})",
+                              "declare each input once")
+            if column == prev.column:
+                raise r.error(f"{at}.column", f"column {column!r} is fed by two inputs "
+                              f"({prev.input!r} in {key}.{k}, and {name!r})",
+                              "map one input onto each embedding column")
+        out.append(EmbeddingInput(name, column, dim))
+    return tuple(out)
 
 
 def _env_model_count(environ: Mapping[str, str]) -> int:

@@ -13,6 +13,9 @@ distance over every valid vector (O(n d)), and the MMD² permutation test of at 
 vectors. Its cost is bounded whatever the window size: with ``N = window_sample +
 reference_sample`` it is ``O(N² d + N² permutations)`` — with the defaults (250, 500, 100
 permutations, d = 384) about 0.15 G floating-point operations, a few tens of milliseconds.
+``EmbeddingPolicy.mmd_every = k`` runs that test on every k-th window only; the windows between
+repeat the last test's statistic, p-value and decision (``EmbeddingDrift.mmd_age`` says how many
+windows old it is), so a drift alert does not flap while the cheap signals keep running.
 """
 
 from __future__ import annotations
@@ -39,6 +42,17 @@ class EmbeddingPolicy:
     reference_sample: int = 500
     permutations: int = 100
     alpha: float = 0.05
+    #: the MMD test on every k-th window only (1: every window)
+    mmd_every: int = 1
+
+    def __post_init__(self) -> None:
+        if self.window_sample < 2 or self.reference_sample < 2:
+            raise ValueError("the MMD test needs samples of at least 2 vectors, got "
+                             f"window_sample={self.window_sample}, "
+                             f"reference_sample={self.reference_sample}")
+        if self.permutations < 1 or self.mmd_every < 1:
+            raise ValueError(f"permutations ({self.permutations}) and mmd_every "
+                             f"({self.mmd_every}) must be at least 1")
 
 
 def _even(n: int, k: int) -> np.ndarray:
@@ -61,8 +75,22 @@ class _Embedding:
         self.kxx = reference_kernel(self.sample, self.sigma) if len(self.sample) >= 2 else None
 
 
+@dataclass(frozen=True)
+class _Tested:
+    """The last MMD test of one embedding, repeated by the windows that skip it."""
+
+    mmd: float
+    pvalue: float
+    drifted: bool
+    window: int
+    index: int
+
+
 class DerivedRef:
-    """What the monitor needs for a profile's embeddings and text columns."""
+    """What the monitor needs for a profile's embeddings and text columns.
+
+    :meth:`derive` is pure; :meth:`window` remembers each embedding's last MMD test (one small
+    record per embedding) for the windows that ``EmbeddingPolicy.mmd_every`` skips."""
 
     def __init__(self, profile: BaselineProfile, policy: EmbeddingPolicy = EmbeddingPolicy()
                  ) -> None:
@@ -70,6 +98,7 @@ class DerivedRef:
         self.embeddings = {n: _Embedding(e, policy) for n, e in profile.embeddings.items()}
         self.vocab = {n: pa.array(list(t.vocabulary), type=pa.string())
                       for n, t in profile.text.items()}
+        self._tested: dict[str, _Tested] = {}
 
     @classmethod
     def of(cls, profile: BaselineProfile, policy: EmbeddingPolicy = EmbeddingPolicy()
@@ -107,6 +136,12 @@ class DerivedRef:
             valid = mat[np.isfinite(mat).all(axis=1)] if len(mat) else mat
             missing = sum(len(c) for c in chunks) - len(valid)
             cos = cosine_distance(valid.mean(axis=0), e.mean) if len(valid) else math.nan
+            last = self._tested.get(name)
+            if last is not None and index - last.index < self.policy.mmd_every:
+                out[name] = EmbeddingDrift(name, last.mmd, last.pvalue, cos,
+                                           last.drifted and not thin, len(valid), missing,
+                                           last.window, len(e.sample), index - last.index)
+                continue
             y = valid[_even(len(valid), self.policy.window_sample)]
             if e.kxx is not None and len(y) >= 2:
                 res = mmd_test(e.sample, y, e.sigma, permutations=self.policy.permutations,
@@ -114,8 +149,9 @@ class DerivedRef:
                 stat, p = res.mmd2, res.pvalue
             else:
                 stat = p = math.nan
-            drifted = (not thin) and math.isfinite(p) and p < self.policy.alpha
-            out[name] = EmbeddingDrift(name, stat, p, cos, bool(drifted), len(valid), missing,
+            drifted = bool((not thin) and math.isfinite(p) and p < self.policy.alpha)
+            self._tested[name] = _Tested(stat, p, drifted, len(y), index)
+            out[name] = EmbeddingDrift(name, stat, p, cos, drifted, len(valid), missing,
                                        len(y), len(e.sample))
         return out
 

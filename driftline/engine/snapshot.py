@@ -163,6 +163,7 @@ class EmbeddingDrift:
     n_missing: int
     mmd_window: int = 0
     mmd_reference: int = 0
+    mmd_age: int = 0
 
     @property
     def missing_ratio(self) -> float:
@@ -174,7 +175,7 @@ class EmbeddingDrift:
                 "cosine_distance": _f(self.cosine_distance), "drifted": self.drifted,
                 "n": self.n, "n_missing": self.n_missing,
                 "missing_ratio": _f(self.missing_ratio), "mmd_window": self.mmd_window,
-                "mmd_reference": self.mmd_reference}
+                "mmd_reference": self.mmd_reference, "mmd_age": self.mmd_age}
 
 
 @dataclass(frozen=True)
