@@ -43,8 +43,8 @@ bench: $(STAMP)
 
 # Regenerate every artefact derived from the metric catalogue (rules, dashboards, metric docs).
 generate: $(STAMP)
-	$(BIN)/driftline rules generate --out alertmanager
-	$(BIN)/driftline dashboards generate --out dashboards
+	$(BIN)/driftline rules generate --output-dir alertmanager
+	$(BIN)/driftline dashboards generate --output-dir dashboards
 	$(BIN)/python -m driftline.exporters.reference
 	cp alertmanager/prometheusrule.yaml examples/kserve/prometheusrule.yaml
 	$(BIN)/driftline dashboards configmap --namespace monitoring > examples/kserve/dashboards-configmap.yaml

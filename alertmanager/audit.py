@@ -288,7 +288,7 @@ def read(db: str | Path, *, limit: int = 50, dedupe_key: str | None = None) -> l
 
 
 def to_json(entries: list[AuditEntry]) -> str:
-    """JSON lines, one object per row (``driftline actions log --json``)."""
+    """JSON lines, one object per row (``driftline actions log --format json``)."""
     return "\n".join(json.dumps(asdict(e), sort_keys=True) for e in entries)
 
 

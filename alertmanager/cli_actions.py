@@ -2,10 +2,11 @@
 
     driftline actions serve --config actions.yaml [--listen HOST:PORT] [--db FILE] [--dry-run]
     driftline actions check --config actions.yaml
-    driftline actions log [--config actions.yaml | --db FILE] [--json] [--limit N]
+    driftline actions log [--config actions.yaml | --db FILE] [--format json] [--limit N]
     driftline actions verify [--config actions.yaml | --db FILE] [--head HASH]
-    driftline actions export [--config actions.yaml | --db FILE] [--out FILE.jsonl]
-    driftline actions pending [--config actions.yaml | --db FILE | --url URL --token-file F] [--json]
+    driftline actions export [--config actions.yaml | --db FILE] [--output FILE.jsonl]
+    driftline actions pending [--config actions.yaml | --db FILE | --url URL --token-file F]
+                              [--format json]
     driftline actions approve ID --reason WHY [same options]
     driftline actions reject ID --reason WHY [same options]
 
@@ -24,6 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from driftline.cli.options import add_log_level, alias
 from driftline.errors import ConfigError
 
 DEFAULT_CONFIG = "actions.yaml"
@@ -37,21 +39,27 @@ def register(sub: Any) -> None:
     s = p.add_subparsers(dest="actions_command", metavar="SUBCOMMAND")
 
     serve = s.add_parser("serve", help="listen for Alertmanager webhooks and act on them")
-    serve.add_argument("--config", "-c", default=DEFAULT_CONFIG, help="actions.yaml")
-    serve.add_argument("--listen", help="HOST:PORT, overrides the config (port 0 = any free port)")
-    serve.add_argument("--db", help="SQLite file of the queue and audit log, overrides the config")
+    serve.add_argument("--config", "-c", default=DEFAULT_CONFIG, metavar="FILE",
+                       help="the receiver's config YAML (default %(default)s)")
+    serve.add_argument("--listen", metavar="HOST:PORT",
+                       help="overrides the config's listen address (port 0 = any free port)")
+    serve.add_argument("--db", metavar="FILE",
+                       help="SQLite file of the queue and audit log, overrides the config")
     serve.add_argument("--dry-run", action="store_true", help="record what would be done, send nothing")
-    serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    add_log_level(serve, default="info", help="log level (default info)")
     serve.set_defaults(func=_serve)
 
     check = s.add_parser("check", help="validate the config and exit")
-    check.add_argument("--config", "-c", default=DEFAULT_CONFIG)
+    check.add_argument("--config", "-c", default=DEFAULT_CONFIG, metavar="FILE",
+                       help="the receiver's config YAML (default %(default)s)")
     check.set_defaults(func=_check)
 
     show = s.add_parser("log", help="show the audit log")
     show.add_argument("--config", "-c", help="take the database path from this config")
     show.add_argument("--db", help="SQLite file (default: the config's database)")
-    show.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    show.add_argument("--format", choices=("table", "json"), default="table",
+                      help="table (default) or JSON lines")
+    alias(show, "--json", "--format", const="json")
     show.add_argument("--limit", type=int, default=50, help="newest N rows (default 50)")
     show.add_argument("--dedupe-key", help="only rows of this alert instance")
     show.set_defaults(func=_log)
@@ -67,18 +75,25 @@ def register(sub: Any) -> None:
     exp = s.add_parser("export", help="write the whole audit log as JSON lines (hashes included)")
     exp.add_argument("--config", "-c", help="take the database path from this config")
     exp.add_argument("--db", help="SQLite file (default: the config's database)")
-    exp.add_argument("--out", "-o", help="output file (default: standard output)")
+    exp.add_argument("--output", "-o", metavar="FILE",
+                     help="output file (default: standard output)")
+    alias(exp, "--out", "--output", metavar="FILE")
     exp.set_defaults(func=_export)
 
     def where(q: argparse.ArgumentParser) -> None:
-        q.add_argument("--config", "-c", help="take the database path from this config")
-        q.add_argument("--db", help="SQLite file of the receiver (local mode, acts as admin)")
-        q.add_argument("--url", help="the receiver's base URL: use its HTTP API as you")
-        q.add_argument("--token-file", help="your bearer token (with --url)")
+        q.add_argument("--config", "-c", metavar="FILE",
+                       help="take the database path from this config")
+        q.add_argument("--db", metavar="FILE",
+                       help="SQLite file of the receiver (local mode, acts as admin)")
+        q.add_argument("--url", metavar="URL",
+                       help="the receiver's base URL: use its HTTP API as you")
+        q.add_argument("--token-file", metavar="FILE", help="your bearer token (with --url)")
 
     pend = s.add_parser("pending", help="list actions waiting for an approver")
     where(pend)
-    pend.add_argument("--json", action="store_true")
+    pend.add_argument("--format", choices=("table", "json"), default="table",
+                      help="table (default) or JSON lines")
+    alias(pend, "--json", "--format", const="json")
     pend.set_defaults(func=_pending)
     for verb in ("approve", "reject"):
         d = s.add_parser(verb, help=f"{verb} a pending action (audited with your reason)")
@@ -106,7 +121,7 @@ def _load(args: argparse.Namespace) -> Any:
 def _serve(args: argparse.Namespace) -> int:
     from driftline.alertmanager.receiver import WEBHOOK_PATH, Receiver
 
-    logging.basicConfig(level=args.log_level, stream=sys.stderr,
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = _load(args)
     try:
@@ -187,13 +202,13 @@ def _export(args: argparse.Namespace) -> int:
     from driftline.alertmanager import audit
 
     lines = audit.export_jsonl(_db(args))
-    if args.out:
+    if args.output:
         n = 0
-        with open(args.out, "w", encoding="utf-8") as f:
+        with open(args.output, "w", encoding="utf-8") as f:
             for line in lines:
                 f.write(line + "\n")
                 n += 1
-        print(f"wrote {n} entries to {args.out}")
+        print(f"wrote {n} entries to {args.output}")
     else:
         for line in lines:
             print(line)
@@ -206,7 +221,7 @@ def _log(args: argparse.Namespace) -> int:
 
     db = _db(args)
     entries = audit.read(db, limit=args.limit, dedupe_key=args.dedupe_key)
-    if args.json:
+    if args.format == "json":
         if entries:
             print(audit.to_json(entries))
         return 0
@@ -269,7 +284,7 @@ def _pending(args: argparse.Namespace) -> int:
             rows = [job_view(j) for j in approval.pending(store)]
         finally:
             store.close()
-    if args.json:
+    if args.format == "json":
         for r in rows:
             print(json.dumps(r, sort_keys=True))
         return 0

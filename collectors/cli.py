@@ -2,7 +2,7 @@
 
     driftline serve --config driftline.yaml
     driftline serve --config driftline.yaml --check      # validate and exit
-    driftline replay data.parquet --to http://127.0.0.1:9108 --model-name car-loan
+    driftline replay data.parquet --url http://127.0.0.1:9108 --model-name car-loan
 
 Every config key can also come from the environment (``DRIFTLINE_PROXY_UPSTREAM`` …, see
 :mod:`driftline.config`). SIGTERM or SIGINT drains the queue, closes the open windows, flushes
@@ -14,6 +14,9 @@ from __future__ import annotations
 import argparse
 import sys
 from typing import Any
+
+from driftline.cli.argtypes import positive_int
+from driftline.cli.options import add_log_level, add_proba, add_progress, add_target, alias
 
 
 def register(sub: Any) -> None:
@@ -28,8 +31,7 @@ def register(sub: Any) -> None:
     p.add_argument("--metrics-listen", metavar="HOST:PORT", help="overrides metrics.listen")
     p.add_argument("--proxy-listen", metavar="HOST:PORT", help="overrides proxy.listen")
     p.add_argument("--proxy-upstream", metavar="URL", help="overrides proxy.upstream")
-    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
-                   help="overrides log_level")
+    add_log_level(p, default=None, help="overrides log_level")
     p.set_defaults(func=_run)
 
     r = sub.add_parser(
@@ -37,18 +39,23 @@ def register(sub: Any) -> None:
         description="Post the rows of Parquet/CSV/JSONL/Arrow files to a running `driftline "
         "serve` (POST /ingest), waiting and retrying when its queue is full.")
     r.add_argument("data", nargs="+", metavar="DATA", help="files, directories or quoted globs")
-    r.add_argument("--to", default="http://127.0.0.1:9108", metavar="URL",
+    r.add_argument("--url", default="http://127.0.0.1:9108", metavar="URL",
                    help="the sidecar's metrics port (default %(default)s)")
-    r.add_argument("--model-name", required=True)
-    r.add_argument("--model-version")
+    alias(r, "--to", "--url", metavar="URL")
+    r.add_argument("--model-name", required=True, metavar="NAME",
+                   help="the model the records belong to (a name in the sidecar's config)")
+    r.add_argument("--model-version", metavar="V",
+                   help="its version (default: the one in the sidecar's config)")
     r.add_argument("--prediction", metavar="COL", help="predicted class (or value) column")
-    r.add_argument("--proba", metavar="COL[,COL...]",
-                   help="probability column(s): the positive class, or one per class in order")
+    add_proba(r)
     r.add_argument("--id", metavar="COL", help="request id column (for delayed labels)")
-    r.add_argument("--label", metavar="COL", help="true label column")
+    add_target(r, old=("--label",))
     r.add_argument("--timestamp", metavar="COL", help="event time column (Unix seconds)")
-    r.add_argument("--batch-size", type=int, default=500)
-    r.add_argument("--rate", type=float, help="records per second (default: as fast as accepted)")
+    r.add_argument("--batch-size", type=positive_int, default=500, metavar="N",
+                   help="records per POST (default %(default)s)")
+    r.add_argument("--rate", type=float, metavar="N",
+                   help="records per second (default: as fast as accepted)")
+    add_progress(r)
     r.set_defaults(func=_replay)
 
 
@@ -87,13 +94,30 @@ def _run(args: argparse.Namespace) -> int:
 
 def _replay(args: argparse.Namespace) -> int:
     from driftline.collectors.replay import ReplayColumns, replay
+    from driftline.io.progress import wanted
 
-    cols = ReplayColumns(
-        prediction=args.prediction,
-        probabilities=tuple(c for c in (args.proba or "").split(",") if c),
-        id=args.id, label=args.label, timestamp=args.timestamp)
-    res = replay(args.data, args.to, model_name=args.model_name, model_version=args.model_version,
-                 columns=cols, batch_size=args.batch_size, rate=args.rate)
-    print(f"replayed {res.records} records in {res.requests} requests "
-          f"({res.retries} retries on a full queue, {res.rejected} rejected)")
+    cols = ReplayColumns(prediction=args.prediction, id=args.id, label=args.target,
+                         timestamp=args.timestamp, **_proba_columns(args.proba))
+    res = replay(args.data, args.url, model_name=args.model_name,
+                 model_version=args.model_version, columns=cols, batch_size=args.batch_size,
+                 rate=args.rate, progress=wanted(args.progress, quiet=args.quiet))
+    if not args.quiet:
+        print(f"replayed {res.records} records in {res.requests} requests "
+              f"({res.retries} retries on a full queue, {res.rejected} rejected)")
     return 0 if res.rejected == 0 else 1
+
+
+def _proba_columns(text: str | None) -> dict[str, Any]:
+    """``--proba`` as ``baseline build`` takes it: ``COL`` or ``CLASS=COL,...``. The old
+    replay form ``COL,COL,...`` (one column per class, in the baseline's class order) still
+    works, with a deprecation note."""
+    from driftline.cli.options import deprecated
+    from driftline.profile.build import parse_proba
+
+    if text and "=" not in text and "," in text:
+        deprecated("--proba COL,COL,...", "--proba CLASS=COL,...")
+        return {"probabilities": tuple(c.strip() for c in text.split(",") if c.strip())}
+    binary, multi = parse_proba(text)
+    if binary:
+        return {"probabilities": (binary,)}
+    return {"probability_map": tuple(multi.items())}

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import http.client
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,10 +35,12 @@ class ReplayColumns:
     id: str | None = None
     label: str | None = None
     timestamp: str | None = None
+    #: (class, column) pairs: sent as ``{class: p}``, which the sidecar maps to its class order
+    probability_map: tuple[tuple[str, str], ...] = ()
 
     def special(self) -> set[str]:
         return {c for c in (self.prediction, self.id, self.label, self.timestamp) if c} | set(
-            self.probabilities)
+            self.probabilities) | {col for _, col in self.probability_map}
 
 
 @dataclass
@@ -62,6 +64,8 @@ def ingest_body(rows: Sequence[Mapping[str, Any]], *, model_name: str,
         if columns.probabilities:
             probs = [row.get(c) for c in columns.probabilities]
             rec["probabilities"] = probs[0] if len(probs) == 1 else probs
+        elif columns.probability_map:
+            rec["probabilities"] = {cls: row.get(col) for cls, col in columns.probability_map}
         for key, col in (("id", columns.id), ("label", columns.label),
                          ("timestamp", columns.timestamp)):
             if col and row.get(col) is not None:
@@ -73,23 +77,36 @@ def ingest_body(rows: Sequence[Mapping[str, Any]], *, model_name: str,
     return body
 
 
-def iter_rows(paths: Sequence[str], batch_size: int) -> Iterable[list[dict[str, Any]]]:
-    """Row mappings from data files, ``batch_size`` rows at a time."""
+def iter_rows(paths: Sequence[str], batch_size: int, *, progress: bool = False,
+              console: Any = None) -> Iterator[list[dict[str, Any]]]:
+    """Row mappings from data files, ``batch_size`` rows at a time; with ``progress``, a bar
+    over the rows/bytes read on ``console`` (rich's stderr console by default)."""
+    from driftline.io.progress import read_progress
     from driftline.io.readers import discover, iter_batches
 
-    for f in discover(list(paths)):
-        for batch in iter_batches(f, batch_rows=batch_size):
-            rows = batch.to_pylist()
-            for i in range(0, len(rows), batch_size):
-                yield rows[i:i + batch_size]
+    files = discover(list(paths))
+    bar = read_progress(progress, files, description="replaying", console=console)
+    try:
+        for n, f in enumerate(files):
+            on_read = bar.file(n) if bar is not None else None
+            for batch in iter_batches(f, batch_rows=batch_size, progress=on_read):
+                rows = batch.to_pylist()
+                for i in range(0, len(rows), batch_size):
+                    yield rows[i:i + batch_size]
+                    if bar is not None:
+                        bar.rows(len(rows[i:i + batch_size]))
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def replay(paths: Sequence[str], url: str, *, model_name: str, model_version: str | None = None,
            columns: ReplayColumns = ReplayColumns(), batch_size: int = 500,
            rate: float | None = None, max_wait: float = 60.0,
-           sleep: Callable[[float], None] = time.sleep) -> ReplayResult:
+           sleep: Callable[[float], None] = time.sleep, progress: bool = False,
+           console: Any = None) -> ReplayResult:
     """Post every row of ``paths`` to ``url`` (the sidecar's metrics port, e.g.
-    ``http://127.0.0.1:9108``)."""
+    ``http://127.0.0.1:9108``); ``progress`` draws a bar on ``console`` (see :func:`iter_rows`)."""
     parts = urlsplit(url)
     if parts.scheme != "http" or not parts.hostname:
         raise InputError(f"{url!r} is not an http:// URL", fix="use e.g. http://127.0.0.1:9108")
@@ -98,7 +115,7 @@ def replay(paths: Sequence[str], url: str, *, model_name: str, model_version: st
     result = ReplayResult()
     started = time.monotonic()
     try:
-        for rows in iter_rows(paths, batch_size):
+        for rows in iter_rows(paths, batch_size, progress=progress, console=console):
             payload = orjson.dumps(ingest_body(rows, model_name=model_name,
                                                model_version=model_version, columns=columns),
                                    option=orjson.OPT_SERIALIZE_NUMPY)

@@ -9,15 +9,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from driftline.cli.options import alias
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser("dashboards", help="generate, push or package the Grafana dashboards")
     dsub = p.add_subparsers(dest="dashboards_command", metavar="COMMAND")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--rules-config", type=Path,
+    common.add_argument("--rules-config", type=Path, metavar="FILE",
                         help="rules config YAML, so panels query the same recording rules")
     g = dsub.add_parser("generate", parents=[common], help="write driftline-*.json")
-    g.add_argument("--out", type=Path, default=Path("."), help="output directory (default: .)")
+    g.add_argument("--output-dir", type=Path, default=Path("."), metavar="DIR",
+                   help="output directory (default: .)")
+    alias(g, "--out", "--output-dir", metavar="DIR", type=Path)
     g.set_defaults(func=_generate)
     ps = dsub.add_parser("push", parents=[common], help="create or update the dashboards in Grafana")
     ps.add_argument("--url", default=os.environ.get("GRAFANA_URL"), help="Grafana URL ($GRAFANA_URL)")
@@ -45,7 +49,7 @@ def _generate(args: argparse.Namespace) -> int:
     from driftline.alertmanager.rules_config import load_rules_config
     from driftline.dashboards.generate import write
 
-    for path in write(args.out, load_rules_config(args.rules_config)):
+    for path in write(args.output_dir, load_rules_config(args.rules_config)):
         print(path)
     return 0
 

@@ -28,7 +28,7 @@ def _fill(tmp_path: Path) -> Path:
 
 def test_log_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = _fill(tmp_path)
-    assert main(["actions", "log", "--db", str(db), "--json", "--limit", "3"]) == 0
+    assert main(["actions", "log", "--db", str(db), "--format", "json", "--limit", "3"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["decision"] for r in rows] == ["no_action", "dry_run", "refused"]
     dry = rows[1]

@@ -166,7 +166,7 @@ def test_cli_verify_and_export(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert main(["actions", "verify", "--db", db]) == 0
     assert "audit log OK: 1 entries" in capsys.readouterr().out
     out = tmp_path / "audit.jsonl"
-    assert main(["actions", "export", "--db", db, "--out", str(out)]) == 0
+    assert main(["actions", "export", "--db", db, "--output", str(out)]) == 0
     (row,) = [json.loads(line) for line in out.read_text().splitlines()]
     assert row["baseline_id"] == "base-7f3a" and row["model_version"] == "v3"
     assert row["prev_hash"] == GENESIS and len(row["hash"]) == 64

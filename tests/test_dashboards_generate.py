@@ -38,12 +38,12 @@ def _exprs(dash: dict[str, Any]) -> list[str]:
 
 
 def test_committed_json_is_what_the_generator_makes(tmp_path: Path) -> None:
-    assert driftline_main(["dashboards", "generate", "--out", str(tmp_path)]) == 0
+    assert driftline_main(["dashboards", "generate", "--output-dir", str(tmp_path)]) == 0
     for uid in dashboards():
         generated = (tmp_path / file_name(uid)).read_text()
         committed = (DASHBOARD_DIR / file_name(uid)).read_text()
         assert committed == generated, f"dashboards/{file_name(uid)} is stale: run " \
-                                       "`driftline dashboards generate --out dashboards`"
+                                       "`driftline dashboards generate --output-dir dashboards`"
         assert json.loads(committed)["uid"] == uid
 
 

@@ -54,7 +54,7 @@ def test_demo_rules_and_routes_are_valid_and_route_actions_to_the_receiver(tmp_p
     cfg.write_text(yaml.safe_dump(rules_config(DemoSettings(), receiver_url="http://127.0.0.1:9",
                                                token_file=token)))
     subprocess.run([sys.executable, "-m", "driftline", "rules", "generate", "--config", str(cfg),
-                    "--out", str(tmp_path / "out")], check=True, capture_output=True)
+                    "--output-dir", str(tmp_path / "out")], check=True, capture_output=True)
     rules = tmp_path / "out" / "driftline-rules.yaml"
     done = subprocess.run(["promtool", "check", "rules", str(rules)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -121,7 +121,7 @@ def test_table_format(built: tuple[Path, Path], tmp_path: Path) -> None:
 def test_baseline_show(built: tuple[Path, Path], capsys: pytest.CaptureFixture[str],
                        monkeypatch: pytest.MonkeyPatch) -> None:
     _, prof = built
-    assert main(["baseline", "show", str(prof), "--json"]) == 0
+    assert main(["baseline", "show", str(prof), "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["id"] == BaselineProfile.load(prof).id
     monkeypatch.setenv("COLUMNS", "140")  # the wide layout; 80 columns: tests/test_tables_narrow.py
     assert main(["baseline", "show", str(prof)]) == 0
@@ -257,7 +257,7 @@ def test_output_suffix_that_is_no_supported_format_is_refused(
 @pytest.mark.parametrize("command", [
     "analyze --baseline {prof} {data} --window-size 500 --min-records 50 --format json "
     "--fail-on-drift",
-    "baseline show {prof} --json",
+    "baseline show {prof} --format json",
 ])
 def test_closed_pipe_exits_quietly(built: tuple[Path, Path], command: str) -> None:
     """`driftline ... | head -c 10` ended in a BrokenPipeError traceback for every command but

@@ -47,7 +47,7 @@ def test_committed_files_are_what_the_generator_makes() -> None:
     for name, text in render_files(RulesConfig()).items():
         committed = (PACKAGE_DIR / name).read_text()
         assert committed == text, (f"alertmanager/{name} is stale: "
-                                   "run `driftline rules generate --out alertmanager`")
+                                   "run `driftline rules generate --output-dir alertmanager`")
 
 
 def test_every_alert_is_labelled_annotated_and_documented() -> None:
@@ -116,7 +116,8 @@ def test_selector_and_group_labels_reach_every_driftline_selector() -> None:
 
 
 def test_prometheus_rule_wraps_the_same_groups_with_the_release_label(tmp_path: Path) -> None:
-    assert driftline_main(["rules", "generate", "--out", str(tmp_path), "--release", "prom-stack"]) == 0
+    assert driftline_main(["rules", "generate", "--output-dir", str(tmp_path),
+                           "--release", "prom-stack"]) == 0
     pr = yaml.safe_load((tmp_path / "prometheusrule.yaml").read_text())
     assert pr["apiVersion"] == "monitoring.coreos.com/v1" and pr["kind"] == "PrometheusRule"
     assert pr["metadata"]["labels"]["release"] == "prom-stack"

@@ -60,7 +60,7 @@ def test_replay_cli_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str
     write_csv(tmp_path / "d.csv", 30)
     stack = Stack()
     try:
-        rc = driftline_main(["replay", str(tmp_path / "d.csv"), "--to",
+        rc = driftline_main(["replay", str(tmp_path / "d.csv"), "--url",
                              f"http://127.0.0.1:{stack.port}", "--model-name", "car-loan",
                              "--prediction", "pred", "--id", "rid", "--proba", "proba"])
         assert rc == 0 and "replayed 30 records in 1 requests" in capsys.readouterr().out

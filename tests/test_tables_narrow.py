@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pytest
 from rich.console import Console
 
 from driftline.alertmanager.audit import AuditEntry, render_table
@@ -108,3 +109,37 @@ def test_demo_summary_tables_fit_80_columns() -> None:
                  "DriftlinePredictionDriftCritical", "rollback", "critical")
 
 
+
+
+def test_analyze_table_with_100_windows_and_25_features_fits_80_columns(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`analyze --format table` at 80 columns: the drifted-feature grid (one column per window)
+    becomes one row per feature with the windows it drifted in as ranges."""
+    from driftline.analyze.offline import analyze
+    from driftline.analyze.report_table import print_windows
+
+    rng = np.random.default_rng(8)
+    names = [f"sensor_{i:02d}_reading_value" for i in range(25)]
+    ref = pa.table({n: rng.normal(size=4_000) for n in names})
+    profile = build_profile([DataFile(str(write(ref, tmp_path / "ref.parquet")), "parquet")],
+                            BuildOptions(multivariate=False), progress=False)
+    n_windows, size = 100, 200
+    shift = np.zeros(n_windows * size)
+    shift[30 * size:60 * size] = 3.0  # windows 30-59 drift in the first three features
+    data = pa.table({n: rng.normal(size=n_windows * size) + (shift if i < 3 else 0.0)
+                     for i, n in enumerate(names)})
+    path = write(data, tmp_path / "data.parquet")
+    windows = list(analyze(profile, [DataFile(str(path), "parquet")], window_size=size))
+    assert len(windows) == n_windows
+    out = io.StringIO()
+    monkeypatch.setenv("COLUMNS", str(WIDTH))  # what rich reads for a terminal's width
+    print_windows(profile, windows, file=out)
+    text = out.getvalue()
+    _assert_fits(text, *names[:3], "w30–59", "30/100", "3 of 25", "100 windows", profile.id)
+    rows = [line for line in text.splitlines() if line.startswith("│")]
+    indices = [line.split("│")[1].strip() for line in rows]
+    assert [str(i) for i in range(n_windows)] == indices[:n_windows]  # one row per window
+    wide = io.StringIO()
+    monkeypatch.setenv("COLUMNS", "200")
+    print_windows(profile, windows[28:32], file=wide)  # few windows, room: the grid
+    assert all(f"w{i}" in wide.getvalue() for i in range(28, 32)) and "*" in wide.getvalue()

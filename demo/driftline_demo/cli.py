@@ -24,7 +24,8 @@ def register(sub: Any) -> None:
                    help="after the summary keep everything running until Ctrl-C, to browse the URLs")
     p.add_argument("--no-prometheus", action="store_true",
                    help="skip Prometheus/Alertmanager and post the alerts to the receiver directly")
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, metavar="N",
+                   help="seed of the generated data and traffic (default %(default)s)")
     p.add_argument("--mlserver", metavar="PATH", default=os.environ.get("DRIFTLINE_MLSERVER"),
                    help="serve the models with this MLServer executable (e.g. <venv>/bin/mlserver, "
                         "with mlserver-sklearn) instead of the built-in server; env DRIFTLINE_MLSERVER")

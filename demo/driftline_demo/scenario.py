@@ -341,7 +341,7 @@ class DemoStack:
                 s, receiver_url=self.receiver_url, token_file=self.token_file,
                 channels=notify_config(self.channels.url, wd / "secrets", rules_dir)),
                 sort_keys=False))
-            _driftline("rules", "generate", "--config", str(rcfg), "--out", str(rules_dir))
+            _driftline("rules", "generate", "--config", str(rcfg), "--output-dir", str(rules_dir))
             rule_files = sorted(p for p in rules_dir.glob("*.y*ml")
                                 if p.name not in ("prometheusrule.yaml", "rules_test.yaml",
                                                   "alertmanager.yaml"))

@@ -15,7 +15,7 @@ import dataclasses
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -40,6 +40,9 @@ from driftline.io.readers import (
 )
 from driftline.labels import canonical_label
 from driftline.profile.format import BaselineProfile, NumericFeature
+
+if TYPE_CHECKING:
+    from driftline.io.progress import ReadProgress
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 
@@ -290,12 +293,14 @@ def analyze(profile: BaselineProfile, files: Sequence[DataFile], *, window_size:
             window_duration: float | None = None, timestamp: str | None = None,
             drift: DriftPolicy = DriftPolicy(),  # noqa: B008
             domain_classifier: bool = False,
-            min_records: int = DEFAULT_MIN_RECORDS) -> Iterator[WindowReport]:
+            min_records: int = DEFAULT_MIN_RECORDS,
+            progress: ReadProgress | None = None) -> Iterator[WindowReport]:
     """Yield every window of ``files`` against ``profile``: tumbling windows of ``window_size``
     records, also cut at multiples of ``window_duration`` seconds of record time when given
     (windows aligned to the Unix epoch, like Prometheus' and Grafana's time buckets). Records
     older than the open window (out of order) are counted into it. Windows with fewer than
-    ``min_records`` records report "insufficient data" instead of a decision."""
+    ``min_records`` records report "insufficient data" instead of a decision. ``progress`` is
+    moved along as the files are read."""
     if window_size < 1:
         raise InputError(f"--window-size must be at least 1, got {window_size}",
                          fix="use e.g. --window-size 1000")
@@ -322,8 +327,11 @@ def analyze(profile: BaselineProfile, files: Sequence[DataFile], *, window_size:
                                                    labels.close(report.records, None))
 
     bucket: float | None = None
-    for file, layout in layouts:
-        for arrow_batch in iter_batches(file, layout.columns):
+    for i, (file, layout) in enumerate(layouts):
+        on_read = progress.file(i) if progress is not None else None
+        for arrow_batch in iter_batches(file, layout.columns, progress=on_read):
+            if progress is not None:
+                progress.rows(arrow_batch.num_rows)
             batch = to_record_batch(profile, arrow_batch, layout)
             if window_duration is None or batch.timestamps is None:
                 yield from observe(batch)

@@ -77,33 +77,66 @@ def print_profile(profile: BaselineProfile, file: IO[str] | None = None,
 
 
 def print_windows(profile: BaselineProfile, windows: Sequence[WindowReport],
-                  file: IO[str] | None = None) -> None:
-    """One summary row per window, then the features that drifted anywhere, window by window."""
-    console = Console(file=file)
+                  file: IO[str] | None = None, width: int | None = None) -> None:
+    """One summary row per window, then the features that drifted anywhere.
+
+    The drifted features are a grid (one column per window) only when that grid fits the
+    terminal; otherwise, as for 100 windows at 80 columns, one row per feature says in which
+    windows it drifted (as ranges), where its PSI peaked and its smallest adjusted p-value.
+    Below 100 columns the window table folds its drifted-feature list into the last column."""
+    console = Console(file=file, width=width)
     console.print(f"[bold]{profile.model_name}[/] version {profile.model_version} · "
                   f"baseline {profile.id} · {len(windows)} windows")
-    t = Table(title="windows", title_justify="left")
-    for col in ("#", "records", "drifted", "features drifted", "max PSI", "prediction PSI",
-                "est. accuracy", "accuracy"):
-        t.add_column(col, justify="left" if col in ("drifted", "features drifted") else "right")
-    for w in windows:
-        drifted = [n for n, f in w.features.items() if f.drifted]
-        psis = [f.psi for f in w.features.values() if math.isfinite(f.psi)]
-        t.add_row(
-            str(w.index), f"{w.records:,}", "[red]yes[/]" if w.drifted else "no",
-            ", ".join(drifted[:5]) + (f" +{len(drifted) - 5}" if len(drifted) > 5 else ""),
-            _n(max(psis) if psis else None),
-            _n(w.prediction.psi if w.prediction is not None else None),
-            _n(w.performance.estimated_accuracy), _n(w.performance.accuracy),
-        )
-    console.print(t)
+    console.print(_window_table(windows, narrow=console.width < 100))
     names = [n for n in profile.features if any(w.features[n].drifted for w in windows)]
     if not names:
         return
+    longest = max(len(n) for n in names)
+    grid_width = min(longest, 28) + 4 + len(windows) * 17
+    if grid_width <= console.width:
+        console.print(_drift_grid(names, windows))
+    else:
+        console.print(_drift_summary(names, windows, longest))
+
+
+def _window_table(windows: Sequence[WindowReport], *, narrow: bool) -> Table:
+    """Narrow: the drifted features as a count (the table below names them) and no column that
+    is empty in every window, so eight columns fit in 80."""
+    t = Table(title="windows", title_justify="left")
+    pred = [w.prediction.psi if w.prediction is not None else None for w in windows]
+    est = [w.performance.estimated_accuracy for w in windows]
+    acc = [w.performance.accuracy for w in windows]
+    cols: list[tuple[str, list[float | None] | None]] = [
+        ("#", None), ("records", None), ("drifted", None), ("features drifted", None),
+        ("max PSI", None), ("prediction PSI" if not narrow else "pred. PSI", pred),
+        ("est. accuracy" if not narrow else "est. acc.", est),
+        ("accuracy", acc)]
+    if narrow:
+        cols = [(c, v) for c, v in cols if v is None or any(x is not None for x in v)]
+    for col, _ in cols:
+        text = col in ("drifted", "features drifted")
+        t.add_column(col, justify="left" if text else "right", overflow="fold",
+                     no_wrap=not (col == "features drifted" and not narrow))
+    for i, w in enumerate(windows):
+        drifted = [n for n, f in w.features.items() if f.drifted]
+        psis = [f.psi for f in w.features.values() if math.isfinite(f.psi)]
+        if narrow:
+            names = f"{len(drifted)} of {len(w.features)}" if drifted else "—"
+        else:
+            names = ", ".join(drifted[:5]) + (f" +{len(drifted) - 5}" if len(drifted) > 5 else "")
+        cells = {"#": str(w.index), "records": f"{w.records:,}",
+                 "drifted": "[red]yes[/]" if w.drifted else "no", "features drifted": names,
+                 "max PSI": _n(max(psis) if psis else None)}
+        row = [cells[c] if v is None else _n(v[i]) for c, v in cols]
+        t.add_row(*row)
+    return t
+
+
+def _drift_grid(names: Sequence[str], windows: Sequence[WindowReport]) -> Table:
     d = Table(title="drifted features (PSI / adjusted p, * = drifted)", title_justify="left")
-    d.add_column("feature")
+    d.add_column("feature", no_wrap=True)
     for w in windows:
-        d.add_column(f"w{w.index}", justify="right")
+        d.add_column(f"w{w.index}", justify="right", no_wrap=True)
     for n in names:
         cells = []
         for w in windows:
@@ -111,4 +144,39 @@ def print_windows(profile: BaselineProfile, windows: Sequence[WindowReport],
             text = f"{_n(f.psi, 2)} / {_p(f.p_value_adjusted)}"
             cells.append(f"[red]{text}*[/]" if f.drifted else text)
         d.add_row(n, *cells)
-    console.print(d)
+    return d
+
+
+def _drift_summary(names: Sequence[str], windows: Sequence[WindowReport],
+                   longest: int) -> Table:
+    d = Table(title=f"drifted features ({len(windows)} windows; PSI peak, smallest adjusted p)",
+              title_justify="left")
+    d.add_column("feature", overflow="fold", min_width=min(longest, 28))
+    d.add_column("drifted in", justify="right", no_wrap=True)
+    d.add_column("windows", overflow="fold", ratio=1)
+    d.add_column("max PSI (window)", justify="right", no_wrap=True)
+    d.add_column("min p", justify="right", no_wrap=True)
+    for n in names:
+        hit = [w.index for w in windows if w.features[n].drifted]
+        peak = max(windows, key=lambda w: _finite(w.features[n].psi))
+        ps = [w.features[n].p_value_adjusted for w in windows]
+        finite = [p for p in ps if p is not None and math.isfinite(p)]
+        d.add_row(n, f"{len(hit)}/{len(windows)}", _ranges(hit),
+                  f"{_n(peak.features[n].psi, 2)} (w{peak.index})",
+                  _p(min(finite) if finite else None))
+    return d
+
+
+def _finite(v: float) -> float:
+    return v if math.isfinite(v) else -math.inf
+
+
+def _ranges(indices: Sequence[int]) -> str:
+    """``[1, 2, 3, 7, 9, 10]`` → ``"w1–3, w7, w9–10"``: runs of windows as ranges."""
+    runs: list[list[int]] = []
+    for i in indices:
+        if runs and i == runs[-1][1] + 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    return ", ".join(f"w{a}" if a == b else f"w{a}–{b}" for a, b in runs)

@@ -10,6 +10,7 @@ from pathlib import PurePosixPath
 from typing import IO, Any
 
 from driftline.cli.argtypes import non_negative_float, open_unit_float, positive_int
+from driftline.cli.options import add_progress
 from driftline.io.atomic import atomic_write
 
 #: Report format by --output suffix (no suffix: JSON).
@@ -59,6 +60,7 @@ def register(sub: Any) -> None:
                    "data' instead of a drift decision (default 200)")
     p.add_argument("--raw-psi", action="store_true",
                    help="gate on the raw PSI instead of the bias-corrected one")
+    add_progress(p)
     p.set_defaults(func=_run)
 
 
@@ -100,8 +102,6 @@ def _run(args: argparse.Namespace) -> int:
     if args.raw_psi:
         policy = replace(policy, correct_psi=False)
     if args.min_records is not None and args.min_records < 1:
-        from driftline.errors import InputError
-
         raise InputError(f"--min-records must be at least 1, got {args.min_records}",
                          fix="use e.g. --min-records 200 (1 decides on any window)")
     size = args.window_size
@@ -122,18 +122,44 @@ def _run(args: argparse.Namespace) -> int:
             df, profile, window_size=args.window_size, window_duration=duration,
             timestamp=args.timestamp, window_column=args.window_column, drift=policy,
             name=args.data[0]))
-    else:
+    fmt = _format(args)
+    bar: Any = None
+    if args.engine != "spark":
         if args.window_column:
             raise InputError("--window-column needs --engine spark",
                              fix="cut local windows with --window-size or --window-duration")
-        stream = analyze(profile, discover(args.data), window_size=size, window_duration=duration,
+        from driftline.io.progress import read_progress, wanted
+
+        files = discover(args.data)
+        # JSON streamed to a terminal would be torn by the bar's redraws: no bar by default
+        show = wanted(args.progress, quiet=args.quiet,
+                      stdout_busy=fmt == "json" and not args.output)
+        bar = read_progress(show, files)
+        stream = analyze(profile, files, window_size=size, window_duration=duration,
                          timestamp=args.timestamp, drift=policy,
                          domain_classifier=args.domain_classifier,
                          min_records=args.min_records if args.min_records is not None
-                         else DEFAULT_MIN_RECORDS)
+                         else DEFAULT_MIN_RECORDS, progress=bar)
     quality: list[Any] = []
     stream = _noting_quality(stream, quality)
-    fmt = _format(args)
+    try:
+        count, drifted = _emit(args, fmt, profile, stream, policy, size, duration, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    if args.output and not args.quiet:
+        print(f"wrote {args.output}: {count} windows, {drifted} drifted", file=sys.stderr)
+    for w in quality:
+        print(f"driftline: data quality: window {w.index}: " + "; ".join(w.data_quality),
+              file=sys.stderr)
+    bad_data = bool(quality) and not args.allow_data_quality
+    return 1 if args.fail_on_drift and (drifted or bad_data) else 0
+
+
+def _emit(args: argparse.Namespace, fmt: str, profile: Any, stream: Iterable[Any], policy: Any,
+          size: int, duration: float | None, bar: Any) -> tuple[int, int]:
+    """Write the report; returns (windows, drifted windows). The bar is closed before a table or
+    HTML report is printed (they are written once every window is in)."""
     if fmt == "json":  # streamed: memory stays flat however many windows there are
         if args.output:
             with _atomic(args.output) as fh:
@@ -143,6 +169,8 @@ def _run(args: argparse.Namespace) -> int:
             count, drifted = _write_json(profile, stream, sys.stdout)
     else:
         windows = list(stream)
+        if bar is not None:
+            bar.close()
         count, drifted = len(windows), sum(w.drifted for w in windows)
         if fmt == "html":
             from driftline.analyze.report_html import render_html
@@ -162,13 +190,7 @@ def _run(args: argparse.Namespace) -> int:
                     print_windows(profile, windows, file=fh)
             else:
                 print_windows(profile, windows)
-    if args.output:
-        print(f"wrote {args.output}: {count} windows, {drifted} drifted", file=sys.stderr)
-    for w in quality:
-        print(f"driftline: data quality: window {w.index}: " + "; ".join(w.data_quality),
-              file=sys.stderr)
-    bad_data = bool(quality) and not args.allow_data_quality
-    return 1 if args.fail_on_drift and (drifted or bad_data) else 0
+    return count, drifted
 
 
 def _noting_quality(stream: Iterable[Any], out: list[Any]) -> Iterator[Any]:

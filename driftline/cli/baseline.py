@@ -7,6 +7,8 @@ import json
 import sys
 from typing import Any
 
+from driftline.cli.options import add_proba, add_progress, add_target, alias
+
 
 def _csv(text: str | None) -> tuple[str, ...]:
     return tuple(s.strip() for s in (text or "").split(",") if s.strip())
@@ -30,18 +32,19 @@ def register(sub: Any) -> None:
     b.add_argument("--categorical", metavar="A,B",
                    help="columns to treat as categorical (default: string, boolean, dictionary)")
     b.add_argument("--prediction", metavar="COL", help="predicted class (or value) column")
-    b.add_argument("--proba", metavar="COL|CLASS=COL,...",
-                   help="binary: positive-class probability column; multiclass: CLASS=COL,...")
-    b.add_argument("--target", metavar="COL", help="true label column")
+    add_proba(b)
+    add_target(b, old=("--label",))
     b.add_argument("--id", metavar="COL", help="request id column (not a feature)")
     b.add_argument("--timestamp", metavar="COL", help="event time column (not a feature)")
-    b.add_argument("--model-name", default="model", metavar="NAME")
-    b.add_argument("--model-version", default="1", metavar="V")
+    b.add_argument("--model-name", default="model", metavar="NAME",
+                   help="the model this baseline describes (default %(default)s)")
+    b.add_argument("--model-version", default="1", metavar="V",
+                   help="its version (default %(default)s)")
     b.add_argument("--task", choices=("classification", "regression"),
                    help="default: classification when --proba is given or predictions are labels")
-    b.add_argument("--bins", type=int, default=10, help="quantile bins per numeric feature (10)")
-    b.add_argument("--top-k", type=int, default=20, help="categories kept per feature (20)")
-    b.add_argument("--summary-size", type=int, default=20_000,
+    b.add_argument("--bins", type=int, default=10, metavar="N", help="quantile bins per numeric feature (10)")
+    b.add_argument("--top-k", type=int, default=20, metavar="K", help="categories kept per feature (20)")
+    b.add_argument("--summary-size", type=int, default=20_000, metavar="N",
                    help="reference values kept per numeric feature for KS (20000)")
     b.add_argument("--dle-rows", type=int, default=50_000, metavar="N",
                    help="labelled reference rows sampled to fit a regressor's direct loss "
@@ -65,13 +68,14 @@ def register(sub: Any) -> None:
     b.add_argument("--engine", choices=("local", "spark"), default="local",
                    help="local: stream the files here; spark: DATA is a table name or a path "
                    "Spark reads, profiled on the cluster (needs driftline[spark])")
-    b.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="progress bar (default: when stderr is a terminal)")
+    add_progress(b)
     b.set_defaults(func=_build)
 
     s = bsub.add_parser("show", help="print a baseline profile")
-    s.add_argument("file", metavar="FILE")
-    s.add_argument("--json", action="store_true", help="print the profile as JSON")
+    s.add_argument("file", metavar="FILE", help="the baseline profile (JSON) to print")
+    s.add_argument("--format", choices=("table", "json"), default="table",
+                   help="table (default) or the profile itself as JSON")
+    alias(s, "--json", "--format", const="json")
     s.set_defaults(func=_show)
 
 
@@ -115,11 +119,15 @@ def _build(args: argparse.Namespace) -> int:
         df = read_table(session(), args.data[0])
         profile = build_baseline(df, opts, name=args.data[0])
     else:
-        profile = build_profile(discover(args.data), opts, progress=args.progress)
+        from driftline.io.progress import wanted
+
+        profile = build_profile(discover(args.data), opts,
+                                progress=wanted(args.progress, quiet=args.quiet))
     with writing(args.output):
         profile.save(args.output)
-    print(f"wrote {args.output}: {len(profile.features)} features, {profile.n_records:,} records, "
-          f"id {profile.id}", file=sys.stderr)
+    if not args.quiet:
+        print(f"wrote {args.output}: {len(profile.features)} features, "
+              f"{profile.n_records:,} records, id {profile.id}", file=sys.stderr)
     return 0
 
 
@@ -127,7 +135,7 @@ def _show(args: argparse.Namespace) -> int:
     from driftline.profile.format import BaselineProfile
 
     profile = BaselineProfile.load(args.file)
-    if args.json:
+    if args.format == "json":
         print(json.dumps(profile.to_dict(), indent=1))
         return 0
     from driftline.analyze.report_table import print_profile

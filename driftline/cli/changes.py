@@ -21,7 +21,7 @@ def register(sub: Any) -> None:
         description="Find where the regime of one numeric column changed, with the detector "
         "the sidecar uses on its per-record streams (docs/statistics.md, 'Change detection').",
     )
-    p.add_argument("data", nargs="+", metavar="FILE", help="files, directories or quoted globs")
+    p.add_argument("data", nargs="+", metavar="DATA", help="files, directories or quoted globs")
     p.add_argument("--column", required=True, metavar="COL", help="the numeric column to scan")
     p.add_argument("--timestamp", metavar="COL", help="time column to report change times with")
     p.add_argument("--format", choices=("json", "table"),

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,11 +119,22 @@ def read_schema(file: DataFile) -> pa.Schema:
     raise InputError("the file holds no rows", path=file.path, fix="give a non-empty data file")
 
 
+#: Called after each batch with the share of the file read so far (0 to 1).
+Progress = Callable[[float], None]
+
+
 def iter_batches(file: DataFile, columns: Sequence[str] | None = None,
-                 batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
-    """Stream a file as record batches (only ``columns`` when given), bounded memory."""
+                 batch_rows: int = BATCH_ROWS, *,
+                 progress: Progress | None = None) -> Iterator[pa.RecordBatch]:
+    """Stream a file as record batches (only ``columns`` when given), bounded memory.
+
+    ``progress`` is told how much of the file is read after every batch: the rows out of the
+    metadata's row count for Parquet and Arrow IPC files, the bytes parsed out of the file size
+    for CSV, JSONL and Arrow streams, so that one large file moves a progress bar too."""
     try:
-        yield from _iter(file, columns, batch_rows)
+        yield from _iter(file, columns, batch_rows, progress or _ignore)
+        if progress is not None:
+            progress(1.0)
     except InputError:
         raise
     except OSError as exc:
@@ -150,8 +161,12 @@ def _short(exc: BaseException) -> str:
     return text[0][:300] if text else type(exc).__name__
 
 
-def _iter(file: DataFile, columns: Sequence[str] | None,
-          batch_rows: int) -> Iterator[pa.RecordBatch]:
+def _ignore(_: float) -> None:
+    pass
+
+
+def _iter(file: DataFile, columns: Sequence[str] | None, batch_rows: int,
+          progress: Progress) -> Iterator[pa.RecordBatch]:
     cols = list(columns) if columns is not None else None
     if file.format == "parquet":
         import pyarrow.parquet as pq
@@ -159,49 +174,101 @@ def _iter(file: DataFile, columns: Sequence[str] | None,
         # One row group at a time and no pre-buffering: pyarrow otherwise reads ahead across row
         # groups, and memory grows with the file instead of staying at one row group.
         with pq.ParquetFile(_open(file.path, random=True), pre_buffer=False) as pf:
+            total, done = max(1, pf.metadata.num_rows), 0
             for group in range(pf.metadata.num_row_groups):
-                yield from pf.iter_batches(batch_size=batch_rows, columns=cols,
-                                           row_groups=[group], use_threads=False)
-    elif file.format == "csv":
-        import pyarrow.csv as pcsv
+                for batch in pf.iter_batches(batch_size=batch_rows, columns=cols,
+                                             row_groups=[group], use_threads=False):
+                    yield batch
+                    done += batch.num_rows
+                    progress(done / total)
+    elif file.format in ("csv", "jsonl"):
+        parsed = _BytesParsed(file.path) if progress is not _ignore else None
+        source = parsed.stream if parsed is not None else _open(file.path)
+        if file.format == "csv":
+            import pyarrow.csv as pcsv
 
-        delimiter = "\t" if file.path.lower().removesuffix(".gz").endswith(".tsv") else ","
-        reader = pcsv.open_csv(
-            _open(file.path), read_options=pcsv.ReadOptions(block_size=_CSV_BLOCK),
-            parse_options=pcsv.ParseOptions(delimiter=delimiter),
-            convert_options=pcsv.ConvertOptions(include_columns=cols),
-        )
-        for batch in reader:
-            yield from _rechunk(batch, batch_rows)
-    elif file.format == "jsonl":
-        import pyarrow.json as pjson
+            delimiter = "\t" if file.path.lower().removesuffix(".gz").endswith(".tsv") else ","
+            reader = pcsv.open_csv(
+                source, read_options=pcsv.ReadOptions(block_size=_CSV_BLOCK),
+                parse_options=pcsv.ParseOptions(delimiter=delimiter),
+                convert_options=pcsv.ConvertOptions(include_columns=cols),
+            )
+        else:
+            import pyarrow.json as pjson
 
-        reader = pjson.open_json(_open(file.path), read_options=pjson.ReadOptions(block_size=_CSV_BLOCK))
+            reader = pjson.open_json(source, read_options=pjson.ReadOptions(block_size=_CSV_BLOCK))
         for batch in reader:
-            yield from _rechunk(_select(batch, cols, file), batch_rows)
+            yield from _rechunk(batch if file.format == "csv" else _select(batch, cols, file),
+                                batch_rows)
+            if parsed is not None:
+                progress(parsed.block_done())
     elif file.format == "arrow":
-        yield from _iter_ipc(file, cols, batch_rows)
+        yield from _iter_ipc(file, cols, batch_rows, progress)
     else:  # pragma: no cover - discover() only yields known formats
         raise InputError("unknown data format", path=file.path)
 
 
-def _iter_ipc(file: DataFile, cols: list[str] | None,
-              batch_rows: int) -> Iterator[pa.RecordBatch]:
+def _iter_ipc(file: DataFile, cols: list[str] | None, batch_rows: int,
+              progress: Progress) -> Iterator[pa.RecordBatch]:
     source = _open(file.path, random=True) if is_uri(file.path) else pa.memory_map(file.path, "r")
     try:
         try:
             reader: pa.ipc.RecordBatchFileReader | pa.ipc.RecordBatchStreamReader = (
                 pa.ipc.open_file(source))
-            batches: Iterator[pa.RecordBatch] = (
-                reader.get_batch(i) for i in range(reader.num_record_batches))
+            n = reader.num_record_batches
+            batches: Iterator[pa.RecordBatch] = (reader.get_batch(i) for i in range(n))
+            # a mapped file's batches are located by its footer: their row counts cost no data
+            # read; a remote file's would, so there the batches are counted instead
+            local = progress is not _ignore and not is_uri(file.path)
+            total = sum(reader.get_batch(i).num_rows for i in range(n)) if local else 0
+            seen = [0]
+
+            def share(done: int) -> float:
+                seen[0] += 1
+                return done / total if total else seen[0] / max(1, n)
         except pa.ArrowInvalid:
             source.seek(0)
             reader = pa.ipc.open_stream(source)
             batches = iter(reader)
+            size = max(1, source.size())
+
+            def share(done: int) -> float:  # a stream has no row count: the bytes read so far
+                return min(1.0, source.tell() / size)
+        done = 0
         for batch in batches:
             yield from _rechunk(_select(batch, cols, file), batch_rows)
+            done += batch.num_rows
+            progress(share(done))
     finally:
         source.close()
+
+
+_CODECS = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd"}
+
+
+class _BytesParsed:
+    """The share of a CSV or JSONL file parsed so far. pyarrow's streaming readers read many
+    blocks ahead but emit one record batch per ``_CSV_BLOCK`` bytes of text, so the batches
+    seen count the bytes parsed; a compressed file reports its compressed bytes read instead."""
+
+    def __init__(self, path: str) -> None:
+        codec = _CODECS.get(Path(path).suffix.lower())
+        if is_uri(path):
+            fs, inner = filesystem(path)
+            self.raw = fs.open_input_stream(inner, compression=None)
+            self.size = max(1, int(fs.get_file_info(inner).size or 1))
+        else:
+            self.raw = pa.OSFile(path, "r")
+            self.size = max(1, os.path.getsize(path))
+        self.codec = codec
+        self.stream = pa.CompressedInputStream(self.raw, codec) if codec else self.raw
+        self.blocks = 0
+
+    def block_done(self) -> float:
+        self.blocks += 1
+        if self.codec:
+            return min(1.0, self.raw.tell() / self.size)
+        return min(1.0, self.blocks * _CSV_BLOCK / self.size)
 
 
 def _open(path: str, *, random: bool = False) -> Any:

@@ -17,7 +17,6 @@ import dataclasses
 import datetime as _dt
 import math
 import re
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -254,29 +253,33 @@ def read_columns(opts: BuildOptions, plan: _Plan) -> list[str]:
 
 
 def build_profile(files: Sequence[DataFile], opts: BuildOptions, *,
-                  progress: bool | None = None) -> BaselineProfile:
-    """Read ``files`` once and return the profile. Raises InputError before writing anything."""
+                  progress: bool | None = None, console: Any = None) -> BaselineProfile:
+    """Read ``files`` once and return the profile. Raises InputError before writing anything.
+
+    ``progress``: draw a bar over the rows/bytes read on ``console`` (rich's stderr console by
+    default); None draws it when stderr is a terminal."""
     if not files:
         raise InputError("no input data given", fix="pass one or more files, directories or globs")
     opts = with_detected_embeddings(opts, read_schema(files[0]))
     plan = _plan(opts, files)
     state = new_partial(opts, plan)
     columns = read_columns(opts, plan)
-    bar = _progress(progress, len(files))
+    from driftline.io.progress import read_progress, wanted
+
+    bar = read_progress(wanted(progress), files, console=console)
     try:
-        for file in files:
+        for i, file in enumerate(files):
             state.path = file.path
             rows_in_file = 0
-            for batch in iter_batches(file, columns):
+            for batch in iter_batches(file, columns,
+                                      progress=bar.file(i) if bar is not None else None):
                 rows_in_file += batch.num_rows
                 state.update(batch)
                 if bar is not None:
-                    bar.update(batch.num_rows)
+                    bar.rows(batch.num_rows)
             if rows_in_file == 0:
                 raise InputError("the file holds no rows", path=file.path,
                                  fix="give a non-empty data file")
-            if bar is not None:
-                bar.file_done()
     finally:
         if bar is not None:
             bar.close()
@@ -503,28 +506,3 @@ def _class_matrix(probs: np.ndarray, classes: list[str], positive: str | None,
             mat[:, j] = probs[:, col_of[c]]
     return mat
 
-
-class _Bar:
-    def __init__(self, n_files: int) -> None:
-        from rich.console import Console
-        from rich.progress import Progress
-
-        self.progress = Progress(console=Console(stderr=True), transient=True)
-        self.progress.start()
-        self.task = self.progress.add_task("reading", total=n_files)
-        self.rows = 0
-
-    def update(self, rows: int) -> None:
-        self.rows += rows
-        self.progress.update(self.task, description=f"reading ({self.rows:,} rows)")
-
-    def file_done(self) -> None:
-        self.progress.advance(self.task)
-
-    def close(self) -> None:
-        self.progress.stop()
-
-
-def _progress(flag: bool | None, n_files: int) -> _Bar | None:
-    show = sys.stderr.isatty() if flag is None else flag
-    return _Bar(n_files) if show else None
