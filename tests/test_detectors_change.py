@@ -16,36 +16,42 @@ from driftline.detectors import ChangeDetector
 from driftline.detectors.change import ChangeSettings
 
 
-def _brute_force_bernoulli(x: list[float], hazard: float) -> dict[int, float]:
-    """P(current regime began at s | x) by summing over every segmentation: each value after the
-    first starts a new regime with probability ``hazard``; a regime's marginal likelihood under
-    Beta(1, 1) is B(1 + ones, 1 + zeros) / B(1, 1)."""
+def _brute_force_bernoulli(x: list[float], hazard: float, block: int) -> dict[int, float]:
+    """P(current regime began at s | x) by summing over every segmentation: at each block
+    boundary (every ``block`` values) a new regime begins with probability
+    ``q = 1 - (1 - hazard) ** block``; a regime's marginal likelihood under Beta(1, 1) is
+    B(1 + ones, 1 + zeros) / B(1, 1)."""
     t = len(x)
+    q = 1 - (1 - hazard) ** block
+    bounds_at = list(range(block, t, block))
     out: dict[int, float] = {}
-    for cuts in itertools.product([False, True], repeat=t - 1):
-        starts = [0] + [i + 1 for i, c in enumerate(cuts) if c]
+    for cuts in itertools.product([False, True], repeat=len(bounds_at)):
+        starts = [0] + [b for b, c in zip(bounds_at, cuts, strict=True) if c]
         bounds = [*starts, t]
         like = 1.0
         for a, b in itertools.pairwise(bounds):
             ones = sum(x[a:b])
             like *= math.exp(special.betaln(1 + ones, 1 + (b - a) - ones))
         k = len(starts) - 1
-        w = like * hazard ** k * (1 - hazard) ** (t - 1 - k)
+        w = like * q ** k * (1 - q) ** (len(bounds_at) - k)
         out[starts[-1]] = out.get(starts[-1], 0.0) + w
     total = sum(out.values())
     return {s: w / total for s, w in out.items()}
 
 
-@pytest.mark.parametrize("seed", range(3))
-def test_run_length_posterior_equals_brute_force(seed: int) -> None:
+@pytest.mark.parametrize(("seed", "block", "n"), [(0, 1, 10), (1, 1, 11), (2, 3, 14), (3, 4, 23)])
+def test_run_length_posterior_equals_brute_force(seed: int, block: int, n: int) -> None:
     rng = np.random.default_rng(seed)
-    x = (rng.random(10) < 0.4).astype(float).tolist()
-    cfg = ChangeSettings(expected_run=4.0, prune=1e-300, max_runs=64, threshold=0.999999)
+    x = (rng.random(n) < 0.4).astype(float).tolist()
+    cfg = ChangeSettings(expected_run=4.0, prune=1e-300, max_runs=64, threshold=0.999999,
+                         block=block)
     det = ChangeDetector(cfg)
-    det.update(np.array(x))
+    det.update(np.array(x[:5]))
+    det.update(np.array(x[5:]))  # a block split across two calls
+    assert det.detections == 0
     starts, probs = det.run_lengths()
     got = dict(zip(starts.tolist(), probs.tolist(), strict=True))
-    want = _brute_force_bernoulli(x, 1 / 4.0)
+    want = _brute_force_bernoulli(x, 1 / 4.0, block)
     assert got.keys() == want.keys()
     for s, p in want.items():
         assert got[s] == pytest.approx(p, rel=1e-9)
@@ -78,15 +84,32 @@ def test_error_rate_step_on_a_zero_one_stream() -> None:
     assert not det.drift_detected  # river's convention: the *last* value did not trigger it
 
 
-@settings(max_examples=15)
-@given(st.integers(0, 2**32 - 1), st.lists(st.integers(1, 200), min_size=1, max_size=8))
-def test_batches_and_single_values_give_the_same_result(seed: int, cuts: list[int]) -> None:
+def _state(det: ChangeDetector) -> dict[str, object]:
+    """Every attribute of the detector, arrays as bytes: equal means bit for bit equal."""
+    return {k: (v.dtype.str, v.tobytes()) if isinstance(v, np.ndarray) else v
+            for k, v in vars(det).items() if k != "settings"}
+
+
+_STREAMS = {
+    "level": lambda r: np.r_[r.normal(0, 1, 150), r.normal(4, 1, 150)],
+    "heavy tails": lambda r: np.r_[r.standard_t(2, 200), 3 + r.standard_t(2, 100)],
+    "zero/one": lambda r: np.r_[r.random(200) < 0.1, r.random(200) < 0.6].astype(float),
+    "ties": lambda r: np.r_[r.integers(0, 3, 150), r.integers(2, 5, 150)].astype(float),
+}
+
+
+@settings(max_examples=12, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.lists(st.integers(1, 200), min_size=1, max_size=8),
+       st.sampled_from(sorted(_STREAMS)), st.sampled_from([1, 4, 16]))
+def test_batches_and_single_values_give_the_same_result(seed: int, cuts: list[int], kind: str,
+                                                         block: int) -> None:
     rng = np.random.default_rng(seed)
-    x = np.r_[rng.normal(0, 1, 150), rng.normal(4, 1, 150)]
-    x[rng.integers(0, 300, 5)] = np.nan
-    whole = ChangeDetector()
+    x = _STREAMS[kind](rng)
+    x[rng.integers(0, x.size, 5)] = np.nan
+    cfg = ChangeSettings(block=block)
+    whole = ChangeDetector(cfg)
     hits = whole.update(x)
-    parts = ChangeDetector()
+    parts = ChangeDetector(cfg)
     found, pos = [], 0
     for c in [*cuts, len(x)]:
         chunk = x[pos:pos + c]
@@ -95,12 +118,14 @@ def test_batches_and_single_values_give_the_same_result(seed: int, cuts: list[in
         if pos >= len(x):
             break
     assert found == hits and parts.change_points == whole.change_points
-    single = ChangeDetector()
+    assert _state(parts) == _state(whole)
+    single = ChangeDetector(cfg)
     flags = []
     for v in x.tolist():
         single.update(v)
         flags.append(single.drift_detected)
     assert np.flatnonzero(flags).tolist() == hits
+    assert _state(single) == _state(whole)
 
 
 @pytest.mark.parametrize("kind", ["normal", "exponential", "bernoulli", "pareto"])
