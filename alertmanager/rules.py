@@ -59,6 +59,8 @@ class RecordingNames:
     records_rate: str
     model_name_records_rate: str
     model_name_dropped_rate: str
+    model_baseline: str
+    model_name_baseline: str
 
 
 def names(cfg: RulesConfig) -> RecordingNames:
@@ -86,6 +88,8 @@ def names(cfg: RulesConfig) -> RecordingNames:
         records_rate=f"model:driftline_records:rate{r}",
         model_name_records_rate=f"model_name:driftline_records:rate{r}",
         model_name_dropped_rate=f"model_name:driftline_records_dropped:rate{r}",
+        model_baseline=f"model:{cat.BUILD_INFO.name}:baseline",
+        model_name_baseline=f"model_name:{cat.BUILD_INFO.name}:baseline",
     )
 
 
@@ -95,6 +99,11 @@ def _by(labels: Iterable[str]) -> str:
 
 def model_labels(cfg: RulesConfig) -> tuple[str, ...]:
     return (*cfg.group_labels, *cat.MODEL_LABELS)
+
+
+def version_labels(cfg: RulesConfig) -> tuple[str, ...]:
+    """A model version's identity without the endpoint (``driftline_build_info`` has none)."""
+    return tuple(x for x in model_labels(cfg) if x != "endpoint")
 
 
 def feature_labels(cfg: RulesConfig) -> tuple[str, ...]:
@@ -171,8 +180,47 @@ def recording_rules(cfg: RulesConfig) -> list[dict[str, Any]]:
         _rule(n.model_name_dropped_rate,
               f"sum by ({mn}) (rate({cat.RECORDS_DROPPED.name}{cfg.matchers()}[{r}]))"),
         *slo_recording_rules(cfg),
+        _rule(n.model_baseline, baseline_expr(cfg, version_labels(cfg))),
+        _rule(n.model_name_baseline, baseline_expr(cfg, (*cfg.group_labels, "model_name"))),
     ]
     return rules
+
+
+#: The label a baseline join writes when the replicas of one model disagree (a rollout of a new
+#: baseline is half done): no single id is true then, and an empty one would read as "unknown".
+MIXED = "mixed"
+
+
+def _identity_labels(keys: tuple[str, ...]) -> tuple[str, ...]:
+    """What a baseline join adds to an alert keyed by ``keys``: the baseline id, and the model
+    version when the alert is per model name only."""
+    return tuple(x for x in ("model_version", "baseline_id") if x not in keys)
+
+
+def baseline_expr(cfg: RulesConfig, keys: tuple[str, ...]) -> str:
+    """One series per ``keys`` carrying the ``baseline_id`` (and ``model_version`` when not a
+    key) the sidecars report in ``driftline_build_info``: replicas that agree collapse into one;
+    replicas that disagree give :data:`MIXED`. Exactly one series per key, so an alert can join
+    it with ``group_left`` without a many-to-many error however many replicas run."""
+    k, add = _by(keys), _identity_labels(keys)
+    info = f"{cat.BUILD_INFO.name}{cfg.matchers()}"
+    per = f"max by ({k}, {_by(add)}) ({info})"
+    mixed = f"max by ({k}) ({info})"
+    for label in add:
+        mixed = f'label_replace({mixed}, "{label}", "{MIXED}", "model_name", ".*")'
+    return f"(\n  {per}\n  and on ({k})\n  count by ({k}) ({per}) == 1\n)\nor on ({k})\n{mixed}"
+
+
+def join_baseline(cfg: RulesConfig, expr: str, keys: tuple[str, ...]) -> str:
+    """``expr`` with the baseline of its model added to every series (values and other labels
+    unchanged: the joined series is 1). Series with no ``driftline_build_info`` (an older or
+    folded model, an unnamed one) still fire, without the label: an alert must never depend on
+    the info metric being scraped."""
+    n, add = names(cfg), _identity_labels(keys)
+    info = n.model_baseline if "model_version" in keys else n.model_name_baseline
+    inner = "(\n" + "".join(f"  {line}\n" for line in expr.splitlines()) + ")"
+    return (f"{inner}\n* on ({_by(keys)}) group_left ({_by(add)})\n{info}\n"
+            f"or ignoring ({_by(add)})\n{inner}")
 
 
 def performance_drop_expr(cfg: RulesConfig) -> str:
@@ -203,6 +251,15 @@ class Alert:
     description: str
     dashboard: str
     url_labels: tuple[str, ...] = ("model_name", "model_version")
+
+    def baseline_keys(self, cfg: RulesConfig) -> tuple[str, ...] | None:
+        """The labels its baseline is joined on (None for per-target alerts: a sidecar serves
+        several models, so no one baseline belongs to them)."""
+        if "model_version" in self.url_labels:
+            return version_labels(cfg)
+        if "model_name" in self.url_labels:
+            return (*cfg.group_labels, "model_name")
+        return None
 
 
 def _model_desc(extra: str = "") -> str:
@@ -385,7 +442,9 @@ def alert_rules(cfg: RulesConfig) -> list[dict[str, Any]]:
         s = cfg.alert(a.name)
         if not s.enabled:
             continue
-        rule: dict[str, Any] = {"alert": a.name, "expr": a.expr}
+        keys = a.baseline_keys(cfg)
+        expr = a.expr if keys is None else join_baseline(cfg, a.expr, keys)
+        rule: dict[str, Any] = {"alert": a.name, "expr": expr}
         if s.for_ and s.for_ not in ("0s", "0m"):
             rule["for"] = s.for_
         rule["labels"] = {"severity": s.severity, "action": s.action}

@@ -11,6 +11,7 @@ they use (see the validation in :mod:`~driftline.alertmanager.rules_config`).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -23,8 +24,10 @@ from prometheus_client.utils import floatToGoString
 from driftline import catalogue as cat
 from driftline.alertmanager.rules import (
     BUCKET_SHARE,
+    MIXED,
     PSI_FLOOR,
     RANK_EDGES,
+    Alert,
     alert_list,
     alert_rules,
     names,
@@ -79,6 +82,11 @@ class Scenario:
     series: list[Series]
     expected: list[tuple[dict[str, str], float | None]]  # output labels, $value at firing time
     value_at: Callable[[int], list[float | None]] | None = None  # $value per expected alert
+    #: ``driftline_build_info`` per replica: None = one per (instance, model, version) of the
+    #: series, all replicas on the same baseline; a mapping = that, with these instances of the
+    #: scenario's model on another baseline id; ``{}`` = no build_info at all.
+    baselines: dict[str, str] | None = None
+    note: str = ""
 
 
 def test_step(cfg: RulesConfig) -> int:
@@ -265,6 +273,12 @@ def _scenarios(cfg: RulesConfig) -> list[Scenario]:
         Series(cat.PREDICTION_PSI.name, ctx.model_series_labels(0), step(0.0, hi)),
         Series(cat.PREDICTION_PSI.name, ctx.model_series_labels(1), step(0.0, 0.0625)),
     ], [(ctx.out(), hi)]))
+    # the same with the replicas on different baselines (a rollout half done), and with no
+    # build_info at all: the first says "mixed", the second fires without a baseline
+    prediction = out[-1]
+    out.append(dataclasses.replace(prediction, baselines={INSTANCES[1]: "b-fraud-3-new"},
+                                   note="replicas on two baselines"))
+    out.append(dataclasses.replace(prediction, baselines={}, note="no driftline_build_info"))
 
     out.append(Scenario("DriftlineEstimatedAccuracyDrop", onset, [
         Series(cat.ESTIMATED_ACCURACY.name, ctx.model_series_labels(0), step(0.9375, 0.25)),
@@ -438,6 +452,7 @@ def _slo_scenarios(ctx: _Ctx) -> list[Scenario]:
         Series(f"{lat}_count", {**ctx.labels(0), **healthy, "endpoint": "default"}, full),
     ]
     out = [{**ctx.group, **model}]
+    # (the latency histogram has no model_version: its build_info comes from the default one)
     return [Scenario(f"Driftline{kind}BudgetBurn{speed}", 1, series, [(out[0], 0.5)])
             for kind, series in (("Availability", errors), ("Latency", slow))
             for speed in ("", "Slow")]
@@ -459,15 +474,17 @@ def rules_test_file(cfg: RulesConfig, rule_file: str = "driftline-rules.yaml") -
             continue
         fire = sc.onset + math.ceil(duration_seconds(rule.get("for", "0s")) / step)
         values = sc.value_at(fire) if sc.value_at else [v for _, v in sc.expected]
+        info = _build_info(_Ctx(cfg), sc)
         exp_alerts = []
         for (labels, _), value in zip(sc.expected, values, strict=True):
+            labels = {**labels, **_expected_baseline(cfg, summaries[sc.alert], labels, info)}
             ann = {k: render_template(v, labels, value) for k, v in rule["annotations"].items()}
             exp_alerts.append({"exp_labels": {**rule["labels"], **labels}, "exp_annotations": ann})
         test: dict[str, Any] = {
             "name": f"{sc.alert}: silent at {_d((fire - 1) * step)}, fires at {_d(fire * step)} "
-                    f"({summaries[sc.alert].summary})",
+                    f"({summaries[sc.alert].summary}{'; ' + sc.note if sc.note else ''})",
             "interval": _d(step),
-            "input_series": [s.render(fire + 2) for s in sc.series],
+            "input_series": [s.render(fire + 2) for s in [*sc.series, *info]],
             "alert_rule_test": [
                 {"eval_time": _d((fire - 1) * step), "alertname": sc.alert, "exp_alerts": []},
                 {"eval_time": _d(fire * step), "alertname": sc.alert, "exp_alerts": exp_alerts},
@@ -477,6 +494,51 @@ def rules_test_file(cfg: RulesConfig, rule_file: str = "driftline-rules.yaml") -
             test["promql_expr_test"] = _feature_drift_expr_tests(cfg, fire)
         tests.append(test)
     return {"rule_files": [rule_file], "evaluation_interval": _d(step), "tests": tests}
+
+
+def baseline_id(model_name: str, model_version: str) -> str:
+    """The baseline id the generated tests give a model version's build_info."""
+    return f"b-{model_name}-{model_version}"
+
+
+def _build_info(ctx: _Ctx, sc: Scenario) -> list[Series]:
+    """``driftline_build_info`` for every replica and model version the scenario's series
+    name (the model's default version when a series has none), as each sidecar exports it."""
+    if sc.baselines == {}:
+        return []
+    override = sc.baselines or {}
+    seen: dict[tuple[str, str, str], str] = {}
+    for s in sc.series:
+        name, inst = s.labels.get("model_name", ""), s.labels.get("instance", "")
+        if not name or not inst:
+            continue
+        version = s.labels.get("model_version", ctx.model["model_version"])
+        bid = baseline_id(name, version)
+        if (name, version) == (ctx.model["model_name"], ctx.model["model_version"]):
+            bid = override.get(inst, bid)
+        seen.setdefault((inst, name, version), bid)
+    return [Series(cat.BUILD_INFO.name,
+                   {**ctx.target, "instance": inst, "model_name": name, "model_version": version,
+                    "baseline_id": bid, "baseline_source": "0123456789ab", "version": "test"},
+                   partial(_const, 1.0))
+            for (inst, name, version), bid in seen.items()]
+
+
+def _expected_baseline(cfg: RulesConfig, alert: Alert, labels: Mapping[str, str],
+                       info: list[Series]) -> dict[str, str]:
+    """The labels the baseline join adds to an alert with ``labels``, computed from the
+    scenario's build_info series independently of the PromQL: the one (version, baseline) its
+    replicas report, "mixed" when they disagree, nothing without build_info."""
+    keys = alert.baseline_keys(cfg)
+    if keys is None or not labels.get("model_name"):
+        return {}
+    add = [k for k in ("model_version", "baseline_id") if k not in keys]
+    found = {tuple(s.labels[a] for a in add) for s in info
+             if all(s.labels.get(k) == labels.get(k) for k in keys)}
+    if not found:
+        return {}
+    values = found.pop() if len(found) == 1 else (MIXED,) * len(add)
+    return dict(zip(add, values, strict=True))
 
 
 def _d(seconds: int) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from driftline.profile.format import BaselineProfile
 from driftline_demo import stack
 from driftline_demo.scenario import (
     MODEL,
@@ -109,6 +110,14 @@ def test_drift_retrains_once_and_canary_rolls_back_once(tmp_path: Path) -> None:
              for e in result.audit if e["decision"] == "acted"]
     assert acted == [("DriftlineManyFeaturesDrifting", "retrain", 200),
                      ("DriftlineCanaryWorseThanDefault", "rollback", 200)], why
+    # Each action names the model version and the baseline it concerned: the generated rules
+    # join driftline_build_info, so the id is the one `driftline baseline show` prints.
+    baseline = BaselineProfile.load(prepared.baseline).id
+    assert all(held[k]["baseline_id"] == baseline for k in held if k[0] in ("DriftlineManyFeaturesDrifting",
+                                                                          "DriftlineCanaryWorseThanDefault"))
+    for e in result.audit:
+        if e["decision"] in ("acted", "awaiting_approval", "approved"):
+            assert (e["baseline_id"], e["model_version"]) == (baseline, "1"), e
 
     # The rollback waited for an approver: pending (nothing sent to KServe), approved with the
     # CLI over the receiver's API, then acted once; who and why are in the audit log.

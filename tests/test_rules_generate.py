@@ -189,6 +189,14 @@ def test_generated_promtool_tests_pass_for_a_custom_config(tmp_path: Path) -> No
     ("model_feature:driftline_feature_psi:fleet1h > 0.2", "model_feature:driftline_feature_psi:fleet1h > 50"),
     ("(model:driftline_reference_accuracy:max - 0.05)", "(model:driftline_reference_accuracy:max - 0.5)"),
     ("action: rollback", "action: none"),
+    # the baseline join: replicas on two baselines, the label itself, alerts without build_info
+    (") == 1\n", ") >= 1\n"),
+    ("group_left (baseline_id)\n      model:driftline_build_info:baseline",
+     "group_left ()\n      model:driftline_build_info:baseline"),
+    ("model:driftline_build_info:baseline\n      or ignoring (baseline_id)\n      (\n"
+     "        model:driftline_prediction_psi:max > 0.2",
+     "model:driftline_build_info:baseline\n      and ignoring (baseline_id)\n      (\n"
+     "        model:driftline_prediction_psi:max > 0.2"),
 ])
 def test_generated_promtool_tests_catch_a_changed_rule(tmp_path: Path, old: str, new: str) -> None:
     text = (PACKAGE_DIR / RULES_FILE).read_text()
