@@ -29,7 +29,7 @@ from driftline.config import EmbeddingInput, config_from_dict, load_config
 from driftline.engine.derived import EmbeddingPolicy
 from driftline.engine.monitor import Monitor, WindowPolicy
 from driftline.engine.records import from_records
-from driftline.errors import ConfigError
+from driftline.errors import ConfigError, InputError
 from driftline.profile.format import BaselineProfile
 from driftline_demo.stack import free_port, start_process
 
@@ -318,3 +318,68 @@ def test_serve_reads_a_renamed_v2_tensor_and_runs_mmd_every_k(baseline: Path,
         rc = proc.stop(timeout=30)
         model.close()
     assert rc == 0, log
+
+
+# --- bad vectors and text, offline and live ------------------------------------------------------
+
+def test_bad_input_offline_names_column_and_file_row_live_counts_it(tmp_path: Path) -> None:
+    """Offline: NaN, a null element or another length inside a vector, and non-UTF-8 text, stop
+    analyze naming the file, the column and the file row; a null vector or text is missing. Live
+    (the ingest path): the same values count as missing, and nothing else is lost."""
+    import pyarrow.parquet as pq
+
+    from driftline.analyze.offline import analyze
+    from driftline.collectors.ingest import to_batch
+    from driftline.io.readers import discover
+
+    rng = np.random.default_rng(8)
+    n = 400
+    words = np.array(["good", "bad", "food", "slow"])
+    ref = pa.table({"x": rng.normal(size=n),
+                    "emb": pa.array(list(rng.normal(size=(n, 4))), pa.list_(pa.float64(), 4)),
+                    "review": [" ".join(rng.choice(words, 3)) for _ in range(n)]})
+    write(ref, tmp_path / "ref.parquet")
+    assert main(["baseline", "build", str(tmp_path / "ref.parquet"), "-o", str(tmp_path / "p.json"),
+                 "--no-progress", "--text", "review"]) == 0
+    prof = BaselineProfile.load(tmp_path / "p.json")
+
+    def data(vec57: list[float | None] | None, text57: Any, binary: bool = False) -> Path:
+        vecs: list[Any] = [list(v) for v in rng.normal(size=(100, 4))]
+        texts: list[Any] = ["good food"] * 100
+        if binary:
+            texts = [t.encode() for t in texts]
+        vecs[57], texts[57] = vec57, text57
+        t = pa.table({"x": rng.normal(size=100), "emb": pa.array(vecs, pa.list_(pa.float64())),
+                      "review": pa.array(texts, pa.binary() if binary else pa.string())})
+        path = tmp_path / f"d{len(list(tmp_path.iterdir()))}.parquet"
+        pq.write_table(t, path, row_group_size=10)  # the bad row is in a later batch
+        return path
+
+    for vec, text, binary, words_ in [
+            ([1.0, math.nan, 0.0, 0.0], "ok", False, ["NaN", "(row 57)"]),
+            ([1.0, None, 0.0, 0.0], "ok", False, ["null element", "(row 57)"]),
+            ([1.0, 2.0, 3.0], "ok", False, ["3 elements", "have 4", "(row 57)"]),
+            ([1.0, 2.0, 3.0, 4.0], b"\xff\xfe", True, ["not UTF-8"])]:
+        path = data(vec, text, binary)
+        with pytest.raises(InputError) as e:
+            list(analyze(prof, discover([str(path)]), window_size=50))
+        msg = str(e.value)
+        assert str(path) in msg and "fix:" in msg, msg
+        assert ("'review'" if binary else "'emb'") in msg
+        for w in words_:
+            assert w in msg
+    (w1, w2) = analyze(prof, discover([str(data(None, None))]), window_size=50)
+    assert (w2.embeddings["emb"].n_missing, w2.features["review.length_chars"].n_missing) == (1, 1)
+    assert w2.features["x"].n_missing == 0 and w1.embeddings["emb"].n_missing == 0
+    # live: the same values in /ingest records are missing values of their feature only
+    schema = ModelSchema(prof)
+    feats: list[dict[str, Any]] = [
+        {"x": 0.5, "emb": [1.0, 2.0, 3.0, 4.0], "review": "good"} for _ in range(8)]
+    for i, (vec, text) in enumerate([([1.0, math.nan, 0.0, 0.0], None), ([1.0, 2.0], 42),
+                                     ([1.0, None, 0.0, 0.0], b"\xff\xfe"), ("x", ["a"])]):
+        feats[i] = {"x": 0.5, "emb": vec, "review": text}
+    mon = Monitor(prof, window=WindowPolicy(records=8, max_age=None, min_records=1), clock=None)
+    (w,) = mon.observe(to_batch(schema, [{"features": f} for f in feats]))
+    assert (w.embeddings["emb"].n, w.embeddings["emb"].n_missing) == (4, 4)
+    assert w.features["review.length_chars"].n_missing == 4
+    assert w.features["x"].n == 8 and w.features["x"].n_missing == 0

@@ -171,8 +171,10 @@ def layout_for_schema(profile: BaselineProfile, schema: pa.Schema, path: str,
                    path)
 
 
-def to_record_batch(profile: BaselineProfile, batch: pa.RecordBatch, layout: Layout) -> RecordBatch:
-    """One Arrow batch as monitor columns (see :mod:`driftline.engine.records` for the dtypes)."""
+def to_record_batch(profile: BaselineProfile, batch: pa.RecordBatch, layout: Layout, *,
+                    offset: int = 0) -> RecordBatch:
+    """One Arrow batch as monitor columns (see :mod:`driftline.engine.records` for the dtypes);
+    ``offset`` is the file row of the batch's first row, for errors that name a row."""
     feats: dict[str, np.ndarray] = {}
     derived = profile.derived_features
     for name, spec in profile.features.items():
@@ -181,7 +183,7 @@ def to_record_batch(profile: BaselineProfile, batch: pa.RecordBatch, layout: Lay
         col = batch.column(name)
         feats[name] = to_float(col) if isinstance(spec, NumericFeature) else to_strings(col)
     for name, emb in profile.embeddings.items():
-        feats[name] = _vectors(batch.column(name), name, emb.dim, layout.path)
+        feats[name] = _vectors(batch.column(name), name, emb.dim, layout.path, offset)
     for name in profile.text:
         feats[name] = _texts(batch.column(name), name, layout.path)
     out = profile.output
@@ -232,7 +234,7 @@ def to_record_batch(profile: BaselineProfile, batch: pa.RecordBatch, layout: Lay
                        n=batch.num_rows)
 
 
-def _vectors(col: pa.Array, name: str, dim: int, path: str) -> np.ndarray:
+def _vectors(col: pa.Array, name: str, dim: int, path: str, offset: int = 0) -> np.ndarray:
     """An embedding column as ``(n, dim)``; a wrong length or a NaN inside a vector is an error
     offline (the live path counts such a vector as missing instead)."""
     values, lengths = to_vectors(col)
@@ -240,13 +242,14 @@ def _vectors(col: pa.Array, name: str, dim: int, path: str) -> np.ndarray:
     if bad_length.any():
         row = int(np.flatnonzero(bad_length)[0])
         raise InputError(f"a vector has {int(lengths[row])} elements, the baseline's have {dim} "
-                         f"(row {row} of a batch)", path=path, column=name,
+                         f"(row {offset + row})", path=path, column=name,
                          fix=f"give {dim}-element vectors (null for a missing one), or rebuild "
                          "the baseline from data with the new embedding size")
     if non_finite.any():
         row = int(np.flatnonzero(non_finite)[0])
-        raise InputError(f"a vector holds NaN or infinity (row {row} of a batch)", path=path,
-                         column=name, fix="repair or drop those rows; null marks a missing vector")
+        raise InputError(f"a vector holds NaN, infinity or a null element (row {offset + row})",
+                         path=path, column=name,
+                         fix="repair or drop those rows; null marks a missing vector")
     return mat
 
 
@@ -329,10 +332,12 @@ def analyze(profile: BaselineProfile, files: Sequence[DataFile], *, window_size:
     bucket: float | None = None
     for i, (file, layout) in enumerate(layouts):
         on_read = progress.file(i) if progress is not None else None
+        offset = 0
         for arrow_batch in iter_batches(file, layout.columns, progress=on_read):
             if progress is not None:
                 progress.rows(arrow_batch.num_rows)
-            batch = to_record_batch(profile, arrow_batch, layout)
+            batch = to_record_batch(profile, arrow_batch, layout, offset=offset)
+            offset += arrow_batch.num_rows
             if window_duration is None or batch.timestamps is None:
                 yield from observe(batch)
                 continue

@@ -59,7 +59,8 @@ def _vectors_of(col: pa.Array, name: str, dim: int | None, path: str,
                          fix="give every vector of the column the same length (or null)")
     if non_finite.any():
         row = int(np.flatnonzero(non_finite)[0])
-        raise InputError(f"embedding vector at row {offset + row} holds NaN or infinity",
+        raise InputError(f"embedding vector at row {offset + row} holds NaN, infinity or a "
+                         "null element",
                          path=path, column=name,
                          fix="drop or repair those rows; a whole missing vector may be null")
     return mat, dim
