@@ -1,4 +1,5 @@
-"""The ``mlflow_alias_rollback`` preset against a real MLflow tracking server and model registry.
+"""The ``mlflow_alias_rollback`` preset against a real MLflow tracking server and model registry,
+on its own and at the end of the whole chain (real Alertmanager → receiver → MLflow).
 
 The server runs from its own virtualenv (``scripts/install-mlflow.sh``, which ``make test`` runs;
 the full ``mlflow`` package pins older versions of libraries Driftline itself uses), on 127.0.0.1
@@ -22,9 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from receiver_support import make_config, running, wait_until
 from test_actions_presets import ctx, make_target, run
+from test_receiver_alertmanager import am_config, amtool_add
 
-from driftline_demo.stack import free_port
+from driftline.alertmanager import audit
+from driftline_demo.stack import StackError, find_binary, free_port, start_alertmanager
 
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 120.0  # generous: first start creates the SQLite schema (alembic migrations)
@@ -142,3 +146,52 @@ def test_model_without_previous_alias_on_real_mlflow_fails_permanently(mlflow_se
     assert not out.ok and not out.retryable, out.detail
     assert "no alias 'previous'" in out.detail
     assert _alias(base, "churn", "champion") == "2"
+
+
+@pytest.mark.integration
+def test_alertmanager_to_receiver_to_real_mlflow_rolls_back_once(mlflow_server: str, tmp_path: Path) -> None:
+    """The whole chain: an alert in a real Alertmanager (labelled as the generated rules label it,
+    baseline id included) → the real receiver → the alias rollback preset → the real registry.
+    Alertmanager keeps re-sending the group; after the action the test moves the alias back by
+    hand, so a second action would show in MLflow itself, not only in the audit log."""
+    try:
+        amtool = find_binary("amtool")
+        find_binary("prometheus-alertmanager", env_var="DRIFTLINE_ALERTMANAGER")
+    except StackError as exc:
+        pytest.skip(str(exc))
+    base = mlflow_server
+    _register(base, "scoring", 2)
+    _ok(base, "POST", "registered-models/alias", {"name": "scoring", "alias": "champion", "version": "2"})
+    _ok(base, "POST", "registered-models/alias", {"name": "scoring", "alias": "previous", "version": "1"})
+    cfg = make_config(tmp_path, {"registry": {"type": "mlflow_alias_rollback", "server": base}},
+                      [{"model_name": "scoring", "action": "rollback", "target": "registry"}],
+                      cooldown="1h")
+
+    def rows() -> list[audit.AuditEntry]:
+        return audit.read(cfg.database, limit=500)
+
+    with running(cfg) as receiver:
+        am = start_alertmanager(am_config(receiver.url, tmp_path / "token"))
+        try:
+            amtool_add(amtool, am.url, "DriftlineCanaryWorseThanDefault", model_name="scoring",
+                       model_version="2", endpoint="canary", namespace="ml", severity="critical",
+                       action="rollback", baseline_id="b-scoring-2")
+
+            wait_until(lambda: any(e.decision == "acted" for e in rows()), timeout=60, what="the rollback")
+            assert _alias(base, "scoring", "champion") == "1"
+            _ok(base, "POST", "registered-models/alias",  # undo it: a second action would show
+                {"name": "scoring", "alias": "champion", "version": "2"})
+            wait_until(lambda: sum(e.decision == "deduplicated" for e in rows()) >= 2, timeout=30,
+                       what="two re-sends of the group")
+        finally:
+            am.stop()
+    assert _alias(base, "scoring", "champion") == "2", "a re-sent alert rolled back a second time"
+    log = rows()
+    acted = [e for e in log if e.decision == "acted"]
+    assert len(acted) == 1, [(e.decision, e.detail) for e in log]
+    e = acted[0]
+    assert (e.alertname, e.action, e.model_name) == ("DriftlineCanaryWorseThanDefault", "rollback", "scoring")
+    assert (e.model_version, e.baseline_id) == ("2", "b-scoring-2")
+    assert "version 2 → 1" in e.detail, e.detail
+    assert not [x for x in log if x.decision in ("failed", "refused")]
+    assert audit.verify(cfg.database).ok
