@@ -1,7 +1,8 @@
 """Per-model request metrics on the proxy's hot path: the cost of one
 ``RequestMetrics.observe_path`` per exchange (path cache hit, the common case; a miss parses the
 path with the v1/v2 route regexes), next to the status-class latency recorder the proxy already
-ran, and with a flood of distinct model names (keys capped, path cache full).
+ran, with the endpoint taken from a trusted ``x-driftline-endpoint`` header (cache keyed by
+path and header), and with a flood of distinct model names (keys capped, path cache full).
 
 Run: ``python -m benchmarks requests``.
 """
@@ -38,18 +39,26 @@ def main() -> None:
         for i in range(n):
             s = 0.004 + (i % 7) * 1e-4
             lat.observe(200, s)
-            req.observe_path(path, 200, s, 512)
+            req.observe_path(path, 200, s, 512, 2048)
+
+    def with_header(n: int) -> None:
+        for i in range(n):
+            s = 0.004 + (i % 7) * 1e-4
+            lat.observe(200, s)
+            req.observe_path(path, 200, s, 512, 2048, b"canary" if i % 2 else b"default")
 
     flood = RequestMetrics(max_keys=256, max_paths=4096)
     paths = [f"/v2/models/m{i}/infer".encode() for i in range(20_000)]
 
     def flooded(n: int) -> None:
         for i in range(n):
-            flood.observe_path(paths[i % len(paths)], 200, 0.004, 512)
+            flood.observe_path(paths[i % len(paths)], 200, 0.004, 512, 2048)
 
-    a, b, c = _ns_per_call(latency_only), _ns_per_call(with_requests), _ns_per_call(flooded)
+    a, b, h = _ns_per_call(latency_only), _ns_per_call(with_requests), _ns_per_call(with_header)
+    c = _ns_per_call(flooded)
     print(f"latency recorder only:                 {a:7.0f} ns/exchange")
     print(f"latency + per-model request metrics:   {b:7.0f} ns/exchange (+{b - a:.0f} ns)")
+    print(f"  … endpoint from a trusted header:    {h:7.0f} ns/exchange (+{h - a:.0f} ns)")
     print(f"flood of 20000 model names (capped):   {c:7.0f} ns/exchange; keys kept "
           f"{len({k[:3] for k in flood.stats().counts})}")
 

@@ -45,7 +45,7 @@ import httptools
 
 from driftline.collectors.loop_thread import LoopThread
 from driftline.collectors.proxy_latency import LatencyRecorder
-from driftline.collectors.request_metrics import RequestMetrics
+from driftline.collectors.request_metrics import DEFAULT_ENDPOINT, RequestMetrics
 from driftline.collectors.sample import (
     HEADER_CONTENT_LENGTH,
     HEADER_CONTENT_TYPE,
@@ -66,6 +66,7 @@ __all__ = ["DEFAULT_MAX_BODY_COPY", "ProxyServer", "ProxyStats", "ProxyThread", 
 DEFAULT_MAX_BODY_COPY = 8 * 1024 * 1024
 _HEAD_SCAN_LIMIT = 64 * 1024  # a HEAD response's header block larger than this: stop parsing
 _BACKLOG_LIMIT = 256 * 1024  # client bytes buffered while the upstream connection opens
+_ENDPOINT_HEADER = b"x-driftline-endpoint"  # 20 bytes, compared only when trusted
 
 _perf = time.perf_counter
 _wall = time.time
@@ -131,12 +132,15 @@ class _Copy:
 class _Exchange:
     """One request and its response, in flight on a connection."""
 
-    __slots__ = ("copy", "head", "req_done", "req_size", "resp_started", "t0", "url")
+    __slots__ = ("copy", "endpoint", "head", "req_done", "req_size", "resp_size", "resp_started",
+                 "t0", "url")
 
     def __init__(self, t0: float) -> None:
         self.t0 = t0
         self.url = b""
+        self.endpoint = b""  # the trusted x-driftline-endpoint header, when trusted and sent
         self.req_size = 0
+        self.resp_size = 0
         self.req_done = 0.0
         self.head = False
         self.resp_started = False
@@ -254,7 +258,11 @@ class _Conn(asyncio.Protocol):
             cp.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        cp = self.cur.copy  # type: ignore[union-attr]
+        ex = self.cur
+        assert ex is not None
+        if self.srv.trust_endpoint and len(name) == 20 and name.lower() == _ENDPOINT_HEADER:
+            ex.endpoint = value
+        cp = ex.copy
         if cp is not None:
             kind = header_kind(name)
             if kind == HEADER_CONTENT_TYPE:
@@ -362,7 +370,8 @@ class _Conn(asyncio.Protocol):
         if ex is not None:
             dt = _perf() - ex.t0
             srv.latency.observe(status, dt)
-            srv.requests.observe_path(ex.url, status, dt, ex.req_size)
+            srv.requests.observe_path(ex.url, status, dt, ex.req_size, 0 if ex.head else len(body),
+                                      ex.endpoint)
         self.pending.clear()
         self.heads = 0
         self._close_both()
@@ -553,7 +562,7 @@ class _Upstream(asyncio.Protocol):
         now = _perf()
         srv = c.srv
         srv.latency.observe(status, now - ex.t0)
-        srv.requests.observe_path(ex.url, status, now - ex.t0, ex.req_size)
+        srv.requests.observe_path(ex.url, status, now - ex.t0, ex.req_size, 0, ex.endpoint)
         srv._responses_total += 1
         cp = ex.copy
         if cp is not None:
@@ -622,6 +631,7 @@ class _Upstream(asyncio.Protocol):
             self.remaining -= len(body)
         ex = self.ex
         if ex is not None:
+            ex.resp_size += len(body)
             cp = ex.copy
             if cp is not None and not cp.too_large:
                 cp.resp_size += len(body)
@@ -656,7 +666,7 @@ class _Upstream(asyncio.Protocol):
         now = _perf()
         srv = c.srv
         srv.latency.observe(status, now - ex.t0)
-        srv.requests.observe_path(ex.url, status, now - ex.t0, ex.req_size)
+        srv.requests.observe_path(ex.url, status, now - ex.t0, ex.req_size, ex.resp_size, ex.endpoint)
         srv._responses_total += 1
         cp = ex.copy
         if cp is not None:
@@ -701,7 +711,8 @@ class ProxyServer:
     def __init__(self, listen_host: str, listen_port: int, upstream_url: str, queue: SampleQueue,
                  sampler: Sampler, *, timeout: float = 60.0, connect_timeout: float | None = None,
                  max_body_copy: int = DEFAULT_MAX_BODY_COPY, backlog: int = 1024,
-                 requests: RequestMetrics | None = None) -> None:
+                 requests: RequestMetrics | None = None, endpoint: str = DEFAULT_ENDPOINT,
+                 trust_endpoint_header: bool = False) -> None:
         if not timeout > 0:
             raise ConfigError(f"proxy timeout must be positive, got {timeout!r}", key="proxy.timeout")
         if connect_timeout is not None and not connect_timeout > 0:
@@ -724,7 +735,10 @@ class ProxyServer:
         self.max_body_copy = max_body_copy
         self.latency = LatencyRecorder()
         #: Per-model requests, latency and request sizes (the sidecar's exporters read it).
-        self.requests = requests if requests is not None else RequestMetrics()
+        self.requests = requests if requests is not None else RequestMetrics(endpoint=endpoint)
+        #: Whether the ``x-driftline-endpoint`` request header names the endpoint label of the
+        #: request metrics (``proxy.trusted_headers``), as it does for records.
+        self.trust_endpoint = trust_endpoint_header
         self._backlog = backlog
         self._conns: set[_Conn] = set()
         self._server: asyncio.AbstractServer | None = None

@@ -1,7 +1,10 @@
 """Service health per model: requests by status class, latency and payload sizes.
 
-The proxy reports every exchange (sampled or not) by its request path; the payload logger
-reports every paired CloudEvent. Each source has its own recorder (one writer thread each, so
+The proxy reports every exchange (sampled or not) by its request path, with the request and
+response body sizes it relayed and the endpoint: its configured one (``proxy.endpoint``, e.g.
+``canary`` in a KServe canary revision's pods), or the ``x-driftline-endpoint`` header when
+``proxy.trusted_headers`` lists it, as for records. The payload logger reports every paired
+CloudEvent (its ``ce-endpoint``). Each source has its own recorder (one writer thread each, so
 the hot path takes no lock: the lock only guards adding a key and copying for exporters), and
 :func:`merge` adds them up for the exporters.
 
@@ -26,6 +29,7 @@ from bisect import bisect_left
 from collections.abc import Iterable
 
 from driftline.catalogue import LATENCY_BUCKETS, SIZE_BUCKETS
+from driftline.collectors.label_values import safe_label
 from driftline.collectors.payloads import route
 from driftline.engine.snapshot import Histogram, RequestStats
 
@@ -77,7 +81,7 @@ class RequestMetrics:
         self.max_paths = max_paths
         self.endpoint = endpoint
         self._lock = threading.Lock()
-        self._paths: dict[bytes, _Key | None] = {}
+        self._paths: dict[bytes | tuple[bytes, bytes], _Key | None] = {}
         self._keys: dict[tuple[str, str, str], _Key] = {}
         self._latency: dict[tuple[str, str], _Hist] = {}
         self._req: dict[str, _Hist] = {}
@@ -100,21 +104,31 @@ class RequestMetrics:
                 rec = self._keys[k] = _Key(lat, req, resp)
             return rec
 
-    def observe_path(self, path: bytes, status: int, seconds: float, request_bytes: int) -> None:
-        """One proxied exchange; non-inference paths (health, metadata) are ignored."""
+    def observe_path(self, path: bytes, status: int, seconds: float, request_bytes: int,
+                     response_bytes: int | None = None, endpoint: bytes = b"") -> None:
+        """One proxied exchange; non-inference paths (health, metadata) are ignored.
+
+        ``endpoint``: the trusted ``x-driftline-endpoint`` header's value, if any (else the
+        recorder's configured endpoint); a value that is no valid label counts as ``__other__``.
+        ``response_bytes``: the response body as relayed (None: no response, e.g. a reset).
+        """
+        cache: bytes | tuple[bytes, bytes] = (path, endpoint) if endpoint else path
         try:
-            rec = self._paths[path]
+            rec = self._paths[cache]
         except KeyError:
             r = route(path.decode("latin-1"))
-            rec = None if r is None else self._key(r.model, r.version or "", self.endpoint)
+            rec = None if r is None else self._key(r.model, r.version or "",
+                                                   _endpoint(endpoint, self.endpoint))
             if len(self._paths) < self.max_paths:
-                self._paths[path] = rec
+                self._paths[cache] = rec
         if rec is None:
             return
         h = status // 100
         rec.codes[_CLASS_OF[h] if 0 <= h < 6 else 3] += 1
         rec.latency.add(seconds)
         rec.request.add(request_bytes)
+        if response_bytes is not None:
+            rec.response.add(response_bytes)
 
     def observe(self, model: str, version: str, endpoint: str | None, code: str,
                 seconds: float | None, request_bytes: int | None, response_bytes: int | None) -> None:
@@ -138,6 +152,15 @@ class RequestMetrics:
         return RequestStats(counts, {k: h.frozen() for k, h in lat if sum(h.counts)},
                             {k: h.frozen() for k, h in req if sum(h.counts)},
                             {k: h.frozen() for k, h in resp if sum(h.counts)})
+
+
+def _endpoint(header: bytes, default: str) -> str:
+    """The endpoint label a request header names: checked like every label value, since any
+    client can send it (a bad one is ``__other__``, not dropped: the exchange still counts)."""
+    value = header.decode("latin-1").strip()
+    if not value:
+        return default
+    return safe_label(value) or OTHER
 
 
 def _add(a: Histogram | None, b: Histogram) -> Histogram:

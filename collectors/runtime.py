@@ -58,7 +58,10 @@ class Runtime:
             self.proxy = ProxyServer(cfg.proxy.listen.host, cfg.proxy.listen.port,
                                      cfg.proxy.upstream, samples, sampler,
                                      timeout=cfg.proxy.timeout,
-                                     max_body_copy=cfg.limits.max_sample_bytes)
+                                     max_body_copy=cfg.limits.max_sample_bytes,
+                                     endpoint=cfg.proxy.endpoint,
+                                     trust_endpoint_header="x-driftline-endpoint"
+                                     in cfg.proxy.trusted_headers)
             self.sidecar.queue_stats.append(lambda: (samples.depth, samples.capacity))
             self.sidecar.drop_stats.append(
                 lambda: {("", reason): n for reason, n in samples.dropped.items()})

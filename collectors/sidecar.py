@@ -208,6 +208,8 @@ class Sidecar(SnapshotSource):
         #: Which ``x-driftline-model``/``x-driftline-endpoint`` request headers of proxied
         #: requests are believed (``proxy.trusted_headers``; none by default).
         self.trusted_headers: frozenset[str] = frozenset()
+        #: The endpoint of proxied records without a trusted header (``proxy.endpoint``).
+        self.proxy_endpoint: str | None = None
         self._factory = monitor_factory or engine_factory(WindowPolicy(), DriftPolicy())
         self.entries: list[ModelEntry] = []
         self._by_name: dict[str, list[ModelEntry]] = {}
@@ -251,6 +253,7 @@ class Sidecar(SnapshotSource):
         sc = cls(load_models(cfg), limits=cfg.limits, monitor_factory=factory)
         if cfg.proxy is not None:
             sc.trusted_headers = frozenset(cfg.proxy.trusted_headers)
+            sc.proxy_endpoint = cfg.proxy.endpoint
         return sc
 
     # -- routing ---------------------------------------------------------------------------
@@ -360,7 +363,8 @@ class Sidecar(SnapshotSource):
             model = label_value(hinted or r.model, "model name")
             version = label_value(r.version, "model version")
             endpoint = label_value(sample.header("x-driftline-endpoint")
-                                   if "x-driftline-endpoint" in trusted else None, "endpoint")
+                                   if "x-driftline-endpoint" in trusted else None,
+                                   "endpoint") or self.proxy_endpoint
         except PayloadError:
             self.drop(None, BAD_LABEL)
             return 0

@@ -309,7 +309,8 @@ MODEL_REQUEST_SIZE = _spec(
 )
 MODEL_RESPONSE_SIZE = _spec(
     "driftline_model_response_size_bytes", "histogram",
-    "Inference response body sizes per model (payload logger).", ("model_name",), unit="By",
+    "Inference response body sizes per model, as the proxy relayed them or the payload logger "
+    "received them.", ("model_name",), unit="By",
     buckets=SIZE_BUCKETS,
 )
 EXPORT_ERRORS = _spec(

@@ -96,6 +96,10 @@ class ProxyConfig:
     upstream: str
     timeout: float = 30.0
     trusted_headers: tuple[str, ...] = ()
+    #: The endpoint label of what comes through this proxy (records and request metrics) when no
+    #: trusted ``x-driftline-endpoint`` header says otherwise: ``canary`` in the pods of a KServe
+    #: canary revision (``DRIFTLINE_PROXY_ENDPOINT=canary`` in its pod spec), else ``default``.
+    endpoint: str = "default"
 
 
 @dataclass(frozen=True)
@@ -234,7 +238,7 @@ _TOP_KEYS = ("models", "proxy", "metrics", "ingest", *_SECTIONS, "tick_interval"
 _MODEL_KEYS = ("name", "version", "baseline", "aliases", "features", "outputs", "embeddings")
 _EMBEDDING_KEYS = ("input", "column", "dim")
 _OUTPUT_KEYS = ("prediction", "probabilities")
-_PROXY_KEYS = ("listen", "upstream", "timeout", "trusted_headers")
+_PROXY_KEYS = ("listen", "upstream", "timeout", "trusted_headers", "endpoint")
 _INGEST_KEYS = ("listen", "bearer_token_file", "tls_cert_file", "tls_key_file",
                 "tls_client_ca_file")
 _METRICS_KEYS = ("listen",)
@@ -589,8 +593,15 @@ def config_from_dict(
             if h not in TRUSTABLE_HEADERS:
                 raise r.error("proxy.trusted_headers", f"{h!r} cannot be trusted",
                               "list only " + ", ".join(TRUSTABLE_HEADERS))
+        endpoint_raw = r.get("proxy.endpoint", proxy_raw, "endpoint")
+        endpoint = "default" if endpoint_raw is None else _coerce(r, "proxy.endpoint", endpoint_raw, str)
+        from driftline.collectors.label_values import safe_label  # checked like every label value
+
+        if safe_label(endpoint) != endpoint:
+            raise r.error("proxy.endpoint", f"{endpoint[:40]!r} is not a valid endpoint label",
+                          "use letters, digits and . _ - (e.g. default or canary)")
         proxy = ProxyConfig(p_l, up.rstrip("/"), 30.0 if timeout is None else
-                            _coerce(r, "proxy.timeout", timeout, float), trusted)
+                            _coerce(r, "proxy.timeout", timeout, float), trusted, endpoint)
         if p_l.port != 0 and p_l.port == metrics.port and (
                 p_l.host == metrics.host or "0.0.0.0" in (p_l.host, metrics.host)):
             raise r.error("proxy.listen", f"proxy and metrics both listen on port {p_l.port}",

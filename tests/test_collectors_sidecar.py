@@ -286,6 +286,19 @@ def test_proxy_samples_v2_50x4_and_v1() -> None:
     assert sc.handle_feedback([Feedback("req-1:49", 1), Feedback("h1:2", 1)]) == 2
 
 
+def test_proxied_records_take_the_configured_endpoint_unless_a_trusted_header_names_one() -> None:
+    sc = make_sidecar()
+    sc.proxy_endpoint = "canary"  # proxy.endpoint of a canary revision's sidecar
+    req, resp, _ = v2_exchange(2)
+    hinted = (("x-driftline-endpoint", "default"),)
+    assert sc.handle_sample(sample("/v2/models/car-loan/infer", req, resp)) == 2
+    assert sc.handle_sample(sample("/v2/models/car-loan/infer", req, resp, headers=hinted)) == 2
+    assert snap(sc, "canary").records_sampled == 4 and snap(sc, "default").records_sampled == 0
+    sc.trusted_headers = frozenset({"x-driftline-endpoint"})
+    assert sc.handle_sample(sample("/v2/models/car-loan/infer", req, resp, headers=hinted)) == 2
+    assert snap(sc, "default").records_sampled == 2
+
+
 def test_failed_upstream_keeps_features_only() -> None:
     sc = make_sidecar()
     req, _, _ = v2_exchange(2)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import bisect
 import itertools
 import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -101,8 +103,76 @@ def test_the_proxy_counts_its_own_502_for_the_model() -> None:
     with running_proxy(dead, connect_timeout=1.0) as (t, _q):
         out = exchange(t.server.port, request("POST", "/v2/models/iris/infer", b"{}"))
         assert out.startswith(b"HTTP/1.1 502")
-        counts = t.server.requests.stats().counts
-    assert counts == {("iris", "", "default", "5xx"): 1}
+        stats = t.server.requests.stats()
+    assert stats.counts == {("iris", "", "default", "5xx"): 1}
+    body = out.split(b"\r\n\r\n", 1)[1]
+    assert body and stats.response_size["iris"].sum == len(body)  # its own error body
+
+
+def test_endpoint_header_and_response_sizes_in_the_recorder() -> None:
+    m = RequestMetrics(endpoint="canary")
+    path = b"/v2/models/iris/infer"
+    m.observe_path(path, 200, 0.01, 100, 40)                      # the configured endpoint
+    m.observe_path(path, 200, 0.01, 100, 2_000, b"default")       # a trusted header's value
+    m.observe_path(path, 200, 0.01, 100, 30, b" default ")
+    m.observe_path(path, 500, 0.01, 100, None, b"../../etc")      # no label: counted, folded
+    m.observe_path(path, 200, 0.01, 100, 50, b"  ")               # blank: the configured one
+    s = m.stats()
+    assert s.counts == {("iris", "", "canary", "2xx"): 2, ("iris", "", "default", "2xx"): 2,
+                        ("iris", "", OTHER, "5xx"): 1}
+    h = s.response_size["iris"]
+    assert (h.count, h.sum) == (4, 2_120.0)
+    # 30, 40 and 50 bytes fall in the first bucket (≤ 100); 2000 in the ≤ 10 000 one
+    assert list(h.counts) == [sum(1 for x in (40, 2_000, 30, 50)
+                                  if bisect.bisect_left(cat.SIZE_BUCKETS, x) == i)
+                              for i in range(len(cat.SIZE_BUCKETS) + 1)]
+
+
+class _Fixed(BaseHTTPRequestHandler):
+    """A model server answering every inference with the same 52-byte body."""
+
+    BODY = b'{"outputs": [{"name": "predict", "data": [1, 0, 1]}]}'
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.BODY)))
+        self.end_headers()
+        self.wfile.write(self.BODY)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_the_proxy_labels_endpoints_and_measures_response_sizes() -> None:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Fixed)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    path = "/v2/models/iris/infer"
+    try:
+        # a canary revision's sidecar that trusts the header its router sets
+        with running_proxy(url, sampler=Sampler(0.0), endpoint="canary",
+                           trust_endpoint_header=True) as (t, _q):
+            port = t.server.port
+            exchange(port, request("POST", path, b'{"a":1}'))
+            exchange(port, request("POST", path, b'{"a":1}', headers={"X-Driftline-Endpoint": "default"}))
+            exchange(port, request("POST", path, b'{"a":1}', headers={"x-driftline-endpoint": "a b"}))
+            trusted = t.server.requests.stats()
+        # the same header, not trusted: the configured endpoint holds
+        with running_proxy(url, sampler=Sampler(0.0)) as (t, _q):
+            exchange(t.server.port, request("POST", path, b"{}", headers={"x-driftline-endpoint": "canary"}))
+            untrusted = t.server.requests.stats()
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert trusted.counts == {("iris", "", "canary", "2xx"): 1, ("iris", "", "default", "2xx"): 1,
+                              ("iris", "", OTHER, "2xx"): 1}
+    assert set(trusted.latency) == {("iris", "canary"), ("iris", "default"), ("iris", OTHER)}
+    resp = trusted.response_size["iris"]
+    assert (resp.count, resp.sum) == (3, 3.0 * len(_Fixed.BODY))
+    assert trusted.request_size["iris"].sum == 21.0
+    assert untrusted.counts == {("iris", "", "default", "2xx"): 1}
+    assert untrusted.response_size["iris"].sum == len(_Fixed.BODY)
 
 
 def test_payload_logger_pairs_count_as_2xx_with_sizes() -> None:

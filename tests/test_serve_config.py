@@ -58,9 +58,18 @@ def test_env_overrides_file_and_arguments_override_env(workdir: Path) -> None:
     cfg = load_config(write(workdir, MINIMAL), environ=env,
                       overrides={"sampling.rate": 0.5})
     assert cfg.proxy is not None and cfg.proxy.upstream == "http://127.0.0.1:9000"
+    assert cfg.proxy.endpoint == "default"
     assert cfg.sampling.rate == 0.5
     assert cfg.windows.max_age == 300.0 and cfg.models[0].version == "7"
     assert cfg.otlp.active(env) is False
+
+
+def test_proxy_endpoint_from_file_or_pod_environment(workdir: Path) -> None:
+    cfg = load_config(write(workdir, MINIMAL.replace("proxy:\n", "proxy:\n  endpoint: canary\n")),
+                      environ={})
+    assert cfg.proxy is not None and cfg.proxy.endpoint == "canary"
+    cfg = load_config(write(workdir, MINIMAL), environ={"DRIFTLINE_PROXY_ENDPOINT": "canary"})
+    assert cfg.proxy is not None and cfg.proxy.endpoint == "canary"
 
 
 def test_environment_only(workdir: Path) -> None:
@@ -84,6 +93,8 @@ def test_environment_only(workdir: Path) -> None:
     (MINIMAL.replace("http://127.0.0.1:8080", "127.0.0.1:8080"), "proxy.upstream", ["http://"]),
     (MINIMAL.replace("127.0.0.1:9108", "127.0.0.1:8081"), "proxy.listen", ["different ports"]),
     ("models: []\n", "models", ["no models"]),
+    (MINIMAL.replace("proxy:\n", "proxy:\n  endpoint: 'canary pods'\n"), "proxy.endpoint",
+     ["not a valid endpoint label"]),
     (MINIMAL.replace("proxy:", "  - {name: car-loan, baseline: baseline.json}\nproxy:"),
      "models.1.name",
      ["configured twice"]),
