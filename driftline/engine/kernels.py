@@ -186,7 +186,7 @@ def numeric_window(reference_sorted: np.ndarray, edges: np.ndarray, finite: np.n
     ends = np.flatnonzero(np.concatenate([s[1:] != s[:-1], [True]])) + 1
     at_cur = np.repeat(ends, np.diff(np.concatenate([[0], ends]))) / w
     d_minus = float(np.max(at_cur - at_right / n))
-    d, p = ks_pvalue(max(d_plus, d_minus, 0.0), reference_size(n, n_reference), w)
+    d, p = ks_pvalue(max(d_plus, d_minus, 0.0), reference_size(n, n_reference), w, fast=True)
     return NumericWindow(counts, d, p, _wasserstein(reference_sorted, s, at_right))
 
 
