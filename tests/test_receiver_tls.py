@@ -4,9 +4,7 @@ never reaches the webhook handler. Certificates are made with the openssl CLI.""
 from __future__ import annotations
 
 import json
-import shutil
 import ssl
-import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -15,27 +13,6 @@ import pytest
 from receiver_support import alert, make_config, payload, running, target, wait_until
 
 from driftline.alertmanager import audit
-
-
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
-
-
-@pytest.fixture
-def pki(tmp_path: Path) -> Path:
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl CLI not installed")
-    d = tmp_path / "pki"
-    d.mkdir()
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
-             "-days", "1", "-subj", "/CN=driftline-test-ca", cwd=d)
-    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    for name in ("server", "client"):
-        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out",
-                 f"{name}.csr", "-subj", f"/CN={name}", cwd=d)
-        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-                 "-CAcreateserial", "-out", f"{name}.crt", "-days", "1", "-extfile", "san.ext", cwd=d)
-    return d
 
 
 def test_mtls_accepts_client_certificates_only(tmp_path: Path, pki: Path) -> None:
