@@ -397,13 +397,16 @@ def alert_list(cfg: RulesConfig) -> list[Alert]:
 
 def _dropped_expr(cfg: RulesConfig, n: RecordingNames) -> str:
     """Drops per model against that model's records; drops no model can be named for (a body
-    that does not parse, ``model_name=""``) against everything the sidecars saw. Mixing them
-    made an unattributed drop read as "100 % of model ''"."""
+    that does not parse, a worker error: ``driftline_unattributed_drops_total``) against
+    everything the sidecars saw. Mixing them made an unattributed drop read as "100 % of
+    model ''". ``model_name!=""`` keeps older sidecars, which counted those under an empty
+    model name, out of the per-model clause."""
     d, r, t = n.model_name_dropped_rate, n.model_name_records_rate, cfg.thresholds
-    named, anon, g = f'{d}{{model_name!=""}}', f'{d}{{model_name=""}}', _by(cfg.group_labels)
+    named, g = f'{d}{{model_name!=""}}', _by(cfg.group_labels)
+    anon = f"sum by ({g}) (rate({cat.UNATTRIBUTED_DROPS.name}{cfg.matchers()}[{cfg.rate_range}]))"
     return (f"(\n  {named}\n  /\n  ({named} + ({r} or {named} * 0))\n) > {t.drop_ratio}\nor\n"
-            f"(\n  sum by ({g}) ({anon})\n  /\n  (sum by ({g}) ({d}) + sum by ({g}) ({r}))\n)"
-            f" > {t.drop_ratio}")
+            f"(\n  {anon}\n  /\n  ({anon} + (sum by ({g}) ({d}) or {anon} * 0)"
+            f" + (sum by ({g}) ({r}) or {anon} * 0))\n) > {t.drop_ratio}")
 
 
 def _slo_alerts(cfg: RulesConfig) -> list[Alert]:

@@ -379,7 +379,7 @@ def _scenarios(cfg: RulesConfig) -> list[Scenario]:
         Series(cat.RECORDS_DROPPED.name, ctx.labels(0, model_name="fraud", reason="queue_full"), dropped),
         # a few bodies that named no model: far below the threshold of everything seen, so they
         # must not read as "100 % of model ''"
-        Series(cat.RECORDS_DROPPED.name, ctx.labels(1, reason="parse_error"), lambda i: 1.0 * i),
+        Series(cat.UNATTRIBUTED_DROPS.name, ctx.labels(1, reason="parse_error"), lambda i: 1.0 * i),
     ], [({**ctx.group, "model_name": "fraud"}, None)], value_at=lambda tm: [drop_ratio(tm)]))
 
     def anon_ratio(tm: int) -> float:
@@ -390,7 +390,7 @@ def _scenarios(cfg: RulesConfig) -> list[Scenario]:
 
     out.append(Scenario("DriftlineRecordsDropped", onset, [
         Series(cat.RECORDS.name, ctx.model_series_labels(0, source="proxy"), records),
-        Series(cat.RECORDS_DROPPED.name, ctx.labels(1, reason="parse_error"), dropped),
+        Series(cat.UNATTRIBUTED_DROPS.name, ctx.labels(1, reason="internal_error"), dropped),
     ], [(dict(ctx.group), None)], value_at=lambda tm: [anon_ratio(tm)]))
 
     onset = 5

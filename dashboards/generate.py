@@ -317,7 +317,8 @@ def sidecar(cfg: RulesConfig) -> Json:
     g.place(b.stat("Queue depth (max)", [b.target(f"max({_q(cat.QUEUE_DEPTH, I)})", instant=True)]),
             w=6, h=4)
     g.place(b.stat("Dropped records per second", [b.target(
-        f"sum(rate({_q(cat.RECORDS_DROPPED, I)}[{RI}]))")], unit="reqps",
+        f"(sum(rate({_q(cat.RECORDS_DROPPED, I)}[{RI}])) or vector(0))\n+\n"
+        f"(sum(rate({_q(cat.UNATTRIBUTED_DROPS, I)}[{RI}])) or vector(0))")], unit="reqps",
         thresholds_=b.thresholds((0.001, "orange"))), w=6, h=4)
     g.place(b.state_timeline("Scrape status (up)", [b.target(up, "{{instance}}")], mappings=[
         {"type": "value", "options": {"0": {"text": "down", "color": "red", "index": 0},
@@ -335,9 +336,12 @@ def sidecar(cfg: RulesConfig) -> Json:
     g.place(b.timeseries("Queue fill", [b.target(
         f"{_q(cat.QUEUE_DEPTH, I)} / {_q(cat.QUEUE_CAPACITY, I)}", "{{instance}}")], unit="percentunit",
         min_=0, max_=1, thresholds_=b.thresholds((0.9, "red"))), w=8)
-    g.place(b.timeseries("Dropped records per second by reason", [b.target(
-        f"sum by (reason) (rate({_q(cat.RECORDS_DROPPED, I)}[{RI}]))", "{{reason}}")], unit="reqps",
-        description=cat.RECORDS_DROPPED.help), w=8)
+    g.place(b.timeseries("Dropped records per second by reason", [
+        b.target(f"sum by (reason) (rate({_q(cat.RECORDS_DROPPED, I)}[{RI}]))", "{{reason}}"),
+        b.target(f"sum by (reason) (rate({_q(cat.UNATTRIBUTED_DROPS, I)}[{RI}]))",
+                 "{{reason}} (no model)"),
+    ], unit="reqps", description=f"{cat.RECORDS_DROPPED.help} {cat.UNATTRIBUTED_DROPS.help}"),
+        w=8)
     g.place(b.timeseries("Records per second by source", [b.target(
         f"sum by (source) (rate({_q(cat.RECORDS, I)}[{RI}]))", "{{source}}")], unit="reqps",
         description=cat.RECORDS.help), w=12)

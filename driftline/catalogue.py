@@ -95,7 +95,14 @@ RECORDS_SAMPLED = _spec(
 RECORDS_DROPPED = _spec(
     "driftline_records_dropped_total", "counter",
     "Records or payloads dropped, by reason (queue_full, parse_error, schema_mismatch, "
-    "unknown_model, rate_limited, ...).", ("model_name", "reason"),
+    "unknown_model, rate_limited, ...). Always names a model: drops that belong to none are "
+    "driftline_unattributed_drops_total.", ("model_name", "reason"),
+)
+UNATTRIBUTED_DROPS = _spec(
+    "driftline_unattributed_drops_total", "counter",
+    "Records or payloads dropped before any model could be named, by reason: unauthorized or "
+    "too_large requests, bodies that name no model (parse_error, schema_mismatch, bad_label), "
+    "the collector worker's internal_error outside any model's work.", ("reason",),
 )
 FEATURE_PSI = _spec(
     "driftline_feature_psi", "gauge",
@@ -349,7 +356,7 @@ RECEIVER_METRICS: tuple[MetricSpec, ...] = (ACTIONS, RECEIVER_ALERTS, RECEIVER_R
                                             RECEIVER_QUEUE_DEPTH)
 
 ALL: tuple[MetricSpec, ...] = (
-    RECORDS, RECORDS_SAMPLED, RECORDS_DROPPED,
+    RECORDS, RECORDS_SAMPLED, RECORDS_DROPPED, UNATTRIBUTED_DROPS,
     FEATURE_PSI, FEATURE_PSI_CORRECTED, FEATURE_KS_STATISTIC, FEATURE_KS_PVALUE, FEATURE_CHI2_PVALUE,
     FEATURE_JENSEN_SHANNON, FEATURE_WASSERSTEIN, FEATURE_MISSING_RATIO, FEATURE_DRIFTED,
     FEATURE_QUANTILE_RANK, FEATURE_CATEGORY, FEATURE_REFERENCE_CATEGORY_RATIO,

@@ -140,7 +140,6 @@ def _resolve_snapshots(snaps: list[ModelSnapshot], stats: SidecarStats,
     snap_names = sorted(monitored)
     drop_names = sorted({m for m, _ in stats.dropped if m and m not in monitored})
     models = guard.resolve("model_name", (), [*snap_names, *drop_names], lim.max_models)
-    models[""] = ""
     versions: dict[str, dict[str, str]] = {}
     endpoints: dict[str, dict[str, str]] = {}
     feats: dict[str, dict[str, str]] = {}
@@ -323,7 +322,10 @@ def _fill(out: dict[str, MetricPoints], snaps: list[ModelSnapshot], stats: Sidec
 
     reasons = guard.resolve("reason", (), sorted({r for _, r in stats.dropped}), lim.max_drop_reasons)
     for (m, reason), n in stats.dropped.items():
-        p(cat.RECORDS_DROPPED).add((models.get(m, OTHER), reasons[reason]), n)
+        if m:
+            p(cat.RECORDS_DROPPED).add((models.get(m, OTHER), reasons[reason]), n)
+        else:  # no model to name: a sidecar-level counter, never model_name=""
+            p(cat.UNATTRIBUTED_DROPS).add((reasons[reason],), n)
     codes = guard.resolve("code", (), sorted(stats.proxy_latency), lim.max_enum_values)
     for code, hist in stats.proxy_latency.items():
         p(cat.PROXY_DURATION).observe((codes[code],), hist)

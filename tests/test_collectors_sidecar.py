@@ -398,3 +398,42 @@ def test_triton_binary_tensor_extension() -> None:
                  headers=(("inference-header-content-length", str(len(head))),))
     assert sc.handle_sample(bad) == 0
     assert sc.dropped == {("car-loan", "parse_error"): 1}
+
+
+def test_drops_that_name_no_model_are_never_exported_with_an_empty_model_name() -> None:
+    """A worker job that fails outside any model's work, an oversized body, a label that names
+    no model: counted in driftline_unattributed_drops_total{reason}, while every series that
+    carries model_name (Prometheus and OTLP read the same points) names a model."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from driftline.exporters.cardinality import CardinalityGuard, CardinalityLimits
+    from driftline.exporters.points import build_points
+    from driftline.exporters.prometheus import new_registry, render
+
+    sc = make_sidecar(two_models=True)
+    q = WorkQueue(100)
+    w = Worker(sc, q, tick_interval=0.05)
+
+    def boom() -> None:
+        raise RuntimeError("a defect outside any model")
+
+    q.put(boom)
+    w.run_once(wait=0)
+    sc.drop(None, "too_large")
+    sc.drop("car-loan", "queue_full", 3)
+    assert sc.dropped == {("", "internal_error"): 1, ("", "too_large"): 1,
+                          ("car-loan", "queue_full"): 3}
+
+    body = render(new_registry(sc)[0], "text/plain")[0].decode()
+    assert 'model_name=""' not in body
+    series = {(s.name, tuple(sorted(s.labels.items()))): s.value
+              for fam in text_string_to_metric_families(body) for s in fam.samples}
+    assert series[("driftline_unattributed_drops_total", (("reason", "internal_error"),))] == 1
+    assert series[("driftline_unattributed_drops_total", (("reason", "too_large"),))] == 1
+    assert series[("driftline_records_dropped_total",
+                   (("model_name", "car-loan"), ("reason", "queue_full")))] == 3
+    for points in build_points(sc.snapshots(), sc.sidecar_stats(), CardinalityGuard(CardinalityLimits())):
+        if "model_name" in points.spec.labels:
+            at = points.spec.labels.index("model_name")
+            keys = [*points.values, *points.histograms]
+            assert all(k[at] for k in keys), f"{points.spec.name} has an empty model_name"

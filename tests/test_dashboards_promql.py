@@ -4,7 +4,8 @@ rule, runs against a REAL Prometheus scraping a REAL ``driftline serve`` and mus
 The sidecar gets what production gives it: OIP v2 traffic through its reverse proxy to a model
 server (stable, then drifted), canary traffic as KServe payload-logger CloudEvents
 (``ce-endpoint: canary``), late labels on ``/feedback``, a record with a broken ``features`` field
-(a counted drop), a low category cap (a folded category) and an OTLP endpoint that refuses
+(a counted drop), a body that names no model (an unattributed drop), a low category cap (a
+folded category) and an OTLP endpoint that refuses
 connections (export errors). Prometheus loads the committed rule file, so the recording rules
 the dashboards read are the shipped ones. On top, the fleet-wide PSI and approximate KS the
 recording rules compute are checked against :func:`driftline.detectors.psi.psi` and a numpy KS
@@ -111,6 +112,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         sent = client.infer_v2(f"http://127.0.0.1:{proxy_port}", MODEL, records(drifted), id_prefix="d")
         client.feedback(sidecar_url, sent.ids, drifted[TARGET].tolist())
         status, _ = client.post_json(f"{sidecar_url}/ingest", {"model_name": MODEL, "features": "broken"})
+        assert status == 400
+        # a body that names no model: driftline_unattributed_drops_total, not model_name=""
+        status, _ = client.post(f"{sidecar_url}/ingest", b"{not json",
+                                {"Content-Type": "application/json"})
         assert status == 400
         prom.wait_for(f'driftline_windows_total{{model_name="{MODEL}", endpoint="canary"}}', timeout=60)
         yield Stack(prom, instance, start, "1")

@@ -149,8 +149,14 @@ def test_counters_and_histograms_equal_the_snapshots() -> None:
         assert conf is not None
         assert series[("driftline_prediction_confidence_count", lab(**base))] == conf.count
     stats = src.stats
+    assert ("", "parse_error") in stats.dropped
     for (m, reason), n in stats.dropped.items():
-        assert series[("driftline_records_dropped_total", lab(model_name=m, reason=reason))] == n
+        if m:
+            assert series[("driftline_records_dropped_total", lab(model_name=m, reason=reason))] == n
+        else:  # no model to name: never model_name=""
+            assert series[("driftline_unattributed_drops_total", lab(reason=reason))] == n
+            assert ("driftline_records_dropped_total", lab(model_name=m, reason=reason)) \
+                not in series
     for code, h in stats.proxy_latency.items():
         inf = lab(code=code, le="+Inf")
         assert series[("driftline_proxy_request_duration_seconds_bucket", inf)] == h.count

@@ -74,7 +74,10 @@ def _clean(sc: Sidecar) -> None:
     assert not [k for k in sc.dropped if k[1] == "internal_error"], sc.dropped
     registry, _ = new_registry(sc)
     text, _ = render(registry, None)
-    assert b"driftline_records_dropped_total" in text or not sc.dropped
+    assert b'model_name=""' not in text
+    named = any(m for m, _ in sc.dropped)
+    assert b"driftline_records_dropped_total" in text or not named
+    assert b"driftline_unattributed_drops_total" in text or all(m for m, _ in sc.dropped)
 
 
 @seed(20261201)

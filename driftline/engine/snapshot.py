@@ -285,7 +285,8 @@ class SidecarStats:
     """Process-wide collector state for exporters (not per model).
 
     ``dropped`` maps ``(model_name, reason)`` to a cumulative count (model_name ``""`` when the
-    payload could not be attributed). ``proxy_latency`` maps the HTTP status class label
+    payload could not be attributed; exported as ``driftline_unattributed_drops_total``, never
+    as an empty label). ``proxy_latency`` maps the HTTP status class label
     (``2xx``…``5xx``) to a seconds histogram with :data:`~driftline.catalogue.LATENCY_BUCKETS`.
     ``series_capped`` maps a label name to how many values were folded into ``__other__``.
     ``proxy_errors`` maps an upstream failure kind to the requests the proxy answered itself
