@@ -31,7 +31,9 @@ from driftline.detectors import ChangeDetector, StreamDetector
 
 IID = int(os.environ.get("DETECTION_IID", 1_000_000))
 WINDOWS = int(os.environ.get("DETECTION_WINDOWS", 1000))
-SIZES = (20, 50, 100, 200, 1000, 10_000)
+SIZES = (20, 50, 100, 200, 1000, 10_000, 100_000)
+#: windows of the shifted streams at the largest size (all are flagged long before it)
+SHIFTED_AT_LARGEST = 100
 
 Detect = Callable[[np.ndarray], list[int]]
 
@@ -125,38 +127,59 @@ def _profile(d: Path):  # type: ignore[no-untyped-def]
     return build_profile(discover([str(d / "ref.parquet")]), BuildOptions(), progress=False)
 
 
-def _window_rates(profile, size: int, shift: str | None) -> float:  # type: ignore[no-untyped-def]
+def _window_rates(profile, size: int, shift: str | None,  # type: ignore[no-untyped-def]
+                  windows: int = WINDOWS) -> tuple[float, float]:
+    """(share of windows flagged, share flagged by the multivariate reconstruction test)."""
     from driftline.engine.monitor import Monitor, WindowPolicy
-    from driftline.engine.records import RecordBatch
 
     rng = np.random.default_rng(size + (0 if shift is None else 7))
-    n = size * WINDOWS
+    flagged = by_mv = 0
+    mon = Monitor(profile, window=WindowPolicy(records=size, max_age=None), clock=None,
+                  streams=False)
+    per = max(1, 200_000 // size)  # windows generated at a time (bounded memory)
+    for first in range(0, windows, per):
+        f, m = _windows(mon, rng, size, min(per, windows - first), shift)
+        flagged += f
+        by_mv += m
+    return flagged / windows, by_mv / windows
+
+
+def _windows(mon, rng, size: int, count: int,  # type: ignore[no-untyped-def]
+             shift: str | None) -> tuple[int, int]:
+    from driftline.engine.records import RecordBatch
+
+    n = size * count
     num = rng.normal(0.5 if shift == "num" else 0.0, 1, n)
     shares = [0.65, 0.15, 0.19, 0.01] if shift == "cat" else [0.5, 0.3, 0.19, 0.01]
     cat = rng.choice(np.array(["a", "b", "c", "rare"], dtype=object), n, p=shares)
     disc = rng.integers(0, 5, n).astype(float)
-    mon = Monitor(profile, window=WindowPolicy(records=size, max_age=None), clock=None,
-                  streams=False)
-    flagged = 0
+    flagged = by_mv = 0
     step = max(size, 100_000 // size * size)
     for lo in range(0, n, step):
         batch = RecordBatch({"num": num[lo:lo + step], "disc": disc[lo:lo + step],
                              "cat": cat[lo:lo + step]})
-        flagged += sum(r.drifted for r in mon.observe(batch))
-    return flagged / WINDOWS
+        for r in mon.observe(batch):
+            flagged += r.drifted
+            by_mv += bool(r.multivariate is not None and r.multivariate.drifted)
+    return flagged, by_mv
 
 
 def window_decision() -> None:
     with tempfile.TemporaryDirectory() as d:
         profile = _profile(Path(d))
         print(f"\nwindow decision: share of windows flagged drifted ({WINDOWS} windows per size; "
-              "default policy, min_records 200)")
-        print(f"{'window':>8}{'no drift':>10}{'num +0.5SD':>12}{'cat +15pt':>11}")
+              f"{SHIFTED_AT_LARGEST} shifted ones at {SIZES[-1]:,}; default policy, "
+              "min_records 200; 'of which PCA': flagged by the multivariate reconstruction "
+              "error)")
+        print(f"{'window':>8}{'no drift':>10}{'of which PCA':>14}{'num +0.5SD':>12}"
+              f"{'cat +15pt':>11}")
         for size in SIZES:
-            null = _window_rates(profile, size, None)
-            num = _window_rates(profile, size, "num")
-            cat = _window_rates(profile, size, "cat")
-            print(f"{size:>8}{null:>10.3f}{num:>12.3f}{cat:>11.3f}", flush=True)
+            shifted = SHIFTED_AT_LARGEST if size == SIZES[-1] else WINDOWS
+            null, null_mv = _window_rates(profile, size, None)
+            num = _window_rates(profile, size, "num", shifted)[0]
+            cat = _window_rates(profile, size, "cat", shifted)[0]
+            print(f"{size:>8}{null:>10.3f}{null_mv:>14.3f}{num:>12.3f}{cat:>11.3f}",
+                  flush=True)
 
 
 def main() -> None:

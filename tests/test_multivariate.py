@@ -106,9 +106,10 @@ def test_threshold_band_is_mean_three_std_of_reference_chunks() -> None:
     chunks = e.reshape(12, 1000).mean(axis=1)
     assert hi == pytest.approx(chunks.mean() + 3 * chunks.std(ddof=0))
     assert lo == pytest.approx(max(0.0, chunks.mean() - 3 * chunks.std(ddof=0)))
-    # too few chunks of the window's size: rows' spread / sqrt(window), about the same width
+    # too few chunks of the window's size: the spread of the difference of the window's mean
+    # and the reference's, rows' spread × sqrt(1/window + 1/reference rows)
     lo2, hi2 = threshold_band(blocks, np.full(len(blocks), 10), 4000)
-    width = 3 * e.std() / np.sqrt(4000)
+    width = 3 * e.std() * np.sqrt(1 / 4000 + 1 / e.size)
     assert hi2 == pytest.approx(e.mean() + width, rel=0.05)
     assert lo2 == pytest.approx(e.mean() - width, rel=0.05)
 
