@@ -374,24 +374,24 @@ def _scenarios(cfg: RulesConfig) -> list[Scenario]:
         r = _window_increase(records, tm, rr) / rsec
         return d / (d + r)
 
-    out.append(Scenario("DriftlineRecordsDropped", onset, [
-        Series(cat.RECORDS.name, ctx.model_series_labels(0, source="proxy"), records),
-        Series(cat.RECORDS_DROPPED.name, ctx.labels(0, model_name="fraud", reason="queue_full"), dropped),
-        # a few bodies that named no model: far below the threshold of everything seen, so they
-        # must not read as "100 % of model ''"
-        Series(cat.UNATTRIBUTED_DROPS.name, ctx.labels(1, reason="parse_error"), lambda i: 1.0 * i),
-    ], [({**ctx.group, "model_name": "fraud"}, None)], value_at=lambda tm: [drop_ratio(tm)]))
+    def dropped_scenario(named: bool) -> Scenario:
+        """Drops of a named model, next to a few bodies that named no model: far below the
+        threshold of everything seen, so they must not read as "100 % of model ''". Or drops
+        that name no model at all, against everything the sidecars saw. The same ratio."""
+        if named:
+            drops = [Series(cat.RECORDS_DROPPED.name, ctx.labels(0, model_name="fraud", reason="queue_full"),
+                            dropped),
+                     Series(cat.UNATTRIBUTED_DROPS.name, ctx.labels(1, reason="parse_error"),
+                            lambda i: 1.0 * i)]
+            labels = {**ctx.group, "model_name": "fraud"}
+        else:
+            drops = [Series(cat.UNATTRIBUTED_DROPS.name, ctx.labels(1, reason="internal_error"), dropped)]
+            labels = dict(ctx.group)
+        return Scenario("DriftlineRecordsDropped", onset,
+                        [Series(cat.RECORDS.name, ctx.model_series_labels(0, source="proxy"), records),
+                         *drops], [(labels, None)], value_at=lambda tm: [drop_ratio(tm)])
 
-    def anon_ratio(tm: int) -> float:
-        rsec = rr * step_s
-        d = _window_increase(dropped, tm, rr) / rsec
-        r = _window_increase(records, tm, rr) / rsec
-        return d / (d + r)
-
-    out.append(Scenario("DriftlineRecordsDropped", onset, [
-        Series(cat.RECORDS.name, ctx.model_series_labels(0, source="proxy"), records),
-        Series(cat.UNATTRIBUTED_DROPS.name, ctx.labels(1, reason="internal_error"), dropped),
-    ], [(dict(ctx.group), None)], value_at=lambda tm: [anon_ratio(tm)]))
+    out += [dropped_scenario(named=True), dropped_scenario(named=False)]
 
     onset = 5
     out.append(Scenario("DriftlineSidecarDown", onset, [
