@@ -19,6 +19,7 @@ import http.client
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import orjson
@@ -77,16 +78,21 @@ def rate(label: str, n_records: int, fn: Callable[[], object], repeat: int = 3) 
     return r
 
 
-def main() -> None:
-    prof = profile()
+def workload(n: int = 20_000) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]], list[bytes]]:
+    """Features, class-1 probabilities, the /ingest records and their bodies (500 a batch)."""
     rng = np.random.default_rng(1)
-    n = 20_000
     x = rng.normal(size=(n, K))
     proba = rng.uniform(size=n)
     recs = [{"model_name": "bench", "id": f"r{i}", "features": dict(zip(FEATURES, row, strict=True)),
              "prediction": int(p > 0.5), "probabilities": [1 - p, p]}
             for i, (row, p) in enumerate(zip(x.tolist(), proba.tolist(), strict=True))]
-    bodies = [orjson.dumps(recs[i:i + 500]) for i in range(0, n, 500)]
+    return x, proba, recs, [orjson.dumps(recs[i:i + 500]) for i in range(0, n, 500)]
+
+
+def main() -> None:
+    prof = profile()
+    n = 20_000
+    x, proba, recs, bodies = workload(n)
 
     print(f"20 numeric features per record; {n:,} records; windows of 1000 (detectors run)")
     rate("orjson decode (batches of 500)", n, lambda: [orjson.loads(b) for b in bodies])

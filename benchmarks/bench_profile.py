@@ -25,9 +25,6 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-import orjson
-
 
 def _report(title: str, fn: Callable[[], object], top: int) -> None:
     fn()  # warm: lazy imports, caches
@@ -46,17 +43,10 @@ def _report(title: str, fn: Callable[[], object], top: int) -> None:
 
 
 def ingest_path() -> Callable[[], object]:
-    from benchmarks.bench_ingest import FEATURES, K, profile, sidecar
+    from benchmarks.bench_ingest import profile, sidecar, workload
     from driftline.collectors.ingest import split_records
 
-    rng = np.random.default_rng(1)
-    n = 20_000
-    x = rng.normal(size=(n, K))
-    proba = rng.uniform(size=n)
-    recs = [{"model_name": "bench", "id": f"r{i}", "features": dict(zip(FEATURES, row, strict=True)),
-             "prediction": int(p > 0.5), "probabilities": [1 - p, p]}
-            for i, (row, p) in enumerate(zip(x.tolist(), proba.tolist(), strict=True))]
-    bodies = [orjson.dumps(recs[i:i + 500]) for i in range(0, n, 500)]
+    bodies = workload()[3]
     sc = sidecar(profile())
     return lambda: [sc.handle_ingest(split_records(b)) for b in bodies]
 
