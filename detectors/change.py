@@ -58,6 +58,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from driftline.detectors.streaming import StreamCounts
+
 __all__ = ["ChangeDetector", "ChangeSettings"]
 
 _SQRT_PI_2 = math.sqrt(math.pi) / 2.0
@@ -91,7 +93,7 @@ class ChangeSettings:
             raise ValueError("min_gap and block must be ≥ 1 and max_runs ≥ 2")
 
 
-class ChangeDetector:
+class ChangeDetector(StreamCounts):
     """Online change points of one stream; feed values with :meth:`update`.
 
     ``update`` returns the positions (within the batch) of the values that triggered a
@@ -163,11 +165,6 @@ class ChangeDetector:
         return found
 
     @property
-    def drift_detected(self) -> bool:
-        """Whether the last valid value fed triggered a detection (river's convention)."""
-        return self._last_detected
-
-    @property
     def change_point(self) -> int | None:
         """Estimated index where the latest new regime began (None before the first change)."""
         return self._change_points[-1] if self._change_points else None
@@ -181,16 +178,6 @@ class ChangeDetector:
     def detections(self) -> int:
         """Changes detected since construction or the last reset."""
         return len(self._change_points)
-
-    @property
-    def n(self) -> int:
-        """Valid values fed."""
-        return self._n
-
-    @property
-    def n_invalid(self) -> int:
-        """Invalid values (NaN, ±inf) skipped."""
-        return self._n_invalid
 
     def run_lengths(self) -> tuple[np.ndarray, np.ndarray]:
         """(start index, posterior probability) of every run-length hypothesis kept."""

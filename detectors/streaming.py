@@ -21,10 +21,36 @@ import numpy as np
 
 from driftline.detectors.binning import finite_mask
 
-__all__ = ["StreamDetector"]
+__all__ = ["StreamCounts", "StreamDetector"]
 
 
-class StreamDetector:
+class StreamCounts:
+    """The counters every stream detector reports the same way (the monitor reads river's
+    detectors and :class:`~driftline.detectors.change.ChangeDetector` alike): valid values fed,
+    missing ones skipped, and whether the last valid value triggered a detection. A subclass
+    keeps ``_n``, ``_n_invalid`` and ``_last_detected`` up to date."""
+
+    _n: int
+    _n_invalid: int
+    _last_detected: bool
+
+    @property
+    def n(self) -> int:
+        """Valid values fed."""
+        return self._n
+
+    @property
+    def n_invalid(self) -> int:
+        """Missing values (NaN, ±inf, None) skipped."""
+        return self._n_invalid
+
+    @property
+    def drift_detected(self) -> bool:
+        """Whether the last valid value fed triggered a detection (river's convention)."""
+        return self._last_detected
+
+
+class StreamDetector(StreamCounts):
     """A river drift detector with missing-value handling and batch updates.
 
     Build it with :meth:`adwin`, :meth:`page_hinkley` or :meth:`kswin` (river's defaults unless
@@ -47,7 +73,7 @@ class StreamDetector:
         self._n = 0
         self._n_invalid = 0
         self._detections = 0
-        self._last = False
+        self._last_detected = False
 
     @classmethod
     def adwin(cls, delta: float = 0.002, clock: int = 32, grace_period: int = 10,
@@ -78,13 +104,13 @@ class StreamDetector:
         xs = flat[mask].astype(np.float64).tolist()
         det = self._det
         found: list[int] = []
-        last = self._last
+        last = self._last_detected
         for pos, x in zip(positions.tolist(), xs, strict=True):
             det.update(x)
             last = bool(det.drift_detected)
             if last:
                 found.append(pos)
-        self._last = last
+        self._last_detected = last
         self._n += len(xs)
         self._detections += len(found)
         return found
@@ -93,27 +119,12 @@ class StreamDetector:
         """Start afresh: a new river detector, zero counters."""
         self._det = self._factory(**self.params)
         self._n = self._n_invalid = self._detections = 0
-        self._last = False
+        self._last_detected = False
 
     @property
     def detections(self) -> int:
         """Changes detected since construction or the last reset."""
         return self._detections
-
-    @property
-    def n(self) -> int:
-        """Valid values fed."""
-        return self._n
-
-    @property
-    def n_invalid(self) -> int:
-        """Missing values skipped."""
-        return self._n_invalid
-
-    @property
-    def drift_detected(self) -> bool:
-        """Whether the last valid value fed triggered a detection."""
-        return self._last
 
     @property
     def estimation(self) -> float | None:
