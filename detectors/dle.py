@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from driftline.profile.trees import PREDICTION_INPUT, LossModel, TreeEnsemble, predict_arrays
+from driftline.profile.trees import PREDICTION_INPUT, LossModel, TreeEnsemble, predict_ensembles
 
 __all__ = ["GBMParams", "estimate_losses", "fit_loss_model", "fit_trees"]
 
@@ -192,10 +192,8 @@ def estimate_losses(model: LossModel, x: np.ndarray) -> dict[str, float]:
     x = x[np.isfinite(x[:, pred_col])] if x.size else x
     if x.shape[0] == 0:
         return {"mae": math.nan, "rmse": math.nan}
-    a = model.absolute
-    s = model.squared
-    abs_err = np.maximum(predict_arrays(a.base, a.depth, *a.arrays(), x), 0.0)
-    sq_err = np.maximum(predict_arrays(s.base, s.depth, *s.arrays(), x), 0.0)
+    abs_err, sq_err = (np.maximum(p, 0.0)
+                       for p in predict_ensembles([model.absolute, model.squared], x))
     return {"mae": float(abs_err.mean()), "rmse": math.sqrt(float(sq_err.mean()))}
 
 

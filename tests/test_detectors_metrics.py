@@ -20,7 +20,12 @@ from driftline.detectors.classification import (
 )
 from driftline.detectors.dle import GBMParams, estimate_losses, fit_loss_model, fit_trees
 from driftline.detectors.regression import realised_regression
-from driftline.profile.trees import PREDICTION_INPUT, LossModel, TreeEnsemble
+from driftline.profile.trees import (
+    PREDICTION_INPUT,
+    LossModel,
+    TreeEnsemble,
+    predict_ensembles,
+)
 
 # --- CBPE ------------------------------------------------------------------------------------
 
@@ -189,6 +194,76 @@ def test_tree_evaluation_by_hand() -> None:
     # row 0 left,left → 10; row 1 left,right → 20; row 2 right, no split → left leaf 30;
     # row 3 NaN → left, then 3 >= 0 → right → 20; row 4: 5 >= 5 → right → 30
     assert t.predict(x).tolist() == [11.0, 21.0, 31.0, 21.0, 31.0]
+
+
+def test_ensembles_walked_together_by_hand() -> None:
+    # the hand tree above beside a depth-2 ensemble of two trees on input 1; +inf goes right at
+    # a split and left at a node without one, -inf goes left
+    a = TreeEnsemble(depth=2, base=1.0, feature=((0, 1, -1),), threshold=((5.0, 0.0, 0.0),),
+                     leaf=((10.0, 20.0, 30.0, 40.0),))
+    b = TreeEnsemble(depth=2, base=0.5, feature=((1, -1, -1), (-1, 1, -1)),
+                     threshold=((1.0, 0.0, 0.0), (0.0, 2.0, 0.0)),
+                     leaf=((1.0, 2.0, 3.0, 4.0), (100.0, 200.0, 300.0, 400.0)))
+    x = np.array([[1.0, -1.0], [1.0, 2.0], [7.0, 2.0], [np.nan, 3.0], [5.0, 0.0],
+                  [np.inf, np.inf], [-np.inf, -np.inf]])
+    got_a, got_b = predict_ensembles([a, b], x)
+    assert got_a.tolist() == [11.0, 21.0, 31.0, 21.0, 31.0, 31.0, 11.0]
+    # b: tree 1 is x1 >= 1 → leaf 3 else leaf 1; tree 2 goes left at its root, then x1 >= 2
+    assert got_b.tolist() == [0.5 + 1 + 100, 0.5 + 3 + 200, 0.5 + 3 + 200, 0.5 + 3 + 200,
+                              0.5 + 1 + 100, 0.5 + 3 + 200, 0.5 + 1 + 100]
+
+
+def _per_tree(t: TreeEnsemble, x: np.ndarray) -> np.ndarray:
+    """The evaluator the stored trees had before they were walked all at once: per tree, one
+    gather per level over every row, leaves added tree after tree."""
+    feature, threshold, leaf = t.arrays()
+    out = np.full(x.shape[0], t.base)
+    rows = np.arange(x.shape[0])
+    for f_k, t_k, v_k in zip(feature, threshold, leaf, strict=True):
+        node = np.zeros(x.shape[0], dtype=np.intp)
+        for _ in range(t.depth):
+            f = f_k[node]
+            with np.errstate(invalid="ignore"):
+                right = (x[rows, np.maximum(f, 0)] >= t_k[node]) & (f >= 0)
+            node = 2 * node + 1 + right
+        out += v_k[node - (2 ** t.depth - 1)]
+    return out
+
+
+def _random_ensemble(rng: np.random.Generator, depth: int, n_trees: int, n_inputs: int,
+                     grid: np.ndarray) -> TreeEnsemble:
+    inner = 2 ** depth - 1
+    f = rng.integers(-1, n_inputs, (n_trees, inner))
+    thr = rng.choice(grid, (n_trees, inner))  # thresholds on the value grid: ties are common
+    v = rng.normal(size=(n_trees, inner + 1)) * 10.0 ** rng.integers(-6, 6, (n_trees, inner + 1))
+    return TreeEnsemble(depth=depth, base=float(rng.normal()),
+                        feature=tuple(tuple(int(c) for c in r) for r in f),
+                        threshold=tuple(tuple(float(c) for c in r) for r in thr),
+                        leaf=tuple(tuple(float(c) for c in r) for r in v))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 5), st.integers(0, 12), st.integers(0, 3000))
+def test_ensembles_walked_together_equal_the_per_tree_evaluator(seed: int, depth: int,
+                                                                n_trees: int, rows: int) -> None:
+    # rows up to 3000 cross the block boundary (~1300 rows for 200 trees, fewer for more)
+    rng = np.random.default_rng(seed)
+    grid = np.array([-2.0, -0.5, 0.0, 0.5, 2.0])
+    x = rng.choice(np.array([*grid, 1.0, np.nan, np.inf, -np.inf]), (rows, 3))
+    ensembles = [_random_ensemble(rng, depth, n_trees, 3, grid),
+                 _random_ensemble(rng, depth, rng.integers(0, 200), 3, grid)]
+    for got, t in zip(predict_ensembles(ensembles, x), ensembles, strict=True):
+        assert np.array_equal(got, _per_tree(t, x))  # bit-identical, not approximately
+    assert np.array_equal(ensembles[0].predict(x), _per_tree(ensembles[0], x))
+
+
+def test_ensembles_of_different_depths_walk_apart() -> None:
+    rng = np.random.default_rng(3)
+    grid = np.array([-1.0, 0.0, 1.0])
+    x = rng.normal(size=(50, 2))
+    e = [_random_ensemble(rng, 2, 5, 2, grid), _random_ensemble(rng, 4, 7, 2, grid)]
+    for got, t in zip(predict_ensembles(e, x), e, strict=True):
+        assert np.array_equal(got, _per_tree(t, x))
 
 
 def test_tree_validation_rejects_bad_arrays() -> None:

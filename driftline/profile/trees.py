@@ -18,12 +18,14 @@ any other value) and the model's prediction (input name :data:`PREDICTION_INPUT`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 
-__all__ = ["PREDICTION_INPUT", "LossModel", "TreeEnsemble"]
+__all__ = ["PREDICTION_INPUT", "LossModel", "TreeEnsemble", "predict_ensembles"]
 
 #: Name of the monitored model's prediction among a loss model's inputs.
 PREDICTION_INPUT = "__prediction__"
@@ -65,6 +67,11 @@ class TreeEnsemble:
             raise ValueError(f"tree features must be input indices in -1..{n_inputs - 1}")
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``feature``, ``threshold`` and ``leaf`` as ``(trees, nodes)`` arrays, made once."""
+        return self._arrays
+
+    @cached_property
+    def _arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         inner, leaves = 2 ** self.depth - 1, 2 ** self.depth
         n = self.n_trees
         f = np.asarray(self.feature, dtype=np.int64).reshape(n, inner)
@@ -74,7 +81,7 @@ class TreeEnsemble:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Predictions for the rows of ``x`` (shape ``(n, n_inputs)``), all trees at once."""
-        return predict_arrays(self.base, self.depth, *self.arrays(), x)
+        return predict_ensembles([self], x)[0]
 
     def to_dict(self) -> dict[str, Any]:
         return {"depth": self.depth, "base": self.base, "feature": [list(r) for r in self.feature],
@@ -89,28 +96,77 @@ class TreeEnsemble:
                    leaf=tuple(tuple(float(v) for v in row) for row in d["leaf"]))
 
 
-def predict_arrays(base: float, depth: int, feature: np.ndarray, threshold: np.ndarray,
-                   leaf: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Vectorised over rows: per tree, ``depth`` gathers over all rows at once (no per-row
-    Python). Measured faster than gathering every tree at once, whose ``(rows, trees)``
-    temporaries cost more memory traffic than the per-tree loop costs in calls."""
+#: (tree, row) pairs walked at once: the block's ``(trees, rows)`` node and gather temporaries
+#: stay near the CPU cache (measured ~1.4x faster than blocks 4x larger); a loss model's 200
+#: trees give blocks of ~1300 rows, so a sidecar window is one block.
+BLOCK_NODES = 1 << 18
+
+
+def predict_ensembles(ensembles: Sequence[TreeEnsemble], x: np.ndarray) -> list[np.ndarray]:
+    """Predictions of several ensembles of one depth for the rows of ``x``, walked together.
+
+    All trees of all ensembles advance one level at a time: per level a handful of numpy
+    gathers over a ``(trees, rows)`` block, so the Python work is ``depth`` steps per block
+    instead of ``depth`` steps per tree (a loss model's two ensembles of 100 trees, a sidecar
+    window of 1000 rows: ~30 numpy calls instead of ~3000). The leaves are added in tree order
+    onto ``base`` by a running sum down the tree axis (``add.accumulate`` adds in order, where
+    ``add.reduce`` of a single row sums pairwise), so the sums are bit-identical to adding the
+    trees one at a time.
+    """
+    depths = {e.depth for e in ensembles}
+    if len(depths) > 1:  # the stored loss models have one depth; mixed depths walk apart
+        return [predict_ensembles([e], x)[0] for e in ensembles]
+    return _walk(depths.pop() if depths else 1, [(e.base, *e.arrays()) for e in ensembles], x)
+
+
+def _walk(depth: int, parts: Sequence[tuple[float, np.ndarray, np.ndarray, np.ndarray]],
+          x: np.ndarray) -> list[np.ndarray]:
     x = np.asarray(x, dtype=np.float64)
-    n, n_trees = x.shape[0], feature.shape[0]
-    out = np.full(n, base)
-    if n_trees == 0 or n == 0:
-        return out
-    xt = np.ascontiguousarray(x.T)
-    rows = np.arange(n)
-    first_leaf = 2 ** depth - 1
-    for f_k, t_k, v_k in zip(feature, threshold, leaf, strict=True):
-        node = np.zeros(n, dtype=np.intp)
+    n = x.shape[0]
+    inner = 2 ** depth - 1
+    sizes = [p[1].shape[0] for p in parts]
+    outs = [np.full(n, float(p[0])) for p in parts]
+    total = sum(sizes)
+    if total == 0 or n == 0:
+        return outs
+    # global node ids: the inner nodes of every tree, then their leaves; a node's left child
+    # is ``left[node]``, its right child the next id, so one gather and one add take a level
+    tree = np.repeat(np.arange(total, dtype=np.intp), inner)
+    local = np.tile(np.arange(inner, dtype=np.intp), total)
+    child = 2 * local + 1
+    left = np.where(child < inner, tree * inner + child,
+                    total * inner + tree * (inner + 1) + child - inner)
+    feature = np.concatenate([p[1].reshape(-1, inner) for p in parts]).ravel()
+    # a node without a split sends every row left: compare against NaN (always False)
+    threshold = np.where(feature >= 0, np.concatenate([p[2].reshape(-1, inner)
+                                                       for p in parts]).ravel(), np.nan)
+    feature = np.maximum(feature, 0).astype(np.intp)
+    value = np.concatenate([np.zeros(total * inner),
+                            *(p[3].reshape(-1, inner + 1).ravel() for p in parts)])
+    roots = (np.arange(total, dtype=np.intp) * inner)[:, None]
+    bounds = np.cumsum([0, *sizes])
+    block = max(64, BLOCK_NODES // total)
+    for s in range(0, n, block):
+        xt = np.ascontiguousarray(x[s:s + block].T)  # inputs × rows: a gather reads one row
+        b = xt.shape[1]
+        flat = xt.ravel()
+        start = feature * b  # where an input's row of the block starts in ``flat``
+        cols = np.arange(b, dtype=np.intp)[None, :]
+        node = np.repeat(roots, b, axis=1)  # (trees, rows): the node each row has reached
         for _ in range(depth):
-            f = f_k[node]
+            pos = start[node]
+            pos += cols
             with np.errstate(invalid="ignore"):
-                right = (xt[np.maximum(f, 0), rows] >= t_k[node]) & (f >= 0)
-            node = 2 * node + 1 + right
-        out += v_k[node - first_leaf]
-    return out
+                right = flat[pos] >= threshold[node]
+            node = left[node]
+            node += right
+        reached = value[node]
+        for out, lo, hi in zip(outs, bounds[:-1], bounds[1:], strict=True):
+            rows = np.empty((hi - lo + 1, b))
+            rows[0] = out[s:s + b]
+            rows[1:] = reached[lo:hi]
+            out[s:s + b] = np.add.accumulate(rows, axis=0, out=rows)[-1]
+    return outs
 
 
 @dataclass(frozen=True)
