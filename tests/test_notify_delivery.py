@@ -66,11 +66,13 @@ def _fast_actions(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def _alert(name: str, severity: str, model: str, *, action: str = "none", feature: str = "",
-           ends: str | None = None) -> dict[str, Any]:
+           ends: str | None = None, baseline_id: str = "") -> dict[str, Any]:
     labels = {"alertname": name, "severity": severity, "action": action, "namespace": "ml",
               "model_name": model, "model_version": "7", "endpoint": "default"}
     if feature:
         labels["feature"] = feature
+    if baseline_id:
+        labels["baseline_id"] = baseline_id
     out: dict[str, Any] = {
         "labels": labels,
         "annotations": {"summary": f"{name} summary",
@@ -102,7 +104,7 @@ def test_each_severity_reaches_exactly_its_channels(sinks: tuple[HttpSink, SmtpS
     crit = _alert("DriftlineEstimatedAccuracyDrop", "critical", "churn", action="rollback")
     alerts = [
         crit,
-        _alert("DriftlineFeatureDrift", "warning", "iris", feature="petal_len"),
+        _alert("DriftlineFeatureDrift", "warning", "iris", feature="petal_len", baseline_id="b-iris-7"),
         _alert("DriftlineNoTraffic", "info", "iris"),
         _alert("DriftlineManyFeaturesDrifting", "critical", "fraud-eu"),
         _alert("DriftlineFeatureDrift", "warning", "fraud-us", feature="amount"),
@@ -146,7 +148,8 @@ def test_each_severity_reaches_exactly_its_channels(sinks: tuple[HttpSink, SmtpS
     iris = next(d.body for d in firing["/slack"] if "iris" in d.body["attachments"][0]["title"])
     assert iris["channel"] == "#ml-alerts"
     text = iris["attachments"][0]["text"]
-    assert "Model: iris version 7, endpoint default, feature petal_len, namespace ml" in text
+    assert ("Model: iris version 7, endpoint default, feature petal_len, namespace ml, "
+            "baseline b-iris-7") in text
     assert "Runbook: https://runbooks.example.org/#driftlinefeaturedrift" in text
     assert "Dashboard: http://grafana.example.org/d/driftline-model?m=iris" in text
     last = http.at("/slack")[3].body["attachments"][0]
