@@ -92,3 +92,29 @@ def test_empty_window_is_undefined_not_zero() -> None:
     k = numeric_window(np.array([1.0, 2.0]), np.array([1.5]), np.empty(0))
     assert np.isnan(k.ks_statistic) and np.isnan(k.wasserstein)
     assert k.counts.tolist() == [0, 0]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(["a", "b", "c", "zz", ""]), st.none(),
+                          st.just(float("nan")), st.just(float("inf")), st.integers(-2, 2),
+                          st.floats(-2, 2, allow_nan=False), st.text(max_size=3)),
+                max_size=60))
+def test_category_codes_dict_path_equals_arrow_and_the_generic_rule(values: list[object]) -> None:
+    """Small columns (the sidecar's) are coded by a dict, large ones (offline) through Arrow's
+    hash lookup: both give the reference slot, ``k`` for any other value and -1 for a missing
+    one, checked against the rule written out here."""
+    import math
+
+    from driftline.engine.window_stats import _arrow_codes, _cat_ref, category_codes
+    from driftline.profile.format import CategoricalFeature
+
+    cats = ("a", "b", "c", "1")
+    ref = _cat_ref(CategoricalFeature("c", cats, (0.2, 0.2, 0.2, 0.2, 0.2), 10, 0.0))
+    arr = np.array(values, dtype=object)
+    expected = [-1 if v is None or (isinstance(v, float) and not math.isfinite(v))
+                else cats.index(str(v)) if str(v) in cats else 4 for v in values]
+    assert category_codes(arr, ref).tolist() == expected
+    if all(v is None or isinstance(v, str) or (isinstance(v, float) and math.isnan(v))
+           for v in values):
+        arrow = _arrow_codes(arr, ref)
+        assert arrow is not None and arrow.tolist() == expected

@@ -26,7 +26,37 @@ def _imported(code: str) -> set[str]:
 
 def test_sdk_import_skips_analysis_libraries() -> None:
     mods = _imported("import driftline.sdk")
-    assert not mods & {"scipy", "river", "sklearn"}, sorted(mods & set(HEAVY))
+    assert not mods & {"scipy", "river", "sklearn", "pyarrow", "pandas"}, sorted(
+        mods & {*HEAVY, "pandas"})
+
+
+def test_sidecar_monitor_keeps_arrow_and_pandas_out() -> None:
+    """A sidecar with a categorical feature and a classifier output, through /ingest-shaped
+    records into closed windows and a scrape: Arrow (≈ 30 MiB) and pandas (≈ 40 MiB, which
+    pyarrow's first array imports when installed) stay unloaded; they serve offline reading
+    and text features only."""
+    code = """
+import sys
+sys.path.insert(0, "tests")
+import numpy as np
+from test_serve_support import make_profile
+from driftline.collectors.ingest import to_batch
+from driftline.collectors.sidecar import Sidecar
+from driftline.config import ModelConfig
+from driftline.exporters.prometheus import new_registry, render
+prof = make_profile(with_category=True)
+sc = Sidecar([(ModelConfig("car-loan", "b.json"), prof)])
+entry = sc.entries[0]
+rng = np.random.default_rng(0)
+recs = [{"features": {"f0": float(v), "f1": 1.0, "f2": 2.0, "f3": None,
+                      "color": ["red", "blue", "pink", None, 3][i % 5]},
+         "prediction": i % 2, "probabilities": [0.4, 0.6]} for i, v in enumerate(rng.normal(size=2500))]
+reports = entry.monitors["default"].observe(to_batch(entry.schema, recs))
+assert len(reports) == 2 and reports[0].features["color"].n_missing == 200, reports
+render(new_registry(sc)[0], "text/plain")
+"""
+    mods = _imported(code)
+    assert not mods & {"pyarrow", "pandas"}, sorted(mods & {"pyarrow", "pandas"})
 
 
 def test_help_imports_no_heavy_library() -> None:

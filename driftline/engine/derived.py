@@ -23,12 +23,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 from driftline.detectors.mmd import cosine_distance, mmd_test, reference_kernel
-from driftline.detectors.text import descriptors
 from driftline.engine.records import RecordBatch
 from driftline.engine.snapshot import EmbeddingDrift
 from driftline.profile.format import BaselineProfile, EmbeddingProfile
@@ -96,8 +95,13 @@ class DerivedRef:
                  ) -> None:
         self.policy = policy
         self.embeddings = {n: _Embedding(e, policy) for n, e in profile.embeddings.items()}
-        self.vocab = {n: pa.array(list(t.vocabulary), type=pa.string())
-                      for n, t in profile.text.items()}
+        # text descriptors run on Arrow: pyarrow is imported only for a profile with text
+        self.vocab: dict[str, Any] = {}
+        if profile.text:
+            import pyarrow as pa
+
+            self.vocab = {n: pa.array(list(t.vocabulary), type=pa.string())
+                          for n, t in profile.text.items()}
         self._tested: dict[str, _Tested] = {}
 
     @classmethod
@@ -117,6 +121,8 @@ class DerivedRef:
             proj = (mat - e.mean) @ e.components.T
             for i, pname in enumerate(e.projections):
                 feats[pname] = proj[:, i]
+        if self.vocab:
+            from driftline.detectors.text import descriptors
         for name, vocab in self.vocab.items():
             texts = feats.pop(name, None)
             if texts is None:

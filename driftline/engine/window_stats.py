@@ -10,11 +10,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from driftline.detectors.chi2 import chi2_two_sample
 from driftline.detectors.classification import estimated_metrics, realised_metrics
@@ -36,6 +35,8 @@ from driftline.profile.format import BaselineProfile, CategoricalFeature, Featur
 from driftline.profile.trees import PREDICTION_INPUT
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from driftline.engine.monitor import DriftPolicy
 
 
@@ -56,10 +57,20 @@ class NumericRef:
 @dataclass(frozen=True)
 class CategoricalRef:
     categories: tuple[str, ...]
-    value_set: pa.Array
+    #: category → slot, for :func:`category_codes`
+    lookup: Mapping[str, int]
     proportions: np.ndarray
     #: reference counts per slot (the χ² contingency table's first row)
     counts: np.ndarray
+
+    @cached_property
+    def value_set(self) -> pa.Array:
+        """The categories as an Arrow array, built on the first large :func:`category_codes`
+        call only: importing pyarrow costs the sidecar ≈ 30 MiB (and pyarrow's first array
+        imports pandas when it is installed, ≈ 40 MiB more)."""
+        import pyarrow as pa
+
+        return pa.array(list(self.categories), type=pa.string())
 
 
 class ReferenceArrays:
@@ -102,7 +113,7 @@ class ReferenceArrays:
 
 
 def _cat_ref(f: CategoricalFeature) -> CategoricalRef:
-    return CategoricalRef(f.categories, pa.array(list(f.categories), type=pa.string()),
+    return CategoricalRef(f.categories, {c: i for i, c in enumerate(f.categories)},
                           f.proportions_array, f.counts_array)
 
 
@@ -140,21 +151,42 @@ def loss_inputs(features: Mapping[str, Feature], columns: Mapping[str, np.ndarra
     return inputs, categories, loss_matrix(inputs, loss_refs(categories), columns, prediction)
 
 
+#: From this many values on, :func:`category_codes` hashes through Arrow (faster on the large
+#: columns of offline analysis); below it a dict lookup is faster and keeps pyarrow out of the
+#: sidecar, whose windows and count blocks are a few thousand records.
+ARROW_CODES_FROM = 20_000
+
+
 def category_codes(values: np.ndarray, ref: CategoricalRef) -> np.ndarray:
     """Per value: index of its reference category, ``len(categories)`` for ``__other__``, -1 when
-    missing. Vectorised through Arrow's hash lookup; falls back to the generic path for values
-    that are not strings."""
+    missing (None, NaN, infinity). Non-string values are looked up as their ``str``."""
+    if len(values) >= ARROW_CODES_FROM:
+        codes = _arrow_codes(values, ref)
+        if codes is not None:
+            return codes
+    k = len(ref.categories)
+    get = ref.lookup.get
+
+    def code(v: Any) -> int:
+        if v.__class__ is str:
+            return get(v, k)
+        if v is None or (isinstance(v, float) and not math.isfinite(v)):
+            return -1
+        return get(v if isinstance(v, str) else str(v), k)
+
+    return np.fromiter(map(code, values.tolist()), dtype=np.int64, count=len(values))
+
+
+def _arrow_codes(values: np.ndarray, ref: CategoricalRef) -> np.ndarray | None:
+    """Arrow's hash lookup; None for values that are not all strings (or missing)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     k = len(ref.categories)
     try:
         arr = pa.array(values, type=pa.string(), from_pandas=True)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
-        arr = None
-    if arr is None:
-        lookup = {c: i for i, c in enumerate(ref.categories)}
-        return np.fromiter(
-            (-1 if v is None or (isinstance(v, float) and not math.isfinite(v))
-             else lookup.get(v if isinstance(v, str) else str(v), k) for v in values.tolist()),
-            dtype=np.int64, count=len(values))
+        return None
     idx = pc.index_in(arr, value_set=ref.value_set)
     codes = idx.fill_null(k).to_numpy(zero_copy_only=False).astype(np.int64)
     if arr.null_count:

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from driftline.detectors.reconstruction import MomentSums, fit_pca, row_errors
 from driftline.engine.window_stats import CategoricalRef, _cat_ref, category_codes
-from driftline.io.readers import DataFile, iter_batches, to_float, to_strings
 from driftline.profile.format import (
     CategoricalFeature,
     Feature,
@@ -32,6 +32,9 @@ from driftline.profile.format import (
     NumericFeature,
     encode_array,
 )
+
+if TYPE_CHECKING:  # the monitor imports this module for the Encoder: no Arrow readers there
+    from driftline.io.readers import DataFile
 
 #: At most this many reference blocks are kept (block size grows with the reference).
 MAX_BLOCKS = 10_000
@@ -115,6 +118,8 @@ def fit_multivariate(files: Sequence[DataFile], features: Mapping[str, Feature],
     fewer than two features."""
     if len(features) < 2 or n_rows < 2:
         return None
+    from driftline.io.readers import iter_batches
+
     enc = Encoder.fit(features)
     names = list(features)
     shift = np.asarray(enc.impute_values())
@@ -188,6 +193,8 @@ def fit_multivariate(files: Sequence[DataFile], features: Mapping[str, Feature],
 
 
 def _numpy_columns(batch: object, features: Mapping[str, Feature]) -> dict[str, np.ndarray]:
+    from driftline.io.readers import to_float, to_strings
+
     out: dict[str, np.ndarray] = {}
     for name, f in features.items():
         col = batch.column(name)  # type: ignore[attr-defined]
