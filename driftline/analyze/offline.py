@@ -315,7 +315,8 @@ def analyze(profile: BaselineProfile, files: Sequence[DataFile], *, window_size:
     on_close = _domain_classifier(profile) if domain_classifier else None
     monitor = Monitor(profile, window=WindowPolicy(records=window_size, max_age=None,
                                                    min_records=min_records),
-                      drift=drift, clock=None, streams=False, on_close=on_close)
+                      drift=drift, clock=None, streams=False, cumulative=False,
+                      on_close=on_close)
     labels = _UnseenLabels(profile)
 
     def observe(batch: RecordBatch) -> Iterator[WindowReport]:

@@ -8,7 +8,9 @@ summaries as numpy arrays, built once per monitor so nothing is re-derived per w
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -254,6 +256,23 @@ def _decide(f: FeatureDrift, adjusted: float, policy: DriftPolicy, min_records: 
                            "p_value_adjusted": adjusted})
 
 
+#: Windows of at least this many records compute their features on a thread pool: numpy and
+#: Arrow release the GIL in the sorts, merges and hash lookups that dominate a feature's cost,
+#: so a 10k-record window uses every core; below it the hand-off costs more than it saves.
+PARALLEL_RECORDS = 2_000
+_POOL: list[ThreadPoolExecutor] = []
+
+
+def _pool() -> ThreadPoolExecutor | None:
+    """The shared feature pool (one per process, made on first use), None on one core."""
+    if not _POOL:
+        workers = min(4, os.cpu_count() or 1)
+        if workers < 2:
+            return None
+        _POOL.append(ThreadPoolExecutor(workers, thread_name_prefix="driftline-window"))
+    return _POOL[0]
+
+
 @dataclass
 class WindowColumns:
     """The concatenated columns of one closed window."""
@@ -298,17 +317,17 @@ def compute_window(ref: ReferenceArrays, cols: WindowColumns, *, index: int,
 
     Below ``min_records`` records (for a feature: valid values) there is no decision: the
     statistics are reported, flagged ``insufficient_data``, and nothing is drifted."""
-    raw: list[FeatureDrift] = []
-    pvals: list[float] = []
-    for name in ref.profile.features:
+    def one(name: str) -> FeatureDrift:
         values = cols.features[name]
         if name in ref.numeric:
-            f = _numeric_drift(name, values, ref.numeric[name])
-            pvals.append(math.nan if f.ks_pvalue is None else f.ks_pvalue)
-        else:
-            f = _categorical_drift(name, values, ref.categorical[name])
-            pvals.append(math.nan if f.chi2_pvalue is None else f.chi2_pvalue)
-        raw.append(f)
+            return _numeric_drift(name, values, ref.numeric[name])
+        return _categorical_drift(name, values, ref.categorical[name])
+
+    names = list(ref.profile.features)
+    pool = _pool() if cols.records >= PARALLEL_RECORDS and len(names) >= 4 else None
+    raw = list(pool.map(one, names)) if pool is not None else [one(n) for n in names]
+    pvals = [math.nan if p is None else p
+             for p in (f.ks_pvalue if f.type == "numeric" else f.chi2_pvalue for f in raw)]
     adjusted = benjamini_hochberg(np.asarray(pvals, dtype=np.float64)) if raw else np.empty(0)
     thin = cols.records < min_records
     features = {}

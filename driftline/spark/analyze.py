@@ -89,7 +89,8 @@ def analyze(df: DataFrame, profile: BaselineProfile, *, window_size: int | None 
 
     def windows(table: pa.Table) -> pa.Table:
         table = table.sort_by(_ROW)
-        monitor = Monitor(profile, window=policy, drift=drift, clock=None, streams=False)
+        monitor = Monitor(profile, window=policy, drift=drift, clock=None, streams=False,
+                          cumulative=False)
         reports: list[WindowReport] = []
         for b in table.to_batches():
             reports.extend(monitor.observe(to_record_batch(profile, b, layout)))

@@ -1,0 +1,109 @@
+"""The analyze speed-ups change no answer: features on the thread pool equal the serial loop,
+skipping the cumulative counters changes no window, an analysis past the exact KS size
+imports no scipy, and the
+orjson profile reader gives the profile json gives."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import driftline.engine.window_stats as window_stats
+from driftline.analyze.offline import analyze, layout_for_schema, to_record_batch
+from driftline.engine.monitor import Monitor, WindowPolicy
+from driftline.io.readers import discover
+from driftline.profile.build import BuildOptions, build_profile
+from driftline.profile.format import BaselineProfile
+
+
+def _table(n: int, seed: int, shift: float = 0.0) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    cols: dict[str, object] = {
+        "a": rng.normal(shift, 1, n), "b": rng.lognormal(0, 0.5, n),
+        "k": rng.integers(0, 7, n).astype(np.float64),  # ties with the reference
+        "t": rng.standard_t(3, n), "u": rng.uniform(0, 1, n),
+    }
+    a = np.asarray(cols["a"])
+    a[rng.uniform(size=n) < 0.05] = np.nan
+    levels = np.array(["x", "y", "z", "w"], dtype=object)
+    cols["c"] = pa.array(levels[rng.choice(4, n, p=[0.4, 0.3, 0.2, 0.1])].tolist())
+    cols["d"] = pa.array([None if i % 17 == 0 else f"v{i % 5}" for i in range(n)])
+    return pa.table(cols)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[BaselineProfile, Path]:
+    d = tmp_path_factory.mktemp("speed")
+    pq.write_table(_table(12_000, 1), d / "ref.parquet")  # > MAX_EXACT_N
+    pq.write_table(_table(9000, 2, shift=0.3), d / "cur.parquet")
+    prof = build_profile(discover([str(d / "ref.parquet")]), BuildOptions(), progress=False)
+    return prof, d / "cur.parquet"
+
+
+def _docs(prof: BaselineProfile, path: Path) -> list[dict[str, object]]:
+    return [w.to_dict() for w in analyze(prof, discover([str(path)]), window_size=2500)]
+
+
+def test_thread_pool_equals_the_serial_loop(data: tuple[BaselineProfile, Path],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    prof, path = data
+    pooled = _docs(prof, path)
+    monkeypatch.setattr(window_stats, "PARALLEL_RECORDS", 10**12)
+    serial = _docs(prof, path)
+    assert len(pooled) == 4 and pooled == serial
+    assert any(w["drifted"] for w in serial)
+
+
+def test_no_cumulative_counters_change_no_window(data: tuple[BaselineProfile, Path]) -> None:
+    prof, path = data
+    table = pq.read_table(path)
+    lay = layout_for_schema(prof, table.schema, str(path), None)
+    got = {}
+    for cumulative in (True, False):
+        mon = Monitor(prof, window=WindowPolicy(records=2500, max_age=None), clock=None,
+                      streams=False, cumulative=cumulative)
+        reports = []
+        for b in table.to_batches(max_chunksize=1000):
+            reports += mon.observe(to_record_batch(prof, b, lay))
+        got[cumulative] = ([r.to_dict() for r in reports], mon.snapshot())
+    assert got[True][0] == got[False][0]
+    on, off = got[True][1], got[False][1]
+    assert sum(h.count for h in on.quantile_rank.values()) > 0
+    assert sum(h.count for h in off.quantile_rank.values()) == 0
+
+
+def test_analysis_past_the_exact_size_imports_no_scipy(
+        data: tuple[BaselineProfile, Path], tmp_path: Path) -> None:
+    prof, path = data
+    prof.save(tmp_path / "p.json")
+    code = ("import sys\nfrom driftline.analyze.offline import analyze\n"
+            "from driftline.io.readers import discover, to_strings\n"
+            "from driftline.profile.format import BaselineProfile\n"
+            "import pyarrow as pa\n"
+            "p = BaselineProfile.load(sys.argv[1])\n"
+            "ws = list(analyze(p, discover([sys.argv[2]]), window_size=2500))\n"
+            "assert ws[0].features['a'].ks_pvalue is not None\n"
+            "print(sorted(m for m in ('scipy.stats', 'scipy.special') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "p.json"), str(path)],
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_profile_reader_orjson_equals_json(data: tuple[BaselineProfile, Path],
+                                           tmp_path: Path) -> None:
+    prof, _ = data
+    prof.save(tmp_path / "p.json")
+    loaded = BaselineProfile.load(tmp_path / "p.json")
+    assert loaded.to_dict() == prof.to_dict() and loaded.id == prof.id
+    # what orjson refuses (a NaN literal from a hand edit) still reads through json
+    doc = json.loads((tmp_path / "p.json").read_text())
+    doc["features"]["a"]["mean"] = float("nan")
+    (tmp_path / "nan.json").write_text(json.dumps(doc))
+    assert np.isnan(BaselineProfile.load(tmp_path / "nan.json").features["a"].mean)  # type: ignore[union-attr]
