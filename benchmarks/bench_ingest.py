@@ -1,14 +1,22 @@
 """Ingest throughput of the sidecar: records/s from bytes on the wire into the detectors.
 
-Stages measured separately, 20 numeric features per record, windows of 1000:
+25 features per record (20 numeric, 5 categorical), a classifier with probabilities, windows
+of 1000 records, 20,000 records per run (min of 3 runs). Each path is measured three ways:
 
-* ``orjson decode``          JSON bytes → Python objects only (the floor);
-* ``/ingest path``           decode + group + columns (``to_batch``) + ``Monitor.observe``;
-* ``v2 tensor path``         OIP v2 ``[100, 20]`` request+response → columns → observe;
-* ``v1 instances path``      KServe v1 rows (lists) + predictions → columns → observe;
-* ``HTTP /ingest``           batches of 500 POSTed over keep-alive to the metrics port
-                             (client threads in the same process, so they share its GIL);
-* ``SDK log()``              calls per second into ``driftline.sdk.Monitor`` and their drain.
+* ``served``       as ``driftline serve`` runs it: windows close every 1000 records and the
+                   per-record change streams (confidence; the error stream when labels join)
+                   run (:class:`~driftline.detectors.change.ChangeDetector`);
+* ``no streams``   the same without the change streams (``Monitor(streams=False)``);
+* ``per record``   no stream and no window close (windows of 10⁹ records): only the per-record
+                   work — decode, columns, counters — which is what the parser-speed target is
+                   about; window close is then stated on its own, per feature.
+
+Paths: ``orjson decode`` (bytes → Python objects, the floor); ``/ingest`` (decode + group +
+columns (``to_batch``) + ``Monitor.observe``, bodies of 500 records); ``v2`` (OIP v2, one ``[100]`` FP64 or
+BYTES tensor per feature, request + response, as the proxy and CloudEvents paths parse it); ``SDK log()`` (one
+call per record, drained by the background thread); ``SDK log_batch`` (numpy columns of 500).
+Then HTTP ``POST /ingest`` over keep-alive (client threads share the process's GIL), one
+``GET /metrics``, and what one window close costs per feature.
 
 Run: ``python -m benchmarks ingest``.
 """
@@ -16,21 +24,22 @@ Run: ``python -m benchmarks ingest``.
 from __future__ import annotations
 
 import http.client
+import os
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import orjson
 
-from driftline.collectors.ingest import split_records, to_batch
-from driftline.collectors.payloads import ModelSchema, parse_v1, parse_v2
+from driftline.collectors.ingest import split_records
+from driftline.collectors.payloads import ModelSchema, parse_v2
 from driftline.collectors.service import App, HttpServer, ServiceThread
-from driftline.collectors.sidecar import Sidecar, engine_factory
+from driftline.collectors.sidecar import MonitorLike, Sidecar
 from driftline.collectors.worker import Worker, WorkQueue
 from driftline.config import LimitsConfig, ModelConfig
-from driftline.engine.monitor import DriftPolicy, WindowPolicy
+from driftline.engine.monitor import DriftPolicy, Monitor, WindowPolicy
+from driftline.engine.records import RecordBatch
 from driftline.profile.format import (
     BaselineProfile,
     CategoricalFeature,
@@ -39,8 +48,14 @@ from driftline.profile.format import (
     OutputProfile,
 )
 
-K = 20
-FEATURES = [f"f{i}" for i in range(K)]
+K_NUM, K_CAT = 20, 5
+K = K_NUM + K_CAT
+NUMERIC = [f"f{i}" for i in range(K_NUM)]
+CATEGORICAL = [f"c{i}" for i in range(K_CAT)]
+FEATURES = NUMERIC + CATEGORICAL
+CATS = ("a", "b", "c", "d")
+N = 20_000
+NO_CLOSE = 10**9
 
 
 def _numeric(name: str, v: np.ndarray) -> NumericFeature:
@@ -54,93 +69,177 @@ def _numeric(name: str, v: np.ndarray) -> NumericFeature:
 
 def profile() -> BaselineProfile:
     rng = np.random.default_rng(0)
-    feats = {n: _numeric(n, rng.normal(size=5000)) for n in FEATURES}
+    feats: dict[str, NumericFeature | CategoricalFeature] = {
+        n: _numeric(n, rng.normal(size=5000)) for n in NUMERIC}
+    for n in CATEGORICAL:
+        feats[n] = CategoricalFeature(n, CATS, (0.4, 0.3, 0.2, 0.1, 0.0), 5000, 0.0)
     out = OutputProfile("classification", "pred", {"1": "p"}, ("0", "1"), "1",
                         CategoricalFeature("pred", ("0", "1"), (0.5, 0.5, 0.0), 5000, 0.0),
                         _numeric("confidence", rng.uniform(0.5, 1, 5000)), 0.9)
     return BaselineProfile("bench", "1", "", 5000, feats, Columns("pred", {"1": "p"}), out)
 
 
-def sidecar(prof: BaselineProfile) -> Sidecar:
+def sidecar(prof: BaselineProfile, *, window: int = 1000, streams: bool = True) -> Sidecar:
+    def make(p: BaselineProfile, endpoint: str, cfg: ModelConfig) -> MonitorLike:
+        return Monitor(p, endpoint=endpoint, window=WindowPolicy(records=window, max_age=None),
+                       drift=DriftPolicy(), streams=streams)
+
     return Sidecar([(ModelConfig("bench", baseline=None), prof)],  # type: ignore[arg-type]
-                   limits=LimitsConfig(), monitor_factory=engine_factory(
-                       WindowPolicy(records=1000, max_age=None), DriftPolicy()))
+                   limits=LimitsConfig(), monitor_factory=make)
 
 
-def rate(label: str, n_records: int, fn: Callable[[], object], repeat: int = 3) -> float:
+MODES = (("served", 1000, True), ("no streams", 1000, False), ("per record", NO_CLOSE, False))
+
+
+def rate(label: str, n_records: int, fn: Callable[[], object], repeat: int = 3,
+         setup: Callable[[], object] | None = None) -> float:
     best = float("inf")
     for _ in range(repeat):
+        if setup is not None:
+            setup()
         t = time.perf_counter()
         fn()
         best = min(best, time.perf_counter() - t)
     r = n_records / best
-    print(f"{label:<40} {r:>12,.0f} records/s   ({best * 1e3:8.1f} ms for {n_records:,})")
+    print(f"{label:<44} {r:>10,.0f} records/s  ({best / n_records * 1e6:6.2f} µs/record)",
+          flush=True)
     return r
 
 
-def workload(n: int = 20_000) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]], list[bytes]]:
-    """Features, class-1 probabilities, the /ingest records and their bodies (500 a batch)."""
+def data(n: int = N) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(1)
-    x = rng.normal(size=(n, K))
-    proba = rng.uniform(size=n)
-    recs = [{"model_name": "bench", "id": f"r{i}", "features": dict(zip(FEATURES, row, strict=True)),
+    return (rng.normal(size=(n, K_NUM)), rng.choice(np.array(CATS), size=(n, K_CAT)),
+            rng.uniform(size=n))
+
+
+def records(n: int = N) -> list[dict[str, object]]:
+    x, c, proba = data(n)
+    return [{"model_name": "bench", "id": f"r{i}",
+             "features": {**dict(zip(NUMERIC, row, strict=True)),
+                          **dict(zip(CATEGORICAL, cats, strict=True))},
              "prediction": int(p > 0.5), "probabilities": [1 - p, p]}
-            for i, (row, p) in enumerate(zip(x.tolist(), proba.tolist(), strict=True))]
+            for i, (row, cats, p) in enumerate(zip(x.tolist(), c.tolist(), proba.tolist(),
+                                                   strict=True))]
+
+
+def workload(n: int = N) -> tuple[np.ndarray, np.ndarray, list[dict[str, object]], list[bytes]]:
+    """Numeric features, class-1 probabilities, the /ingest records and their bodies (500 a
+    body): the ingest fixtures of ``python -m benchmarks profile`` too."""
+    x, _, proba = data(n)
+    recs = records(n)
     return x, proba, recs, [orjson.dumps(recs[i:i + 500]) for i in range(0, n, 500)]
 
 
-def main() -> None:
-    prof = profile()
-    n = 20_000
-    x, proba, recs, bodies = workload(n)
+def ingest_bodies(n: int = N, per_body: int = 500) -> list[bytes]:
+    recs = records(n)
+    return [orjson.dumps(recs[i:i + per_body]) for i in range(0, n, per_body)]
 
-    print(f"20 numeric features per record; {n:,} records; windows of 1000 (detectors run)")
-    rate("orjson decode (batches of 500)", n, lambda: [orjson.loads(b) for b in bodies])
 
-    sc = sidecar(prof)
-    rate("/ingest path (decode→columns→observe)", n,
-         lambda: [sc.handle_ingest(split_records(b)) for b in bodies])
-
-    schema = ModelSchema(prof)
-
-    def columns_only() -> None:
-        for b in bodies:
-            for recs_ in split_records(b).groups.values():
-                to_batch(schema, recs_)
-
-    rate("  /ingest decode+columns only", n, columns_only)
-    v2 = []
-    for i in range(0, n, 100):
-        xb, pb = x[i:i + 100], proba[i:i + 100]
-        v2.append((orjson.dumps({"id": f"q{i}", "inputs": [
-            {"name": "x", "shape": [100, K], "datatype": "FP64", "data": xb.ravel().tolist()}]}),
+def v2_pairs(n: int = N, per: int = 100) -> list[tuple[bytes, bytes]]:
+    x, c, proba = data(n)
+    out = []
+    for i in range(0, n, per):
+        xb, cb, pb = x[i:i + per], c[i:i + per], proba[i:i + per]
+        inputs = [{"name": n, "shape": [per], "datatype": "FP64", "data": xb[:, j].tolist()}
+                  for j, n in enumerate(NUMERIC)]
+        inputs += [{"name": n, "shape": [per], "datatype": "BYTES", "data": cb[:, j].tolist()}
+                   for j, n in enumerate(CATEGORICAL)]
+        out.append((orjson.dumps({"id": f"q{i}", "inputs": inputs}),
             orjson.dumps({"outputs": [
-                {"name": "predict", "shape": [100], "datatype": "INT64",
+                {"name": "predict", "shape": [per], "datatype": "INT64",
                  "data": (pb > 0.5).astype(int).tolist()},
-                {"name": "predict_proba", "shape": [100, 2], "datatype": "FP64",
+                {"name": "predict_proba", "shape": [per, 2], "datatype": "FP64",
                  "data": np.column_stack([1 - pb, pb]).ravel().tolist()}]})))
-    sc2 = sidecar(prof)
-    entry = sc2.entries[0]
-    rate("v2 tensor path [100,20] (parse→observe)", n, lambda: [
-        sc2.observe(entry, None, parse_v2(schema, q, r), "proxy", 0.0) for q, r in v2])
-    rate("  v2 parse only", n, lambda: [parse_v2(schema, q, r) for q, r in v2])
-    v1 = [(orjson.dumps({"instances": x[i:i + 100].tolist()}),
-           orjson.dumps({"predictions": (proba[i:i + 100] > 0.5).astype(int).tolist()}))
-          for i in range(0, n, 100)]
-    sc3 = sidecar(prof)
-    entry3 = sc3.entries[0]
-    rate("v1 instances path (parse→observe)", n, lambda: [
-        sc3.observe(entry3, None, parse_v1(schema, q, r), "proxy", 0.0) for q, r in v1])
+    return out
 
-    # HTTP /ingest over keep-alive, 2 client threads
-    sc4 = sidecar(prof)
-    queue = WorkQueue(200_000)
-    worker = Worker(sc4, queue, tick_interval=1.0)
-    worker.start()
+
+def window_close(prof: BaselineProfile) -> None:
+    """One 1000-record window closed by a 1000-record batch, min of 20, per feature."""
+    x, c, proba = data(1000)
+    feats: dict[str, np.ndarray] = {n: x[:, j] for j, n in enumerate(NUMERIC)}
+    feats |= {n: c[:, j].astype(object) for j, n in enumerate(CATEGORICAL)}
+    batch = RecordBatch(feats, (proba > 0.5).astype(int).astype(str).astype(object),
+                        np.column_stack([1 - proba, proba]), None, None, None, n=1000)
+
+    def best(mon: Monitor, b: RecordBatch) -> float:
+        out = float("inf")
+        for _ in range(20):
+            t = time.perf_counter()
+            mon.observe(b)
+            out = min(out, time.perf_counter() - t)
+        return out
+
+    policy = WindowPolicy(records=1000, max_age=None)
+    closing = best(Monitor(prof, window=policy, streams=False), batch)
+    open_ = best(Monitor(prof, window=WindowPolicy(records=NO_CLOSE, max_age=None),
+                         streams=False), batch)
+    close = closing - open_
+    print(f"{'window close (1000 records, 25 features)':<44} {close * 1e3:10.2f} ms/window "
+          f"({close / K * 1e3:.2f} ms per feature)")
+    for kind, names in (("numeric", NUMERIC), ("categorical", CATEGORICAL)):
+        sub = BaselineProfile("bench", "1", "", 5000, {n: prof.features[n] for n in names},
+                              Columns(), None)
+        b = RecordBatch({n: feats[n] for n in names}, None, None, None, None, None, n=1000)
+        t_close = best(Monitor(sub, window=policy, streams=False), b) - best(Monitor(
+            sub, window=WindowPolicy(records=NO_CLOSE, max_age=None), streams=False), b)
+        print(f"{'  per ' + kind + ' feature':<44} {t_close / len(names) * 1e3:10.3f} ms/window")
+
+
+def sdk_paths(prof: BaselineProfile) -> None:
+    import driftline.sdk
+
+    recs = records()
+    x, c, proba = data()
+    live: list[driftline.sdk.Monitor] = []
+    for mode, window, streams in MODES:
+        def make(window: int = window, streams: bool = streams) -> driftline.sdk.Monitor:
+            mon = driftline.sdk.Monitor(prof, queue_size=100_000, window_max_age=3600,
+                                        window_records=window)
+            if not streams:  # the same monitor without its change streams
+                entry = mon.sidecar.entries[0]
+                entry.monitors[mon.endpoint] = Monitor(
+                    entry.profile, endpoint=mon.endpoint,
+                    window=WindowPolicy(records=window, max_age=3600), streams=False)
+            return mon
+
+        def setup(make: Callable[[], driftline.sdk.Monitor] = make) -> None:
+            for m in live:  # the previous run's monitor (each run starts with a fresh one)
+                assert m.dropped == 0, m.dropped
+                m.close()
+            live[:] = [make()]
+
+        def log_all() -> None:
+            mon = live[0]
+            for r in recs:
+                mon.log(features=r["features"], prediction=r["prediction"],
+                        probabilities=r["probabilities"], id=r["id"])
+            mon.flush(120)
+
+        rate(f"SDK log() → observed, {mode}", N, log_all, setup=setup)
+
+        def log_batch() -> None:
+            mon = live[0]
+            for i in range(0, N, 500):
+                cols: dict[str, object] = {n: x[i:i + 500, j] for j, n in enumerate(NUMERIC)}
+                cols |= {n: c[i:i + 500, j] for j, n in enumerate(CATEGORICAL)}
+                p = proba[i:i + 500]
+                mon.log_batch(cols, predictions=(p > 0.5).astype(int),
+                              probabilities=np.column_stack([1 - p, p]))
+            mon.flush(120)
+
+        rate(f"SDK log_batch(500) → observed, {mode}", N, log_batch, setup=setup)
+    live[0].close()
+
+
+def http_ingest(prof: BaselineProfile, bodies: list[bytes]) -> None:
     from driftline.exporters.prometheus import new_registry, render
 
-    registry, _ = new_registry(sc4)
-    svc = ServiceThread(HttpServer(App(sc4, queue, lambda a: render(registry, a)),
+    sc = sidecar(prof)
+    queue = WorkQueue(200_000)
+    worker = Worker(sc, queue, tick_interval=1.0)
+    worker.start()
+    registry, _ = new_registry(sc)
+    svc = ServiceThread(HttpServer(App(sc, queue, lambda a: render(registry, a)),
                                    "127.0.0.1", 0)).start()
 
     def client(part: list[bytes]) -> None:
@@ -162,37 +261,47 @@ def main() -> None:
         queue.put(done.set)
         done.wait(120)
 
-    rate("HTTP POST /ingest, 500/batch, 2 clients", n, http_run, repeat=2)
+    rate("HTTP POST /ingest, 500/batch, 2 clients, served", N, http_run, repeat=2)
     t = time.perf_counter()
-    for _ in range(200):
+    for _ in range(50):
         conn = http.client.HTTPConnection("127.0.0.1", svc.port, timeout=10)
         conn.request("GET", "/metrics")
         conn.getresponse().read()
         conn.close()
-    per_scrape = (time.perf_counter() - t) / 200 * 1e3
-    print(f"{'GET /metrics (1 model, 20 features)':<40} {per_scrape:>12.2f} ms/scrape")
+    per_scrape = (time.perf_counter() - t) / 50 * 1e3
+    print(f"{'GET /metrics over HTTP (1 model, 25 features)':<44} {per_scrape:10.2f} ms/scrape")
     svc.stop()
     worker.stop()
 
-    # SDK
-    import driftline.sdk
 
-    mon = driftline.sdk.Monitor(prof, queue_size=100_000, window_max_age=3600)
-    feats = [r["features"] for r in recs]
+def main() -> None:
+    prof = profile()
+    bodies = ingest_bodies()
+    print(f"{K} features per record ({K_NUM} numeric, {K_CAT} categorical); {N:,} records; "
+          f"min of 3 runs; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    rate("orjson decode (bodies of 500)", N, lambda: [orjson.loads(b) for b in bodies])
+    # Each run gets a fresh sidecar: a re-sent id is rare in traffic but would be the rule here.
+    fresh: list[Sidecar] = []
+    for mode, window, streams in MODES:
+        def new(window: int = window, streams: bool = streams) -> None:
+            fresh[:] = [sidecar(prof, window=window, streams=streams)]
 
-    def sdk_log() -> None:
-        for i, f in enumerate(feats):
-            mon.log(features=f, prediction=recs[i]["prediction"], id=recs[i]["id"])
+        rate(f"/ingest (decode→columns→observe), {mode}", N,
+             lambda: [fresh[0].handle_ingest(split_records(b)) for b in bodies], setup=new)
+    schema = ModelSchema(prof, feature_order=FEATURES)
+    pairs = v2_pairs()
+    rate("v2 parse only (25 tensors of [100])", N, lambda: [parse_v2(schema, q, r) for q, r in pairs])
+    for mode, window, streams in MODES:
+        def new_v2(window: int = window, streams: bool = streams) -> None:
+            fresh[:] = [sidecar(prof, window=window, streams=streams)]
+            fresh[0].entries[0].schema = schema
 
-    t = time.perf_counter()
-    sdk_log()
-    call = time.perf_counter() - t
-    mon.flush()
-    total = time.perf_counter() - t
-    print(f"{'SDK log() calls':<40} {n / call:>12,.0f} calls/s     ({call / n * 1e6:.2f} µs/call)")
-    print(f"{'SDK log() → observed (drained)':<40} {n / total:>12,.0f} records/s   "
-          f"(dropped {mon.dropped})")
-    mon.close()
+        rate(f"v2 (parse→observe), {mode}", N, lambda: [
+            fresh[0].observe(fresh[0].entries[0], None, parse_v2(schema, q, r), "proxy", 0.0)
+            for q, r in pairs], setup=new_v2)
+    sdk_paths(prof)
+    window_close(prof)
+    http_ingest(prof, bodies)
 
 
 if __name__ == "__main__":

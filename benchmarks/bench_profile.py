@@ -2,8 +2,8 @@
 from a measurement rather than a guess.
 
 * ``ingest``: the sidecar's ``/ingest`` path without HTTP (``split_records`` → ``handle_ingest``
-  → ``Monitor.observe`` → window close), 20 numeric features, windows of 1000, the fixtures of
-  ``python -m benchmarks ingest``;
+  → ``Monitor.observe`` → window close), 25 features (20 numeric, 5 categorical), windows of
+  1000, the fixtures of ``python -m benchmarks ingest``;
 * ``analyze``: :func:`driftline.analyze.offline.analyze` on generated Parquet (25 numeric
   features, 100k reference rows, 200k analysed rows in windows of 10k), the data of
   ``python -m benchmarks analyze``.
@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--top", type=int, default=12, help="functions listed per ordering")
     args = ap.parse_args(argv if argv is not None else [])
-    _report("ingest path, 20,000 records × 20 features, windows of 1000", ingest_path(), args.top)
+    _report("ingest path, 20,000 records × 25 features (20 numeric, 5 categorical), windows of 1000",
+            ingest_path(), args.top)
     with tempfile.TemporaryDirectory(prefix="driftline-profile-") as d:
         _report("analyze, 200k rows × 25 features, windows of 10k", analyze_path(Path(d)),
                 args.top)

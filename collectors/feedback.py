@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -42,18 +43,34 @@ class PredictionStore:
     def put(self, key: Hashable, ids: np.ndarray, predicted: np.ndarray, now: float) -> int:
         """Remember the predictions of one batch; rows without id or prediction are skipped."""
         items = self._items
+        rids, preds = ids.tolist(), predicted.tolist()
+        kinds = set(map(type, preds))
+        if (len(rids) == len(preds) and None not in rids
+                and (kinds == {str} or (kinds == {float} and not np.isnan(predicted).any()))
+                and len(set(rids)) == len(rids) and items.keys().isdisjoint(rids)):
+            # the usual batch: new, distinct ids and class labels (or a regressor's numbers);
+            # one C-level update instead of a Python step per record
+            items.update(zip(rids, zip(repeat(key), preds, repeat(now)), strict=True))
+            stored = len(rids)
+        else:
+            stored = self._put_each(key, rids, preds, now)
+        overflow = len(items) - self.max_ids
+        for _ in range(max(0, overflow)):
+            items.popitem(last=False)
+            self.evicted += 1
+        return stored
+
+    def _put_each(self, key: Hashable, rids: list[Any], preds: list[Any], now: float) -> int:
+        """Record by record: skips missing ids and predictions, moves a re-sent id last."""
+        items = self._items
         stored = 0
-        for rid, pred in zip(ids.tolist(), predicted.tolist(), strict=True):
+        for rid, pred in zip(rids, preds, strict=True):
             if rid is None or pred is None or (isinstance(pred, float) and pred != pred):
                 continue
             if rid in items:
                 del items[rid]
             items[rid] = (key, pred if isinstance(pred, float) else str(pred), now)
             stored += 1
-        overflow = len(items) - self.max_ids
-        for _ in range(max(0, overflow)):
-            items.popitem(last=False)
-            self.evicted += 1
         return stored
 
     def pop(self, rid: str, now: float) -> tuple[Hashable, str | float] | None:

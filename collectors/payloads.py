@@ -138,6 +138,8 @@ class ModelSchema:
         if name in self.categorical:
             if isinstance(values, np.ndarray) and values.dtype.kind in "fiub":
                 return canonical_labels(values)
+            if isinstance(values, np.ndarray) and values.dtype.kind == "U" and values.ndim == 1:
+                return values.astype(object)  # numpy strings: already the categories
             return categorical_column(list(values) if isinstance(values, np.ndarray) else values)
         if isinstance(values, np.ndarray) and values.dtype.kind in "fiub":
             return values.astype(np.float64, copy=False)

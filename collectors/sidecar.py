@@ -30,7 +30,7 @@ import numpy as np
 from driftline.catalogue import PROXY_ERROR_KINDS
 from driftline.collectors.cloudevents import CloudEvent, Exchange, Pairer
 from driftline.collectors.feedback import Feedback, PendingLabels, PredictionStore
-from driftline.collectors.ingest import IngestGroups, to_batch
+from driftline.collectors.ingest import FEATURES_OF, IngestGroups, to_batch
 from driftline.collectors.label_values import BAD_LABEL, label_value
 from driftline.collectors.payloads import ModelSchema, PayloadError, decode_binary, parse, route
 from driftline.collectors.request_metrics import RequestMetrics
@@ -450,11 +450,15 @@ class Sidecar(SnapshotSource):
             by_endpoint: dict[str | None, list[Mapping[str, Any]]] = {}
             mismatched = 0
             endpoints = groups.endpoints.get(key) or [None] * len(records)
-            for r, ep in zip(records, endpoints, strict=True):
-                if names.isdisjoint(r["features"]):
-                    mismatched += 1
-                else:
-                    by_endpoint.setdefault(ep, []).append(r)
+            distinct = set(endpoints)
+            if len(distinct) == 1 and not any(map(names.isdisjoint, map(FEATURES_OF, records))):
+                by_endpoint[distinct.pop()] = list(records)  # the usual body: checks in C
+            else:
+                for r, ep in zip(records, endpoints, strict=True):
+                    if names.isdisjoint(r["features"]):
+                        mismatched += 1
+                    else:
+                        by_endpoint.setdefault(ep, []).append(r)
             self.drop(entry.name, SCHEMA_MISMATCH, mismatched)
             for ep, recs in by_endpoint.items():
                 n += self._isolated(entry.name, len(recs), self._ingest_batch, entry, ep, recs,

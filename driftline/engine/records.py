@@ -158,7 +158,14 @@ def text_column(values: Sequence[Any]) -> np.ndarray:
 
 
 def categorical_column(values: Sequence[Any]) -> np.ndarray:
-    """An object column of str, None where missing."""
+    """An object column of str, None where missing.
+
+    A column of strings only (the usual case) is taken as it is: one type check per value in
+    C instead of a Python call per value."""
+    if len(values) and set(map(type, values)) == {str}:
+        out = np.empty(len(values), dtype=object)
+        out[:] = values
+        return out
     return np.array([_category(v) for v in values], dtype=object)
 
 
