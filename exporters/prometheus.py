@@ -18,24 +18,29 @@ Register it in a fresh ``CollectorRegistry`` per sidecar, never in the global de
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client.exposition import choose_encoder, start_http_server
+from prometheus_client.exposition import choose_encoder, generate_latest, start_http_server
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
     Metric,
 )
+from prometheus_client.openmetrics.exposition import ALLOWUTF8, UNDERSCORES
+from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
 from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
-from driftline.engine.snapshot import SnapshotSource
+from driftline.engine.snapshot import ModelSnapshot, SidecarStats, SnapshotSource
 from driftline.exporters.cardinality import CardinalityGuard, CardinalityLimits
 from driftline.exporters.points import MetricPoints, build_points
+from driftline.exporters.text import TextEncoder
 
 __all__ = ["DriftlineCollector", "MetricsServer", "new_registry", "render", "start_metrics_server",
            "to_families"]
@@ -80,12 +85,41 @@ class DriftlineCollector(Collector):
     """Every catalogue metric, built from ``source`` at scrape time.
 
     ``limits`` caps label values (see :class:`CardinalityLimits`); the guard that enforces them
-    is the collector's only state between scrapes.
+    is the collector's state between scrapes, with :meth:`exposition`'s caches.
     """
 
     def __init__(self, source: SnapshotSource, *, limits: CardinalityLimits | None = None) -> None:
         self.source = source
         self.guard = CardinalityGuard(limits)
+        self._encoder = TextEncoder()
+        self._lock = threading.Lock()  # the exporter's own: monitors never wait on it
+        self._last: tuple[list[ModelSnapshot], SidecarStats] | None = None
+        self._bodies: dict[bool, bytes] = {}
+        self._points: list[MetricPoints] = []
+
+    def exposition(self, openmetrics: bool) -> bytes:
+        """The scrape body, text 0.0.4 or OpenMetrics 1.0.
+
+        When every snapshot is the very object of the previous scrape (a monitor hands out
+        the same snapshot until something changes) and the sidecar stats are equal, the
+        previous body is returned as it is: nothing is rebuilt, hashed or formatted. The
+        points are a pure function of those inputs and the guard's state, which the same
+        inputs leave unchanged, so the body would be byte for byte the same."""
+        snaps = list(self.source.snapshots())
+        stats = self.source.sidecar_stats()
+        with self._lock:
+            last = self._last
+            same = (last is not None and len(last[0]) == len(snaps)
+                    and all(a is b for a, b in zip(last[0], snaps, strict=True))
+                    and last[1] == stats)
+            if not same:
+                self._bodies = {}
+                self._last = (snaps, stats)
+                self._points = build_points(snaps, stats, self.guard)
+            body = self._bodies.get(openmetrics)
+            if body is None:
+                body = self._bodies[openmetrics] = self._encoder.encode(self._points, openmetrics)
+            return body
 
     def describe(self) -> list[Metric]:
         """Empty, so that registering does not trigger a scrape."""
@@ -102,12 +136,30 @@ def new_registry(source: SnapshotSource, *, limits: CardinalityLimits | None = N
     registry = CollectorRegistry(auto_describe=False)
     collector = DriftlineCollector(source, limits=limits)
     registry.register(collector)
+    _COLLECTORS[registry] = collector
     return registry, collector
 
 
+#: The Driftline collector of each registry made by :func:`new_registry` (its only collector).
+_COLLECTORS: weakref.WeakKeyDictionary[Collector, DriftlineCollector] = weakref.WeakKeyDictionary()
+
+
 def render(registry_or_collector: Collector, accept_header: str | None = None) -> tuple[bytes, str]:
-    """Encode for a scrape: OpenMetrics when the ``Accept`` header asks for it, else text 0.0.4."""
+    """Encode for a scrape: OpenMetrics when the ``Accept`` header asks for it, else text 0.0.4.
+
+    A registry from :func:`new_registry` (or its collector) goes through
+    :meth:`DriftlineCollector.exposition` for text 0.0.4 and OpenMetrics 1.0 with the
+    default escaping (what Prometheus asks for); other negotiations through prometheus-client."""
     encoder, content_type = choose_encoder(accept_header or "")
+    collector = (registry_or_collector if isinstance(registry_or_collector, DriftlineCollector)
+                 else _COLLECTORS.get(registry_or_collector))
+    if collector is not None:
+        if encoder is generate_latest:
+            return collector.exposition(False), content_type
+        if (isinstance(encoder, partial) and encoder.func is openmetrics_latest
+                and encoder.keywords.get("version") == "1.0.0"
+                and encoder.keywords.get("escaping") in (UNDERSCORES, ALLOWUTF8)):
+            return collector.exposition(True), content_type
     return encoder(registry_or_collector), content_type
 
 

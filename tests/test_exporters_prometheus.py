@@ -371,3 +371,58 @@ def test_start_metrics_server_serves_both_formats_on_loopback() -> None:
         assert served == expected
     finally:
         srv.stop()
+
+
+def _reference_body(source: StaticSource, accept: str) -> bytes:
+    """prometheus-client's own encoder over the same points (the independent reference)."""
+    from prometheus_client.exposition import choose_encoder
+
+    from driftline.exporters.points import build_points
+    from driftline.exporters.prometheus import to_families
+
+    class Families:
+        def collect(self) -> list[object]:
+            return to_families(build_points(source.snapshots(), source.sidecar_stats(),
+                                            CardinalityGuard()))
+
+    encoder, _ = choose_encoder(accept)
+    return encoder(Families())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("accept", [
+    "text/plain",
+    "application/openmetrics-text; version=1.0.0",
+    "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8",
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
+    "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",  # what Prometheus sends
+])
+def test_fast_exposition_is_byte_for_byte_prometheus_client(accept: str) -> None:
+    src = rich_fleet()
+    # label values that need escaping: a backslash, a quote and a newline in a category
+    first = src.models[0]
+    feat = next(iter(first.categories))
+    weird = {**first.categories[feat], 'a"b\\c\nd': 3}
+    src.models[0] = dataclasses.replace(first, categories={**first.categories, feat: weird})
+    registry, _ = new_registry(src)
+    body, _ = render(registry, accept)
+    assert body == _reference_body(src, accept)
+    assert render(registry, accept)[0] is body  # nothing changed: the same body, not rebuilt
+
+
+def test_idle_scrape_reuses_the_body_and_new_data_rebuilds_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import driftline.exporters.prometheus as prom
+
+    src = rich_fleet()
+    registry, _ = new_registry(src)
+    builds = []
+    real = prom.build_points
+    monkeypatch.setattr(prom, "build_points", lambda *a: builds.append(1) or real(*a))
+    first, _ = render(registry, "text/plain")
+    again, _ = render(registry, "text/plain")
+    assert again is first and len(builds) == 1
+    src.models[1] = dataclasses.replace(src.models[1], windows_total=src.models[1].windows_total + 1)
+    changed, _ = render(registry, "text/plain")
+    assert len(builds) == 2 and changed != first and changed == _reference_body(src, "text/plain")
+    src.stats = dataclasses.replace(src.stats, queue_depth=src.stats.queue_depth + 7)
+    assert render(registry, "text/plain")[0] != changed and len(builds) == 3
