@@ -312,9 +312,16 @@ class Monitor:
             self._labels["false"] += int(n)
 
     def tick(self, now: float | None = None) -> list[WindowReport]:
-        """Close the open window if it is older than ``window.max_age``."""
+        """Close the open window if it is older than ``window.max_age``, and count the records
+        still pending in the cumulative counters.
+
+        The sidecar's worker ticks every second, so a scrape (every 15 s or so) finds at most
+        a second's records pending instead of up to :data:`PENDING_RECORDS`: counting them is
+        ingest work, done here on the worker rather than inside a scrape's snapshot."""
         with self._lock:
-            return self._close_if_old(self._now(now))
+            reports = self._close_if_old(self._now(now))
+            self._count_pending()
+            return reports
 
     def flush(self) -> WindowReport | None:
         """Close the open window whatever its size (shutdown, end of file, time boundary)."""
