@@ -28,62 +28,84 @@ from driftline.collectors.payloads import PayloadError, loads
 
 
 class PredictionStore:
-    """id → (monitor key, prediction: a canonical label, or a regressor's float). Single-threaded
-    (the worker owns it)."""
+    """id → (monitor key, prediction: a canonical label, or a regressor's float, and the
+    record's class probabilities when it had them). Single-threaded (the worker owns it).
+
+    The probabilities are what make a realised ROC AUC possible once the label arrives. They
+    are kept as the raw bytes of a float64 row (``33 + 8·k`` bytes for ``k`` classes, 49 for a
+    binary model) rather than a tuple of Python floats (about 100 bytes for two), so a full
+    store of ``max_ids`` stays close to its size without them.
+    """
 
     def __init__(self, ttl: float = 3600.0, max_ids: int = 200_000) -> None:
         self.ttl = ttl
         self.max_ids = max_ids
-        self._items: OrderedDict[str, tuple[Hashable, str | float, float]] = OrderedDict()
+        self._items: OrderedDict[str, tuple[Hashable, str | float, float, bytes | None]] = \
+            OrderedDict()
         self.evicted = 0
 
     def __len__(self) -> int:
         return len(self._items)
 
-    def put(self, key: Hashable, ids: np.ndarray, predicted: np.ndarray, now: float) -> int:
-        """Remember the predictions of one batch; rows without id or prediction are skipped."""
+    def put(self, key: Hashable, ids: np.ndarray, predicted: np.ndarray, now: float,
+            probabilities: np.ndarray | None = None) -> int:
+        """Remember the predictions (and the ``(n, k)`` probabilities, a row of NaN where a
+        record had none) of one batch; rows without id or prediction are skipped."""
         items = self._items
         rids, preds = ids.tolist(), predicted.tolist()
+        scores: list[bytes | None] = [None] * len(rids)
+        if probabilities is not None:
+            rows = np.ascontiguousarray(probabilities, dtype=np.float64)
+            for i in np.flatnonzero(np.isfinite(rows).all(axis=1)).tolist():
+                scores[i] = rows[i].tobytes()
         kinds = set(map(type, preds))
         if (len(rids) == len(preds) and None not in rids
                 and (kinds == {str} or (kinds == {float} and not np.isnan(predicted).any()))
                 and len(set(rids)) == len(rids) and items.keys().isdisjoint(rids)):
             # the usual batch: new, distinct ids and class labels (or a regressor's numbers);
             # one C-level update instead of a Python step per record
-            items.update(zip(rids, zip(repeat(key), preds, repeat(now)), strict=True))
+            items.update(zip(rids, zip(repeat(key), preds, repeat(now), scores), strict=True))
             stored = len(rids)
         else:
-            stored = self._put_each(key, rids, preds, now)
+            stored = self._put_each(key, rids, preds, now, scores)
         overflow = len(items) - self.max_ids
         for _ in range(max(0, overflow)):
             items.popitem(last=False)
             self.evicted += 1
         return stored
 
-    def _put_each(self, key: Hashable, rids: list[Any], preds: list[Any], now: float) -> int:
+    def _put_each(self, key: Hashable, rids: list[Any], preds: list[Any], now: float,
+                  scores: list[bytes | None]) -> int:
         """Record by record: skips missing ids and predictions, moves a re-sent id last."""
         items = self._items
         stored = 0
-        for rid, pred in zip(rids, preds, strict=True):
+        for rid, pred, score in zip(rids, preds, scores, strict=True):
             if rid is None or pred is None or (isinstance(pred, float) and pred != pred):
                 continue
             if rid in items:
                 del items[rid]
-            items[rid] = (key, pred if isinstance(pred, float) else str(pred), now)
+            items[rid] = (key, pred if isinstance(pred, float) else str(pred), now, score)
             stored += 1
         return stored
 
     def pop(self, rid: str, now: float) -> tuple[Hashable, str | float] | None:
+        hit = self.pop_scored(rid, now)
+        return None if hit is None else (hit[0], hit[1])
+
+    def pop_scored(self, rid: str, now: float
+                   ) -> tuple[Hashable, str | float, np.ndarray | None] | None:
+        """Like :meth:`pop`, with the stored probabilities (None when the record had none)."""
         item = self._items.pop(rid, None)
         if item is None or now - item[2] > self.ttl:
             return None
-        return item[0], item[1]
+        scores = None if item[3] is None else np.frombuffer(item[3], dtype=np.float64)
+        return item[0], item[1], scores
 
     def expire(self, now: float) -> int:
         n = 0
         items = self._items
         while items:
-            _, (_, _, t) = next(iter(items.items()))
+            t = next(iter(items.values()))[2]
             if now - t <= self.ttl:
                 break
             items.popitem(last=False)

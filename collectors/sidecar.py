@@ -67,7 +67,8 @@ class MonitorLike(Protocol):
     """The engine's ``driftline.engine.monitor.Monitor`` as the collectors use it."""
 
     def observe(self, batch: RecordBatch, *, source: str = ..., now: float | None = ...) -> Any: ...
-    def observe_labels(self, predicted: np.ndarray, labels: np.ndarray) -> Any: ...
+    def observe_labels(self, predicted: np.ndarray, labels: np.ndarray,
+                       scores: np.ndarray | None = None) -> Any: ...
     def count_unmatched_labels(self, n: int) -> Any: ...
     def tick(self, now: float) -> Any: ...
     def flush(self) -> Any: ...
@@ -327,7 +328,7 @@ class Sidecar(SnapshotSource):
         mon.observe(batch, source=source, now=now)
         if batch.ids is not None and batch.prediction is not None:
             self.store.put((entry.name, entry.version, endpoint or DEFAULT_ENDPOINT),
-                           batch.ids, batch.prediction, now)
+                           batch.ids, batch.prediction, now, batch.probabilities)
             if len(self.pending_labels):  # labels that arrived first join now
                 waiting = self.pending_labels.take(batch.ids.tolist())
                 if waiting:
@@ -479,22 +480,23 @@ class Sidecar(SnapshotSource):
         """Join labels to stored predictions; returns how many matched. A label whose
         prediction is not stored (yet) waits for it in ``pending_labels`` when ``hold``."""
         t = self.clock() if now is None else now
-        matched: dict[Any, tuple[list[str | float], list[Any]]] = {}
+        matched: dict[Any, tuple[list[str | float], list[Any], list[np.ndarray | None]]] = {}
         given_up: list[Feedback] = []
         for fb in items:
-            hit = self.store.pop(fb.id, t)
+            hit = self.store.pop_scored(fb.id, t)
             if hit is None:
                 if hold:
                     given_up += self.pending_labels.hold(fb, t)
                 else:
                     given_up.append(fb)
                 continue
-            key, pred = hit
-            preds_, labels_ = matched.setdefault(key, ([], []))
+            key, pred, scores = hit
+            preds_, labels_, scores_ = matched.setdefault(key, ([], [], []))
             preds_.append(pred)
             labels_.append(fb.label)
+            scores_.append(scores)
         n = 0
-        for (name, version, ep), (preds, labels) in matched.items():
+        for (name, version, ep), (preds, labels, scores) in matched.items():
             entry = self.resolve(name, version)
             mon = entry.monitors.get(ep) if entry is not None else None
             if mon is None:
@@ -503,7 +505,8 @@ class Sidecar(SnapshotSource):
             if out is not None and out.task == "regression":
                 n += self._isolated(name, len(preds), self._values, name, mon, preds, labels)
             else:
-                n += self._isolated(name, len(preds), self._labels, mon, preds, labels)
+                n += self._isolated(name, len(preds), self._labels, mon, preds, labels,
+                                    _score_matrix(scores))
         self._unmatched(given_up)
         return n
 
@@ -520,9 +523,10 @@ class Sidecar(SnapshotSource):
                 mon.count_unmatched_labels(count)
 
     @staticmethod
-    def _labels(mon: MonitorLike, preds: list[str | float], labels: list[Any]) -> int:
+    def _labels(mon: MonitorLike, preds: list[str | float], labels: list[Any],
+                scores: np.ndarray | None) -> int:
         mon.observe_labels(np.array(preds, dtype=object),
-                           canonical_labels(np.array(labels, dtype=object)))
+                           canonical_labels(np.array(labels, dtype=object)), scores)
         return len(preds)
 
     def _values(self, model: str, mon: MonitorLike, preds: list[str | float],
@@ -614,3 +618,16 @@ def _decoded(body: bytes, encoding: str | None, limit: int) -> bytes:
             raise PayloadError("too_large", f"gzip body inflates past {limit} bytes")
         return out
     raise PayloadError(UNSUPPORTED, f"content-encoding {encoding!r} is not supported")
+
+
+def _score_matrix(rows: Sequence[np.ndarray | None]) -> np.ndarray | None:
+    """The stored probabilities of joined records as one ``(n, k)`` matrix, a row of NaN for a
+    record stored without them; None when none had any."""
+    k = next((len(r) for r in rows if r is not None), 0)
+    if not k:
+        return None
+    out = np.full((len(rows), k), np.nan)
+    for i, r in enumerate(rows):
+        if r is not None and len(r) == k:
+            out[i] = r
+    return out

@@ -11,7 +11,7 @@ import numpy as np
 import orjson
 import pytest
 from sklearn import metrics as skm
-from test_serve_support import make_profile
+from test_serve_support import categorical_feature, make_profile
 
 from driftline import catalogue as cat
 from driftline.collectors.feedback import Feedback
@@ -101,3 +101,66 @@ def test_classifier_performance_gauges_carry_the_metric_label() -> None:
     est = points[cat.ESTIMATED_PERFORMANCE.name].values
     assert {k[-1] for k in est} == set(s.estimated_performance)
     assert est[("m", "1", "default", "accuracy")] == pytest.approx(s.estimated_accuracy)
+
+
+def test_realised_roc_auc_through_feedback_http_equals_sklearn() -> None:
+    # binary: the probabilities stored with each id come back when its label is posted to
+    # /feedback; records sent without probabilities join but do not enter the ROC AUC
+    from test_serve_http import Stack, request
+
+    stack = Stack()
+    try:
+        rng = np.random.default_rng(4)
+        p = rng.uniform(size=90)
+        recs = [{"model_name": "car-loan", "id": f"a{i}", "features": {"f0": float(p[i])},
+                 "prediction": int(p[i] > 0.5), **({"probabilities": float(p[i])} if i < 80
+                                                   else {})} for i in range(90)]
+        assert request(stack.port, "POST", "/ingest", orjson.dumps(recs))[0] == 202
+        y = (rng.uniform(size=90) < p).astype(int)
+        fb = [{"id": f"a{i}", "label": int(y[i])} for i in range(90)]
+        assert request(stack.port, "POST", "/feedback", orjson.dumps(fb))[0] == 202
+    finally:
+        stack.close()  # the worker drains the queue before it stops
+    (s,) = stack.sidecar.snapshots()
+    assert s.labels["true"] == 90
+    assert s.performance["roc_auc"] == pytest.approx(skm.roc_auc_score(y[:80], p[:80]))
+    assert s.performance["accuracy"] == pytest.approx(float(np.mean(y == (p > 0.5))))
+
+
+def _multiclass_profile():  # type: ignore[no-untyped-def]
+    import dataclasses
+
+    base = make_profile("mc", "1")
+    classes = ("a", "b", "c")
+    out = dataclasses.replace(
+        base.output, classes=classes, positive_class=None,
+        proba_columns={c: f"p_{c}" for c in classes},
+        prediction=categorical_feature("prediction", list(classes), [0.4, 0.3, 0.3]))
+    return dataclasses.replace(base, output=out, columns=dataclasses.replace(
+        base.columns, proba={c: f"p_{c}" for c in classes}))
+
+
+def test_realised_macro_roc_auc_through_the_sdk_equals_sklearn(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import driftline.sdk
+
+    path = tmp_path / "mc.json"
+    _multiclass_profile().save(path)
+    rng = np.random.default_rng(5)
+    n = 70
+    proba = rng.dirichlet([1.0, 1.0, 1.0], n)
+    y = np.array([rng.choice(3, p=row) for row in proba])
+    names = np.array(["a", "b", "c"])
+    with driftline.sdk.Monitor(baseline=path, window_records=40) as mon:
+        for i in range(n):
+            mon.log(features={"f0": float(i)}, prediction=str(names[proba[i].argmax()]),
+                    probabilities=proba[i].tolist(), id=f"m{i}")
+        for i in range(n):
+            mon.feedback(f"m{i}", str(names[y[i]]))
+        assert mon.flush()
+        s = mon.snapshot()
+    last = slice(n - 40, n)  # the realised metrics cover the last window.records joined labels
+    assert s.labels["true"] == n
+    assert s.performance["roc_auc"] == pytest.approx(
+        skm.roc_auc_score(y[last], proba[last], multi_class="ovr", average="macro"))
+    assert s.performance["f1"] == pytest.approx(
+        skm.f1_score(y[last], proba[last].argmax(axis=1), average="macro"))

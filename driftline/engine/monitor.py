@@ -208,6 +208,11 @@ class Monitor:
         ring_type = np.float64 if self._regression else np.int64
         self._ring_pred = np.zeros(cap, dtype=ring_type)
         self._ring_label = np.zeros(cap, dtype=ring_type)
+        # a classifier's probabilities of the joined records (NaN rows where the stored record
+        # had none), for the realised ROC AUC: cap × classes floats
+        self._ring_scores = (np.full((cap, len(self._ref.classes)), np.nan)
+                             if has_proba and not self._regression and self._ref.classes
+                             else None)
         self._correct_pos = 0
         self._correct_filled = 0
         self._accuracy: float | None = None
@@ -251,12 +256,15 @@ class Monitor:
                     reports.append(self._close(now))
             return reports
 
-    def observe_labels(self, predicted: np.ndarray, labels: np.ndarray) -> None:
+    def observe_labels(self, predicted: np.ndarray, labels: np.ndarray,
+                       scores: np.ndarray | None = None) -> None:
         """Joined predictions and labels: realised metrics over the last ``window.records``
         labels, and ADWIN on a classifier's error stream (signal ``error``).
 
         A classifier's values are canonical labels (None for missing); a regressor's are
         numbers (NaN for missing). Pairs with a missing side count as received, not measured.
+        ``scores`` are a classifier's stored ``(n, classes)`` probabilities of the same records
+        (NaN rows where there were none): with them the realised metrics include ROC AUC.
         """
         if self._regression:
             pred = np.asarray(predicted, dtype=np.float64)
@@ -271,6 +279,11 @@ class Monitor:
             right = pred[ok] == lab[ok]
             p_ring = category_codes(pred[ok], self._ref.class_ref)
             l_ring = category_codes(lab[ok], self._ref.class_ref)
+        s_ring = None
+        if self._ring_scores is not None:
+            s_ring = np.full((len(p_ring), self._ring_scores.shape[1]), np.nan)
+            if scores is not None and np.shape(scores) == (len(pred), s_ring.shape[1]):
+                s_ring = np.asarray(scores, dtype=np.float64)[ok]
         with self._lock:
             self._snapshot = None
             self._labels["true"] += len(pred)
@@ -280,6 +293,8 @@ class Monitor:
                 self._correct[:] = right[-cap:]
                 self._ring_pred[:] = p_ring[-cap:]
                 self._ring_label[:] = l_ring[-cap:]
+                if self._ring_scores is not None and s_ring is not None:
+                    self._ring_scores[:] = s_ring[-cap:]
                 self._correct_pos = 0
                 self._correct_filled = cap
             elif m:
@@ -287,6 +302,8 @@ class Monitor:
                 self._correct[idx] = right
                 self._ring_pred[idx] = p_ring
                 self._ring_label[idx] = l_ring
+                if self._ring_scores is not None and s_ring is not None:
+                    self._ring_scores[idx] = s_ring
                 self._correct_pos = int((self._correct_pos + m) % cap)
                 self._correct_filled = min(cap, self._correct_filled + m)
             if self._correct_filled and not self._regression:
@@ -295,15 +312,16 @@ class Monitor:
                 self._change["error"].update((~right).astype(np.float64), self._now(None))
 
     def _label_realised(self) -> dict[str, float]:
-        """Realised metrics of the joined labels in the ring (no ROC AUC: the store keeps the
-        predicted label, not the probabilities)."""
+        """Realised metrics of the joined labels in the ring; ROC AUC from the probabilities
+        stored with the predictions (over the joined rows that had them)."""
         n = self._correct_filled
         if not n:
             return {}
         p, y = self._ring_pred[:n], self._ring_label[:n]
         if self._regression:
             return realised_regression(p, y)
-        return realised_metrics(p, y, len(self._ref.classes), None, self._ref.binary_positive)
+        scores = None if self._ring_scores is None else self._ring_scores[:n]
+        return realised_metrics(p, y, len(self._ref.classes), scores, self._ref.binary_positive)
 
     def count_unmatched_labels(self, n: int) -> None:
         """Labels for which no stored prediction was found (``matched="false"``)."""
