@@ -3,6 +3,12 @@
 Fleets: 1, 10 and 50 models × 25 features (every 5th categorical with 8 categories), 3 classes, two
 proxy status classes. Prints the series count, ms per text scrape, per OpenMetrics scrape, per
 OTLP build (data model) and per OTLP build + protobuf encode, best of several runs.
+
+It also times the SDK's own path for comparison: a ``MeterProvider`` whose observable counters
+and gauges report the same pre-aggregated points from callbacks, collected by a metric reader
+and encoded. The SDK has no observable histogram, so that path cannot carry Driftline's
+pre-aggregated histograms at all; its figure covers the counters and gauges only (a lower
+bound of its cost). ``python -m benchmarks export``.
 """
 
 from __future__ import annotations
@@ -44,18 +50,75 @@ def run(models: int, features: int) -> None:
     def otlp_encode() -> object:
         return encode_metrics(otlp_build()).SerializeToString()  # type: ignore[arg-type]
 
+    sdk_collect, sdk_series = _sdk_path(src, guard)
+
+    def sdk_encode() -> object:
+        return encode_metrics(sdk_collect()).SerializeToString()  # type: ignore[arg-type]
+
     points_ms = _best_ms(lambda: build_points(src.snapshots(), src.sidecar_stats(), guard))
     text_ms = _best_ms(lambda: render(registry, "text/plain"))
     om_ms = _best_ms(lambda: render(registry, "application/openmetrics-text"))
     otlp_ms = _best_ms(otlp_build)
     enc_ms = _best_ms(otlp_encode)
+    sdk_ms = _best_ms(sdk_encode)
+    otlp_again = _best_ms(otlp_encode)  # interleaved: the machine is shared
     payload = len(encode_metrics(otlp_build()).SerializeToString())  # type: ignore[arg-type]
     print(f"{models} models x {features} features: {series} series, {len(body) / 1024:.0f} KiB text")
     print(f"  build points (shared)          {points_ms:7.2f} ms")
     print(f"  Prometheus text scrape         {text_ms:7.2f} ms  ({series / text_ms * 1000:,.0f} series/s)")
     print(f"  OpenMetrics scrape             {om_ms:7.2f} ms")
     print(f"  OTLP MetricsData build         {otlp_ms:7.2f} ms")
-    print(f"  OTLP build + protobuf encode   {enc_ms:7.2f} ms  ({payload / 1024:.0f} KiB payload)")
+    print(f"  OTLP build + protobuf encode   {min(enc_ms, otlp_again):7.2f} ms  "
+          f"({payload / 1024:.0f} KiB payload)")
+    print(f"  SDK MeterProvider collect + encode, no histograms "
+          f"{sdk_ms:7.2f} ms  ({sdk_series} points)")
+
+
+def _sdk_path(src: object, guard: CardinalityGuard) -> tuple[Callable[[], object], int]:
+    """The SDK route: observable instruments fed from the same points by callbacks."""
+    from opentelemetry.metrics import CallbackOptions, Observation
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from driftline import catalogue as cat
+    from driftline.exporters.otlp import attribute_name, otel_unit
+
+    reader = InMemoryMetricReader()
+    meter = MeterProvider(metric_readers=[reader]).get_meter("driftline")
+    cache: dict[str, object] = {}
+
+    def points_now() -> dict[str, object]:
+        if not cache:  # one build per collection, shared by every callback
+            built = build_points(src.snapshots(), src.sidecar_stats(), guard)  # type: ignore[attr-defined]
+            cache.update({p.spec.name: p for p in built})
+        return cache
+
+    def callback(spec: cat.MetricSpec) -> Callable[[CallbackOptions], list[Observation]]:
+        keys = [attribute_name(lab) for lab in spec.labels]
+
+        def observe(options: CallbackOptions) -> list[Observation]:
+            p = points_now().get(spec.name)
+            if p is None:
+                return []
+            return [Observation(v, dict(zip(keys, values, strict=True)))
+                    for values, v in p.values.items()]  # type: ignore[attr-defined]
+        return observe
+
+    n = 0
+    for spec in cat.ALL:
+        if spec.type == "histogram":
+            continue  # no observable histogram in the OpenTelemetry API
+        make = meter.create_observable_counter if spec.type == "counter" else \
+            meter.create_observable_gauge
+        make(spec.otel_name, callbacks=[callback(spec)], unit=otel_unit(spec),
+             description=spec.help)
+    for p in build_points(src.snapshots(), src.sidecar_stats(), guard):  # type: ignore[attr-defined]
+        n += len(p.values)
+
+    def collect() -> object:
+        cache.clear()
+        return reader.get_metrics_data()
+    return collect, n
 
 
 def main() -> None:

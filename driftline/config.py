@@ -197,7 +197,8 @@ class OtlpConfig:
     ``OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`` is set. ``protocol`` and ``interval`` None mean: not
     configured, so the standard ``OTEL_EXPORTER_OTLP_[METRICS_]PROTOCOL`` and
     ``OTEL_METRIC_EXPORT_INTERVAL`` apply, then ``http/protobuf`` and 60 s (explicit
-    configuration > ``OTEL_*`` environment > defaults)."""
+    configuration > ``OTEL_*`` environment > defaults). With ``enabled`` None,
+    ``OTEL_METRICS_EXPORTER=none`` (or ``prometheus``) turns export off and ``console`` on."""
 
     enabled: bool | None = None
     protocol: str | None = None
@@ -207,6 +208,11 @@ class OtlpConfig:
         env = os.environ if environ is None else environ
         if self.enabled is not None:
             return self.enabled
+        from driftline.exporters.otel_env import metrics_exporter_from_env
+
+        kind = metrics_exporter_from_env(env)  # OTEL_METRICS_EXPORTER=none turns it off
+        if kind != "otlp":
+            return kind == "console"
         return bool(env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or
                     env.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"))
 

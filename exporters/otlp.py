@@ -11,7 +11,15 @@ Configuration, explicit arguments first, then the standard environment variables
   (``http/protobuf`` default, ``grpc`` with ``pip install 'driftline[grpc]'``). The SDK honours
   these only under auto-instrumentation, so Driftline reads them itself.
 - endpoint, headers, timeout, compression, TLS: ``OTEL_EXPORTER_OTLP_[METRICS_]*``, read by the
-  SDK exporter.
+  SDK exporter (``..._TIMEOUT`` in seconds, as the Python SDK reads it; ``..._COMPRESSION``
+  ``gzip`` or ``none``).
+- which exporter: ``OTEL_METRICS_EXPORTER`` ``otlp`` (default), ``console`` (the SDK's
+  ``ConsoleMetricExporter``, one JSON document per export on stdout), ``none`` or ``prometheus``
+  (no push: ``/metrics`` is always served). See :func:`metrics_exporter_from_env`.
+- temporality: ``OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`` ``cumulative`` (default),
+  ``delta`` or ``lowmemory``. Driftline's counters and histograms count events as they happen
+  (they are the SDK's Counter and Histogram, pre-aggregated), so ``delta`` and ``lowmemory``
+  both send their increase since the last successful export; gauges are gauges either way.
 - resource: ``Resource.create()`` (``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_SERVICE_NAME``); when
   neither names the service, ``service.name`` is ``driftline-sidecar``.
 
@@ -20,8 +28,8 @@ Prometheus exporter's series: dotted ``otel_name`` from the catalogue; Prometheu
 attributes with ``model_`` turned into ``model.`` (:func:`attribute_name`); unit ``s`` stays
 ``s``; dimensionless metrics are sent with an empty unit except gauges already named
 ``*_ratio`` (the translation appends ``_ratio`` to gauges with unit ``1``). Sums are monotonic
-and cumulative. Export failures are counted (:attr:`OtlpMetricsExporter.export_errors`) and
-logged, never raised.
+and cumulative unless delta is asked for. Export failures are counted
+(:attr:`OtlpMetricsExporter.export_errors`) and logged, never raised.
 """
 
 from __future__ import annotations
@@ -54,15 +62,18 @@ from driftline.catalogue import MetricSpec
 from driftline.engine.snapshot import SnapshotSource
 from driftline.errors import ConfigError
 from driftline.exporters.cardinality import CardinalityGuard, CardinalityLimits
-from driftline.exporters.points import MetricPoints, build_points
+from driftline.exporters.otel_env import metrics_exporter_from_env, temporality_from_env
+from driftline.exporters.points import HistogramPoint, MetricPoints, build_points
 
 __all__ = [
     "DEFAULT_SERVICE_NAME",
     "OtlpMetricsExporter",
     "attribute_name",
+    "metrics_exporter_from_env",
     "otel_unit",
     "otlp_exporter_from_env",
     "resource_from_env",
+    "temporality_from_env",
     "to_metrics_data",
 ]
 
@@ -136,44 +147,90 @@ def _env_ms(var: str, default: float) -> float:
     return value
 
 
-def _metric(points: MetricPoints, start_ns: int, now_ns: int) -> Metric:
+class DeltaState:
+    """What the last successful export sent, so that delta temporality sends the increase.
+
+    :meth:`commit` is called only after a successful export: after a failure the next delta
+    still starts at the last export the collector received, so nothing is lost. A value below
+    the previous one (the sidecar restarted counting, a series folded) starts over from 0."""
+
+    def __init__(self, start_ns: int) -> None:
+        self.start_ns = start_ns
+        self.values: dict[tuple[str, tuple[str, ...]], float] = {}
+        self.hists: dict[tuple[str, tuple[str, ...]], HistogramPoint] = {}
+        self._pending: tuple[int, dict[Any, float], dict[Any, HistogramPoint]] | None = None
+
+    def value(self, key: tuple[str, tuple[str, ...]], v: float) -> float:
+        prev = self.values.get(key, 0.0)
+        return v - prev if v >= prev else v
+
+    def hist(self, key: tuple[str, tuple[str, ...]], h: HistogramPoint) -> HistogramPoint:
+        prev = self.hists.get(key)
+        if prev is None or prev.bounds != h.bounds or h.count < prev.count or any(
+                c < p for c, p in zip(h.counts, prev.counts, strict=True)):
+            return h
+        return HistogramPoint(h.bounds, [c - p for c, p in zip(h.counts, prev.counts, strict=True)],
+                              h.sum - prev.sum, h.count - prev.count)
+
+    def stage(self, points: list[MetricPoints], now_ns: int) -> None:
+        values = {(p.spec.name, k): v for p in points if p.spec.type == "counter"
+                  for k, v in p.values.items()}
+        hists = {(p.spec.name, k): h for p in points for k, h in p.histograms.items()}
+        self._pending = (now_ns, values, hists)
+
+    def commit(self) -> None:
+        if self._pending is not None:
+            self.start_ns, self.values, self.hists = self._pending
+            self._pending = None
+
+
+def _metric(points: MetricPoints, start_ns: int, now_ns: int,
+            delta: DeltaState | None = None) -> Metric:
     spec = points.spec
     keys = [attribute_name(lab) for lab in spec.labels]
-    cumulative = AggregationTemporality.CUMULATIVE
+    temporality = (AggregationTemporality.DELTA if delta is not None
+                   else AggregationTemporality.CUMULATIVE)
+    start = delta.start_ns if delta is not None else start_ns
     data: Any
     if spec.type == "histogram":
-        hpoints = [
-            HistogramDataPoint(
-                attributes=dict(zip(keys, values, strict=True)), start_time_unix_nano=start_ns,
+        hpoints = []
+        for values, h in points.histograms.items():
+            if delta is not None:
+                h = delta.hist((spec.name, values), h)
+            hpoints.append(HistogramDataPoint(
+                attributes=dict(zip(keys, values, strict=True)), start_time_unix_nano=start,
                 time_unix_nano=now_ns, count=h.count, sum=h.sum, bucket_counts=list(h.counts),
                 explicit_bounds=list(h.bounds),
                 # min/max are unknown for pre-aggregated buckets; None leaves them unset on the wire.
                 min=cast(float, None), max=cast(float, None),
-            )
-            for values, h in points.histograms.items()
-        ]
-        data = Histogram(data_points=hpoints, aggregation_temporality=cumulative)
+            ))
+        data = Histogram(data_points=hpoints, aggregation_temporality=temporality)
     else:
         integral = spec.type == "counter"  # counts travel as int64 when they are whole numbers
-        npoints = [
-            NumberDataPoint(attributes=dict(zip(keys, values, strict=True)),
-                            start_time_unix_nano=start_ns, time_unix_nano=now_ns,
-                            value=int(v) if integral and v.is_integer() else v)
-            for values, v in points.values.items()
-        ]
+        npoints = []
+        for values, v in points.values.items():
+            if integral and delta is not None:
+                v = delta.value((spec.name, values), v)
+            npoints.append(NumberDataPoint(
+                attributes=dict(zip(keys, values, strict=True)),
+                start_time_unix_nano=start if integral else start_ns, time_unix_nano=now_ns,
+                value=int(v) if integral and v.is_integer() else v))
         if spec.type == "counter":
-            data = Sum(data_points=npoints, aggregation_temporality=cumulative, is_monotonic=True)
+            data = Sum(data_points=npoints, aggregation_temporality=temporality, is_monotonic=True)
         else:
             data = Gauge(data_points=npoints)
     return Metric(name=spec.otel_name, description=spec.help, unit=otel_unit(spec), data=data)
 
 
 def to_metrics_data(points: list[MetricPoints], resource: Resource, *, start_ns: int,
-                    now_ns: int | None = None) -> MetricsData:
-    """OTLP data model for already built points (one resource, one ``driftline`` scope)."""
+                    now_ns: int | None = None, delta: DeltaState | None = None) -> MetricsData:
+    """OTLP data model for already built points (one resource, one ``driftline`` scope);
+    with ``delta``, counters and histograms as their increase since its last commit."""
     now = time.time_ns() if now_ns is None else now_ns
     scope = InstrumentationScope("driftline", __version__)
-    metrics = [_metric(p, start_ns, now) for p in points]
+    metrics = [_metric(p, start_ns, now, delta) for p in points]
+    if delta is not None:
+        delta.stage(points, now)
     return MetricsData(resource_metrics=[
         ResourceMetrics(resource=resource, scope_metrics=[ScopeMetrics(scope, metrics, "")], schema_url=""),
     ])
@@ -192,9 +249,22 @@ class OtlpMetricsExporter:
                  protocol: str | None = None, resource: Resource | None = None,
                  interval_ms: float | None = None, timeout_ms: float | None = None,
                  limits: CardinalityLimits | None = None,
-                 service_name: str = DEFAULT_SERVICE_NAME) -> None:
+                 service_name: str = DEFAULT_SERVICE_NAME,
+                 temporality: str | None = None) -> None:
         self.source = source
-        self.exporter = exporter if exporter is not None else otlp_exporter_from_env(protocol)
+        if exporter is None:
+            kind = metrics_exporter_from_env()
+            if kind == "console":
+                import sys
+
+                from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
+
+                # its default stream is the stdout of import time; this one is today's
+                exporter = ConsoleMetricExporter(out=sys.stdout)
+            else:  # "none" never gets here: the runtime does not start an exporter then
+                exporter = otlp_exporter_from_env(protocol)
+        self.exporter = exporter
+        self.temporality = temporality or temporality_from_env()
         self.resource = resource if resource is not None else resource_from_env(service_name)
         self.interval_ms = interval_ms if interval_ms is not None else _env_ms(
             "OTEL_METRIC_EXPORT_INTERVAL", 60000.0)
@@ -205,6 +275,7 @@ class OtlpMetricsExporter:
                               fix="give milliseconds, e.g. 60000")
         self.guard = CardinalityGuard(limits)
         self._start_ns = time.time_ns()
+        self._delta = DeltaState(self._start_ns) if self.temporality == "delta" else None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -215,7 +286,7 @@ class OtlpMetricsExporter:
     def build(self) -> MetricsData:
         """The OTLP payload for the source's current state."""
         points = build_points(self.source.snapshots(), self.source.sidecar_stats(), self.guard)
-        return to_metrics_data(points, self.resource, start_ns=self._start_ns)
+        return to_metrics_data(points, self.resource, start_ns=self._start_ns, delta=self._delta)
 
     def export_once(self) -> bool:
         """Build and export now; False (and one more counted error) on any failure."""
@@ -227,6 +298,8 @@ class OtlpMetricsExporter:
                 result = MetricExportResult.FAILURE
             if result is MetricExportResult.SUCCESS:
                 self.exports += 1
+                if self._delta is not None:
+                    self._delta.commit()
                 return True
             self.export_errors += 1
             return False
