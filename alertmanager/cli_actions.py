@@ -18,9 +18,7 @@ the admin role — whoever can write that file controls the receiver anyway.
 from __future__ import annotations
 
 import argparse
-import logging
 import signal
-import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -119,6 +117,9 @@ def _load(args: argparse.Namespace) -> Any:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import logging  # here, not at import: `driftline --help` loads every command module
+    import sqlite3
+
     from driftline.alertmanager.receiver import WEBHOOK_PATH, Receiver
 
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
@@ -161,10 +162,11 @@ def _check(args: argparse.Namespace) -> int:
 def _database_errors(fn: Any) -> Any:
     """A damaged database is a clean error naming the file, not a traceback."""
     import functools
-    import sqlite3
 
     @functools.wraps(fn)
     def run(args: argparse.Namespace) -> int:
+        import sqlite3  # when the command runs: `driftline --help` decorates every command
+
         try:
             return int(fn(args))
         except sqlite3.DatabaseError as exc:

@@ -4,7 +4,6 @@ Alertmanager config, from the metric catalogue and an optional rules config file
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,8 @@ def _generate(args: argparse.Namespace) -> int:
 
     cfg = load_rules_config(args.config)
     if args.release:
+        import dataclasses  # here: `driftline --help` imports this module
+
         cfg = dataclasses.replace(cfg, release=args.release)
     for path in write_files(cfg, args.output_dir):
         print(path)

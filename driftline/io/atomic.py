@@ -16,7 +16,6 @@ from __future__ import annotations
 import io
 import os
 import stat
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -49,6 +48,8 @@ def atomic_write(path: str | os.PathLike[str], *, binary: bool = False) -> Itera
         mode = stat.S_IMODE(os.stat(target).st_mode)
     except FileNotFoundError:
         mode = creation_mode()
+    import tempfile  # here: every command module imports this one, `--help` included
+
     fd, tmp = tempfile.mkstemp(prefix=".driftline-", suffix=".tmp", dir=target.parent or ".")
     try:
         os.fchmod(fd, mode)
