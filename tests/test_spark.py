@@ -66,7 +66,11 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("spark")
     ref, cur = d / "ref.parquet", d / "cur.parquet"
     pq.write_table(_table(N, 1), ref, row_group_size=10_000)  # 4 row groups → 4 partitions
-    pq.write_table(_table(8_000, 2, shift=0.3), cur, row_group_size=2_000)
+    current = _table(8_000, 2, shift=0.3)
+    y = current.column("y").to_numpy().copy()
+    y[3100:3110] = 7  # a label the reference never had: a data-quality note of its window
+    current = current.set_column(current.schema.get_field_index("y"), "y", pa.array(y))
+    pq.write_table(current, cur, row_group_size=2_000)
     return {"ref": ref, "cur": cur, "dir": d}
 
 
@@ -104,10 +108,22 @@ def test_spark_baseline_equals_the_single_machine_one(spark: SparkSession,
 
 def test_spark_windows_equal_the_single_machine_windows(spark: SparkSession,
                                                         data: dict[str, Path]) -> None:
+    """Windows within a partition are computed where they are, windows straddling partitions
+    (row groups of 2000 rows here) are shuffled: both must give the CLI's windows."""
     profile = build_profile(discover([str(data["ref"])]), OPTS)
-    cur = spark.read.parquet(str(data["cur"]))
-    for kwargs in ({"window_duration": 900.0, "window_size": 700}, {"window_size": 2500}):
-        ours = list(dlspark.analyze(cur, profile, **kwargs))  # type: ignore[arg-type]
+    spark.conf.set("spark.sql.files.maxPartitionBytes", "40000")  # one row group each
+    try:
+        cur = spark.read.parquet(str(data["cur"]))
+        assert cur.rdd.getNumPartitions() > 2
+        _same_windows(cur, profile, data)
+    finally:
+        spark.conf.unset("spark.sql.files.maxPartitionBytes")
+
+
+def _same_windows(cur: object, profile: BaselineProfile, data: dict[str, Path]) -> None:
+    for kwargs in ({"window_duration": 900.0, "window_size": 700}, {"window_size": 2500},
+                   {"window_duration": 300.0}):
+        ours = list(dlspark.analyze(cur, profile, **kwargs))  # type: ignore
         size = int(kwargs.get("window_size", 2**62))
         theirs = list(analyze_files(profile, discover([str(data["cur"])]), window_size=size,
                                     window_duration=kwargs.get("window_duration")))
@@ -115,6 +131,7 @@ def test_spark_windows_equal_the_single_machine_windows(spark: SparkSession,
         assert len(ours) > 2
         for a, b in zip(ours, theirs, strict=True):
             assert (a.index, a.start, a.end, a.drifted) == (b.index, b.start, b.end, b.drifted)
+            assert a.data_quality == b.data_quality
             for name, fa in a.features.items():
                 fb = b.features[name]
                 assert fa.psi == pytest.approx(fb.psi, abs=1e-9), name

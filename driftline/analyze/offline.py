@@ -317,18 +317,8 @@ def analyze(profile: BaselineProfile, files: Sequence[DataFile], *, window_size:
                                                    min_records=min_records),
                       drift=drift, clock=None, streams=False, cumulative=False,
                       on_close=on_close)
-    labels = _UnseenLabels(profile)
-
-    def observe(batch: RecordBatch) -> Iterator[WindowReport]:
-        unseen = labels.unseen(batch.targets)
-        for report in monitor.observe(batch):
-            yield checked(profile, report, labels.close(report.records, unseen))
-        labels.keep(unseen)
-
-    def flush() -> WindowReport | None:
-        report = monitor.flush()
-        return None if report is None else checked(profile, report,
-                                                   labels.close(report.records, None))
+    runner = WindowRunner(profile, monitor)
+    observe, flush = runner.observe, runner.flush
 
     bucket: float | None = None
     for i, (file, layout) in enumerate(layouts):
@@ -358,6 +348,28 @@ def analyze(profile: BaselineProfile, files: Sequence[DataFile], *, window_size:
     report = flush()
     if report is not None:
         yield report
+
+
+class WindowRunner:
+    """One monitor's windows as ``driftline analyze`` reports them: each report
+    :func:`checked`, with the target labels the reference never had counted into the window
+    their records went to. The Spark engine runs one per partition (and per shuffled window)."""
+
+    def __init__(self, profile: BaselineProfile, monitor: Monitor) -> None:
+        self.profile = profile
+        self.monitor = monitor
+        self._labels = _UnseenLabels(profile)
+
+    def observe(self, batch: RecordBatch) -> Iterator[WindowReport]:
+        unseen = self._labels.unseen(batch.targets)
+        for report in self.monitor.observe(batch):
+            yield checked(self.profile, report, self._labels.close(report.records, unseen))
+        self._labels.keep(unseen)
+
+    def flush(self) -> WindowReport | None:
+        report = self.monitor.flush()
+        return None if report is None else checked(self.profile, report,
+                                                   self._labels.close(report.records, None))
 
 
 class _UnseenLabels:

@@ -116,12 +116,11 @@ def _run(args: argparse.Namespace) -> int:
             raise InputError("--engine spark takes one table name or path",
                              fix="give a directory or a glob Spark expands, in quotes")
         df = read_table(session(), args.data[0])
-        from driftline.analyze.offline import checked
-
-        stream: Iterable[Any] = (checked(profile, w) for w in spark_analyze(
+        stream: Iterable[Any] = spark_analyze(
             df, profile, window_size=args.window_size, window_duration=duration,
             timestamp=args.timestamp, window_column=args.window_column, drift=policy,
-            name=args.data[0]))
+            min_records=args.min_records if args.min_records is not None
+            else DEFAULT_MIN_RECORDS, name=args.data[0])
     fmt = _format(args)
     bar: Any = None
     if args.engine != "spark":
