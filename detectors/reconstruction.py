@@ -73,10 +73,21 @@ class MomentSums:
         self.cross += z.T @ z
 
     def merge(self, other: MomentSums) -> MomentSums:
+        """The sums of both parts' rows, about this part's shift (``other``'s re-centred when
+        its shift differs, as when each part shifts by its own first row)."""
         if not np.array_equal(self.shift, other.shift):
-            raise ValueError("moment sums with different shifts cannot be merged")
+            other = other.shifted(self.shift)
         return MomentSums(self.shift, self.n + other.n, self.total + other.total,
                           self.cross + other.cross)
+
+    def shifted(self, shift: np.ndarray) -> MomentSums:
+        """The same sums about ``shift``: with ``d = old - new``, ``Σ(z + d) = total + n·d`` and
+        ``Σ(z + d)(z + d)ᵀ = cross + d·totalᵀ + total·dᵀ + n·d·dᵀ``."""
+        new = np.asarray(shift, dtype=np.float64)
+        d = self.shift - new
+        return MomentSums(new, self.n, self.total + self.n * d,
+                          self.cross + np.outer(d, self.total) + np.outer(self.total, d)
+                          + self.n * np.outer(d, d))
 
     def mean_cov(self) -> tuple[np.ndarray, np.ndarray]:
         """Mean and population covariance (``ddof=0``)."""

@@ -154,6 +154,23 @@ def test_moment_sums_merge_equals_one_pass(d: int, n: int, seed: int, cut: int) 
     assert fit_pca(one).n_components == fit_pca(a.merge(b)).n_components
 
 
+@settings(max_examples=20)
+@given(st.integers(2, 5), st.integers(3, 50), st.integers(0, 2**31 - 1), st.integers(1, 49))
+def test_moment_sums_with_their_own_shifts_merge_like_numpy(d: int, n: int, seed: int,
+                                                            cut: int) -> None:
+    """Parts shifted by their own first row (an embedding's partitions) merge to numpy's mean
+    and covariance of all rows."""
+    x = np.random.default_rng(seed).normal(size=(n, d)) * 3 + 100
+    cut = min(cut, n - 1)
+    a, b = MomentSums.empty(d, x[0]), MomentSums.empty(d, x[cut])
+    a.update(x[:cut])
+    b.update(x[cut:])
+    m, c = a.merge(b).mean_cov()
+    np.testing.assert_allclose(m, x.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(c, np.cov(x.T, ddof=0), atol=1e-8)
+    np.testing.assert_allclose(b.merge(a).mean_cov()[1], c, atol=1e-8)
+
+
 def test_correlation_flip_seen_by_multivariate_not_univariate(
         reference, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
     ref_path, _, _ = reference

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from driftline.detectors.reconstruction import MomentSums, fit_pca, row_errors
+from driftline.detectors.reconstruction import MomentSums, PCAModel, fit_pca, row_errors
 from driftline.engine.window_stats import CategoricalRef, _cat_ref, category_codes
 from driftline.profile.format import (
     CategoricalFeature,
@@ -122,71 +122,119 @@ def fit_multivariate(files: Sequence[DataFile], features: Mapping[str, Feature],
 
     enc = Encoder.fit(features)
     names = list(features)
-    shift = np.asarray(enc.impute_values())
-    sums = MomentSums.empty(len(names), shift)
-    halves = (MomentSums.empty(len(names), shift), MomentSums.empty(len(names), shift))
-    seen = 0
+    sums = MomentParts.empty(enc, offset=0)
     for file in files:
         for batch in iter_batches(file, names):
-            x = enc.encode(_numpy_columns(batch, features))
-            sums.update(x)
-            even = (np.arange(seen, seen + len(x)) % 2) == 0
-            halves[0].update(x[even])
-            halves[1].update(x[~even])
-            seen += len(x)
-    model = fit_pca(sums)
-    # The reference's errors are cross-fitted: a row's error comes from the model fitted on the
-    # other half of the rows. Errors of the rows a model was fitted on are optimistic (the fit
-    # follows their noise; with near-equal eigenvalues by O(√(d/N))), so new data from the same
-    # distribution sat above the band: 7 % of null 100k-row windows against a 50k-row reference.
-    # for even rows, for odd rows (too few rows to halve: the in-sample errors)
-    other = (fit_pca(halves[1]), fit_pca(halves[0])) if n_rows >= 20 else (model, model)
-    block = max(1, -(-n_rows // MAX_BLOCKS))
-    errors: list[float] = []
-    counts: list[int] = []
-    carry_sum, carry_n = 0.0, 0
-    stride = max(1, n_rows // SAMPLE_ROWS)
-    sample: list[np.ndarray] = []
-    seen = 0
+            sums.update(enc.encode(_numpy_columns(batch, features)))
+    models = sums.models(n_rows)
+    blocks = BlockErrors.of(n_rows, offset=0)
     for file in files:
         for batch in iter_batches(file, names):
-            x = enc.encode(_numpy_columns(batch, features))
-            idx = np.arange(seen, seen + len(x))
-            pick = (idx % stride == 0) & (idx // stride < SAMPLE_ROWS)
-            if pick.any():
-                sample.append(x[pick])
-            even = (idx % 2) == 0
-            e = np.where(even, row_errors(other[0], x), row_errors(other[1], x))
-            seen += len(x)
-            pos = 0
-            if carry_n:  # finish the block begun in the previous batch
-                take = min(block - carry_n, len(e))
-                carry_sum += float(e[:take].sum())
-                carry_n += take
-                pos = take
-                if carry_n == block:
-                    errors.append(carry_sum / block)
-                    counts.append(block)
-                    carry_sum, carry_n = 0.0, 0
-            full = (len(e) - pos) // block
-            if full:
-                chunk = e[pos: pos + full * block].reshape(full, block)
-                errors.extend(chunk.mean(axis=1).tolist())
-                counts.extend([block] * full)
-                pos += full * block
-            if pos < len(e):
-                carry_sum += float(e[pos:].sum())
-                carry_n += len(e) - pos
-    if carry_n:
-        errors.append(carry_sum / carry_n)
-        counts.append(carry_n)
-    rows = np.concatenate(sample) if sample else np.empty((0, len(names)))
+            blocks.update(models, enc.encode(_numpy_columns(batch, features)))
+    return multivariate_profile(enc, models[0], blocks)
+
+
+@dataclass
+class MomentParts:
+    """Moment sums of all encoded rows and of the rows at even and at odd global positions
+    (from ``offset`` on), about the imputation values: the same shift for every part, so parts
+    of disjoint row ranges merge by addition."""
+
+    all: MomentSums
+    even: MomentSums
+    odd: MomentSums
+    seen: int
+
+    @classmethod
+    def empty(cls, enc: Encoder, offset: int) -> MomentParts:
+        d, shift = len(enc.features), np.asarray(enc.impute_values())
+        return cls(MomentSums.empty(d, shift), MomentSums.empty(d, shift),
+                   MomentSums.empty(d, shift), offset)
+
+    def update(self, x: np.ndarray) -> None:
+        even = (np.arange(self.seen, self.seen + len(x)) % 2) == 0
+        self.all.update(x)
+        self.even.update(x[even])
+        self.odd.update(x[~even])
+        self.seen += len(x)
+
+    def merge(self, other: MomentParts) -> MomentParts:
+        return MomentParts(self.all.merge(other.all), self.even.merge(other.even),
+                           self.odd.merge(other.odd), max(self.seen, other.seen))
+
+    def models(self, n_rows: int) -> tuple[PCAModel, PCAModel, PCAModel]:
+        """(the model, the one for even rows' errors, the one for odd rows' errors).
+
+        The reference's errors are cross-fitted: a row's error comes from the model fitted on
+        the other half of the rows. Errors of the rows a model was fitted on are optimistic
+        (the fit follows their noise; with near-equal eigenvalues by O(√(d/N))), so new data
+        from the same distribution sat above the band: 7 % of null 100k-row windows against a
+        50k-row reference. Too few rows to halve: the in-sample errors."""
+        model = fit_pca(self.all)
+        if n_rows < 20:
+            return model, model, model
+        return model, fit_pca(self.odd), fit_pca(self.even)
+
+
+@dataclass
+class BlockErrors:
+    """Reference reconstruction errors per block of ``block`` consecutive rows (at most
+    :data:`MAX_BLOCKS` blocks) and a stride sample of :data:`SAMPLE_ROWS` encoded rows, for
+    the rows from global position ``seen`` on: parts of disjoint, consecutive row ranges merge
+    by adding per-block sums (a block cut between parts is completed by the merge) and
+    concatenating their samples in row order."""
+
+    block: int
+    stride: int
+    seen: int
+    sums: np.ndarray
+    counts: np.ndarray
+    sample: list[np.ndarray]
+
+    @classmethod
+    def of(cls, n_rows: int, offset: int) -> BlockErrors:
+        block = max(1, -(-n_rows // MAX_BLOCKS))
+        n_blocks = -(-n_rows // block)
+        return cls(block, max(1, n_rows // SAMPLE_ROWS), offset, np.zeros(n_blocks),
+                   np.zeros(n_blocks, dtype=np.int64), [])
+
+    def update(self, models: tuple[PCAModel, PCAModel, PCAModel], x: np.ndarray) -> None:
+        idx = np.arange(self.seen, self.seen + len(x))
+        self.seen += len(x)
+        pick = (idx % self.stride == 0) & (idx // self.stride < SAMPLE_ROWS)
+        if pick.any():
+            self.sample.append(x[pick])
+        ids = idx // self.block
+        if len(ids) and ids[-1] >= len(self.sums):
+            raise ValueError(f"row {int(idx[-1])} is beyond the {len(self.sums) * self.block} "
+                             "rows the blocks were sized for")
+        even = (idx % 2) == 0
+        e = np.where(even, row_errors(models[1], x), row_errors(models[2], x))
+        self.sums += np.bincount(ids, weights=e, minlength=len(self.sums))
+        self.counts += np.bincount(ids, minlength=len(self.counts))
+
+    def merge(self, later: BlockErrors) -> BlockErrors:
+        """This part followed by ``later`` (the rows after it)."""
+        return BlockErrors(self.block, self.stride, max(self.seen, later.seen),
+                           self.sums + later.sums, self.counts + later.counts,
+                           [*self.sample, *later.sample])
+
+    def errors(self) -> tuple[list[float], list[int]]:
+        full = self.counts > 0
+        return (self.sums[full] / self.counts[full]).tolist(), self.counts[full].tolist()
+
+
+def multivariate_profile(enc: Encoder, model: PCAModel,
+                         blocks: BlockErrors) -> MultivariateProfile:
+    errors, counts = blocks.errors()
+    d = len(enc.features)
+    rows = np.concatenate(blocks.sample) if blocks.sample else np.empty((0, d))
     cat_enc = {n: tuple(float(v) for v in enc.categorical[n][1]) for n in enc.categorical}
     return MultivariateProfile(
-        features=tuple(names), encodings=cat_enc, impute=enc.impute_values(),
+        features=enc.features, encodings=cat_enc, impute=enc.impute_values(),
         mean=tuple(model.mean.tolist()), scale=tuple(model.scale.tolist()),
         components=tuple(tuple(r) for r in model.components.T.tolist()),
-        explained=tuple(model.explained.tolist()), block_size=block,
+        explained=tuple(model.explained.tolist()), block_size=blocks.block,
         block_errors=tuple(errors), block_counts=tuple(counts),
         sample=encode_array(rows) if len(rows) else {},
     )
@@ -202,4 +250,5 @@ def _numpy_columns(batch: object, features: Mapping[str, Feature]) -> dict[str, 
     return out
 
 
-__all__ = ["MAX_BLOCKS", "Encoder", "category_encoding", "fit_multivariate"]
+__all__ = ["MAX_BLOCKS", "BlockErrors", "Encoder", "MomentParts", "category_encoding",
+           "fit_multivariate", "multivariate_profile"]
