@@ -251,8 +251,8 @@ def _windows(df: DataFrame, profile: BaselineProfile, layout: Any, policy: Windo
                     if current is not _NONE:
                         emit(run.flush())
                     current, chunk = key, 0
-                for report in run.observe(to_record_batch(profile, b.slice(lo, hi - lo),
-                                                          layout)):
+                batch = to_record_batch(profile, b.slice(lo, hi - lo), layout, offset=seen + lo)
+                for report in run.observe(batch):
                     emit(report)
             seen += b.num_rows
         if current is not _NONE:
