@@ -12,6 +12,7 @@
    flagged at each window size (``DETECTION_WINDOWS`` windows each, default 1,000; features:
    a Normal, a 5-valued discrete numeric and a categorical with a rare category), and the share
    flagged with a known shift (Normal mean +0.5 SD; categorical share +15 points).
+   ``DETECTION_SIZES`` (comma-separated) picks the window sizes.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from driftline.detectors import ChangeDetector, StreamDetector
 
 IID = int(os.environ.get("DETECTION_IID", 1_000_000))
 WINDOWS = int(os.environ.get("DETECTION_WINDOWS", 1000))
-SIZES = (20, 50, 100, 200, 1000, 10_000, 100_000)
+SIZES = tuple(int(v) for v in os.environ.get(
+    "DETECTION_SIZES", "20,50,100,200,1000,10000,100000").split(","))
 #: windows of the shifted streams at the largest size (all are flagged long before it)
 SHIFTED_AT_LARGEST = 100
 

@@ -228,35 +228,53 @@ class ChangeDetector(StreamCounts):
         steps = np.arange(m + 1, dtype=np.float64)
         nn = self._n + steps
         segn = sn + steps
+        lastv = np.concatenate(([self._last], x))
+        d = np.abs(x - lastv[:-1])
+        if math.isnan(self._last):
+            d[0] = 0.0
+        ads = np.cumsum(np.concatenate(([self._ads], d)))
+        segs = np.cumsum(np.concatenate(([ss], x)))
+        segq = np.cumsum(np.concatenate(([sq], x * x)))
+        scale = np.empty(m + 1)
+        self._scales(scale, 0, nn, segn, ads, segs, segq, lastv)
+        if self._binary:
+            return x, scale[1:] ** 2, ads, segs, segq
         clip_from = 0
-        with np.errstate(divide="ignore", invalid="ignore"):
-            while True:
-                lastv = np.concatenate(([self._last], x))
-                d = np.abs(x - lastv[:-1])
-                d[0] = 0.0 if math.isnan(self._last) else d[0]
-                ads = np.cumsum(np.concatenate(([self._ads], d)))
-                segs = np.cumsum(np.concatenate(([ss], x)))
-                segq = np.cumsum(np.concatenate(([sq], x * x)))
-                noise = np.where((nn > 1) & (ads > 0), ads / (nn - 1) * _SQRT_PI_2,
-                                 np.where(np.isfinite(lastv) & (lastv != 0), np.abs(lastv) * 0.1,
-                                          1.0))
-                mean = segs / segn
-                var = np.where(segn > 1, np.maximum(segq / segn - mean * mean, 0.0)
-                               * segn / (segn - 1), 0.0)
-                scale = np.maximum(noise, np.sqrt(var))
-                if self._binary:
-                    break
-                lo = centre - s.clip * scale[:-1]
-                hi = centre + s.clip * scale[:-1]
-                bad = (x < lo) | (x > hi)  # False where there is no centre yet (NaN)
-                bad[:clip_from] = False
-                j = np.flatnonzero(bad)
-                if j.size == 0:
-                    break
-                k = int(j[0])
-                x[k] = min(max(x[k], lo[k]), hi[k])
-                clip_from = k + 1
+        while True:
+            lo = centre - s.clip * scale[:-1]
+            hi = centre + s.clip * scale[:-1]
+            bad = (x[clip_from:] < lo[clip_from:]) | (x[clip_from:] > hi[clip_from:])
+            j = np.flatnonzero(bad)  # False where there is no centre yet (NaN)
+            if j.size == 0:
+                break
+            k = clip_from + int(j[0])
+            x[k] = min(max(x[k], lo[k]), hi[k])
+            # what follows value k is recomputed from the totals before it (same sums, in the
+            # same order, as a pass over the whole batch)
+            lastv[k + 1] = x[k]
+            d[k] = 0.0 if (k == 0 and math.isnan(self._last)) else abs(x[k] - lastv[k])
+            if k + 1 < m:
+                d[k + 1] = abs(x[k + 1] - x[k])
+            ads[k + 1:] = np.cumsum(np.concatenate((ads[k:k + 1], d[k:])))[1:]
+            segs[k + 1:] = np.cumsum(np.concatenate((segs[k:k + 1], x[k:])))[1:]
+            segq[k + 1:] = np.cumsum(np.concatenate((segq[k:k + 1], x[k:] * x[k:])))[1:]
+            self._scales(scale, k + 1, nn, segn, ads, segs, segq, lastv)
+            clip_from = k + 1
         return x, scale[1:] ** 2, ads, segs, segq
+
+    @staticmethod
+    def _scales(out: np.ndarray, lo: int, nn: np.ndarray, segn: np.ndarray, ads: np.ndarray,
+                segs: np.ndarray, segq: np.ndarray, lastv: np.ndarray) -> None:
+        """The noise scale after each value, from position ``lo`` on, into ``out``: the larger of
+        the short-range noise and the current regime's standard deviation."""
+        n, a, last = nn[lo:], ads[lo:], lastv[lo:]
+        sn, ss, sq = segn[lo:], segs[lo:], segq[lo:]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            noise = np.where((n > 1) & (a > 0), a / (n - 1) * _SQRT_PI_2,
+                             np.where(np.isfinite(last) & (last != 0), np.abs(last) * 0.1, 1.0))
+            mean = ss / sn
+            var = np.where(sn > 1, np.maximum(sq / sn - mean * mean, 0.0) * sn / (sn - 1), 0.0)
+        out[lo:] = np.maximum(noise, np.sqrt(var))
 
     def _prune(self, j_end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """At a block boundary: which hypotheses survive, and their normalised log weights with
