@@ -4,9 +4,9 @@ from a measurement rather than a guess.
 * ``ingest``: the sidecar's ``/ingest`` path without HTTP (``split_records`` → ``handle_ingest``
   → ``Monitor.observe`` → window close), 25 features (20 numeric, 5 categorical), windows of
   1000, the fixtures of ``python -m benchmarks ingest``;
-* ``analyze``: :func:`driftline.analyze.offline.analyze` on generated Parquet (25 numeric
-  features, 100k reference rows, 200k analysed rows in windows of 10k), the data of
-  ``python -m benchmarks analyze``.
+* ``analyze``: :func:`driftline.analyze.offline.analyze` on generated Parquet (the workload of
+  ``python -m benchmarks peers``: 20 numeric features of mixed shapes and 5 categorical ones,
+  100k reference rows, 200k analysed rows in windows of 10k).
 
 Each path runs once unprofiled first, so lazily imported libraries (scipy) are not charged to
 it. cProfile slows Python-level code more than compiled code: read the shares, not the seconds.
@@ -52,7 +52,7 @@ def ingest_path() -> Callable[[], object]:
 
 
 def analyze_path(tmp: Path) -> Callable[[], object]:
-    from benchmarks.bench_analyze import generate
+    from benchmarks.workload import generate
     from driftline.analyze.offline import analyze
     from driftline.io.readers import discover
     from driftline.profile.build import BuildOptions, build_profile
@@ -67,13 +67,17 @@ def analyze_path(tmp: Path) -> Callable[[], object]:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--top", type=int, default=12, help="functions listed per ordering")
+    ap.add_argument("paths", nargs="*", choices=("ingest", "analyze"), default=[],
+                    help="which paths to profile (default: both)")
     args = ap.parse_args(argv if argv is not None else [])
-    _report("ingest path, 20,000 records × 25 features (20 numeric, 5 categorical), windows of 1000",
-            ingest_path(), args.top)
-    with tempfile.TemporaryDirectory(prefix="driftline-profile-") as d:
-        _report("analyze, 200k rows × 25 features, windows of 10k", analyze_path(Path(d)),
-                args.top)
-
+    paths = args.paths or ["ingest", "analyze"]
+    if "ingest" in paths:
+        _report("ingest path, 20,000 records × 25 features (20 numeric, 5 categorical), "
+                "windows of 1000", ingest_path(), args.top)
+    if "analyze" in paths:
+        with tempfile.TemporaryDirectory(prefix="driftline-profile-") as d:
+            _report("analyze, 200k rows × 25 features (20 numeric, 5 categorical), windows of "
+                    "10k", analyze_path(Path(d)), args.top)
 
 if __name__ == "__main__":
     main(sys.argv[1:])
