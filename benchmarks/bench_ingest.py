@@ -16,7 +16,8 @@ columns (``to_batch``) + ``Monitor.observe``, bodies of 500 records); ``v2`` (OI
 BYTES tensor per feature, request + response, as the proxy and CloudEvents paths parse it); ``SDK log()`` (one
 call per record, drained by the background thread); ``SDK log_batch`` (numpy columns of 500).
 Then HTTP ``POST /ingest`` over keep-alive (client threads share the process's GIL), one
-``GET /metrics``, and what one window close costs per feature.
+``GET /metrics``, what one window close costs per feature, and what a ``POST /ingest`` costs
+when it is accepted and when a full queue refuses it (``--full-queue`` runs only that).
 
 Run: ``python -m benchmarks ingest``.
 """
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -274,7 +276,40 @@ def http_ingest(prof: BaselineProfile, bodies: list[bytes]) -> None:
     worker.stop()
 
 
+def full_queue(prof: BaselineProfile, body: bytes, n: int = 300) -> None:
+    """What one ``POST /ingest`` of 500 records costs the sidecar's HTTP side when the queue has
+    room (decode, group, enqueue; no worker runs, so no observe) and when it is full (429
+    before decoding): min of ``n`` requests over one keep-alive connection."""
+    from driftline.exporters.prometheus import new_registry, render
+
+    sc = sidecar(prof)
+    registry, _ = new_registry(sc)
+    for label, capacity in (("accepted (202, queue has room)", 10**9),
+                            ("refused (429, queue full)", 1)):
+        queue = WorkQueue(capacity)
+        if capacity == 1:
+            queue.put(lambda: None)  # full from the start
+        svc = ServiceThread(HttpServer(App(sc, queue, lambda a: render(registry, a)),
+                                       "127.0.0.1", 0)).start()
+        conn = http.client.HTTPConnection("127.0.0.1", svc.port, timeout=60)
+        best, status = float("inf"), 0
+        for _ in range(n):
+            t = time.perf_counter()
+            conn.request("POST", "/ingest", body, {"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            resp.read()
+            best = min(best, time.perf_counter() - t)
+            status = resp.status
+        conn.close()
+        svc.stop()
+        print(f"{'POST /ingest of 500 records, ' + label:<60} {best * 1e3:8.3f} ms/request "
+              f"(HTTP {status}; client and server in one process)")
+
+
 def main() -> None:
+    if "--full-queue" in sys.argv:
+        full_queue(profile(), ingest_bodies(500)[0])
+        return
     prof = profile()
     bodies = ingest_bodies()
     print(f"{K} features per record ({K_NUM} numeric, {K_CAT} categorical); {N:,} records; "
@@ -302,6 +337,7 @@ def main() -> None:
     sdk_paths(prof)
     window_close(prof)
     http_ingest(prof, bodies)
+    full_queue(prof, bodies[0])
 
 
 if __name__ == "__main__":
