@@ -99,3 +99,16 @@ def test_split_records_checks_labels_per_distinct_value_without_confusing_1_and_
     assert groups.bad_labels == {"m": 2}
     assert {k: len(v) for k, v in groups.groups.items()} == {("m", "1"): 2, ("m", None): 2}
     assert groups.endpoints[("m", None)] == ["a", "a"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from(["a", "b", "c", "1", "", "zz"]), min_size=1, max_size=40))
+def test_category_codes_of_a_string_column_are_the_reference_slots(vals: list[str]) -> None:
+    from driftline.engine.window_stats import _cat_ref, category_codes
+    from driftline.profile.format import CategoricalFeature
+
+    cats = ("a", "b", "c", "1")
+    ref = _cat_ref(CategoricalFeature("c", cats, (0.2, 0.2, 0.2, 0.2, 0.2), 10, 0.0))
+    got = category_codes(np.array(vals, dtype=object), ref)
+    assert got.dtype == np.int64
+    assert got.tolist() == [cats.index(v) if v in cats else 4 for v in vals]
