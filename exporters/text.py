@@ -64,17 +64,19 @@ def _labelstr(pairs: Sequence[tuple[str, str]]) -> str:
 
 
 class TextEncoder:
-    """Encodes built points; keeps the formatted label part of the series it last wrote.
+    """Encodes built points; keeps each series' formatted label part and its last line.
 
-    The cache holds only the series of the previous encode (it is rebuilt from the old one
-    each time), so its size follows the current series count, never the history. Not
-    thread-safe: one encoder per collector, called under the collector's lock.
+    A series whose value (a histogram: whose counts and sum) is the same as at the previous
+    encode reuses its whole line(s); only changed series are formatted. The caches hold only
+    the series of the previous encode (rebuilt from the old ones each time), so their size
+    follows the current series count, never the history. Not thread-safe: one encoder per
+    collector, called under the collector's lock.
     """
 
     def __init__(self) -> None:
         self._families: dict[str, _Family] = {}
-        self._lines: dict[tuple[str, Labels], str] = {}
-        self._hist: dict[tuple[str, Labels, int], tuple[list[str], str, str]] = {}
+        self._lines: dict[tuple[str, Labels], tuple[str, float, str]] = {}
+        self._hist: dict[tuple[str, Labels, tuple[float, ...]], _HistLines] = {}
 
     def _family(self, spec: MetricSpec) -> _Family:
         fam = self._families.get(spec.name)
@@ -86,8 +88,8 @@ class TextEncoder:
         """The exposition of ``points`` (from :func:`~driftline.exporters.points.build_points`)."""
         out: list[str] = []
         old_lines, old_hist = self._lines, self._hist
-        lines: dict[tuple[str, Labels], str] = {}
-        hists: dict[tuple[str, Labels, int], tuple[list[str], str, str]] = {}
+        lines: dict[tuple[str, Labels], tuple[str, float, str]] = {}
+        hists: dict[tuple[str, Labels, tuple[float, ...]], _HistLines] = {}
         go = floatToGoString
         for pts in points:
             spec = pts.spec
@@ -95,33 +97,60 @@ class TextEncoder:
             out.append(fam.om_header if openmetrics else fam.text_header)
             if spec.type == "histogram":
                 for values, h in pts.histograms.items():
-                    key = (spec.name, values, len(h.bounds))
-                    parts = old_hist.get(key)
-                    if parts is None:
-                        base = list(zip(fam.names, values, strict=True))
-                        les = [go(b) for b in h.bounds] + ["+Inf"]
-                        buckets = [f"{fam.base}_bucket{_labelstr([*base, ('le', le)])} "
-                                   for le in les]
-                        labels = _labelstr(base)
-                        parts = (buckets, f"{fam.base}_count{labels} ", f"{fam.base}_sum{labels} ")
-                    hists[key] = parts
-                    buckets, count, total = parts
-                    run = 0
-                    for prefix, c in zip(buckets, h.counts, strict=True):
-                        run += c
-                        out.append(f"{prefix}{go(run)}\n")
-                    out.append(f"{count}{go(h.count)}\n")
-                    out.append(f"{total}{go(h.sum)}\n")
+                    key = (spec.name, values, tuple(h.bounds))
+                    hl = old_hist.get(key)
+                    if hl is None:
+                        hl = _HistLines(fam, values, h.bounds)
+                    hists[key] = hl
+                    out.append(hl.render(h.counts, h.sum, h.count))
                 continue
             name = spec.name
             for values, v in pts.values.items():
                 key2 = (name, values)
-                head = old_lines.get(key2)
-                if head is None:
+                cached = old_lines.get(key2)
+                if cached is None:
                     head = fam.sample + _labelstr(list(zip(fam.names, values, strict=True))) + " "
-                lines[key2] = head
-                out.append(f"{head}{go(v)}\n")
+                elif cached[1] == v and v != 0.0:  # 0.0 == -0.0, which prints differently
+                    lines[key2] = cached
+                    out.append(cached[2])
+                    continue
+                else:
+                    head = cached[0]
+                line = f"{head}{go(v)}\n"
+                lines[key2] = (head, v, line)
+                out.append(line)
         if openmetrics:
             out.append("# EOF\n")
         self._lines, self._hist = lines, hists
         return "".join(out).encode("utf-8")
+
+
+class _HistLines:
+    """One histogram series: its bucket, count and sum line heads and its last lines."""
+
+    def __init__(self, fam: _Family, values: Labels, bounds: Sequence[float]) -> None:
+        base = list(zip(fam.names, values, strict=True))
+        les = [floatToGoString(b) for b in bounds] + ["+Inf"]
+        self.buckets = [f"{fam.base}_bucket{_labelstr([*base, ('le', le)])} " for le in les]
+        labels = _labelstr(base)
+        self.count = f"{fam.base}_count{labels} "
+        self.sum = f"{fam.base}_sum{labels} "
+        self._last: tuple[list[int], float, int] | None = None
+        self._text = ""
+
+    def render(self, counts: list[int], total: float, count: int) -> str:
+        last = self._last
+        if last is not None and last[0] == counts and last[1] == total and last[2] == count \
+                and total != 0.0:
+            return self._text
+        go = floatToGoString
+        parts = []
+        run = 0
+        for head, c in zip(self.buckets, counts, strict=True):
+            run += c
+            parts.append(f"{head}{go(run)}\n")
+        parts.append(f"{self.count}{go(count)}\n")
+        parts.append(f"{self.sum}{go(total)}\n")
+        self._last = (list(counts), total, count)
+        self._text = "".join(parts)
+        return self._text
