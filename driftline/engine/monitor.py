@@ -480,11 +480,16 @@ class Monitor:
         return report
 
     def _build_snapshot(self) -> ModelSnapshot:
-        qr = {n: Histogram(QUANTILE_RANK_BUCKETS, tuple(int(x) for x in c), self._qr_sum[n],
-                           int(c.sum())) for n, c in self._qr.items()}
-        cats = {n: {**{c: int(v) for c, v in zip(self._ref.categorical[n].categories, counts,
-                                                  strict=False)}, OTHER: int(counts[-1])}
-                for n, counts in self._cats.items()}
+        # under the monitor lock: numpy → Python in C (tolist), one pass per counter
+        qr = {}
+        for n, c in self._qr.items():
+            counts = c.tolist()
+            qr[n] = Histogram(QUANTILE_RANK_BUCKETS, tuple(counts), self._qr_sum[n], sum(counts))
+        cats = {}
+        for n, arr in self._cats.items():
+            cat_counts = arr.tolist()
+            cats[n] = {**dict(zip(self._ref.categorical[n].categories, cat_counts,
+                                  strict=False)), OTHER: cat_counts[-1]}
         ref_cats = {n: {**dict(zip(r.categories, r.proportions.tolist(), strict=False)),
                         OTHER: float(r.proportions[-1])}
                     for n, r in self._ref.categorical.items()}
