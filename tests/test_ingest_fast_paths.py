@@ -78,7 +78,7 @@ def test_prediction_store_batches_equal_record_by_record(batches: list[list[Any]
         ids = np.array([i for i, _ in batch], dtype=object)
         preds = np.array([p for _, p in batch], dtype=object)
         stored = fast.put("m", ids, preds, float(t))
-        want = slow._put_each("m", ids.tolist(), preds.tolist(), float(t))
+        want = slow._put_each("m", ids.tolist(), preds.tolist(), float(t), [None] * len(batch))
         for _ in range(max(0, len(slow._items) - slow.max_ids)):
             slow._items.popitem(last=False)
         assert stored == want
