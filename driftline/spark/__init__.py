@@ -4,9 +4,10 @@
 through ``mapInArrow``) and merges the partial profiles in a tree (``treeReduce``), so the
 driver holds one partial profile whatever the number of rows; the result is the same
 :class:`~driftline.profile.format.BaselineProfile` file ``driftline baseline build`` writes
-(within the bounds of docs/scale.md). :func:`analyze` cuts windows by a timestamp column, a
-window-id column or a record count and computes each window on one executor with the same code
-as ``driftline analyze``; the reports are the same JSON.
+(within the bounds of docs/scale.md), the PCA reconstruction model included. :func:`analyze`
+cuts windows by a timestamp column, a window-id column or a record count and computes each
+window whole with the same code as ``driftline analyze``, where its rows are (only windows
+straddling partitions are shuffled); the reports are the same JSON.
 
 Executors import Driftline: on a cluster, install the same Driftline version on the driver and
 the executors (a wheel in ``spark.archives`` or the cluster's image).

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import pickle
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -24,7 +24,14 @@ from driftline.profile.build import (
     plan_columns,
     read_columns,
 )
-from driftline.profile.format import BaselineProfile
+from driftline.profile.format import BaselineProfile, Feature, MultivariateProfile
+from driftline.profile.multivariate import (
+    BlockErrors,
+    Encoder,
+    MomentParts,
+    _numpy_columns,
+    multivariate_profile,
+)
 from driftline.profile.partial import PartialProfile
 from driftline.spark.source import arrow_schema, describe, require_pyspark
 
@@ -37,7 +44,7 @@ _OK, _ERROR = b"S", b"E"
 def build_baseline(df: DataFrame, opts: BuildOptions = BuildOptions(),  # noqa: B008
                    *, name: str | None = None, depth: int = 2) -> BaselineProfile:
     """The profile of every row of ``df`` with the options of ``driftline baseline build``
-    (without the multivariate PCA model, and without embedding/text columns: not yet on Spark).
+    (the multivariate PCA model too: two more passes; embedding/text columns not yet).
 
     ``name`` (a table name or path) is recorded as the profile's source and used in errors;
     ``depth`` is the depth of the merge tree (2 suits up to thousands of partitions)."""
@@ -48,8 +55,6 @@ def build_baseline(df: DataFrame, opts: BuildOptions = BuildOptions(),  # noqa: 
         raise InputError("embedding and text columns are not profiled on Spark yet", path=where,
                          fix="build this baseline with --engine local, or leave out "
                          "--embedding/--text")
-    # The PCA reconstruction model needs two more passes over the data; not on Spark yet.
-    opts = dataclasses.replace(opts, multivariate=False)
     plan = plan_columns(opts, [(where, arrow_schema(df))])
     columns = read_columns(opts, plan)
     empty = new_partial(opts, plan)
@@ -74,7 +79,78 @@ def build_baseline(df: DataFrame, opts: BuildOptions = BuildOptions(),  # noqa: 
     state = PartialProfile.from_bytes(merged[1:])
     if state.rows == 0:
         raise InputError("the data holds no rows", path=where, fix="give a non-empty table")
-    return finish_profile(state, opts, plan, sources=sources)
+    profile = finish_profile(state, opts, plan, sources=sources)
+    if opts.multivariate:
+        tabular = {c: profile.features[c] for c in [*plan.numeric, *plan.categorical]}
+        profile = dataclasses.replace(
+            profile, multivariate=_multivariate(df, tabular, profile.n_records))
+    return profile
+
+
+def per_partition(df: DataFrame, fn: Callable[[int, Iterator[pa.RecordBatch]], Any],
+                  ) -> list[tuple[int, Any]]:
+    """``(partition, fn(partition, batches))`` of every partition of ``df``, in partition order
+    (one pickled value per partition reaches the driver). An executor's InputError is raised
+    here."""
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from pyspark import TaskContext
+
+        ctx = TaskContext.get()
+        part = ctx.partitionId() if ctx is not None else 0
+        try:
+            payload = _OK + pickle.dumps((part, fn(part, batches)))
+        except InputError as exc:
+            payload = _ERROR + pickle.dumps(str(exc))
+        yield pa.RecordBatch.from_arrays([pa.array([payload], pa.binary())], names=["state"])
+
+    found = [bytes(r[0]) for r in df.mapInArrow(run, "state binary").collect()]
+    for p in found:
+        if p.startswith(_ERROR):
+            raise InputError(pickle.loads(p[1:]))
+    return sorted((pickle.loads(p[1:]) for p in found), key=lambda t: t[0])
+
+
+def _multivariate(df: DataFrame, features: dict[str, Feature],
+                  n_rows: int) -> MultivariateProfile | None:
+    """:func:`~driftline.profile.multivariate.fit_multivariate` on Spark: moment sums per
+    partition (merged on the driver: ``d × d`` numbers each), then block errors and the sample
+    per partition from each partition's first global row (the partitions' row counts)."""
+    if len(features) < 2 or n_rows < 2:
+        return None
+    enc = Encoder.fit(features)
+    rows = df.select(*features)
+
+    def sums(part: int, batches: Iterator[pa.RecordBatch]) -> MomentParts:
+        acc = MomentParts.empty(enc, offset=0)
+        for b in batches:
+            acc.update(enc.encode(_numpy_columns(b, features)))
+        return acc
+
+    parts = per_partition(rows, sums)
+    start: dict[int, int] = {}
+    total = 0
+    for part, p in parts:
+        start[part], total = total, total + p.seen
+    merged_sums = parts[0][1]
+    for _, p in parts[1:]:
+        merged_sums = merged_sums.merge(p)
+    models = merged_sums.models(n_rows)
+
+    def errors(part: int, batches: Iterator[pa.RecordBatch]) -> BlockErrors:
+        blocks = BlockErrors.of(n_rows, offset=start[part])
+        for b in batches:
+            blocks.update(models, enc.encode(_numpy_columns(b, features)))
+        return blocks
+
+    found = per_partition(rows, errors)
+    merged = found[0][1]
+    for _, b in found[1:]:
+        merged = merged.merge(b)
+    if merged.seen != n_rows or int(merged.counts.sum()) != n_rows:
+        raise InputError(f"the data changed while it was profiled ({n_rows} rows, then "
+                         f"{int(merged.counts.sum())})", fix="build from a table or files that "
+                         "do not change while the build runs")
+    return multivariate_profile(enc, models[0], merged)
 
 
 def _merge_payloads(a: bytes, b: bytes) -> bytes:
