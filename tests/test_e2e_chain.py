@@ -44,6 +44,8 @@ def test_drift_retrains_once_and_canary_rolls_back_once(tmp_path: Path) -> None:
     st = DemoStack(prepared, SETTINGS)
     with st:
         pids = [p.pid for p in st.procs]
+        assert st.regression is not None
+        pids.append(st.regression.pid)
         result = run_scenario(st)
         why = summary_json(result)
         argo_token = (tmp_path / "argo-token").read_text()
@@ -85,7 +87,8 @@ def test_drift_retrains_once_and_canary_rolls_back_once(tmp_path: Path) -> None:
     assert {"credit_score", "debt_to_income"} <= set(result.drifted_features), why
 
     # The drift alert reached Alertmanager with action=retrain; the canary alert with rollback.
-    held = {(a["labels"]["alertname"], a["labels"].get("endpoint")): a["labels"] for a in result.alerts}
+    held = {(a["labels"]["alertname"], a["labels"].get("endpoint")): a["labels"] for a in result.alerts
+            if a["labels"].get("model_name") != "repayment"}  # the regression model: below
     drift = held[("DriftlineManyFeaturesDrifting", "default")]
     assert drift["action"] == "retrain" and drift["model_name"] == MODEL and drift["namespace"] == NAMESPACE
     assert held[("DriftlineCanaryWorseThanDefault", "canary")]["action"] == "rollback"
@@ -140,8 +143,19 @@ def test_drift_retrains_once_and_canary_rolls_back_once(tmp_path: Path) -> None:
     # Realised accuracy from late labels shows what the canary did; the estimate cannot.
     assert result.accuracy["canary"]["realised"] < result.accuracy["default"]["realised"] - 0.2, why
 
+    # The regression model's SDK metrics reached Prometheus: the estimated MAE rose more than
+    # the rules' 20 % above the reference, the shipped alert fired and Alertmanager holds it;
+    # the summary's estimate is close to the error the late labels show.
+    reg = result.regression
+    assert reg.alert is not None, why
+    assert reg.alert["labels"]["metric"] == "mae" and reg.alert["labels"]["model_name"] == "repayment"
+    assert reg.estimated["mae"] > 1.2 * reg.reference["mae"], why
+    assert reg.estimated["mae"] == pytest.approx(reg.realised["mae"], rel=0.15), why
+    assert any(a["labels"]["alertname"] == "DriftlineEstimatedPerformanceDrop"
+               and a["labels"]["model_name"] == "repayment" for a in result.alerts), why
+
     # Nothing is left running.
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
-    assert st.procs == [] and st.argo is None
+    assert st.procs == [] and st.argo is None and st.regression is None

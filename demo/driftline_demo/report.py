@@ -67,6 +67,11 @@ def regression_table(result: ScenarioResult) -> Table | None:
     for m in ("mae", "rmse", "mape", "r2"):
         t.add_row(m, _f(r.reference.get(m), "{:.4f}"), _f(r.estimated.get(m), "{:.4f}"),
                   _f(r.realised.get(m), "{:.4f}"))
+    if r.alert is not None:
+        t.caption = (f"{r.alert['labels'].get('alertname')} fired on the estimated "
+                     f"{r.alert['labels'].get('metric', 'error')} (SDK metrics scraped by "
+                     "Prometheus, held by Alertmanager)")
+        t.caption_justify = "left"
     return t
 
 

@@ -226,9 +226,11 @@ def actions_config(*, port: int, database: Path, token_file: Path, argo_url: str
             "kserve-rollback": {"type": "kserve_canary_rollback", "server": kserve_url,
                                 "namespace": NAMESPACE, "name": "{{ labels.model_name }}"},
         },
+        # the classifier's actions only: the regression model's drift alerts are notified, not
+        # acted on (it has no retraining pipeline in the demo)
         "routes": [
-            {"model_name": "*", "action": "retrain", "target": "argo-retrain"},
-            {"model_name": "*", "action": "rollback", "target": "kserve-rollback",
+            {"model_name": MODEL, "action": "retrain", "target": "argo-retrain"},
+            {"model_name": MODEL, "action": "rollback", "target": "kserve-rollback",
              "require_approval": approver_token_file is not None},
         ],
     }
@@ -272,6 +274,8 @@ class DemoStack:
     audit_db: Path = Path()
     prometheus: stack.PrometheusProcess | None = None
     alertmanager: stack.AlertmanagerProcess | None = None
+    #: the regression model's SDK monitor, its metrics endpoint scraped by Prometheus
+    regression: Any = None
 
     def __enter__(self) -> DemoStack:
         try:
@@ -358,9 +362,19 @@ class DemoStack:
                     f"{self.receiver_url}/healthz")
         self.log(f"webhook receiver {self.receiver_url}/alertmanager (rollbacks wait for approval)")
 
+        targets = [f"127.0.0.1:{metrics_port}"]
         if self.alertmanager is not None:
+            from driftline_demo.regression import RegressionProcess
+
+            # the regression model is monitored by the SDK in its own process (as in a model
+            # server); Prometheus scrapes its metrics endpoint beside the sidecar's
+            self.regression = RegressionProcess(s.seed, stack.free_port(),
+                                                log=wd / "logs" / "regression.log")
+            targets.append(f"127.0.0.1:{self.regression.metrics_port}")
+            self.log(f"regression model: SDK monitor with direct loss estimation, metrics "
+                     f"http://127.0.0.1:{self.regression.metrics_port}/metrics")
             self.prometheus = stack.start_prometheus(
-                [f"127.0.0.1:{metrics_port}"], rule_files=rule_files, alertmanager_url=self.alertmanager.url,
+                targets, rule_files=rule_files, alertmanager_url=self.alertmanager.url,
                 job_name="driftline", extra_labels={"namespace": NAMESPACE},
                 scrape_interval=s.scrape_interval)
             self.procs.append(self.prometheus)
@@ -369,6 +383,10 @@ class DemoStack:
         return self
 
     def stop(self) -> None:
+        if self.regression is not None:
+            with contextlib.suppress(Exception):
+                self.regression.close()
+            self.regression = None
         for proc in reversed(self.procs):
             with contextlib.suppress(Exception):
                 proc.stop()
@@ -587,11 +605,9 @@ def run_scenario(st: DemoStack, *, step: Callable[[str, int], Callable[[int], No
                 row[key] = vals[0]
         if row:
             acc[ep] = row
-    from driftline_demo.regression import run_regression
-
-    log("regression model: baseline with direct loss estimation, downturn traffic through the "
-        "SDK, labels joined by id")
-    regression = run_regression(s.seed)
+    regression = _regression_act(st, progress, log)
+    if st.alertmanager is not None:
+        alerts = st.alertmanager.alerts()
     return ScenarioResult(
         stable=sent_stable, canary=sent_canary, drifted=sent_drift, psi_stable=psi_stable,
         psi_drifted=psi_drifted or feature_values(m, "driftline_feature_psi"),
@@ -601,6 +617,26 @@ def run_scenario(st: DemoStack, *, step: Callable[[str, int], Callable[[int], No
         action_latency=_action_latency(st.audit(), {"retrain": st.argo, "rollback": st.kserve}),
         approval=approval, deliveries=deliveries(st), regression=regression,
         embedding_stable=emb_stable, embedding_drifted=emb_drifted)
+
+
+def _regression_act(st: DemoStack, progress: Callable[[str, int], Callable[[int], None] | None],
+                    log: Callable[[str], None]) -> Any:
+    """Downturn traffic and late labels for the regression model; with the stack's Prometheus,
+    wait until DriftlineEstimatedPerformanceDrop fires on its estimated MAE and Alertmanager
+    holds it (the rule's ``for:`` on the demo's time scale)."""
+    from driftline_demo.regression import run_regression
+
+    log("regression model: downturn traffic through the SDK, labels joined by id")
+    if st.regression is None or st.alertmanager is None:
+        return run_regression(st.settings.seed)
+    result = st.regression.run()
+    tick = progress("estimated MAE up → DriftlineEstimatedPerformanceDrop (Prometheus)", 1)
+    alert = st.alertmanager.wait_for_alert(
+        lambda a: a["labels"].get("alertname") == "DriftlineEstimatedPerformanceDrop"
+        and a["labels"].get("model_name") == "repayment", timeout=st.settings.timeout)
+    if tick:
+        tick(1)
+    return replace(result, alert=alert)
 
 
 def _approve_rollback(st: DemoStack, progress: Callable[[str, int], Callable[[int], None] | None],
@@ -801,6 +837,8 @@ def summary_json(result: ScenarioResult) -> str:
         "retrain_calls": result.retrain_calls, "rollback_calls": result.rollback_calls,
         "regression": None if result.regression is None else {
             "reference": result.regression.reference, "estimated": result.regression.estimated,
-            "realised": result.regression.realised},
+            "realised": result.regression.realised,
+            "alert": None if result.regression.alert is None
+            else result.regression.alert["labels"].get("alertname")},
     }, indent=1, default=str)
 
