@@ -69,7 +69,9 @@ class CategoricalRef:
     @cached_property
     def lookup_missing(self) -> dict[str | None, int]:
         """:attr:`lookup` with None (missing) → -1."""
-        return {**self.lookup, None: -1}
+        out: dict[str | None, int] = {None: -1}
+        out.update(self.lookup)
+        return out
 
     @cached_property
     def value_set(self) -> pa.Array:
