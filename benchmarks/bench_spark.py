@@ -7,7 +7,8 @@ categorical features with a binary model's probability, prediction, label and a 
 that run alone:
 
 * ``local build`` / ``local analyze``: ``build_profile`` (without the multivariate PCA model's
-  two extra passes, in both engines, so figures compare with earlier runs) and ``driftline analyze`` over the same file, windows of 1 hour
+  two extra passes, in both engines, so figures compare with earlier runs) and
+  ``driftline analyze`` over the same file, windows of 1 hour
   of record time;
 * ``spark build`` / ``spark analyze``: :func:`driftline.spark.build_baseline` and
   :func:`driftline.spark.analyze` (same windows) on ``local[2]``, 8 shuffle partitions; the
