@@ -157,8 +157,10 @@ def realised_metrics(predicted_index: np.ndarray, true_index: np.ndarray, k: int
         pos = 1 if positive is None else positive
         out.update(_rates(tp_all[pos], fp_all[pos], fn_all[pos], tn_all[pos]))
     else:
-        present = np.flatnonzero(cm.sum(axis=0) + cm.sum(axis=1) > 0)
-        per = [_rates(tp_all[j], fp_all[j], fn_all[j], tn_all[j]) for j in present]
+        # macro over every class of the model, as NannyML (sklearn's ``labels=classes``): a
+        # class absent from the window's labels and predictions counts 0, a label outside the
+        # classes only as a miss of the class predicted for it
+        per = [_rates(tp_all[j], fp_all[j], fn_all[j], tn_all[j]) for j in range(k)]
         for name in ("precision", "recall", "f1", "specificity"):
             out[name] = _macro([r[name] for r in per])
     if scores is not None:

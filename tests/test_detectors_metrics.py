@@ -147,6 +147,21 @@ def test_realised_multiclass_equals_sklearn_macro() -> None:
         skm.roc_auc_score(y, scores, multi_class="ovr", average="macro"))
 
 
+def test_realised_macro_counts_every_model_class_like_nannyml() -> None:
+    # class 3 of 4 occurs in neither labels nor predictions: NannyML passes labels=classes to
+    # sklearn, so that class's precision, recall and F1 count 0 in the macro mean
+    rng = np.random.default_rng(6)
+    y = rng.integers(0, 3, 200)
+    pred = np.where(rng.uniform(size=200) < 0.7, y, rng.integers(0, 3, 200))
+    got = realised_metrics(pred, y, 4)
+    labels = [0, 1, 2, 3]
+    for name, fn in (("precision", skm.precision_score), ("recall", skm.recall_score),
+                     ("f1", skm.f1_score)):
+        want = fn(y, pred, average="macro", labels=labels, zero_division=0)
+        assert got[name] == pytest.approx(want), name
+    assert got["f1"] < skm.f1_score(y, pred, average="macro")  # not sklearn's default
+
+
 def test_realised_skips_missing_and_counts_unknown_labels_wrong() -> None:
     got = realised_metrics(np.array([0, 1, -1, 1]), np.array([0, 2, 1, -1]), 2)
     assert got["accuracy"] == 0.5  # rows 0 (right) and 1 (label outside the classes)

@@ -97,6 +97,23 @@ def test_regression_target_not_numeric_is_a_clear_error(tmp_path: Path, regressi
         list(analyze(profile, [DataFile(str(path), "parquet")], window_size=100))
 
 
+def test_probability_outside_unit_interval_is_a_clear_error(tmp_path: Path) -> None:
+    n = 200
+    rng = np.random.default_rng(8)
+    p = rng.uniform(size=n)
+    p[17] = 1.3
+    t = pa.table({"x": rng.normal(size=n), "p": p, "pred": (p > 0.5).astype(np.int64),
+                  "y": rng.integers(0, 2, n)})
+    path = write(t, tmp_path / "scores.parquet")
+    opts = BuildOptions(prediction="pred", proba_binary="p", target="y")
+    with pytest.raises(InputError, match=r"column 'p'.*outside \[0, 1\].*fix:"):
+        build_profile([DataFile(str(path), "parquet")], opts, progress=False)
+    good = write(t.set_column(1, "p", pa.array(np.clip(p, 0, 1))), tmp_path / "good.parquet")
+    profile = build_profile([DataFile(str(good), "parquet")], opts, progress=False)
+    with pytest.raises(InputError, match=r"column 'p'.*outside \[0, 1\].*fix:"):
+        list(analyze(profile, [DataFile(str(path), "parquet")], window_size=100))
+
+
 def test_damaged_loss_model_is_refused_on_load(tmp_path: Path, regression) -> None:
     profile, _ = regression
     d = profile.to_dict()
