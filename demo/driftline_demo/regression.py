@@ -145,7 +145,15 @@ class RegressionProcess:
             [sys.executable, "-m", "driftline_demo.regression", "--seed", str(seed),
              "--metrics-port", str(metrics_port)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._err, text=True)
-        self._expect("ready")
+        self._ready = False
+
+    def wait_ready(self) -> RegressionProcess:
+        """Block until the model is trained, its baseline built and the endpoint serving (the
+        process does that while the caller starts the rest)."""
+        if not self._ready:
+            self._expect("ready")
+            self._ready = True
+        return self
 
     @property
     def pid(self) -> int:
@@ -160,6 +168,7 @@ class RegressionProcess:
         return line
 
     def run(self) -> RegressionResult:
+        self.wait_ready()
         assert self._proc.stdin is not None
         self._proc.stdin.write("run\n")
         self._proc.stdin.flush()

@@ -306,6 +306,14 @@ class DemoStack:
         self.argo = TargetStub("argo-workflows").start()
         self.kserve = TargetStub("kserve").start()
         self.channels = TargetStub("channels").start()
+        if s.use_prometheus:
+            from driftline_demo.regression import RegressionProcess
+
+            # the regression model is monitored by the SDK in its own process (as in a model
+            # server); Prometheus scrapes its metrics endpoint beside the sidecar's. It trains
+            # and builds its baseline while the other processes start.
+            self.regression = RegressionProcess(s.seed, stack.free_port(),
+                                                log=wd / "logs" / "regression.log")
         self.log(f"loopback targets: Argo Workflows {self.argo.url}, KServe {self.kserve.url}; "
                  f"PagerDuty and Slack {self.channels.url}")
 
@@ -364,12 +372,8 @@ class DemoStack:
 
         targets = [f"127.0.0.1:{metrics_port}"]
         if self.alertmanager is not None:
-            from driftline_demo.regression import RegressionProcess
-
-            # the regression model is monitored by the SDK in its own process (as in a model
-            # server); Prometheus scrapes its metrics endpoint beside the sidecar's
-            self.regression = RegressionProcess(s.seed, stack.free_port(),
-                                                log=wd / "logs" / "regression.log")
+            # ready before Prometheus scrapes it (it trained while the rest started)
+            self.regression.wait_ready()
             targets.append(f"127.0.0.1:{self.regression.metrics_port}")
             self.log(f"regression model: SDK monitor with direct loss estimation, metrics "
                      f"http://127.0.0.1:{self.regression.metrics_port}/metrics")
