@@ -104,9 +104,13 @@ class RankReference:
         heads = np.flatnonzero(new)
         below = np.append(heads, n)
         b = np.asarray(bounds, dtype=np.float64)
-        lo = np.searchsorted(b, below[:-1] / max(n, 1), side="left")
-        hi = np.searchsorted(b, below[1:] / max(n, 1), side="left")
-        return cls(ref[heads], below, n, rank_limits(n, b), b, lo, hi, lo < hi)
+        # bucket indices fit int16, and a summary without ties is its own distinct values: a
+        # sidecar keeps one of these per numeric feature for its whole life (≈ 0.4 MiB less per
+        # 20 000-value summary)
+        lo = np.searchsorted(b, below[:-1] / max(n, 1), side="left").astype(np.int16)
+        hi = np.searchsorted(b, below[1:] / max(n, 1), side="left").astype(np.int16)
+        distinct = ref if len(heads) == n else ref[heads]
+        return cls(distinct, below, n, rank_limits(n, b), b, lo, hi, lo < hi)
 
     def new_seen(self) -> np.ndarray:
         """Occurrence counters for :func:`rank_update`: one per distinct reference value."""
