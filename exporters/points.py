@@ -353,7 +353,9 @@ def _requests(p: Callable[[MetricSpec], MetricPoints], rs: RequestStats, snaps: 
     configured = {s.model_name: s.model_version for s in snaps}
     by_model: dict[str, list[tuple[str, str, str, int]]] = {}
     for (m, v, e, code), n in rs.counts.items():
-        by_model.setdefault(models.get(m, OTHER), []).append((v or configured.get(m, ""), e, code, n))
+        # an unconfigured model's request without a version in its path: "__other__", never ""
+        by_model.setdefault(models.get(m, OTHER), []).append(
+            (v or configured.get(m, "") or OTHER, e, code, n))
     codes = guard.resolve("code", ("requests",), sorted({c for _, _, _, c in rs.counts}),
                           lim.max_enum_values)
     endpoints_of: dict[str, dict[str, str]] = {}

@@ -426,3 +426,17 @@ def test_idle_scrape_reuses_the_body_and_new_data_rebuilds_it(
     assert len(builds) == 2 and changed != first and changed == _reference_body(src, "text/plain")
     src.stats = dataclasses.replace(src.stats, queue_depth=src.stats.queue_depth + 7)
     assert render(registry, "text/plain")[0] != changed and len(builds) == 3
+
+
+def test_requests_of_an_unconfigured_model_never_carry_an_empty_version() -> None:
+    src = synthetic_fleet(models=1, features=2, seed=0)
+    rs = src.stats.requests
+    assert rs is not None
+    counts = {**rs.counts, ("stranger", "", "default", "2xx"): 3}
+    src.stats = dataclasses.replace(src.stats, requests=dataclasses.replace(rs, counts=counts))
+    series, _ = scrape(src)
+    key = ("driftline_model_requests_total",
+           lab(model_name=OTHER, model_version=OTHER, endpoint="default", code="2xx"))
+    assert series[key] == 3
+    assert not [k for k in series if k[0].startswith("driftline_model_")
+                and ("model_version", "") in k[1]]
