@@ -198,7 +198,7 @@ def test_the_exporter_keeps_served_models_and_folds_the_rest() -> None:
     points = {p.spec.name: p for p in build_points(snaps, SidecarStats(requests=rs), CardinalityGuard())}
     got = dict(points[cat.MODEL_REQUESTS.name].values)
     assert got == {("iris", "7", "default", "2xx"): 5.0, ("iris", "7", "default", "5xx"): 1.0,
-                   (OTHER, "", "default", "2xx"): 7.0}
+                   (OTHER, OTHER, "default", "2xx"): 7.0}  # never an empty version
     assert set(points[cat.MODEL_REQUEST_DURATION.name].histograms) == {("iris", "default"),
                                                                         (OTHER, "default")}
 
