@@ -5,7 +5,8 @@ baseline — goes through here, so each may be a URI. Object stores are reached 
 filesystems (already a dependency): S3 and S3-compatible stores (MinIO, Ceph) with the standard
 AWS variables (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/``AWS_SESSION_TOKEN`` or
 ``AWS_PROFILE``, ``AWS_REGION``, ``AWS_ENDPOINT_URL`` for a non-AWS endpoint); Google Cloud
-Storage with ``GOOGLE_APPLICATION_CREDENTIALS``; Azure with ``AZURE_STORAGE_ACCOUNT_NAME`` and
+Storage with ``GOOGLE_APPLICATION_CREDENTIALS`` (``STORAGE_EMULATOR_HOST`` for an emulator);
+Azure with ``AZURE_STORAGE_ACCOUNT_NAME`` and
 ``AZURE_STORAGE_ACCOUNT_KEY`` or the Azure SDK's default chain.
 
 Writes are atomic. Locally: a temporary file beside the target, then ``os.replace``. On an object
@@ -80,11 +81,29 @@ def filesystem(path: str) -> tuple[Any, str]:
                 retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=3),
             )
             return fs, rest
+        if s in ("gs", "gcs"):
+            return _gcs(pafs), rest
         fs, inner = pafs.FileSystem.from_uri(str(path))
         return fs, inner
     except (OSError, ValueError, TypeError, ImportError) as exc:
         raise InputError(f"cannot open the object store: {_short(exc)}", path=path,
                          fix=fix_for(path)) from None
+
+
+def _gcs(pafs: Any) -> Any:
+    """Google Cloud Storage with the default credentials, or the emulator named by
+    ``STORAGE_EMULATOR_HOST`` (the variable Google's client libraries read, e.g.
+    ``http://127.0.0.1:9023``; anonymous). Retries give up after
+    ``DRIFTLINE_GCS_RETRY_SECONDS`` (15) so an unreachable store fails instead of hanging."""
+    import datetime
+
+    limit = datetime.timedelta(seconds=float(os.environ.get("DRIFTLINE_GCS_RETRY_SECONDS", "15")))
+    host = os.environ.get("STORAGE_EMULATOR_HOST")
+    if host:
+        head, sep, rest = host.partition("://")
+        return pafs.GcsFileSystem(anonymous=True, endpoint_override=rest if sep else head,
+                                  scheme=head if sep else "http", retry_time_limit=limit)
+    return pafs.GcsFileSystem(retry_time_limit=limit)
 
 
 def _short(exc: BaseException) -> str:
