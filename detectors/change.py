@@ -38,8 +38,8 @@ each value, ``P_new`` is the posterior probability that the regime began more th
 probable of those runs holds at least ``min_gap`` values.
 
 Indices count every value passed in, invalid ones (NaN, ±inf) included; invalid values are
-skipped and counted. ``drift_detected`` follows river's convention: whether the last value fed
-triggered a detection. A batch gives bit for bit the detections, change points and state of
+skipped and counted. ``drift_detected`` follows river's convention: whether the last valid value
+fed triggered a detection. A batch gives bit for bit the detections, change points and state of
 the same values fed one at a time (running sums are carried, never recomputed). Deterministic:
 no randomness anywhere. The defaults are the same for every stream; figures in
 docs/statistics.md.

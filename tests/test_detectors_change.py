@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from scipy import special
 
@@ -99,6 +99,7 @@ _STREAMS = {
 
 
 @settings(max_examples=12, deadline=None)
+@example(seed=2123, cuts=[162, 130], kind="level", block=1)  # a NaN right after a detection
 @given(st.integers(0, 2**32 - 1), st.lists(st.integers(1, 200), min_size=1, max_size=8),
        st.sampled_from(sorted(_STREAMS)), st.sampled_from([1, 4, 16]))
 def test_batches_and_single_values_give_the_same_result(seed: int, cuts: list[int], kind: str,
@@ -123,7 +124,9 @@ def test_batches_and_single_values_give_the_same_result(seed: int, cuts: list[in
     flags = []
     for v in x.tolist():
         single.update(v)
-        flags.append(single.drift_detected)
+        # drift_detected speaks of the last *valid* value: after a skipped NaN it still tells
+        # whether the value before it triggered, so only valid values' flags are detections
+        flags.append(single.drift_detected and math.isfinite(v))
     assert np.flatnonzero(flags).tolist() == hits
     assert _state(single) == _state(whole)
 
