@@ -87,34 +87,42 @@ def _put_parquet(uri: str, table: pa.Table) -> None:
 OPTS = ["--prediction", "pred", "--proba", "p", "--target", "y", "--model-name", "m"]
 
 
-def test_build_and_analyze_with_every_path_on_s3(s3: str, tmp_path: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    ref = reference_table(3000, seed=1)
-    _put_parquet(f"{s3}/ref/part-0.parquet", ref.slice(0, 1500))
-    _put_parquet(f"{s3}/ref/part-1.parquet", ref.slice(1500))
-    cur = reference_table(2000, seed=2, shift=0.5)
-    _put_parquet(f"{s3}/cur.parquet", cur)
-    (tmp_path / "ref").mkdir()
+def build_and_analyze_on_store(store: str, tmp_path: Path) -> BaselineProfile:
+    """Build a baseline from two parts and analyze a file with every path under ``store`` (a
+    bucket URI), and the same locally: the profiles and reports must be equal. Returns the
+    profile read back from the store."""
+    ref, cur = reference_table(3000, seed=1), reference_table(2000, seed=2, shift=0.5)
+    _put_parquet(f"{store}/ref/part-0.parquet", ref.slice(0, 1500))
+    _put_parquet(f"{store}/ref/part-1.parquet", ref.slice(1500))
+    _put_parquet(f"{store}/cur.parquet", cur)
+    (tmp_path / "ref").mkdir()  # the same two parts: the same sums in the same order
     pq.write_table(ref.slice(0, 1500), tmp_path / "ref" / "part-0.parquet")
     pq.write_table(ref.slice(1500), tmp_path / "ref" / "part-1.parquet")
     pq.write_table(cur, tmp_path / "cur.parquet")
 
-    assert main(["baseline", "build", f"{s3}/ref/", "-o", f"{s3}/base.json", *OPTS]) == 0
+    assert main(["baseline", "build", f"{store}/ref/", "-o", f"{store}/base.json", *OPTS]) == 0
     assert main(["baseline", "build", str(tmp_path / "ref"), "-o",
                  str(tmp_path / "base.json"), *OPTS]) == 0
-    remote = BaselineProfile.load(f"{s3}/base.json")
+    remote = BaselineProfile.load(f"{store}/base.json")
     local = BaselineProfile.load(tmp_path / "base.json")
-    assert remote.sources == (f"{s3}/ref/part-0.parquet", f"{s3}/ref/part-1.parquet")
+    assert remote.sources == (f"{store}/ref/part-0.parquet", f"{store}/ref/part-1.parquet")
     assert remote.features == local.features and remote.n_records == 3000
+    assert remote.provenance["content_hash"] == local.provenance["content_hash"]
 
-    assert main(["analyze", f"{s3}/cur.parquet", "--baseline", f"{s3}/base.json",
-                 "--window-size", "500", "-o", f"{s3}/out/report.json"]) == 0
+    assert main(["analyze", f"{store}/cur.parquet", "--baseline", f"{store}/base.json",
+                 "--window-size", "500", "-o", f"{store}/out/report.json"]) == 0
     assert main(["analyze", str(tmp_path / "cur.parquet"), "--baseline",
                  str(tmp_path / "base.json"), "--window-size", "500",
                  "-o", str(tmp_path / "report.json")]) == 0
-    a = json.loads(read_bytes(f"{s3}/out/report.json"))
+    a = json.loads(read_bytes(f"{store}/out/report.json"))
     b = json.loads((tmp_path / "report.json").read_text())
     assert a["windows"] == b["windows"] and len(a["windows"]) == 4
+    return remote
+
+
+def test_build_and_analyze_with_every_path_on_s3(s3: str, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    remote = build_and_analyze_on_store(s3, tmp_path)
 
     # glob over objects
     files = discover([f"{s3}/ref/part-*.parquet"])
