@@ -28,7 +28,7 @@ import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,7 +36,6 @@ from driftline.collectors.feedback import Feedback
 from driftline.collectors.ingest import to_batch
 from driftline.collectors.label_values import label_value
 from driftline.collectors.payloads import PayloadError
-from driftline.collectors.service import App, HttpServer, ServiceThread
 from driftline.collectors.sidecar import (
     INTERNAL_ERROR,
     QUEUE_FULL,
@@ -52,6 +51,9 @@ from driftline.engine.monitor import DriftPolicy, WindowPolicy
 from driftline.engine.records import RecordBatch, from_records, probability_matrix
 from driftline.engine.snapshot import ModelSnapshot
 from driftline.profile.format import BaselineProfile
+
+if TYPE_CHECKING:  # the HTTP service (asyncio, TLS, httptools) loads only with a metrics_port
+    from driftline.collectors.service import ServiceThread
 
 __all__ = ["Monitor"]
 
@@ -161,6 +163,7 @@ class Monitor:
                     lambda: {"otlp": int(otlp_exp.export_errors)})
                 self._otlp.start()
             if metrics_port is not None:
+                from driftline.collectors.service import App, HttpServer, ServiceThread
                 from driftline.exporters.prometheus import new_registry, render
 
                 registry, _ = new_registry(self.sidecar)

@@ -30,8 +30,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
-
 from driftline.errors import ConfigError
 from driftline.io.storage import is_uri
 from driftline.redact import redact_url
@@ -306,6 +304,8 @@ class _Reader:
 
 def _parse_env(text: str) -> Any:
     """Environment values are YAML scalars or flow collections: ``0.5``, ``true``, ``[a, b]``."""
+    import yaml  # only for a config file or DRIFTLINE_* values: the SDK does not need it
+
     try:
         return yaml.safe_load(text) if text.strip() else ""
     except yaml.YAMLError:
@@ -690,6 +690,8 @@ def load_config(
                           fix="pass --config PATH to an existing YAML file") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config: {exc}", path=str(p)) from None
+    import yaml
+
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -17,17 +17,55 @@ import numpy as np
 HEAVY = ("scipy", "river", "sklearn", "pyarrow", "prometheus_client", "opentelemetry")
 
 
-def _imported(code: str) -> set[str]:
+def _imported(code: str, full: bool = False) -> set[str]:
+    """The top-level packages (or, with ``full``, every module) a fresh process has loaded after
+    running ``code``."""
+    name = "m" if full else "m.split('.')[0]"
     probe = (f"{code}\nimport sys, json\n"
-             f"print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}})))")
+             f"print(json.dumps(sorted({{{name} for m in sys.modules}})))")
     out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True)
     return set(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+# What only the SDK's optional metrics port (the HTTP service: asyncio, TLS, httptools, the
+# Prometheus encoder) or a config file (YAML) needs; an application importing the SDK does not.
+SERVICE_ONLY = ("asyncio", "ssl", "httptools", "yaml", "prometheus_client",
+                "driftline.collectors.service", "driftline.collectors.loop_thread",
+                "driftline.exporters.prometheus", "driftline.exporters.text")
 
 
 def test_sdk_import_skips_analysis_libraries() -> None:
     mods = _imported("import driftline.sdk")
     assert not mods & {"scipy", "river", "sklearn", "pyarrow", "pandas"}, sorted(
         mods & {*HEAVY, "pandas"})
+
+
+def test_sdk_import_skips_what_only_the_metrics_port_needs() -> None:
+    mods = _imported("import driftline.sdk", full=True)
+    assert "driftline.collectors.sidecar" in mods  # the probe sees the SDK's own modules
+    assert not mods & set(SERVICE_ONLY), sorted(mods & set(SERVICE_ONLY))
+
+
+def test_sdk_monitor_loads_the_service_only_with_a_metrics_port() -> None:
+    """Without ``metrics_port`` the SDK logs, closes windows and snapshots without the HTTP
+    service; with one, the service loads on demand and answers /metrics."""
+    code = """
+import sys, urllib.request
+sys.path.insert(0, "tests")
+from test_serve_support import make_profile
+import driftline.sdk
+prof = make_profile()
+with driftline.sdk.Monitor(prof, window_records=100, otlp=False) as mon:
+    for i in range(250):
+        mon.log({"f0": float(i % 7), "f1": 1.0, "f2": 2.0, "f3": 0.5}, prediction=i % 2)
+    assert mon.flush() and mon.snapshot().windows_total == 2
+    assert "driftline.collectors.service" not in sys.modules
+with driftline.sdk.Monitor(prof, metrics_port=0, otlp=False) as mon:
+    body = urllib.request.urlopen(f"http://127.0.0.1:{mon.metrics_port}/metrics").read()
+    assert b"driftline_" in body
+"""
+    mods = _imported(code, full=True)
+    assert "driftline.collectors.service" in mods
 
 
 def test_sidecar_monitor_keeps_arrow_and_pandas_out() -> None:
