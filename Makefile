@@ -28,6 +28,7 @@ demo: $(DEMO_STAMP)
 test: $(STAMP)
 	bash scripts/install-system-deps.sh
 	bash scripts/install-mlflow.sh
+	bash scripts/install-azurite.sh
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real Prometheus, promtool, Alertmanager and amtool from Debian's packages when they
-# are missing, headless Chromium for the HTML report's screenshot test, and the Java runtime the
+# are missing, headless Chromium for the HTML report's screenshot test, Node.js and npm for the
+# Azure storage emulator (scripts/install-azurite.sh), and the Java runtime the
 # Spark engine's tests run on (PySpark 4 needs Java 17+). Needs root (CI and the dev machines run
 # as root); otherwise it says what to run.
 set -euo pipefail
@@ -10,6 +11,7 @@ command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 command -v amtool >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 command -v chromium >/dev/null 2>&1 || need+=(chromium fonts-dejavu-core)
+command -v npm >/dev/null 2>&1 || need+=(nodejs npm)  # Azurite (scripts/install-azurite.sh)
 java_major() { java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1; }
 if ! command -v java >/dev/null 2>&1 || [ "$(java_major)" -lt 17 ] 2>/dev/null; then
   need+=(openjdk-17-jre-headless)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_storage_s3 import build_and_analyze_on_store
+from test_storage_s3 import build_and_analyze_on_store, dropped_upload_keeps_the_old_object
 
 from driftline.errors import ProfileError
 from driftline.profile.format import BaselineProfile
@@ -62,3 +62,10 @@ def test_missing_gcs_object_names_the_uri(gcs_host: str, tmp_path: Path,
     uri = f"gs://{BUCKET}/nothing-{tmp_path.name}/base.json"
     with pytest.raises(ProfileError, match=rf"{uri}: baseline profile not found.*fix"):
         BaselineProfile.load(uri)
+
+
+def test_dropped_upload_keeps_the_old_object(gcs_host: str, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_host)
+    dropped_upload_keeps_the_old_object(f"gs://{BUCKET}/drop-{tmp_path.name}/base.json",
+                                        monkeypatch)

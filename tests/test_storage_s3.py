@@ -12,6 +12,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -120,6 +121,55 @@ def build_and_analyze_on_store(store: str, tmp_path: Path) -> BaselineProfile:
     return remote
 
 
+class _DroppedUpload:
+    """An output stream whose connection drops half-way through a write; leaving the ``with``
+    closes the real stream, as pyarrow's own streams do on an error."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def write(self, data: bytes) -> None:
+        self.stream.write(data[: len(data) // 2])
+        raise OSError("connection reset by peer")
+
+    def __enter__(self) -> _DroppedUpload:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stream.close()
+
+
+class _DroppingStore:
+    def __init__(self, fs: Any) -> None:
+        self.fs = fs
+
+    def open_output_stream(self, path: str, *args: Any, **kwargs: Any) -> _DroppedUpload:
+        return _DroppedUpload(self.fs.open_output_stream(path, *args, **kwargs))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.fs, name)
+
+
+def dropped_upload_keeps_the_old_object(uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Overwrite the object at ``uri`` with an upload that fails half-way: a reader still gets
+    the old content, whole, and no temporary object is left beside it."""
+    import pyarrow.fs as pafs
+
+    from driftline.io import storage
+
+    old = json.dumps({"baseline": "old", "pad": "x" * 5000}).encode()
+    write_atomic(uri, old)
+    real = storage.filesystem
+    with monkeypatch.context() as m:
+        m.setattr(storage, "filesystem", lambda p: (_DroppingStore(real(p)[0]), real(p)[1]))
+        with pytest.raises(InputError, match=rf"{uri}: cannot write.*connection reset"):
+            write_atomic(uri, json.dumps({"baseline": "new", "pad": "y" * 9000}).encode())
+    assert read_bytes(uri) == old
+    fs, inner = real(uri)
+    beside = fs.get_file_info(pafs.FileSelector(inner.rsplit("/", 1)[0]))
+    assert [i.path for i in beside] == [inner]
+
+
 def test_build_and_analyze_with_every_path_on_s3(s3: str, tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     remote = build_and_analyze_on_store(s3, tmp_path)
@@ -148,6 +198,11 @@ def test_missing_bucket_and_object_name_the_uri(s3: str, tmp_path: Path) -> None
     assert code == 2
     with pytest.raises(ProfileError):
         BaselineProfile.load("s3://nope-bucket/base.json")
+
+
+def test_dropped_upload_keeps_the_old_object(s3: str, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    dropped_upload_keeps_the_old_object(f"{s3}/drop-{tmp_path.name}/base.json", monkeypatch)
 
 
 def test_failed_build_writes_nothing(s3: str, tmp_path: Path) -> None:

@@ -6,13 +6,16 @@ filesystems (already a dependency): S3 and S3-compatible stores (MinIO, Ceph) wi
 AWS variables (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/``AWS_SESSION_TOKEN`` or
 ``AWS_PROFILE``, ``AWS_REGION``, ``AWS_ENDPOINT_URL`` for a non-AWS endpoint); Google Cloud
 Storage with ``GOOGLE_APPLICATION_CREDENTIALS`` (``STORAGE_EMULATOR_HOST`` for an emulator);
-Azure with ``AZURE_STORAGE_ACCOUNT_NAME`` and
-``AZURE_STORAGE_ACCOUNT_KEY`` or the Azure SDK's default chain.
+Azure Blob Storage / ADLS Gen2 with ``AZURE_STORAGE_CONNECTION_STRING``, or
+``AZURE_STORAGE_ACCOUNT_NAME`` with ``AZURE_STORAGE_ACCOUNT_KEY`` or ``AZURE_STORAGE_SAS_TOKEN``,
+or the Azure SDK's default credential chain (``DRIFTLINE_AZURE_BLOB_ENDPOINT`` for an emulator
+such as Azurite; see :func:`azure_settings`).
 
 Writes are atomic. Locally: a temporary file beside the target, then ``os.replace``. On an object
-store: the complete content is built in memory first and sent as one object (a single PUT, or a
-multipart upload that the store publishes only on completion), so a reader sees the old object
-or the new one, never a part; a failure before the upload completes leaves nothing behind.
+store: the complete content is built in memory, uploaded as a hidden temporary object beside the
+target (``dir/.name.<random>.tmp``), then renamed (ADLS Gen2) or copied server-side onto the
+target and the temporary object deleted, so a reader sees the old object or the whole new one,
+never a part; a failure before the rename or copy leaves the target as it was.
 
 >>> is_uri("s3://bucket/ref.json"), is_uri("/data/ref.json"), is_uri("C:/x")
 (True, False, False)
@@ -20,9 +23,11 @@ or the new one, never a part; a failure before the upload completes leaves nothi
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import os
 import re
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +39,10 @@ _FIX = {
           "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE) and, for MinIO or another S3-compatible "
           "store, AWS_ENDPOINT_URL",
     "gs": "check the bucket and key and GOOGLE_APPLICATION_CREDENTIALS",
-    "abfs": "check the container and path and AZURE_STORAGE_ACCOUNT_NAME / "
-            "AZURE_STORAGE_ACCOUNT_KEY",
+    "abfs": "check the container and path, the account (AZURE_STORAGE_ACCOUNT_NAME or "
+            "abfs://CONTAINER@ACCOUNT.dfs.core.windows.net/PATH) and the credentials "
+            "(AZURE_STORAGE_ACCOUNT_KEY, AZURE_STORAGE_SAS_TOKEN or "
+            "AZURE_STORAGE_CONNECTION_STRING) and, for an emulator, DRIFTLINE_AZURE_BLOB_ENDPOINT",
     "hdfs": "check the namenode address and the path",
 }
 
@@ -83,6 +90,14 @@ def filesystem(path: str) -> tuple[Any, str]:
             return fs, rest
         if s in ("gs", "gcs"):
             return _gcs(pafs), rest
+        if s in ("abfs", "abfss", "az"):
+            container, _, key = rest.partition("/")
+            container, _, host = container.partition("@")
+            settings = azure_settings(host)
+            if not hasattr(pafs, "AzureFileSystem"):
+                raise ImportError(f"pyarrow {_pyarrow_version()} has no AzureFileSystem: "
+                                  "install pyarrow 16 or newer for abfs://")
+            return pafs.AzureFileSystem(**settings), f"{container}/{key}" if key else container
         fs, inner = pafs.FileSystem.from_uri(str(path))
         return fs, inner
     except (OSError, ValueError, TypeError, ImportError) as exc:
@@ -106,6 +121,91 @@ def _gcs(pafs: Any) -> Any:
     return pafs.GcsFileSystem(retry_time_limit=limit)
 
 
+def _pyarrow_version() -> str:
+    import pyarrow
+
+    return str(pyarrow.__version__)
+
+
+def _connection_string(text: str) -> dict[str, str]:
+    """``Key=Value;...`` of an Azure Storage connection string (values may hold ``=``)."""
+    parts = (p.partition("=") for p in text.split(";") if p.strip())
+    return {k.strip().lower(): v.strip() for k, _, v in parts}
+
+
+# Azurite's documented development account (public, the same in every installation).
+_AZURITE_ACCOUNT = "devstoreaccount1"
+_AZURITE_KEY = ("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/"
+                "K1SZFPTOtr/KBHBeksoGMGw==")
+
+
+def azure_settings(host: str = "") -> dict[str, Any]:
+    """Keyword arguments of pyarrow's ``AzureFileSystem`` from the standard Azure variables.
+
+    ``host`` is the part after ``@`` in ``abfs://container@account.dfs.core.windows.net/path``
+    (Hadoop's form, the one Spark users write); its first label is the account. The plain
+    ``abfs://container/path`` (fsspec's form) takes the account from the environment:
+
+    * ``AZURE_STORAGE_CONNECTION_STRING`` — ``AccountName``, ``AccountKey`` or
+      ``SharedAccessSignature``, ``BlobEndpoint`` / ``DefaultEndpointsProtocol`` /
+      ``EndpointSuffix``; ``UseDevelopmentStorage=true`` means Azurite on 127.0.0.1:10000;
+    * else ``AZURE_STORAGE_ACCOUNT_NAME`` with ``AZURE_STORAGE_ACCOUNT_KEY`` or
+      ``AZURE_STORAGE_SAS_TOKEN``; with neither, the Azure SDK's default credential chain
+      (``AZURE_CLIENT_ID`` / ``AZURE_TENANT_ID`` / ``AZURE_CLIENT_SECRET``, managed identity,
+      the Azure CLI's login);
+    * ``DRIFTLINE_AZURE_BLOB_ENDPOINT`` (e.g. ``http://127.0.0.1:10000``) overrides the
+      endpoint, for an emulator; an endpoint with no account in its host name is addressed the
+      emulator's way, ``http://HOST:PORT/ACCOUNT/CONTAINER``.
+
+    The same endpoint serves the Data Lake (``dfs``) calls.
+    """
+    conn = _connection_string(os.environ.get("AZURE_STORAGE_CONNECTION_STRING", ""))
+    env = os.environ.get
+    endpoint = env("DRIFTLINE_AZURE_BLOB_ENDPOINT") or conn.get("blobendpoint", "")
+    if conn.get("usedevelopmentstorage", "").lower() == "true":
+        account, key, sas = _AZURITE_ACCOUNT, _AZURITE_KEY, ""
+        endpoint = endpoint or "http://127.0.0.1:10000"
+    else:
+        account = (host.split(".", 1)[0] if host else "") or conn.get("accountname") \
+            or env("AZURE_STORAGE_ACCOUNT_NAME") or ""
+        key = conn.get("accountkey") or env("AZURE_STORAGE_ACCOUNT_KEY") or ""
+        sas = conn.get("sharedaccesssignature") or env("AZURE_STORAGE_SAS_TOKEN") or ""
+    if not account:
+        raise ValueError("no Azure storage account: set AZURE_STORAGE_ACCOUNT_NAME or write "
+                         "abfs://CONTAINER@ACCOUNT.dfs.core.windows.net/PATH")
+    out: dict[str, Any] = {"account_name": account}
+    if key:
+        out["account_key"] = key
+    elif sas:
+        out["sas_token"] = sas.lstrip("?")
+    if endpoint:
+        head, sep, rest = endpoint.partition("://")
+        authority = (rest if sep else head).split("/", 1)[0]
+        proto = head if sep else "https"
+        if authority.lower().startswith(account.lower() + "."):
+            authority = authority[len(account):]  # ".blob.core.windows.net": account in the host
+        dfs = authority.replace(".blob.", ".dfs.", 1)
+        out.update(blob_storage_authority=authority, blob_storage_scheme=proto,
+                   dfs_storage_authority=dfs, dfs_storage_scheme=proto)
+    elif conn.get("endpointsuffix"):
+        proto = conn.get("defaultendpointsprotocol", "https")
+        out.update(blob_storage_authority=".blob." + conn["endpointsuffix"],
+                   dfs_storage_authority=".dfs." + conn["endpointsuffix"],
+                   blob_storage_scheme=proto, dfs_storage_scheme=proto)
+    return out
+
+
+def uri_of(path: str, inner: str) -> str:
+    """The URI, in the form ``path`` was written in, of ``inner`` (a path inside the
+    filesystem :func:`filesystem` gave for ``path``): listings keep ``container@host``."""
+    head, _, rest = str(path).partition("://")
+    first = rest.split("/", 1)[0]
+    if "@" in first and scheme(path) in ("abfs", "abfss", "az"):
+        container, _, key = inner.partition("/")
+        return f"{head}://{container}@{first.split('@', 1)[1]}/{key}"
+    return f"{head}://{inner}"
+
+
 def _short(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:300] if text else type(exc).__name__
@@ -125,6 +225,8 @@ def storage_error(exc: BaseException, path: str, what: str) -> InputError:
         reason = "access denied or no credentials"
     elif "nosuchbucket" in low or "bucket does not exist" in low or "no such bucket" in low:
         reason = "no such bucket"
+    elif "containernotfound" in low or "container does not exist" in low:
+        reason = "no such container"
     elif "not found" in low or "nosuchkey" in low or "path does not exist" in low:
         reason = "no such object"
     else:
@@ -163,12 +265,31 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
         with atomic_write(p, binary=True) as fh:
             fh.write(data)
         return
+    import pyarrow.fs as pafs
+
     fs, inner = filesystem(p)
+    head, sep, name = inner.rpartition("/")
+    if not sep:  # a bare bucket or container: the store refuses it with its own message
+        head, name = inner, ""
+    temp = f"{head}/.{name}.{uuid.uuid4().hex[:12]}.tmp"
     try:
-        with fs.open_output_stream(inner) as out:
+        # Never stream into the target itself: pyarrow's Azure stream replaces the blob with an
+        # empty one when it opens and commits what was written when it is closed or collected,
+        # even after an error; S3 and GCS streams also complete on close. The temporary object
+        # (hidden from listings by its leading dot) takes that risk; the target only ever gets
+        # a complete object by a server-side rename or copy.
+        with fs.open_output_stream(temp) as out:
             out.write(data)
+        try:
+            fs.move(temp, inner)  # a rename on ADLS Gen2; copy then delete on S3 and GCS
+        except (NotImplementedError, OSError):
+            fs.copy_file(temp, inner)  # Blob Storage without hierarchical namespace
     except OSError as exc:
         raise storage_error(exc, p, "write") from None
+    finally:
+        with contextlib.suppress(OSError):
+            if fs.get_file_info(temp).type != pafs.FileType.NotFound:
+                fs.delete_file(temp)
 
 
 def list_uri(path: str) -> list[str] | None:
@@ -176,23 +297,21 @@ def list_uri(path: str) -> list[str] | None:
     "directory"), or the objects matching a glob in its last parts. None when nothing exists."""
     import pyarrow.fs as pafs
 
-    s = scheme(path)
-    assert s is not None
-    prefix = str(path).split("://", 1)[0] + "://"
+    assert scheme(path) is not None
     fs, inner = filesystem(path)
     try:
         if any(ch in inner for ch in "*?["):
             base = inner[: min(inner.index(ch) for ch in "*?[" if ch in inner)].rsplit("/", 1)[0]
             infos = fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
-            return sorted(prefix + i.path for i in infos
+            return sorted(uri_of(path, i.path) for i in infos
                           if i.type == pafs.FileType.File and fnmatch.fnmatchcase(i.path, inner))
         info = fs.get_file_info(inner)
         if info.type == pafs.FileType.File:
-            return [prefix + inner]
+            return [str(path)]
         if info.type == pafs.FileType.NotFound:
             return None
         infos = fs.get_file_info(pafs.FileSelector(inner.rstrip("/"), recursive=True))
-        return sorted(prefix + i.path for i in infos if i.type == pafs.FileType.File
+        return sorted(uri_of(path, i.path) for i in infos if i.type == pafs.FileType.File
                       and not os.path.basename(i.path).startswith((".", "_")))
     except OSError as exc:
         raise storage_error(exc, path, "list") from None
