@@ -41,12 +41,13 @@ def test_chi2_null_rejection_rate(n_ref: int, n_win: int) -> None:
 
 def _rejection_rate(stats: np.ndarray, n_ref: int, n_win: int) -> float:
     """Share of ``stats`` whose p-value is below ALPHA. The p-value falls as D grows, so a binary
-    search over the distinct statistics finds the cut with a dozen p-value evaluations."""
+    search over the distinct statistics finds the cut with a dozen p-value evaluations. The
+    p-value is the window kernel's (``fast``: the approximation where the exact count is dear)."""
     unique = np.unique(stats)
     lo, hi = 0, unique.size  # first index whose p-value is < ALPHA lies in [lo, hi]
     while lo < hi:
         mid = (lo + hi) // 2
-        if ks_pvalue(float(unique[mid]), n_ref, n_win)[1] < ALPHA:
+        if ks_pvalue(float(unique[mid]), n_ref, n_win, fast=True)[1] < ALPHA:
             hi = mid
         else:
             lo = mid + 1
@@ -76,7 +77,8 @@ def test_ks_null_rejection_rate_through_the_profile_summary(n_ref: int, n_win: i
             summary, _ = quantile_grid(positions[~is_win], SUMMARY_SIZE)
             assert summary.size == m and np.array_equal(summary, positions[in_summary])
             k = numeric_window(summary, np.array([total / 2]), positions[is_win], n_ref)
-            assert k.ks_pvalue == pytest.approx(ks_pvalue(float(stats[i]), n_ref, n_win)[1], rel=1e-9)
+            assert k.ks_pvalue == pytest.approx(
+                ks_pvalue(float(stats[i]), n_ref, n_win, fast=True)[1], rel=1e-9)
     n_used = reference_size(m, n_ref)
     assert n_used == n_ref
     rate = _rejection_rate(stats, n_used, n_win)

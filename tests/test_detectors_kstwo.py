@@ -12,7 +12,13 @@ from hypothesis import strategies as st
 from scipy import special, stats
 
 from driftline.detectors.chi2 import chi2_sf
-from driftline.detectors.ks import ks_2samp_sorted, ks_pvalue
+from driftline.detectors.ks import (
+    APPROX_WORK,
+    ks_2samp_sorted,
+    ks_pvalue,
+    ks_pvalue_approx,
+    lattice_work,
+)
 from driftline.detectors.kstwo import kolmogorov_sf, smirnov_sf
 from driftline.engine.kernels import numeric_window
 
@@ -74,5 +80,47 @@ def test_fast_ks_pvalue_is_scipy_within_bound_and_exact_below_the_exact_size() -
         k = numeric_window(ref, np.array([0.0]), x)
         assert k.ks_statistic == d
         assert k.ks_pvalue == pytest.approx(p, rel=1e-9, abs=1e-300)
-    # at or below the exact size both paths are scipy's exact lattice count, bit for bit
-    assert ks_pvalue(0.05, 3_000, 1_000, fast=True) == ks_pvalue(0.05, 3_000, 1_000)
+    # at or below the exact size the fast path is scipy's exact lattice count, bit for bit,
+    # where that count is cheap; where it is not, the approximation within its stated bound
+    for d in (0.004, 0.01, 0.05, 0.2):
+        assert ks_pvalue(d, 3_000, 200, fast=True) == ks_pvalue(d, 3_000, 200)  # small sample
+    assert lattice_work(3_000, 1_000, 0.008) <= APPROX_WORK
+    assert ks_pvalue(0.008, 3_000, 1_000, fast=True) == ks_pvalue(0.008, 3_000, 1_000)
+    d_fast, p_fast = ks_pvalue(0.05, 3_000, 1_000, fast=True)
+    d_exact, p_exact = ks_pvalue(0.05, 3_000, 1_000)
+    assert d_fast == d_exact and p_fast == pytest.approx(p_exact, rel=0.10, abs=0.003)
+
+
+# (n1, n2) pairs of the approximation's region: equal sizes (the lattice is coarsest there),
+# a window against a larger reference, coprime sizes, and the edges of the region
+APPROX_GRID = [(500, 500), (300, 3_000), (1_000, 999), (5_000, 1_000), (3_001, 700), (10_000, 300),
+               (10_000, 10_000), (2_000, 500)]
+
+
+@pytest.mark.parametrize(("n1", "n2"), APPROX_GRID)
+def test_approximate_pvalue_is_scipys_exact_within_the_stated_bound(n1: int, n2: int) -> None:
+    """ks_pvalue_approx against scipy's exact lattice count over D from p ≈ 1 to p ≈ 1e-10,
+    where the fast path uses it (work > APPROX_WORK): absolute error ≤ 0.01, ≤ 0.003 where
+    p < 0.1, relative ≤ 10 % for 1e-10 ≤ p < 0.05."""
+    lcm = n1 // math.gcd(n1, n2) * n2
+    root = math.sqrt(n1 * n2 / (n1 + n2))
+    checked = 0
+    for z in np.linspace(0.3, 3.4, 24).tolist():
+        d = round(z / root * lcm) / lcm + 0.3 / lcm  # off the lattice: both round it
+        d_a, p_a = ks_pvalue_approx(d, n1, n2)
+        d_e, p_e = ks_pvalue(d, n1, n2)
+        assert d_a == d_e
+        if p_e < 1e-10 or lattice_work(n1, n2, d) <= APPROX_WORK:
+            continue
+        checked += 1
+        assert abs(p_a - p_e) <= 0.01, (d, p_e, p_a)
+        if p_e < 0.1:
+            assert abs(p_a - p_e) <= 0.003, (d, p_e, p_a)
+        if p_e < 0.05:
+            assert abs(p_a - p_e) <= 0.10 * p_e, (d, p_e, p_a)
+    assert checked >= 3
+    # the kernel takes the approximation here only where the exact count is dear
+    d = 2.0 / root
+    assert ks_pvalue(d, n1, n2, fast=True) == (ks_pvalue_approx(d, n1, n2)
+                                               if lattice_work(n1, n2, d) > APPROX_WORK
+                                               else ks_pvalue(d, n1, n2))

@@ -83,7 +83,10 @@ def test_shifted_feature_drifts_and_stats_match_scipy(profile: BaselineProfile) 
     values = t.column("x").to_numpy()
     scipy_ks = stats.ks_2samp(spec.summary_array, values)
     assert x.ks_statistic == pytest.approx(scipy_ks.statistic)
-    assert x.ks_pvalue == pytest.approx(scipy_ks.pvalue, rel=1e-6, abs=1e-300)
+    # 3000 values against the summary: past the exact count's cheap region, so the kernel's
+    # approximation (detectors.ks.ks_pvalue_approx), within its bound: relative ≤ 10 % down to
+    # p = 1e-10, absolute ≤ 1e-10 below
+    assert x.ks_pvalue == pytest.approx(scipy_ks.pvalue, rel=0.10, abs=1e-10)
     counts = np.bincount(np.searchsorted(spec.edges_array, values, side="right"),
                          minlength=len(spec.edges) + 1) / len(values)
     refp = np.maximum(spec.proportions_array, 1e-4)
