@@ -14,8 +14,9 @@ import socketserver
 import threading
 from dataclasses import dataclass
 from email import policy
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from _servers import LoopbackHTTPServer, QuietHandler
 
 
 @dataclass(frozen=True)
@@ -33,31 +34,22 @@ class HttpSink:
         self._lock = threading.Lock()
         sink = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                raw = self.body()
                 with sink._lock:
                     sink.calls.append(Delivery(self.path, dict(self.headers.items()), json.loads(raw)))
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"{}")
+                self.reply_json(200, {})
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.server = LoopbackHTTPServer(Handler)
+        self.url = self.server.url
 
     def at(self, path: str) -> list[Delivery]:
         with self._lock:
             return [c for c in self.calls if c.path == path]
 
     def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.server.stop()
 
 
 class SmtpSink:

@@ -11,8 +11,10 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
+
+from _servers import LoopbackHTTPServer
 
 from driftline.collectors.proxy import ProxyServer, ProxyThread
 from driftline.collectors.sampling import Sampler
@@ -143,20 +145,16 @@ class Upstream:
     """The threaded test upstream on 127.0.0.1, a free port."""
 
     def __init__(self) -> None:
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self.httpd.daemon_threads = True
         self.gate = threading.Event()
-        self.httpd.gate = self.gate  # type: ignore[attr-defined]
-        self.port = self.httpd.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self._thread.start()
+        self.server = LoopbackHTTPServer(_Handler, start=False)
+        self.server.httpd.gate = self.gate  # type: ignore[attr-defined]
+        self.port = self.server.port
+        self.url = self.server.url
+        self.server.start()
 
     def close(self) -> None:
         self.gate.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self._thread.join(5)
+        self.server.stop()
 
 
 def free_port() -> int:

@@ -11,9 +11,10 @@ import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from _servers import LoopbackHTTPServer, QuietHandler
 
 from driftline.alertmanager.actions_config import ActionsConfig, load_config_dict
 from driftline.alertmanager.receiver import Receiver
@@ -70,16 +71,11 @@ class Target:
         target = self
         self._lock = threading.Lock()
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
             def _any(self) -> None:
-                n = int(self.headers.get("Content-Length", "0") or 0)
-                seen = Seen(self.command, self.path, _Headers(self.headers.items()),
-                            self.rfile.read(n) if n else b"")
+                seen = Seen(self.command, self.path, _Headers(self.headers.items()), self.body())
                 with target._lock:
                     target.seen.append(seen)
                     if target.responder is not None:
@@ -89,29 +85,20 @@ class Target:
                 if target.gate is not None:
                     target.gate.wait(30)
                 data = b"" if body is None else json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.reply(status, data, content_type="application/json")
 
             do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _any
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
-        self._thread.start()
+        self.server = LoopbackHTTPServer(Handler)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return self.server.url
 
     def close(self) -> None:
         if self.gate is not None:
             self.gate.set()
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.stop()
 
     def wait_for(self, n: int, timeout: float = 15.0) -> list[Seen]:
         deadline = time.monotonic() + timeout

@@ -7,14 +7,13 @@ crumb Jenkins answers 403."""
 from __future__ import annotations
 
 import base64
-import threading
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from _servers import LoopbackHTTPServer, QuietHandler
 from test_actions_presets import ctx, make_target, run
 
 from driftline.alertmanager.actions import plan
@@ -30,16 +29,9 @@ class Jenkins:
         self.refused: list[str] = []
         jenkins = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
-                self.send_response(status)
-                for k, v in {"Content-Length": str(len(body)), **(headers or {})}.items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(body)
+                self.reply(status, body, headers=headers)
 
             def do_GET(self) -> None:
                 if self.headers.get("Authorization") != AUTH:
@@ -53,7 +45,7 @@ class Jenkins:
                     self._send(404)
 
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                body = self.body()
                 if self.headers.get("Authorization") != AUTH:
                     jenkins.refused.append("auth")
                     self._send(401)
@@ -70,9 +62,8 @@ class Jenkins:
                 jenkins.builds.append((self.path, urllib.parse.parse_qs(body.decode())))
                 self._send(201, headers={"Location": "http://jenkins/queue/item/17/"})
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.server = LoopbackHTTPServer(Handler)
+        self.url = self.server.url
 
 
 @contextmanager
@@ -81,8 +72,7 @@ def jenkins(**kw: Any) -> Iterator[Jenkins]:
     try:
         yield j
     finally:
-        j.httpd.shutdown()
-        j.httpd.server_close()
+        j.server.stop()
 
 
 def _target(tmp: Path, url: str, token: str = TOKEN, **extra: Any) -> Any:

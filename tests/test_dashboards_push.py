@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import urllib.request
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from _servers import LoopbackHTTPServer, QuietHandler
 
 from driftline.cli import main as driftline_main
 from driftline.dashboards.generate import dashboards
@@ -31,17 +30,9 @@ class GrafanaStub:
         self.calls: list[tuple[str, str]] = []
         stub = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def _send(self, status: int, doc: Any) -> None:
-                body = json.dumps(doc).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.reply_json(status, doc)
 
             def _authorised(self) -> bool:
                 auth = self.headers.get("Authorization", "")
@@ -51,8 +42,8 @@ class GrafanaStub:
                 return False
 
             def _body(self) -> Any:
-                n = int(self.headers.get("Content-Length") or 0)
-                return json.loads(self.rfile.read(n)) if n else None
+                raw = self.body()
+                return json.loads(raw) if raw else None
 
             def do_GET(self) -> None:
                 self.path = self.path.split("?", 1)[0]
@@ -99,14 +90,11 @@ class GrafanaStub:
                                             "version": version, "slug": "x"})
                 return self._send(404, {"message": "Not found"})
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
+        self.server = LoopbackHTTPServer(Handler)
+        self.url = self.server.url
 
     def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.server.stop()
 
 
 @pytest.fixture

@@ -10,16 +10,15 @@ import json
 import math
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pytest
+from _servers import LoopbackHTTPServer, QuietHandler
 from engine_fixtures import write
 
 from driftline.cli import main
@@ -209,28 +208,18 @@ class _Model:
     """An OIP v2 model server that predicts 0 for every row (loopback only)."""
 
     def __init__(self) -> None:
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
-                doc = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                doc = json.loads(self.body())
                 n = doc["inputs"][0]["shape"][0]
-                body = json.dumps({"outputs": [{"name": "predict", "shape": [n],
-                                                "datatype": "INT64", "data": [0] * n}]}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.reply_json(200, {"outputs": [{"name": "predict", "shape": [n],
+                                                   "datatype": "INT64", "data": [0] * n}]})
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.server = LoopbackHTTPServer(Handler)
+        self.port = self.server.port
 
     def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.server.stop()
 
 
 def _post(url: str, body: Any) -> tuple[int, Any]:

@@ -8,15 +8,14 @@ exporter) and requires the same series names, label names and values as a Promet
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import math
 import re
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from _servers import OtlpReceiver
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
@@ -37,56 +36,14 @@ from driftline.exporters.prometheus import new_registry, render
 Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
-class Receiver:
-    """A minimal OTLP/HTTP metrics endpoint; records decoded requests and their headers."""
-
-    def __init__(self, status: int = 200) -> None:
-        self.status = status
-        self.requests: list[tuple[dict[str, str], ExportMetricsServiceRequest]] = []
-        self.cond = threading.Condition()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                if self.headers.get("Content-Encoding") == "gzip":
-                    body = gzip.decompress(body)
-                req = ExportMetricsServiceRequest()
-                req.ParseFromString(body)
-                with outer.cond:
-                    outer.requests.append(({k.lower(): v for k, v in self.headers.items()}, req))
-                    outer.cond.notify_all()
-                payload = ExportMetricsServiceResponse().SerializeToString()
-                self.send_response(outer.status)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1/metrics"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-
-    def wait_for(self, n: int, timeout: float = 20.0) -> None:
-        with self.cond:
-            assert self.cond.wait_for(lambda: len(self.requests) >= n, timeout), len(self.requests)
+@pytest.fixture
+def receiver() -> Iterator[OtlpReceiver]:
+    with OtlpReceiver() as r:
+        yield r
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    r.thread.start()
-    yield r
-    r.server.shutdown()
-    r.server.server_close()
-    r.thread.join(5)
-
-
-@pytest.fixture
-def otel_env(monkeypatch: pytest.MonkeyPatch, receiver: Receiver) -> Receiver:
+def otel_env(monkeypatch: pytest.MonkeyPatch, receiver: OtlpReceiver) -> OtlpReceiver:
     for var in ("OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
                 "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_HEADERS", "OTEL_SERVICE_NAME",
                 "OTEL_RESOURCE_ATTRIBUTES", "OTEL_METRIC_EXPORT_INTERVAL"):
@@ -178,7 +135,7 @@ def rich_fleet() -> StaticSource:
 # --- tests ---------------------------------------------------------------------------------
 
 
-def test_translated_otlp_equals_the_prometheus_scrape(otel_env: Receiver) -> None:
+def test_translated_otlp_equals_the_prometheus_scrape(otel_env: OtlpReceiver) -> None:
     src = rich_fleet()
     exp = OtlpMetricsExporter(src, interval_ms=60000)
     assert exp.force_flush()
@@ -195,7 +152,7 @@ def test_translated_otlp_equals_the_prometheus_scrape(otel_env: Receiver) -> Non
     exp.shutdown()
 
 
-def test_translation_holds_under_folding(otel_env: Receiver) -> None:
+def test_translation_holds_under_folding(otel_env: OtlpReceiver) -> None:
     src = synthetic_fleet(models=6, features=12, seed=2)
     limits = CardinalityLimits(max_models=2, max_features_per_model=5, max_categories_per_feature=2)
     exp = OtlpMetricsExporter(src, interval_ms=60000, limits=limits)
@@ -206,7 +163,7 @@ def test_translation_holds_under_folding(otel_env: Receiver) -> None:
     exp.shutdown()
 
 
-def test_resource_and_headers_from_the_standard_env(otel_env: Receiver,
+def test_resource_and_headers_from_the_standard_env(otel_env: OtlpReceiver,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer%20tok,x-tenant=t1")
     monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES",
@@ -226,7 +183,7 @@ def test_resource_and_headers_from_the_standard_env(otel_env: Receiver,
     exp.shutdown()
 
 
-def test_default_service_name(otel_env: Receiver) -> None:
+def test_default_service_name(otel_env: OtlpReceiver) -> None:
     exp = OtlpMetricsExporter(rich_fleet(), interval_ms=60000)
     exp.force_flush()
     otel_env.wait_for(1)
@@ -236,7 +193,7 @@ def test_default_service_name(otel_env: Receiver) -> None:
     exp.shutdown()
 
 
-def test_shutdown_flushes_a_final_export(otel_env: Receiver) -> None:
+def test_shutdown_flushes_a_final_export(otel_env: OtlpReceiver) -> None:
     src = rich_fleet()
     exp = OtlpMetricsExporter(src, interval_ms=3_600_000)
     exp.start()
@@ -248,7 +205,7 @@ def test_shutdown_flushes_a_final_export(otel_env: Receiver) -> None:
     assert len(otel_env.requests) == 1
 
 
-def test_periodic_export_from_env_interval(otel_env: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_periodic_export_from_env_interval(otel_env: OtlpReceiver, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "50")
     src = rich_fleet()
     exp = OtlpMetricsExporter(src)
@@ -267,7 +224,7 @@ def test_periodic_export_from_env_interval(otel_env: Receiver, monkeypatch: pyte
     assert per_model == {src.models[0].model_name}
 
 
-def test_export_errors_are_counted_never_raised(otel_env: Receiver) -> None:
+def test_export_errors_are_counted_never_raised(otel_env: OtlpReceiver) -> None:
     otel_env.status = 400
     exp = OtlpMetricsExporter(rich_fleet(), interval_ms=60000)
     assert exp.force_flush() is False
@@ -315,7 +272,7 @@ def test_bad_interval_fails_at_setup(monkeypatch: pytest.MonkeyPatch) -> None:
         OtlpMetricsExporter(rich_fleet())
 
 
-def test_force_flush_is_synchronous(otel_env: Receiver) -> None:
+def test_force_flush_is_synchronous(otel_env: OtlpReceiver) -> None:
     """force_flush returns after the request completed: the receiver already has it."""
     exp = OtlpMetricsExporter(rich_fleet(), interval_ms=60000)
     exp.force_flush()

@@ -8,11 +8,10 @@ from __future__ import annotations
 import bisect
 import itertools
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
+from _servers import LoopbackHTTPServer, QuietHandler
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from proxy_helpers import Upstream, exchange, request, running_proxy
@@ -128,28 +127,20 @@ def test_endpoint_header_and_response_sizes_in_the_recorder() -> None:
                               for i in range(len(cat.SIZE_BUCKETS) + 1)]
 
 
-class _Fixed(BaseHTTPRequestHandler):
+class _Fixed(QuietHandler):
     """A model server answering every inference with the same 52-byte body."""
 
     BODY = b'{"outputs": [{"name": "predict", "data": [1, 0, 1]}]}'
 
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(self.BODY)))
-        self.end_headers()
-        self.wfile.write(self.BODY)
-
-    def log_message(self, *args: object) -> None:
-        pass
+        self.body()
+        self.reply(200, self.BODY)
 
 
 def test_the_proxy_labels_endpoints_and_measures_response_sizes() -> None:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Fixed)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    path = "/v2/models/iris/infer"
-    try:
+    with LoopbackHTTPServer(_Fixed) as server:
+        url = server.url
+        path = "/v2/models/iris/infer"
         # a canary revision's sidecar that trusts the header its router sets
         with running_proxy(url, sampler=Sampler(0.0), endpoint="canary",
                            trust_endpoint_header=True) as (t, _q):
@@ -162,9 +153,6 @@ def test_the_proxy_labels_endpoints_and_measures_response_sizes() -> None:
         with running_proxy(url, sampler=Sampler(0.0)) as (t, _q):
             exchange(t.server.port, request("POST", path, b"{}", headers={"x-driftline-endpoint": "canary"}))
             untrusted = t.server.requests.stats()
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
     assert trusted.counts == {("iris", "", "canary", "2xx"): 1, ("iris", "", "default", "2xx"): 1,
                               ("iris", "", OTHER, "2xx"): 1}
     assert set(trusted.latency) == {("iris", "canary"), ("iris", "default"), ("iris", OTHER)}

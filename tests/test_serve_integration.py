@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
 import time
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from _servers import LoopbackHTTPServer, OtlpReceiver, QuietHandler
 from sklearn.linear_model import LogisticRegression
 
 from driftline.cli import main as driftline_main
@@ -35,12 +34,9 @@ class SklearnServer:
     def __init__(self, model: LogisticRegression) -> None:
         model_ref = model
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
-                doc = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                doc = json.loads(self.body())
                 t = doc["inputs"][0]
                 x = np.asarray(t["data"], dtype=float).reshape(t["shape"])
                 proba = model_ref.predict_proba(x)
@@ -49,24 +45,17 @@ class SklearnServer:
                      "data": proba.argmax(axis=1).tolist()},
                     {"name": "predict_proba", "shape": list(proba.shape), "datatype": "FP64",
                      "data": proba.ravel().tolist()}]}
-                body = json.dumps(out).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.reply_json(200, out)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.server = LoopbackHTTPServer(Handler, start=False)
+        self.port = self.server.port
 
     def __enter__(self) -> SklearnServer:
-        self.thread.start()
+        self.server.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -162,59 +151,11 @@ def test_prometheus_scrapes_drift_from_proxied_traffic(
             assert sidecar.stop() == 0, sidecar.log_text()
 
 
-class OtlpSink:
-    """A loopback OTLP/HTTP metrics receiver that keeps every decoded request."""
-
-    def __init__(self) -> None:
-        from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
-
-        received = self.received = []  # type: ignore[var-annotated]
-        pb = metrics_service_pb2
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                if self.headers.get("Content-Encoding") == "gzip":
-                    import gzip
-                    body = gzip.decompress(body)
-                msg = pb.ExportMetricsServiceRequest()
-                msg.ParseFromString(body)
-                received.append(msg)
-                out = pb.ExportMetricsServiceResponse().SerializeToString()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def values(self, name: str) -> list[float]:
-        out = []
-        for req in self.received:
-            for rm in req.resource_metrics:
-                for sm in rm.scope_metrics:
-                    for m in sm.metrics:
-                        if m.name == name:
-                            pts = m.gauge.data_points or m.sum.data_points
-                            out += [p.as_double or float(p.as_int) for p in pts]
-        return out
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.mark.integration
 def test_sigterm_closes_window_and_flushes_otlp(trained: tuple[LogisticRegression, Path],
                                                 tmp_path: Path) -> None:
     _, baseline = trained
-    sink = OtlpSink()
+    sink = OtlpReceiver()
     metrics_port = free_port()
     try:
         cfg = write_config(tmp_path, baseline, metrics_port, None, None, records=1000,
@@ -247,4 +188,4 @@ def test_sigterm_closes_window_and_flushes_otlp(trained: tuple[LogisticRegressio
         assert max(sink.values("driftline.windows")) == 1
         assert sink.values("driftline.window.records")[-1] == 37
     finally:
-        sink.close()
+        sink.stop()

@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from _servers import LoopbackHTTPServer, QuietHandler
 
 from driftline_demo import stack
 
@@ -22,28 +21,17 @@ needs_stack = pytest.mark.skipif(not (HAVE_PROM and HAVE_AM),
                                  reason="needs prometheus and prometheus-alertmanager (Debian)")
 
 
-class _Metrics(BaseHTTPRequestHandler):
-    body = b"# TYPE demo_value gauge\ndemo_value{feature=\"amount\"} 0.42\n"
+class _Metrics(QuietHandler):
+    METRICS = b"# TYPE demo_value gauge\ndemo_value{feature=\"amount\"} 0.42\n"
 
     def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain; version=0.0.4")
-        self.send_header("Content-Length", str(len(self.body)))
-        self.end_headers()
-        self.wfile.write(self.body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+        self.reply(200, self.METRICS, content_type="text/plain; version=0.0.4")
 
 
 @pytest.fixture
 def exporter() -> Iterator[str]:
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Metrics)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    yield f"127.0.0.1:{srv.server_address[1]}"
-    srv.shutdown()
-    srv.server_close()
+    with LoopbackHTTPServer(_Metrics) as srv:
+        yield srv.target
 
 
 def test_prometheus_config_groups_targets_and_alertmanager() -> None:

@@ -5,10 +5,7 @@ the same code path as ``s3://`` (pyarrow's filesystem, ``STORAGE_EMULATOR_HOST``
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +14,7 @@ from test_storage_s3 import build_and_analyze_on_store, dropped_upload_keeps_the
 
 from driftline.errors import ProfileError
 from driftline.profile.format import BaselineProfile
-from driftline_demo.stack import free_port
+from driftline_demo.stack import free_port, start_process
 
 BUCKET = "models"
 EXE = Path(sys.executable).with_name("gcp-storage-emulator")
@@ -30,24 +27,11 @@ pytestmark = pytest.mark.skipif(
 def gcs_host() -> Iterator[str]:
     exe = str(EXE) if EXE.exists() else str(shutil.which("gcp-storage-emulator"))
     port = free_port()
-    proc = subprocess.Popen([exe, "start", "--host", "127.0.0.1", "--port", str(port),
-                             "--in-memory", "--default-bucket", BUCKET],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    try:
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/storage/v1/b/{BUCKET}", timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("gcp-storage-emulator did not start") from None
-                time.sleep(0.1)
+    with start_process("gcs-emulator", [exe, "start", "--host", "127.0.0.1", "--port", str(port),
+                                        "--in-memory", "--default-bucket", BUCKET],
+                       ready_url=f"{url}/storage/v1/b/{BUCKET}", timeout=60):
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def test_build_and_analyze_with_every_path_on_gcs(gcs_host: str, tmp_path: Path,

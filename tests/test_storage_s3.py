@@ -5,11 +5,7 @@ store and refused credentials."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,48 +22,41 @@ from driftline.io.readers import discover
 from driftline.io.storage import read_bytes, write_atomic
 from driftline.profile.build import BuildOptions, build_profile
 from driftline.profile.format import BaselineProfile
-from driftline_demo.stack import free_port
+from driftline_demo.stack import ManagedProcess, free_port, start_process
 
 BUCKET = "models"
 
 
-def _start_moto(extra_env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {**os.environ, **(extra_env or {})}
+def _start_moto(extra_env: dict[str, str] | None = None) -> tuple[ManagedProcess, str]:
+    """moto's standalone S3 server on a free loopback port, ready (its API answers)."""
+    url = f"http://127.0.0.1:{free_port()}"
     exe = Path(sys.executable).with_name("moto_server")
-    proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(url + "/moto-api/", timeout=1).close()
-            return proc, url
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError("moto_server did not start") from None
-            time.sleep(0.1)
+    proc = start_process("moto", [str(exe), "-H", "127.0.0.1", "-p", url.rsplit(":", 1)[1]],
+                         ready_url=f"{url}/moto-api/", env=extra_env, timeout=60)
+    return proc, url
+
+
+def _aws_env(monkeypatch: pytest.MonkeyPatch, endpoint: str, key: str = "testing",
+             secret: str = "testing") -> None:
+    """The standard AWS variables, pointing at ``endpoint``."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 
 @pytest.fixture(scope="module")
 def s3_url() -> Iterator[str]:
     proc, url = _start_moto()
-    try:
+    with proc:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 @pytest.fixture
 def s3(s3_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """Standard AWS variables pointing at the local server, and an empty bucket."""
-    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    _aws_env(monkeypatch, s3_url)
     import boto3
 
     client = boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1")
@@ -216,10 +205,7 @@ def test_failed_build_writes_nothing(s3: str, tmp_path: Path) -> None:
 
 
 def test_unreachable_store_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")  # nothing listens
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    _aws_env(monkeypatch, f"http://127.0.0.1:{free_port()}")  # nothing listens
     monkeypatch.setenv("DRIFTLINE_S3_CONNECT_TIMEOUT", "1")
     with pytest.raises(InputError, match=r"s3://models/ref.parquet.*unreachable.*AWS_ENDPOINT_URL"):
         discover(["s3://models/ref.parquet"])
@@ -230,20 +216,13 @@ def test_refused_credentials_are_a_clear_error(monkeypatch: pytest.MonkeyPatch,
     """A server that checks signatures (moto with authentication on from the first request)
     refuses unknown keys: the error names the URI and the credential variables."""
     proc, url = _start_moto({"INITIAL_NO_AUTH_ACTION_COUNT": "0"})
-    try:
-        monkeypatch.setenv("AWS_ENDPOINT_URL", url)
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAUNKNOWNKEY000000")
-        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong")
-        monkeypatch.setenv("AWS_REGION", "us-east-1")
-        monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    with proc:
+        _aws_env(monkeypatch, url, key="AKIAUNKNOWNKEY000000", secret="wrong")
         with pytest.raises(InputError, match=r"s3://models/.*credentials.*AWS_ACCESS_KEY_ID"):
             discover(["s3://models/ref.parquet"])
         prof = build_profile(discover([str(_local(tmp_path))]), BuildOptions())
         with pytest.raises(InputError, match=r"s3://models/b.json.*access denied or no cred"):
             prof.save("s3://models/b.json")
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def _local(tmp_path: Path) -> Path:
