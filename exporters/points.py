@@ -56,6 +56,9 @@ class MetricPoints:
     spec: MetricSpec
     values: dict[Labels, float] = field(default_factory=dict)
     histograms: dict[Labels, HistogramPoint] = field(default_factory=dict)
+    #: Per-snapshot parts whose series, in order, are exactly ``values`` / ``histograms``
+    #: (empty when they are not): the text encoder reuses an unchanged part's lines whole.
+    blocks: list[MetricPoints] = field(default_factory=list, compare=False, repr=False)
 
     def __len__(self) -> int:
         return len(self.values) + len(self.histograms)
@@ -77,13 +80,14 @@ class MetricPoints:
         if len(hist.counts) != len(hist.bounds) + 1:
             return
         # The count is the sum of the buckets, so +Inf always equals _count (both formats require it).
-        count = sum(int(c) for c in hist.counts)
+        counts = list(map(int, hist.counts))
+        count = sum(counts)
         cur = self.histograms.get(labels)
         if cur is None:
-            self.histograms[labels] = HistogramPoint(tuple(hist.bounds), [int(c) for c in hist.counts],
-                                                     float(hist.sum), count)
+            self.histograms[labels] = HistogramPoint(tuple(hist.bounds), counts, float(hist.sum),
+                                                     count)
             return
-        cur.counts = [a + int(b) for a, b in zip(cur.counts, hist.counts, strict=True)]
+        cur.counts = [a + b for a, b in zip(cur.counts, counts, strict=True)]
         cur.sum += float(hist.sum)
         cur.count += count
 
@@ -213,13 +217,18 @@ def _resolve_snapshots(snaps: list[ModelSnapshot], stats: SidecarStats,
 
 
 def build_points(snapshots: Iterable[ModelSnapshot], stats: SidecarStats,
-                 guard: CardinalityGuard, version: str = __version__) -> list[MetricPoints]:
-    """All non-empty metrics of the catalogue, in catalogue order, for the current state."""
+                 guard: CardinalityGuard, version: str = __version__,
+                 cache: PointsCache | None = None) -> list[MetricPoints]:
+    """All non-empty metrics of the catalogue, in catalogue order, for the current state.
+
+    With a ``cache`` (one per exporter, kept between builds) the series of a snapshot that is
+    the very object of the previous build, with the same label resolution, are reused instead
+    of being built again: after one model's data, only that model's points are rebuilt."""
     snaps = list(snapshots)
     out = {spec.name: MetricPoints(spec) for spec in cat.ALL}
     guard.begin()
     try:
-        _fill(out, snaps, stats, guard, version)
+        _fill(out, snaps, stats, guard, version, cache)
     finally:
         capped = guard.end()
     series_capped = out[cat.SERIES_CAPPED.name]
@@ -227,11 +236,32 @@ def build_points(snapshots: Iterable[ModelSnapshot], stats: SidecarStats,
         series_capped.add((label,), n)
     for label, n in capped.items():
         series_capped.add((label,), n)
+    for pts in out.values():
+        # blocks describe the series only when nothing else was added beside them (a folded
+        # model's series, or two endpoints' one build_info series); else the encoder uses values
+        if pts.blocks and sum(len(b) for b in pts.blocks) != len(pts):
+            pts.blocks = []
     return [p for p in out.values() if len(p)]
 
 
+class PointsCache:
+    """Each unfolded snapshot's points from the previous build, with what they were built from.
+
+    Keyed by the snapshot's (model, version, endpoint); an entry is reused only when the
+    snapshot is the same object (a monitor hands out one snapshot until its state changes) and
+    every label resolution it used is equal, so a reused entry equals a rebuilt one. Only the
+    snapshots of the latest build are kept. Not thread-safe: use it under the exporter's lock.
+    """
+
+    def __init__(self) -> None:
+        self.entries: dict[Labels, tuple[ModelSnapshot, tuple[object, ...],
+                                         dict[str, MetricPoints]]] = {}
+        self.reused = 0
+        self.built = 0
+
+
 def _fill(out: dict[str, MetricPoints], snaps: list[ModelSnapshot], stats: SidecarStats,
-          guard: CardinalityGuard, version: str) -> None:
+          guard: CardinalityGuard, version: str, cache: PointsCache | None = None) -> None:
     lim = guard.limits
     resolved, models, classes, signals = _resolve_snapshots(snaps, stats, guard)
     sources = guard.resolve("source", (), sorted({k for s in snaps for k in s.records_by_source}),
@@ -241,84 +271,39 @@ def _fill(out: dict[str, MetricPoints], snaps: list[ModelSnapshot], stats: Sidec
     def p(spec: MetricSpec) -> MetricPoints:
         return out[spec.name]
 
+    entries: dict[Labels, tuple[ModelSnapshot, tuple[object, ...], dict[str, MetricPoints]]] = {}
+    old = cache.entries if cache is not None else {}
     for s, r in zip(snaps, resolved, strict=True):
-        key = r.key
-        for src, n in s.records_by_source.items():
-            p(cat.RECORDS).add((*key, sources[src]), n)
-        p(cat.RECORDS_SAMPLED).add(key, s.records_sampled)
-        p(cat.WINDOWS).add(key, s.windows_total)
-        for m, n in s.labels.items():
-            p(cat.LABELS).add((*key, matched[m]), n)
-        cls = classes.get(r.model, {})
-        for c, n in s.prediction_classes.items():
-            p(cat.PREDICTION_CLASS).add((*key, cls.get(c, OTHER)), n)
-        sig = signals.get(r.model, {})
-        for g, n in s.change_detections.items():
-            p(cat.CHANGE_DETECTIONS).add((*key, sig.get(g, OTHER)), n)
-        for g, began in s.change_points.items():
-            p(cat.CHANGE_POINT_TIME).set((*key, sig.get(g, OTHER)), began)
-        if s.prediction_confidence is not None:
-            p(cat.PREDICTION_CONFIDENCE).observe(key, s.prediction_confidence)
-        for f, hist in s.quantile_rank.items():
-            p(cat.FEATURE_QUANTILE_RANK).observe((*key, r.features.get(f, OTHER)), hist)
-        for f, counts in s.categories.items():
-            fl = r.features.get(f, OTHER)
-            cmap = r.categories.get(f, {})
-            for c, n in counts.items():
-                p(cat.FEATURE_CATEGORY).add((*key, fl, cmap.get(c, OTHER)), n)
-        if r.folded:
-            continue  # gauges cannot be summed across folded models
-        p(cat.BUILD_INFO).set((version, r.model, r.version, s.baseline_id, s.baseline_source),
-                              1.0)
-        p(cat.REFERENCE_ACCURACY).set(key, s.reference_accuracy)
-        p(cat.ESTIMATED_ACCURACY).set(key, s.estimated_accuracy)
-        p(cat.ACCURACY).set(key, s.accuracy)
-        for spec, values in ((cat.ESTIMATED_PERFORMANCE, s.estimated_performance),
-                             (cat.PERFORMANCE, s.performance),
-                             (cat.REFERENCE_PERFORMANCE, s.reference_performance)):
-            for metric, v in values.items():
-                if metric in cat.PERFORMANCE_METRICS:  # a fixed set: bounded label values
-                    p(spec).set((*key, metric), v)
-        for f, shares in s.reference_categories.items():
-            fl = r.features.get(f, OTHER)
-            if fl == OTHER:
-                continue
-            cmap = r.categories.get(f, {})
-            for c, share in shares.items():
-                if not math.isnan(share):
-                    p(cat.FEATURE_REFERENCE_CATEGORY_RATIO).add((*key, fl, cmap.get(c, OTHER)), share)
-        w = s.last_window
-        end = s.last_window_end if s.last_window_end is not None else (w.end if w else None)
-        p(cat.WINDOW_END).set(key, end)
-        if w is None:
+        cls, sig = classes.get(r.model, {}), signals.get(r.model, {})
+        if r.folded:  # its counters add up with other folded snapshots' under __other__
+            _snapshot_points(p, s, r, sources, matched, cls, sig, version)
             continue
-        p(cat.WINDOW_RECORDS).set(key, w.records)
-        if w.prediction is not None:
-            p(cat.PREDICTION_PSI).set(key, w.prediction.psi)
-        mv = w.multivariate
-        if mv is not None and mv.n:
-            p(cat.MULTIVARIATE_ERROR).set(key, mv.reconstruction_error)
-            p(cat.MULTIVARIATE_UPPER).set(key, mv.upper_threshold)
-            p(cat.MULTIVARIATE_LOWER).set(key, mv.lower_threshold)
-            p(cat.MULTIVARIATE_DRIFTED).set(key, 1.0 if mv.drifted else 0.0)
-        for f, fd in w.features.items():
-            fl = r.features.get(f, OTHER)
-            if fl == OTHER:
-                continue
-            fkey = (*key, fl)
-            for spec, attr in _FEATURE_GAUGES:
-                p(spec).set(fkey, getattr(fd, attr))
-            p(cat.FEATURE_DRIFTED).set(fkey, 1.0 if fd.drifted else 0.0)
-        for f, ed in w.embeddings.items():
-            fl = r.features.get(f, OTHER)
-            if fl == OTHER:
-                continue
-            fkey = (*key, fl)
-            p(cat.EMBEDDING_MMD).set(fkey, ed.mmd)
-            p(cat.EMBEDDING_MMD_PVALUE).set(fkey, ed.mmd_pvalue)
-            p(cat.EMBEDDING_COSINE).set(fkey, ed.cosine_distance)
-            p(cat.FEATURE_MISSING_RATIO).set(fkey, ed.missing_ratio)
-            p(cat.FEATURE_DRIFTED).set(fkey, 1.0 if ed.drifted else 0.0)
+        deps = (r.features, r.categories, sources, matched, cls, sig, version)
+        prev = old.get(r.key)
+        if prev is not None and prev[0] is s and prev[1] == deps:
+            frag = prev[2]
+            if cache is not None:
+                cache.reused += 1
+        else:
+            frag = {}
+
+            def fp(spec: MetricSpec, frag: dict[str, MetricPoints] = frag) -> MetricPoints:
+                got = frag.get(spec.name)
+                if got is None:
+                    got = frag[spec.name] = MetricPoints(spec)
+                return got
+
+            _snapshot_points(fp, s, r, sources, matched, cls, sig, version)
+            if cache is not None:
+                cache.built += 1
+        entries[r.key] = (s, deps, frag)
+        for name, pts in frag.items():
+            o = out[name]
+            o.values.update(pts.values)
+            o.histograms.update(pts.histograms)
+            o.blocks.append(pts)
+    if cache is not None:
+        cache.entries = entries
 
     reasons = guard.resolve("reason", (), sorted({r for _, r in stats.dropped}), lim.max_drop_reasons)
     for (m, reason), n in stats.dropped.items():
@@ -343,6 +328,88 @@ def _fill(out: dict[str, MetricPoints], snaps: list[ModelSnapshot], stats: Sidec
         p(cat.EXPORT_ERRORS).add((exporters[name],), n)
     p(cat.QUEUE_DEPTH).set((), stats.queue_depth)
     p(cat.QUEUE_CAPACITY).set((), stats.queue_capacity)
+
+
+def _snapshot_points(p: Callable[[MetricSpec], MetricPoints], s: ModelSnapshot, r: _Resolved,
+                     sources: Mapping[str, str], matched: Mapping[str, str],
+                     cls: Mapping[str, str], sig: Mapping[str, str], version: str) -> None:
+    """One snapshot's series into ``p(spec)``: counters and histograms, then (unfolded only)
+    its gauges."""
+    key = r.key
+    for src, n in s.records_by_source.items():
+        p(cat.RECORDS).add((*key, sources[src]), n)
+    p(cat.RECORDS_SAMPLED).add(key, s.records_sampled)
+    p(cat.WINDOWS).add(key, s.windows_total)
+    for m, n in s.labels.items():
+        p(cat.LABELS).add((*key, matched[m]), n)
+    for c, n in s.prediction_classes.items():
+        p(cat.PREDICTION_CLASS).add((*key, cls.get(c, OTHER)), n)
+    for g, n in s.change_detections.items():
+        p(cat.CHANGE_DETECTIONS).add((*key, sig.get(g, OTHER)), n)
+    for g, began in s.change_points.items():
+        p(cat.CHANGE_POINT_TIME).set((*key, sig.get(g, OTHER)), began)
+    if s.prediction_confidence is not None:
+        p(cat.PREDICTION_CONFIDENCE).observe(key, s.prediction_confidence)
+    for f, hist in s.quantile_rank.items():
+        p(cat.FEATURE_QUANTILE_RANK).observe((*key, r.features.get(f, OTHER)), hist)
+    for f, counts in s.categories.items():
+        fl = r.features.get(f, OTHER)
+        cmap = r.categories.get(f, {})
+        for c, n in counts.items():
+            p(cat.FEATURE_CATEGORY).add((*key, fl, cmap.get(c, OTHER)), n)
+    if r.folded:
+        return  # gauges cannot be summed across folded models
+    p(cat.BUILD_INFO).set((version, r.model, r.version, s.baseline_id, s.baseline_source),
+                          1.0)
+    p(cat.REFERENCE_ACCURACY).set(key, s.reference_accuracy)
+    p(cat.ESTIMATED_ACCURACY).set(key, s.estimated_accuracy)
+    p(cat.ACCURACY).set(key, s.accuracy)
+    for spec, values in ((cat.ESTIMATED_PERFORMANCE, s.estimated_performance),
+                         (cat.PERFORMANCE, s.performance),
+                         (cat.REFERENCE_PERFORMANCE, s.reference_performance)):
+        for metric, v in values.items():
+            if metric in cat.PERFORMANCE_METRICS:  # a fixed set: bounded label values
+                p(spec).set((*key, metric), v)
+    for f, shares in s.reference_categories.items():
+        fl = r.features.get(f, OTHER)
+        if fl == OTHER:
+            continue
+        cmap = r.categories.get(f, {})
+        for c, share in shares.items():
+            if not math.isnan(share):
+                p(cat.FEATURE_REFERENCE_CATEGORY_RATIO).add((*key, fl, cmap.get(c, OTHER)), share)
+    w = s.last_window
+    end = s.last_window_end if s.last_window_end is not None else (w.end if w else None)
+    p(cat.WINDOW_END).set(key, end)
+    if w is None:
+        return
+    p(cat.WINDOW_RECORDS).set(key, w.records)
+    if w.prediction is not None:
+        p(cat.PREDICTION_PSI).set(key, w.prediction.psi)
+    mv = w.multivariate
+    if mv is not None and mv.n:
+        p(cat.MULTIVARIATE_ERROR).set(key, mv.reconstruction_error)
+        p(cat.MULTIVARIATE_UPPER).set(key, mv.upper_threshold)
+        p(cat.MULTIVARIATE_LOWER).set(key, mv.lower_threshold)
+        p(cat.MULTIVARIATE_DRIFTED).set(key, 1.0 if mv.drifted else 0.0)
+    for f, fd in w.features.items():
+        fl = r.features.get(f, OTHER)
+        if fl == OTHER:
+            continue
+        fkey = (*key, fl)
+        for spec, attr in _FEATURE_GAUGES:
+            p(spec).set(fkey, getattr(fd, attr))
+        p(cat.FEATURE_DRIFTED).set(fkey, 1.0 if fd.drifted else 0.0)
+    for f, ed in w.embeddings.items():
+        fl = r.features.get(f, OTHER)
+        if fl == OTHER:
+            continue
+        fkey = (*key, fl)
+        p(cat.EMBEDDING_MMD).set(fkey, ed.mmd)
+        p(cat.EMBEDDING_MMD_PVALUE).set(fkey, ed.mmd_pvalue)
+        p(cat.EMBEDDING_COSINE).set(fkey, ed.cosine_distance)
+        p(cat.FEATURE_MISSING_RATIO).set(fkey, ed.missing_ratio)
+        p(cat.FEATURE_DRIFTED).set(fkey, 1.0 if ed.drifted else 0.0)
 
 
 def _requests(p: Callable[[MetricSpec], MetricPoints], rs: RequestStats, snaps: list[ModelSnapshot],

@@ -39,7 +39,7 @@ from prometheus_client.utils import floatToGoString
 
 from driftline.engine.snapshot import ModelSnapshot, SidecarStats, SnapshotSource
 from driftline.exporters.cardinality import CardinalityGuard, CardinalityLimits
-from driftline.exporters.points import MetricPoints, build_points
+from driftline.exporters.points import MetricPoints, PointsCache, build_points
 from driftline.exporters.text import TextEncoder
 
 __all__ = ["DriftlineCollector", "MetricsServer", "new_registry", "render", "start_metrics_server",
@@ -96,6 +96,7 @@ class DriftlineCollector(Collector):
         self._last: tuple[list[ModelSnapshot], SidecarStats] | None = None
         self._bodies: dict[bool, bytes] = {}
         self._points: list[MetricPoints] = []
+        self._cache = PointsCache()  # unchanged models' points, reused by the next build
 
     def exposition(self, openmetrics: bool) -> bytes:
         """The scrape body, text 0.0.4 or OpenMetrics 1.0.
@@ -104,7 +105,9 @@ class DriftlineCollector(Collector):
         the same snapshot until something changes) and the sidecar stats are equal, the
         previous body is returned as it is: nothing is rebuilt, hashed or formatted. The
         points are a pure function of those inputs and the guard's state, which the same
-        inputs leave unchanged, so the body would be byte for byte the same."""
+        inputs leave unchanged, so the body would be byte for byte the same. Otherwise only the
+        models whose snapshot changed are rebuilt (:class:`~driftline.exporters.points.PointsCache`)
+        and only their text is formatted again."""
         snaps = list(self.source.snapshots())
         stats = self.source.sidecar_stats()
         with self._lock:
@@ -115,7 +118,7 @@ class DriftlineCollector(Collector):
             if not same:
                 self._bodies = {}
                 self._last = (snaps, stats)
-                self._points = build_points(snaps, stats, self.guard)
+                self._points = build_points(snaps, stats, self.guard, cache=self._cache)
             body = self._bodies.get(openmetrics)
             if body is None:
                 body = self._bodies[openmetrics] = self._encoder.encode(self._points, openmetrics)

@@ -67,16 +67,21 @@ class TextEncoder:
     """Encodes built points; keeps each series' formatted label part and its last line.
 
     A series whose value (a histogram: whose counts and sum) is the same as at the previous
-    encode reuses its whole line(s); only changed series are formatted. The caches hold only
-    the series of the previous encode (rebuilt from the old ones each time), so their size
-    follows the current series count, never the history. Not thread-safe: one encoder per
-    collector, called under the collector's lock.
+    encode reuses its whole line(s); only changed series are formatted. A metric's per-snapshot
+    block (:attr:`~driftline.exporters.points.MetricPoints.blocks`) that is the very object of
+    the previous encode, as an unchanged model's reused points are, reuses its text whole,
+    without visiting its series. The caches hold only the series of the previous encode
+    (rebuilt from the old ones each time), so their size follows the current series count,
+    never the history. Not thread-safe: one encoder per collector, called under the
+    collector's lock.
     """
 
     def __init__(self) -> None:
         self._families: dict[str, _Family] = {}
-        self._lines: dict[tuple[str, Labels], tuple[str, float, str]] = {}
-        self._hist: dict[tuple[str, Labels, tuple[float, ...]], _HistLines] = {}
+        self._lines: _Lines = {}
+        self._hist: _Hists = {}
+        self._blocks: dict[int, tuple[MetricPoints, str, _Lines, _Hists]] = {}
+        self.blocks_reused = 0
 
     def _family(self, spec: MetricSpec) -> _Family:
         fam = self._families.get(spec.name)
@@ -87,42 +92,78 @@ class TextEncoder:
     def encode(self, points: Sequence[MetricPoints], openmetrics: bool) -> bytes:
         """The exposition of ``points`` (from :func:`~driftline.exporters.points.build_points`)."""
         out: list[str] = []
-        old_lines, old_hist = self._lines, self._hist
-        lines: dict[tuple[str, Labels], tuple[str, float, str]] = {}
-        hists: dict[tuple[str, Labels, tuple[float, ...]], _HistLines] = {}
-        go = floatToGoString
+        old_blocks = self._blocks
+        lines: _Lines = {}
+        hists: _Hists = {}
+        blocks: dict[int, tuple[MetricPoints, str, _Lines, _Hists]] = {}
         for pts in points:
-            spec = pts.spec
-            fam = self._family(spec)
+            fam = self._family(pts.spec)
             out.append(fam.om_header if openmetrics else fam.text_header)
-            if spec.type == "histogram":
-                for values, h in pts.histograms.items():
-                    key = (spec.name, values, tuple(h.bounds))
-                    hl = old_hist.get(key)
-                    if hl is None:
-                        hl = _HistLines(fam, values, h.bounds)
-                    hists[key] = hl
-                    out.append(hl.render(h.counts, h.sum, h.count))
+            if not pts.blocks:
+                out.append(self._series(fam, pts, lines, hists))
                 continue
-            name = spec.name
-            for values, v in pts.values.items():
-                key2 = (name, values)
-                cached = old_lines.get(key2)
-                if cached is None:
-                    head = fam.sample + _labelstr(list(zip(fam.names, values, strict=True))) + " "
-                elif cached[1] == v and v != 0.0:  # 0.0 == -0.0, which prints differently
-                    lines[key2] = cached
-                    out.append(cached[2])
-                    continue
+            for b in pts.blocks:
+                got = old_blocks.get(id(b))
+                if got is not None and got[0] is b:
+                    self.blocks_reused += 1
+                    text, b_lines, b_hists = got[1], got[2], got[3]
+                    lines.update(b_lines)
+                    hists.update(b_hists)
                 else:
-                    head = cached[0]
-                line = f"{head}{go(v)}\n"
-                lines[key2] = (head, v, line)
-                out.append(line)
+                    b_lines, b_hists = {}, {}
+                    text = self._series(fam, b, b_lines, b_hists)
+                    lines.update(b_lines)
+                    hists.update(b_hists)
+                blocks[id(b)] = (b, text, b_lines, b_hists)
+                out.append(text)
         if openmetrics:
             out.append("# EOF\n")
-        self._lines, self._hist = lines, hists
+        self._lines, self._hist, self._blocks = lines, hists, blocks
         return "".join(out).encode("utf-8")
+
+    def _series(self, fam: _Family, pts: MetricPoints, lines: _Lines, hists: _Hists) -> str:
+        """The lines of ``pts``' series, reusing the previous encode's where unchanged; the
+        series' cache entries go into ``lines`` / ``hists``."""
+        spec = pts.spec
+        out: list[str] = []
+        if spec.type == "histogram":
+            old_hist = self._hist
+            for values, h in pts.histograms.items():
+                key = (spec.name, values, tuple(h.bounds))
+                hl = old_hist.get(key)
+                if hl is None:
+                    hl = _HistLines(fam, values, h.bounds)
+                hists[key] = hl
+                out.append(hl.render(h.counts, h.sum, h.count))
+            return "".join(out)
+        old_lines = self._lines
+        go = floatToGoString
+        name = spec.name
+        for values, v in pts.values.items():
+            key2 = (name, values)
+            cached = old_lines.get(key2)
+            if cached is None:
+                head = fam.sample + _labelstr(list(zip(fam.names, values, strict=True))) + " "
+            elif cached[1] == v and v != 0.0:  # 0.0 == -0.0, which prints differently
+                lines[key2] = cached
+                out.append(cached[2])
+                continue
+            else:
+                head = cached[0]
+            line = f"{head}{go(v)}\n"
+            lines[key2] = (head, v, line)
+            out.append(line)
+        return "".join(out)
+
+
+_Lines = dict[tuple[str, Labels], tuple[str, float, str]]
+_Hists = dict[tuple[str, Labels, tuple[float, ...]], "_HistLines"]
+
+
+def count_string(n: int) -> str:
+    """``floatToGoString(n)`` for a non-negative integer count, without the float round trip
+    below a million (where Go's format is the integer and ``.0``)."""
+    return f"{n}.0" if type(n) is int and 0 <= n < 1_000_000 else floatToGoString(n)
 
 
 class _HistLines:
@@ -143,14 +184,13 @@ class _HistLines:
         if last is not None and last[0] == counts and last[1] == total and last[2] == count \
                 and total != 0.0:
             return self._text
-        go = floatToGoString
         parts = []
         run = 0
         for head, c in zip(self.buckets, counts, strict=True):
             run += c
-            parts.append(f"{head}{go(run)}\n")
-        parts.append(f"{self.count}{go(count)}\n")
-        parts.append(f"{self.sum}{go(total)}\n")
+            parts.append(f"{head}{count_string(run)}\n")
+        parts.append(f"{self.count}{count_string(count)}\n")
+        parts.append(f"{self.sum}{floatToGoString(total)}\n")
         self._last = (list(counts), total, count)
         self._text = "".join(parts)
         return self._text

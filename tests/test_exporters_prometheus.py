@@ -417,7 +417,8 @@ def test_idle_scrape_reuses_the_body_and_new_data_rebuilds_it(
     registry, _ = new_registry(src)
     builds = []
     real = prom.build_points
-    monkeypatch.setattr(prom, "build_points", lambda *a: builds.append(1) or real(*a))
+    monkeypatch.setattr(prom, "build_points",
+                        lambda *a, **k: builds.append(1) or real(*a, **k))
     first, _ = render(registry, "text/plain")
     again, _ = render(registry, "text/plain")
     assert again is first and len(builds) == 1
@@ -426,6 +427,95 @@ def test_idle_scrape_reuses_the_body_and_new_data_rebuilds_it(
     assert len(builds) == 2 and changed != first and changed == _reference_body(src, "text/plain")
     src.stats = dataclasses.replace(src.stats, queue_depth=src.stats.queue_depth + 7)
     assert render(registry, "text/plain")[0] != changed and len(builds) == 3
+
+
+def test_a_scrape_after_one_models_data_rebuilds_and_formats_only_that_model() -> None:
+    src = rich_fleet()
+    registry, collector = new_registry(src)
+    render(registry, "text/plain")
+    cache, encoder = collector._cache, collector._encoder
+    built, reused, blocks = cache.built, cache.reused, encoder.blocks_reused
+    assert built == len(src.models) and reused == 0
+    src.models[2] = dataclasses.replace(src.models[2], windows_total=src.models[2].windows_total + 1)
+    body, _ = render(registry, "text/plain")
+    assert body == _reference_body(src, "text/plain")
+    assert cache.built - built == 1 and cache.reused - reused == len(src.models) - 1
+    assert encoder.blocks_reused > blocks  # the other models' text was not formatted again
+
+
+def _mutate(src: StaticSource, i: int, kind: str) -> None:
+    m = src.models[i % len(src.models)]
+    k = src.models.index(m)
+    if kind == "window":
+        src.models[k] = dataclasses.replace(m, windows_total=m.windows_total + 1,
+                                            records_sampled=m.records_sampled + 100)
+    elif kind == "category":  # a new category value: the label resolution of that feature changes
+        feat = next(iter(m.categories))
+        counts = {**m.categories[feat], f"new{m.windows_total}": 1_000 + i}
+        src.models[k] = dataclasses.replace(m, categories={**m.categories, feat: counts},
+                                            windows_total=m.windows_total + 1)
+    elif kind == "histogram":  # counts past a million switch Go's number format
+        f = next(iter(m.quantile_rank))
+        h = m.quantile_rank[f]
+        counts = [c + 999_990 for c in h.counts]
+        src.models[k] = dataclasses.replace(
+            m, quantile_rank={**m.quantile_rank, f: Histogram(h.bounds, tuple(counts), h.sum + 1.5,
+                                                              sum(counts))})
+    elif kind == "gone":  # a model leaves the sidecar
+        if len(src.models) > 1:
+            del src.models[k]
+    elif kind == "same":  # an equal snapshot that is a new object
+        src.models[k] = dataclasses.replace(m)
+    else:
+        src.stats = dataclasses.replace(src.stats, queue_depth=src.stats.queue_depth + 1)
+
+
+@settings(max_examples=12, deadline=None)
+@given(steps=st.lists(st.tuples(st.integers(0, 7), st.sampled_from(
+    ["window", "category", "histogram", "gone", "same", "stats"])), min_size=1, max_size=5),
+       fold=st.booleans())
+def test_reused_points_and_text_equal_a_fresh_prometheus_client_encoding(
+        steps: list[tuple[int, str]], fold: bool) -> None:
+    """Scrapes after changes to some models, with and without folding (the cardinality caps),
+    in both formats: every body equals prometheus-client's encoding of points built afresh
+    (with a guard that saw the same builds, as the collector's did)."""
+    from prometheus_client.exposition import choose_encoder
+
+    from driftline.exporters.points import build_points
+    from driftline.exporters.prometheus import to_families
+
+    src = synthetic_fleet(models=6, features=5, categories=4, seed=9)
+    limits = (CardinalityLimits(max_models=4, max_features_per_model=3, max_categories_per_feature=3)
+              if fold else None)
+    registry, _ = new_registry(src, limits=limits)
+    ref_guard = CardinalityGuard(limits)
+
+    def reference(accept: str) -> bytes:
+        points = build_points(src.snapshots(), src.sidecar_stats(), ref_guard)
+
+        class Families:
+            def collect(self) -> list[object]:
+                return to_families(points)  # type: ignore[return-value]
+
+        encoder, _ = choose_encoder(accept)
+        return encoder(Families())  # type: ignore[arg-type,no-any-return]
+
+    accepts = ("text/plain", "application/openmetrics-text;version=1.0.0")
+    assert render(registry, accepts[0])[0] == reference(accepts[0])
+    for n, (i, kind) in enumerate(steps):
+        _mutate(src, i, kind)
+        accept = accepts[n % 2]
+        assert render(registry, accept)[0] == reference(accept), (n, kind)
+
+
+def test_count_string_is_go_formatting_of_the_count() -> None:
+    from prometheus_client.utils import floatToGoString
+
+    from driftline.exporters.text import count_string
+
+    for n in (0, 1, 7, 999_999, 1_000_000, 1_234_567, 10**12, 2**53 + 1):
+        assert count_string(n) == floatToGoString(n), n
+    assert count_string(3.0) == floatToGoString(3.0)  # type: ignore[arg-type]
 
 
 def test_requests_of_an_unconfigured_model_never_carry_an_empty_version() -> None:
