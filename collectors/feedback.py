@@ -16,10 +16,10 @@ unmatched after the wait (or pushed out by newer ones) counts as unmatched.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import repeat
-from typing import Any
+from itertools import islice, repeat
+from typing import Any, cast
 
 import numpy as np
 
@@ -40,8 +40,9 @@ class PredictionStore:
     def __init__(self, ttl: float = 3600.0, max_ids: int = 200_000) -> None:
         self.ttl = ttl
         self.max_ids = max_ids
-        self._items: OrderedDict[str, tuple[Hashable, str | float, float, bytes | None]] = \
-            OrderedDict()
+        # a plain dict (insertion-ordered, oldest first): its bulk update is what a batch of
+        # new ids costs, and it is about a third cheaper than an OrderedDict's
+        self._items: dict[str, tuple[Hashable, str | float, float, bytes | None]] = {}
         self.evicted = 0
 
     def __len__(self) -> int:
@@ -53,11 +54,7 @@ class PredictionStore:
         record had none) of one batch; rows without id or prediction are skipped."""
         items = self._items
         rids, preds = ids.tolist(), predicted.tolist()
-        scores: list[bytes | None] = [None] * len(rids)
-        if probabilities is not None:
-            rows = np.ascontiguousarray(probabilities, dtype=np.float64)
-            for i in np.flatnonzero(np.isfinite(rows).all(axis=1)).tolist():
-                scores[i] = rows[i].tobytes()
+        scores = [None] * len(rids) if probabilities is None else row_bytes(probabilities)
         kinds = set(map(type, preds))
         if (len(rids) == len(preds) and None not in rids
                 and (kinds == {str} or (kinds == {float} and not np.isnan(predicted).any()))
@@ -69,13 +66,14 @@ class PredictionStore:
         else:
             stored = self._put_each(key, rids, preds, now, scores)
         overflow = len(items) - self.max_ids
-        for _ in range(max(0, overflow)):
-            items.popitem(last=False)
-            self.evicted += 1
+        if overflow > 0:  # oldest first
+            for rid in list(islice(items, overflow)):
+                del items[rid]
+            self.evicted += overflow
         return stored
 
     def _put_each(self, key: Hashable, rids: list[Any], preds: list[Any], now: float,
-                  scores: list[bytes | None]) -> int:
+                  scores: Sequence[bytes | None]) -> int:
         """Record by record: skips missing ids and predictions, moves a re-sent id last."""
         items = self._items
         stored = 0
@@ -102,15 +100,32 @@ class PredictionStore:
         return item[0], item[1], scores
 
     def expire(self, now: float) -> int:
-        n = 0
         items = self._items
-        while items:
-            t = next(iter(items.values()))[2]
-            if now - t <= self.ttl:
+        stale = []
+        for rid, item in items.items():  # oldest first: stop at the first one still fresh
+            if now - item[2] <= self.ttl:
                 break
-            items.popitem(last=False)
-            n += 1
-        return n
+            stale.append(rid)
+        for rid in stale:
+            del items[rid]
+        return len(stale)
+
+
+def row_bytes(probabilities: np.ndarray) -> list[bytes | None]:
+    """Each ``(n, k)`` row's float64 bytes (None for a row with a NaN: no probabilities), read
+    out in C through a ``k × 8``-byte void view rather than one ``tobytes`` call per row."""
+    rows = np.ascontiguousarray(probabilities, dtype=np.float64)
+    if rows.ndim != 2 or not rows.shape[1]:
+        return [rows[i].tobytes() if np.isfinite(rows[i]).all() else None
+                for i in range(len(rows))]
+    # a void scalar's tolist() is its bytes
+    out = cast("list[bytes | None]",
+               rows.view(np.dtype((np.void, 8 * rows.shape[1]))).ravel().tolist())
+    finite = np.isfinite(rows).all(axis=1)
+    if not finite.all():
+        for i in np.flatnonzero(~finite).tolist():
+            out[i] = None
+    return out
 
 
 class PendingLabels:

@@ -116,23 +116,33 @@ def to_batch(schema: ModelSchema, records: Sequence[Mapping[str, Any]]) -> Recor
     values are pulled out with C-level ``map``/``itemgetter``/``zip`` instead of one Python
     comprehension per feature (``_feature_columns``); the per-record path is
     the fallback when some record lacks a feature."""
-    n = len(records)
-    rows = list(map(FEATURES_OF, records))
-    feats = _feature_columns(schema, rows)
-
     def col(key: str) -> list[Any] | None:
-        vals = list(map(methodcaller("get", key), records))
-        return vals if any(map(is_not, vals, repeat(None))) else None
+        return present(list(map(methodcaller("get", key), records)))
 
-    pred_raw, proba_raw = col("prediction"), col("probabilities")
+    return columns_batch(schema, list(map(FEATURES_OF, records)), col("prediction"),
+                         col("probabilities"), col("id"), col("timestamp"), col("label"))
+
+
+def present(values: list[Any]) -> list[Any] | None:
+    """``values``, or None when every one is None (a field no record had)."""
+    return values if any(map(is_not, values, repeat(None))) else None
+
+
+def columns_batch(schema: ModelSchema, rows: list[Mapping[str, Any]],
+                  pred_raw: list[Any] | None, proba_raw: list[Any] | None,
+                  ids_raw: list[Any] | None, ts_raw: list[Any] | None,
+                  labels_raw: list[Any] | None) -> RecordBatch:
+    """One batch from per-record values already pulled apart: each record's ``features``
+    mapping and, per output field, one value per record (None where a record had none) or
+    None for a field no record had. :func:`to_batch` and the SDK's ``log()`` records
+    (buffered as plain tuples) both end here."""
+    n = len(rows)
+    feats = _feature_columns(schema, rows)
     pred = proba = None
     if pred_raw is not None or proba_raw is not None:
         pred, proba = schema.outputs(pred_raw, proba_raw, n)
-    ids_raw = col("id")
     ids = None if ids_raw is None else _id_column(ids_raw)
-    ts_raw = col("timestamp")
     timestamps = None if ts_raw is None else numeric_column(ts_raw)
-    labels_raw = col("label")
     targets = None if labels_raw is None else canonical_labels(
         np.array(labels_raw, dtype=object))
     return RecordBatch(feats, pred, proba, ids, timestamps, targets, n=n)

@@ -13,7 +13,7 @@
     mon.feedback(request_id, label=0)          # when the ground truth arrives
     mon.close()                                # drain, close the open window, flush OTLP
 
-``log`` appends one small tuple to a bounded buffer under a lock and returns; a background thread
+``log`` appends one plain tuple to a bounded buffer (no lock) and returns; a background thread
 turns buffered records into columnar batches and feeds the same monitor, detectors and exporters
 that ``driftline serve`` uses. When the buffer is full the record is dropped and counted
 (``driftline_records_dropped_total{reason="queue_full"}``): the model never waits for monitoring.
@@ -33,9 +33,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from driftline.collectors.feedback import Feedback
-from driftline.collectors.ingest import to_batch
+from driftline.collectors.ingest import columns_batch, present
 from driftline.collectors.label_values import label_value
-from driftline.collectors.payloads import PayloadError
+from driftline.collectors.payloads import ModelSchema, PayloadError
 from driftline.collectors.sidecar import (
     INTERNAL_ERROR,
     QUEUE_FULL,
@@ -59,47 +59,74 @@ __all__ = ["Monitor"]
 
 _log = logging.getLogger("driftline.sdk")
 
-_RECORD, _BATCH, _FEEDBACK, _MARK = 0, 1, 2, 3
+_BATCH, _FEEDBACK, _MARK = 1, 2, 3
 
 
 class _Buffer:
-    """Bounded, never-blocking hand-off from the model's threads to the worker."""
+    """Bounded, never-blocking hand-off from the model's threads to the worker.
+
+    ``log()`` is on the model's request path, so a record costs one ``deque.append`` of a
+    plain tuple (atomic under the GIL): no lock, no condition, no dict. Only batches,
+    feedback and flush marks (rare next to records) take the lock, to keep the weight of the
+    queued batches. The bound is checked without the lock, so concurrent ``log()`` calls can
+    pass it by at most one record each; the worker wakes on an event once ``wake_at`` records
+    wait (or at its poll timeout). Records and control items keep their order: one deque.
+    """
 
     def __init__(self, capacity: int, wake_at: int = 256) -> None:
         self.capacity = capacity
         self.wake_at = wake_at
-        self._items: deque[tuple[int, Any, int]] = deque()
-        self._weight = 0
-        self._cond = threading.Condition(threading.Lock())
+        # records: (features, prediction, probabilities, id, label, timestamp);
+        # anything else: (kind, item, weight)
+        self._items: deque[tuple[Any, ...]] = deque()
+        self._extra = 0  # sum of (weight - 1) of the queued control items, under _lock
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
         self.dropped = 0
 
     @property
     def depth(self) -> int:
-        return self._weight
+        """Records (and batches' records) waiting."""
+        return len(self._items) + self._extra
+
+    def record(self, features: Any, prediction: Any, probabilities: Any, id: Any, label: Any,
+               timestamp: Any) -> bool:
+        items = self._items
+        if len(items) + self._extra >= self.capacity:
+            with self._lock:
+                self.dropped += 1
+            return False
+        items.append((features, prediction, probabilities, id, label, timestamp))
+        if len(items) >= self.wake_at and not self._wake.is_set():
+            self._wake.set()
+        return True
 
     def offer(self, kind: int, item: Any, weight: int = 1) -> bool:
-        with self._cond:
-            if self._items and self._weight + weight > self.capacity:
+        with self._lock:
+            items = self._items
+            if items and len(items) + self._extra + weight > self.capacity:
                 self.dropped += weight
                 return False
-            self._items.append((kind, item, weight))
-            self._weight += weight
-            if self._weight >= self.wake_at or kind == _MARK:
-                self._cond.notify()
-            return True
+            items.append((kind, item, weight))
+            self._extra += weight - 1
+            depth = len(items) + self._extra
+        if depth >= self.wake_at or kind == _MARK:
+            self._wake.set()
+        return True
 
     def drain(self, max_items: int = 1 << 30, timeout: float | None = 0.05
-              ) -> list[tuple[int, Any, int]]:
-        with self._cond:
-            if self._weight < self.wake_at and timeout != 0:
-                self._cond.wait(timeout)
-            out: list[tuple[int, Any, int]] = []
-            items = self._items
-            while items and len(out) < max_items:
-                it = items.popleft()
-                self._weight -= it[2]
-                out.append(it)
-            return out
+              ) -> list[tuple[Any, ...]]:
+        items = self._items
+        if len(items) + self._extra < self.wake_at and timeout != 0:
+            self._wake.wait(timeout)
+        self._wake.clear()
+        popleft = items.popleft
+        out = [popleft() for _ in range(min(max_items, len(items)))]
+        extra = sum(it[2] - 1 for it in out if len(it) == 3)
+        if extra:
+            with self._lock:
+                self._extra -= extra
+        return out
 
 
 class Monitor:
@@ -180,22 +207,12 @@ class Monitor:
             probabilities: Any = None, id: Any = None, label: Any = None,
             timestamp: float | None = None) -> bool:
         """Queue one record; False when it was dropped because the buffer is full."""
-        if not isinstance(features, Mapping):
+        if type(features) is not dict and not isinstance(features, Mapping):
             raise TypeError(f"log: features must be a mapping {{name: value}}, got "
                             f"{type(features).__name__}; fix: pass a dict, or use log_batch "
                             "for a table of rows")
-        rec: dict[str, Any] = {"features": features}
-        if prediction is not None:
-            rec["prediction"] = prediction
-        if probabilities is not None:
-            rec["probabilities"] = probabilities
-        if id is not None:
-            rec["id"] = str(id)
-        if label is not None:
-            rec["label"] = label
-        if timestamp is not None:
-            rec["timestamp"] = timestamp
-        return self._buffer.offer(_RECORD, rec)
+        # the values as they are: columns (and ``str`` of ids) are built on the worker
+        return self._buffer.record(features, prediction, probabilities, id, label, timestamp)
 
     def log_batch(self, features: Any, predictions: Sequence[Any] | None = None,
                   probabilities: Sequence[Any] | None = None,
@@ -225,24 +242,25 @@ class Monitor:
 
     # -- worker side ---------------------------------------------------------------------------
 
-    def _handle(self, items: list[tuple[int, Any, int]]) -> None:
+    def _handle(self, items: list[tuple[Any, ...]]) -> None:
         sc, entry = self.sidecar, self._entry
-        records: list[Mapping[str, Any]] = []
+        records: list[tuple[Any, ...]] = []
 
         def flush_records() -> None:
             if records:
                 try:
-                    batch = to_batch(entry.schema, records)
+                    batch = logged_batch(entry.schema, records)
                 except PayloadError as exc:
                     sc.drop(entry.name, exc.reason, len(records))
                 else:
                     sc.observe(entry, self.endpoint, batch, "sdk", sc.clock())
                 records.clear()
 
-        for kind, item, n_items in items:
-            if kind == _RECORD:
-                records.append(item)
+        for it in items:
+            if len(it) != 3:  # a log() record
+                records.append(it)
                 continue
+            kind, item, n_items = it
             flush_records()
             if kind == _BATCH:
                 try:
@@ -338,6 +356,16 @@ class Monitor:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def logged_batch(schema: ModelSchema, records: list[tuple[Any, ...]]) -> RecordBatch:
+    """The columns of consecutive ``log()`` records (buffered as ``(features, prediction,
+    probabilities, id, label, timestamp)`` tuples): one transpose, then the ingest path's
+    column builder, so a logged record reads exactly as the same record sent to
+    ``/ingest``."""
+    feats, preds, probas, ids, labels, stamps = map(list, zip(*records, strict=True))
+    return columns_batch(schema, feats, present(preds), present(probas), present(ids),
+                         present(stamps), present(labels))
 
 
 def _length(col: Any, what: str) -> int:

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_serve_support import make_profile
 
-from driftline.collectors.feedback import PredictionStore
+from driftline.collectors.feedback import PredictionStore, row_bytes
 from driftline.collectors.ingest import split_records, to_batch
 from driftline.collectors.payloads import ModelSchema
 from driftline.engine.records import _category, categorical_column
@@ -79,10 +79,42 @@ def test_prediction_store_batches_equal_record_by_record(batches: list[list[Any]
         preds = np.array([p for _, p in batch], dtype=object)
         stored = fast.put("m", ids, preds, float(t))
         want = slow._put_each("m", ids.tolist(), preds.tolist(), float(t), [None] * len(batch))
-        for _ in range(max(0, len(slow._items) - slow.max_ids)):
-            slow._items.popitem(last=False)
+        while len(slow._items) > slow.max_ids:  # oldest out first, one at a time
+            del slow._items[next(iter(slow._items))]
         assert stored == want
         assert list(fast._items.items()) == list(slow._items.items())
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 6), st.integers(1, 4), st.data())
+def test_stored_probability_rows_equal_each_row_s_bytes(n: int, k: int, data: Any) -> None:
+    cells = st.one_of(st.floats(0, 1), st.just(float("nan")))
+    rows = np.array(data.draw(st.lists(st.lists(cells, min_size=k, max_size=k), min_size=n,
+                                       max_size=n)), dtype=np.float64).reshape(n, k)
+    if data.draw(st.booleans()):  # a column slice: not contiguous
+        rows = np.column_stack([rows, rows])[:, ::2]
+    want = [r.tobytes() if np.isfinite(r).all() else None for r in rows]
+    assert row_bytes(rows) == want
+    store = PredictionStore()
+    ids = np.array([f"i{j}" for j in range(n)], dtype=object)
+    store.put("m", ids, np.array(["1"] * n, dtype=object), 0.0, rows)
+    for j in range(n):
+        hit = store.pop_scored(f"i{j}", 0.0)
+        assert hit is not None
+        got = hit[2]
+        assert (got is None) == (want[j] is None)
+        if got is not None:
+            assert got.tobytes() == rows[j].tobytes()
+
+
+def test_expire_forgets_the_oldest_and_keeps_the_fresh() -> None:
+    store = PredictionStore(ttl=10.0)
+    for t in range(5):
+        store.put("m", np.array([f"a{t}", f"b{t}"], dtype=object),
+                  np.array(["1", "0"], dtype=object), float(t))
+    assert store.expire(13.0) == 6  # stored at 0, 1 and 2 are older than 10 s at 13
+    assert list(store._items) == ["a3", "b3", "a4", "b4"]
+    assert store.expire(13.0) == 0
 
 
 def test_split_records_checks_labels_per_distinct_value_without_confusing_1_and_true() -> None:
@@ -112,3 +144,98 @@ def test_category_codes_of_a_string_column_are_the_reference_slots(vals: list[st
     got = category_codes(np.array(vals, dtype=object), ref)
     assert got.dtype == np.int64
     assert got.tolist() == [cats.index(v) if v in cats else 4 for v in vals]
+
+
+outputs = st.one_of(st.none(), st.integers(0, 1), st.sampled_from(["0", "1"]))
+probas = st.one_of(st.none(), st.tuples(st.floats(0, 1), st.floats(0, 1)).map(list))
+
+
+def _same_batch(a: Any, b: Any) -> None:
+    assert a.n == b.n and a.features.keys() == b.features.keys()
+    for name in a.features:
+        assert _same(a.features[name], b.features[name]), name
+    for field in ("prediction", "probabilities", "ids", "timestamps", "targets"):
+        x, y = getattr(a, field), getattr(b, field)
+        assert (x is None) == (y is None), field
+        if x is not None:
+            assert _same(x, y), (field, x, y)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.fixed_dictionaries({n: values for n in NAMES}), outputs, probas,
+                          st.one_of(st.none(), st.integers(0, 9), st.text(max_size=3)),
+                          st.one_of(st.none(), st.sampled_from(["0", "1"])),
+                          st.one_of(st.none(), st.floats(0, 1e9))),
+                min_size=1, max_size=6))
+def test_sdk_log_records_read_as_the_same_records_sent_to_ingest(logged: list[Any]) -> None:
+    """``log()`` buffers its arguments as a tuple; the worker's columns equal those of the
+    record ``log()`` used to build (and ``/ingest`` reads): a field is set only when given,
+    the id as ``str``."""
+    from driftline.collectors.sdk import logged_batch
+
+    records = []
+    for feats, pred, proba, rid, label, ts in logged:
+        rec: dict[str, Any] = {"features": feats}
+        for key, v in (("prediction", pred), ("probabilities", proba), ("label", label),
+                       ("timestamp", ts)):
+            if v is not None:
+                rec[key] = v
+        if rid is not None:
+            rec["id"] = str(rid)
+        records.append(rec)
+    try:
+        want = to_batch(SCHEMA, records)
+    except Exception as exc:  # outputs that fit no shape: refused alike
+        try:
+            logged_batch(SCHEMA, logged)
+        except Exception as got:
+            assert type(got) is type(exc) and str(got) == str(exc)
+        else:
+            raise AssertionError("logged_batch accepted what to_batch refused") from None
+        return
+    _same_batch(logged_batch(SCHEMA, logged), want)
+
+
+ops = st.lists(st.one_of(st.tuples(st.just("log"), st.integers(0, 99)),
+                         st.tuples(st.just("batch"), st.integers(1, 4)),
+                         st.tuples(st.just("mark"), st.just(0)),
+                         st.tuples(st.just("drain"), st.integers(1, 5))), max_size=40)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 6), ops)
+def test_sdk_buffer_keeps_order_bound_and_drop_count(capacity: int, steps: list[Any]) -> None:
+    """Records (lock-free tuples) and control items (batches, marks) come out in the order
+    they went in; a record is refused when ``capacity`` records wait, a batch when it would
+    pass the bound; every refused record is counted; the depth is the records waiting."""
+    from driftline.collectors.sdk import _BATCH, _MARK, _Buffer
+
+    buf = _Buffer(capacity, wake_at=1 << 30)
+    queued: list[tuple[Any, int]] = []  # the reference: (item, weight)
+    out: list[Any] = []
+    dropped = 0
+    for op, arg in steps:
+        depth = sum(w for _, w in queued)
+        if op == "log":
+            ok = buf.record({"f0": float(arg)}, None, None, arg, None, None)
+            assert ok == (depth < capacity)
+            if ok:
+                queued.append(((({"f0": float(arg)}, None, None, arg, None, None)), 1))
+            else:
+                dropped += 1
+        elif op in ("batch", "mark"):
+            kind, w = (_BATCH, arg) if op == "batch" else (_MARK, 0)
+            ok = buf.offer(kind, op, w)
+            assert ok == (not queued or depth + w <= capacity)
+            if ok:
+                queued.append(((kind, op, w), w))
+            else:
+                dropped += w
+        else:
+            got = buf.drain(arg, timeout=0)
+            assert got == [it for it, _ in queued[:arg]]
+            out += got
+            del queued[:arg]
+        assert buf.depth == sum(w for _, w in queued)
+        assert buf.dropped == dropped
+    assert buf.drain(timeout=0) == [it for it, _ in queued]
