@@ -120,9 +120,18 @@ def _structured_one(ev: Any) -> CloudEvent:
                       None if request_id is None else str(request_id))
 
 
+def _content_type(headers: Mapping[str, str]) -> str:
+    return headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def is_structured(headers: Mapping[str, str]) -> bool:
+    """Structured or batched mode: the events' attributes (model included) are in the body."""
+    return _content_type(headers) in (STRUCTURED, BATCH)
+
+
 def from_http(headers: Mapping[str, str], body: bytes) -> list[CloudEvent]:
     """All events in one HTTP request, whichever content mode it uses."""
-    ctype = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    ctype = _content_type(headers)
     if ctype in (STRUCTURED, BATCH):
         try:
             doc = loads(body)

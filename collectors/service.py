@@ -24,7 +24,8 @@ body ``413`` (counted ``too_large``), a full queue ``429``. A ``429`` on ``/inge
 ``/feedback`` keeps nothing and tells the client to send the same body again (``driftline
 replay`` and well-behaved clients do), so it is not counted as dropped: nothing is lost yet, and a
 retried batch must not count twice. The payload loggers behind ``/cloudevents`` do not retry, so
-there a ``429`` is a loss, counted ``queue_full`` under each event's model.
+there a ``429`` is a loss, counted ``queue_full`` under each event's model (structured and batched
+events are refused before their body is decoded, so they count without a model).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from typing import Any, Literal
 import httptools
 import orjson
 
-from driftline.collectors.cloudevents import from_http
+from driftline.collectors.cloudevents import from_http, is_structured
 from driftline.collectors.feedback import parse_feedback
 from driftline.collectors.ingest import split_records
 from driftline.collectors.label_values import safe_label
@@ -202,6 +203,8 @@ class App:
         return self._enqueue(lambda: sidecar.handle_feedback(items), len(items))
 
     async def cloudevents(self, req: Request) -> Response:
+        if self.queue.full and is_structured(req.headers):
+            return self._lost_cloudevents(req.body)
         try:
             events = from_http(req.headers, req.body)
         except PayloadError as exc:
@@ -211,6 +214,18 @@ class App:
         for ev in events:
             lost[ev.model] = lost.get(ev.model, 0) + 1
         return self._enqueue(lambda: sidecar.handle_cloudevents(events), len(events), lost)
+
+
+    def _lost_cloudevents(self, body: bytes) -> Response:
+        """A full queue meets structured or batched CloudEvents: refused before the body is
+        decoded, like ``/ingest``, but the payload logger will not send them again, so they
+        are a loss and counted: ``queue_full`` without a model (the model is inside the body
+        that was not read), one per event (``"specversion"``, which every event carries once,
+        counted in the raw bytes). Binary-mode events name their model in headers and are
+        counted under it by ``_enqueue`` (their body is not decoded here either)."""
+        n = max(1, body.count(b'"specversion"'))
+        self.sidecar.drop(None, QUEUE_FULL, n)
+        return Response.json(429, {"error": "collector queue full", "dropped": n})
 
 
 class _Conn(asyncio.Protocol):

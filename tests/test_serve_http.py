@@ -197,6 +197,48 @@ def test_full_queue_refuses_before_decoding(monkeypatch: pytest.MonkeyPatch) -> 
         s.close()
 
 
+def test_full_queue_refuses_structured_cloudevents_before_decoding_and_counts_them(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The payload logger does not retry: a refused event is lost and counted, one per event,
+    # without a model (it is inside the body, which is not decoded); binary-mode events carry
+    # their model in headers and are counted under it.
+    import driftline.collectors.service as service
+
+    s = Stack(queue_size=1, start_worker=False)
+    try:
+        recs = orjson.dumps([{"model_name": "car-loan", "features": {"f0": 1}}])
+        assert request(s.port, "POST", "/ingest", recs)[0] == 202  # the queue is now full
+        calls: list[object] = []
+
+        def spy(*args: object) -> object:
+            calls.append(args)
+            return real(*args)
+
+        real = service.from_http
+        monkeypatch.setattr(service, "from_http", spy)
+        ev = {"specversion": "1.0", "id": "1", "type": "org.kubeflow.serving.inference.request",
+              "inferenceservicename": "car-loan", "data": {"instances": [[1, 2, 3, 4]]}}
+        for ctype, body, n in (("application/cloudevents+json", orjson.dumps(ev), 1),
+                               ("application/cloudevents-batch+json",
+                                orjson.dumps([ev, {**ev, "id": "2"}, {**ev, "id": "3"}]), 3),
+                               ("application/cloudevents+json; charset=utf-8", b"{not json", 1)):
+            status, _, out = request(s.port, "POST", "/cloudevents", body,
+                                     {"content-type": ctype})
+            assert status == 429 and orjson.loads(out)["dropped"] == n
+        assert calls == [] and s.sidecar.dropped == {("", "queue_full"): 5}
+        status, _, _ = request(s.port, "POST", "/cloudevents", b"{}",
+                               {"ce-id": "9", "ce-type": "org.kubeflow.serving.inference.request",
+                                "ce-specversion": "1.0", "ce-inferenceservicename": "car-loan"})
+        assert status == 429 and len(calls) == 1  # headers only: the body is not decoded
+        assert s.sidecar.dropped == {("", "queue_full"): 5, ("car-loan", "queue_full"): 1}
+        s.worker.drain()  # room again: the structured body is decoded (and queued)
+        assert request(s.port, "POST", "/cloudevents", orjson.dumps(ev),
+                       {"content-type": "application/cloudevents+json"})[0] == 202
+        assert len(calls) == 2
+    finally:
+        s.close()
+
+
 def test_bad_http_gets_400() -> None:
     s = Stack()
     try:
