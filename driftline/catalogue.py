@@ -324,11 +324,16 @@ EXPORT_ERRORS = _spec(
     "driftline_export_errors_total", "counter",
     "Failed OTLP exports.", ("exporter",),
 )
+#: ``baseline_source`` of a baseline that records neither a revision nor a content hash (built
+#: before provenance was recorded, or by hand): a value, because Prometheus reads an empty label
+#: as no label while OTLP keeps it, and the two exports must show the same series.
+UNKNOWN_SOURCE = "unknown"
+
 BUILD_INFO = _spec(
     "driftline_build_info", "gauge",
     "Always 1; labels carry the Driftline version, the baseline id of each model and the "
     "reference data it was built from (baseline_source: the --source-revision given at build "
-    "time, else the first 12 hex digits of the data's content hash).",
+    "time, else the first 12 hex digits of the data's content hash, else unknown).",
     ("version", "model_name", "model_version", "baseline_id", "baseline_source"),
 )
 

@@ -463,9 +463,13 @@ def _model(r: _Reader, i: int, raw: Any, base_dir: Path, check_files: bool) -> M
     pred = r.get(f"{prefix}.outputs.prediction", outputs, "prediction")
     proba = r.get(f"{prefix}.outputs.probabilities", outputs, "probabilities")
     embeddings = _embedding_inputs(r, prefix, body.get("embeddings"))
+    version_s = "1" if version is None else _coerce(r, f"{prefix}.version", version, str)
+    if not version_s.strip():  # the model_version label: Prometheus would drop an empty one
+        raise r.error(f"{prefix}.version", f"model {name!r} has an empty version",
+                      'give it a version (e.g. version: "2") or leave the key out for the default 1')
     return ModelConfig(
         name=name, baseline=bpath,
-        version="1" if version is None else _coerce(r, f"{prefix}.version", version, str),
+        version=version_s,
         aliases=() if aliases is None else _str_list(r, f"{prefix}.aliases", aliases),
         features=None if feats is None else _str_list(r, f"{prefix}.features", feats),
         prediction_output="predict" if pred is None else

@@ -94,3 +94,42 @@ def test_otlp_payload_of_a_real_monitor_encodes(monitored: tuple[Monitor, dict[s
     n_points = sum(len(getattr(m, m.WhichOneof("data")).data_points)
                    for rm in req.resource_metrics for sm in rm.scope_metrics for m in sm.metrics)
     assert n_points == sum(len(p) for p in points)
+
+
+def _label_values(mon: Monitor) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """Every sample's labels on the Prometheus scrape, every data point's attributes in OTLP."""
+    from opentelemetry.sdk.resources import Resource
+
+    snap = mon.snapshot()
+    series = scrape(StaticSource([snap], SidecarStats()))
+    prom = [dict(labels) for _, labels in series]
+    data = to_metrics_data(build_points([snap], SidecarStats(), CardinalityGuard()),
+                           Resource.create(), start_ns=1)
+    otlp = [{k: str(v) for k, v in (p.attributes or {}).items()}
+            for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
+            for p in m.data.data_points]
+    return prom, otlp
+
+
+def test_a_baseline_without_provenance_is_unknown_on_both_exports(
+        monitored: tuple[Monitor, dict[str, np.ndarray]]) -> None:
+    """A baseline that records neither a revision nor a content hash (built before provenance
+    was recorded) shows baseline_source="unknown" on the scrape and in OTLP alike: an empty
+    value would vanish from Prometheus (an empty label is no label) and stay in OTLP."""
+    import dataclasses
+
+    from driftline.catalogue import UNKNOWN_SOURCE
+
+    mon, cur = monitored
+    old = dataclasses.replace(mon.profile, provenance={"sources": ["ref.parquet"]})
+    fresh = Monitor(old, window=WindowPolicy(records=1000, max_age=None), clock=None)
+    fresh.observe(RecordBatch({k: cur[k][:1000] for k in FEATURES}), source="proxy")
+    prom, otlp = _label_values(fresh)
+    info_prom = [d for d in prom if "baseline_source" in d]
+    info_otlp = [d for d in otlp if "baseline_source" in d]
+    assert [d["baseline_source"] for d in info_prom] == [UNKNOWN_SOURCE] == \
+        [d["baseline_source"] for d in info_otlp]
+    assert [sorted(d.values()) for d in info_prom] == [sorted(d.values()) for d in info_otlp]
+    # no other label is empty either, on either export
+    for labels in prom + otlp:
+        assert all(v != "" for v in labels.values()), labels

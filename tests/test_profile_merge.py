@@ -217,3 +217,21 @@ def test_source_revision_is_recorded_and_bounded(tmp_path: Path) -> None:
     assert main(["baseline", "build", str(data), "-o", str(tmp_path / "c.json"),
                  "--source-revision", "two words"]) == 2
     assert not (tmp_path / "c.json").exists()
+
+
+def test_empty_model_name_or_version_is_refused(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """They become the model_name / model_version labels: an empty one would be no label on
+    the scrape and an empty attribute in OTLP."""
+    from driftline.cli import main
+    from driftline.errors import InputError
+    from driftline.io.readers import discover
+    from driftline.profile.build import BuildOptions, build_profile
+
+    data = write(reference_table(300), tmp_path / "r.parquet")
+    for flag in ("--model-name", "--model-version"):
+        out = tmp_path / f"{flag[2:]}.json"
+        assert main(["baseline", "build", str(data), "-o", str(out), flag, " "]) == 2
+        assert f"{flag} is empty" in capsys.readouterr().err and not out.exists()
+    with pytest.raises(InputError, match=r"--model-version is empty.*fix"):
+        build_profile(discover([str(data)]), BuildOptions(model_version=""))

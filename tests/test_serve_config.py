@@ -98,6 +98,8 @@ def test_environment_only(workdir: Path) -> None:
     (MINIMAL.replace("proxy:", "  - {name: car-loan, baseline: baseline.json}\nproxy:"),
      "models.1.name",
      ["configured twice"]),
+    (MINIMAL.replace('version: "1"', 'version: ""'), "models.0.version",
+     ["empty version", "default 1"]),
 ])
 def test_errors_name_file_key_and_fix(workdir: Path, text: str, key: str, words: list[str]) -> None:
     path = write(workdir, text)

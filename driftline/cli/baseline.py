@@ -86,6 +86,9 @@ def _build(args: argparse.Namespace) -> int:
     from driftline.profile.build import BuildOptions, build_profile, parse_proba
 
     output_path(args.output)  # before the data is read: a bad path fails in a second, not later
+    from driftline.profile.build import check_model_labels
+
+    check_model_labels(BuildOptions(model_name=args.model_name, model_version=args.model_version))
     if args.source_revision:
         from driftline.profile.build import check_revision
 

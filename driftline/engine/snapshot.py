@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from driftline.catalogue import CONFIDENCE_BUCKETS, QUANTILE_RANK_BUCKETS
+from driftline.catalogue import CONFIDENCE_BUCKETS, QUANTILE_RANK_BUCKETS, UNKNOWN_SOURCE
 
 
 def _f(v: float | None) -> float | None:
@@ -275,7 +275,7 @@ class ModelSnapshot:
     performance: dict[str, float] = field(default_factory=dict)
     reference_performance: dict[str, float] = field(default_factory=dict)
     #: Which reference data the baseline came from (``BaselineProfile.source_label``).
-    baseline_source: str = ""
+    baseline_source: str = UNKNOWN_SOURCE
     #: Per signal: Unix seconds when the latest detected change began (estimated start).
     change_points: dict[str, float] = field(default_factory=dict)
 

@@ -260,6 +260,7 @@ def build_profile(files: Sequence[DataFile], opts: BuildOptions, *,
     default); None draws it when stderr is a terminal."""
     if not files:
         raise InputError("no input data given", fix="pass one or more files, directories or globs")
+    check_model_labels(opts)
     opts = with_detected_embeddings(opts, read_schema(files[0]))
     plan = _plan(opts, files)
     state = new_partial(opts, plan)
@@ -371,6 +372,16 @@ def provenance(state: PartialProfile, opts: BuildOptions,
     if opts.source_revision:
         out["revision"] = check_revision(opts.source_revision)
     return out
+
+
+def check_model_labels(opts: BuildOptions) -> None:
+    """The model's name and version become the ``model_name`` / ``model_version`` labels of
+    every series: an empty one would be dropped by Prometheus (an empty label is no label) and
+    kept by OTLP, so the two exports would disagree."""
+    for flag, value, default in (("--model-name", opts.model_name, "model"),
+                                 ("--model-version", opts.model_version, "1")):
+        if not str(value).strip():
+            raise InputError(f"{flag} is empty", fix=f"give {flag} a value (default: {default})")
 
 
 _REVISION = re.compile(r"[A-Za-z0-9._/:@+=-]{1,100}")

@@ -303,12 +303,15 @@ class BaselineProfile:
     @property
     def source_label(self) -> str:
         """A short, bounded name of the reference data for ``driftline_build_info``: the
-        revision when one was given, else the first 12 hex digits of the content hash."""
-        rev = self.provenance.get("revision")
+        revision when one was given, else the first 12 hex digits of the content hash, else
+        :data:`~driftline.catalogue.UNKNOWN_SOURCE` (never empty: see there)."""
+        from driftline.catalogue import UNKNOWN_SOURCE
+
+        rev = str(self.provenance.get("revision") or "").strip()
         if rev:
-            return str(rev)[:100]
-        digest = str(self.provenance.get("content_hash", ""))
-        return digest.split(":", 1)[-1][:12]
+            return rev[:100]
+        digest = str(self.provenance.get("content_hash") or "").split(":", 1)[-1].strip()
+        return digest[:12] or UNKNOWN_SOURCE
 
     @property
     def feature_order(self) -> tuple[str, ...]:
