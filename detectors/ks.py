@@ -43,7 +43,7 @@ import numpy as np
 from driftline.detectors.binning import finite_values
 
 __all__ = ["APPROX_MIN_N", "APPROX_WORK", "MAX_EXACT_N", "ks_2samp_sorted", "ks_pvalue",
-           "ks_pvalue_approx", "ks_statistic_sorted", "lattice_work", "quantile_grid",
+           "ks_pvalue_approx", "ks_pvalues_fast", "ks_statistic_sorted", "lattice_work", "quantile_grid",
            "reference_size"]
 
 MAX_EXACT_N = 10_000
@@ -168,6 +168,39 @@ def ks_pvalue(d: float, n1: int, n2: int, *, fast: bool = False) -> tuple[float,
     else:
         prob = _asymptotic(d, n1, n2)
     return d, float(np.clip(prob, 0.0, 1.0))
+
+
+def ks_pvalues_fast(d: list[float], n1: list[int], n2: list[int]) -> list[tuple[float, float]]:
+    """``ks_pvalue(d[i], n1[i], n2[i], fast=True)`` for every ``i``, the same floats, with every
+    asymptotic evaluation (the approximation's and the large samples') in one
+    :func:`~driftline.detectors.kstwo.kolmogorov_sf_many` call: a window's features share it."""
+    from driftline.detectors.kstwo import kolmogorov_sf_many
+
+    out: list[tuple[float, float]] = [(0.0, 0.0)] * len(d)
+    batch: list[int] = []
+    xs: list[float] = []
+    ns: list[int] = []
+    for i, (di, a, b) in enumerate(zip(d, n1, n2, strict=True)):
+        if max(a, b) > MAX_EXACT_N:
+            batch.append(i)
+            xs.append(di)
+            ns.append(_effective_n(a, b))
+            out[i] = (di, 0.0)
+        elif min(a, b) >= APPROX_MIN_N and lattice_work(a, b, di) > APPROX_WORK:
+            lcm = (a // math.gcd(a, b)) * b
+            h = int(np.round(di * lcm))
+            if h == 0:
+                out[i] = (0.0, 1.0)
+                continue
+            batch.append(i)
+            xs.append(h / lcm - 0.5 / lcm)
+            ns.append(_effective_n(a, b))
+            out[i] = (h / lcm, 0.0)
+        else:
+            out[i] = ks_pvalue(di, a, b, fast=True)
+    for i, p in zip(batch, kolmogorov_sf_many(xs, ns), strict=True):
+        out[i] = (out[i][0], float(np.clip(p, 0.0, 1.0)))
+    return out
 
 
 def reference_size(summary_size: int, n_reference: int | None) -> int:

@@ -31,7 +31,7 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["SMALL_N", "kolmogorov_sf"]
+__all__ = ["PELZ_GOOD_TERMS", "SMALL_N", "kolmogorov_sf", "kolmogorov_sf_many"]
 
 SMALL_N = 140
 """At or below this ``n``, scipy's exact algorithms (imported lazily) give the value."""
@@ -66,31 +66,78 @@ def smirnov_sf(n: int, x: float) -> float:
     return float(min(1.0, x * math.exp(big) * float(np.sum(np.exp(logs - big)))))
 
 
+PELZ_GOOD_TERMS = 8
+"""Terms of the theta sums: ``ceil(16·z/π)`` for ``z = x√n < √2.2``, the only ``z`` the
+Pelz–Good branch sees (terms past a row's own count are zeroed, so every row sums the same
+number of entries and a value never depends on the other values evaluated with it)."""
+
+
 def _pelz_good_cdf(n: int, x: float) -> float:
     """The Pelz–Good approximation of ``P(D_n ≤ x)`` (small-``z`` theta-function form)."""
-    z = math.sqrt(n) * x
+    return float(_pelz_good_cdf_many(np.array([float(n)]), np.array([x]))[0])
+
+
+def _pelz_good_cdf_many(n: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """:func:`_pelz_good_cdf` of many ``(n, x)`` at once (rows of one ``len × 8`` array)."""
+    z = (np.sqrt(n) * x)[:, None]
     z2 = z * z
-    if -_PI2 / 8 / z2 < -708:
-        return 0.0
-    kmax = math.ceil(16 * z / math.pi)
-    m = 2.0 * np.arange(1, kmax + 1) - 1.0  # odd integers
+    kmax = np.ceil(16 * z / math.pi)
+    if float(kmax.max(initial=0.0)) > PELZ_GOOD_TERMS:
+        raise ValueError("Pelz–Good sums are sized for n·x² < 2.2")
+    idx = np.arange(1, PELZ_GOOD_TERMS + 1, dtype=np.float64)
+    live = idx <= kmax
+    m = 2.0 * idx - 1.0  # odd integers
     m2 = m * m
-    q = np.exp(-_PI2 * m2 / (8 * z2))
-    z4, z6 = z2 * z2, z2 * z2 * z2
-    k0 = float(np.sum(q)) * _SQRT2PI / z
-    k1 = float(np.sum((_PI2 * m2 / 4 - z2) * q)) * _SQRT2PI / (6 * z4)
-    c2 = 6 * z6 + 2 * z4 + (2 * z4 - 5 * z2) * _PI2 * m2 / 4 + _PI2 ** 2 * (1 - 2 * z2) * m2 ** 2 / 16
-    c3 = (-30 * z6 - 90 * z4 * z4 + _PI2 * (135 * z4 - 96 * z6) * m2 / 4
-          + _PI2 ** 2 * (212 * z4 - 60 * z2) * m2 ** 2 / 16 + _PI2 ** 3 * (5 - 30 * z2) * m2 ** 3 / 64)
-    k2 = float(np.sum(c2 * q)) * _SQRT2PI / (72 * z4 * z2 * z)
-    k3 = float(np.sum(c3 * q)) * _SQRT2PI / (6480 * z4 * z6)
-    k = np.arange(1, kmax + 1, dtype=np.float64)
-    k2sq = k * k
-    r = np.exp(-_PI2 * k2sq / (2 * z2))
-    k2 -= _PI2 * _SQRT2PI / (36 * z2 * z) * float(np.sum(k2sq * r))
-    k3 += _PI2 * _SQRT2PI / (216 * z6) * float(np.sum((3 * z2 - _PI2 * k2sq) * k2sq * r))
-    rn = math.sqrt(n)
-    return k0 + k1 / rn + k2 / n + k3 / (n * rn)
+    with np.errstate(under="ignore"):
+        q = np.where(live, np.exp(-_PI2 * m2 / (8 * z2)), 0.0)
+        z4, z6 = z2 * z2, z2 * z2 * z2
+        k0 = np.sum(q, axis=1) * _SQRT2PI / z[:, 0]
+        k1 = np.sum((_PI2 * m2 / 4 - z2) * q, axis=1) * _SQRT2PI / (6 * z4[:, 0])
+        c2 = (6 * z6 + 2 * z4 + (2 * z4 - 5 * z2) * _PI2 * m2 / 4
+              + _PI2 ** 2 * (1 - 2 * z2) * m2 ** 2 / 16)
+        c3 = (-30 * z6 - 90 * z4 * z4 + _PI2 * (135 * z4 - 96 * z6) * m2 / 4
+              + _PI2 ** 2 * (212 * z4 - 60 * z2) * m2 ** 2 / 16
+              + _PI2 ** 3 * (5 - 30 * z2) * m2 ** 3 / 64)
+        zz2, zz4, zz6 = z2[:, 0], z4[:, 0], z6[:, 0]
+        k2 = np.sum(c2 * q, axis=1) * _SQRT2PI / (72 * zz4 * zz2 * z[:, 0])
+        k3 = np.sum(c3 * q, axis=1) * _SQRT2PI / (6480 * zz4 * zz6)
+        k2sq = idx * idx
+        r = np.where(live, np.exp(-_PI2 * k2sq / (2 * z2)), 0.0)
+        k2 = k2 - _PI2 * _SQRT2PI / (36 * zz2 * z[:, 0]) * np.sum(k2sq * r, axis=1)
+        k3 = k3 + _PI2 * _SQRT2PI / (216 * zz6) * np.sum((3 * z2 - _PI2 * k2sq) * k2sq * r,
+                                                          axis=1)
+    rn = np.sqrt(n)
+    out = k0 + k1 / rn + k2 / n + k3 / (n * rn)
+    # a tiny z: every theta term underflows, the CDF is 0
+    return np.where(-_PI2 / 8 / (z2[:, 0]) < -708, 0.0, out)
+
+
+def _branch(x: float, n: int) -> int:
+    """0: Pelz–Good; 1: any other branch of :func:`kolmogorov_sf` (evaluated one by one)."""
+    if not math.isfinite(x) or n <= SMALL_N or x >= 0.5:
+        return 1
+    t = n * x
+    if t <= 1.0 or t >= n - 1 or t * x >= 2.2:
+        return 1
+    return 0
+
+
+def kolmogorov_sf_many(x: list[float], n: list[int]) -> list[float]:
+    """:func:`kolmogorov_sf` of many ``(x, n)``, the same floats; the Pelz–Good ones (every
+    undrifted feature of a window) in one vectorised evaluation instead of one each."""
+    out = [0.0] * len(x)
+    batch = []
+    for i, (xi, ni) in enumerate(zip(x, n, strict=True)):
+        if ni >= 1 and _branch(xi, ni) == 0:
+            batch.append(i)
+        else:
+            out[i] = kolmogorov_sf(xi, ni)
+    if batch:
+        cdf = _pelz_good_cdf_many(np.array([float(n[i]) for i in batch]),
+                                  np.array([x[i] for i in batch]))
+        for i, c in zip(batch, cdf.tolist(), strict=True):
+            out[i] = min(1.0, max(0.0, 1.0 - c))
+    return out
 
 
 def kolmogorov_sf(x: float, n: int) -> float:

@@ -12,10 +12,12 @@ from driftline.catalogue import QUANTILE_RANK_BUCKETS
 from driftline.detectors.binning import bin_counts
 from driftline.detectors.distances import wasserstein
 from driftline.detectors.ks import ks_2samp_sorted
+from driftline.detectors.kstwo import kolmogorov_sf, kolmogorov_sf_many
 from driftline.detectors.quantile_rank import quantile_rank, rank_histogram
 from driftline.engine.kernels import (
     RankReference,
     numeric_window,
+    numeric_windows,
     rank_bucket_counts,
     rank_left,
     rank_limits,
@@ -118,3 +120,44 @@ def test_category_codes_dict_path_equals_arrow_and_the_generic_rule(values: list
            for v in values):
         arrow = _arrow_codes(arr, ref)
         assert arrow is not None and arrow.tolist() == expected
+
+
+feature_specs = st.lists(st.tuples(st.integers(0, 12_000), st.integers(0, 3_000),
+                                   st.sampled_from([0.0, 0.03, 0.1, 1.0]), st.booleans(),
+                                   st.booleans()), min_size=1, max_size=6)
+
+
+@settings(max_examples=25, deadline=None)
+@given(specs=feature_specs, seed=st.integers(0, 2**32 - 1))
+def test_many_features_equal_one_feature_at_a_time(
+        specs: list[tuple[int, int, float, bool, bool]], seed: int) -> None:
+    # numeric_windows shares one vectorised p-value evaluation between the features of a
+    # window; every feature's result is the per-feature kernel's, float for float, over the
+    # exact, approximate and asymptotic p-value regions, ties, empty samples and a summary
+    # standing for a larger reference
+    rng = np.random.default_rng(seed)
+    features = []
+    for n, w, shift, discrete, larger in specs:
+        ref = rng.normal(size=n)
+        cur = rng.normal(shift, 1.0, size=w)
+        if discrete:
+            ref, cur = np.round(ref * 2), np.round(cur * 2)
+        ref = np.sort(ref)
+        edges = np.unique(np.quantile(ref, [0.25, 0.5, 0.75])) if n else np.array([0.0])
+        features.append((ref, edges, cur, 10 * n + 7 if larger else None))
+    got = numeric_windows(features)
+    for (ref, edges, cur, count), k in zip(features, got, strict=True):
+        one = numeric_window(ref, edges, cur, count)
+        np.testing.assert_array_equal(k.counts, one.counts)
+        for a, b in ((k.ks_statistic, one.ks_statistic), (k.ks_pvalue, one.ks_pvalue),
+                     (k.wasserstein, one.wasserstein)):
+            assert a == b or (a != a and b != b)
+
+
+@settings(max_examples=60, deadline=None)
+@given(pairs=st.lists(st.tuples(st.floats(1e-4, 1.2), st.integers(1, 50_000)), min_size=1,
+                      max_size=12))
+def test_kolmogorov_sf_many_is_kolmogorov_sf(pairs: list[tuple[float, int]]) -> None:
+    x = [p[0] for p in pairs]
+    n = [p[1] for p in pairs]
+    assert kolmogorov_sf_many(x, n) == [kolmogorov_sf(a, b) for a, b in pairs]

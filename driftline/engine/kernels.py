@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from driftline.detectors.ks import ks_pvalue, reference_size
+from driftline.detectors.ks import ks_pvalue, ks_pvalues_fast, reference_size
 from driftline.detectors.quantile_rank import spread_ranks, tie_runs, tie_unit
 
 #: Below ``len(reference) / MERGE_RATIO`` values a binary search per value beats a full merge
@@ -177,12 +177,43 @@ def numeric_window(reference_sorted: np.ndarray, edges: np.ndarray, finite: np.n
     """Bin counts, KS (D, p) and Wasserstein-1 of finite window values in one merge.
 
     ``n_reference``: the size of the reference the sorted summary stands for (KS p-value)."""
+    counts, d, wass = _numeric_stats(reference_sorted, edges, finite)
+    if d != d:
+        return NumericWindow(counts, d, d, wass)
+    d, p = ks_pvalue(d, reference_size(len(reference_sorted), n_reference), len(finite),
+                     fast=True)
+    return NumericWindow(counts, d, p, wass)
+
+
+def numeric_windows(features: list[tuple[np.ndarray, np.ndarray, np.ndarray, int | None]]
+                    ) -> list[NumericWindow]:
+    """:func:`numeric_window` of many features, ``(reference_sorted, edges, finite,
+    n_reference)`` each, equal to it feature by feature (the same floats).
+
+    What is shared is the KS p-value: every feature's p-value that is not an exact lattice
+    count comes from one vectorised evaluation
+    (:func:`~driftline.detectors.ks.ks_pvalues_fast`), where one call per feature cost more
+    than the feature's sort, merge and statistics together."""
+    stats = [_numeric_stats(r, e, f) for r, e, f, _ in features]
+    todo = [i for i, (_, d, _) in enumerate(stats) if d == d]
+    pvals = ks_pvalues_fast([stats[i][1] for i in todo],
+                            [reference_size(len(features[i][0]), features[i][3]) for i in todo],
+                            [len(features[i][2]) for i in todo])
+    out = [NumericWindow(c, d, d, wass) for c, d, wass in stats]
+    for i, (d, p) in zip(todo, pvals, strict=True):
+        out[i] = NumericWindow(out[i].counts, d, p, out[i].wasserstein)
+    return out
+
+
+def _numeric_stats(reference_sorted: np.ndarray, edges: np.ndarray,
+                   finite: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """Bin counts, raw KS statistic and Wasserstein-1 (NaN statistics for an empty side)."""
     s = np.sort(finite)
     w = len(s)
     counts = bin_counts_sorted(s, edges)
     n = len(reference_sorted)
     if w == 0 or n == 0:
-        return NumericWindow(counts, float("nan"), float("nan"), float("nan"))
+        return counts, float("nan"), float("nan")
     at_right = rank_right(reference_sorted, s)
     at_left = _left_from_right(reference_sorted, s, at_right)
     # KS: the expressions of detectors.ks.ks_statistic_sorted, so D is bit-identical
@@ -190,8 +221,7 @@ def numeric_window(reference_sorted: np.ndarray, edges: np.ndarray, finite: np.n
     ends = np.flatnonzero(np.concatenate([s[1:] != s[:-1], [True]])) + 1
     at_cur = np.repeat(ends, np.diff(np.concatenate([[0], ends]))) / w
     d_minus = float(np.max(at_cur - at_right / n))
-    d, p = ks_pvalue(max(d_plus, d_minus, 0.0), reference_size(n, n_reference), w, fast=True)
-    return NumericWindow(counts, d, p, _wasserstein(reference_sorted, s, at_right))
+    return counts, max(d_plus, d_minus, 0.0), _wasserstein(reference_sorted, s, at_right)
 
 
 def _left_from_right(ref: np.ndarray, s: np.ndarray, at_right: np.ndarray) -> np.ndarray:

@@ -32,7 +32,7 @@ from driftline.detectors.performance import (
 )
 from driftline.detectors.psi import psi, psi_corrected
 from driftline.detectors.regression import realised_regression
-from driftline.engine.kernels import numeric_window
+from driftline.engine.kernels import NumericWindow, numeric_window, numeric_windows
 from driftline.engine.snapshot import FeatureDrift, Performance, PredictionDrift, WindowReport
 from driftline.profile.format import BaselineProfile, CategoricalFeature, Feature, NumericFeature
 from driftline.profile.trees import PREDICTION_INPUT
@@ -89,10 +89,12 @@ class ReferenceArrays:
     def __init__(self, profile: BaselineProfile) -> None:
         self.profile = profile
         self.numeric: dict[str, NumericRef] = {}
+        self.numeric_names: list[str] = []
         self.categorical: dict[str, CategoricalRef] = {}
         for name, f in profile.features.items():
             if isinstance(f, NumericFeature):
                 self.numeric[name] = NumericRef.of(f)
+                self.numeric_names.append(name)
             else:
                 self.categorical[name] = _cat_ref(f)
         out = profile.output
@@ -218,19 +220,36 @@ def code_counts(codes: np.ndarray, k: int) -> np.ndarray:
 
 
 def _numeric_drift(name: str, values: np.ndarray, ref: NumericRef) -> FeatureDrift:
-    n = len(values)
     finite = values[np.isfinite(values)]
-    n_missing = n - len(finite)
     k = numeric_window(ref.summary, ref.edges, finite, ref.count)
+    return _numeric_report(name, len(values), len(finite), k, ref)
+
+
+def _numeric_part(ref: ReferenceArrays, cols: WindowColumns,
+                  rows: list[int]) -> list[FeatureDrift]:
+    """The numeric features ``rows`` (indices into ``ref.numeric_names``) of a window, their
+    p-values in one vectorised evaluation (:func:`~driftline.engine.kernels.numeric_windows`)."""
+    names = [ref.numeric_names[i] for i in rows]
+    values = [cols.features[n] for n in names]
+    finite = [v[np.isfinite(v)] for v in values]
+    kernels = numeric_windows([(ref.numeric[n].summary, ref.numeric[n].edges, f,
+                                ref.numeric[n].count) for n, f in zip(names, finite, strict=True)])
+    return [_numeric_report(n, len(v), len(f), k, ref.numeric[n])
+            for n, v, f, k in zip(names, values, finite, kernels, strict=True)]
+
+
+def _numeric_report(name: str, n: int, n_finite: int, k: NumericWindow,
+                    ref: NumericRef) -> FeatureDrift:
+    n_missing = n - n_finite
     w = k.wasserstein
     if ref.std > 0 and math.isfinite(ref.std):
         w = w / ref.std
     value = psi(ref.proportions, k.counts)
     return FeatureDrift(
         name=name, type="numeric", psi=value,
-        psi_corrected=psi_corrected(value, ref.proportions, len(finite), ref.count),
+        psi_corrected=psi_corrected(value, ref.proportions, n_finite, ref.count),
         jensen_shannon=jensen_shannon(ref.proportions, k.counts),
-        missing_ratio=n_missing / n if n else math.nan, n=len(finite), n_missing=n_missing,
+        missing_ratio=n_missing / n if n else math.nan, n=n_finite, n_missing=n_missing,
         drifted=False, ks_statistic=k.ks_statistic, ks_pvalue=k.ks_pvalue, wasserstein=w,
         window_counts=tuple(int(c) for c in k.counts),
     )
@@ -277,12 +296,13 @@ def _decide(f: FeatureDrift, adjusted: float, policy: DriftPolicy, min_records: 
 #: so a 10k-record window uses every core; below it the hand-off costs more than it saves.
 PARALLEL_RECORDS = 2_000
 _POOL: list[ThreadPoolExecutor] = []
+POOL_WORKERS = 4
 
 
 def _pool() -> ThreadPoolExecutor | None:
     """The shared feature pool (one per process, made on first use), None on one core."""
     if not _POOL:
-        workers = min(4, os.cpu_count() or 1)
+        workers = min(POOL_WORKERS, os.cpu_count() or 1)
         if workers < 2:
             return None
         _POOL.append(ThreadPoolExecutor(workers, thread_name_prefix="driftline-window"))
@@ -333,15 +353,22 @@ def compute_window(ref: ReferenceArrays, cols: WindowColumns, *, index: int,
 
     Below ``min_records`` records (for a feature: valid values) there is no decision: the
     statistics are reported, flagged ``insufficient_data``, and nothing is drifted."""
-    def one(name: str) -> FeatureDrift:
-        values = cols.features[name]
-        if name in ref.numeric:
-            return _numeric_drift(name, values, ref.numeric[name])
-        return _categorical_drift(name, values, ref.categorical[name])
+    def part(task: str | list[int]) -> list[FeatureDrift]:
+        if isinstance(task, str):
+            return [_categorical_drift(task, cols.features[task], ref.categorical[task])]
+        return _numeric_part(ref, cols, task)
 
     names = list(ref.profile.features)
+    k = len(ref.numeric)
     pool = _pool() if cols.records >= PARALLEL_RECORDS and len(names) >= 4 else None
-    raw = list(pool.map(one, names)) if pool is not None else [one(n) for n in names]
+    # the numeric features in one stacked pass, or in one per pool worker
+    chunks = 1 if pool is None else min(k, POOL_WORKERS)
+    tasks: list[str | list[int]] = [list(range(c * k // chunks, (c + 1) * k // chunks))
+                                    for c in range(chunks)] if k else []
+    tasks += list(ref.categorical)
+    done = list(pool.map(part, tasks)) if pool is not None else [part(t) for t in tasks]
+    by_name = {f.name: f for fs in done for f in fs}
+    raw = [by_name[n] for n in names]
     pvals = [math.nan if p is None else p
              for p in (f.ks_pvalue if f.type == "numeric" else f.chi2_pvalue for f in raw)]
     adjusted = benjamini_hochberg(np.asarray(pvals, dtype=np.float64)) if raw else np.empty(0)
