@@ -8,14 +8,16 @@ that run alone:
 
 * ``local build`` / ``local analyze``: ``build_profile`` (without the multivariate PCA model's
   two extra passes, in both engines, so figures compare with earlier runs) and
-  ``driftline analyze`` over the same file, windows of 1 hour
-  of record time;
+  ``driftline analyze`` over the same file, windows of 1 hour of record time (sizes above
+  ``DRIFTLINE_BENCH_SPARK_LOCAL_MAX`` rows skip it; Spark then analyzes against its profile);
 * ``spark build`` / ``spark analyze``: :func:`driftline.spark.build_baseline` and
   :func:`driftline.spark.analyze` (same windows) on ``local[2]``, 8 shuffle partitions; the
   Spark session start (with one tiny Python job, which starts the Python workers) is timed
   apart.
 
-Reported: wall seconds, rows/s, the driver's Python peak RSS (``ru_maxrss`` of the process) and
+Reported: wall seconds, CPU seconds (the process's for the local engine; for Spark the JVM's
+and its Python workers', which do the work, with the driver's), rows/s, the driver's Python
+peak RSS (``ru_maxrss`` of the process) and
 the JVM's (Spark's driver and, in local mode, executors). At 2M rows (or the smallest size) it also
 checks the Spark profile against the local one: counts, categories and missing ratios equal,
 edges within the stored rank bound, and prints the largest PSI difference of the same windows.
@@ -32,6 +34,7 @@ import sys
 import tempfile
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -39,6 +42,8 @@ import pyarrow.parquet as pq
 
 SIZES = tuple(int(s) for s in os.environ.get(
     "DRIFTLINE_BENCH_SPARK_ROWS", "1000000,2000000,10000000").split(","))
+#: Sizes above this run on Spark only (the single-machine engine takes ~1 h at 50M rows).
+LOCAL_MAX = int(os.environ.get("DRIFTLINE_BENCH_SPARK_LOCAL_MAX", "100000000"))
 CHUNK = 250_000
 T0 = 1_700_000_000
 
@@ -77,6 +82,25 @@ import json, os, resource, sys, time
 from driftline.profile.build import BuildOptions
 OPTS = BuildOptions(prediction="pred", proba_binary="p", target="y", timestamp="ts",
                     multivariate=False, model_name="bench")
+def tree_cpu(root):  # CPU s of process root and its descendants (exited ones once waited)
+    tick = os.sysconf("SC_CLK_TCK")
+    procs = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as fh:
+                    f = fh.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            procs[int(d)] = (int(f[1]), sum(int(x) for x in f[11:15]))
+    total, todo = 0, [root]
+    while todo:
+        p = todo.pop()
+        total += procs.get(p, (0, 0))[1]
+        todo.extend(c for c, (pp, _) in procs.items() if pp == p)
+    return total / tick
+def cpu():
+    return time.process_time()
 def rss():
     self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     child_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -88,18 +112,18 @@ from driftline.analyze.offline import analyze
 from driftline.io.readers import discover
 from driftline.profile.build import build_profile
 data, out = sys.argv[1], sys.argv[2]
-t = time.perf_counter()
+t, c = time.perf_counter(), cpu()
 prof = build_profile(discover([data]), OPTS, progress=False)
-build = time.perf_counter() - t
+build, build_cpu = time.perf_counter() - t, cpu() - c
 prof.save(out + ".local.json")
-t = time.perf_counter()
+t, c = time.perf_counter(), cpu()
 windows = [w.to_dict() for w in analyze(prof, discover([data]), window_size=2**62,
                                          window_duration=3600.0)]
-an = time.perf_counter() - t
+an, an_cpu = time.perf_counter() - t, cpu() - c
 json.dump(windows, open(out + ".local.windows.json", "w"))
 py, child = rss()
 print(json.dumps({"build": build, "analyze": an, "windows": len(windows), "rss": py,
-                  "child_rss": child}))
+                  "child_rss": child, "build_cpu": build_cpu, "analyze_cpu": an_cpu}))
 """
 
 _SPARK = _COMMON + """
@@ -117,32 +141,43 @@ from driftline import spark as dls
 from driftline.profile.format import BaselineProfile
 data, out = sys.argv[1], sys.argv[2]
 df = spark.read.parquet(data)
-t = time.perf_counter()
+jvm = spark.sparkContext._gateway.proc.pid
+def spark_cpu():
+    return cpu() + tree_cpu(jvm)
+t, c = time.perf_counter(), spark_cpu()
 prof = dls.build_baseline(df, OPTS, name=data)
-build = time.perf_counter() - t
+build, build_cpu = time.perf_counter() - t, spark_cpu() - c
 prof.save(out + ".spark.json")
-local = BaselineProfile.load(out + ".local.json")
-t = time.perf_counter()
+local = BaselineProfile.load(out + ".local.json" if os.path.exists(out + ".local.json")
+                             else out + ".spark.json")
+t, c = time.perf_counter(), spark_cpu()
 windows = [w.to_dict() for w in dls.analyze(df, local, window_duration=3600.0)]
-an = time.perf_counter() - t
+an, an_cpu = time.perf_counter() - t, spark_cpu() - c
 json.dump(windows, open(out + ".spark.windows.json", "w"))
 parts = df.rdd.getNumPartitions()
 py, child = rss()
-jvm = spark.sparkContext._gateway.proc.pid
 with open(f"/proc/{jvm}/status") as fh:  # the JVM's peak RSS (it is not a waited-for child)
     child = max(child, next(int(l.split()[1]) for l in fh if l.startswith("VmHWM")) / 1024)
 spark.stop()
 print(json.dumps({"start": start, "build": build, "analyze": an, "windows": len(windows),
-                  "partitions": parts, "rss": py, "child_rss": child}))
+                  "partitions": parts, "rss": py, "child_rss": child, "build_cpu": build_cpu,
+                  "analyze_cpu": an_cpu}))
 """
 
 
-def _run(script: str, *args: str) -> dict[str, float]:
+def _run(script: str, *args: str) -> dict[str, Any]:
+    before = _load()
     proc = subprocess.run([sys.executable, "-c", textwrap.dedent(script), *args],
                           capture_output=True, text=True, check=False)
     if proc.returncode:
         raise RuntimeError(proc.stderr[-3000:])
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["load"] = f"{before}-{_load()}"  # 1-minute load average before and after the run
+    return out
+
+
+def _load() -> str:
+    return f"{os.getloadavg()[0]:.1f}"
 
 
 def _compare(out: str, data: Path) -> str:
@@ -178,21 +213,23 @@ def _compare(out: str, data: Path) -> str:
 
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="driftline-bench-spark-") as tmp:
-        print(f"{'rows':>11} {'engine':>7} {'start s':>8} {'build s':>8} {'build rows/s':>13} "
-              f"{'analyze s':>10} {'driver MB':>10} {'JVM MB':>8}")
+        print(f"{'rows':>11} {'engine':>7} {'start s':>8} {'build s':>8} {'cpu s':>7} "
+              f"{'build rows/s':>13} {'analyze s':>10} {'cpu s':>7} {'driver MB':>10} "
+              f"{'JVM MB':>8} load", flush=True)
         check_at = 2_000_000 if 2_000_000 in SIZES else min(SIZES)
         for rows in SIZES:
             data = Path(tmp) / f"ref-{rows}.parquet"
             generate(data, rows, seed=1)
             out = str(Path(tmp) / f"out-{rows}")
-            loc = _run(_LOCAL, str(data), out)
-            spk = _run(_SPARK, str(data), out)
-            for name, r in (("local", loc), ("spark", spk)):
+            runs = [("local", _run(_LOCAL, str(data), out))] if rows <= LOCAL_MAX else []
+            runs.append(("spark", _run(_SPARK, str(data), out)))
+            for name, r in runs:
                 start = f"{r['start']:8.1f}" if "start" in r else f"{'-':>8}"
-                print(f"{rows:>11,} {name:>7} {start} {r['build']:8.1f} "
-                      f"{rows / r['build']:13,.0f} {r['analyze']:10.1f} {r['rss']:10.0f} "
-                      f"{r['child_rss']:8.0f}", flush=True)
-            if rows == check_at:
+                print(f"{rows:>11,} {name:>7} {start} {r['build']:8.1f} {r['build_cpu']:7.1f} "
+                      f"{rows / r['build']:13,.0f} {r['analyze']:10.1f} {r['analyze_cpu']:7.1f} "
+                      f"{r['rss']:10.0f} {r['child_rss']:8.0f} "
+                      f"{r['load']}", flush=True)
+            if rows == check_at and len(runs) == 2:
                 print(f"  check at {rows:,} rows: {_compare(out, data)}", flush=True)
             data.unlink()
 

@@ -235,7 +235,7 @@ def test_regression_partials_merge_to_the_one_pass_profile(regression) -> None:
     plan = plan_columns(opts, [("mem", table.schema)])
     parts = []
     for lo, hi in [(0, 3000), (3000, 8000)]:
-        state = new_partial(opts, plan)
+        state = new_partial(opts, plan, offset=lo)
         for batch in table.slice(lo, hi - lo).to_batches(max_chunksize=1000):
             state.update(batch)
         parts.append(PartialProfile.from_bytes(state.to_bytes()))

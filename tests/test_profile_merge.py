@@ -3,6 +3,7 @@ whole (exact for counts, within the stored rank bound for the sketch), and the b
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from pathlib import Path
 
@@ -35,7 +36,7 @@ def _merged(table: pa.Table, cuts: list[int], opts: BuildOptions = OPTS, *,
     bounds = [0, *sorted(set(cuts)), table.num_rows]
     parts = []
     for lo, hi in itertools.pairwise(bounds):
-        state = new_partial(opts, plan)
+        state = new_partial(opts, plan, offset=lo)
         for batch in table.slice(lo, hi - lo).to_batches(max_chunksize=4096):
             state.update(batch)
         parts.append(PartialProfile.from_bytes(state.to_bytes()) if transport else state)
@@ -93,6 +94,34 @@ def test_merged_parts_equal_one_pass_exactly_while_the_sketch_is_exact(
     for cls, cal in merged.output.calibration.items():
         np.testing.assert_allclose(cal.x, whole.output.calibration[cls].x)
         np.testing.assert_allclose(cal.y, whole.output.calibration[cls].y, atol=1e-12)
+
+
+@settings(max_examples=10)
+@given(cuts=st.lists(st.integers(1, 2999), max_size=5), capacity=st.sampled_from([97, 256, 1000]))
+def test_merged_parts_keep_the_one_pass_calibration_sample_beyond_its_capacity(
+        tmp_path_factory: pytest.TempPathFactory, cuts: list[int], capacity: int) -> None:
+    """More labelled rows than ``calibration_rows``: the stride sample is thinned in every part
+    and again when merging; with each part's first global row as its offset, the merged sample
+    is the one-pass sample row for row (so the calibration maps and the sample metrics are
+    bit-identical)."""
+    table = reference_table(3000, seed=capacity)
+    opts = dataclasses.replace(OPTS, calibration_rows=capacity)
+    whole = _one_pass(table, tmp_path_factory.mktemp("s"), opts)
+    merged = _merged(table, cuts, opts)
+    assert merged.settings["calibration_rows"] == whole.settings["calibration_rows"] <= capacity
+    assert merged.output is not None and whole.output is not None
+    assert merged.output.calibration == whole.output.calibration
+    assert merged.output.reference_performance == whole.output.reference_performance
+
+
+def test_parts_that_are_not_consecutive_are_refused() -> None:
+    table = reference_table(500, seed=1)
+    plan = plan_columns(OPTS, [("mem", table.schema)])
+    a, b = new_partial(OPTS, plan), new_partial(OPTS, plan)  # both claim to start at row 0
+    a.update(table.slice(0, 200).to_batches()[0])
+    b.update(table.slice(200).to_batches()[0])
+    with pytest.raises(ValueError, match="not consecutive"):
+        a.merge(b)
 
 
 def test_merged_sketch_path_stays_within_the_stored_rank_bound(tmp_path: Path) -> None:

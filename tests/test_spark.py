@@ -120,6 +120,55 @@ def test_spark_baseline_equals_the_single_machine_one(spark: SparkSession,
     assert ours.output.reference_accuracy == one.output.reference_accuracy
 
 
+def test_tree_merge_combines_partitions_in_order(spark: SparkSession) -> None:
+    """A merge that is not commutative (concatenation) gives the partition order at every
+    tree depth: no level combines states in shuffle fetch order."""
+    from driftline.spark.build import _tree_merge
+
+    rdd = spark.sparkContext.parallelize([b"%d," % i for i in range(11)], 11)
+    want = b"".join(b"%d," % i for i in range(11))
+    for depth in (1, 2, 4):
+        assert _tree_merge(rdd, depth, merge=lambda a, b: a + b) == want, depth
+
+
+def test_partitionings_and_merge_trees_give_the_one_pass_profile(
+        spark: SparkSession, tmp_path: Path) -> None:
+    """More labelled rows than ``calibration_rows`` (the stride sample is thinned in each
+    partition and in the merges) and few enough values for exact sketches: 1 partition, or 6
+    merged by a tree of depth 1 or 3, all give the local profile (moments up to rounding)."""
+    path = tmp_path / "small.parquet"
+    pq.write_table(_table(9_000, 5), path, row_group_size=1_500)
+    opts = BuildOptions(prediction="pred", proba_binary="p", target="y", model_name="m",
+                        calibration_rows=700, multivariate=False)
+    one = build_profile(discover([str(path)]), opts)
+    builds = []
+    for part_bytes, depth in (("64m", 2), ("20000", 1), ("20000", 3)):
+        spark.conf.set("spark.sql.files.maxPartitionBytes", part_bytes)
+        try:
+            df = spark.read.parquet(str(path))
+            builds.append((df.rdd.getNumPartitions(),
+                           dlspark.build_baseline(df, opts, name="t", depth=depth)))
+        finally:
+            spark.conf.unset("spark.sql.files.maxPartitionBytes")
+    assert builds[0][0] == 1 and builds[1][0] >= 4
+    for _, ours in builds:
+        assert ours.settings == one.settings and ours.settings["calibration_rows"] <= 700
+        assert ours.output is not None and one.output is not None
+        assert ours.output.calibration == one.output.calibration
+        assert ours.output.reference_performance == one.output.reference_performance
+        assert ours.output.prediction == one.output.prediction
+        pairs = [(ours.features[n], f) for n, f in one.features.items()]
+        for g, f in [*pairs, (ours.output.confidence, one.output.confidence)]:
+            if isinstance(f, NumericFeature):
+                assert isinstance(g, NumericFeature)
+                assert (g.edges, g.proportions, g.summary, g.count, g.minimum) == \
+                    (f.edges, f.proportions, f.summary, f.count, f.minimum)
+                assert g.mean == pytest.approx(f.mean, rel=1e-12)
+                assert g.std == pytest.approx(f.std, rel=1e-12)
+            else:
+                assert g == f
+
+
 def test_spark_windows_equal_the_single_machine_windows(spark: SparkSession,
                                                         data: dict[str, Path]) -> None:
     """Windows within a partition are computed where they are, windows straddling partitions

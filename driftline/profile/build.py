@@ -19,7 +19,7 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -49,6 +49,9 @@ from driftline.profile.partial import (
     PartialProfile,
     StrideSample,
 )
+
+if TYPE_CHECKING:  # derived.py imports detectors; the plain tabular build does not need them
+    from driftline.profile.derived import Derived, DerivedOptions
 
 __all__ = ["AUTO_CLASS_LIMIT", "MAX_CLASSES", "BuildOptions", "build_profile", "finish_profile",
            "new_partial", "parse_proba", "plan_columns"]
@@ -231,14 +234,15 @@ def plan_columns(opts: BuildOptions, schemas: Sequence[tuple[str, pa.Schema]]) -
     return _plan_schemas(opts, schemas)
 
 
-def new_partial(opts: BuildOptions, plan: _Plan) -> PartialProfile:
-    """An empty build state for ``plan``; every part of one build must start from the same."""
+def new_partial(opts: BuildOptions, plan: _Plan, *, offset: int = 0) -> PartialProfile:
+    """An empty build state for ``plan`` whose first row is row ``offset`` of the data; every
+    part of one build must start from the same plan and options."""
     return PartialProfile(
         numeric=plan.numeric, categorical=plan.categorical, task=plan.task,
         prediction=opts.prediction, target=opts.target, proba_binary=opts.proba_binary,
         proba=list(opts.proba.items()), k=sketch_k(opts), capacity=max(10_000, 50 * opts.top_k),
         calibration_rows=opts.calibration_rows, dle_rows=opts.dle_rows,
-        numeric_target=plan.numeric_target,
+        numeric_target=plan.numeric_target, offset=offset,
     )
 
 
@@ -293,20 +297,32 @@ def build_profile(files: Sequence[DataFile], opts: BuildOptions, *,
         mv = fit_multivariate(files, tabular, profile.n_records)
         profile = dataclasses.replace(profile, multivariate=mv)
     if opts.embeddings or opts.text:
-        from driftline.profile.derived import DerivedOptions, build_derived
+        from driftline.profile.derived import build_derived
 
-        dopts = DerivedOptions(components=opts.embedding_components, mmd_sample=opts.mmd_sample,
-                               vocabulary=opts.vocabulary, bins=opts.bins,
-                               summary_size=opts.summary_size, sketch_k=sketch_k(opts))
-        embs, texts, feats = build_derived(files, opts.embeddings, opts.text, dopts)
-        for f in feats:
-            if f.name in profile.features:
-                raise InputError("a derived feature has the name of a column", column=f.name,
-                                 fix="rename the column or leave it out with --exclude")
-        profile = dataclasses.replace(profile, features={**profile.features,
-                                                         **{f.name: f for f in feats}},
-                                      embeddings=embs, text=texts)
+        profile = with_derived(profile, build_derived(files, opts.embeddings, opts.text,
+                                                      derived_options(opts)))
     return profile
+
+
+def derived_options(opts: BuildOptions) -> DerivedOptions:
+    """What the embedding and text parts of a build keep (from the build's options)."""
+    from driftline.profile.derived import DerivedOptions
+
+    return DerivedOptions(components=opts.embedding_components, mmd_sample=opts.mmd_sample,
+                          vocabulary=opts.vocabulary, bins=opts.bins,
+                          summary_size=opts.summary_size, sketch_k=sketch_k(opts))
+
+
+def with_derived(profile: BaselineProfile, derived: Derived) -> BaselineProfile:
+    """``profile`` with the embedding and text references and their derived features."""
+    embs, texts, feats = derived
+    for f in feats:
+        if f.name in profile.features:
+            raise InputError("a derived feature has the name of a column", column=f.name,
+                             fix="rename the column or leave it out with --exclude")
+    return dataclasses.replace(profile, features={**profile.features,
+                                                  **{f.name: f for f in feats}},
+                               embeddings=embs, text=texts)
 
 
 def with_detected_embeddings(opts: BuildOptions, schema: pa.Schema) -> BuildOptions:

@@ -96,6 +96,20 @@ class EmbeddingBuilder:
             self.sums.update(ok)
             self.valid += len(ok)
 
+    def merge_first(self, later: EmbeddingBuilder) -> EmbeddingBuilder:
+        """The first pass over this part's rows followed by ``later``'s (vector sums re-centred
+        on this part's shift: the same mean and covariance up to float rounding)."""
+        if self.dim is not None and later.dim is not None and self.dim != later.dim:
+            raise InputError(f"embedding vectors have different lengths ({self.dim} and "
+                             f"{later.dim}, from row {self.rows} on)", column=self.name,
+                             fix="give every vector of the column the same length (or null)")
+        self.dim = self.dim if self.dim is not None else later.dim
+        self.rows += later.rows
+        self.valid += later.valid
+        if later.sums is not None:
+            self.sums = later.sums if self.sums is None else self.sums.merge(later.sums)
+        return self
+
     def prepare(self) -> None:
         if self.sums is None or self.valid < 2:
             raise InputError("the embedding column holds fewer than two vectors",
@@ -125,6 +139,19 @@ class EmbeddingBuilder:
         if pick.any():
             self.sample.append(ok[pick])
         self.seen += len(ok)
+
+    def start_second(self, valid_before: int) -> None:
+        """Start the second pass of a part at its first vector (``valid_before`` vectors come
+        before it): the MMD sample takes the vectors one pass would."""
+        self.seen = valid_before
+
+    def merge_second(self, later: EmbeddingBuilder) -> EmbeddingBuilder:
+        """The second pass over this part's rows followed by ``later``'s."""
+        for acc, other in zip(self.accs, later.accs, strict=True):
+            acc.merge(other)
+        self.sample.extend(later.sample)
+        self.seen = max(self.seen, later.seen)
+        return self
 
     def result(self) -> tuple[EmbeddingProfile, list[NumericFeature]]:
         assert self.dim is not None
@@ -181,6 +208,22 @@ class TextBuilder:
         vc = pc.value_counts(tokens(texts))
         self.items.update(vc.field("values").to_pylist(), vc.field("counts").to_pylist())
 
+    def merge_first(self, later: TextBuilder) -> TextBuilder:
+        """The first pass over this part's rows followed by ``later``'s (token counts added, as
+        mergeable Misra–Gries summaries)."""
+        self.items.merge(later.items)
+        self.rows += later.rows
+        self.missing += later.missing
+        return self
+
+    def start_second(self, valid_before: int) -> None:
+        """Nothing in the text's second pass depends on row positions."""
+
+    def merge_second(self, later: TextBuilder) -> TextBuilder:
+        for d, acc in self.accs.items():
+            acc.merge(later.accs[d])
+        return self
+
     def prepare(self) -> None:
         self.vocab = pa.array([w for w, _ in self.items.top(self.opts.vocabulary)], pa.string())
         self.accs = {d: NumericAccumulator(f"{self.name}.{d}", self.opts.sketch_k)
@@ -221,12 +264,24 @@ def point_mass_bins(acc: NumericAccumulator, bins: int, summary_size: int) -> Nu
     return dataclasses.replace(f, edges=tuple(edges.tolist()), proportions=tuple(props.tolist()))
 
 
+Builder = EmbeddingBuilder | TextBuilder
+Derived = tuple[dict[str, EmbeddingProfile], dict[str, TextProfile], list[NumericFeature]]
+
+
+def new_builders(embeddings: Sequence[str], text: Sequence[str],
+                 opts: DerivedOptions) -> list[Builder]:
+    """One builder per embedding and text column, in the profile's order. A build over parts
+    (Spark partitions) runs ``first`` per part, ``merge_first`` in row order, ``prepare`` once,
+    then ``start_second`` (the vectors before the part) and ``second`` per part and
+    ``merge_second`` in row order."""
+    return [*(EmbeddingBuilder(c, opts) for c in embeddings),
+            *(TextBuilder(c, opts) for c in text)]
+
+
 def build_derived(files: Sequence[DataFile], embeddings: Sequence[str], text: Sequence[str],
-                  opts: DerivedOptions) -> tuple[dict[str, EmbeddingProfile],
-                                                 dict[str, TextProfile], list[NumericFeature]]:
+                  opts: DerivedOptions) -> Derived:
     """Embedding and text references and their derived numeric features (two reads)."""
-    builders: list[EmbeddingBuilder | TextBuilder] = [
-        *(EmbeddingBuilder(c, opts) for c in embeddings), *(TextBuilder(c, opts) for c in text)]
+    builders = new_builders(embeddings, text, opts)
     if not builders:
         return {}, {}, []
     columns = [b.name for b in builders]
@@ -238,6 +293,11 @@ def build_derived(files: Sequence[DataFile], embeddings: Sequence[str], text: Se
         if step == "first":
             for b in builders:
                 b.prepare()
+    return derived_results(builders)
+
+
+def derived_results(builders: Sequence[Builder]) -> Derived:
+    """The profiles and derived features of builders whose second pass is done."""
     embs: dict[str, EmbeddingProfile] = {}
     texts: dict[str, TextProfile] = {}
     features: list[NumericFeature] = []
@@ -251,4 +311,5 @@ def build_derived(files: Sequence[DataFile], embeddings: Sequence[str], text: Se
     return embs, texts, features
 
 
-__all__ = ["DerivedOptions", "EmbeddingBuilder", "TextBuilder", "build_derived", "project"]
+__all__ = ["DerivedOptions", "EmbeddingBuilder", "TextBuilder", "build_derived",
+           "derived_results", "new_builders", "project"]

@@ -14,10 +14,10 @@ rows followed by ``b``'s, within these bounds (docs/scale.md states them with th
 * frequent items: counts added, then the Misra–Gries cut of the merged counter (Agarwal et al.,
   "Mergeable summaries"): each count under by at most ``n / (capacity + 1)``, as in one pass;
 * moments: Chan et al.'s pairwise update (mean and variance equal up to float rounding);
-* calibration sample (and a regressor's loss-estimation sample): both samples thinned to the
-  larger stride and concatenated — the same rows as one pass while the reference has at most
-  ``calibration_rows`` (``dle_rows``) labelled rows, a deterministic stride sample of the same
-  size bound beyond;
+* calibration sample (and a regressor's loss-estimation sample): the rows at multiples of a
+  stride of global row positions, so when each part starts at its first global row
+  (``offset``) and parts are merged in row order, **exactly** the one-pass sample whatever the
+  parts (``merge`` refuses parts that are not consecutive);
 * a regressor's realised reference errors: sums, exact up to float rounding.
 
 :meth:`PartialProfile.to_bytes` is the transport between Driftline processes of the same
@@ -46,7 +46,7 @@ MAX_CLASSES = 1000
 #: Float predictions with at most this many distinct integral values are taken as class labels.
 AUTO_CLASS_LIMIT = 50
 #: Tag of the byte transport; a state from another layout is refused, not misread.
-STATE_VERSION = 2
+STATE_VERSION = 3
 
 
 class NumericAccumulator:
@@ -164,13 +164,20 @@ def label_codes(col: pa.Array, index: dict[str, int], *, what: str, column: str,
 
 
 class StrideSample:
-    """Deterministic bounded row sample: keeps every ``stride``-th row, doubling the stride
-    (and dropping every other kept row) whenever ``capacity`` is reached."""
+    """Deterministic bounded row sample: the rows whose global position is a multiple of
+    ``stride``, the stride doubling (every other kept row dropped) whenever more than
+    ``capacity`` rows would be kept.
 
-    def __init__(self, capacity: int) -> None:
+    Positions count from ``offset``, the global position of the part's first row, so a part of
+    the data keeps exactly the rows one pass over all of it would keep at that stride; merging
+    consecutive parts in order (each built with its own first row as ``offset``) gives the
+    one-pass sample whatever the parts are."""
+
+    def __init__(self, capacity: int, offset: int = 0) -> None:
         self.capacity = capacity
         self.stride = 1
-        self.seen = 0
+        #: global position of the part's first row, and of the row after its last one
+        self.begin = self.seen = offset
         self.parts: list[tuple[np.ndarray, np.ndarray]] = []
         self.size = 0
 
@@ -183,30 +190,40 @@ class StrideSample:
         self.parts.append((p, c))
         self.size += len(c)
         while self.size > self.capacity:
+            self._thin(self.stride * 2)
+
+    def _thin(self, stride: int) -> None:
+        """Keep only the rows at multiples of ``stride`` (a multiple of the current stride)."""
+        if stride != self.stride and self.parts:
             p_all, c_all = self.arrays()
-            # keep the rows whose global position is a multiple of the doubled stride
-            self.parts = [(p_all[::2], c_all[::2])]
+
+            def first(s: int) -> int:  # the part's first position that is a multiple of s
+                return -(-self.begin // s) * s
+
+            skip = (first(stride) - first(self.stride)) // self.stride
+            step = stride // self.stride
+            self.parts = [(p_all[skip::step], c_all[skip::step])]
             self.size = len(self.parts[0][1])
-            self.stride *= 2
+        self.stride = stride
 
     def merge(self, other: StrideSample, remap: np.ndarray | None) -> None:
-        """Append ``other``'s rows (class codes through ``remap``; None: values kept as they
-        are), both at the larger stride."""
+        """Append ``other``'s rows, the part right after this one (class codes through
+        ``remap``; None: values kept as they are), both at the larger stride."""
+        if self.seen == self.begin and other.seen == other.begin:
+            return  # no rows on either side (or a sample this build does not keep)
+        if other.begin != self.seen:
+            raise ValueError(f"sample parts are not consecutive (rows {self.begin}-{self.seen}, "
+                             f"then from {other.begin}): give each part its first global row "
+                             "as offset and merge them in row order")
         stride = max(self.stride, other.stride)
-        if stride > self.stride and self.parts:
-            p_all, c_all = self.arrays()
-            step = stride // self.stride
-            self.parts = [(p_all[::step], c_all[::step])]
-            self.size = len(c_all[::step])
-        self.stride = stride
-        p, c = other.arrays()
-        if len(c):
-            step = stride // other.stride
-            p, c = p[::step], c[::step]
+        self._thin(stride)
+        if other.size:
+            other._thin(stride)
+            p, c = other.arrays()
             if remap is not None:
                 c = np.where(c >= 0, remap[np.maximum(c, 0)], -1)
             self._add(p, c)
-        self.seen += other.seen
+        self.seen = max(self.seen, other.seen)
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         if not self.parts:
@@ -296,7 +313,7 @@ class PartialProfile:
                  prediction: str | None, target: str | None, proba_binary: str | None,
                  proba: Sequence[tuple[str, str]], k: int, capacity: int,
                  calibration_rows: int, dle_rows: int = 50_000,
-                 numeric_target: bool = False) -> None:
+                 numeric_target: bool = False, offset: int = 0) -> None:
         self.nums = {c: NumericAccumulator(c, k) for c in numeric}
         self.cats = {c: CategoricalAccumulator(c, capacity) for c in categorical}
         self.task = task
@@ -315,13 +332,13 @@ class PartialProfile:
         self.hi_by_target = np.zeros(MAX_CLASSES, dtype=np.int64)
         self.lo_by_target = np.zeros(MAX_CLASSES, dtype=np.int64)
         self.correct = self.labelled = 0
-        self.sample = StrideSample(calibration_rows)
+        self.sample = StrideSample(calibration_rows, offset)
         # regressor with a numeric target: the loss-estimation rows (numeric inputs + prediction
         # | label) and, kept in step, the categorical inputs (coded once their reference
         # categories are known), and the streamed reference errors
         self.numeric_target = numeric_target
-        self.reg_num = StrideSample(dle_rows)
-        self.reg_cat = StrideSample(dle_rows)
+        self.reg_num = StrideSample(dle_rows, offset)
+        self.reg_cat = StrideSample(dle_rows, offset)
         self.reg_sums = RegressionSums()
         self.rows = 0
         #: Order-independent digest of every value read (``provenance.content_hash``).
@@ -332,6 +349,14 @@ class PartialProfile:
     @property
     def has_proba(self) -> bool:
         return bool(self.proba_binary or self.multi)
+
+    @property
+    def samples_rows(self) -> bool:
+        """Whether :meth:`update` feeds a row sample (then parts need their first global row
+        as ``offset`` to merge into the one-pass sample)."""
+        return bool(self.has_proba and self.target) or bool(
+            self.target and self.prediction and self.numeric_target
+            and self.task != "classification")
 
     def update(self, batch: pa.RecordBatch) -> None:
         """Add one Arrow batch holding the plan's columns."""
@@ -404,7 +429,8 @@ class PartialProfile:
             self.correct += int((pred_codes[both] == target_codes[both]).sum())
 
     def merge(self, other: PartialProfile) -> PartialProfile:
-        """Add ``other``'s rows (a disjoint part of the same data, built with the same plan)."""
+        """Add ``other``'s rows (the part of the same data right after this one, built with the
+        same plan; with :attr:`samples_rows`, from ``offset`` = its first global row)."""
         if set(other.nums) != set(self.nums) or set(other.cats) != set(self.cats):
             raise ValueError("partial profiles of different column plans cannot be merged")
         self.rows += other.rows

@@ -50,7 +50,7 @@ from driftline.engine.monitor import DEFAULT_MIN_RECORDS, DriftPolicy, Monitor, 
 from driftline.engine.snapshot import WindowReport
 from driftline.errors import InputError
 from driftline.profile.format import BaselineProfile
-from driftline.spark.source import arrow_schema, describe, require_pyspark
+from driftline.spark.source import arrow_schema, describe, partition_id, require_pyspark
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -161,13 +161,6 @@ def _order(key: Any) -> tuple[int, Any]:
     return (0, key)
 
 
-def _partition() -> int:
-    from pyspark import TaskContext
-
-    ctx = TaskContext.get()
-    return ctx.partitionId() if ctx is not None else 0
-
-
 # --- pass 1: which keys live where ---------------------------------------------------------------
 
 #: per partition: row count, and per key its runs and rows
@@ -176,7 +169,7 @@ Inventory = dict[int, tuple[int, dict[Any, tuple[int, int]]]]
 
 def _inventory(df: DataFrame, key_of: KeyFn) -> Inventory:
     def scan(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        part, seen, last = _partition(), 0, _NONE
+        part, seen, last = partition_id(), 0, _NONE
         keys: dict[Any, tuple[int, int]] = {}
         for b in batches:
             for lo, hi, key in _runs(key_of(b, seen, part)):
@@ -233,7 +226,7 @@ def _windows(df: DataFrame, profile: BaselineProfile, layout: Any, policy: Windo
                                              streams=False, cumulative=False))
 
     def local(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        part, seen = _partition(), 0
+        part, seen = partition_id(), 0
         run, current, chunk = runner(), _NONE, 0
         out: list[bytes] = []
 
@@ -267,7 +260,7 @@ def _windows(df: DataFrame, profile: BaselineProfile, layout: Any, policy: Windo
     done = df.mapInArrow(local, "report binary")
     if split:
         def tagged(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-            part, seen = _partition(), 0
+            part, seen = partition_id(), 0
             for b in batches:
                 idx = np.full(b.num_rows, -1, dtype=np.int64)
                 for lo, hi, key in _runs(key_of(b, seen, part)):

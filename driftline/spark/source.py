@@ -41,6 +41,14 @@ def session() -> SparkSession:
     return SparkSession.builder.appName("driftline").getOrCreate()
 
 
+def partition_id() -> int:
+    """The Spark partition an executor task runs on (0 outside a task)."""
+    from pyspark import TaskContext
+
+    ctx = TaskContext.get()
+    return ctx.partitionId() if ctx is not None else 0
+
+
 def read_table(spark: SparkSession, source: str, *, fmt: str | None = None) -> DataFrame:
     """A table name (``db.table``), or a file/directory path or URI Spark can read (Parquet,
     CSV, JSON, ORC, Delta when the session has it)."""
