@@ -169,6 +169,54 @@ def test_partitionings_and_merge_trees_give_the_one_pass_profile(
                 assert g == f
 
 
+def test_embedding_and_text_parts_equal_the_single_machine_build(
+        spark: SparkSession, tmp_path: Path) -> None:
+    """An embedding column (null vectors among them) and a text column (nulls too), 4 row
+    groups read as several partitions: the same counts, vocabulary and MMD sample as one pass,
+    the PCA of the vectors within 1e-9, the derived features' bins within 1e-9 (projections)
+    or exactly (text descriptors: the same tokens and vocabulary)."""
+    rng = np.random.default_rng(11)
+    n = 6_000
+    vecs = rng.normal(size=(n, 5)) * [3.0, 2.0, 1.5, 1.0, 0.5] + 4.0
+    emb = pa.array([None if i % 37 == 5 else v.tolist() for i, v in enumerate(vecs)],
+                   pa.list_(pa.float64()))
+    words = np.array(["alpha", "beta", "gamma", "delta", "eps", "zeta", "eta", "theta"])
+    txt = pa.array([None if i % 29 == 3 else " ".join(rng.choice(words, 1 + i % 6))
+                    for i in range(n)], pa.string())
+    path = tmp_path / "emb.parquet"
+    pq.write_table(pa.table({"x": rng.normal(size=n), "emb": emb, "txt": txt}), path,
+                   row_group_size=1_500)
+    opts = BuildOptions(embeddings=("emb",), text=("txt",), mmd_sample=300, vocabulary=5,
+                        embedding_components=3, multivariate=False)
+    one = build_profile(discover([str(path)]), opts)
+    spark.conf.set("spark.sql.files.maxPartitionBytes", "30000")
+    try:
+        df = spark.read.parquet(str(path))
+        assert df.rdd.getNumPartitions() >= 3
+        ours = dlspark.build_baseline(df, opts, name="t")
+    finally:
+        spark.conf.unset("spark.sql.files.maxPartitionBytes")
+    a, b = ours.embeddings["emb"], one.embeddings["emb"]
+    assert (a.dim, a.count, a.missing_ratio) == (b.dim, b.count, b.missing_ratio)
+    assert b.count == n - len(range(5, n, 37))
+    for x, y in ((a.mean, b.mean), (a.components, b.components), (a.explained, b.explained)):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(decode_array(a.sample), decode_array(b.sample))
+    assert len(decode_array(a.sample)) == 300 and a.bandwidth == b.bandwidth
+    assert ours.text == one.text and ours.text["txt"].vocabulary
+    assert ours.features.keys() == one.features.keys()
+    for name, f in one.features.items():
+        g = ours.features[name]
+        assert isinstance(f, NumericFeature) and isinstance(g, NumericFeature)
+        assert (g.count, g.missing_ratio, len(g.edges)) == (f.count, f.missing_ratio,
+                                                            len(f.edges)), name
+        exact = name.startswith("txt.") or name == "x"
+        tol = 0.0 if exact else 1e-9
+        np.testing.assert_allclose(g.edges, f.edges, rtol=tol, atol=tol)
+        np.testing.assert_allclose(g.proportions, f.proportions, rtol=tol, atol=tol)
+        assert g.mean == pytest.approx(f.mean, rel=1e-9, abs=1e-12), name
+
+
 def test_spark_windows_equal_the_single_machine_windows(spark: SparkSession,
                                                         data: dict[str, Path]) -> None:
     """Windows within a partition are computed where they are, windows straddling partitions
