@@ -256,7 +256,8 @@ def read_bytes(path: str | os.PathLike[str]) -> bytes:
 
 def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` so that a reader sees the old content or all of the new (module doc):
-    an object is sent whole; a local file goes through :func:`driftline.io.atomic.atomic_write`
+    an object goes through a hidden temporary object and a server-side rename or copy; a
+    local file goes through :func:`driftline.io.atomic.atomic_write`
     (temporary file beside the target, the umask's mode, rename on success)."""
     p = str(path)
     if not is_uri(p):
@@ -265,8 +266,6 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
         with atomic_write(p, binary=True) as fh:
             fh.write(data)
         return
-    import pyarrow.fs as pafs
-
     fs, inner = filesystem(p)
     head, sep, name = inner.rpartition("/")
     if not sep:  # a bare bucket or container: the store refuses it with its own message
@@ -282,14 +281,19 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
             out.write(data)
         try:
             fs.move(temp, inner)  # a rename on ADLS Gen2; copy then delete on S3 and GCS
+            return
         except (NotImplementedError, OSError):
             fs.copy_file(temp, inner)  # Blob Storage without hierarchical namespace
     except OSError as exc:
+        _discard(fs, temp)
         raise storage_error(exc, p, "write") from None
-    finally:
-        with contextlib.suppress(OSError):
-            if fs.get_file_info(temp).type != pafs.FileType.NotFound:
-                fs.delete_file(temp)
+    _discard(fs, temp)
+
+
+def _discard(fs: Any, path: str) -> None:
+    """Delete a temporary object if it is there (best effort: the write's outcome stands)."""
+    with contextlib.suppress(OSError):
+        fs.delete_file(path)
 
 
 def list_uri(path: str) -> list[str] | None:
