@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from _servers import OtlpReceiver
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 
 from driftline.catalogue import PROXY_DURATION as _PD
@@ -21,7 +22,7 @@ from driftline.errors import ConfigError
 from driftline.exporters.fleet import StaticSource
 from driftline.exporters.otel_env import metrics_exporter_from_env, temporality_from_env
 from driftline.exporters.otlp import OtlpMetricsExporter
-from tests.test_exporters_otlp import Receiver, receiver, rich_fleet  # noqa: F401 (fixture)
+from tests.test_exporters_otlp import receiver, rich_fleet  # noqa: F401 (fixture)
 
 PROXY_DURATION = _PD.otel_name
 ENV = ("OTEL_METRICS_EXPORTER", "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
@@ -32,7 +33,7 @@ ENV = ("OTEL_METRICS_EXPORTER", "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFEREN
 
 
 @pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, receiver: Receiver) -> Iterator[Receiver]:  # noqa: F811
+def env(monkeypatch: pytest.MonkeyPatch, receiver: OtlpReceiver) -> Iterator[OtlpReceiver]:  # noqa: F811
     for var in ENV:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", receiver.url)
@@ -58,7 +59,7 @@ def test_an_unsupported_exporter_is_refused_by_name() -> None:
     assert "zipkin" in str(err.value)
 
 
-def test_console_exporter_writes_the_metrics_to_stdout(env: Receiver,
+def test_console_exporter_writes_the_metrics_to_stdout(env: OtlpReceiver,
                                                        monkeypatch: pytest.MonkeyPatch,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("OTEL_METRICS_EXPORTER", "console")
@@ -109,7 +110,7 @@ def _bump(src: StaticSource, model: str, drops: int, requests: int) -> None:
 
 @pytest.mark.parametrize("preference", ["delta", "lowmemory", "DELTA"])
 def test_delta_temporality_sends_increases_since_the_last_received_export(
-        env: Receiver, monkeypatch: pytest.MonkeyPatch, preference: str) -> None:
+        env: OtlpReceiver, monkeypatch: pytest.MonkeyPatch, preference: str) -> None:
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", preference)
     src = rich_fleet()
     model = src.models[0].model_name
@@ -142,7 +143,7 @@ def test_delta_temporality_sends_increases_since_the_last_received_export(
     exp.shutdown()
 
 
-def test_cumulative_is_the_default_and_nonsense_is_refused(env: Receiver,
+def test_cumulative_is_the_default_and_nonsense_is_refused(env: OtlpReceiver,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     assert temporality_from_env({}) == "cumulative"
     src = rich_fleet()
@@ -162,7 +163,7 @@ def test_cumulative_is_the_default_and_nonsense_is_refused(env: Receiver,
 
 @pytest.mark.parametrize("var", ["OTEL_EXPORTER_OTLP_COMPRESSION",
                                  "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION"])
-def test_gzip_compression_from_the_standard_variables(env: Receiver, monkeypatch: pytest.MonkeyPatch,
+def test_gzip_compression_from_the_standard_variables(env: OtlpReceiver, monkeypatch: pytest.MonkeyPatch,
                                                       var: str) -> None:
     monkeypatch.setenv(var, "gzip")
     exp = OtlpMetricsExporter(rich_fleet(), interval_ms=60000)
@@ -173,7 +174,7 @@ def test_gzip_compression_from_the_standard_variables(env: Receiver, monkeypatch
     exp.shutdown()
 
 
-def test_no_compression_by_default(env: Receiver) -> None:
+def test_no_compression_by_default(env: OtlpReceiver) -> None:
     exp = OtlpMetricsExporter(rich_fleet(), interval_ms=60000)
     assert exp.force_flush()
     assert "content-encoding" not in env.requests[-1][0]
