@@ -384,7 +384,7 @@ def detectors_for_feature(feature: NumericFeature | CategoricalFeature, *, psi_t
         "psi": PSIDetector(feature.edges, feature.proportions, psi_threshold, floor),
         "jensen_shannon": JensenShannonDetector(feature.edges, feature.proportions, distance_threshold),
     }
-    if feature.summary:
+    if len(feature.summary):
         out["ks"] = KSDetector(feature.summary, alpha, feature.count)
         out["wasserstein"] = WassersteinDetector(feature.summary, feature.std, distance_threshold)
     return out

@@ -293,6 +293,8 @@ def _reference_id(p: BaselineProfile) -> str:
     import math
 
     def clean(v: object) -> object:
+        if isinstance(v, np.ndarray):  # a summary: the list of its floats, as a tuple gave
+            return [clean(float(x)) for x in v]
         if isinstance(v, float):
             return v if math.isfinite(v) else None
         if isinstance(v, dict):
@@ -304,7 +306,7 @@ def _reference_id(p: BaselineProfile) -> str:
     body = {"format": "driftline.baseline", "format_version": FORMAT_VERSION,
             **clean(dataclasses.asdict(p))}  # type: ignore[dict-item]
     body.pop("created_at")
-    for key in ("multivariate", "embeddings", "text"):  # optional keys: left out when unused
+    for key in ("multivariate", "embeddings", "text", "provenance"):  # optional: left out unused
         if not body.get(key):
             body.pop(key, None)
     for key in ("reference_performance", "loss_model"):
@@ -351,3 +353,47 @@ def test_loaded_profile_keeps_the_id_its_file_records(tmp_path: Path,
     monkeypatch.setattr(hashlib, "sha256", lambda *a: calls.append(1) or real(*a))
     back = BaselineProfile.load(tmp_path / "p.json")
     assert back.id == prof.id and calls == []  # loading a wide baseline hashes nothing
+
+
+FIXTURE = Path(__file__).parent / "data" / "baseline-tuple-summaries.json"
+
+
+def test_files_written_when_summaries_were_tuples_keep_their_id_and_bytes(tmp_path: Path) -> None:
+    """tests/data/baseline-tuple-summaries.json was saved by the release whose summaries were
+    tuples of Python floats (summaries with ties, -0.0, 1e-300 and 1e12): read with array
+    summaries, its content hash is the id it records, and saving it again writes the same
+    bytes."""
+    import json
+
+    from driftline.profile import format as fmt
+
+    recorded = json.loads(FIXTURE.read_text())["id"]
+    back = BaselineProfile.load(FIXTURE)
+    assert fmt._digest(fmt._body(back)) == _reference_id(back) == recorded
+    back.save(tmp_path / "again.json")
+    assert (tmp_path / "again.json").read_bytes() == FIXTURE.read_bytes()
+
+
+def test_summary_is_a_read_only_float64_array_compared_by_value(tmp_path: Path) -> None:
+    import dataclasses
+    import pickle
+
+    back = BaselineProfile.load(FIXTURE)
+    t = reference_table(2000)
+    built = build_profile(discover([str(write(t, tmp_path / "r.parquet"))]), OPTS)
+    for f in (back.features["amount"], built.features["x"]):
+        assert isinstance(f, NumericFeature)
+        copies = (dataclasses.replace(f), pickle.loads(pickle.dumps(f)),
+                  dataclasses.replace(f, summary=tuple(f.summary.tolist())))
+        for g in (f, *copies):
+            assert isinstance(g.summary, np.ndarray) and g.summary.dtype == np.float64
+            assert not g.summary.flags.writeable
+            with pytest.raises(ValueError):
+                g.summary[0] = 1.0
+            assert g == f and hash(g) == hash(f)
+        changed = f.summary.copy()
+        changed[len(changed) // 2] += 1e-9
+        assert dataclasses.replace(f, summary=changed) != f
+        assert dataclasses.replace(f, summary=f.summary[:-1]) != f
+        assert dataclasses.replace(f, std=f.std + 1) != f
+    assert BaselineProfile.load(FIXTURE) == back  # whole profiles compare by value too

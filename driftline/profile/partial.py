@@ -39,7 +39,7 @@ from driftline.errors import InputError
 from driftline.io.readers import to_float, to_strings
 from driftline.labels import canonical_label
 from driftline.profile.digest import RowDigest
-from driftline.profile.format import CategoricalFeature, NumericFeature
+from driftline.profile.format import CategoricalFeature, NumericFeature, frozen_floats
 from driftline.profile.sketch import FrequentItems, Moments, QuantileSketch
 
 MAX_CLASSES = 1000
@@ -72,8 +72,9 @@ class NumericAccumulator:
     def result(self, bins: int, summary_size: int) -> NumericFeature:
         n = self.sketch.n
         if n == 0:
-            return NumericFeature(self.name, (), (1.0,), (), True, 0, 1.0 if self.rows else 0.0,
-                                  math.nan, math.nan, math.nan, math.nan)
+            return NumericFeature(self.name, (), (1.0,), frozen_floats(()), True, 0,
+                                  1.0 if self.rows else 0.0, math.nan, math.nan, math.nan,
+                                  math.nan)
         probs = np.arange(1, bins) / bins
         edges = np.unique(self.sketch.quantiles(probs))
         v, w = self.sketch.weighted()
@@ -87,7 +88,7 @@ class NumericAccumulator:
             summary, exact = self.sketch.quantiles(grid), False
         return NumericFeature(
             name=self.name, edges=tuple(edges.tolist()), proportions=tuple(props.tolist()),
-            summary=tuple(summary.tolist()), summary_exact=exact, count=n,
+            summary=frozen_floats(summary), summary_exact=exact, count=n,
             missing_ratio=(self.rows - n) / self.rows if self.rows else 0.0,
             minimum=self.moments.minimum, maximum=self.moments.maximum, mean=self.moments.mean,
             std=self.moments.std,
