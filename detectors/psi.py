@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["proportions", "psi", "psi_corrected", "psi_null_expectation"]
+__all__ = ["proportions", "psi", "psi_corrected", "psi_many", "psi_null_expectation"]
 
 
 def proportions(counts: np.ndarray) -> np.ndarray:
@@ -53,6 +53,33 @@ def psi(reference: np.ndarray, current_counts: np.ndarray, floor: float = 1e-4) 
     ref = np.maximum(ref, floor)
     cur = np.maximum(cur, floor)
     return float(np.sum((cur - ref) * np.log(cur / ref)))
+
+
+def psi_many(reference: np.ndarray, current_counts: np.ndarray,
+             floor: float = 1e-4) -> np.ndarray:
+    """:func:`psi` of every row of two ``k × B`` arrays, the same floats row by row (the same
+    expressions over each row; a row sum is the sum of that row alone): the features of a
+    window with the same number of bins in a handful of numpy calls instead of a dozen each."""
+    ref = np.asarray(reference, dtype=np.float64)
+    cur = np.asarray(current_counts, dtype=np.float64)
+    if ref.shape != cur.shape or ref.ndim != 2:
+        raise ValueError(f"reference {ref.shape} and current counts {cur.shape} must be one "
+                         "k × B shape")
+    ref = _row_proportions(ref)
+    cur = _row_proportions(cur)
+    bad = np.isnan(cur).any(axis=1) | np.isnan(ref).any(axis=1)
+    ref = np.maximum(ref, floor)
+    cur = np.maximum(cur, floor)
+    out = np.sum((cur - ref) * np.log(cur / ref), axis=1)
+    out[bad] = np.nan
+    return out
+
+
+def _row_proportions(c: np.ndarray) -> np.ndarray:
+    total = c.sum(axis=1, keepdims=True)
+    ok = total > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(ok, c / np.where(ok, total, 1.0), np.nan)
 
 
 def psi_null_expectation(reference: np.ndarray, n: int, m: int) -> float:

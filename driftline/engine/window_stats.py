@@ -20,7 +20,7 @@ import numpy as np
 
 from driftline.detectors.chi2 import chi2_two_sample
 from driftline.detectors.classification import estimated_metrics, realised_metrics
-from driftline.detectors.distances import jensen_shannon
+from driftline.detectors.distances import jensen_shannon, jensen_shannon_many
 from driftline.detectors.dle import estimate_losses
 from driftline.detectors.multiple_testing import benjamini_hochberg
 from driftline.detectors.performance import (
@@ -30,7 +30,7 @@ from driftline.detectors.performance import (
     mean_confidence,
     mean_entropy,
 )
-from driftline.detectors.psi import psi, psi_corrected
+from driftline.detectors.psi import psi, psi_corrected, psi_many
 from driftline.detectors.regression import realised_regression
 from driftline.engine.kernels import NumericWindow, numeric_window, numeric_windows
 from driftline.engine.snapshot import FeatureDrift, Performance, PredictionDrift, WindowReport
@@ -227,31 +227,49 @@ def _numeric_drift(name: str, values: np.ndarray, ref: NumericRef) -> FeatureDri
 
 def _numeric_part(ref: ReferenceArrays, cols: WindowColumns,
                   rows: list[int]) -> list[FeatureDrift]:
-    """The numeric features ``rows`` (indices into ``ref.numeric_names``) of a window, their
-    p-values in one vectorised evaluation (:func:`~driftline.engine.kernels.numeric_windows`)."""
+    """The numeric features ``rows`` (indices into ``ref.numeric_names``) of a window: their
+    p-values in one vectorised evaluation (:func:`~driftline.engine.kernels.numeric_windows`),
+    PSI and Jensen–Shannon in one per number of bins (:func:`psi_many`,
+    :func:`jensen_shannon_many`), each the same floats as the per-feature functions."""
     names = [ref.numeric_names[i] for i in rows]
+    refs = [ref.numeric[n] for n in names]
     values = [cols.features[n] for n in names]
     finite = [v[np.isfinite(v)] for v in values]
-    kernels = numeric_windows([(ref.numeric[n].summary, ref.numeric[n].edges, f,
-                                ref.numeric[n].count) for n, f in zip(names, finite, strict=True)])
-    return [_numeric_report(n, len(v), len(f), k, ref.numeric[n])
-            for n, v, f, k in zip(names, values, finite, kernels, strict=True)]
+    kernels = numeric_windows([(r.summary, r.edges, f, r.count)
+                               for r, f in zip(refs, finite, strict=True)])
+    psis = [math.nan] * len(names)
+    jss = [math.nan] * len(names)
+    by_bins: dict[int, list[int]] = {}
+    for j, k in enumerate(kernels):
+        by_bins.setdefault(len(k.counts), []).append(j)
+    for group in by_bins.values():
+        props = np.stack([refs[j].proportions for j in group])
+        counts = np.stack([kernels[j].counts for j in group])
+        for j, a, b in zip(group, psi_many(props, counts).tolist(),
+                           jensen_shannon_many(props, counts).tolist(), strict=True):
+            psis[j], jss[j] = a, b
+    return [_numeric_report(n, len(v), len(f), k, r, psis[j], jss[j])
+            for j, (n, v, f, k, r) in enumerate(zip(names, values, finite, kernels, refs,
+                                                    strict=True))]
 
 
-def _numeric_report(name: str, n: int, n_finite: int, k: NumericWindow,
-                    ref: NumericRef) -> FeatureDrift:
+def _numeric_report(name: str, n: int, n_finite: int, k: NumericWindow, ref: NumericRef,
+                    value: float | None = None, js: float | None = None) -> FeatureDrift:
     n_missing = n - n_finite
     w = k.wasserstein
     if ref.std > 0 and math.isfinite(ref.std):
         w = w / ref.std
-    value = psi(ref.proportions, k.counts)
+    if value is None:
+        value = psi(ref.proportions, k.counts)
+    if js is None:
+        js = jensen_shannon(ref.proportions, k.counts)
     return FeatureDrift(
         name=name, type="numeric", psi=value,
         psi_corrected=psi_corrected(value, ref.proportions, n_finite, ref.count),
-        jensen_shannon=jensen_shannon(ref.proportions, k.counts),
+        jensen_shannon=js,
         missing_ratio=n_missing / n if n else math.nan, n=n_finite, n_missing=n_missing,
         drifted=False, ks_statistic=k.ks_statistic, ks_pvalue=k.ks_pvalue, wasserstein=w,
-        window_counts=tuple(int(c) for c in k.counts),
+        window_counts=tuple(k.counts.tolist()),
     )
 
 
