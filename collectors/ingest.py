@@ -116,11 +116,42 @@ def to_batch(schema: ModelSchema, records: Sequence[Mapping[str, Any]]) -> Recor
     values are pulled out with C-level ``map``/``itemgetter``/``zip`` instead of one Python
     comprehension per feature (``_feature_columns``); the per-record path is
     the fallback when some record lacks a feature."""
+    fields = _same_keys(records)
+    if fields is not None:
+        return columns_batch(schema, fields["features"], *(
+            None if fields.get(k) is None else present(fields[k]) for k in OUTPUT_FIELDS))
+
     def col(key: str) -> list[Any] | None:
         return present(list(map(methodcaller("get", key), records)))
 
-    return columns_batch(schema, list(map(FEATURES_OF, records)), col("prediction"),
-                         col("probabilities"), col("id"), col("timestamp"), col("label"))
+    return columns_batch(schema, list(map(FEATURES_OF, records)),
+                         *(col(k) for k in OUTPUT_FIELDS))
+
+
+OUTPUT_FIELDS = ("prediction", "probabilities", "id", "timestamp", "label")
+"""The per-record fields besides ``features``, in :func:`columns_batch`'s order."""
+
+
+def _same_keys(records: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """Every field's values in one pass when all records are dicts with the first one's keys
+    (the usual body: same key count, and each record has each of the first's keys), else
+    None. A decoded body's objects are fresh in memory: one pass over the records instead of
+    one per field is what saves the time."""
+    if not records:
+        return None
+    first = records[0]
+    if type(first) is not dict or "features" not in first:
+        return None
+    keys = tuple(first)
+    if set(map(len, records)) != {len(keys)}:
+        return None
+    if len(keys) == 1:  # ``features`` alone (itemgetter of one key gives no tuple)
+        return {"features": list(map(FEATURES_OF, records))}
+    try:
+        table = list(map(itemgetter(*keys), records))
+    except (KeyError, TypeError):  # some record has other keys (or is not a dict)
+        return None
+    return dict(zip(keys, map(list, zip(*table, strict=True)), strict=True))
 
 
 def present(values: list[Any]) -> list[Any] | None:

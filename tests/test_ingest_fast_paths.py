@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import orjson
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from test_serve_support import make_profile
 
@@ -239,3 +239,35 @@ def test_sdk_buffer_keeps_order_bound_and_drop_count(capacity: int, steps: list[
         assert buf.depth == sum(w for _, w in queued)
         assert buf.dropped == dropped
     assert buf.drain(timeout=0) == [it for it, _ in queued]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.fixed_dictionaries({n: values for n in NAMES}),
+                          st.dictionaries(st.sampled_from(["prediction", "probabilities", "id",
+                                                           "timestamp", "label", "model_name"]),
+                                          st.one_of(outputs, probas, st.floats(0, 9))),
+                          st.booleans()),
+                min_size=1, max_size=6))
+@example([({}, {}, False), ({}, {"prediction": 0}, False)])  # only the first lacks a field
+def test_to_batch_one_pass_fields_equal_each_field_read_per_record(
+        rows: list[tuple[dict[str, Any], dict[str, Any], bool]]) -> None:
+    """Records with the same keys are read in one pass; records with different keys (some
+    lack a field, or carry others) field by field: both give each field read record by
+    record (None where a record has none, no column where none has it)."""
+    from driftline.collectors.ingest import OUTPUT_FIELDS, columns_batch, present
+
+    records = []
+    for feats, fields, same in rows:  # ``same``: take the first record's fields instead
+        records.append({"features": feats, **(rows[0][1] if same else fields)})
+    try:
+        want = columns_batch(SCHEMA, [r["features"] for r in records],
+                             *(present([r.get(k) for r in records]) for k in OUTPUT_FIELDS))
+    except Exception as exc:  # outputs that fit no shape: refused alike
+        try:
+            to_batch(SCHEMA, records)
+        except Exception as got:
+            assert type(got) is type(exc) and str(got) == str(exc)
+        else:
+            raise AssertionError("to_batch accepted what the per-record reading refused") from None
+        return
+    _same_batch(to_batch(SCHEMA, records), want)
