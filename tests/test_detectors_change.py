@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from scipy import special
 
 from driftline.detectors import ChangeDetector
-from driftline.detectors.change import ChangeSettings
+from driftline.detectors.change import ChangeSettings, predictive
 
 
 def _brute_force_bernoulli(x: list[float], hazard: float, block: int) -> dict[int, float]:
@@ -95,6 +95,8 @@ _STREAMS = {
     "heavy tails": lambda r: np.r_[r.standard_t(2, 200), 3 + r.standard_t(2, 100)],
     "zero/one": lambda r: np.r_[r.random(200) < 0.1, r.random(200) < 0.6].astype(float),
     "ties": lambda r: np.r_[r.integers(0, 3, 150), r.integers(2, 5, 150)].astype(float),
+    "trend": lambda r: np.r_[0.05 * np.arange(150), 7.5 - 0.05 * np.arange(150)]
+    + r.normal(0, 1, 300),
 }
 
 
@@ -131,6 +133,41 @@ def test_batches_and_single_values_give_the_same_result(seed: int, cuts: list[in
     assert _state(single) == _state(whole)
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_predictive_equals_bayesian_linear_regression(seed: int) -> None:
+    """The closed-form predictive against numpy: posterior of (c, β) with prior precision
+    diag(kk, kb) and mean (mu0, 0), evaluated at the next position (σ = 1)."""
+    rng = np.random.default_rng(seed)
+    kk, kb, mu0 = 1 / 9, 1 / 0.03 ** 2, float(rng.normal())
+    for n in [0, 1, 2, 7, 40]:
+        x = rng.normal(1.0, 1.0, n) + 0.1 * np.arange(n)
+        tau = np.arange(n, dtype=float)
+        for slope in (False, True):
+            design = np.c_[np.ones(n), tau] if slope else np.ones((n, 1))
+            prior = np.diag([kk, kb]) if slope else np.array([[kk]])
+            m0 = np.array([mu0, 0.0])[: prior.shape[0]]
+            prec = prior + design.T @ design
+            post = np.linalg.solve(prec, prior @ m0 + design.T @ x)
+            phi = np.array([1.0, n])[: prior.shape[0]]
+            mean, spread = predictive(np.array(float(n)), np.array(x.sum()),
+                                      np.array((tau * x).sum()), np.array(mu0), kk, kb,
+                                      np.array(slope))
+            assert float(mean) == pytest.approx(phi @ post, rel=1e-9, abs=1e-9)
+            assert float(spread) == pytest.approx(phi @ np.linalg.solve(prec, phi), rel=1e-9)
+
+
+def test_a_trend_is_one_regime_and_a_change_of_trend_is_found() -> None:
+    rng = np.random.default_rng(5)
+    trend = 0.02 * np.arange(1500) + rng.normal(0, 1, 1500)
+    assert ChangeDetector().update(trend) == []
+    # the level kind alone cuts the same trend into a staircase
+    assert len(ChangeDetector(ChangeSettings(slope_weight=1e-9)).update(trend)) > 10
+    vee = np.r_[0.03 * np.arange(600), 18 - 0.03 * np.arange(600)] + rng.normal(0, 1, 1200)
+    det = ChangeDetector()
+    assert len(det.update(vee)) == 1
+    assert det.change_point is not None and abs(det.change_point - 600) < 60
+
+
 @pytest.mark.parametrize("kind", ["normal", "exponential", "bernoulli", "pareto"])
 def test_no_false_alarm_on_stable_streams(kind: str) -> None:
     rng = np.random.default_rng(11)
@@ -150,3 +187,5 @@ def test_reset_and_settings_validation() -> None:
     assert det.detections == 0 and det.n == 0 and det.model == "bernoulli"
     with pytest.raises(ValueError, match="threshold"):
         ChangeSettings(threshold=1.0)
+    with pytest.raises(ValueError, match="slope_weight"):
+        ChangeSettings(slope_weight=0.0)
