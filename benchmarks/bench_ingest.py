@@ -250,6 +250,62 @@ def window_close(prof: BaselineProfile) -> None:
                   flush=True)
 
 
+def _step_costs(w: int, n: int, rng: np.random.Generator) -> dict[str, float]:
+    """µs CPU of each step of one numeric feature's close, window ``w`` against reference ``n``
+    (min of 50; the 20-feature steps are per feature)."""
+    from driftline.catalogue import QUANTILE_RANK_BUCKETS
+    from driftline.detectors.distances import jensen_shannon_many
+    from driftline.detectors.ks import ks_pvalues_fast
+    from driftline.detectors.psi import psi_many
+    from driftline.engine import kernels
+
+    ref = np.sort(rng.normal(size=n))
+    x = rng.normal(size=w)
+    s = np.sort(x)
+    edges = np.quantile(ref, np.linspace(0.1, 0.9, 9))
+    at = kernels.rank_right(ref, s)
+    csum = kernels.centred_sums(ref)  # kept per feature by the monitor
+    d = kernels._numeric_stats(ref, edges, x, csum)[1]
+    props = np.full((K_NUM, 10), 0.1)
+    counts = np.stack([kernels.bin_counts_sorted(s, edges)] * K_NUM)
+    rr = kernels.RankReference.build(ref, np.asarray(QUANTILE_RANK_BUCKETS))
+    seen = rr.new_seen()
+    steps: dict[str, tuple[Callable[[], object], int]] = {
+        "sort": (lambda: np.sort(x), 1),
+        "bin counts (PSI bins)": (lambda: kernels.bin_counts_sorted(s, edges), 1),
+        "rank merge (#ref <= v)": (lambda: kernels.rank_right(ref, s), 1),
+        "#ref < v from the merge": (lambda: kernels._left_from_right(ref, s, at), 1),
+        "Wasserstein": (lambda: kernels._wasserstein(ref, s, at, at, csum), 1),
+        "all of the above + KS D": (lambda: kernels._numeric_stats(ref, edges, x, csum), 1),
+        "KS p-value (20 at once, each)": (lambda: ks_pvalues_fast(
+            [d] * K_NUM, [n] * K_NUM, [w] * K_NUM), K_NUM),
+        "PSI + JS (20 at once, each)": (lambda: (psi_many(props, counts),
+                                                jensen_shannon_many(props, counts)), K_NUM),
+        "quantile ranks (ingest side)": (lambda: kernels.rank_update(rr, s, seen), 1),
+    }
+    out = {}
+    for label, (fn, per) in steps.items():
+        best = float("inf")
+        for _ in range(50):
+            t = time.process_time()
+            fn()
+            best = min(best, time.process_time() - t)
+        out[label] = best / per * 1e6
+    return out
+
+
+def statistic_costs() -> None:
+    """CPU time of each step of one numeric feature's window close, a null window against a
+    normal reference: where the per-feature figure of :func:`window_close` goes."""
+    rng = np.random.default_rng(3)
+    sizes = [(w, n) for w in (1000, 10_000) for n in (5000, 20_000)]
+    print(f"{'  step (µs CPU per numeric feature)':<36} "
+          + " ".join(f"{f'{w}×{n}':>11}" for w, n in sizes))
+    cols = [_step_costs(w, n, rng) for w, n in sizes]
+    for label in cols[0]:
+        print(f"{'  ' + label:<36} " + " ".join(f"{c[label]:11.1f}" for c in cols))
+
+
 def sdk_paths(prof: BaselineProfile) -> None:
     import driftline.sdk
 
@@ -376,6 +432,7 @@ def main() -> None:
     if "--window-close" in sys.argv:
         print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         window_close(profile())
+        statistic_costs()
         return
     prof = profile()
     bodies = ingest_bodies()
@@ -408,6 +465,7 @@ def main() -> None:
             for q, r in pairs], setup=new_v2)
     sdk_paths(prof)
     window_close(prof)
+    statistic_costs()
     http_ingest(prof, bodies)
     full_queue(prof, bodies[0])
     summary(load)

@@ -185,16 +185,19 @@ def numeric_window(reference_sorted: np.ndarray, edges: np.ndarray, finite: np.n
     return NumericWindow(counts, d, p, wass)
 
 
-def numeric_windows(features: list[tuple[np.ndarray, np.ndarray, np.ndarray, int | None]]
-                    ) -> list[NumericWindow]:
+def numeric_windows(features: list[tuple[np.ndarray, np.ndarray, np.ndarray, int | None]],
+                    sums: list[np.ndarray] | None = None) -> list[NumericWindow]:
     """:func:`numeric_window` of many features, ``(reference_sorted, edges, finite,
-    n_reference)`` each, equal to it feature by feature (the same floats).
+    n_reference)`` each, equal to it feature by feature (the same floats). ``sums``: each
+    reference's :func:`centred_sums`, kept by the caller (computed here otherwise).
 
     What is shared is the KS p-value: every feature's p-value that is not an exact lattice
     count comes from one vectorised evaluation
     (:func:`~driftline.detectors.ks.ks_pvalues_fast`), where one call per feature cost more
     than the feature's sort, merge and statistics together."""
-    stats = [_numeric_stats(r, e, f) for r, e, f, _ in features]
+    csums = sums if sums is not None else [None] * len(features)
+    stats = [_numeric_stats(r, e, f, c)
+             for (r, e, f, _), c in zip(features, csums, strict=True)]
     todo = [i for i, (_, d, _) in enumerate(stats) if d == d]
     pvals = ks_pvalues_fast([stats[i][1] for i in todo],
                             [reference_size(len(features[i][0]), features[i][3]) for i in todo],
@@ -205,8 +208,8 @@ def numeric_windows(features: list[tuple[np.ndarray, np.ndarray, np.ndarray, int
     return out
 
 
-def _numeric_stats(reference_sorted: np.ndarray, edges: np.ndarray,
-                   finite: np.ndarray) -> tuple[np.ndarray, float, float]:
+def _numeric_stats(reference_sorted: np.ndarray, edges: np.ndarray, finite: np.ndarray,
+                   csum: np.ndarray | None = None) -> tuple[np.ndarray, float, float]:
     """Bin counts, raw KS statistic and Wasserstein-1 (NaN statistics for an empty side)."""
     s = np.sort(finite)
     w = len(s)
@@ -219,9 +222,12 @@ def _numeric_stats(reference_sorted: np.ndarray, edges: np.ndarray,
     # KS: the expressions of detectors.ks.ks_statistic_sorted, so D is bit-identical
     d_plus = float(np.max(at_left / n - np.arange(w) / w))
     ends = np.flatnonzero(np.concatenate([s[1:] != s[:-1], [True]])) + 1
-    at_cur = np.repeat(ends, np.diff(np.concatenate([[0], ends]))) / w
+    # no ties in the window: every value ends its own run (the same floats, no repeat)
+    at_cur = (ends if len(ends) == w else
+              np.repeat(ends, np.diff(np.concatenate([[0], ends])))) / w
     d_minus = float(np.max(at_cur - at_right / n))
-    return counts, max(d_plus, d_minus, 0.0), _wasserstein(reference_sorted, s, at_right)
+    return counts, max(d_plus, d_minus, 0.0), _wasserstein(reference_sorted, s, at_right,
+                                                           at_left, csum)
 
 
 def _left_from_right(ref: np.ndarray, s: np.ndarray, at_right: np.ndarray) -> np.ndarray:
@@ -240,17 +246,52 @@ def _left_from_right(ref: np.ndarray, s: np.ndarray, at_right: np.ndarray) -> np
     return left
 
 
-def _wasserstein(ref: np.ndarray, s: np.ndarray, at_right: np.ndarray) -> float:
-    """Wasserstein-1, ``∫ |F_ref − F_cur| dx``, on the merged sorted sequence.
+def centred_sums(reference_sorted: np.ndarray) -> np.ndarray:
+    """``[0, cumsum(ref − μ)]`` with ``μ`` the middle reference value: what :func:`_wasserstein`
+    needs of the reference, computed once per monitor (a cumulative sum is sequential,
+    ≈ 30 µs per 5000 values — more than the rest of the distance at a 1000-value window)."""
+    ref = np.asarray(reference_sorted, dtype=np.float64)
+    out = np.empty(len(ref) + 1)
+    out[0] = 0.0
+    if len(ref):
+        np.cumsum(ref - float(ref[len(ref) // 2]), out=out[1:])
+    return out
 
-    The merge is rebuilt from the ranks (no second sort): window value ``k`` lands at merged
-    position ``k + at_right[k]``, after every reference value ``<=`` it (ties: reference first)."""
+
+def _wasserstein(ref: np.ndarray, s: np.ndarray, at_right: np.ndarray,
+                 at_left: np.ndarray, csum: np.ndarray | None = None) -> float:
+    """Wasserstein-1, ``∫ |F_ref − F_cur| dx``, in ``O(w)`` from the window's ranks and one
+    cumulative sum of the reference (no merged sequence of ``n + w`` values: a 1000-value window
+    against a 20 000-value summary cost 0.7 ms that way, the rest of the feature 0.2 ms).
+
+    Between consecutive window values ``a = s_k ≤ x < b = s_{k+1}`` the window ECDF is the
+    constant ``c = (k+1)/w`` and the reference ECDF rises from ``A/n`` (``A = #{ref ≤ a}``)
+    through the reference values inside; it crosses ``c`` at most once, at the reference value
+    ``q = ref[J−1]`` with ``J = ceil((k+1)·n/w)`` (integer arithmetic, so the side of ``c`` is
+    exact). On each side the integrand has one sign, and ``∫ #{ref ≤ x} dx`` over a stretch is
+    ``#{ref ≤ u}·(v − u) + Σ_{u < ref_i < v} (v − ref_i)``, the sum from the cumulative sum.
+    The tails (below the first window value, above the last) are such sums too. Lengths are
+    differences of the data themselves; only the sums go through the cumulative sum, centred
+    on a middle reference value, so the rounding error is ≈ w·ε·(spread + |offset|) — a
+    relative error ≈ 1e-12 on standardised data (tests: ≤ 1e-12 against scipy's merge, 1e-9
+    against ``scipy.stats.wasserstein_distance``)."""
     n, w = len(ref), len(s)
-    is_ref = np.ones(n + w, dtype=bool)
-    is_ref[np.arange(w) + at_right] = False
-    z = np.empty(n + w)
-    z[~is_ref] = s
-    z[is_ref] = ref
-    cum_r = np.cumsum(is_ref)
-    cum_s = np.arange(1, n + w + 1) - cum_r
-    return float(np.sum(np.abs(cum_r[:-1] / n - cum_s[:-1] / w) * np.diff(z)))
+    mu = float(ref[n // 2])
+    if csum is None:
+        csum = centred_sums(ref)
+    # G(x) = n·∫_{-∞}^x F_ref = Σ_{ref_i ≤ x} (x − ref_i) = cnt·(x − μ) − csum[cnt], any cnt
+    # between #{ref < x} and #{ref ≤ x} (tied values add 0)
+    g = at_right * (s - mu) - csum[at_right]
+    a, b = s[:-1], s[1:]
+    lo, hi = at_right[:-1], at_left[1:]
+    t = np.arange(1, w, dtype=np.int64) * n          # n·w·c for c = (k+1)/w
+    j = (t + w - 1) // w                             # rank where F_ref reaches c
+    # where F_ref − c changes sign: ref[j−1] inside the stretch, else one of its ends
+    q = np.where(j <= lo, a, np.where(j > hi, b, ref[np.clip(j - 1, 0, n - 1)]))
+    cnt = np.clip(j, lo, np.maximum(hi, lo))
+    gq = cnt * (q - mu) - csum[cnt]
+    # ∫_a^b |F_ref − c|·n = h(a) + h(b) − 2h(q) with h(x) = G(x) − n·c·x
+    mid = g[:-1] + g[1:] - 2.0 * gq - (t / w) * ((a - q) + (b - q))
+    top = int(at_right[-1])
+    tail = float(csum[n] - csum[top]) - (n - top) * (float(s[-1]) - mu)
+    return (float(np.sum(mid)) + float(g[0]) + tail) / n

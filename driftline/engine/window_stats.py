@@ -32,7 +32,7 @@ from driftline.detectors.performance import (
 )
 from driftline.detectors.psi import psi, psi_corrected, psi_many
 from driftline.detectors.regression import realised_regression
-from driftline.engine.kernels import NumericWindow, numeric_window, numeric_windows
+from driftline.engine.kernels import NumericWindow, centred_sums, numeric_window, numeric_windows
 from driftline.engine.snapshot import FeatureDrift, Performance, PredictionDrift, WindowReport
 from driftline.profile.format import BaselineProfile, CategoricalFeature, Feature, NumericFeature
 from driftline.profile.trees import PREDICTION_INPUT
@@ -55,6 +55,13 @@ class NumericRef:
     @classmethod
     def of(cls, f: NumericFeature) -> NumericRef:
         return cls(f.edges_array, f.proportions_array, np.sort(f.summary_array), f.std, f.count)
+
+    @cached_property
+    def sums(self) -> np.ndarray:
+        """The summary's centred cumulative sums for the window kernel's Wasserstein distance
+        (:func:`~driftline.engine.kernels.centred_sums`; 8 bytes per summary value), made on
+        the first window closed."""
+        return centred_sums(self.summary)
 
 
 @dataclass(frozen=True)
@@ -236,7 +243,8 @@ def _numeric_part(ref: ReferenceArrays, cols: WindowColumns,
     values = [cols.features[n] for n in names]
     finite = [v[np.isfinite(v)] for v in values]
     kernels = numeric_windows([(r.summary, r.edges, f, r.count)
-                               for r, f in zip(refs, finite, strict=True)])
+                               for r, f in zip(refs, finite, strict=True)],
+                              [r.sums for r in refs])
     psis = [math.nan] * len(names)
     jss = [math.nan] * len(names)
     by_bins: dict[int, list[int]] = {}
