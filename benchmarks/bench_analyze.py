@@ -14,6 +14,8 @@ Each is run ``DRIFTLINE_BENCH_REPEAT`` (3) times, alternating, and the best run 
 
 ``python -m benchmarks analyze`` runs it; ``--evidently`` also times Evidently's default data-drift
 report on 100k reference vs 10k rows, in its own virtualenv under /tmp (never the project's).
+``python -m benchmarks analyze --rss`` instead prints the whole ``driftline analyze`` process's
+peak RSS at 25, 100 and 400 features (:func:`rss_by_features`).
 """
 
 from __future__ import annotations
@@ -216,8 +218,68 @@ def small_batches(profile_path: Path) -> None:
               f"({total // 10_000:>2} windows of 10k closed): {total / sec:>10,.0f} rows/s")
 
 
+RSS_FEATURES = (25, 100, 400)
+RSS_ROWS, RSS_REF_ROWS = 200_000, 20_000
+
+PROFILE_RUN = """
+import resource, sys
+from driftline.profile.format import BaselineProfile
+BaselineProfile.load(sys.argv[1])
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+
+def _peak_mb(cmd: list[str]) -> tuple[float, float, str]:
+    """Peak RSS (MB) and CPU seconds of one child process alone (``wait4``), and its stdout."""
+    with tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode:
+            err = proc.stderr.read().decode() if proc.stderr else ""
+            raise RuntimeError(f"{cmd[:3]} failed: {err.strip()[-300:]}")
+        out.seek(0)
+        return usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime, out.read().decode()
+
+
+def rss_by_features(features: tuple[int, ...] = RSS_FEATURES) -> None:
+    """Peak RSS of the whole ``driftline analyze`` process against the number of features:
+    the ``peers`` workload's shapes (4/5 numeric, 1/5 categorical) at 200k rows in windows of
+    10k against a 20k-row reference, the file in 100k-row row groups; beside it the peak of
+    loading the baseline alone (the floor before any data is read)."""
+    from benchmarks.workload import generate as generate_mixed
+
+    driftline = str(Path(sys.executable).with_name("driftline"))
+    print(f"peak RSS, `driftline analyze` whole process, {RSS_ROWS:,} rows in windows of "
+          f"{WINDOW:,} vs a {RSS_REF_ROWS:,}-row reference; load average "
+          f"{os.getloadavg()[0]:.1f}")
+    print("| features | analyze peak RSS MB | analyze CPU s | baseline load alone MB | "
+          "baseline JSON MB |")
+    print("| --- | --- | --- | --- | --- |")
+    for nf in features:
+        with tempfile.TemporaryDirectory(prefix="driftline-rss-") as d:
+            tmp = Path(d)
+            nn = nf * 4 // 5
+            generate_mixed(tmp / "ref.parquet", RSS_REF_ROWS, seed=1, n_numeric=nn,
+                           n_categorical=nf - nn)
+            generate_mixed(tmp / "cur.parquet", RSS_ROWS, seed=2, drift_after=0.5,
+                           n_numeric=nn, n_categorical=nf - nn)
+            base = tmp / "base.json"
+            subprocess.run([driftline, "baseline", "build", str(tmp / "ref.parquet"), "-o",
+                            str(base)], check=True, capture_output=True)
+            peak, cpu, _ = _peak_mb([driftline, "analyze", str(tmp / "cur.parquet"),
+                                     "--baseline", str(base), "--window-size", str(WINDOW),
+                                     "--format", "json", "-o", str(tmp / "out.json")])
+            load_mb, _, _ = _peak_mb([sys.executable, "-c", PROFILE_RUN, str(base)])
+            print(f"| {nf} | {peak:.0f} | {cpu:.1f} | {load_mb:.0f} | "
+                  f"{base.stat().st_size / 1e6:.0f} |", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
+    if "--rss" in argv:
+        rss_by_features()
+        return
     sizes = SIZES
     if os.environ.get("DRIFTLINE_BENCH_QUICK"):
         sizes = (50_000, 100_000)

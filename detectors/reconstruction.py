@@ -147,6 +147,33 @@ def row_errors(model: PCAModel, rows: np.ndarray) -> np.ndarray:
     return np.sqrt(np.einsum("ij,ij->i", resid, resid))
 
 
+@dataclass(frozen=True)
+class ErrorMap:
+    """:func:`row_errors` as one product per window: the residual of standardised rows is
+    ``z - z P Pᵀ = z (I - P Pᵀ)`` and ``z = (x - mean) / scale``, so with
+    ``A = diag(1 / scale) (I - P Pᵀ)`` the residual of raw rows ``x`` is ``(x - mean) A``: one
+    ``(n, d) @ (d, d)`` matmul, instead of standardising, projecting and reconstructing
+    (``(n, d) @ (d, k)`` twice and three more ``(n, d)`` temporaries). The mean is subtracted
+    before the product, as the definition does: folded into it, a feature far from zero in its
+    own units (a year, say) would cancel digits. Equal to :func:`row_errors` within rounding
+    (tested ≤ 1e-12 of the row's size)."""
+
+    mean: np.ndarray
+    a: np.ndarray
+
+    @classmethod
+    def of(cls, model: PCAModel) -> ErrorMap:
+        p = np.asarray(model.components, dtype=np.float64)
+        m = np.eye(p.shape[0]) - p @ p.T
+        return cls(np.asarray(model.mean, dtype=np.float64),
+                   np.ascontiguousarray(m / np.asarray(model.scale)[:, None]))
+
+    def errors(self, rows: np.ndarray) -> np.ndarray:
+        """Per-row reconstruction error of raw (imputed, encoded) rows."""
+        resid = (np.asarray(rows, dtype=np.float64) - self.mean) @ self.a
+        return np.sqrt(np.einsum("ij,ij->i", resid, resid))
+
+
 def threshold_band(block_errors: np.ndarray, block_counts: np.ndarray,
                    window: int) -> tuple[float, float]:
     """(lower, upper) band for windows of ``window`` rows from consecutive reference blocks.
@@ -181,5 +208,5 @@ def threshold_band(block_errors: np.ndarray, block_counts: np.ndarray,
     return max(0.0, mu - THRESHOLD_STDS * sd), mu + THRESHOLD_STDS * sd
 
 
-__all__ = ["EXPLAINED_VARIANCE", "MomentSums", "PCAModel", "components_for", "fit_pca",
+__all__ = ["EXPLAINED_VARIANCE", "ErrorMap", "MomentSums", "PCAModel", "components_for", "fit_pca",
            "row_errors", "threshold_band"]

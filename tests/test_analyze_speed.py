@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import driftline.engine.window_stats as window_stats
+import driftline.io.readers as readers
 from driftline.analyze.offline import analyze, layout_for_schema, to_record_batch
 from driftline.engine.monitor import Monitor, WindowPolicy
 from driftline.io.readers import discover
@@ -107,3 +108,49 @@ def test_profile_reader_orjson_equals_json(data: tuple[BaselineProfile, Path],
     doc["features"]["a"]["mean"] = float("nan")
     (tmp_path / "nan.json").write_text(json.dumps(doc))
     assert np.isnan(BaselineProfile.load(tmp_path / "nan.json").features["a"].mean)  # type: ignore[union-attr]
+
+
+def test_row_groups_read_in_column_groups_give_the_same_report(
+        data: tuple[BaselineProfile, Path], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wide row group is decoded a few columns at a time (bounded memory): same batches,
+    same columns in the asked order, byte-identical JSON report."""
+    prof, path = data
+    many = tmp_path / "groups.parquet"
+    # row groups of 4000: windows of 2500 straddle them
+    pq.write_table(pq.read_table(path), many, row_group_size=4000)
+    whole = json.dumps(_docs(prof, many))
+    calls: list[list[str]] = []
+    real = pq.ParquetFile.read_row_group
+
+    def spy(self: pq.ParquetFile, i: int, columns: list[str] | None = None,
+            **kw: object) -> pa.Table:
+        calls.append(list(columns or []))
+        return real(self, i, columns=columns, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(readers, "COLUMN_GROUP_BYTES", 1)  # one column per group
+    monkeypatch.setattr(pq.ParquetFile, "read_row_group", spy)
+    grouped = json.dumps(_docs(prof, many))
+    assert grouped == whole
+    assert calls and all(len(c) == 1 for c in calls)  # the grouped path did run
+    cols = ["d", "a", "c"]
+    got = list(readers.iter_batches(discover([str(many)])[0], cols, batch_rows=1500))
+    monkeypatch.setattr(readers, "COLUMN_GROUP_BYTES", 1 << 40)
+    want = list(readers.iter_batches(discover([str(many)])[0], cols, batch_rows=1500))
+    assert [b.schema.names for b in got] == [cols] * len(want)
+    g, w = pa.Table.from_batches(got), pa.Table.from_batches(want)
+    assert g.column("d").to_pylist() == w.column("d").to_pylist()
+    assert g.column("c").to_pylist() == w.column("c").to_pylist()
+    assert np.array_equal(g.column("a").to_numpy(), w.column("a").to_numpy(), equal_nan=True)
+    assert max(b.num_rows for b in got) <= 1500
+
+
+def test_parquet_schema_comes_from_the_footer(data: tuple[BaselineProfile, Path],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    _, path = data
+
+    def no_read(*_: object, **__: object) -> None:
+        raise AssertionError("read_schema decoded data")
+
+    monkeypatch.setattr(readers, "iter_batches", no_read)
+    assert readers.read_schema(discover([str(path)])[0]) == pq.read_schema(path)

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from driftline.cli import main
 from driftline.detectors.reconstruction import (
+    ErrorMap,
     MomentSums,
     components_for,
     fit_pca,
@@ -84,6 +85,9 @@ def test_reconstruction_error_equals_numpy_and_sklearn_pca(reference) -> None:  
                 else np.array(t.column(n).to_pylist(), dtype=object)) for n in mv.features}
     got = row_errors(ref.model, ref.encoder.encode(cols))
     np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9)
+    # the monitor's one-product form gives the same window value as the definition
+    total, n = ref.error_sum(cols)
+    assert n == len(got) and abs(total - got.sum()) <= 1e-12 * got.sum()
 
     from sklearn.decomposition import PCA
     from sklearn.preprocessing import StandardScaler
@@ -227,3 +231,26 @@ def test_domain_classifier_without_scikit_learn_is_null_with_a_note(
     x = np.zeros((50, 3))
     assert domain.domain_classifier_auc(x, x) == (None, domain.NOT_INSTALLED)
     assert not domain.available()
+
+
+@settings(max_examples=40, deadline=None)
+@given(d=st.integers(1, 30), frac=st.floats(0.0, 1.0), seed=st.integers(0, 2**32 - 1),
+       spread=st.floats(-6, 6))
+def test_error_map_equals_row_errors(d: int, frac: float, seed: int, spread: float) -> None:
+    """The folded product x A - b is the standardise-project-reconstruct definition within
+    1e-12 (relative to the row's size), every component count from none to all, constant
+    columns (scale 1) and rows far from the mean included."""
+    rng = np.random.default_rng(seed)
+    k = round(frac * d)
+    q, _ = np.linalg.qr(rng.normal(size=(d, d)))
+    scale = np.exp(rng.normal(size=d) * 3)
+    scale[rng.random(d) < 0.2] = 1.0
+    mean = rng.normal(size=d) * 10.0**spread
+    from driftline.detectors.reconstruction import PCAModel
+
+    model = PCAModel(mean, scale, q[:, :k], np.full(d, 1.0 / d))
+    x = mean + rng.normal(size=(200, d)) * scale * rng.choice([1e-3, 1.0, 1e3], size=(200, 1))
+    want = row_errors(model, x)
+    got = ErrorMap.of(model).errors(x)
+    size = np.linalg.norm((x - mean) / scale, axis=1)
+    assert np.all(np.abs(got - want) <= 1e-12 * np.maximum(size, 1.0))

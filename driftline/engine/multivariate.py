@@ -1,7 +1,8 @@
 """Multivariate drift of one window: the PCA reconstruction error against the reference band.
 
 Built once per monitor from the profile's :class:`~driftline.profile.format.MultivariateProfile`;
-:meth:`MultivariateRef.window` is pure and vectorised (one ``(n, d) @ (d, k)`` product). The
+:meth:`MultivariateRef.window` is pure and vectorised (one ``(n, d) @ (d, d)`` product, see
+:class:`~driftline.detectors.reconstruction.ErrorMap`). The
 window's value is ``sum of row errors / rows``, so partial windows (replicas, batches) combine
 by adding their sums and counts.
 """
@@ -13,7 +14,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from driftline.detectors.reconstruction import PCAModel, row_errors, threshold_band
+from driftline.detectors.reconstruction import ErrorMap, PCAModel, threshold_band
 from driftline.engine.snapshot import MultivariateDrift
 from driftline.profile.format import BaselineProfile
 from driftline.profile.multivariate import Encoder
@@ -32,6 +33,7 @@ class MultivariateRef:
                               np.asarray(mv.components, dtype=np.float64).reshape(
                                   -1, len(mv.features)).T,
                               np.asarray(mv.explained))
+        self._errors = ErrorMap.of(self.model)
         self._blocks = (np.asarray(mv.block_errors), np.asarray(mv.block_counts))
         self._bands: dict[int, tuple[float, float]] = {}
         self.sample = mv.sample_array()
@@ -51,7 +53,7 @@ class MultivariateRef:
     def error_sum(self, columns: Mapping[str, np.ndarray]) -> tuple[float, int]:
         """(sum of row errors, rows) of ``columns``."""
         x = self.encoder.encode(columns)
-        return float(row_errors(self.model, x).sum()), len(x)
+        return float(self._errors.errors(x).sum()), len(x)
 
     def window(self, columns: Mapping[str, np.ndarray], *, thin: bool = False) -> MultivariateDrift:
         total, n = self.error_sum(columns)
