@@ -18,6 +18,7 @@ call per record, drained by the background thread); ``SDK log_batch`` (numpy col
 Then HTTP ``POST /ingest`` over keep-alive (client threads share the process's GIL), one
 ``GET /metrics``, what one window close costs per feature, and what a ``POST /ingest`` costs
 when it is accepted and when a full queue refuses it (``--full-queue`` runs only that).
+``--stages`` prints the CPU time of each stage of ``/ingest`` in each mode instead.
 
 Every rate is the best (min) of its runs, by CPU time of the whole process
 (``time.process_time``: the SDK's worker thread included) and by wall time; under load the CPU
@@ -425,7 +426,75 @@ def full_queue(prof: BaselineProfile, body: bytes, n: int = 300) -> None:
               f"(HTTP {status}; client and server in one process)")
 
 
+def stages(prof: BaselineProfile, bodies: list[bytes], repeat: int = 5) -> None:
+    """CPU time of each stage of ``/ingest`` without a profiler's overhead: the stages'
+    functions are wrapped with ``time.process_time`` (one call per body, not per record), in
+    each mode, min of ``repeat`` runs by total. Nested stages are indented; a stage's time
+    includes its nested ones."""
+    import driftline.collectors.feedback as feedback
+    import driftline.collectors.ingest as ingest
+    import driftline.collectors.sidecar as sidecar_mod
+    import driftline.engine.monitor as monitor
+    from driftline.collectors.payloads import ModelSchema
+
+    spent: dict[str, float] = {}
+    wrapped: list[tuple[object, str, object]] = []
+
+    order: list[str] = []
+
+    def wrap(owner: object, name: str, label: str) -> None:
+        real = getattr(owner, name)
+        wrapped.append((owner, name, real))
+        order.append(label)
+
+        def timed(*args: object, **kwargs: object) -> object:
+            t = time.process_time()
+            try:
+                return real(*args, **kwargs)
+            finally:
+                spent[label] = spent.get(label, 0.0) + time.process_time() - t
+
+        setattr(owner, name, timed)
+
+    wrap(ingest, "split_records", "split_records (decode, group by model)")
+    wrap(ingest, "loads", "  orjson decode (payloads.loads)")
+    wrap(sidecar_mod.Sidecar, "handle_ingest", "handle_ingest")
+    wrap(sidecar_mod, "to_batch", "  to_batch (columns)")
+    wrap(ingest, "_same_keys", "    record fields, one pass")
+    wrap(ingest, "_feature_columns", "    feature columns")
+    wrap(ModelSchema, "outputs", "    prediction and probability columns")
+    wrap(monitor.Monitor, "observe", "  Monitor.observe")
+    wrap(monitor.Monitor, "_count", "    cumulative counters, change streams (_count)")
+    wrap(monitor.Monitor, "_close", "    window close (_close)")
+    wrap(feedback.PredictionStore, "put", "  id store for the label join (put)")
+    try:
+        for mode, window, streams in MODES:
+            best: tuple[float, dict[str, float]] | None = None
+            for _ in range(repeat):
+                spent.clear()
+                sc = sidecar(prof, window=window, streams=streams)
+                t = time.process_time()
+                for b in bodies:
+                    sc.handle_ingest(ingest.split_records(b))
+                total = time.process_time() - t
+                if best is None or total < best[0]:
+                    best = (total, dict(spent))
+            assert best is not None
+            print(f"/ingest stages, {mode}: {best[0] / N * 1e6:.2f} µs/record CPU "
+                  f"(min of {repeat}; load average {os.getloadavg()[0]:.1f})")
+            for label in order:
+                sec = best[1].get(label, 0.0)
+                print(f"  {label:<52} {sec / N * 1e6:7.2f} µs/record "
+                      f"{sec / best[0] * 100:5.1f} %")
+    finally:
+        for owner, name, real in wrapped:
+            setattr(owner, name, real)
+
+
 def main() -> None:
+    if "--stages" in sys.argv:
+        stages(profile(), ingest_bodies())
+        return
     if "--full-queue" in sys.argv:
         full_queue(profile(), ingest_bodies(500)[0])
         return
