@@ -128,10 +128,21 @@ def run(features: int, tmp: Path) -> None:
           f"(median of 20; {hold_pending:.2f} ms with 100 records pending)")
 
 
-def many_models(models: int = 50) -> None:
+def many_models(models: int = 50, trace: bool = False) -> None:
     """One sidecar with ``models`` models of 25 features (20 numeric, 5 categorical): ingest
-    rate, scrape cost and the process's RSS (run in its own process: ``--many``)."""
+    rate, scrape cost and the process's RSS (run in its own process: ``--many``).
+
+    The records are generated, encoded and sent one 500-record body at a time and dropped,
+    so that the RSS after them is the sidecar's own state (windows, counters, the id store of
+    the feedback join) and not the benchmark's input, which for 100 000 records as dicts and
+    bodies held ≈ 400 MiB (the figure this benchmark printed before). ``--trace`` adds the
+    top allocation sites (tracemalloc) of the monitors and of the records. Every body holds
+    the same 500 generated rows (bench_ingest's), under distinct ids."""
     import dataclasses
+    import gc
+    import tracemalloc
+
+    import orjson
 
     from benchmarks.bench_ingest import profile, records
     from driftline.collectors.ingest import split_records
@@ -140,47 +151,71 @@ def many_models(models: int = 50) -> None:
     from driftline.engine.monitor import DriftPolicy
 
     def rss_mib() -> float:
+        gc.collect()
         with open("/proc/self/status") as f:
             kb = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
         return kb / 1024
 
+    if trace:
+        tracemalloc.start(1)
     base = rss_mib()
     prof = profile()
+    marks = [tracemalloc.take_snapshot()] if trace else []
     profs = [dataclasses.replace(prof, model_name=f"m{i}") for i in range(models)]
     sc = Sidecar([(ModelConfig(p.model_name, baseline=None), p) for p in profs],  # type: ignore[arg-type]
                  limits=LimitsConfig(), monitor_factory=engine_factory(
                      WindowPolicy(records=1000, max_age=None), DriftPolicy()))
     ready = rss_mib()
-    recs = records(2000 * models)
-    for i, r in enumerate(recs):
-        r["model_name"] = f"m{(i // 500) % models}"  # bodies of 500 records, one model each
-    import orjson
-
-    bodies = [orjson.dumps(recs[i:i + 500]) for i in range(0, len(recs), 500)]
-    t = time.perf_counter()
-    for b in bodies:
-        sc.handle_ingest(split_records(b))
-    secs = time.perf_counter() - t
+    if trace:
+        marks.append(tracemalloc.take_snapshot())
+    per_model, size = 2000, 500
+    n_bodies = per_model * models // size
+    secs = 0.0
+    first_body = b""
+    for k in range(n_bodies):  # bodies of 500 records, one model each, in turn
+        recs = records(size)
+        for i, r in enumerate(recs):
+            r["model_name"] = f"m{k % models}"
+            r["id"] = f"r{k * size + i}"
+        body = orjson.dumps(recs)
+        del recs
+        first_body = first_body or body
+        t = time.perf_counter()
+        sc.handle_ingest(split_records(body))
+        secs += time.perf_counter() - t
     sc.tick()
     loaded = rss_mib()
+    if trace:
+        marks.append(tracemalloc.take_snapshot())
     registry, _ = new_registry(sc)
     body, _ = render(registry, "text/plain")
     series = sum(1 for line in body.splitlines() if line and not line.startswith(b"#"))
     idle = _mins([_timed(lambda: render(registry, "text/plain")) for _ in range(15)])
 
     def after_data() -> tuple[float, float]:
-        sc.handle_ingest(split_records(bodies[0]))  # one body for one model, counted by a tick
+        sc.handle_ingest(split_records(first_body))  # one body for one model, counted by a tick
         sc.tick()
         return _timed(lambda: render(registry, "text/plain"))
 
     fresh = _mins([after_data() for _ in range(10)])
+    scraped = rss_mib()
+    total = n_bodies * size
     print(f"{models} models × 25 features in one sidecar: {series} series, "
-          f"{len(recs):,} records ({2000} per model, 2 windows each)")
-    print(f"  ingest (served: windows of 1000, streams on) {len(recs) / secs:10,.0f} records/s")
+          f"{total:,} records ({per_model} per model, 2 windows each)")
+    print(f"  ingest (served: windows of 1000, streams on) {total / secs:10,.0f} records/s")
     for label, ms in (("scrape, idle", idle), ("scrape, after data (1 model)", fresh)):
         _print_scrape(label, ms, series)
     print(f"  RSS: {base:.0f} MiB after imports, {ready:.0f} MiB with the {models} monitors, "
-          f"{loaded:.0f} MiB after the records")
+          f"{loaded:.0f} MiB after the records, {scraped:.0f} MiB after the scrapes")
+    if trace:
+        for label, a, b in (("the monitors", marks[0], marks[1]), ("the records", marks[1], marks[2])):
+            diff = b.compare_to(a, "lineno")
+            grown = sum(d.size_diff for d in diff)
+            print(f"  traced allocations of {label}: {grown / 2**20:+.1f} MiB; top sites:")
+            for d in diff[:8]:
+                frame = d.traceback[0]
+                where = "/".join(Path(frame.filename).parts[-2:])
+                print(f"    {d.size_diff / 2**20:7.2f} MiB {d.count_diff:8d} blocks  {where}:{frame.lineno}")
 
 
 def _timed(fn: Callable[[], object]) -> tuple[float, float]:
@@ -204,7 +239,7 @@ def main() -> None:
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; min of 15 scrapes "
           "(10 for the 50 models after data)")
     if "--many" in sys.argv:
-        many_models()
+        many_models(trace="--trace" in sys.argv)
         return
     with tempfile.TemporaryDirectory() as d:
         for features in (25, 100, 400):

@@ -54,7 +54,12 @@ class NumericRef:
 
     @classmethod
     def of(cls, f: NumericFeature) -> NumericRef:
-        return cls(f.edges_array, f.proportions_array, np.sort(f.summary_array), f.std, f.count)
+        """The summary is used as it is when already sorted, as every builder writes it (a
+        read-only array: no per-monitor copy of up to tens of thousands of values)."""
+        s = f.summary_array
+        if len(s) > 1 and not bool(np.all(s[1:] >= s[:-1])):  # NaN-free: summaries are finite
+            s = np.sort(s)
+        return cls(f.edges_array, f.proportions_array, s, f.std, f.count)
 
     @cached_property
     def sums(self) -> np.ndarray:
