@@ -83,6 +83,8 @@ _LOG_2PI = math.log(2.0 * math.pi)
 _SPAN = 256
 #: values are winsorised around the median of this many values before them
 _CENTRE_OF = 5
+#: values recomputed after a winsorised one before the search for the next goes on
+_REFRESH = 64
 
 
 def predictive(n: np.ndarray, sx: np.ndarray, stx: np.ndarray, mu0: np.ndarray, kk: float,
@@ -93,14 +95,26 @@ def predictive(n: np.ndarray, sx: np.ndarray, stx: np.ndarray, mu0: np.ndarray, 
     Level (``slope`` False): ``x = c``, ``c ~ N(mu0, σ²/kk)``. Level + slope: ``x = c + β·τ``
     with also ``β ~ N(0, σ²/kb)``; the 2×2 posterior precision ``[[kk + n, Στ], [Στ, kb + Στ²]]``
     (Στ and Στ² in closed form from ``n``) solved by hand, evaluated at ``τ = n``."""
+    lm, ls = _level(n, sx, mu0, kk)
+    sm, ss = _level_slope(n, sx, stx, mu0, kk, kb)
+    return np.where(slope, sm, lm), np.where(slope, ss, ls)
+
+
+def _level(n: np.ndarray, sx: np.ndarray, mu0: np.ndarray,
+           kk: float) -> tuple[np.ndarray, np.ndarray]:
+    a = kk + n
+    return (mu0 * kk + sx) / a, 1.0 / a
+
+
+def _level_slope(n: np.ndarray, sx: np.ndarray, stx: np.ndarray, mu0: np.ndarray, kk: float,
+                 kb: float) -> tuple[np.ndarray, np.ndarray]:
     a = kk + n
     r1 = mu0 * kk + sx
     a12 = n * (n - 1.0) / 2.0
     a22 = kb + (n - 1.0) * n * (2.0 * n - 1.0) / 6.0
     det = a * a22 - a12 * a12
-    mean = np.where(slope, (a22 * r1 - a12 * stx + n * (a * stx - a12 * r1)) / det, r1 / a)
-    spread = np.where(slope, (a22 - 2.0 * n * a12 + n * n * a) / det, 1.0 / a)
-    return mean, spread
+    return ((a22 * r1 - a12 * stx + n * (a * stx - a12 * r1)) / det,
+            (a22 - 2.0 * n * a12 + n * n * a) / det)
 
 
 @dataclass(frozen=True)
@@ -266,8 +280,9 @@ class ChangeDetector(StreamCounts):
         m = x.size
         hist = np.concatenate((self._recent, raw))
         w = _CENTRE_OF
-        centre = (np.median(np.lib.stride_tricks.sliding_window_view(hist[:-1], w), axis=1)
-                  if hist.size > w else np.empty(0))
+        # the middle of each window of 5 (what np.median gives for an odd count, cheaper)
+        centre = (np.partition(np.lib.stride_tricks.sliding_window_view(hist[:-1], w), w // 2,
+                               axis=1)[:, w // 2] if hist.size > w else np.empty(0))
         centre = np.concatenate((np.full(m - centre.size, np.nan), centre))
         sn, ss, sq = self._seg
         steps = np.arange(m + 1, dtype=np.float64)
@@ -281,45 +296,59 @@ class ChangeDetector(StreamCounts):
         segs = np.cumsum(np.concatenate(([ss], x)))
         segq = np.cumsum(np.concatenate(([sq], x * x)))
         scale = np.empty(m + 1)
-        self._scales(scale, 0, nn, segn, ads, segs, segq, lastv)
+        self._scales(scale, 0, m + 1, nn, segn, ads, segs, segq, lastv)
         if self._binary:
             return x, scale[1:] ** 2, ads, segs, segq
-        clip_from = 0
+        # scale[:fresh + 1] and the sums are exact for the values clipped so far; after a clip
+        # only the next _REFRESH values are recomputed, the rest when the search reaches them
+        clip_from, fresh = 0, m
+
+        def refresh(lo: int, hi: int) -> None:
+            ads[lo + 1:hi + 1] = np.cumsum(np.concatenate((ads[lo:lo + 1], d[lo:hi])))[1:]
+            segs[lo + 1:hi + 1] = np.cumsum(np.concatenate((segs[lo:lo + 1], x[lo:hi])))[1:]
+            segq[lo + 1:hi + 1] = np.cumsum(np.concatenate((segq[lo:lo + 1],
+                                                            x[lo:hi] * x[lo:hi])))[1:]
+            self._scales(scale, lo + 1, hi + 1, nn, segn, ads, segs, segq, lastv)
+
         while True:
-            lo = centre - s.clip * scale[:-1]
-            hi = centre + s.clip * scale[:-1]
-            bad = (x[clip_from:] < lo[clip_from:]) | (x[clip_from:] > hi[clip_from:])
-            j = np.flatnonzero(bad)  # False where there is no centre yet (NaN)
-            if j.size == 0:
+            top = min(fresh + 1, m)
+            band = s.clip * scale[clip_from:top]
+            lo, hi = centre[clip_from:top] - band, centre[clip_from:top] + band
+            xs = x[clip_from:top]
+            j = np.flatnonzero((xs < lo) | (xs > hi))  # False where there is no centre (NaN)
+            if j.size:
+                k = clip_from + int(j[0])
+                x[k] = min(max(x[k], lo[j[0]]), hi[j[0]])
+                # what follows value k is recomputed from the totals before it (same sums, in
+                # the same order, as a pass over the whole batch)
+                lastv[k + 1] = x[k]
+                d[k] = 0.0 if (k == 0 and math.isnan(self._last)) else abs(x[k] - lastv[k])
+                if k + 1 < m:
+                    d[k + 1] = abs(x[k + 1] - x[k])
+                fresh = min(m, k + _REFRESH)
+                refresh(k, fresh)
+                clip_from = k + 1
+            elif fresh < m:
+                nxt = min(m, fresh + _REFRESH)
+                refresh(fresh, nxt)
+                clip_from, fresh = top, nxt
+            else:
                 break
-            k = clip_from + int(j[0])
-            x[k] = min(max(x[k], lo[k]), hi[k])
-            # what follows value k is recomputed from the totals before it (same sums, in the
-            # same order, as a pass over the whole batch)
-            lastv[k + 1] = x[k]
-            d[k] = 0.0 if (k == 0 and math.isnan(self._last)) else abs(x[k] - lastv[k])
-            if k + 1 < m:
-                d[k + 1] = abs(x[k + 1] - x[k])
-            ads[k + 1:] = np.cumsum(np.concatenate((ads[k:k + 1], d[k:])))[1:]
-            segs[k + 1:] = np.cumsum(np.concatenate((segs[k:k + 1], x[k:])))[1:]
-            segq[k + 1:] = np.cumsum(np.concatenate((segq[k:k + 1], x[k:] * x[k:])))[1:]
-            self._scales(scale, k + 1, nn, segn, ads, segs, segq, lastv)
-            clip_from = k + 1
         return x, scale[1:] ** 2, ads, segs, segq
 
     @staticmethod
-    def _scales(out: np.ndarray, lo: int, nn: np.ndarray, segn: np.ndarray, ads: np.ndarray,
-                segs: np.ndarray, segq: np.ndarray, lastv: np.ndarray) -> None:
-        """The noise scale after each value, from position ``lo`` on, into ``out``: the larger of
-        the short-range noise and the current regime's standard deviation."""
-        n, a, last = nn[lo:], ads[lo:], lastv[lo:]
-        sn, ss, sq = segn[lo:], segs[lo:], segq[lo:]
+    def _scales(out: np.ndarray, lo: int, hi: int, nn: np.ndarray, segn: np.ndarray,
+                ads: np.ndarray, segs: np.ndarray, segq: np.ndarray, lastv: np.ndarray) -> None:
+        """The noise scale after each value, positions ``lo`` to ``hi - 1``, into ``out``: the
+        larger of the short-range noise and the current regime's standard deviation."""
+        n, a, last = nn[lo:hi], ads[lo:hi], lastv[lo:hi]
+        sn, ss, sq = segn[lo:hi], segs[lo:hi], segq[lo:hi]
         with np.errstate(divide="ignore", invalid="ignore"):
             noise = np.where((n > 1) & (a > 0), a / (n - 1) * _SQRT_PI_2,
                              np.where(np.isfinite(last) & (last != 0), np.abs(last) * 0.1, 1.0))
             mean = ss / sn
             var = np.where(sn > 1, np.maximum(sq / sn - mean * mean, 0.0) * sn / (sn - 1), 0.0)
-        out[lo:] = np.maximum(noise, np.sqrt(var))
+        out[lo:hi] = np.maximum(noise, np.sqrt(var))
 
     def _newborn(self) -> tuple[np.ndarray, np.ndarray]:
         """(has a slope, log prior weight) of the hypotheses born at one boundary: one
@@ -442,9 +471,13 @@ class ChangeDetector(StreamCounts):
                 # Priors c ~ N(mu0, (prior_scale·σ)²), β ~ N(0, (slope_scale·σ)²), noise σ;
                 # the posterior of (c, β) from the regime's n, Σx and Στx in closed form.
                 sx = sum0[:, None, :] + excl[:, :, None]
-                stx = sumt0[:, None, :] + texcl[:, :, None] - t1[None, None, :] * sx
-                mean, spread = predictive(length, sx, stx, mu0[None, None, :], self._kk,
-                                          self._kb, slope[None, None, :])
+                mean, spread = _level(length, sx, mu0[None, None, :], self._kk)
+                sc = np.flatnonzero(slope)
+                if sc.size:  # the level + slope columns only
+                    sxs = sx[:, :, sc]
+                    stx = sumt0[:, None, sc] + texcl[:, :, None] - t1[None, None, sc] * sxs
+                    mean[:, :, sc], spread[:, :, sc] = _level_slope(
+                        length[:, :, sc], sxs, stx, mu0[None, None, sc], self._kk, self._kb)
                 var = s2g.reshape(nb, k)[:, :, None] * (1.0 + spread)
                 lp = -0.5 * (_LOG_2PI + np.log(var)) - (xv - mean) ** 2 / (2.0 * var)
         lp = np.where(alive_b[:, None, :], lp, 0.0)
@@ -456,12 +489,16 @@ class ChangeDetector(StreamCounts):
         csum = lp.reshape(nb, k, cols).cumsum(axis=1)
         j0 = np.full((nb, cols), -np.inf)
         j0[0, :h] = self._J0
+        ends = csum[:, k - 1, :]
+        born_w = nprior + self._log_q
+        alive = np.arange(h)  # the hypotheses of block b - 1 (in column, i.e. birth, order)
         for b in range(1, nb):
-            alive = np.flatnonzero(np.isfinite(j0[b - 1]))
-            keep, jn = self._prune(j0[b - 1, alive] + csum[b - 1, k - 1, alive], nw)
-            j0[b, alive[keep]] = jn
+            keep, jn = self._prune(j0[b - 1, alive] + ends[b - 1, alive], nw)
             c0 = h + (b - 1) * nw
-            j0[b, c0:c0 + nw] = nprior + self._log_q
+            kept = alive[keep]
+            j0[b, kept] = jn
+            j0[b, c0:c0 + nw] = born_w
+            alive = np.concatenate((kept, np.arange(c0, c0 + nw)))
         jg = (j0[:, None, :] + csum).reshape(pad, cols)[real]
         # decision on every row: has the regime most likely begun well after the current one?
         used, hit, best = m, False, 0
