@@ -4,7 +4,7 @@ For each size in ``DRIFTLINE_BENCH_SPARK_ROWS`` (default ``1000000,2000000,10000
 ``50000000`` when the disk allows, ~5 GB) it writes a Parquet reference of 8 numeric and 2
 categorical features with a binary model's probability, prediction, label and a timestamp
 (250k-row row groups), then, each in a fresh subprocess so the memory high-water marks belong to
-that run alone:
+that run alone (the Spark run writes its build figures to stderr as soon as the build is done):
 
 * ``local build`` / ``local analyze``: ``build_profile`` (without the multivariate PCA model's
   two extra passes, in both engines, so figures compare with earlier runs) and
@@ -148,6 +148,8 @@ t, c = time.perf_counter(), spark_cpu()
 prof = dls.build_baseline(df, OPTS, name=data)
 build, build_cpu = time.perf_counter() - t, spark_cpu() - c
 prof.save(out + ".spark.json")
+print(json.dumps({"start": start, "build": build, "build_cpu": build_cpu,
+                  "rss_after_build": rss()[0]}), file=sys.stderr, flush=True)
 local = BaselineProfile.load(out + ".local.json" if os.path.exists(out + ".local.json")
                              else out + ".spark.json")
 t, c = time.perf_counter(), spark_cpu()
@@ -168,9 +170,9 @@ print(json.dumps({"start": start, "build": build, "analyze": an, "windows": len(
 def _run(script: str, *args: str) -> dict[str, Any]:
     before = _load()
     proc = subprocess.run([sys.executable, "-c", textwrap.dedent(script), *args],
-                          capture_output=True, text=True, check=False)
+                          stdout=subprocess.PIPE, stderr=None, text=True, check=False)
     if proc.returncode:
-        raise RuntimeError(proc.stderr[-3000:])
+        raise RuntimeError(f"exit {proc.returncode}")
     out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     out["load"] = f"{before}-{_load()}"  # 1-minute load average before and after the run
     return out

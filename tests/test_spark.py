@@ -302,3 +302,42 @@ def test_cli_engine_spark_writes_the_same_files(spark: SparkSession, data: dict[
     assert [w["records"] for w in a["windows"]] == [w["records"] for w in b["windows"]]
     assert a["windows"][0]["features"]["c"]["psi"] == pytest.approx(
         b["windows"][0]["features"]["c"]["psi"], abs=1e-9)
+
+
+def _close(a: object, b: object, where: str = "") -> None:
+    """Equal JSON, numbers within 1e-9."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            _close(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, list) and isinstance(b, list):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _close(x, y, f"{where}[{i}]")
+    elif isinstance(a, float) and isinstance(b, float | int):
+        assert a == pytest.approx(b, abs=1e-9, nan_ok=True), where
+    else:
+        assert a == b, where
+
+
+def test_cli_domain_classifier_on_spark_gives_the_cli_json(
+        spark: SparkSession, data: dict[str, Path], tmp_path: Path) -> None:
+    """``--domain-classifier`` with ``--engine spark``: each window's classifier is seeded by
+    its global index, so time windows split by a size limit and windows shuffled across the
+    partitions' boundaries give the CLI's AUC; the whole JSON equal within 1e-9."""
+    base = tmp_path / "b.json"
+    build_profile(discover([str(data["ref"])]), OPTS).save(base)
+    spark.conf.set("spark.sql.files.maxPartitionBytes", "40000")  # windows straddle partitions
+    try:
+        for engine in ("spark", "local"):
+            assert main(["analyze", str(data["cur"]), "--baseline", str(base),
+                         "--window-duration", "30m", "--window-size", "1500",
+                         "--domain-classifier", "--engine", engine,
+                         "-o", str(tmp_path / f"{engine}.json")]) == 0
+    finally:
+        spark.conf.unset("spark.sql.files.maxPartitionBytes")
+    a = json.loads((tmp_path / "spark.json").read_text())
+    b = json.loads((tmp_path / "local.json").read_text())
+    aucs = [w["multivariate"]["domain_classifier_auc"] for w in b["windows"]]
+    assert len(aucs) >= 4 and all(0.4 < x <= 1.0 for x in aucs)
+    _close(a, b)

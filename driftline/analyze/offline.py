@@ -267,9 +267,13 @@ def _texts(col: pa.Array, name: str, path: str) -> np.ndarray:
     return to_strings(col)
 
 
-def _domain_classifier(profile: BaselineProfile
-                       ) -> Callable[[WindowColumns, WindowReport], WindowReport] | None:
-    """The hook adding the domain-classifier AUC to each window's multivariate result."""
+def domain_classifier_hook(profile: BaselineProfile,
+                           seed: Callable[[WindowReport], int] | None = None,
+                           ) -> Callable[[WindowColumns, WindowReport], WindowReport] | None:
+    """The hook adding the domain-classifier AUC to each window's multivariate result (None
+    without a multivariate reference). The classifier's folds are seeded by ``seed(report)``,
+    the window's index by default; an engine whose monitors number windows otherwise (Spark:
+    one monitor per partition) passes the window's global index so the AUC is the CLI's."""
     from driftline.analyze.domain import domain_classifier_auc
     from driftline.engine.multivariate import MultivariateRef
 
@@ -277,6 +281,7 @@ def _domain_classifier(profile: BaselineProfile
     if ref is None:
         return None
     mv_ref = ref
+    seed_of = seed or (lambda report: report.index)
 
     def hook(cols: WindowColumns, report: WindowReport) -> WindowReport:
         mv = report.multivariate
@@ -285,7 +290,7 @@ def _domain_classifier(profile: BaselineProfile
         # rounded as the stored reference sample is (float32): else a tree separates the two
         # sides by the rounding of the category shares alone
         rows = mv_ref.encoder.encode(cols.features).astype(np.float32).astype(np.float64)
-        auc, note = domain_classifier_auc(mv_ref.sample, rows, seed=report.index)
+        auc, note = domain_classifier_auc(mv_ref.sample, rows, seed=seed_of(report))
         return dataclasses.replace(report, multivariate=dataclasses.replace(
             mv, domain_classifier_auc=auc, note=note))
 
@@ -312,7 +317,7 @@ def analyze(profile: BaselineProfile, files: Sequence[DataFile], *, window_size:
         missing = next(f for f, lay in layouts if not lay.timestamp)
         raise InputError("--window-duration needs a timestamp column", path=missing.path,
                          fix="name it with --timestamp COL (or build the baseline with --timestamp)")
-    on_close = _domain_classifier(profile) if domain_classifier else None
+    on_close = domain_classifier_hook(profile) if domain_classifier else None
     monitor = Monitor(profile, window=WindowPolicy(records=window_size, max_age=None,
                                                    min_records=min_records),
                       drift=drift, clock=None, streams=False, cumulative=False,

@@ -120,7 +120,8 @@ def _run(args: argparse.Namespace) -> int:
             df, profile, window_size=args.window_size, window_duration=duration,
             timestamp=args.timestamp, window_column=args.window_column, drift=policy,
             min_records=args.min_records if args.min_records is not None
-            else DEFAULT_MIN_RECORDS, name=args.data[0])
+            else DEFAULT_MIN_RECORDS, domain_classifier=args.domain_classifier,
+            name=args.data[0])
     fmt = _format(args)
     bar: Any = None
     if args.engine != "spark":

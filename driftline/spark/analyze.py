@@ -42,12 +42,14 @@ import pyarrow.compute as pc
 
 from driftline.analyze.offline import (
     WindowRunner,
+    domain_classifier_hook,
     epoch_seconds,
     layout_for_schema,
     to_record_batch,
 )
 from driftline.engine.monitor import DEFAULT_MIN_RECORDS, DriftPolicy, Monitor, WindowPolicy
 from driftline.engine.snapshot import WindowReport
+from driftline.engine.window_stats import WindowColumns
 from driftline.errors import InputError
 from driftline.profile.format import BaselineProfile
 from driftline.spark.source import arrow_schema, describe, partition_id, require_pyspark
@@ -69,10 +71,12 @@ KeyFn = Callable[[pa.RecordBatch, int, int], pa.Array]
 def analyze(df: DataFrame, profile: BaselineProfile, *, window_size: int | None = None,
             window_duration: float | None = None, timestamp: str | None = None,
             window_column: str | None = None, drift: DriftPolicy = DriftPolicy(),  # noqa: B008
-            min_records: int = DEFAULT_MIN_RECORDS,
+            min_records: int = DEFAULT_MIN_RECORDS, domain_classifier: bool = False,
             name: str | None = None) -> Iterator[WindowReport]:
     """Yield the windows of ``df`` in order (by time bucket or window id, then record order),
-    numbered from 0 like ``driftline analyze``'s."""
+    numbered from 0 like ``driftline analyze``'s. ``domain_classifier``: also the
+    cross-validated domain-classifier AUC of each window (``--domain-classifier``), seeded by
+    the window's index as the CLI seeds it, so the values are the CLI's."""
     require_pyspark()
     where = name or describe(df, None)[0]
     size = window_size if window_size is not None else (
@@ -102,8 +106,10 @@ def analyze(df: DataFrame, profile: BaselineProfile, *, window_size: int | None 
         offsets, split = _plan(inventory, None if source else size)
         if not source:  # count windows: keys from every partition's first global row index
             key_of = _count_keys(size, offsets)
+        index_of = _window_index(inventory, size, counted=not source) if domain_classifier \
+            else None
         payloads = _windows(df.select(*keep), profile, layout, policy, drift, key_of,
-                            inventory, split)
+                            inventory, split, index_of)
     except InputError:
         raise
     except Exception as exc:
@@ -211,23 +217,63 @@ def _plan(inventory: Inventory, size: int | None) -> tuple[dict[int, int], list[
     return offsets, sorted(split, key=_order)
 
 
+def _window_index(inventory: Inventory, size: int, *,
+                  counted: bool) -> Callable[[Any, int], int]:
+    """``(key, chunk) → the window's global index``: the driver numbers windows by key, then
+    chunk, and a key of ``n`` rows gives ``ceil(n / size)`` windows (count windows: the key is
+    the index)."""
+    if counted:
+        return lambda key, chunk: int(key) + chunk
+    rows: dict[Any, int] = {}
+    for _, keys in inventory.values():
+        for key, (_, n) in keys.items():
+            rows[key] = rows.get(key, 0) + n
+    first, index = {}, 0
+    for key in sorted(rows, key=_order):
+        first[key], index = index, index + -(-rows[key] // size)
+    return lambda key, chunk: first[key] + chunk
+
+
 # --- pass 2: the windows -------------------------------------------------------------------------
+
+class _At:
+    """The window key a monitor is on and how many of its windows closed, for the domain
+    classifier's seed."""
+
+    def __init__(self) -> None:
+        self.key: Any = None
+        self.chunk = 0
+
 
 def _windows(df: DataFrame, profile: BaselineProfile, layout: Any, policy: WindowPolicy,
              drift: DriftPolicy, key_of: KeyFn, inventory: Inventory,
-             split: list[Any]) -> list[bytes]:
-    """Pickled ``(key, chunk, report)`` of every window."""
+             split: list[Any], index_of: Callable[[Any, int], int] | None = None,
+             ) -> list[bytes]:
+    """Pickled ``(key, chunk, report)`` of every window; with ``index_of``, with the
+    domain-classifier AUC seeded by the window's global index ``index_of(key, chunk)``."""
     from pyspark.sql.types import BinaryType, LongType, StructField, StructType
 
     split_index = {k: i for i, k in enumerate(split)}
 
-    def runner() -> WindowRunner:
+    def runner(at: _At) -> WindowRunner:
+        hook = None
+        if index_of is not None:
+            where = index_of
+            inner = domain_classifier_hook(profile, lambda _: where(at.key, at.chunk))
+            if inner is not None:
+                def hook(cols: WindowColumns, report: WindowReport) -> WindowReport:
+                    # counted at each close: a monitor may close several windows of one batch
+                    # before it yields the first
+                    out = inner(cols, report)
+                    at.chunk += 1
+                    return out
         return WindowRunner(profile, Monitor(profile, window=policy, drift=drift, clock=None,
-                                             streams=False, cumulative=False))
+                                             streams=False, cumulative=False, on_close=hook))
 
     def local(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         part, seen = partition_id(), 0
-        run, current, chunk = runner(), _NONE, 0
+        at = _At()
+        run, current, chunk = runner(at), _NONE, 0
         out: list[bytes] = []
 
         def emit(report: WindowReport | None) -> None:
@@ -244,6 +290,7 @@ def _windows(df: DataFrame, profile: BaselineProfile, layout: Any, policy: Windo
                     if current is not _NONE:
                         emit(run.flush())
                     current, chunk = key, 0
+                    at.key, at.chunk = key, 0
                 batch = to_record_batch(profile, b.slice(lo, hi - lo), layout, offset=seen + lo)
                 for report in run.observe(batch):
                     emit(report)
@@ -275,7 +322,9 @@ def _windows(df: DataFrame, profile: BaselineProfile, layout: Any, policy: Windo
         def whole(table: pa.Table) -> pa.Table:
             table = table.sort_by(_ROW)
             key = split[table.column(_KEY)[0].as_py()]
-            run, out = runner(), list[WindowReport]()
+            at = _At()
+            at.key = key
+            run, out = runner(at), list[WindowReport]()
             for b in table.to_batches():
                 out.extend(run.observe(to_record_batch(profile, b, layout)))
             last = run.flush()
