@@ -86,7 +86,7 @@ def drift_policy(cfg: DriftConfig) -> DriftPolicy:
     return DriftPolicy(psi_threshold=cfg.psi_threshold, correct_psi=cfg.correct_psi, alpha=cfg.alpha,
                        require_significance=cfg.require_significance,
                        prediction_psi_threshold=cfg.prediction_psi_threshold,
-                       adwin_features=cfg.adwin_features)
+                       adwin_features=cfg.adwin_features, exact_ks=cfg.exact_ks)
 
 
 def embedding_policy(cfg: DriftConfig) -> EmbeddingPolicy:

@@ -15,11 +15,13 @@ float expressions scipy evaluates, so the statistics agree bit for bit.
 P-value, as scipy's ``auto``: exact (Hodges' lattice-path count) when ``max(n, w) ≤ 10 000``,
 then ``D`` is reported rounded to the lattice ``h / lcm(n, w)`` exactly as scipy does; otherwise
 (or if the exact count fails numerically) the asymptotic ``kstwo.sf(D, round(n·w/(n+w)))``.
-The monitor's window kernel asks for ``fast`` p-values: the exact count only while it is cheap
+The serving monitor's window kernel asks for ``fast`` p-values: the exact count only while it is cheap
 (≈ 0.1 ms), otherwise a continuity-corrected asymptotic value with a stated, tested error
 (:func:`ks_pvalue_approx`: absolute ≤ 0.01, ≤ 0.003 where p < 0.1, relative ≤ 10 % down to
 p = 1e-10), because the exact count costs 1.8 ms for 1000 window values against 5000 reference
-values, more than everything else a window computes for that feature.
+values, more than everything else a window computes for that feature. Offline analysis
+(``DriftPolicy.exact_ks``, the default of ``driftline analyze``) keeps the exact count, so its
+p-values equal ``ks_2samp``'s.
 
 Quantile-grid reference. When the profile keeps a grid of ``m`` reference quantiles instead of
 the whole reference (see :func:`quantile_grid`), write ``G`` for the grid's ECDF and ``F`` for
@@ -140,7 +142,8 @@ APPROX_WORK = 25_000.0
 """The fast p-value is exact while :func:`lattice_work` stays at or below this (≈ 0.1 ms)."""
 
 
-def ks_pvalue(d: float, n1: int, n2: int, *, fast: bool = False) -> tuple[float, float]:
+def ks_pvalue(d: float, n1: int, n2: int, *, fast: bool = False,
+              approximate: bool = True) -> tuple[float, float]:
     """(statistic, p-value) exactly as ``ks_2samp`` reports them for raw statistic ``d``.
 
     ``fast`` (what the monitor's window kernel uses):
@@ -151,12 +154,15 @@ def ks_pvalue(d: float, n1: int, n2: int, *, fast: bool = False) -> tuple[float,
     * at or below it, scipy's exact lattice count while it is cheap (either sample below
       ``APPROX_MIN_N`` values, or :func:`lattice_work` ≤ ``APPROX_WORK``), else
       :func:`ks_pvalue_approx` (error bound there). The exact count costs 1.8 ms for a
-      1000-value window against 5000 reference values, 18 ms for 10 000 against 5000."""
+      1000-value window against 5000 reference values, 18 ms for 10 000 against 5000.
+      ``approximate=False`` keeps scipy's exact count there (``DriftPolicy.exact_ks``: what
+      ``driftline analyze`` uses, so its p-values are ``ks_2samp``'s at every size)."""
     if fast and max(n1, n2) > MAX_EXACT_N:
         from driftline.detectors.kstwo import kolmogorov_sf
 
         return d, float(np.clip(kolmogorov_sf(d, _effective_n(n1, n2)), 0.0, 1.0))
-    if (fast and min(n1, n2) >= APPROX_MIN_N and lattice_work(n1, n2, d) > APPROX_WORK):
+    if (fast and approximate and min(n1, n2) >= APPROX_MIN_N
+            and lattice_work(n1, n2, d) > APPROX_WORK):
         return ks_pvalue_approx(d, n1, n2)
     exact = _exact()
     if max(n1, n2) <= MAX_EXACT_N and exact is not None:
@@ -170,8 +176,10 @@ def ks_pvalue(d: float, n1: int, n2: int, *, fast: bool = False) -> tuple[float,
     return d, float(np.clip(prob, 0.0, 1.0))
 
 
-def ks_pvalues_fast(d: list[float], n1: list[int], n2: list[int]) -> list[tuple[float, float]]:
-    """``ks_pvalue(d[i], n1[i], n2[i], fast=True)`` for every ``i``, the same floats, with every
+def ks_pvalues_fast(d: list[float], n1: list[int], n2: list[int], *,
+                    approximate: bool = True) -> list[tuple[float, float]]:
+    """``ks_pvalue(d[i], n1[i], n2[i], fast=True, approximate=approximate)`` for every ``i``, the
+    same floats, with every
     asymptotic evaluation (the approximation's and the large samples') in one
     :func:`~driftline.detectors.kstwo.kolmogorov_sf_many` call: a window's features share it."""
     from driftline.detectors.kstwo import kolmogorov_sf_many
@@ -186,7 +194,7 @@ def ks_pvalues_fast(d: list[float], n1: list[int], n2: list[int]) -> list[tuple[
             xs.append(di)
             ns.append(_effective_n(a, b))
             out[i] = (di, 0.0)
-        elif min(a, b) >= APPROX_MIN_N and lattice_work(a, b, di) > APPROX_WORK:
+        elif approximate and min(a, b) >= APPROX_MIN_N and lattice_work(a, b, di) > APPROX_WORK:
             lcm = (a // math.gcd(a, b)) * b
             h = int(np.round(di * lcm))
             if h == 0:
@@ -197,7 +205,7 @@ def ks_pvalues_fast(d: list[float], n1: list[int], n2: list[int]) -> list[tuple[
             ns.append(_effective_n(a, b))
             out[i] = (h / lcm, 0.0)
         else:
-            out[i] = ks_pvalue(di, a, b, fast=True)
+            out[i] = ks_pvalue(di, a, b, fast=True, approximate=approximate)
     for i, p in zip(batch, kolmogorov_sf_many(xs, ns), strict=True):
         out[i] = (out[i][0], float(np.clip(p, 0.0, 1.0)))
     return out

@@ -147,6 +147,9 @@ class DriftConfig:
     prediction_psi_threshold: float = 0.1
     #: per-record change detection (ChangeDetector) on every numeric feature too
     adwin_features: bool = False
+    #: KS p-values exactly scipy's at every size; off: the fast approximation with a tested
+    #: bound where the exact count is dear (docs/statistics.md)
+    exact_ks: bool = False
     #: bounds of the MMD test of an embedding feature: window vectors, reference vectors and
     #: permutations per test (cost O(N² d + N² permutations), N = the two samples together)
     embedding_window_sample: int = 250

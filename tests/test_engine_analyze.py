@@ -273,3 +273,29 @@ def test_closed_pipe_exits_quietly(built: tuple[Path, Path], command: str) -> No
     done = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=300)
     assert done.stdout.strip() == "0", done.stderr
     assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
+
+
+@pytest.mark.parametrize("mode", ["exact", "fast"])
+def test_analyze_ks_pvalues_are_scipys_unless_asked_for_the_fast_ones(
+        built: tuple[Path, Path], capsys: pytest.CaptureFixture[str], mode: str) -> None:
+    """The offline report's KS p-value is ``scipy.stats.ks_2samp`` on the raw reference and the
+    window (5000 x 1000 rows: the size where the sidecar approximates); ``--ks-pvalue fast``
+    gives the sidecar's value, within the bound docs/statistics.md states."""
+    from scipy import stats
+
+    d, prof = built
+    cur = _current(d, 0.05, "mild.parquet", n=2000, seed=8)
+    args = ["analyze", "--baseline", str(prof), str(cur), "--window-size", "1000",
+            "--format", "json"]
+    assert main([*args, "--ks-pvalue", mode] if mode == "fast" else args) == 0
+    doc = json.loads(capsys.readouterr().out)
+    ref = reference_table(5000, seed=1).column("x").to_numpy()
+    values = reference_table(2000, seed=8, shift=0.05).column("x").to_numpy()
+    for i, w in enumerate(doc["windows"]):
+        want = stats.ks_2samp(ref, values[i * 1000:(i + 1) * 1000]).pvalue
+        got = w["features"]["x"]["ks_pvalue"]
+        if mode == "exact":
+            assert got == pytest.approx(want, rel=1e-9)
+        else:
+            assert abs(got - want) <= (0.003 if want < 0.1 else 0.01)
+            assert got != want  # the approximation, not the exact count

@@ -107,6 +107,26 @@ def test_shifted_feature_drifts_and_stats_match_scipy(profile: BaselineProfile) 
     assert c.chi2_pvalue == pytest.approx(want.pvalue)
 
 
+@pytest.mark.parametrize("shift", [0.0, 0.06, 0.12])
+def test_exact_ks_policy_gives_scipys_pvalue_where_the_fast_one_approximates(
+        profile: BaselineProfile, shift: float) -> None:
+    """``DriftPolicy(exact_ks=True)`` (offline analysis) is ``ks_2samp``'s p-value itself where
+    the serving default approximates it; the serving value stays within its stated bound."""
+    t = reference_table(3000, seed=11, shift=shift)
+    spec = profile.features["x"]
+    assert isinstance(spec, NumericFeature)
+    scipy_ks = stats.ks_2samp(spec.summary_array, t.column("x").to_numpy())
+    got = {}
+    for exact in (True, False):
+        mon = Monitor(profile, window=WindowPolicy(records=3000, max_age=None),
+                      drift=DriftPolicy(exact_ks=exact), **OFFLINE)
+        (r,) = mon.observe(batch_from(t))
+        got[exact] = r.features["x"].ks_pvalue
+    assert got[True] == pytest.approx(scipy_ks.pvalue, rel=1e-9, abs=1e-300)
+    bound = 0.003 if scipy_ks.pvalue < 0.1 else 0.01
+    assert abs(got[False] - scipy_ks.pvalue) <= bound
+
+
 def test_benjamini_hochberg_across_features(profile: BaselineProfile) -> None:
     mon = Monitor(profile, window=WindowPolicy(records=2000, max_age=None), **OFFLINE)
     (r,) = mon.observe(batch_from(reference_table(2000, seed=8, shift=0.1)))

@@ -197,20 +197,23 @@ class NumericWindow:
 
 
 def numeric_window(reference_sorted: np.ndarray, edges: np.ndarray, finite: np.ndarray,
-                   n_reference: int | None = None) -> NumericWindow:
+                   n_reference: int | None = None, *, approximate: bool = True) -> NumericWindow:
     """Bin counts, KS (D, p) and Wasserstein-1 of finite window values in one merge.
 
-    ``n_reference``: the size of the reference the sorted summary stands for (KS p-value)."""
+    ``n_reference``: the size of the reference the sorted summary stands for (KS p-value).
+    ``approximate``: the KS p-value may be the fast approximation where scipy's exact count is
+    dear (:func:`~driftline.detectors.ks.ks_pvalue`); False keeps the exact count."""
     counts, d, wass = _numeric_stats(reference_sorted, edges, finite)
     if d != d:
         return NumericWindow(counts, d, d, wass)
     d, p = ks_pvalue(d, reference_size(len(reference_sorted), n_reference), len(finite),
-                     fast=True)
+                     fast=True, approximate=approximate)
     return NumericWindow(counts, d, p, wass)
 
 
 def numeric_windows(features: list[tuple[np.ndarray, np.ndarray, np.ndarray, int | None]],
-                    sums: list[np.ndarray] | None = None) -> list[NumericWindow]:
+                    sums: list[np.ndarray] | None = None, *,
+                    approximate: bool = True) -> list[NumericWindow]:
     """:func:`numeric_window` of many features, ``(reference_sorted, edges, finite,
     n_reference)`` each, equal to it feature by feature (the same floats). ``sums``: each
     reference's :func:`centred_sums`, kept by the caller (computed here otherwise).
@@ -225,7 +228,7 @@ def numeric_windows(features: list[tuple[np.ndarray, np.ndarray, np.ndarray, int
     todo = [i for i, (_, d, _) in enumerate(stats) if d == d]
     pvals = ks_pvalues_fast([stats[i][1] for i in todo],
                             [reference_size(len(features[i][0]), features[i][3]) for i in todo],
-                            [len(features[i][2]) for i in todo])
+                            [len(features[i][2]) for i in todo], approximate=approximate)
     out = [NumericWindow(c, d, d, wass) for c, d, wass in stats]
     for i, (d, p) in zip(todo, pvals, strict=True):
         out[i] = NumericWindow(out[i].counts, d, p, out[i].wasserstein)

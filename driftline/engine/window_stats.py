@@ -231,14 +231,15 @@ def code_counts(codes: np.ndarray, k: int) -> np.ndarray:
     return np.bincount(codes[codes >= 0], minlength=k + 1)
 
 
-def _numeric_drift(name: str, values: np.ndarray, ref: NumericRef) -> FeatureDrift:
+def _numeric_drift(name: str, values: np.ndarray, ref: NumericRef, *,
+                   approximate: bool = True) -> FeatureDrift:
     finite = values[np.isfinite(values)]
-    k = numeric_window(ref.summary, ref.edges, finite, ref.count)
+    k = numeric_window(ref.summary, ref.edges, finite, ref.count, approximate=approximate)
     return _numeric_report(name, len(values), len(finite), k, ref)
 
 
-def _numeric_part(ref: ReferenceArrays, cols: WindowColumns,
-                  rows: list[int]) -> list[FeatureDrift]:
+def _numeric_part(ref: ReferenceArrays, cols: WindowColumns, rows: list[int], *,
+                  approximate: bool = True) -> list[FeatureDrift]:
     """The numeric features ``rows`` (indices into ``ref.numeric_names``) of a window: their
     p-values in one vectorised evaluation (:func:`~driftline.engine.kernels.numeric_windows`),
     PSI and Jensen–Shannon in one per number of bins (:func:`psi_many`,
@@ -249,7 +250,7 @@ def _numeric_part(ref: ReferenceArrays, cols: WindowColumns,
     finite = [v[np.isfinite(v)] for v in values]
     kernels = numeric_windows([(r.summary, r.edges, f, r.count)
                                for r, f in zip(refs, finite, strict=True)],
-                              [r.sums for r in refs])
+                              [r.sums for r in refs], approximate=approximate)
     psis = [math.nan] * len(names)
     jss = [math.nan] * len(names)
     by_bins: dict[int, list[int]] = {}
@@ -387,7 +388,7 @@ def compute_window(ref: ReferenceArrays, cols: WindowColumns, *, index: int,
     def part(task: str | list[int]) -> list[FeatureDrift]:
         if isinstance(task, str):
             return [_categorical_drift(task, cols.features[task], ref.categorical[task])]
-        return _numeric_part(ref, cols, task)
+        return _numeric_part(ref, cols, task, approximate=not policy.exact_ks)
 
     names = list(ref.profile.features)
     k = len(ref.numeric)
@@ -423,7 +424,8 @@ def _prediction_drift(ref: ReferenceArrays, cols: WindowColumns, predicted: np.n
     ent = mean_entropy(probs) if probs is not None else None
     if ref.prediction_numeric is not None and cols.prediction is not None:
         pred = np.asarray(cols.prediction, dtype=np.float64)
-        f = _numeric_drift("prediction", pred, ref.prediction_numeric)
+        f = _numeric_drift("prediction", pred, ref.prediction_numeric,
+                           approximate=not policy.exact_ks)
         drifted = f.n >= min_records and _output_drifted(
             gate_psi(f.psi, f.psi_corrected, policy), f.ks_pvalue, policy)
         return PredictionDrift(psi=f.psi, drifted=drifted, n=f.n, mean_confidence=conf,
