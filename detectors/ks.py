@@ -15,13 +15,14 @@ float expressions scipy evaluates, so the statistics agree bit for bit.
 P-value, as scipy's ``auto``: exact (Hodges' lattice-path count) when ``max(n, w) ≤ 10 000``,
 then ``D`` is reported rounded to the lattice ``h / lcm(n, w)`` exactly as scipy does; otherwise
 (or if the exact count fails numerically) the asymptotic ``kstwo.sf(D, round(n·w/(n+w)))``.
-The serving monitor's window kernel asks for ``fast`` p-values: the exact count only while it is cheap
+The window kernel asks for ``fast`` p-values: above 10 000 values an asymptotic value without
+``scipy.stats`` (scipy's own within 1e-9); with ``approximate`` (``DriftPolicy.exact_ks`` off)
+also the exact count only while it is cheap
 (≈ 0.1 ms), otherwise a continuity-corrected asymptotic value with a stated, tested error
 (:func:`ks_pvalue_approx`: absolute ≤ 0.01, ≤ 0.003 where p < 0.1, relative ≤ 10 % down to
 p = 1e-10), because the exact count costs 1.8 ms for 1000 window values against 5000 reference
-values, more than everything else a window computes for that feature. Offline analysis
-(``DriftPolicy.exact_ks``, the default of ``driftline analyze``) keeps the exact count, so its
-p-values equal ``ks_2samp``'s.
+values, more than everything else a window computes for that feature. By default
+(``DriftPolicy.exact_ks``) the monitor keeps the exact count, so its p-values equal ``ks_2samp``'s.
 
 Quantile-grid reference. When the profile keeps a grid of ``m`` reference quantiles instead of
 the whole reference (see :func:`quantile_grid`), write ``G`` for the grid's ECDF and ``F`` for
@@ -155,8 +156,8 @@ def ks_pvalue(d: float, n1: int, n2: int, *, fast: bool = False,
       ``APPROX_MIN_N`` values, or :func:`lattice_work` ≤ ``APPROX_WORK``), else
       :func:`ks_pvalue_approx` (error bound there). The exact count costs 1.8 ms for a
       1000-value window against 5000 reference values, 18 ms for 10 000 against 5000.
-      ``approximate=False`` keeps scipy's exact count there (``DriftPolicy.exact_ks``: what
-      ``driftline analyze`` uses, so its p-values are ``ks_2samp``'s at every size)."""
+      ``approximate=False`` keeps scipy's exact count there (``DriftPolicy.exact_ks``, the
+      default: the p-values are ``ks_2samp``'s at every size)."""
     if fast and max(n1, n2) > MAX_EXACT_N:
         from driftline.detectors.kstwo import kolmogorov_sf
 

@@ -148,8 +148,8 @@ class DriftConfig:
     #: per-record change detection (ChangeDetector) on every numeric feature too
     adwin_features: bool = False
     #: KS p-values exactly scipy's at every size; off: the fast approximation with a tested
-    #: bound where the exact count is dear (docs/statistics.md)
-    exact_ks: bool = False
+    #: bound where the exact count is dear (small references; docs/statistics.md)
+    exact_ks: bool = True
     #: bounds of the MMD test of an embedding feature: window vectors, reference vectors and
     #: permutations per test (cost O(N² d + N² permutations), N = the two samples together)
     embedding_window_sample: int = 250

@@ -279,8 +279,8 @@ def test_closed_pipe_exits_quietly(built: tuple[Path, Path], command: str) -> No
 def test_analyze_ks_pvalues_are_scipys_unless_asked_for_the_fast_ones(
         built: tuple[Path, Path], capsys: pytest.CaptureFixture[str], mode: str) -> None:
     """The offline report's KS p-value is ``scipy.stats.ks_2samp`` on the raw reference and the
-    window (5000 x 1000 rows: the size where the sidecar approximates); ``--ks-pvalue fast``
-    gives the sidecar's value, within the bound docs/statistics.md states."""
+    window (5000 x 1000 rows: a size where the fast p-value approximates); ``--ks-pvalue fast``
+    gives that approximation, within the bound docs/statistics.md states."""
     from scipy import stats
 
     d, prof = built

@@ -297,15 +297,9 @@ def domain_classifier_hook(profile: BaselineProfile,
     return hook
 
 
-OFFLINE_DRIFT = DriftPolicy(exact_ks=True)
-"""The default decision of offline analysis: the serving default, with KS p-values equal to
-``scipy.stats.ks_2samp``'s at every size (an offline report is what people check against scipy;
-the serving monitor's fast approximation is for the live path's cost)."""
-
-
 def analyze(profile: BaselineProfile, files: Sequence[DataFile], *, window_size: int,
             window_duration: float | None = None, timestamp: str | None = None,
-            drift: DriftPolicy = OFFLINE_DRIFT,
+            drift: DriftPolicy = DriftPolicy(),  # noqa: B008
             domain_classifier: bool = False,
             min_records: int = DEFAULT_MIN_RECORDS,
             progress: ReadProgress | None = None) -> Iterator[WindowReport]:
@@ -314,8 +308,7 @@ def analyze(profile: BaselineProfile, files: Sequence[DataFile], *, window_size:
     (windows aligned to the Unix epoch, like Prometheus' and Grafana's time buckets). Records
     older than the open window (out of order) are counted into it. Windows with fewer than
     ``min_records`` records report "insufficient data" instead of a decision. ``progress`` is
-    moved along as the files are read. The default ``drift`` (:data:`OFFLINE_DRIFT`) keeps
-    scipy's exact KS p-value at every size."""
+    moved along as the files are read."""
     if window_size < 1:
         raise InputError(f"--window-size must be at least 1, got {window_size}",
                          fix="use e.g. --window-size 1000")

@@ -62,8 +62,8 @@ def register(sub: Any) -> None:
                    help="gate on the raw PSI instead of the bias-corrected one")
     p.add_argument("--ks-pvalue", choices=("exact", "fast"), default="exact",
                    help="exact: KS p-values equal to scipy.stats.ks_2samp at every size "
-                   "(default); fast: the sidecar's approximation where the exact count is dear "
-                   "(error bound in docs/statistics.md)")
+                   "(default); fast: the tested approximation where the exact count is dear, "
+                   "as a sidecar with drift.exact_ks: false (error bound in docs/statistics.md)")
     add_progress(p)
     p.set_defaults(func=_run)
 
@@ -87,7 +87,7 @@ def _format(args: argparse.Namespace) -> str:
 def _run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from driftline.analyze.offline import OFFLINE_DRIFT, analyze, parse_duration
+    from driftline.analyze.offline import analyze, parse_duration
     from driftline.cli.output import output_path
     from driftline.engine.monitor import DEFAULT_MIN_RECORDS, DriftPolicy
     from driftline.errors import InputError
@@ -98,7 +98,7 @@ def _run(args: argparse.Namespace) -> int:
         output_path(args.output)
     profile = BaselineProfile.load(args.baseline)
     duration = parse_duration(args.window_duration) if args.window_duration else None
-    policy = OFFLINE_DRIFT if args.ks_pvalue == "exact" else DriftPolicy(exact_ks=False)
+    policy = DriftPolicy(exact_ks=args.ks_pvalue == "exact")
     if args.psi_threshold is not None:
         policy = replace(policy, psi_threshold=args.psi_threshold)
     if args.alpha is not None:

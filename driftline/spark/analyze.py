@@ -41,7 +41,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from driftline.analyze.offline import (
-    OFFLINE_DRIFT,
     WindowRunner,
     domain_classifier_hook,
     epoch_seconds,
@@ -71,7 +70,7 @@ KeyFn = Callable[[pa.RecordBatch, int, int], pa.Array]
 
 def analyze(df: DataFrame, profile: BaselineProfile, *, window_size: int | None = None,
             window_duration: float | None = None, timestamp: str | None = None,
-            window_column: str | None = None, drift: DriftPolicy = OFFLINE_DRIFT,
+            window_column: str | None = None, drift: DriftPolicy = DriftPolicy(),  # noqa: B008
             min_records: int = DEFAULT_MIN_RECORDS, domain_classifier: bool = False,
             name: str | None = None) -> Iterator[WindowReport]:
     """Yield the windows of ``df`` in order (by time bucket or window id, then record order),
