@@ -15,7 +15,8 @@ Each is run ``DRIFTLINE_BENCH_REPEAT`` (3) times, alternating, and the best run 
 ``python -m benchmarks analyze`` runs it; ``--evidently`` also times Evidently's default data-drift
 report on 100k reference vs 10k rows, in its own virtualenv under /tmp (never the project's).
 ``python -m benchmarks analyze --rss`` instead prints the whole ``driftline analyze`` process's
-peak RSS at 25, 100 and 400 features (:func:`rss_by_features`).
+peak RSS at 25, 100 and 400 features (:func:`rss_by_features`); ``--reconstruction`` the CPU
+cost of the multivariate reconstruction error per window (:func:`reconstruction_cost`).
 """
 
 from __future__ import annotations
@@ -275,10 +276,56 @@ def rss_by_features(features: tuple[int, ...] = RSS_FEATURES) -> None:
                   f"{base.stat().st_size / 1e6:.0f} |", flush=True)
 
 
+def reconstruction_cost(repeat: int = 30) -> None:
+    """CPU ms per 10k-row window of the multivariate reconstruction error on the ``peers``
+    workload (25 features, 100k-row reference): the encoding, the standardise-project-
+    reconstruct definition (``row_errors``) and the one-product form the monitor runs
+    (``ErrorMap``), each the minimum of ``repeat`` calls, interleaved."""
+    from benchmarks.workload import generate as generate_mixed
+    from driftline.analyze.offline import layout_for_schema, to_record_batch
+    from driftline.detectors.reconstruction import ErrorMap, row_errors
+    from driftline.engine.multivariate import MultivariateRef
+    from driftline.io.readers import discover
+    from driftline.profile.build import BuildOptions, build_profile
+
+    with tempfile.TemporaryDirectory(prefix="driftline-mv-") as d:
+        tmp = Path(d)
+        generate_mixed(tmp / "ref.parquet", 100_000, seed=1)
+        generate_mixed(tmp / "cur.parquet", WINDOW, seed=2)
+        prof = build_profile(discover([str(tmp / "ref.parquet")]), BuildOptions(),
+                             progress=False)
+        table = pq.read_table(tmp / "cur.parquet")
+    ref = MultivariateRef.of(prof)
+    assert ref is not None
+    cols = to_record_batch(prof, table.to_batches()[0],
+                           layout_for_schema(prof, table.schema, "cur", None)).features
+    x = ref.encoder.encode(cols)
+    fast = ErrorMap.of(ref.model)
+    runs: dict[str, list[float]] = {"encode": [], "row_errors": [], "ErrorMap": []}
+    calls = {"encode": lambda: ref.encoder.encode(cols), "row_errors":
+             lambda: row_errors(ref.model, x), "ErrorMap": lambda: fast.errors(x)}
+    for _ in range(repeat):
+        for name, call in calls.items():
+            t = time.process_time()
+            call()
+            runs[name].append(time.process_time() - t)
+    old, new = row_errors(ref.model, x).sum(), fast.errors(x).sum()
+    print(f"reconstruction error, one window of {len(x):,} × {x.shape[1]} encoded columns, "
+          f"{ref.model.n_components} components; CPU ms, min / median of {repeat}, load "
+          f"{os.getloadavg()[0]:.1f}")
+    for name, ts in runs.items():
+        ms = sorted(1e3 * t for t in ts)
+        print(f"  {name:>10}: {ms[0]:.2f} / {ms[len(ms) // 2]:.2f}")
+    print(f"  window value relative difference: {abs(new - old) / old:.1e}")
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if "--rss" in argv:
         rss_by_features()
+        return
+    if "--reconstruction" in argv:
+        reconstruction_cost()
         return
     sizes = SIZES
     if os.environ.get("DRIFTLINE_BENCH_QUICK"):
