@@ -123,8 +123,19 @@ def test_threshold_band_is_mean_three_std_of_reference_chunks() -> None:
     blocks = e.reshape(-1, 10).mean(axis=1)
     lo, hi = threshold_band(blocks, np.full(len(blocks), 10), 1000)
     chunks = e.reshape(12, 1000).mean(axis=1)
-    assert hi == pytest.approx(chunks.mean() + 3 * chunks.std(ddof=0))
-    assert lo == pytest.approx(max(0.0, chunks.mean() - 3 * chunks.std(ddof=0)))
+    # the chunks' std, floored by the spread independent rows give (the blocks' spread × √size
+    # for the rows' σ, then σ·√(1/window + 1/reference rows))
+    floor = blocks.std() * np.sqrt(10) * np.sqrt(1 / 1000 + 1 / e.size)
+    sd = max(chunks.std(ddof=0), floor)
+    assert hi == pytest.approx(chunks.mean() + 3 * sd)
+    assert lo == pytest.approx(max(0.0, chunks.mean() - 3 * sd))
+    # chunks that vary more than independent rows (a drifting reference) widen the band
+    trend = blocks + np.repeat(np.linspace(0, 1, 12), 100)
+    lo3, hi3 = threshold_band(trend, np.full(len(blocks), 10), 1000)
+    tchunks = trend.reshape(12, 100).mean(axis=1)
+    assert hi3 == pytest.approx(tchunks.mean() + 3 * tchunks.std(ddof=0))
+    assert lo3 == pytest.approx(max(0.0, tchunks.mean() - 3 * tchunks.std(ddof=0)))
+    assert tchunks.std(ddof=0) > 2 * floor
     # too few chunks of the window's size: the spread of the difference of the window's mean
     # and the reference's, rows' spread × sqrt(1/window + 1/reference rows)
     lo2, hi2 = threshold_band(blocks, np.full(len(blocks), 10), 4000)
