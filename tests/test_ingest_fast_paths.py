@@ -10,6 +10,7 @@ lists, objects).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -161,6 +162,22 @@ def _same_batch(a: Any, b: Any) -> None:
             assert _same(x, y), (field, x, y)
 
 
+def _same_batch_or_refused_alike(fast: Callable[[], Any], reference: Callable[[], Any]) -> None:
+    """The fast path's batch equals the reference reading's, or both refuse the records with the
+    same error (outputs that fit no shape)."""
+    try:
+        want = reference()
+    except Exception as exc:
+        try:
+            fast()
+        except Exception as got:
+            assert type(got) is type(exc) and str(got) == str(exc)
+        else:
+            raise AssertionError("the fast path accepted what the reference refused") from None
+        return
+    _same_batch(fast(), want)
+
+
 @settings(max_examples=80, deadline=None)
 @given(st.lists(st.tuples(st.fixed_dictionaries({n: values for n in NAMES}), outputs, probas,
                           st.one_of(st.none(), st.integers(0, 9), st.text(max_size=3)),
@@ -183,17 +200,8 @@ def test_sdk_log_records_read_as_the_same_records_sent_to_ingest(logged: list[An
         if rid is not None:
             rec["id"] = str(rid)
         records.append(rec)
-    try:
-        want = to_batch(SCHEMA, records)
-    except Exception as exc:  # outputs that fit no shape: refused alike
-        try:
-            logged_batch(SCHEMA, logged)
-        except Exception as got:
-            assert type(got) is type(exc) and str(got) == str(exc)
-        else:
-            raise AssertionError("logged_batch accepted what to_batch refused") from None
-        return
-    _same_batch(logged_batch(SCHEMA, logged), want)
+    _same_batch_or_refused_alike(lambda: logged_batch(SCHEMA, logged),
+                                 lambda: to_batch(SCHEMA, records))
 
 
 ops = st.lists(st.one_of(st.tuples(st.just("log"), st.integers(0, 99)),
@@ -259,15 +267,7 @@ def test_to_batch_one_pass_fields_equal_each_field_read_per_record(
     records = []
     for feats, fields, same in rows:  # ``same``: take the first record's fields instead
         records.append({"features": feats, **(rows[0][1] if same else fields)})
-    try:
-        want = columns_batch(SCHEMA, [r["features"] for r in records],
-                             *(present([r.get(k) for r in records]) for k in OUTPUT_FIELDS))
-    except Exception as exc:  # outputs that fit no shape: refused alike
-        try:
-            to_batch(SCHEMA, records)
-        except Exception as got:
-            assert type(got) is type(exc) and str(got) == str(exc)
-        else:
-            raise AssertionError("to_batch accepted what the per-record reading refused") from None
-        return
-    _same_batch(to_batch(SCHEMA, records), want)
+    _same_batch_or_refused_alike(
+        lambda: to_batch(SCHEMA, records),
+        lambda: columns_batch(SCHEMA, [r["features"] for r in records],
+                              *(present([r.get(k) for r in records]) for k in OUTPUT_FIELDS)))
