@@ -14,34 +14,24 @@ latency. ``python -m benchmarks storage`` runs it.
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 SIZES_KIB = tuple(int(s) for s in os.environ.get("DRIFTLINE_BENCH_STORAGE_KIB", "64,4096").split(","))
 ROUNDS = 7
-AZURITE = Path(os.environ.get("DRIFTLINE_AZURITE_PREFIX") or Path(
-    os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "driftline" / "azurite-3.35.0"
-               ) / "node_modules" / ".bin" / "azurite-blob"
 
 
 @contextmanager
 def _s3() -> Iterator[str | None]:
-    from driftline_demo.stack import free_port, start_process
+    from driftline_demo.emulators import moto_exe, start_moto
 
-    exe = Path(sys.executable).with_name("moto_server")
-    if not exe.exists():
+    if moto_exe() is None:
         yield None
         return
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with start_process("moto", [str(exe), "-H", "127.0.0.1", "-p", str(port)],
-                       ready_url=f"{url}/moto-api/", timeout=60):
+    proc, url = start_moto()
+    with proc:
         os.environ.update(AWS_ENDPOINT_URL=url, AWS_ACCESS_KEY_ID="bench", AWS_REGION="us-east-1",
                           AWS_SECRET_ACCESS_KEY="bench", AWS_EC2_METADATA_DISABLED="true")
         import boto3
@@ -52,45 +42,29 @@ def _s3() -> Iterator[str | None]:
 
 @contextmanager
 def _gcs() -> Iterator[str | None]:
-    from driftline_demo.stack import free_port, start_process
+    from driftline_demo.emulators import gcs_exe, start_gcs
 
-    exe = Path(sys.executable).with_name("gcp-storage-emulator")
-    if not exe.exists():
+    if gcs_exe() is None:
         yield None
         return
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with start_process("gcs-emulator", [str(exe), "start", "--host", "127.0.0.1", "--port",
-                                        str(port), "--in-memory", "--default-bucket", "bench"],
-                       ready_url=f"{url}/storage/v1/b/bench", timeout=60):
+    proc, url = start_gcs("bench")
+    with proc:
         os.environ["STORAGE_EMULATOR_HOST"] = url
         yield "gs://bench"
 
 
 @contextmanager
 def _azure() -> Iterator[str | None]:
-    from driftline.io.storage import _AZURITE_KEY, filesystem
-    from driftline_demo.stack import ManagedProcess, free_port
+    from driftline.io.storage import _AZURITE_KEY
+    from driftline_demo.emulators import AZURITE_ACCOUNT, azurite_exe, start_azurite
 
-    if not AZURITE.exists() or shutil.which("node") is None:
+    if azurite_exe() is None:
         yield None
         return
-    port = free_port()
-    with ManagedProcess("azurite", [str(AZURITE), "--blobHost", "127.0.0.1", "--blobPort",
-                                    str(port), "--inMemoryPersistence", "--skipApiVersionCheck"]):
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-        os.environ.update(AZURE_STORAGE_ACCOUNT_NAME="devstoreaccount1",
-                          AZURE_STORAGE_ACCOUNT_KEY=_AZURITE_KEY,
-                          DRIFTLINE_AZURE_BLOB_ENDPOINT=f"http://127.0.0.1:{port}")
-        filesystem("abfs://bench/x")[0].create_dir("bench")
+    proc, url = start_azurite("bench")
+    with proc:
+        os.environ.update(AZURE_STORAGE_ACCOUNT_NAME=AZURITE_ACCOUNT, AZURE_STORAGE_ACCOUNT_KEY=_AZURITE_KEY,
+                          DRIFTLINE_AZURE_BLOB_ENDPOINT=url)
         yield "abfs://bench"
 
 

@@ -6,10 +6,6 @@ an unknown account and an unreachable endpoint."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,53 +20,22 @@ from driftline.io.readers import discover
 from driftline.io.storage import _AZURITE_KEY, azure_settings, read_bytes
 from driftline.profile.build import BuildOptions, build_profile
 from driftline.profile.format import BaselineProfile
-from driftline_demo.stack import ManagedProcess, free_port
+from driftline_demo.emulators import AZURITE_ACCOUNT, AZURITE_HINT, azurite_exe, start_azurite
+from driftline_demo.stack import free_port
 
-ACCOUNT = "devstoreaccount1"  # Azurite's development account and its published key
+ACCOUNT = AZURITE_ACCOUNT
 CONTAINER = "models"
-_VERSION = os.environ.get("DRIFTLINE_AZURITE_VERSION", "3.35.0")
-_PREFIX = Path(os.environ.get("DRIFTLINE_AZURITE_PREFIX") or Path(
-    os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "driftline" / f"azurite-{_VERSION}")
-_EXE = _PREFIX / "node_modules" / ".bin" / "azurite-blob"
-EXE = str(_EXE) if _EXE.exists() else shutil.which("azurite-blob")
-
-
-def _wait_listening(proc: ManagedProcess, port: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            if not proc.running() or time.monotonic() > deadline:
-                raise RuntimeError(f"Azurite did not start: {proc.log_text()}") from None
-            time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
 def azurite() -> Iterator[str]:
     """Azurite's blob service (in memory) on a free loopback port, with the ``models``
     container; yields its endpoint URL. Skips, saying why, when Azurite is not installed."""
-    if EXE is None or shutil.which("node") is None:
-        pytest.skip("Azurite (the Azure Storage emulator) is not installed: run "
-                    "scripts/install-azurite.sh (make test does; it needs Node.js and npm)")
-    port = free_port()
-    # --skipApiVersionCheck: pyarrow's Azure SDK may speak a newer REST API version than the
-    # pinned Azurite knows; the calls Driftline makes exist in both.
-    proc = ManagedProcess("azurite", [EXE, "--blobHost", "127.0.0.1", "--blobPort", str(port),
-                                      "--inMemoryPersistence", "--skipApiVersionCheck"])
-    try:
-        _wait_listening(proc, port)
-        url = f"http://127.0.0.1:{port}"
-        import pyarrow.fs as pafs
-
-        pafs.AzureFileSystem(account_name=ACCOUNT, account_key=_AZURITE_KEY,
-                             blob_storage_authority=f"127.0.0.1:{port}", blob_storage_scheme="http",
-                             dfs_storage_authority=f"127.0.0.1:{port}", dfs_storage_scheme="http",
-                             ).create_dir(CONTAINER)
+    if azurite_exe() is None:
+        pytest.skip(AZURITE_HINT)
+    proc, url = start_azurite(CONTAINER)
+    with proc:
         yield url
-    finally:
-        proc.stop()
 
 
 _VARS = ("AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_ACCOUNT_NAME",

@@ -4,8 +4,6 @@ the same code path as ``s3://`` (pyarrow's filesystem, ``STORAGE_EMULATOR_HOST``
 
 from __future__ import annotations
 
-import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,23 +12,17 @@ from test_storage_s3 import build_and_analyze_on_store, dropped_upload_keeps_the
 
 from driftline.errors import ProfileError
 from driftline.profile.format import BaselineProfile
-from driftline_demo.stack import free_port, start_process
+from driftline_demo.emulators import gcs_exe, start_gcs
 
 BUCKET = "models"
-EXE = Path(sys.executable).with_name("gcp-storage-emulator")
 pytestmark = pytest.mark.skipif(
-    not EXE.exists() and shutil.which("gcp-storage-emulator") is None,
-    reason="gcp-storage-emulator is not installed (pip install -e '.[dev]' installs it)")
+    gcs_exe() is None, reason="gcp-storage-emulator is not installed (pip install -e '.[dev]' installs it)")
 
 
 @pytest.fixture(scope="module")
 def gcs_host() -> Iterator[str]:
-    exe = str(EXE) if EXE.exists() else str(shutil.which("gcp-storage-emulator"))
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with start_process("gcs-emulator", [exe, "start", "--host", "127.0.0.1", "--port", str(port),
-                                        "--in-memory", "--default-bucket", BUCKET],
-                       ready_url=f"{url}/storage/v1/b/{BUCKET}", timeout=60):
+    proc, url = start_gcs(BUCKET)
+    with proc:
         yield url
 
 

@@ -5,7 +5,6 @@ store and refused credentials."""
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,18 +21,10 @@ from driftline.io.readers import discover
 from driftline.io.storage import read_bytes, write_atomic
 from driftline.profile.build import BuildOptions, build_profile
 from driftline.profile.format import BaselineProfile
-from driftline_demo.stack import ManagedProcess, free_port, start_process
+from driftline_demo.emulators import start_moto
+from driftline_demo.stack import free_port
 
 BUCKET = "models"
-
-
-def _start_moto(extra_env: dict[str, str] | None = None) -> tuple[ManagedProcess, str]:
-    """moto's standalone S3 server on a free loopback port, ready (its API answers)."""
-    url = f"http://127.0.0.1:{free_port()}"
-    exe = Path(sys.executable).with_name("moto_server")
-    proc = start_process("moto", [str(exe), "-H", "127.0.0.1", "-p", url.rsplit(":", 1)[1]],
-                         ready_url=f"{url}/moto-api/", env=extra_env, timeout=60)
-    return proc, url
 
 
 def _aws_env(monkeypatch: pytest.MonkeyPatch, endpoint: str, key: str = "testing",
@@ -48,7 +39,7 @@ def _aws_env(monkeypatch: pytest.MonkeyPatch, endpoint: str, key: str = "testing
 
 @pytest.fixture(scope="module")
 def s3_url() -> Iterator[str]:
-    proc, url = _start_moto()
+    proc, url = start_moto()
     with proc:
         yield url
 
@@ -215,7 +206,7 @@ def test_refused_credentials_are_a_clear_error(monkeypatch: pytest.MonkeyPatch,
                                                tmp_path: Path) -> None:
     """A server that checks signatures (moto with authentication on from the first request)
     refuses unknown keys: the error names the URI and the credential variables."""
-    proc, url = _start_moto({"INITIAL_NO_AUTH_ACTION_COUNT": "0"})
+    proc, url = start_moto({"INITIAL_NO_AUTH_ACTION_COUNT": "0"})
     with proc:
         _aws_env(monkeypatch, url, key="AKIAUNKNOWNKEY000000", secret="wrong")
         with pytest.raises(InputError, match=r"s3://models/.*credentials.*AWS_ACCESS_KEY_ID"):
