@@ -93,8 +93,15 @@ def ks_statistic_sorted(reference_sorted: np.ndarray, window_sorted: np.ndarray)
 
 
 def _effective_n(n1: int, n2: int) -> int:
-    m, n = sorted((float(n1), float(n2)), reverse=True)
-    return int(np.round(m * n / (m + n)))
+    # Python's round() of a float is numpy's (half to even, exact), without numpy's scalar
+    # overhead; the larger size first, as scipy multiplies them
+    m, n = (float(n1), float(n2)) if n1 >= n2 else (float(n2), float(n1))
+    return round(m * n / (m + n))
+
+
+def _unit(p: float) -> float:
+    """``float(np.clip(p, 0, 1))`` of a float (NaN stays NaN), without numpy's scalar cost."""
+    return p if p != p else (0.0 if p < 0.0 else (1.0 if p > 1.0 else float(p)))
 
 
 def _asymptotic(d: float, n1: int, n2: int) -> float:
@@ -127,12 +134,12 @@ def ks_pvalue_approx(d: float, n1: int, n2: int) -> tuple[float, float]:
     from driftline.detectors.kstwo import kolmogorov_sf
 
     lcm = (n1 // math.gcd(n1, n2)) * n2
-    h = int(np.round(d * lcm))
+    h = round(d * lcm)
     d = h / lcm
     if h == 0:
         return d, 1.0
     p = kolmogorov_sf(d - 0.5 / lcm, _effective_n(n1, n2))
-    return d, float(np.clip(p, 0.0, 1.0))
+    return d, _unit(p)
 
 
 APPROX_MIN_N = 300
@@ -161,7 +168,7 @@ def ks_pvalue(d: float, n1: int, n2: int, *, fast: bool = False,
     if fast and max(n1, n2) > MAX_EXACT_N:
         from driftline.detectors.kstwo import kolmogorov_sf
 
-        return d, float(np.clip(kolmogorov_sf(d, _effective_n(n1, n2)), 0.0, 1.0))
+        return d, _unit(kolmogorov_sf(d, _effective_n(n1, n2)))
     if (fast and approximate and min(n1, n2) >= APPROX_MIN_N
             and lattice_work(n1, n2, d) > APPROX_WORK):
         return ks_pvalue_approx(d, n1, n2)
@@ -174,7 +181,7 @@ def ks_pvalue(d: float, n1: int, n2: int, *, fast: bool = False,
             prob = _asymptotic(d, n1, n2)
     else:
         prob = _asymptotic(d, n1, n2)
-    return d, float(np.clip(prob, 0.0, 1.0))
+    return d, _unit(prob)
 
 
 def ks_pvalues_fast(d: list[float], n1: list[int], n2: list[int], *,
@@ -197,7 +204,7 @@ def ks_pvalues_fast(d: list[float], n1: list[int], n2: list[int], *,
             out[i] = (di, 0.0)
         elif approximate and min(a, b) >= APPROX_MIN_N and lattice_work(a, b, di) > APPROX_WORK:
             lcm = (a // math.gcd(a, b)) * b
-            h = int(np.round(di * lcm))
+            h = round(di * lcm)
             if h == 0:
                 out[i] = (0.0, 1.0)
                 continue
@@ -208,7 +215,7 @@ def ks_pvalues_fast(d: list[float], n1: list[int], n2: list[int], *,
         else:
             out[i] = ks_pvalue(di, a, b, fast=True, approximate=approximate)
     for i, p in zip(batch, kolmogorov_sf_many(xs, ns), strict=True):
-        out[i] = (out[i][0], float(np.clip(p, 0.0, 1.0)))
+        out[i] = (out[i][0], _unit(p))
     return out
 
 

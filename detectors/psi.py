@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["proportions", "psi", "psi_corrected", "psi_many", "psi_null_expectation"]
+__all__ = ["null_expectation_bins", "positive_bins", "proportions", "psi", "psi_corrected",
+           "psi_many", "psi_null_expectation"]
 
 
 def proportions(counts: np.ndarray) -> np.ndarray:
@@ -86,14 +87,27 @@ def psi_null_expectation(reference: np.ndarray, n: int, m: int) -> float:
     """Expected PSI without drift for a window of ``n`` and a reference of ``m`` records:
     ``(B − 1)(1/n + 1/m)``, ``B`` = bins with a positive reference share (module docs).
     NaN for an empty window; ``m = 0`` (unknown reference size) counts the reference as exact."""
+    return null_expectation_bins(positive_bins(reference), n, m)
+
+
+def positive_bins(reference: np.ndarray) -> int:
+    """``B`` of :func:`psi_null_expectation`: the bins with a positive reference share (a
+    property of the reference, so the monitor keeps it instead of counting it every window)."""
+    return int(np.count_nonzero(np.asarray(reference, dtype=np.float64) > 0))
+
+
+def null_expectation_bins(bins: int, n: int, m: int) -> float:
+    """:func:`psi_null_expectation` from ``B`` itself."""
     if n <= 0:
         return float("nan")
-    bins = int(np.count_nonzero(np.asarray(reference, dtype=np.float64) > 0))
     return max(bins - 1, 0) * (1.0 / n + (1.0 / m if m > 0 else 0.0))
 
 
-def psi_corrected(value: float, reference: np.ndarray, n: int, m: int) -> float:
-    """PSI minus its no-drift expectation, clipped at 0 (NaN stays NaN)."""
+def psi_corrected(value: float, reference: np.ndarray, n: int, m: int, *,
+                  bins: int | None = None) -> float:
+    """PSI minus its no-drift expectation, clipped at 0 (NaN stays NaN). ``bins``: the
+    reference's :func:`positive_bins` when the caller keeps it."""
     if value != value:
         return float("nan")
-    return max(0.0, value - psi_null_expectation(reference, n, m))
+    b = positive_bins(reference) if bins is None else bins
+    return max(0.0, value - null_expectation_bins(b, n, m))

@@ -30,7 +30,7 @@ from driftline.detectors.performance import (
     mean_confidence,
     mean_entropy,
 )
-from driftline.detectors.psi import psi, psi_corrected, psi_many
+from driftline.detectors.psi import positive_bins, psi, psi_corrected, psi_many
 from driftline.detectors.regression import realised_regression
 from driftline.engine.kernels import NumericWindow, centred_sums, numeric_window, numeric_windows
 from driftline.engine.snapshot import FeatureDrift, Performance, PredictionDrift, WindowReport
@@ -62,6 +62,12 @@ class NumericRef:
         return cls(f.edges_array, f.proportions_array, s, f.std, f.count)
 
     @cached_property
+    def bins(self) -> int:
+        """The reference's :func:`~driftline.detectors.psi.positive_bins` (the bias correction's
+        ``B``), counted once."""
+        return positive_bins(self.proportions)
+
+    @cached_property
     def sums(self) -> np.ndarray:
         """The summary's centred cumulative sums for the window kernel's Wasserstein distance
         (:func:`~driftline.engine.kernels.centred_sums`; 8 bytes per summary value), made on
@@ -77,6 +83,16 @@ class CategoricalRef:
     proportions: np.ndarray
     #: reference counts per slot (the χ² contingency table's first row)
     counts: np.ndarray
+
+    @cached_property
+    def bins(self) -> int:
+        """:func:`~driftline.detectors.psi.positive_bins` of the reference, counted once."""
+        return positive_bins(self.proportions)
+
+    @cached_property
+    def total(self) -> int:
+        """The reference's record count (the χ² table's first row sum)."""
+        return int(self.counts.sum())
 
     @cached_property
     def lookup_missing(self) -> dict[str | None, int]:
@@ -235,19 +251,26 @@ def _numeric_drift(name: str, values: np.ndarray, ref: NumericRef, *,
                    approximate: bool = True) -> FeatureDrift:
     finite = values[np.isfinite(values)]
     k = numeric_window(ref.summary, ref.edges, finite, ref.count, approximate=approximate)
-    return _numeric_report(name, len(values), len(finite), k, ref)
+    return FeatureDrift(drifted=False, **_numeric_fields(name, len(values), len(finite), k, ref))
+
+
+def _finite(values: np.ndarray) -> np.ndarray:
+    """The finite values (the column itself when all are: the common case, no copy)."""
+    ok = np.isfinite(values)
+    return values if ok.all() else values[ok]
 
 
 def _numeric_part(ref: ReferenceArrays, cols: WindowColumns, rows: list[int], *,
-                  approximate: bool = True) -> list[FeatureDrift]:
-    """The numeric features ``rows`` (indices into ``ref.numeric_names``) of a window: their
-    p-values in one vectorised evaluation (:func:`~driftline.engine.kernels.numeric_windows`),
-    PSI and Jensen–Shannon in one per number of bins (:func:`psi_many`,
-    :func:`jensen_shannon_many`), each the same floats as the per-feature functions."""
+                  approximate: bool = True) -> list[dict[str, Any]]:
+    """The numeric features ``rows`` (indices into ``ref.numeric_names``) of a window, as
+    :class:`FeatureDrift` fields: their statistics in one stacked pass and their p-values in
+    one vectorised evaluation (:func:`~driftline.engine.kernels.numeric_windows`), PSI and
+    Jensen–Shannon in one per number of bins (:func:`psi_many`, :func:`jensen_shannon_many`),
+    each the same floats as the per-feature functions."""
     names = [ref.numeric_names[i] for i in rows]
     refs = [ref.numeric[n] for n in names]
     values = [cols.features[n] for n in names]
-    finite = [v[np.isfinite(v)] for v in values]
+    finite = [_finite(v) for v in values]
     kernels = numeric_windows([(r.summary, r.edges, f, r.count)
                                for r, f in zip(refs, finite, strict=True)],
                               [r.sums for r in refs], approximate=approximate)
@@ -262,13 +285,15 @@ def _numeric_part(ref: ReferenceArrays, cols: WindowColumns, rows: list[int], *,
         for j, a, b in zip(group, psi_many(props, counts).tolist(),
                            jensen_shannon_many(props, counts).tolist(), strict=True):
             psis[j], jss[j] = a, b
-    return [_numeric_report(n, len(v), len(f), k, r, psis[j], jss[j])
+    return [_numeric_fields(n, len(v), len(f), k, r, psis[j], jss[j])
             for j, (n, v, f, k, r) in enumerate(zip(names, values, finite, kernels, refs,
                                                     strict=True))]
 
 
-def _numeric_report(name: str, n: int, n_finite: int, k: NumericWindow, ref: NumericRef,
-                    value: float | None = None, js: float | None = None) -> FeatureDrift:
+def _numeric_fields(name: str, n: int, n_finite: int, k: NumericWindow, ref: NumericRef,
+                    value: float | None = None, js: float | None = None) -> dict[str, Any]:
+    """A numeric feature's :class:`FeatureDrift` fields but the decision (a dict: the report
+    object is made once, when the decision is known)."""
     n_missing = n - n_finite
     w = k.wasserstein
     if ref.std > 0 and math.isfinite(ref.std):
@@ -277,31 +302,30 @@ def _numeric_report(name: str, n: int, n_finite: int, k: NumericWindow, ref: Num
         value = psi(ref.proportions, k.counts)
     if js is None:
         js = jensen_shannon(ref.proportions, k.counts)
-    return FeatureDrift(
-        name=name, type="numeric", psi=value,
-        psi_corrected=psi_corrected(value, ref.proportions, n_finite, ref.count),
-        jensen_shannon=js,
-        missing_ratio=n_missing / n if n else math.nan, n=n_finite, n_missing=n_missing,
-        drifted=False, ks_statistic=k.ks_statistic, ks_pvalue=k.ks_pvalue, wasserstein=w,
-        window_counts=tuple(k.counts.tolist()),
-    )
+    return {"name": name, "type": "numeric", "psi": value,
+            "psi_corrected": psi_corrected(value, ref.proportions, n_finite, ref.count,
+                                           bins=ref.bins),
+            "jensen_shannon": js,
+            "missing_ratio": n_missing / n if n else math.nan, "n": n_finite,
+            "n_missing": n_missing, "ks_statistic": k.ks_statistic, "ks_pvalue": k.ks_pvalue,
+            "wasserstein": w, "window_counts": tuple(k.counts.tolist())}
 
 
-def _categorical_drift(name: str, values: np.ndarray, ref: CategoricalRef) -> FeatureDrift:
+def _categorical_fields(name: str, values: np.ndarray, ref: CategoricalRef) -> dict[str, Any]:
+    """A categorical feature's :class:`FeatureDrift` fields but the decision."""
     n = len(values)
     codes = category_codes(values, ref)
     counts = code_counts(codes, len(ref.categories))
     valid = int(counts.sum())
     stat, p = chi2_two_sample(ref.counts, counts)
     value = psi(ref.proportions, counts)
-    return FeatureDrift(
-        name=name, type="categorical", psi=value,
-        psi_corrected=psi_corrected(value, ref.proportions, valid, int(ref.counts.sum())),
-        jensen_shannon=jensen_shannon(ref.proportions, counts),
-        missing_ratio=(n - valid) / n if n else math.nan, n=valid, n_missing=n - valid,
-        drifted=False, chi2_statistic=stat, chi2_pvalue=p,
-        window_counts=tuple(int(c) for c in counts),
-    )
+    return {"name": name, "type": "categorical", "psi": value,
+            "psi_corrected": psi_corrected(value, ref.proportions, valid, ref.total,
+                                           bins=ref.bins),
+            "jensen_shannon": jensen_shannon(ref.proportions, counts),
+            "missing_ratio": (n - valid) / n if n else math.nan, "n": valid,
+            "n_missing": n - valid, "chi2_statistic": stat, "chi2_pvalue": p,
+            "window_counts": tuple(counts.tolist())}
 
 
 def gate_psi(raw: float, corrected: float | None, policy: DriftPolicy) -> float:
@@ -311,16 +335,17 @@ def gate_psi(raw: float, corrected: float | None, policy: DriftPolicy) -> float:
     return raw
 
 
-def _decide(f: FeatureDrift, adjusted: float, policy: DriftPolicy, min_records: int) -> FeatureDrift:
-    if f.n < min_records:
-        return FeatureDrift(**{**f.__dict__, "drifted": False, "p_value_adjusted": adjusted,
-                               "insufficient_data": True})
-    value = gate_psi(f.psi, f.psi_corrected, policy)
+def _decided(f: dict[str, Any], adjusted: float, policy: DriftPolicy,
+             min_records: int) -> FeatureDrift:
+    """The report of one feature: its fields with the drift decision of ``policy``."""
+    if f["n"] < min_records:
+        return FeatureDrift(**f, drifted=False, p_value_adjusted=adjusted,
+                            insufficient_data=True)
+    value = gate_psi(f["psi"], f["psi_corrected"], policy)
     big = bool(math.isfinite(value) and value >= policy.psi_threshold)
     significant = (not policy.require_significance) or bool(math.isfinite(adjusted)
                                                             and adjusted < policy.alpha)
-    return FeatureDrift(**{**f.__dict__, "drifted": big and significant,
-                           "p_value_adjusted": adjusted})
+    return FeatureDrift(**f, drifted=big and significant, p_value_adjusted=adjusted)
 
 
 #: Windows of at least this many records compute their features on a thread pool: numpy and
@@ -385,9 +410,9 @@ def compute_window(ref: ReferenceArrays, cols: WindowColumns, *, index: int,
 
     Below ``min_records`` records (for a feature: valid values) there is no decision: the
     statistics are reported, flagged ``insufficient_data``, and nothing is drifted."""
-    def part(task: str | list[int]) -> list[FeatureDrift]:
+    def part(task: str | list[int]) -> list[dict[str, Any]]:
         if isinstance(task, str):
-            return [_categorical_drift(task, cols.features[task], ref.categorical[task])]
+            return [_categorical_fields(task, cols.features[task], ref.categorical[task])]
         return _numeric_part(ref, cols, task, approximate=not policy.exact_ks)
 
     names = list(ref.profile.features)
@@ -399,15 +424,13 @@ def compute_window(ref: ReferenceArrays, cols: WindowColumns, *, index: int,
                                     for c in range(chunks)] if k else []
     tasks += list(ref.categorical)
     done = list(pool.map(part, tasks)) if pool is not None else [part(t) for t in tasks]
-    by_name = {f.name: f for fs in done for f in fs}
+    by_name = {f["name"]: f for fs in done for f in fs}
     raw = [by_name[n] for n in names]
-    pvals = [math.nan if p is None else p
-             for p in (f.ks_pvalue if f.type == "numeric" else f.chi2_pvalue for f in raw)]
+    pvals = [f["ks_pvalue"] if f["type"] == "numeric" else f["chi2_pvalue"] for f in raw]
     adjusted = benjamini_hochberg(np.asarray(pvals, dtype=np.float64)) if raw else np.empty(0)
     thin = cols.records < min_records
-    features = {}
-    for f, adj in zip(raw, adjusted.tolist(), strict=True):
-        features[f.name] = _decide(f, adj, policy, min_records)  # thin: every f.n < min
+    features = {n: _decided(f, adj, policy, min_records)  # thin: every f.n < min
+                for n, f, adj in zip(names, raw, adjusted.tolist(), strict=True)}
     predicted = predicted_labels(ref, cols)
     prediction = _prediction_drift(ref, cols, predicted, policy, min_records)
     performance = _performance(ref, cols, predicted, label_accuracy, label_realised or {})
@@ -439,7 +462,7 @@ def _prediction_drift(ref: ReferenceArrays, cols: WindowColumns, predicted: np.n
     counts = code_counts(category_codes(predicted, cref), len(cref.categories))
     total = int(counts.sum())
     value = psi(cref.proportions, counts)
-    corrected = psi_corrected(value, cref.proportions, total, int(cref.counts.sum()))
+    corrected = psi_corrected(value, cref.proportions, total, cref.total, bins=cref.bins)
     _, p = chi2_two_sample(cref.counts, counts)
     shares = {c: (float(counts[i]) / total if total else math.nan) for i, c in enumerate(cref.categories)}
     if counts[-1]:
