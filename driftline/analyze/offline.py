@@ -26,6 +26,7 @@ from driftline.engine.records import RecordBatch
 from driftline.engine.snapshot import WindowReport
 from driftline.engine.window_stats import WindowColumns
 from driftline.errors import InputError, did_you_mean
+from driftline.io.arrow_numpy import numpy_view
 from driftline.io.readers import (
     DataFile,
     is_categorical_type,
@@ -72,8 +73,7 @@ def canonical_column(col: pa.Array) -> np.ndarray:
         enc = enc.combine_chunks()
     labels = np.array([canonical_label(v) for v in enc.dictionary.to_pylist()] + [None],
                       dtype=object)
-    idx = enc.indices.fill_null(len(labels) - 1).to_numpy(zero_copy_only=False)
-    return labels[idx]
+    return labels[numpy_view(enc.indices, fill=len(labels) - 1)]
 
 
 def epoch_seconds(col: pa.Array) -> np.ndarray:
