@@ -1,10 +1,10 @@
 """Fused numeric kernels for the monitor's hot path: every per-value statistic from one sort.
 
 The window is sorted once and each value's reference rank found once, from which PSI bin
-counts, the KS statistic, the Wasserstein distance and the quantile-rank histogram all follow. The results equal
-:mod:`driftline.detectors` (``bin_counts``, ``ks_2samp_sorted``, ``wasserstein``,
-``quantile_rank`` + ``rank_histogram``, ties spread by occurrence index) — the same float
-expressions, checked by property tests. The ranks come from numpy's stable sort merging the two
+counts, the KS statistic, the Wasserstein distance and the quantile-rank histogram all follow.
+The results equal :mod:`driftline.detectors` (``bin_counts``, ``ks_2samp_sorted``,
+``wasserstein``, ``quantile_rank`` + ``rank_histogram``, ties spread by occurrence index) — the
+same float expressions, checked by property tests. The ranks come from numpy's stable sort merging the two
 presorted runs in linear time (≈ 5–10 ns per value), or, when the reference is at least
 :data:`MERGE_RATIO` times longer than the window, from a binary search per (sorted) window
 value, which is then cheaper.
