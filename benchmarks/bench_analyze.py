@@ -15,7 +15,9 @@ Each is run ``DRIFTLINE_BENCH_REPEAT`` (3) times, alternating, and the best run 
 ``python -m benchmarks analyze`` runs it; ``--evidently`` also times Evidently's default data-drift
 report on 100k reference vs 10k rows, in its own virtualenv under /tmp (never the project's).
 ``python -m benchmarks analyze --rss`` instead prints the whole ``driftline analyze`` process's
-peak RSS at 25, 100 and 400 features (:func:`rss_by_features`); ``--reconstruction`` the CPU
+peak RSS at 25, 100 and 400 features (:func:`rss_by_features`; ``--features 25,400``,
+``--rows N``, ``--rounds N`` and ``--against OTHER/.venv/bin/python`` for a side-by-side
+comparison with another checkout); ``--reconstruction`` the CPU
 cost of the multivariate reconstruction error per window (:func:`reconstruction_cost`).
 """
 
@@ -64,7 +66,15 @@ def generate(path: Path, rows: int, seed: int, drift_after: float | None = None)
             w.write_table(pa.table(dict(zip(names, cols, strict=True)), schema=schema))
 
 
-DRIFTLINE_RUN = """
+#: The child's own peak RSS: ``VmHWM`` belongs to its memory map, made at ``exec``, whereas
+#: ``ru_maxrss`` would start from the spawning benchmark's high-water mark (see :data:`LAUNCH`).
+PEAK = """
+def peak_mb():
+    with open("/proc/self/status") as fh:
+        return next(int(l.split()[1]) for l in fh if l.startswith("VmHWM")) / 1024
+"""
+
+DRIFTLINE_RUN = PEAK + """
 import json, sys, time
 from driftline.analyze.offline import analyze
 from driftline.profile.format import BaselineProfile
@@ -73,24 +83,23 @@ prof = BaselineProfile.load(sys.argv[1])
 t = time.perf_counter()
 windows = list(analyze(prof, discover([sys.argv[2]]), window_size=int(sys.argv[3])))
 elapsed = time.perf_counter() - t
-import resource
 print(json.dumps({"seconds": elapsed, "windows": len(windows),
                   "drifted": sum(w.drifted for w in windows),
-                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "rss_mb": peak_mb()}))
 """
 
-BUILD_RUN = """
-import json, sys, time, resource
+BUILD_RUN = PEAK + """
+import json, sys, time
 from driftline.profile.build import BuildOptions, build_profile
 from driftline.io.readers import discover
 t = time.perf_counter()
 prof = build_profile(discover([sys.argv[1]]), BuildOptions(), progress=False)
 print(json.dumps({"seconds": time.perf_counter() - t,
                   "error": prof.settings["quantile_rank_error"],
-                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "rss_mb": peak_mb()}))
 """
 
-NUMPY_RUN = """
+NUMPY_RUN = PEAK + """
 import json, sys, time
 import numpy as np, pyarrow.parquet as pq
 from scipy import stats
@@ -140,9 +149,8 @@ with pq.ParquetFile(sys.argv[2], pre_buffer=False) as pf:
 if size:
     close()
 elapsed = time.perf_counter() - t
-import resource
 print(json.dumps({"seconds": elapsed, "windows": len(results) // len(refs),
-                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "rss_mb": peak_mb()}))
 """
 
 
@@ -223,57 +231,89 @@ RSS_FEATURES = (25, 100, 400)
 RSS_ROWS, RSS_REF_ROWS = 200_000, 20_000
 
 PROFILE_RUN = """
-import resource, sys
+import sys
 from driftline.profile.format import BaselineProfile
 BaselineProfile.load(sys.argv[1])
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+#: Runs one command and prints its own peak RSS and CPU time (``wait4``). A child's
+#: ``ru_maxrss`` starts from the high-water mark of the process that spawned it (Linux records
+#: the old memory map's peak at ``exec``), so a child of this benchmark — hundreds of MB after
+#: generating the data — reported that instead of its own; this small launcher is the parent.
+LAUNCH = """
+import json, os, subprocess, sys
+proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+_, status, usage = os.wait4(proc.pid, 0)
+err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+print(json.dumps({"rc": os.waitstatus_to_exitcode(status), "rss_mb": usage.ru_maxrss / 1024,
+                  "cpu": usage.ru_utime + usage.ru_stime, "err": err[-300:]}))
 """
 
 
-def _peak_mb(cmd: list[str]) -> tuple[float, float, str]:
-    """Peak RSS (MB) and CPU seconds of one child process alone (``wait4``), and its stdout."""
-    with tempfile.TemporaryFile() as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.PIPE)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode:
-            err = proc.stderr.read().decode() if proc.stderr else ""
-            raise RuntimeError(f"{cmd[:3]} failed: {err.strip()[-300:]}")
-        out.seek(0)
-        return usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime, out.read().decode()
+def _peak_mb(cmd: list[str]) -> tuple[float, float]:
+    """Peak RSS (MB) and CPU seconds of ``cmd`` alone, through :data:`LAUNCH`."""
+    out = subprocess.run([sys.executable, "-c", LAUNCH, *cmd], check=True, capture_output=True,
+                         text=True)
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    if res["rc"]:
+        raise RuntimeError(f"{cmd[:3]} failed: {res['err'].strip()}")
+    return float(res["rss_mb"]), float(res["cpu"])
 
 
-def rss_by_features(features: tuple[int, ...] = RSS_FEATURES) -> None:
+def _option(argv: list[str], name: str, default: str) -> str:
+    return argv[argv.index(name) + 1] if name in argv else default
+
+
+def rss_by_features(features: tuple[int, ...] = RSS_FEATURES, rows: int = RSS_ROWS, *,
+                    rounds: int = 1, against: str | None = None) -> None:
     """Peak RSS of the whole ``driftline analyze`` process against the number of features:
-    the ``peers`` workload's shapes (4/5 numeric, 1/5 categorical) at 200k rows in windows of
-    10k against a 20k-row reference, the file in 100k-row row groups; beside it the peak of
-    loading the baseline alone (the floor before any data is read)."""
+    the ``peers`` workload's shapes (4/5 numeric, 1/5 categorical) at ``rows`` rows in windows
+    of 10k against a 20k-row reference, the file in 100k-row row groups; beside it the peak of
+    loading the baseline alone (the floor before any data is read) and of building it. The
+    minimum of ``rounds``; with ``against`` (another checkout's ``.venv/bin/python``) the same
+    runs with that one too, interleaved, on the same files."""
     from benchmarks.workload import generate as generate_mixed
 
-    driftline = str(Path(sys.executable).with_name("driftline"))
-    print(f"peak RSS, `driftline analyze` whole process, {RSS_ROWS:,} rows in windows of "
-          f"{WINDOW:,} vs a {RSS_REF_ROWS:,}-row reference; load average "
+    pythons = {"this": sys.executable}
+    if against:
+        pythons["against"] = against
+    print(f"peak RSS, whole processes, {rows:,} rows in windows of {WINDOW:,} vs a "
+          f"{RSS_REF_ROWS:,}-row reference; min of {rounds}; load average "
           f"{os.getloadavg()[0]:.1f}")
-    print("| features | analyze peak RSS MB | analyze CPU s | baseline load alone MB | "
-          "baseline JSON MB |")
-    print("| --- | --- | --- | --- | --- |")
+    print("| features | code | analyze peak RSS MB | analyze CPU s | baseline load alone MB | "
+          "baseline build peak MB | baseline JSON MB |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for nf in features:
         with tempfile.TemporaryDirectory(prefix="driftline-rss-") as d:
             tmp = Path(d)
             nn = nf * 4 // 5
             generate_mixed(tmp / "ref.parquet", RSS_REF_ROWS, seed=1, n_numeric=nn,
                            n_categorical=nf - nn)
-            generate_mixed(tmp / "cur.parquet", RSS_ROWS, seed=2, drift_after=0.5,
+            generate_mixed(tmp / "cur.parquet", rows, seed=2, drift_after=0.5,
                            n_numeric=nn, n_categorical=nf - nn)
-            base = tmp / "base.json"
-            subprocess.run([driftline, "baseline", "build", str(tmp / "ref.parquet"), "-o",
-                            str(base)], check=True, capture_output=True)
-            peak, cpu, _ = _peak_mb([driftline, "analyze", str(tmp / "cur.parquet"),
-                                     "--baseline", str(base), "--window-size", str(WINDOW),
-                                     "--format", "json", "-o", str(tmp / "out.json")])
-            load_mb, _, _ = _peak_mb([sys.executable, "-c", PROFILE_RUN, str(base)])
-            print(f"| {nf} | {peak:.0f} | {cpu:.1f} | {load_mb:.0f} | "
-                  f"{base.stat().st_size / 1e6:.0f} |", flush=True)
+            best: dict[str, dict[str, float]] = {k: {} for k in pythons}
+            for _ in range(rounds):
+                for code, py in pythons.items():
+                    cli = str(Path(py).with_name("driftline"))
+                    base = tmp / f"base-{code}.json"
+                    runs = {
+                        "build": [cli, "baseline", "build", str(tmp / "ref.parquet"), "-o",
+                                  str(base)],
+                        "analyze": [cli, "analyze", str(tmp / "cur.parquet"), "--baseline",
+                                    str(base), "--window-size", str(WINDOW), "--format",
+                                    "json", "-o", str(tmp / "out.json")],
+                        "load": [py, "-c", PROFILE_RUN, str(base)],
+                    }
+                    for what, cmd in runs.items():
+                        mb, cpu = _peak_mb(cmd)
+                        b = best[code]
+                        b[what] = min(b.get(what, mb), mb)
+                        if what == "analyze":
+                            b["cpu"] = min(b.get("cpu", cpu), cpu)
+                    best[code]["json"] = base.stat().st_size / 1e6
+            for code, b in best.items():
+                print(f"| {nf} | {code} | {b['analyze']:.0f} | {b['cpu']:.1f} | {b['load']:.0f} "
+                      f"| {b['build']:.0f} | {b['json']:.0f} |", flush=True)
 
 
 def reconstruction_cost(repeat: int = 30) -> None:
@@ -322,7 +362,10 @@ def reconstruction_cost(repeat: int = 30) -> None:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if "--rss" in argv:
-        rss_by_features()
+        feats = tuple(int(x) for x in _option(argv, "--features", "25,100,400").split(","))
+        rss_by_features(feats, int(_option(argv, "--rows", str(RSS_ROWS))),
+                        rounds=int(_option(argv, "--rounds", "1")),
+                        against=_option(argv, "--against", "") or None)
         return
     if "--reconstruction" in argv:
         reconstruction_cost()

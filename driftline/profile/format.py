@@ -52,6 +52,7 @@ import numpy as np
 
 from driftline.errors import ProfileError
 from driftline.io.atomic import atomic_write
+from driftline.profile import bigjson
 from driftline.profile.trees import PREDICTION_INPUT, LossModel
 
 
@@ -373,7 +374,8 @@ class BaselineProfile:
         every snapshot); a loaded profile keeps the id recorded in its file, which ``save``
         computed from the same content.
         """
-        return _digest(_body(self))
+        arrays: list[np.ndarray] = []
+        return _digest(_body(self, arrays), arrays)
 
     def to_dict(self) -> dict[str, Any]:
         return _to_jsonable(self, with_id=True)
@@ -385,9 +387,13 @@ class BaselineProfile:
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write atomically, to a local path or an object-store URI (see
         :mod:`driftline.io.atomic`): a failure never leaves a half-written profile behind."""
-        text = json.dumps(self.to_dict(), indent=1, allow_nan=False)
+        arrays: list[np.ndarray] = []
+        doc = _to_jsonable(self, with_id=True, arrays=arrays)
         with atomic_write(path) as fh:  # mode from the umask, as any Unix tool
-            fh.write(text)
+            # the summaries are written from their arrays a few thousand values at a time: the
+            # same text as json.dumps(indent=1) of to_dict(), without a list of Python floats
+            for piece in bigjson.chunks(doc, arrays, indent=1):
+                fh.write(piece)
             fh.write("\n")
 
     @classmethod
@@ -398,7 +404,6 @@ class BaselineProfile:
         p = str(path)
         try:
             raw = read_bytes(p)
-            text = raw.decode("utf-8")
         except InputError as exc:  # an object store's error, naming the URI and the fix
             raise ProfileError(str(exc)) from None
         except FileNotFoundError:
@@ -406,10 +411,12 @@ class BaselineProfile:
                 f"{p}: baseline profile not found (fix: build one with "
                 f"`driftline baseline build DATA -o {p}`)"
             ) from None
-        except (OSError, UnicodeDecodeError) as exc:
+        except OSError as exc:
             raise ProfileError(f"{p}: cannot read baseline profile: {exc}") from None
         try:
-            data = _loads(raw, text)
+            data = _loads(raw)
+        except UnicodeDecodeError as exc:
+            raise ProfileError(f"{p}: cannot read baseline profile: {exc}") from None
         except json.JSONDecodeError as exc:
             raise ProfileError(
                 f"{p}: not a Driftline baseline profile (invalid JSON at line {exc.lineno}); "
@@ -418,25 +425,32 @@ class BaselineProfile:
         return _from_jsonable(data, str(p))
 
 
-def _loads(raw: bytes, text: str) -> Any:
-    """orjson (3–5× faster on the long summaries, a core dependency) and json's error with
-    its line number, or its reading of what orjson refuses (NaN literals, huge integers)."""
+def _loads(raw: bytes) -> Any:
+    """orjson (3–5× faster on the long summaries, a core dependency), the summaries parsed
+    straight into arrays (:func:`bigjson.loads`), and json's error with its line number, or its
+    reading of what orjson refuses (NaN literals, huge integers). The text is decoded only
+    then: a wide profile's text is as large as its bytes."""
     import orjson
 
     try:
-        return orjson.loads(raw)
+        return bigjson.loads(raw)
     except orjson.JSONDecodeError:
-        return json.loads(text)
+        return json.loads(raw.decode("utf-8"))
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: Any, arrays: list[np.ndarray] | None = None) -> Any:
     """JSON-ready copy of a profile (what ``dataclasses.asdict`` and a NaN/inf → None pass
     would give), with a fast path for the long float tuples: the reference summaries hold
-    tens of thousands of values per feature and this runs on every save."""
+    tens of thousands of values per feature and this runs on every save. With ``arrays``, a
+    long finite float64 array (a summary) is appended there and a :func:`bigjson.marker`
+    stands in for it, for :func:`bigjson.chunks` to write without a Python float per value."""
     if type(value) is float:
         return value if math.isfinite(value) else None
     if isinstance(value, np.ndarray) and value.dtype == np.float64 and value.ndim == 1:
         if np.isfinite(value).all():
+            if arrays is not None and len(value) >= bigjson.MIN_VALUES:
+                arrays.append(value)
+                return bigjson.marker(len(arrays) - 1)
             return value.tolist()
         return [v if math.isfinite(v) else None for v in value.tolist()]
     if isinstance(value, tuple | list):
@@ -444,11 +458,11 @@ def _plain(value: Any) -> Any:
             if np.isfinite(np.asarray(value, dtype=np.float64)).all():
                 return list(value)
             return [v if math.isfinite(v) else None for v in value]
-        return [_plain(v) for v in value]
+        return [_plain(v, arrays) for v in value]
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: _plain(v, arrays) for k, v in value.items()}
     if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+        return {f.name: _plain(getattr(value, f.name), arrays) for f in fields(value)}
     if isinstance(value, np.generic):
         return _plain(value.item())
     if isinstance(value, float):  # float subclasses
@@ -456,14 +470,19 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _digest(body: dict[str, Any]) -> str:
+def _digest(body: dict[str, Any], arrays: list[np.ndarray] | None = None) -> str:
+    """The id: SHA-256 of the sorted-keys JSON of the body (the arrays behind its markers as
+    the lists they are in the file), hashed piece by piece."""
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, **body}
     payload.pop("created_at", None)
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+    h = hashlib.sha256()
+    for piece in bigjson.chunks(payload, arrays or (), sort_keys=True, allow_nan=True):
+        h.update(piece.encode())
+    return h.hexdigest()[:12]
 
 
-def _body(profile: BaselineProfile) -> dict[str, Any]:
-    body: dict[str, Any] = _plain(profile)
+def _body(profile: BaselineProfile, arrays: list[np.ndarray] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = _plain(profile, arrays)
     for key in _OPTIONAL:  # optional keys are left out when unused: older ids stay the same
         if not body.get(key):
             body.pop(key, None)
@@ -475,12 +494,13 @@ def _body(profile: BaselineProfile) -> dict[str, Any]:
     return body
 
 
-def _to_jsonable(profile: BaselineProfile, *, with_id: bool) -> dict[str, Any]:
-    body = _body(profile)
+def _to_jsonable(profile: BaselineProfile, *, with_id: bool,
+                 arrays: list[np.ndarray] | None = None) -> dict[str, Any]:
+    body = _body(profile, arrays)
     out: dict[str, Any] = {"format": FORMAT, "format_version": FORMAT_VERSION}
     if with_id:
         if "id" not in profile.__dict__:  # not hashed yet: reuse this serialisation
-            profile.__dict__["id"] = _digest(body)
+            profile.__dict__["id"] = _digest(body, arrays)
         out["id"] = profile.id
     out.update(body)
     return out
@@ -493,12 +513,19 @@ def _num(v: Any) -> float:
     return float("nan") if v is None else float(v)
 
 
+def _summary(v: Any) -> np.ndarray:
+    """A summary as :func:`bigjson.loads` gives it (an array already), or a list of numbers."""
+    if isinstance(v, np.ndarray):
+        return frozen_floats(v)
+    return frozen_floats(list(map(float, v)))
+
+
 def _feature(d: dict[str, Any]) -> Feature:
     if d["type"] == "numeric":
         return NumericFeature(
             name=d["name"], edges=tuple(map(float, d["edges"])),
             proportions=tuple(map(float, d["proportions"])),
-            summary=frozen_floats(list(map(float, d["summary"]))),
+            summary=_summary(d["summary"]),
             summary_exact=bool(d["summary_exact"]),
             count=int(d["count"]), missing_ratio=float(d["missing_ratio"]),
             minimum=_num(d["minimum"]), maximum=_num(d["maximum"]), mean=_num(d["mean"]),
