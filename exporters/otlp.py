@@ -63,7 +63,7 @@ from driftline.engine.snapshot import SnapshotSource
 from driftline.errors import ConfigError
 from driftline.exporters.cardinality import CardinalityGuard, CardinalityLimits
 from driftline.exporters.otel_env import metrics_exporter_from_env, temporality_from_env
-from driftline.exporters.points import HistogramPoint, MetricPoints, build_points
+from driftline.exporters.points import HistogramPoint, MetricPoints, PointsBuilder
 
 __all__ = [
     "DEFAULT_SERVICE_NAME",
@@ -184,21 +184,57 @@ class DeltaState:
             self._pending = None
 
 
+Row = tuple[tuple[str, ...], dict[str, str], Any]  # label values, OTLP attributes, value
+
+
+class SeriesCache:
+    """The OTLP attribute mapping of every series, per points part, kept between exports.
+
+    A part is a :class:`~driftline.exporters.points.MetricPoints` (one of its ``blocks`` when it
+    has them: one model's series of one metric), and the points builder hands out the very
+    same part while its model's snapshot is unchanged, so an unchanged model's series keep
+    their attributes: an export re-stamps their points and makes nothing else. Entries are
+    keyed by the part's identity and hold the part itself, so an id is never reused while its
+    entry lives; only the parts of the latest export are kept."""
+
+    def __init__(self) -> None:
+        self.entries: dict[int, tuple[MetricPoints, list[Row]]] = {}
+        self._used: dict[int, tuple[MetricPoints, list[Row]]] = {}
+        self.made = 0  # parts whose rows were made (the others were reused)
+
+    def rows(self, points: MetricPoints, keys: list[str]) -> list[Row]:
+        out: list[Row] = []
+        for part in points.blocks or [points]:
+            got = self.entries.get(id(part))
+            if got is None or got[0] is not part:
+                items: Any = (part.histograms if points.spec.type == "histogram" else part.values).items()
+                got = (part, [(v, dict(zip(keys, v, strict=True)), x) for v, x in items])
+                self.made += 1
+            self._used[id(part)] = got
+            out.extend(got[1])
+        return out
+
+    def end(self) -> None:
+        """Forget the parts the export that just ended did not use."""
+        self.entries, self._used = self._used, {}
+
+
 def _metric(points: MetricPoints, start_ns: int, now_ns: int,
-            delta: DeltaState | None = None) -> Metric:
+            delta: DeltaState | None = None, series: SeriesCache | None = None) -> Metric:
     spec = points.spec
     keys = [attribute_name(lab) for lab in spec.labels]
+    rows = (series or SeriesCache()).rows(points, keys)
     temporality = (AggregationTemporality.DELTA if delta is not None
                    else AggregationTemporality.CUMULATIVE)
     start = delta.start_ns if delta is not None else start_ns
     data: Any
     if spec.type == "histogram":
         hpoints = []
-        for values, h in points.histograms.items():
+        for values, attributes, h in rows:
             if delta is not None:
                 h = delta.hist((spec.name, values), h)
             hpoints.append(HistogramDataPoint(
-                attributes=dict(zip(keys, values, strict=True)), start_time_unix_nano=start,
+                attributes=attributes, start_time_unix_nano=start,
                 time_unix_nano=now_ns, count=h.count, sum=h.sum, bucket_counts=list(h.counts),
                 explicit_bounds=list(h.bounds),
                 # min/max are unknown for pre-aggregated buckets; None leaves them unset on the wire.
@@ -208,11 +244,11 @@ def _metric(points: MetricPoints, start_ns: int, now_ns: int,
     else:
         integral = spec.type == "counter"  # counts travel as int64 when they are whole numbers
         npoints = []
-        for values, v in points.values.items():
+        for values, attributes, v in rows:
             if integral and delta is not None:
                 v = delta.value((spec.name, values), v)
             npoints.append(NumberDataPoint(
-                attributes=dict(zip(keys, values, strict=True)),
+                attributes=attributes,
                 start_time_unix_nano=start if integral else start_ns, time_unix_nano=now_ns,
                 value=int(v) if integral and v.is_integer() else v))
         if spec.type == "counter":
@@ -223,12 +259,17 @@ def _metric(points: MetricPoints, start_ns: int, now_ns: int,
 
 
 def to_metrics_data(points: list[MetricPoints], resource: Resource, *, start_ns: int,
-                    now_ns: int | None = None, delta: DeltaState | None = None) -> MetricsData:
+                    now_ns: int | None = None, delta: DeltaState | None = None,
+                    series: SeriesCache | None = None) -> MetricsData:
     """OTLP data model for already built points (one resource, one ``driftline`` scope);
-    with ``delta``, counters and histograms as their increase since its last commit."""
+    with ``delta``, counters and histograms as their increase since its last commit. With
+    ``series`` (kept by the caller between exports) the parts of ``points`` seen by the previous
+    call reuse their attribute mappings; afterwards it holds exactly this call's parts."""
     now = time.time_ns() if now_ns is None else now_ns
     scope = InstrumentationScope("driftline", __version__)
-    metrics = [_metric(p, start_ns, now, delta) for p in points]
+    metrics = [_metric(p, start_ns, now, delta, series) for p in points]
+    if series is not None:
+        series.end()
     if delta is not None:
         delta.stage(points, now)
     return MetricsData(resource_metrics=[
@@ -274,6 +315,10 @@ class OtlpMetricsExporter:
             raise ConfigError("interval and timeout must be positive", key="interval_ms",
                               fix="give milliseconds, e.g. 60000")
         self.guard = CardinalityGuard(limits)
+        #: the points, kept between exports: an unchanged model's are not rebuilt
+        self.points = PointsBuilder(self.guard)
+        self.series = SeriesCache()
+        self._build_lock = threading.Lock()  # the exporter's own: monitors never wait on it
         self._start_ns = time.time_ns()
         self._delta = DeltaState(self._start_ns) if self.temporality == "delta" else None
         self._lock = threading.Lock()
@@ -284,9 +329,18 @@ class OtlpMetricsExporter:
         self.exports = 0
 
     def build(self) -> MetricsData:
-        """The OTLP payload for the source's current state."""
-        points = build_points(self.source.snapshots(), self.source.sidecar_stats(), self.guard)
-        return to_metrics_data(points, self.resource, start_ns=self._start_ns, delta=self._delta)
+        """The OTLP payload for the source's current state.
+
+        The points come from :class:`~driftline.exporters.points.PointsBuilder`: after no new
+        data nothing is rebuilt, after one model's data only that model's points are. Every
+        export still stamps each point with its own time (``time_unix_nano``), as the
+        protocol wants: a receiver must see a fresh sample, not the previous one again."""
+        snaps = self.source.snapshots()
+        stats = self.source.sidecar_stats()
+        with self._build_lock:
+            self.points.update(snaps, stats)
+            return to_metrics_data(self.points.points, self.resource, start_ns=self._start_ns,
+                                   delta=self._delta, series=self.series)
 
     def export_once(self) -> bool:
         """Build and export now; False (and one more counted error) on any failure."""

@@ -260,6 +260,36 @@ class PointsCache:
         self.built = 0
 
 
+class PointsBuilder:
+    """:func:`build_points` for one exporter, kept between its scrapes or exports.
+
+    When every snapshot is the very object of the previous build (a monitor hands out one
+    snapshot until its state changes) and the sidecar stats are equal, the previous points are
+    kept as they are: nothing is rebuilt. They are a pure function of those inputs and of the
+    guard's state, which the same inputs leave unchanged. Otherwise only the models whose
+    snapshot changed are rebuilt (:class:`PointsCache`). Not thread-safe: use it under the
+    exporter's own lock (never one the monitors take)."""
+
+    def __init__(self, guard: CardinalityGuard) -> None:
+        self.guard = guard
+        self.cache = PointsCache()
+        self.points: list[MetricPoints] = []
+        self.builds = 0  # how many updates built points (the others kept the previous ones)
+        self._last: tuple[list[ModelSnapshot], SidecarStats] | None = None
+
+    def update(self, snapshots: Iterable[ModelSnapshot], stats: SidecarStats) -> bool:
+        """Make :attr:`points` describe these inputs; True when they had to be built."""
+        snaps = list(snapshots)
+        last = self._last
+        if (last is not None and len(last[0]) == len(snaps)
+                and all(a is b for a, b in zip(last[0], snaps, strict=True)) and last[1] == stats):
+            return False
+        self.points = build_points(snaps, stats, self.guard, cache=self.cache)
+        self._last = (snaps, stats)
+        self.builds += 1
+        return True
+
+
 def _fill(out: dict[str, MetricPoints], snaps: list[ModelSnapshot], stats: SidecarStats,
           guard: CardinalityGuard, version: str, cache: PointsCache | None = None) -> None:
     lim = guard.limits

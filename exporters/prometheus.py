@@ -37,9 +37,9 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
-from driftline.engine.snapshot import ModelSnapshot, SidecarStats, SnapshotSource
+from driftline.engine.snapshot import SnapshotSource
 from driftline.exporters.cardinality import CardinalityGuard, CardinalityLimits
-from driftline.exporters.points import MetricPoints, PointsCache, build_points
+from driftline.exporters.points import MetricPoints, PointsBuilder, build_points
 from driftline.exporters.text import TextEncoder
 
 __all__ = ["DriftlineCollector", "MetricsServer", "new_registry", "render", "start_metrics_server",
@@ -93,10 +93,8 @@ class DriftlineCollector(Collector):
         self.guard = CardinalityGuard(limits)
         self._encoder = TextEncoder()
         self._lock = threading.Lock()  # the exporter's own: monitors never wait on it
-        self._last: tuple[list[ModelSnapshot], SidecarStats] | None = None
         self._bodies: dict[bool, bytes] = {}
-        self._points: list[MetricPoints] = []
-        self._cache = PointsCache()  # unchanged models' points, reused by the next build
+        self._points = PointsBuilder(self.guard)  # kept between scrapes: see exposition
 
     def exposition(self, openmetrics: bool) -> bytes:
         """The scrape body, text 0.0.4 or OpenMetrics 1.0.
@@ -111,17 +109,12 @@ class DriftlineCollector(Collector):
         snaps = list(self.source.snapshots())
         stats = self.source.sidecar_stats()
         with self._lock:
-            last = self._last
-            same = (last is not None and len(last[0]) == len(snaps)
-                    and all(a is b for a, b in zip(last[0], snaps, strict=True))
-                    and last[1] == stats)
-            if not same:
+            if self._points.update(snaps, stats):
                 self._bodies = {}
-                self._last = (snaps, stats)
-                self._points = build_points(snaps, stats, self.guard, cache=self._cache)
             body = self._bodies.get(openmetrics)
             if body is None:
-                body = self._bodies[openmetrics] = self._encoder.encode(self._points, openmetrics)
+                body = self._encoder.encode(self._points.points, openmetrics)
+                self._bodies[openmetrics] = body
             return body
 
     def describe(self) -> list[Metric]:

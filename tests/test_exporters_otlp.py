@@ -18,6 +18,7 @@ import pytest
 from _servers import OtlpReceiver
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
     ExportMetricsServiceResponse,
@@ -338,7 +339,6 @@ def test_collector_down_is_counted(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_both_routes_agree_for_any_fleet(models: int, features: int, seed: int, max_models: int,
                                          max_features: int, nan_every: int) -> None:
     """Property: translated OTLP == scrape, whatever the fleet, the caps and the NaNs."""
-    from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
     from opentelemetry.sdk.resources import Resource
 
     src = synthetic_fleet(models=models, features=features, seed=seed)
@@ -358,3 +358,64 @@ def test_both_routes_agree_for_any_fleet(models: int, features: int, seed: int, 
     assert set(got) == set(want)
     assert got == pytest.approx(want)
     assert not any(math.isnan(v) for v in got.values())
+
+
+def _without_times(req: ExportMetricsServiceRequest) -> ExportMetricsServiceRequest:
+    """``req`` with every data point's timestamps zeroed: what an export says, not when."""
+    out = ExportMetricsServiceRequest()
+    out.CopyFrom(req)
+    for rm in out.resource_metrics:
+        for sm in rm.scope_metrics:
+            for m in sm.metrics:
+                kind = m.WhichOneof("data")
+                for dp in getattr(m, kind).data_points:
+                    dp.time_unix_nano = dp.start_time_unix_nano = 0
+    return out
+
+
+def _point_count(req: ExportMetricsServiceRequest) -> int:
+    return sum(len(getattr(m, m.WhichOneof("data")).data_points)
+               for rm in req.resource_metrics for sm in rm.scope_metrics for m in sm.metrics)
+
+
+def test_an_export_after_no_new_data_rebuilds_nothing(otel_env: OtlpReceiver) -> None:
+    """The exporter keeps its points between exports (as the Prometheus collector does between
+    scrapes): an export after no new data builds nothing and sends the same points, stamped
+    with the new time; after one model's new snapshot only that model is rebuilt, and the
+    export equals one built afresh; a model that leaves takes its cached attributes along."""
+    src = synthetic_fleet(models=3, features=6, seed=5)
+    exp = OtlpMetricsExporter(src, interval_ms=60000)
+    assert exp.force_flush()
+    made = exp.series.made
+    assert exp.force_flush()
+    otel_env.wait_for(2)
+    first, second = (req for _, req in otel_env.requests)
+    assert (exp.points.builds, exp.points.cache.built, exp.points.cache.reused) == (1, 3, 0)
+    assert exp.series.made == made  # not even an attribute mapping was made again
+    assert _without_times(first) == _without_times(second)
+    times = {dp.time_unix_nano for req in (first, second) for m in req.resource_metrics[0]
+             .scope_metrics[0].metrics for dp in getattr(m, m.WhichOneof("data")).data_points}
+    assert len(times) == 2  # each export stamps its own time on every point
+
+    snap = src.models[1]
+    assert snap.last_window is not None
+    feats = {name: dataclasses.replace(fd, psi=fd.psi + 1.0)
+             for name, fd in snap.last_window.features.items()}
+    src.models[1] = dataclasses.replace(snap, windows_total=snap.windows_total + 1,
+                                        last_window=dataclasses.replace(snap.last_window, features=feats))
+    assert exp.force_flush()
+    otel_env.wait_for(3)
+    third = otel_env.requests[2][1]
+    assert (exp.points.builds, exp.points.cache.built, exp.points.cache.reused) == (2, 4, 2)
+    assert made < exp.series.made < 2 * made  # the changed model's parts (and the shared ones)
+    fresh = encode_metrics(to_metrics_data(
+        build_points(src.snapshots(), src.sidecar_stats(), CardinalityGuard()), exp.resource, start_ns=1))
+    assert _without_times(third) == _without_times(fresh)
+    assert _without_times(third) != _without_times(second)
+
+    src.models = src.models[:1]
+    assert exp.force_flush()
+    otel_env.wait_for(4)
+    kept = sum(len(rows) for _, rows in exp.series.entries.values())
+    assert kept == _point_count(otel_env.requests[3][1]) < _point_count(third)
+    exp.shutdown()

@@ -409,31 +409,25 @@ def test_fast_exposition_is_byte_for_byte_prometheus_client(accept: str) -> None
     assert render(registry, accept)[0] is body  # nothing changed: the same body, not rebuilt
 
 
-def test_idle_scrape_reuses_the_body_and_new_data_rebuilds_it(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    import driftline.exporters.prometheus as prom
-
+def test_idle_scrape_reuses_the_body_and_new_data_rebuilds_it() -> None:
     src = rich_fleet()
-    registry, _ = new_registry(src)
-    builds = []
-    real = prom.build_points
-    monkeypatch.setattr(prom, "build_points",
-                        lambda *a, **k: builds.append(1) or real(*a, **k))
+    registry, collector = new_registry(src)
     first, _ = render(registry, "text/plain")
     again, _ = render(registry, "text/plain")
-    assert again is first and len(builds) == 1
+    assert again is first and collector._points.builds == 1
     src.models[1] = dataclasses.replace(src.models[1], windows_total=src.models[1].windows_total + 1)
     changed, _ = render(registry, "text/plain")
-    assert len(builds) == 2 and changed != first and changed == _reference_body(src, "text/plain")
+    assert collector._points.builds == 2 and changed != first
+    assert changed == _reference_body(src, "text/plain")
     src.stats = dataclasses.replace(src.stats, queue_depth=src.stats.queue_depth + 7)
-    assert render(registry, "text/plain")[0] != changed and len(builds) == 3
+    assert render(registry, "text/plain")[0] != changed and collector._points.builds == 3
 
 
 def test_a_scrape_after_one_models_data_rebuilds_and_formats_only_that_model() -> None:
     src = rich_fleet()
     registry, collector = new_registry(src)
     render(registry, "text/plain")
-    cache, encoder = collector._cache, collector._encoder
+    cache, encoder = collector._points.cache, collector._encoder
     built, reused, blocks = cache.built, cache.reused, encoder.blocks_reused
     assert built == len(src.models) and reused == 0
     src.models[2] = dataclasses.replace(src.models[2], windows_total=src.models[2].windows_total + 1)
