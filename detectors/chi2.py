@@ -28,7 +28,8 @@ import math
 
 import numpy as np
 
-__all__ = ["MIN_EXPECTED", "chi2_sf", "chi2_two_sample", "pool_sparse"]
+__all__ = ["MIN_EXPECTED", "chi2_many", "chi2_sf", "chi2_sf_many", "chi2_two_sample",
+           "pool_sparse"]
 
 MIN_EXPECTED = 5.0
 """Cochran's rule of thumb: the smallest expected count the χ² approximation is trusted with."""
@@ -75,6 +76,82 @@ def chi2_two_sample(reference_counts: np.ndarray, current_counts: np.ndarray,
     expected = rows * table.sum(axis=0, keepdims=True) / rows.sum()
     stat = float(np.sum((table - expected) ** 2 / expected))
     return stat, chi2_sf(stat, k - 1)
+
+
+def chi2_many(reference_counts: np.ndarray, current_counts: np.ndarray,
+              min_expected: float = MIN_EXPECTED) -> list[tuple[float, float]]:
+    """:func:`chi2_two_sample` of every row of two ``k × K`` arrays, the same floats row by row.
+
+    The rows the pooling rule leaves as they are (every category seen, every expected count at
+    least ``min_expected``: the usual window) are computed as one ``k × 2 × K`` table, each with
+    the very expressions of :func:`chi2_two_sample` (a row's sums reduce that row alone), and
+    their p-values in one :func:`chi2_sf_many`; the others one by one. A window's categorical
+    features thus cost a few numpy calls in all, where each cost two dozen."""
+    ref = np.asarray(reference_counts, dtype=np.float64)
+    obs = np.asarray(current_counts, dtype=np.float64)
+    if ref.shape != obs.shape or ref.ndim != 2:
+        raise ValueError(f"reference {ref.shape} and current counts {obs.shape} must be one "
+                         "k × K shape")
+    k, slots = ref.shape
+    out: list[tuple[float, float]] = [(math.nan, math.nan)] * k
+    if k == 0:
+        return out
+    table = np.stack([ref, obs], axis=1)                      # k × 2 × K
+    rows = table.sum(axis=2, keepdims=True)                   # k × 2 × 1
+    total = rows.sum(axis=1, keepdims=True)                   # k × 1 × 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        expected = rows * table.sum(axis=1, keepdims=True) / total
+    clean = ((rows[:, :, 0] > 0).all(axis=1) & (table.sum(axis=1) > 0).all(axis=1)
+             & (expected.min(axis=1).min(axis=1) >= min_expected)) if slots >= 2 else \
+        np.zeros(k, dtype=bool)
+    good = np.flatnonzero(clean).tolist()
+    if good:
+        t, e = table[good], expected[good]
+        stats = np.sum(((t - e) ** 2 / e).reshape(len(good), 2 * slots), axis=1).tolist()
+        for i, stat, p in zip(good, stats, chi2_sf_many(stats, slots - 1), strict=True):
+            out[i] = (stat, p)
+    for i in np.flatnonzero(~clean).tolist():
+        out[i] = chi2_two_sample(ref[i], obs[i], min_expected)
+    return out
+
+
+def chi2_sf_many(statistics: list[float], dof: int) -> list[float]:
+    """:func:`chi2_sf` of many statistics with one ``dof``, the same floats: the sums of every
+    statistic in one ``len × terms`` evaluation."""
+    if dof < 1:
+        raise ValueError(f"degrees of freedom must be ≥ 1, got {dof}")
+    out = [math.nan] * len(statistics)
+    half, odd = divmod(dof, 2)
+    if odd:
+        i = np.arange(1, half + 1, dtype=np.float64)
+        shape = i - 0.5
+    else:
+        i = np.arange(half, dtype=np.float64)
+        shape = i
+    lg = _lgamma(shape + 1.0)
+    todo, ys, lead = [], [], []
+    for j, x in enumerate(statistics):
+        if math.isnan(x):
+            continue
+        if x <= 0.0:
+            out[j] = 1.0
+            continue
+        y = x / 2.0
+        todo.append(j)
+        ys.append(y)
+        lead.append(math.erfc(math.sqrt(y)) if odd else 0.0)
+    if not todo:
+        return out
+    if len(i) == 0:
+        for j, first in zip(todo, lead, strict=True):
+            out[j] = first
+        return out
+    y_col = np.array(ys)[:, None]
+    log_y = np.array([math.log(y) for y in ys])[:, None]
+    logs = -y_col + shape * log_y - lg
+    for j, first, total in zip(todo, lead, np.sum(np.exp(logs), axis=1).tolist(), strict=True):
+        out[j] = float(min(1.0, first + total))
+    return out
 
 
 def chi2_sf(statistic: float, dof: int) -> float:

@@ -16,7 +16,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from driftline.detectors.chi2 import chi2_two_sample
+from driftline.detectors.chi2 import chi2_many, chi2_sf, chi2_sf_many, chi2_two_sample
 from driftline.detectors.distances import jensen_shannon
 from driftline.detectors.multiple_testing import benjamini_hochberg
 from driftline.detectors.psi import psi, psi_corrected
@@ -31,6 +31,7 @@ from driftline.engine.window_stats import (
     compute_window,
 )
 from driftline.profile.format import BaselineProfile, CategoricalFeature, Columns, NumericFeature
+from driftline.profile.multivariate import Encoder
 
 CATS = ("a", "b", "c", "d", "e")
 
@@ -154,3 +155,54 @@ def test_window_report_equals_the_per_feature_definition(
         for field in FeatureDrift.__dataclass_fields__:
             a, b = getattr(got[name], field), getattr(want[name], field)
             assert _same(a, b), (name, field, a, b)
+    # the codes kept for the multivariate encoder are the per-feature lookups
+    for name, codes in window.codes.items():
+        np.testing.assert_array_equal(codes, category_codes(cols[name], ref.categorical[name]))
+    assert set(window.codes) == set(ref.categorical)
+
+
+slot_rows = st.lists(st.lists(st.sampled_from([0, 0, 1, 3, 6, 40, 900]), min_size=4,
+                              max_size=4), min_size=1, max_size=6)
+
+
+@settings(max_examples=120, deadline=None)
+@given(refs=slot_rows, curs=slot_rows, slots=st.integers(1, 4),
+       least=st.sampled_from([5.0, 5.0, 0.0]))
+def test_chi2_of_many_rows_equals_one_row_at_a_time(refs: list[list[int]],
+                                                    curs: list[list[int]], slots: int,
+                                                    least: float) -> None:
+    # pooled rows (sparse or empty categories), empty samples, one slot, clean rows, and no
+    # pooling threshold (an empty category must still be dropped)
+    k = min(len(refs), len(curs))
+    ref = np.array([r[:slots] for r in refs[:k]], dtype=np.float64)
+    cur = np.array([c[:slots] for c in curs[:k]], dtype=np.float64)
+    got = chi2_many(ref, cur, least)
+    for (a, p), r, c in zip(got, ref, cur, strict=True):
+        b, q = chi2_two_sample(r, c, least)
+        assert _same(a, b) and _same(p, q), (r, c, (a, p), (b, q))
+
+
+@settings(max_examples=60, deadline=None)
+@given(stats=st.lists(st.one_of(st.floats(0.0, 5000.0), st.just(math.nan),
+                                st.floats(-1.0, 0.0)), min_size=1, max_size=8),
+       dof=st.integers(1, 40))
+def test_chi2_sf_of_many_statistics_equals_one_at_a_time(stats: list[float], dof: int) -> None:
+    got = chi2_sf_many(stats, dof)
+    for a, x in zip(got, stats, strict=True):
+        assert _same(a, chi2_sf(x, dof)), (x, dof)
+
+
+def test_the_multivariate_encoder_reuses_the_window_codes_unchanged() -> None:
+    # the encoder looks a categorical value up in the same categories as the window's χ²:
+    # its matrix from the window's codes is the one from its own lookups
+    rng = np.random.default_rng(5)
+    f = CategoricalFeature("c", ("a", "b", "c"), (0.5, 0.3, 0.2, 0.0), 1000, 0.1)
+    g = _numeric("x", rng.normal(size=500), None)
+    enc = Encoder.fit({"c": f, "x": g})
+    values = rng.choice(np.array(["a", "b", "c", "q", None], dtype=object), size=300)
+    cols = {"c": values, "x": rng.normal(size=300)}
+    ref = ReferenceArrays(BaselineProfile("m", "1", "", 1000, {"c": f, "x": g}, Columns(), None))
+    codes = {"c": category_codes(values, ref.categorical["c"])}
+    np.testing.assert_array_equal(enc.encode(cols, codes), enc.encode(cols))
+    wrong = {"c": np.zeros(300, dtype=np.int64)}  # the codes are used, not recomputed
+    assert not np.array_equal(enc.encode(cols, wrong), enc.encode(cols))

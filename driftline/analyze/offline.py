@@ -289,7 +289,8 @@ def domain_classifier_hook(profile: BaselineProfile,
             return report
         # rounded as the stored reference sample is (float32): else a tree separates the two
         # sides by the rounding of the category shares alone
-        rows = mv_ref.encoder.encode(cols.features).astype(np.float32).astype(np.float64)
+        rows = mv_ref.encoder.encode(cols.features, cols.codes).astype(np.float32).astype(
+            np.float64)
         auc, note = domain_classifier_auc(mv_ref.sample, rows, seed=seed_of(report))
         return dataclasses.replace(report, multivariate=dataclasses.replace(
             mv, domain_classifier_auc=auc, note=note))

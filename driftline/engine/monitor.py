@@ -459,7 +459,7 @@ class Monitor:
                                 label_realised=self._label_realised())
         thin = cols.records < self.window.min_records
         if self._mv is not None:
-            mv = self._mv.window(cols.features, thin=thin)
+            mv = self._mv.window(cols.features, thin=thin, codes=cols.codes)
             report = dataclasses.replace(report, multivariate=mv,
                                          drifted=report.drifted or mv.drifted)
         if self._derived is not None and self._derived.embeddings:

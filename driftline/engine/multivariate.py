@@ -50,13 +50,15 @@ class MultivariateRef:
             self._bands[n] = threshold_band(*self._blocks, max(1, n))
         return self._bands[n]
 
-    def error_sum(self, columns: Mapping[str, np.ndarray]) -> tuple[float, int]:
-        """(sum of row errors, rows) of ``columns``."""
-        x = self.encoder.encode(columns)
+    def error_sum(self, columns: Mapping[str, np.ndarray],
+                  codes: Mapping[str, np.ndarray] | None = None) -> tuple[float, int]:
+        """(sum of row errors, rows) of ``columns`` (``codes``: see ``Encoder.encode``)."""
+        x = self.encoder.encode(columns, codes)
         return float(self._errors.errors(x).sum()), len(x)
 
-    def window(self, columns: Mapping[str, np.ndarray], *, thin: bool = False) -> MultivariateDrift:
-        total, n = self.error_sum(columns)
+    def window(self, columns: Mapping[str, np.ndarray], *, thin: bool = False,
+               codes: Mapping[str, np.ndarray] | None = None) -> MultivariateDrift:
+        total, n = self.error_sum(columns, codes)
         if n == 0:
             return MultivariateDrift(math.nan, math.nan, math.nan, False, 0)
         value = total / n

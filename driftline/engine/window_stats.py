@@ -12,13 +12,13 @@ import math
 import os
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from driftline.detectors.chi2 import chi2_two_sample
+from driftline.detectors.chi2 import chi2_many, chi2_two_sample
 from driftline.detectors.classification import estimated_metrics, realised_metrics
 from driftline.detectors.distances import jensen_shannon, jensen_shannon_many
 from driftline.detectors.dle import estimate_losses
@@ -311,21 +311,43 @@ def _numeric_fields(name: str, n: int, n_finite: int, k: NumericWindow, ref: Num
             "wasserstein": w, "window_counts": tuple(k.counts.tolist())}
 
 
-def _categorical_fields(name: str, values: np.ndarray, ref: CategoricalRef) -> dict[str, Any]:
-    """A categorical feature's :class:`FeatureDrift` fields but the decision."""
-    n = len(values)
-    codes = category_codes(values, ref)
-    counts = code_counts(codes, len(ref.categories))
-    valid = int(counts.sum())
-    stat, p = chi2_two_sample(ref.counts, counts)
-    value = psi(ref.proportions, counts)
-    return {"name": name, "type": "categorical", "psi": value,
-            "psi_corrected": psi_corrected(value, ref.proportions, valid, ref.total,
-                                           bins=ref.bins),
-            "jensen_shannon": jensen_shannon(ref.proportions, counts),
-            "missing_ratio": (n - valid) / n if n else math.nan, "n": valid,
-            "n_missing": n - valid, "chi2_statistic": stat, "chi2_pvalue": p,
-            "window_counts": tuple(counts.tolist())}
+def _categorical_part(ref: ReferenceArrays, cols: WindowColumns,
+                      names: list[str]) -> list[dict[str, Any]]:
+    """The categorical features ``names`` of a window, as :class:`FeatureDrift` fields: each
+    feature's category codes (kept in ``cols.codes`` for the multivariate encoder) and counts,
+    then χ², PSI and Jensen–Shannon of all features with the same number of slots in one
+    evaluation each (:func:`chi2_many`, :func:`psi_many`, :func:`jensen_shannon_many`), the
+    same floats as one feature at a time."""
+    refs = [ref.categorical[n] for n in names]
+    counts = []
+    for name, r in zip(names, refs, strict=True):
+        codes = category_codes(cols.features[name], r)
+        cols.codes[name] = codes
+        counts.append(code_counts(codes, len(r.categories)))
+    stats: list[tuple[float, float, float, float]] = [(math.nan,) * 4] * len(names)
+    by_slots: dict[int, list[int]] = {}
+    for j, c in enumerate(counts):
+        by_slots.setdefault(len(c), []).append(j)
+    for group in by_slots.values():
+        ref_counts = np.stack([refs[j].counts for j in group])
+        props = np.stack([refs[j].proportions for j in group])
+        cur = np.stack([counts[j] for j in group])
+        for j, (stat, p), a, b in zip(group, chi2_many(ref_counts, cur),
+                                      psi_many(props, cur).tolist(),
+                                      jensen_shannon_many(props, cur).tolist(), strict=True):
+            stats[j] = (stat, p, a, b)
+    out = []
+    for name, r, c, (stat, p, value, js) in zip(names, refs, counts, stats, strict=True):
+        n = len(cols.features[name])
+        valid = int(c.sum())
+        out.append({"name": name, "type": "categorical", "psi": value,
+                    "psi_corrected": psi_corrected(value, r.proportions, valid, r.total,
+                                                   bins=r.bins),
+                    "jensen_shannon": js,
+                    "missing_ratio": (n - valid) / n if n else math.nan, "n": valid,
+                    "n_missing": n - valid, "chi2_statistic": stat, "chi2_pvalue": p,
+                    "window_counts": tuple(c.tolist())})
+    return out
 
 
 def gate_psi(raw: float, corrected: float | None, policy: DriftPolicy) -> float:
@@ -377,6 +399,10 @@ class WindowColumns:
     targets: np.ndarray | None
     start: float | None
     end: float | None
+    #: the categorical features' :func:`category_codes` against the profile's categories, set
+    #: by :func:`compute_window` (the multivariate encoder reuses them instead of a second
+    #: lookup of every value)
+    codes: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def predicted_labels(ref: ReferenceArrays, cols: WindowColumns) -> np.ndarray | None:
@@ -410,19 +436,25 @@ def compute_window(ref: ReferenceArrays, cols: WindowColumns, *, index: int,
 
     Below ``min_records`` records (for a feature: valid values) there is no decision: the
     statistics are reported, flagged ``insufficient_data``, and nothing is drifted."""
-    def part(task: str | list[int]) -> list[dict[str, Any]]:
-        if isinstance(task, str):
-            return [_categorical_fields(task, cols.features[task], ref.categorical[task])]
-        return _numeric_part(ref, cols, task, approximate=not policy.exact_ks)
+    def part(task: tuple[list[int], list[str]]) -> list[dict[str, Any]]:
+        rows, categorical = task
+        if categorical:
+            return _categorical_part(ref, cols, categorical)
+        return _numeric_part(ref, cols, rows, approximate=not policy.exact_ks)
 
     names = list(ref.profile.features)
     k = len(ref.numeric)
     pool = _pool() if cols.records >= PARALLEL_RECORDS and len(names) >= 4 else None
     # the numeric features in one stacked pass, or in one per pool worker
     chunks = 1 if pool is None else min(k, POOL_WORKERS)
-    tasks: list[str | list[int]] = [list(range(c * k // chunks, (c + 1) * k // chunks))
-                                    for c in range(chunks)] if k else []
-    tasks += list(ref.categorical)
+    tasks: list[tuple[list[int], list[str]]] = [
+        (list(range(c * k // chunks, (c + 1) * k // chunks)), []) for c in range(chunks)] if k else []
+    # the categorical features in one task (their codes hold the GIL, so threads gain nothing),
+    # except from Arrow's size on, whose hash lookups run in parallel
+    cats = list(ref.categorical)
+    parts = 1 if pool is None or cols.records < ARROW_CODES_FROM else min(len(cats), POOL_WORKERS)
+    tasks += [([], cats[c * len(cats) // parts:(c + 1) * len(cats) // parts])
+              for c in range(parts)] if cats else []
     done = list(pool.map(part, tasks)) if pool is not None else [part(t) for t in tasks]
     by_name = {f["name"]: f for fs in done for f in fs}
     raw = [by_name[n] for n in names]

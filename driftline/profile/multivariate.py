@@ -82,8 +82,13 @@ class Encoder:
                      else self.categorical[n][2]
                      for n in self.features)
 
-    def encode(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
-        """``(n, d)`` float matrix: numeric values (non-finite → mean), categories → share."""
+    def encode(self, columns: Mapping[str, np.ndarray],
+               codes: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+        """``(n, d)`` float matrix: numeric values (non-finite → mean), categories → share.
+
+        ``codes``: :func:`category_codes` of categorical columns against the profile's own
+        categories of that feature, when the caller has them already (a window close computes
+        them for its χ² and PSI), used instead of looking every value up again."""
         cols = []
         for name in self.features:
             values = columns[name]
@@ -92,8 +97,9 @@ class Encoder:
                 cols.append(np.where(np.isfinite(x), x, self.numeric_impute[name]))
             else:
                 ref, enc, missing = self.categorical[name]
-                codes = category_codes(values, ref)
-                cols.append(np.where(codes < 0, missing, enc[np.maximum(codes, 0)]))
+                known = codes.get(name) if codes is not None else None
+                c = known if known is not None else category_codes(values, ref)
+                cols.append(np.where(c < 0, missing, enc[np.maximum(c, 0)]))
         return np.column_stack(cols) if cols else np.empty((0, 0))
 
 
