@@ -133,10 +133,10 @@ def chi2_sf_many(statistics: list[float], dof: int) -> list[float]:
     for j, x in enumerate(statistics):
         if math.isnan(x):
             continue
-        if x <= 0.0:
+        y = x / 2.0
+        if y <= 0.0:  # x ≤ 0, or so small that x/2 underflows: P = 1
             out[j] = 1.0
             continue
-        y = x / 2.0
         todo.append(j)
         ys.append(y)
         lead.append(math.erfc(math.sqrt(y)) if odd else 0.0)
@@ -166,9 +166,9 @@ def chi2_sf(statistic: float, dof: int) -> float:
         raise ValueError(f"degrees of freedom must be ≥ 1, got {dof}")
     if math.isnan(statistic):
         return math.nan
-    if statistic <= 0.0:
-        return 1.0
     y = statistic / 2.0
+    if y <= 0.0:  # statistic ≤ 0, or so small that its half underflows: P = 1
+        return 1.0
     half, odd = divmod(dof, 2)
     if odd:
         i = np.arange(1, half + 1, dtype=np.float64)
