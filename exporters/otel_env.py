@@ -42,3 +42,41 @@ def temporality_from_env(environ: Mapping[str, str] | None = None) -> str:
         raise ConfigError(f"unknown temporality {raw!r}", key=var,
                           fix="use cumulative, delta or lowmemory")
     return "cumulative" if raw == "cumulative" else "delta"
+
+
+#: The specification's default for OTEL_EXPORTER_OTLP_[METRICS_]TIMEOUT, in milliseconds.
+DEFAULT_OTLP_TIMEOUT_MS = 10_000.0
+_TIMEOUT_VARS = ("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT")
+
+
+def env_milliseconds(var: str, default: float, environ: Mapping[str, str] | None = None) -> float:
+    """A positive number of milliseconds from ``var`` (``default`` when unset or empty); any
+    other value is a configuration error naming the variable."""
+    env = os.environ if environ is None else environ
+    raw = env.get(var, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"not a number: {raw!r}", key=var,
+                          fix=f"give milliseconds, e.g. {default:.0f}") from None
+    if not value > 0 or value == float("inf"):
+        raise ConfigError(f"must be a positive number of milliseconds, got {raw!r}", key=var,
+                          fix=f"give milliseconds, e.g. {default:.0f}")
+    return value
+
+
+def otlp_timeout_from_env(environ: Mapping[str, str] | None = None) -> tuple[float, str | None]:
+    """How long one OTLP request may take, in milliseconds, and the variable that said so
+    (``None``: the default, 10 s).
+
+    ``OTEL_EXPORTER_OTLP_METRICS_TIMEOUT``, then ``OTEL_EXPORTER_OTLP_TIMEOUT``, in
+    milliseconds as the specification defines them (and as the Collector, Java and Go read
+    them). Driftline reads them itself: the Python SDK's exporters read the same variables as
+    seconds, so ``10000`` meant to be 10 s would make an export wait up to 2¾ hours."""
+    env = os.environ if environ is None else environ
+    for var in _TIMEOUT_VARS:
+        if env.get(var, "").strip():
+            return env_milliseconds(var, DEFAULT_OTLP_TIMEOUT_MS, env), var
+    return DEFAULT_OTLP_TIMEOUT_MS, None

@@ -10,9 +10,13 @@ Configuration, explicit arguments first, then the standard environment variables
 - protocol: ``OTEL_EXPORTER_OTLP_METRICS_PROTOCOL`` or ``OTEL_EXPORTER_OTLP_PROTOCOL``
   (``http/protobuf`` default, ``grpc`` with ``pip install 'driftline[grpc]'``). The SDK honours
   these only under auto-instrumentation, so Driftline reads them itself.
-- endpoint, headers, timeout, compression, TLS: ``OTEL_EXPORTER_OTLP_[METRICS_]*``, read by the
-  SDK exporter (``..._TIMEOUT`` in seconds, as the Python SDK reads it; ``..._COMPRESSION``
-  ``gzip`` or ``none``).
+- endpoint, headers, compression, TLS: ``OTEL_EXPORTER_OTLP_[METRICS_]*``, read by the SDK
+  exporter (``..._COMPRESSION`` ``gzip`` or ``none``).
+- timeout: ``OTEL_EXPORTER_OTLP_[METRICS_]TIMEOUT`` in milliseconds, as the specification says
+  (default 10000), read by Driftline (the Python SDK would read seconds) and capped by
+  ``OTEL_METRIC_EXPORT_TIMEOUT`` (ms, default 30000): the SDK exporters ignore the timeout an
+  ``export()`` call is given, so the cap is set on the exporter. See
+  :func:`~driftline.exporters.otel_env.otlp_timeout_from_env`.
 - which exporter: ``OTEL_METRICS_EXPORTER`` ``otlp`` (default), ``console`` (the SDK's
   ``ConsoleMetricExporter``, one JSON document per export on stdout), ``none`` or ``prometheus``
   (no push: ``/metrics`` is always served). See :func:`metrics_exporter_from_env`.
@@ -62,7 +66,12 @@ from driftline.catalogue import MetricSpec
 from driftline.engine.snapshot import SnapshotSource
 from driftline.errors import ConfigError
 from driftline.exporters.cardinality import CardinalityGuard, CardinalityLimits
-from driftline.exporters.otel_env import metrics_exporter_from_env, temporality_from_env
+from driftline.exporters.otel_env import (
+    env_milliseconds,
+    metrics_exporter_from_env,
+    otlp_timeout_from_env,
+    temporality_from_env,
+)
 from driftline.exporters.points import HistogramPoint, MetricPoints, PointsBuilder
 
 __all__ = [
@@ -106,9 +115,18 @@ def _env_protocol() -> str:
     return "http/protobuf"
 
 
-def otlp_exporter_from_env(protocol: str | None = None) -> MetricExporter:
-    """The SDK's OTLP metric exporter for ``protocol`` (argument, then env, then HTTP)."""
+def otlp_exporter_from_env(protocol: str | None = None, *, max_timeout_ms: float | None = None,
+                           ) -> MetricExporter:
+    """The SDK's OTLP metric exporter for ``protocol`` (argument, then env, then HTTP), with
+    the request timeout of :func:`~driftline.exporters.otel_env.otlp_timeout_from_env` (ms),
+    at most ``max_timeout_ms``."""
     proto = (protocol or _env_protocol()).lower()
+    timeout_ms, var = otlp_timeout_from_env()
+    if var is not None and timeout_ms < 100:
+        _log.warning("%s=%s is %s ms: the OTLP timeout is in milliseconds (for 10 s write 10000)",
+                     var, os.environ[var].strip(), f"{timeout_ms:g}")
+    if max_timeout_ms is not None:
+        timeout_ms = min(timeout_ms, max_timeout_ms)
     if proto not in _PROTOCOLS:
         raise ConfigError(f"unsupported OTLP protocol {proto!r}", key="OTEL_EXPORTER_OTLP_PROTOCOL",
                           fix="use http/protobuf or grpc")
@@ -120,10 +138,10 @@ def otlp_exporter_from_env(protocol: str | None = None) -> MetricExporter:
         except ImportError as exc:
             raise ConfigError("OTLP over gRPC needs the grpc extra", key="OTEL_EXPORTER_OTLP_PROTOCOL",
                               fix="pip install 'driftline[grpc]' or use http/protobuf") from exc
-        return cast(MetricExporter, GrpcExporter())
+        return cast(MetricExporter, GrpcExporter(timeout=timeout_ms / 1000.0))
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 
-    return OTLPMetricExporter()
+    return OTLPMetricExporter(timeout=timeout_ms / 1000.0)
 
 
 def resource_from_env(service_name: str = DEFAULT_SERVICE_NAME) -> Resource:
@@ -132,19 +150,6 @@ def resource_from_env(service_name: str = DEFAULT_SERVICE_NAME) -> Resource:
     if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
         resource = Resource.create({"service.name": service_name})
     return resource
-
-
-def _env_ms(var: str, default: float) -> float:
-    raw = os.environ.get(var, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"not a number: {raw!r}", key=var, fix="give milliseconds, e.g. 60000") from None
-    if value <= 0:
-        raise ConfigError(f"must be positive, got {raw!r}", key=var, fix="give milliseconds, e.g. 60000")
-    return value
 
 
 class DeltaState:
@@ -293,6 +298,13 @@ class OtlpMetricsExporter:
                  service_name: str = DEFAULT_SERVICE_NAME,
                  temporality: str | None = None) -> None:
         self.source = source
+        self.interval_ms = interval_ms if interval_ms is not None else env_milliseconds(
+            "OTEL_METRIC_EXPORT_INTERVAL", 60000.0)
+        self.timeout_ms = timeout_ms if timeout_ms is not None else env_milliseconds(
+            "OTEL_METRIC_EXPORT_TIMEOUT", 30000.0)
+        if self.interval_ms <= 0 or self.timeout_ms <= 0:
+            raise ConfigError("interval and timeout must be positive", key="interval_ms",
+                              fix="give milliseconds, e.g. 60000")
         if exporter is None:
             kind = metrics_exporter_from_env()
             if kind == "console":
@@ -303,17 +315,10 @@ class OtlpMetricsExporter:
                 # its default stream is the stdout of import time; this one is today's
                 exporter = ConsoleMetricExporter(out=sys.stdout)
             else:  # "none" never gets here: the runtime does not start an exporter then
-                exporter = otlp_exporter_from_env(protocol)
+                exporter = otlp_exporter_from_env(protocol, max_timeout_ms=self.timeout_ms)
         self.exporter = exporter
         self.temporality = temporality or temporality_from_env()
         self.resource = resource if resource is not None else resource_from_env(service_name)
-        self.interval_ms = interval_ms if interval_ms is not None else _env_ms(
-            "OTEL_METRIC_EXPORT_INTERVAL", 60000.0)
-        self.timeout_ms = timeout_ms if timeout_ms is not None else _env_ms(
-            "OTEL_METRIC_EXPORT_TIMEOUT", 30000.0)
-        if self.interval_ms <= 0 or self.timeout_ms <= 0:
-            raise ConfigError("interval and timeout must be positive", key="interval_ms",
-                              fix="give milliseconds, e.g. 60000")
         self.guard = CardinalityGuard(limits)
         #: the points, kept between exports: an unchanged model's are not rebuilt
         self.points = PointsBuilder(self.guard)

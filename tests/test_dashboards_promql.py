@@ -86,7 +86,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     }
     (wd / "driftline.yaml").write_text(yaml.safe_dump(cfg))
     env = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{dead_port}",
-           "OTEL_EXPORTER_OTLP_TIMEOUT": "1"}
+           "OTEL_EXPORTER_OTLP_TIMEOUT": "1000"}  # ms
     sidecar = start_process("driftline-serve", [sys.executable, "-m", "driftline", "serve", "--config",
                                                 str(wd / "driftline.yaml")],
                             ready_url=f"http://127.0.0.1:{metrics_port}/readyz", env=env, timeout=60)

@@ -181,23 +181,52 @@ def test_no_compression_by_default(env: OtlpReceiver) -> None:
     exp.shutdown()
 
 
-@pytest.mark.parametrize("var", ["OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT"])
-def test_export_timeout_from_the_standard_variables(monkeypatch: pytest.MonkeyPatch, var: str) -> None:
+@pytest.mark.parametrize(("var", "value"), [("OTEL_EXPORTER_OTLP_TIMEOUT", "300"),
+                                            ("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "300"),
+                                            ("OTEL_METRIC_EXPORT_TIMEOUT", "300")])
+def test_export_timeout_from_the_standard_variables(monkeypatch: pytest.MonkeyPatch, var: str,
+                                                    value: str) -> None:
     """A collector that accepts the connection and never answers: the export gives up after
-    the configured timeout (seconds, as the Python SDK reads it; its default is 10 s) and is
-    counted as an error."""
-    for v in ENV:
+    the configured timeout and is counted as an error. The values are milliseconds, as the
+    specification defines them (the Python SDK alone would read 300 as 300 seconds);
+    OTEL_METRIC_EXPORT_TIMEOUT caps the request timeout (default 10 s) as well."""
+    for v in (*ENV, "OTEL_METRIC_EXPORT_TIMEOUT"):
         monkeypatch.delenv(v, raising=False)
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)  # never accepted: the request is sent, no answer ever comes
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
                            f"http://127.0.0.1:{silent.getsockname()[1]}/v1/metrics")
-        monkeypatch.setenv(var, "0.3")
+        monkeypatch.setenv(var, value)
         exp = OtlpMetricsExporter(rich_fleet(), interval_ms=60000)
         t0 = time.monotonic()
         assert exp.force_flush() is False
         waited = time.monotonic() - t0
         assert exp.export_errors == 1
-        assert waited < 5.0, f"waited {waited:.1f} s: the timeout variable was ignored"
+        assert waited < 5.0, f"waited {waited:.1f} s: {var}={value} was not read as milliseconds"
         exp.shutdown(timeout_millis=1000)
+
+
+def test_otlp_timeout_is_milliseconds_with_the_metrics_variable_first(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from driftline.exporters.otel_env import otlp_timeout_from_env
+    from driftline.exporters.otlp import otlp_exporter_from_env
+
+    assert otlp_timeout_from_env({}) == (10_000.0, None)  # the specification's default, 10 s
+    assert otlp_timeout_from_env({"OTEL_EXPORTER_OTLP_TIMEOUT": "2500"}) == (
+        2500.0, "OTEL_EXPORTER_OTLP_TIMEOUT")
+    both = {"OTEL_EXPORTER_OTLP_TIMEOUT": "2500", "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT": " 750 "}
+    assert otlp_timeout_from_env(both) == (750.0, "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT")
+    for bad in ("10s", "0", "-5", "inf", "nan"):
+        with pytest.raises(ConfigError, match=r"OTEL_EXPORTER_OTLP_METRICS_TIMEOUT.*milliseconds"):
+            otlp_timeout_from_env({"OTEL_EXPORTER_OTLP_METRICS_TIMEOUT": bad})
+    # the gRPC exporter keeps its timeout in seconds: 1500 ms, capped by the export timeout
+    for v in ENV:
+        monkeypatch.delenv(v, raising=False)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1500")
+    assert otlp_exporter_from_env("grpc")._timeout == 1.5  # type: ignore[attr-defined]
+    assert otlp_exporter_from_env("grpc", max_timeout_ms=400)._timeout == 0.4  # type: ignore[attr-defined]
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "10")  # meant as seconds: said so in the log
+    with caplog.at_level("WARNING", logger="driftline.exporters.otlp"):
+        otlp_exporter_from_env("grpc")
+    assert "OTEL_EXPORTER_OTLP_TIMEOUT=10 is 10 ms" in caplog.text

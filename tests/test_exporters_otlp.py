@@ -326,7 +326,7 @@ def test_collector_down_is_counted(monkeypatch: pytest.MonkeyPatch) -> None:
     from driftline_demo.stack import free_port
 
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", f"http://127.0.0.1:{free_port()}/v1/metrics")
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1000")  # ms
     exp = OtlpMetricsExporter(rich_fleet(), interval_ms=60000)
     assert exp.force_flush() is False
     exp.shutdown()  # the final export fails too, and is counted, not raised
