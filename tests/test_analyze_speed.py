@@ -1,6 +1,6 @@
 """The analyze speed-ups change no answer: features on the thread pool equal the serial loop,
 skipping the cumulative counters changes no window, an analysis past the exact KS size
-imports no scipy, and the
+imports no scipy, batches read ahead and shared category codes change no window, and the
 orjson profile reader gives the profile json gives."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +16,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+import driftline.analyze.offline as offline
 import driftline.engine.window_stats as window_stats
 import driftline.io.readers as readers
 from driftline.analyze.offline import analyze, layout_for_schema, to_record_batch
 from driftline.engine.monitor import Monitor, WindowPolicy
+from driftline.engine.snapshot import WindowReport
+from driftline.engine.window_stats import WindowColumns
 from driftline.io.readers import discover
 from driftline.profile.build import BuildOptions, build_profile
 from driftline.profile.format import BaselineProfile
@@ -154,3 +158,106 @@ def test_parquet_schema_comes_from_the_footer(data: tuple[BaselineProfile, Path]
 
     monkeypatch.setattr(readers, "iter_batches", no_read)
     assert readers.read_schema(discover([str(path)])[0]) == pq.read_schema(path)
+
+
+def test_batches_read_ahead_give_the_same_report(data: tuple[BaselineProfile, Path],
+                                                monkeypatch: pytest.MonkeyPatch,
+                                                tmp_path: Path) -> None:
+    prof, whole = data
+    path = tmp_path / "groups.parquet"  # many batches, windows straddle them
+    pq.write_table(pq.read_table(whole), path, row_group_size=1000)
+    seen: list[int] = []
+    real = offline.prefetched
+
+    def spy(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for b in real(batches):
+            seen.append(b.num_rows)
+            yield b
+
+    monkeypatch.setattr(offline, "prefetched", spy)
+    ahead = json.dumps(_docs(prof, path))
+    assert sum(seen) == 9000 and len(seen) == 9
+    monkeypatch.setattr(offline, "PREFETCH_BYTES", 0)  # read in turn
+    seen.clear()
+    assert json.dumps(_docs(prof, path)) == ahead
+    assert not seen
+
+
+def test_read_ahead_raises_where_the_reader_fails_and_closes_early() -> None:
+    closed: list[bool] = []
+
+    def source() -> Iterator[int]:
+        try:
+            yield 1
+            yield 2
+            raise ValueError("bad row group")
+        finally:
+            closed.append(True)
+
+    got: list[int] = []
+    with pytest.raises(ValueError, match="bad row group"):
+        for b in offline.prefetched(source()):  # type: ignore[arg-type]
+            got.append(b)  # type: ignore[arg-type]
+    assert got == [1, 2] and closed == [True]
+    closed.clear()
+    it = offline.prefetched(iter_forever())  # type: ignore[arg-type]
+    assert next(it) == 0
+    it.close()  # a consumer stopping early (a closed pipe) ends the reader too
+    assert not _FOREVER_RUNNING
+
+
+_FOREVER_RUNNING: list[bool] = []
+
+
+def iter_forever() -> Iterator[int]:
+    _FOREVER_RUNNING.append(True)
+    try:
+        i = 0
+        while True:
+            yield i
+            i += 1
+    finally:
+        _FOREVER_RUNNING.clear()
+
+
+def test_multivariate_reuses_the_window_category_codes(data: tuple[BaselineProfile, Path],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import driftline.profile.multivariate as pmv
+    from driftline.engine.multivariate import MultivariateRef
+
+    prof, path = data
+    assert prof.multivariate is not None and {"c", "d"} <= set(prof.multivariate.features)
+    closed: list[WindowColumns] = []
+    real = offline.Monitor._close
+
+    def close(self: Monitor, now: float | None) -> WindowReport:
+        report = real(self, now)
+        closed.append(self._last_cols)  # type: ignore[attr-defined]
+        return report
+
+    real_columns = offline.Monitor._columns
+
+    def columns(self: Monitor, now: float | None) -> WindowColumns:
+        cols = real_columns(self, now)
+        self._last_cols = cols  # type: ignore[attr-defined]
+        return cols
+
+    hashed: list[str] = []
+    real_codes = pmv.category_codes
+
+    def codes(values: np.ndarray, ref: window_stats.CategoricalRef) -> np.ndarray:
+        hashed.append("x")
+        return real_codes(values, ref)
+
+    monkeypatch.setattr(offline.Monitor, "_close", close)
+    monkeypatch.setattr(offline.Monitor, "_columns", columns)
+    monkeypatch.setattr(pmv, "category_codes", codes)
+    shared = _docs(prof, path)
+    assert len(closed) == 4 and not hashed  # the encoding hashed no value again
+    ref = MultivariateRef(prof)
+    for cols, doc in zip(closed, shared, strict=True):
+        assert set(cols.codes) == {"c", "d"}
+        alone = ref.window(cols.features)  # codes computed afresh: the same value, to the bit
+        assert hashed and alone.reconstruction_error == doc["multivariate"][  # type: ignore[index]
+            "reconstruction_error"]
+        hashed.clear()

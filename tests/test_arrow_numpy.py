@@ -53,7 +53,7 @@ def test_analyze_cli_imports_no_pandas(tmp_path: Path) -> None:
         x = rng.normal(shift, 1, n)
         x[::50] = np.nan
         pq.write_table(pa.table({"x": x, "i": rng.integers(0, 9, n),
-                                 "c": pa.array(rng.choice(["a", "b", None], n).tolist()),
+                                 "c": pa.array([[None, "a", "b"][int(i)] for i in rng.integers(0, 3, n)]),
                                  "label": pa.array(rng.choice(["p", "q"], n).tolist())}),
                        tmp_path / f"{name}.parquet")
     base, out = tmp_path / "b.json", tmp_path / "out.json"

@@ -11,9 +11,11 @@ canonicalised once per distinct value (Arrow dictionary encoding), never once pe
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +30,7 @@ from driftline.engine.window_stats import WindowColumns
 from driftline.errors import InputError, did_you_mean
 from driftline.io.arrow_numpy import numpy_view
 from driftline.io.readers import (
+    BATCH_ROWS,
     DataFile,
     is_categorical_type,
     is_numeric_type,
@@ -329,8 +332,10 @@ def analyze(profile: BaselineProfile, files: Sequence[DataFile], *, window_size:
     bucket: float | None = None
     for i, (file, layout) in enumerate(layouts):
         on_read = progress.file(i) if progress is not None else None
+        batches = iter_batches(file, layout.columns, progress=on_read)
+        wide = len(layout.columns) * BATCH_ROWS * 8 > PREFETCH_BYTES
         offset = 0
-        for arrow_batch in iter_batches(file, layout.columns, progress=on_read):
+        for arrow_batch in batches if wide else prefetched(batches):
             if progress is not None:
                 progress.rows(arrow_batch.num_rows)
             batch = to_record_batch(profile, arrow_batch, layout, offset=offset)
@@ -354,6 +359,33 @@ def analyze(profile: BaselineProfile, files: Sequence[DataFile], *, window_size:
     report = flush()
     if report is not None:
         yield report
+
+
+#: Batches of at most this many bytes (columns × rows × 8) are read one ahead, on a thread.
+#: Parquet decoding releases the GIL, so the next batch is read while a window is computed
+#: (the window's pool rarely keeps both cores busy); a wider file is read in turn, so that
+#: the batch read ahead does not add to its peak memory.
+PREFETCH_BYTES = 64 << 20
+_END: Any = object()
+
+
+def prefetched(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """``batches`` with the next one read on a thread while the caller works on this one: the
+    same batches in the same order, errors raised where the caller would have met them."""
+    with ThreadPoolExecutor(1, thread_name_prefix="driftline-read") as pool:
+        ahead = pool.submit(next, batches, _END)
+        try:
+            while (batch := ahead.result()) is not _END:
+                ahead = pool.submit(next, batches, _END)
+                yield batch
+        finally:  # closed early (a pipe closed, an error): let the read end, then close it
+            ahead.cancel()
+            if not ahead.cancelled():
+                with contextlib.suppress(Exception):  # the caller's own exception is what counts
+                    ahead.result()
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()
 
 
 class WindowRunner:
