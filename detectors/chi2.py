@@ -82,8 +82,9 @@ def chi2_many(reference_counts: np.ndarray, current_counts: np.ndarray,
               min_expected: float = MIN_EXPECTED) -> list[tuple[float, float]]:
     """:func:`chi2_two_sample` of every row of two ``k × K`` arrays, the same floats row by row.
 
-    The rows the pooling rule leaves as they are (every category seen, every expected count at
-    least ``min_expected``: the usual window) are computed as one ``k × 2 × K`` table, each with
+    The rows the pooling rule only drops empty categories from (every expected count of the
+    others at least ``min_expected``: the usual window, whose ``__other__`` is often empty on
+    both sides) are computed as one table per set of kept categories, each with
     the very expressions of :func:`chi2_two_sample` (a row's sums reduce that row alone), and
     their p-values in one :func:`chi2_sf_many`; the others one by one. A window's categorical
     features thus cost a few numpy calls in all, where each cost two dozen."""
@@ -92,25 +93,36 @@ def chi2_many(reference_counts: np.ndarray, current_counts: np.ndarray,
     if ref.shape != obs.shape or ref.ndim != 2:
         raise ValueError(f"reference {ref.shape} and current counts {obs.shape} must be one "
                          "k × K shape")
-    k, slots = ref.shape
+    k = ref.shape[0]
     out: list[tuple[float, float]] = [(math.nan, math.nan)] * k
+    done = np.zeros(k, dtype=bool)
     if k == 0:
         return out
     table = np.stack([ref, obs], axis=1)                      # k × 2 × K
-    rows = table.sum(axis=2, keepdims=True)                   # k × 2 × 1
-    total = rows.sum(axis=1, keepdims=True)                   # k × 1 × 1
-    with np.errstate(invalid="ignore", divide="ignore"):
-        expected = rows * table.sum(axis=1, keepdims=True) / total
-    clean = ((rows[:, :, 0] > 0).all(axis=1) & (table.sum(axis=1) > 0).all(axis=1)
-             & (expected.min(axis=1).min(axis=1) >= min_expected)) if slots >= 2 else \
-        np.zeros(k, dtype=bool)
-    good = np.flatnonzero(clean).tolist()
-    if good:
-        t, e = table[good], expected[good]
+    seen = table.sum(axis=1) > 0                              # the categories pooling keeps
+    groups: dict[bytes, list[int]] = {}
+    for i, row in enumerate(seen):
+        groups.setdefault(row.tobytes(), []).append(i)
+    for idx in groups.values():
+        keep = seen[idx[0]]
+        t = table[idx][:, :, keep]                            # rule 1: empty categories out
+        slots = t.shape[2]
+        if slots < 2:
+            continue
+        rows = t.sum(axis=2, keepdims=True)                   # g × 2 × 1
+        with np.errstate(invalid="ignore", divide="ignore"):
+            e = rows * t.sum(axis=1, keepdims=True) / rows.sum(axis=1, keepdims=True)
+        clean = (rows[:, :, 0] > 0).all(axis=1) & (e.min(axis=(1, 2)) >= min_expected)
+        good = np.flatnonzero(clean)
+        if not len(good):
+            continue
+        t, e = t[good], e[good]
         stats = np.sum(((t - e) ** 2 / e).reshape(len(good), 2 * slots), axis=1).tolist()
-        for i, stat, p in zip(good, stats, chi2_sf_many(stats, slots - 1), strict=True):
-            out[i] = (stat, p)
-    for i in np.flatnonzero(~clean).tolist():
+        for i, stat, p in zip(good.tolist(), stats, chi2_sf_many(stats, slots - 1),
+                              strict=True):
+            out[idx[i]] = (stat, p)
+            done[idx[i]] = True
+    for i in np.flatnonzero(~done).tolist():
         out[i] = chi2_two_sample(ref[i], obs[i], min_expected)
     return out
 
