@@ -18,7 +18,9 @@ call per record, drained by the background thread); ``SDK log_batch`` (numpy col
 Then HTTP ``POST /ingest`` over keep-alive (client threads share the process's GIL), one
 ``GET /metrics``, what one window close costs per feature, and what a ``POST /ingest`` costs
 when it is accepted and when a full queue refuses it (``--full-queue`` runs only that).
-``--stages`` prints the CPU time of each stage of ``/ingest`` in each mode instead.
+``--stages`` prints the CPU time of each stage of ``/ingest`` in each mode instead;
+``--window-close`` only the window close (``--window-close --profile``: by part, and the
+top functions of a cProfile of ``compute_window`` at 1000 and 10 000 records).
 
 Every rate is the best (min) of its runs, by CPU time of the whole process
 (``time.process_time``: the SDK's worker thread included) and by wall time; under load the CPU
@@ -260,6 +262,65 @@ def window_close(prof: BaselineProfile) -> None:
             print(f"{f'  per {kind} feature, {records} records, {label}':<60} "
                   f"{cpu / len(names) * 1e3:8.3f} ms CPU {wall / len(names) * 1e3:8.3f} ms wall",
                   flush=True)
+
+
+def window_profile(prof: BaselineProfile, top: int = 14) -> None:
+    """cProfile of ``compute_window`` (the statistics of one window close, as the monitor calls
+    it) for the 25-feature model at 1000 and 10 000 records, ``drift.exact_ks: false``: the top
+    functions by own time, and where the window's time goes by part (CPU ms per window, min of
+    20, without the profiler)."""
+    import cProfile
+    import pstats
+
+    from driftline.engine import window_stats as ws
+
+    ref = ws.ReferenceArrays(prof)
+    x, c, proba = data(10_000)
+
+    def cpu(fn: Callable[[], object]) -> float:
+        fn()
+        best = float("inf")
+        for _ in range(20):
+            t = time.process_time()
+            fn()
+            best = min(best, time.process_time() - t)
+        return best * 1e3
+
+    def one(records: int) -> None:
+        feats: dict[str, np.ndarray] = {n: x[:records, j].copy() for j, n in enumerate(NUMERIC)}
+        feats |= {n: c[:records, j].astype(object) for j, n in enumerate(CATEGORICAL)}
+        pred = (proba[:records] > 0.5).astype(int).astype(str).astype(object)
+        cols = ws.WindowColumns(records, feats, pred,
+                                np.column_stack([1 - proba[:records], proba[:records]]),
+                                None, None, None)
+        labels = ws.predicted_labels(ref, cols)
+        parts = {
+            "compute_window (all)": lambda: ws.compute_window(ref, cols, index=0,
+                                                              policy=FAST_KS, min_records=200),
+            f"  {K_NUM} numeric features (_numeric_part)": lambda: ws._numeric_part(
+                ref, cols, list(range(K_NUM)), approximate=True),
+            f"  {K_CAT} categorical features (_categorical_part)": lambda: ws._categorical_part(
+                ref, cols, list(CATEGORICAL)),
+            "  prediction drift": lambda: ws._prediction_drift(ref, cols, labels, FAST_KS, 200),
+            "  estimated performance": lambda: ws._performance(ref, cols, labels, (None, 0), {}),
+        }
+        print(f"\nwindow close of {records} records, CPU ms per window (min of 20), "
+              f"load {os.getloadavg()[0]:.1f}")
+        for label, fn in parts.items():
+            print(f"  {label:<52} {cpu(fn):8.3f}")
+        pr = cProfile.Profile()
+        pooled, ws.PARALLEL_RECORDS = ws.PARALLEL_RECORDS, 10**9  # profile one thread's work
+        pr.enable()
+        for _ in range(20):
+            parts["compute_window (all)"]()
+        pr.disable()
+        ws.PARALLEL_RECORDS = pooled
+        print(f"cProfile of 20 closes of {records} records (on one thread), top {top} by own "
+              "time:")
+        pstats.Stats(pr, stream=sys.stdout).sort_stats("tottime").print_stats(top)
+
+    for records in (1000, 10_000):
+        one(records)
 
 
 def _step_costs(w: int, n: int, rng: np.random.Generator) -> dict[str, float]:
@@ -512,6 +573,9 @@ def main() -> None:
         return
     if "--window-close" in sys.argv:
         print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+        if "--profile" in sys.argv:
+            window_profile(profile())
+            return
         window_close(profile())
         statistic_costs()
         return

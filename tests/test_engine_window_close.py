@@ -26,11 +26,20 @@ from driftline.engine.snapshot import FeatureDrift
 from driftline.engine.window_stats import (
     ReferenceArrays,
     WindowColumns,
+    _performance,
+    _prediction_drift,
     category_codes,
     code_counts,
     compute_window,
+    predicted_labels,
 )
-from driftline.profile.format import BaselineProfile, CategoricalFeature, Columns, NumericFeature
+from driftline.profile.format import (
+    BaselineProfile,
+    CategoricalFeature,
+    Columns,
+    NumericFeature,
+    OutputProfile,
+)
 from driftline.profile.multivariate import Encoder
 
 CATS = ("a", "b", "c", "d", "e")
@@ -206,3 +215,48 @@ def test_the_multivariate_encoder_reuses_the_window_codes_unchanged() -> None:
     np.testing.assert_array_equal(enc.encode(cols, codes), enc.encode(cols))
     wrong = {"c": np.zeros(300, dtype=np.int64)}  # the codes are used, not recomputed
     assert not np.array_equal(enc.encode(cols, wrong), enc.encode(cols))
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), records=st.sampled_from([50, 1000, 2500]),
+       with_prediction=st.booleans(), with_targets=st.booleans(), reorder=st.booleans())
+def test_the_shared_prediction_codes_change_no_output_statistic(
+        seed: int, records: int, with_prediction: bool, with_targets: bool,
+        reorder: bool) -> None:
+    # the window looks the predicted classes up once for the prediction's drift, the estimated
+    # and the realised performance; each equals its computation with its own lookups, also
+    # when the prediction's reference categories are not the classes in their order
+    rng = np.random.default_rng(seed)
+    pred_cats = ("1", "0") if reorder else ("0", "1")
+    out = OutputProfile("classification", "pred", {"1": "p"}, ("0", "1"), "1",
+                        CategoricalFeature("pred", pred_cats, (0.6, 0.4, 0.0), 5000, 0.0),
+                        None, 0.9)
+    prof = BaselineProfile("m", "1", "", 5000, {"x": _numeric("x", rng.normal(size=500), None)},
+                           Columns("pred", {"1": "p"}), out)
+    ref = ReferenceArrays(prof)
+    p = rng.uniform(size=records)
+    labels = np.where(rng.random(records) < 0.05, None,
+                      np.where(p > 0.5, "1", "0").astype(object))
+    targets = np.where(rng.random(records) < p, "1", "0").astype(object)
+    cols = WindowColumns(records, {"x": rng.normal(size=records)},
+                         labels if with_prediction else None, np.column_stack([1 - p, p]),
+                         targets if with_targets else None, None, None)
+    policy = DriftPolicy()
+    report = compute_window(ref, cols, index=0, policy=policy, min_records=200)
+    predicted = predicted_labels(ref, cols)
+    assert report.prediction == _prediction_drift(ref, cols, predicted, policy, 200)
+    assert _same_floats(report.performance.__dict__,
+                        _performance(ref, cols, predicted, (None, 0), {}).__dict__)
+
+
+def _same_floats(a: dict[str, object], b: dict[str, object]) -> bool:
+    if a.keys() != b.keys():
+        return False
+    for k in a:
+        x, y = a[k], b[k]
+        if isinstance(x, dict) and isinstance(y, dict):
+            if not _same_floats(x, y):
+                return False
+        elif not _same(x, y):
+            return False
+    return True

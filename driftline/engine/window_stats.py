@@ -464,8 +464,13 @@ def compute_window(ref: ReferenceArrays, cols: WindowColumns, *, index: int,
     features = {n: _decided(f, adj, policy, min_records)  # thin: every f.n < min
                 for n, f, adj in zip(names, raw, adjusted.tolist(), strict=True)}
     predicted = predicted_labels(ref, cols)
-    prediction = _prediction_drift(ref, cols, predicted, policy, min_records)
-    performance = _performance(ref, cols, predicted, label_accuracy, label_realised or {})
+    # the predicted classes' codes, looked up once for the prediction's drift, the estimated
+    # and the realised performance
+    codes = (category_codes(predicted, ref.class_ref)
+             if predicted is not None and ref.classes and not ref.regression else None)
+    prediction = _prediction_drift(ref, cols, predicted, policy, min_records, codes)
+    performance = _performance(ref, cols, predicted, label_accuracy, label_realised or {},
+                               codes)
     drifted = any(f.drifted for f in features.values()) or bool(prediction and prediction.drifted)
     return WindowReport(index=index, records=cols.records, start=cols.start, end=cols.end,
                         features=features, prediction=prediction, performance=performance,
@@ -473,7 +478,10 @@ def compute_window(ref: ReferenceArrays, cols: WindowColumns, *, index: int,
 
 
 def _prediction_drift(ref: ReferenceArrays, cols: WindowColumns, predicted: np.ndarray | None,
-                      policy: DriftPolicy, min_records: int) -> PredictionDrift | None:
+                      policy: DriftPolicy, min_records: int,
+                      codes: np.ndarray | None = None) -> PredictionDrift | None:
+    """``codes``: ``category_codes(predicted, ref.class_ref)`` when the caller has them (used
+    when the prediction's reference categories are the classes, in their order)."""
     probs = cols.probabilities
     conf = mean_confidence(probs) if probs is not None else None
     ent = mean_entropy(probs) if probs is not None else None
@@ -491,7 +499,9 @@ def _prediction_drift(ref: ReferenceArrays, cols: WindowColumns, predicted: np.n
         return PredictionDrift(psi=math.nan, drifted=False, n=0, mean_confidence=conf,
                                mean_entropy=ent)
     cref = ref.prediction_categorical
-    counts = code_counts(category_codes(predicted, cref), len(cref.categories))
+    if codes is None or cref.categories != ref.classes:
+        codes = category_codes(predicted, cref)
+    counts = code_counts(codes, len(cref.categories))
     total = int(counts.sum())
     value = psi(cref.proportions, counts)
     corrected = psi_corrected(value, cref.proportions, total, cref.total, bins=cref.bins)
@@ -513,7 +523,9 @@ def _output_drifted(value: float, p: float | None, policy: DriftPolicy) -> bool:
 
 def _performance(ref: ReferenceArrays, cols: WindowColumns, predicted: np.ndarray | None,
                  label_accuracy: tuple[float | None, int],
-                 label_realised: Mapping[str, float]) -> Performance:
+                 label_realised: Mapping[str, float],
+                 codes: np.ndarray | None = None) -> Performance:
+    """``codes``: ``category_codes(predicted, ref.class_ref)`` when the caller has them."""
     out = ref.profile.output
     if ref.regression:
         return _regression_performance(ref, cols, label_accuracy[1], label_realised)
@@ -529,8 +541,9 @@ def _performance(ref: ReferenceArrays, cols: WindowColumns, predicted: np.ndarra
         if ok.any():
             cal = calibrate(probs[ok], ref.classes, out.calibration)
             pred_idx = None
-            if cols.prediction is not None:
-                idx = category_codes(cols.prediction[ok], ref.class_ref)
+            if cols.prediction is not None:  # then predicted is cols.prediction
+                idx = (codes[ok] if codes is not None
+                       else category_codes(cols.prediction[ok], ref.class_ref))
                 known = (idx >= 0) & (idx < k)
                 pred_idx = np.where(known, idx, np.argmax(cal, axis=1))
             est = estimated_accuracy(cal, pred_idx)
@@ -553,7 +566,7 @@ def _performance(ref: ReferenceArrays, cols: WindowColumns, predicted: np.ndarra
             accuracy, labels = acc, n
             if ref.classes:
                 realised = realised_metrics(
-                    category_codes(predicted, ref.class_ref),
+                    codes if codes is not None else category_codes(predicted, ref.class_ref),
                     category_codes(cols.targets, ref.class_ref), k,
                     probs if out is not None and out.proba_columns else None,
                     ref.binary_positive)
