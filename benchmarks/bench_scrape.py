@@ -9,7 +9,9 @@ the Prometheus text exposition is rendered through the same collector the sideca
 * "after data": one 100-record batch arrived before the scrape and the worker's tick (every
   second in the sidecar) counted it, so the snapshot and the points are rebuilt — the case
   Prometheus sees every scrape on a serving model; "… still pending" is the same when the
-  scrape itself has to count the batch (it came less than a tick before the scrape).
+  batch came less than a tick before the scrape: the scrape serves the snapshot of the last
+  tick and counts nothing (``Monitor.scrape_snapshot``); the tick then counts the batch on the
+  worker, timed as "tick counting 100 records".
 
 Then 50 models × 25 features in one sidecar (its own process, for its RSS): ingest rate,
 scrape cost idle and after one model's data, RSS.
@@ -49,7 +51,7 @@ class _One(SnapshotSource):
         self.monitor = monitor
 
     def snapshots(self) -> list[ModelSnapshot]:
-        return [self.monitor.snapshot()]
+        return [self.monitor.scrape_snapshot()]  # what the sidecar's source serves
 
     def sidecar_stats(self) -> SidecarStats:
         return SidecarStats(queue_capacity=10_000)
@@ -74,18 +76,31 @@ def _batch(profile: BaselineProfile, rng: np.random.Generator, n: int = 100) -> 
 
 
 def _lock_hold_ms(monitor: Monitor, batch: RecordBatch, *, ticked: bool) -> float:
-    """Median of 20 ``snapshot()`` calls after new data: how long a scrape holds the monitor
-    lock (what a concurrent detector update could wait for). ``ticked``: the worker's tick
-    counted the pending records first, as it does every second in the sidecar."""
+    """Median of 20 ``scrape_snapshot()`` calls after new data: how long a scrape holds the
+    monitor lock (what a concurrent detector update could wait for). ``ticked``: the worker's
+    tick counted the pending records first, as it does every second in the sidecar."""
     times = []
     for _ in range(20):
         monitor.observe(batch)
         if ticked:
             monitor.tick()
         t = time.perf_counter()
-        monitor.snapshot()
+        monitor.scrape_snapshot()
         times.append(time.perf_counter() - t)
     return float(np.median(times)) * 1000
+
+
+def _tick_ms(monitor: Monitor, batch: RecordBatch) -> tuple[float, float]:
+    """Median wall and CPU ms of the worker's tick after one batch: counting it and building
+    the snapshot it publishes (the work a scrape no longer does)."""
+    wall, cpu = [], []
+    for _ in range(20):
+        monitor.observe(batch)
+        t, c = time.perf_counter(), time.process_time()
+        monitor.tick()
+        wall.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    return float(np.median(wall)) * 1000, float(np.median(cpu)) * 1000
 
 
 def run(features: int, tmp: Path) -> None:
@@ -119,6 +134,7 @@ def run(features: int, tmp: Path) -> None:
     pending = best(True, ticked=False)
     hold = _lock_hold_ms(monitor, batch, ticked=True)
     hold_pending = _lock_hold_ms(monitor, batch, ticked=False)
+    tick_wall, tick_cpu = _tick_ms(monitor, batch)
     print(f"{features} features: {series} series, baseline built in {build_s:.1f} s, "
           f"id hashed once in {id_ms:.0f} ms")
     for label, ms in (("scrape, idle", idle), ("scrape, after data", fresh),
@@ -126,6 +142,8 @@ def run(features: int, tmp: Path) -> None:
         _print_scrape(label, ms, series)
     print(f"  {'monitor lock held by a scrape':<30} {hold:8.2f} ms  "
           f"(median of 20; {hold_pending:.2f} ms with 100 records pending)")
+    print(f"  {'tick counting 100 records':<30} {tick_wall:8.2f} ms  (CPU {tick_cpu:.2f} ms, median of "
+          "20; on the worker, once a second)")
 
 
 def many_models(models: int = 50, trace: bool = False) -> None:

@@ -562,7 +562,9 @@ class Sidecar(SnapshotSource):
     # -- SnapshotSource (any thread) -------------------------------------------------------
 
     def snapshots(self) -> list[ModelSnapshot]:
-        return [m.snapshot() for m in self.monitors()]
+        """What the exporters read: each monitor's :meth:`~driftline.engine.monitor.Monitor.scrape_snapshot`
+        (a scrape never counts records the tick counts: it never makes ingest wait)."""
+        return [_scrape_snapshot(m) for m in self.monitors()]
 
     def sidecar_stats(self) -> SidecarStats:
         depth = cap = 0
@@ -591,6 +593,11 @@ class Sidecar(SnapshotSource):
             proxy_tunnelled=None if proxy is None else int(proxy.tunnelled),
             proxy_tee_errors=None if proxy is None else int(proxy.tee_errors),
             requests=merge_requests(r.stats() for r in self.request_sources))
+
+
+def _scrape_snapshot(mon: MonitorLike) -> ModelSnapshot:
+    scrape = getattr(mon, "scrape_snapshot", None)  # a custom MonitorLike may not have one
+    return scrape() if scrape is not None else mon.snapshot()
 
 
 def _size(payload: Any) -> int | None:

@@ -133,3 +133,52 @@ def test_a_baseline_without_provenance_is_unknown_on_both_exports(
     # no other label is empty either, on either export
     for labels in prom + otlp:
         assert all(v != "" for v in labels.values()), labels
+
+
+def test_a_scrape_never_counts_what_the_tick_counts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once a monitor is ticked, a scrape with records pending serves the snapshot of the last
+    count (it does not count: that is the worker's work, and under the lock it made ingest
+    wait); the next tick counts them and the scrape then equals the exact snapshot. A monitor
+    nobody ticks counts on a scrape as before."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_serve_support import make_profile
+
+    profile = make_profile(n_numeric=6, with_category=True)
+    rng = np.random.default_rng(4)
+
+    def batch(n: int) -> RecordBatch:
+        return RecordBatch({**{f"f{i}": rng.normal(0.3, 1, n) for i in range(6)},
+                            "color": np.array(["red", "blue", "pink"] * (n // 3), dtype=object)})
+
+    ticked = Monitor(profile, window=WindowPolicy(records=1000, max_age=None), clock=None)
+    exact = Monitor(profile, window=WindowPolicy(records=1000, max_age=None), clock=None)
+    first = batch(300)
+    for mon in (ticked, exact):
+        mon.observe(first)
+    ticked.tick()
+    published = ticked.scrape_snapshot()
+    assert published == exact.snapshot()
+
+    counted: list[int] = []
+    real = ticked._count
+    monkeypatch.setattr(ticked, "_count", lambda b: counted.append(len(b)) or real(b))
+    more = batch(150)
+    ticked.observe(more)
+    assert ticked.scrape_snapshot() is published and counted == []  # served, not counted
+    ticked.tick()
+    assert counted == [150]
+    exact.observe(more)
+    now = ticked.scrape_snapshot()
+    assert now is not published and now == exact.snapshot()
+    assert sum(now.quantile_rank["f0"].counts) == 450
+    ticked.observe(batch(30))
+    ticked.flush()  # shutdown or end of file: no more ticks, so a scrape counts again
+    assert sum(ticked.scrape_snapshot().quantile_rank["f0"].counts) == 480 and counted == [150, 30]
+
+    unticked = Monitor(profile, window=WindowPolicy(records=1000, max_age=None), clock=None)
+    unticked.observe(first)
+    assert unticked.scrape_snapshot() == published
+    unticked.observe(more)  # no worker: a scrape counts every record, as snapshot() does
+    assert unticked.scrape_snapshot() == now

@@ -44,7 +44,8 @@ DEFAULT_MIN_RECORDS = 200
 #: Realised accuracy from joined labels covers the last ``min(window.records, this)`` labels.
 LABEL_WINDOW_MAX = 100_000
 #: Records observed before the cumulative counters are brought up to date (snapshot() always
-#: brings them up to date first, so exporters never see stale counts).
+#: brings them up to date first; the sidecar's tick does every second, and a scrape of a ticked
+#: monitor serves the last tick's count instead of counting: see scrape_snapshot).
 PENDING_RECORDS = 4096
 
 
@@ -226,6 +227,9 @@ class Monitor:
         self._estimated_perf: dict[str, float] = {}
         self._window_realised: dict[str, float] = {}
         self._snapshot: ModelSnapshot | None = None
+        #: the last snapshot built with every record counted (what scrape_snapshot serves)
+        self._counted: ModelSnapshot | None = None
+        self._ticked = False  # a worker ticks this monitor (the sidecar's does, every second)
 
     # --- intake ------------------------------------------------------------------------------
 
@@ -345,11 +349,17 @@ class Monitor:
         with self._lock:
             reports = self._close_if_old(self._now(now))
             self._count_pending()
+            self._ticked = True
+            if self._snapshot is None:  # published here, so a scrape need not count or build
+                self._snapshot = self._build_snapshot()
+            self._counted = self._snapshot
             return reports
 
     def flush(self) -> WindowReport | None:
         """Close the open window whatever its size (shutdown, end of file, time boundary)."""
         with self._lock:
+            # until the next tick (none after a shutdown), scrapes count what is pending again
+            self._ticked = False
             if self._buffered == 0:
                 return None
             return self._close(self._now(None))
@@ -362,7 +372,24 @@ class Monitor:
             self._count_pending()
             if self._snapshot is None:
                 self._snapshot = self._build_snapshot()
+            self._counted = self._snapshot
             return self._snapshot
+
+    def scrape_snapshot(self) -> ModelSnapshot:
+        """What a scrape serves: :meth:`snapshot`, except that once the monitor is ticked it
+        never counts pending records. Counting them is ingest work whose cost grows with the
+        features (≈ 0.6 ms each), and a scrape doing it under the lock made the detectors wait
+        (251 ms at 400 features). With records pending, a ticked monitor returns the snapshot
+        of its last count instead: the state as of the last tick, at most one tick interval
+        old (1 s in the sidecar), each served snapshot consistent in itself. With nothing
+        pending it is exactly :meth:`snapshot`; the lock is then held only to build one, which
+        costs what the model's size does, not the records'. A monitor nobody ticks (library
+        use without the worker) counts as :meth:`snapshot` does, so its readers see every
+        record."""
+        with self._lock:
+            if self._ticked and self._pending and self._counted is not None:
+                return self._counted
+        return self.snapshot()
 
     @property
     def buffered(self) -> int:
