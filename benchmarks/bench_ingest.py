@@ -20,7 +20,9 @@ Then HTTP ``POST /ingest`` over keep-alive (client threads share the process's G
 when it is accepted and when a full queue refuses it (``--full-queue`` runs only that).
 ``--stages`` prints the CPU time of each stage of ``/ingest`` in each mode instead;
 ``--window-close`` only the window close (``--window-close --profile``: by part, and the
-top functions of a cProfile of ``compute_window`` at 1000 and 10 000 records).
+top functions of a cProfile of ``compute_window`` at 1000 and 10 000 records);
+``--labels`` only the CPU per joined label fed 1, 10 and 100 per call (also the last part of a
+full run).
 
 Every rate is the best (min) of its runs, by CPU time of the whole process
 (``time.process_time``: the SDK's worker thread included) and by wall time; under load the CPU
@@ -564,7 +566,33 @@ def stages(prof: BaselineProfile, bodies: list[bytes], repeat: int = 5) -> None:
             setattr(owner, name, real)
 
 
+def label_calls(prof: BaselineProfile, repeat: int = 3) -> None:
+    """CPU per joined label fed to ``Monitor.observe_labels`` 1, 10 and 100 per call (a
+    ``/feedback`` body often carries one label): the realised metrics and the error stream's
+    change detector, whose values are buffered and fed in blocks (``ChangeStream.FEED``), the
+    last ones at the snapshot that ends each run."""
+    rng = np.random.default_rng(3)
+    print(f"labels into the monitor (CPU µs per label, min of {repeat}; load average "
+          f"{os.getloadavg()[0]:.1f})")
+    for per in (1, 10, 100):
+        n = 2000 if per == 1 else 20_000
+        pred = np.array([str(v) for v in rng.integers(0, 2, n)], dtype=object)
+        lab = np.array([str(v) for v in rng.integers(0, 2, n)], dtype=object)
+        best = float("inf")
+        for _ in range(repeat):
+            mon = Monitor(prof, window=WindowPolicy(records=1000))
+            t = time.process_time()
+            for lo in range(0, n, per):
+                mon.observe_labels(pred[lo:lo + per], lab[lo:lo + per])
+            mon.snapshot()
+            best = min(best, time.process_time() - t)
+        print(f"  {per:>4} per call  {best / n * 1e6:8.1f} µs/label", flush=True)
+
+
 def main() -> None:
+    if "--labels" in sys.argv:
+        label_calls(profile())
+        return
     if "--stages" in sys.argv:
         stages(profile(), ingest_bodies())
         return
@@ -613,6 +641,7 @@ def main() -> None:
     statistic_costs()
     http_ingest(prof, bodies)
     full_queue(prof, bodies[0])
+    label_calls(prof)
     summary(load)
 
 

@@ -386,3 +386,78 @@ def test_snapshot_after_new_data_never_rehashes_the_baseline(
         mon.observe(batch)
         assert mon.snapshot().baseline_id == profile.id
     assert calls == []
+
+
+def _unbuffered(calls: list[tuple[np.ndarray, float | None]],
+                kept: int) -> tuple[list[int], float | None]:
+    # the stream before buffering: the detector fed on every call, dated at once
+    import bisect
+
+    from driftline.detectors.change import ChangeDetector
+
+    det, firsts, times, began = ChangeDetector(), [], [], None
+    for values, now in calls:
+        if now is not None:
+            firsts.append(det.n + det.n_invalid)
+            times.append(now)
+            if len(firsts) > 2 * kept:
+                del firsts[:kept], times[:kept]
+        if det.update(values) and times:
+            began = times[max(bisect.bisect_right(firsts, det.change_point) - 1, 0)]
+    return det.change_points, began
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), binary=st.booleans(), feed=st.sampled_from([1, 7, 300]),
+       kept=st.sampled_from([2, 4096]),
+       sizes=st.lists(st.integers(0, 400), min_size=1, max_size=12),
+       flush_every=st.integers(1, 5), dated=st.booleans())
+def test_buffered_change_stream_equals_feeding_every_call(
+        seed: int, binary: bool, feed: int, kept: int, sizes: list[int], flush_every: int,
+        dated: bool) -> None:
+    # Buffering (FEED values at a time, or at a flush) gives the same detections, change
+    # points, detector state and change time as feeding the detector on every call.
+    from driftline.engine.monitor import ChangeStream
+
+    rng = np.random.default_rng(seed)
+    total = sum(sizes)
+    # the step at a call's first value, where dating one batch off would show
+    step = int(rng.choice(np.cumsum([0, *sizes])))
+    if binary:
+        x = (rng.random(total) < np.where(np.arange(total) < step, 0.05, 0.6)).astype(float)
+    else:
+        x = rng.normal(np.where(np.arange(total) < step, 0.0, 4.0), 1.0)
+    x[rng.random(total) < 0.02] = np.nan
+    calls, pos = [], 0
+    for i, n in enumerate(sizes):
+        calls.append((x[pos:pos + n], 100.0 + i if dated or i % 2 else None))
+        pos += n
+    stream = ChangeStream()
+    stream.FEED, stream.TIMES_KEPT = feed, kept  # type: ignore[misc]
+    for i, (values, now) in enumerate(calls):
+        stream.update(values, now)
+        if i % flush_every == 0:
+            stream.flush()
+    stream.flush()
+    want_points, want_began = _unbuffered(calls, kept)
+    assert stream.detector.change_points == want_points
+    assert stream.began == want_began
+    assert stream.detector.n + stream.detector.n_invalid == total
+
+
+def test_labels_one_per_call_reach_the_error_stream_at_the_snapshot(
+        profile: BaselineProfile) -> None:
+    # one label per call is buffered, not lost: the snapshot flushes it into the detector
+    now = [1000.0]
+    mon = Monitor(profile, window=WindowPolicy(records=1000, max_age=None), clock=lambda: now[0])
+    rng = np.random.default_rng(0)
+    right = rng.random(2400) < np.r_[np.full(1200, 0.95), np.full(1200, 0.3)]
+    for ok in right:
+        mon.observe_labels(np.array(["1"], dtype=object),
+                           np.array(["1" if ok else "0"], dtype=object))
+        now[0] += 1.0
+    det = mon._change["error"].detector
+    assert det.n + mon._change["error"]._buffered == 2400
+    snap = mon.snapshot()
+    assert det.n == 2400 and snap.change_detections["error"] == 1
+    assert 1000.0 + 1150 <= snap.change_points["error"] <= 1000.0 + 1300

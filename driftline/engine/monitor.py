@@ -96,25 +96,51 @@ class DriftPolicy:
 class ChangeStream:
     """A :class:`ChangeDetector` on one per-record stream, plus when its latest change began.
 
+    Values are buffered and fed to the detector ``FEED`` at a time, or whatever is buffered at
+    :meth:`flush` (the monitor flushes on every tick and snapshot, so exporters never see a
+    detection late). Why: a detector call costs ≈ 0.6 ms whatever its size up to a few values
+    and ≈ 10 µs a value in batches, and labels often come one per ``/feedback`` request (fed
+    one call each they cost ≈ 1 ms of CPU apiece). The detector sees the same values in the
+    same order either way, so its detections, change points and state are the same, bit for
+    bit (``ChangeDetector``: a batch = the values one at a time).
+
     The detector reports the change point as an index; to give it a time, the start index and
-    arrival time of the last ``TIMES_KEPT`` batches are kept (bounded memory). A change that
-    began before the oldest kept batch is dated to that batch."""
+    arrival time of the last ``TIMES_KEPT`` batches passed to :meth:`update` are kept (bounded
+    memory). A change that began before the oldest kept batch is dated to that batch."""
 
     TIMES_KEPT = 4096
+    FEED = 1024
 
     def __init__(self) -> None:
         self.detector = ChangeDetector()
         self._firsts: list[int] = []
         self._times: list[float] = []
+        self._parts: list[np.ndarray] = []
+        self._buffered = 0
+        self._seen = 0  # values passed in: fed to the detector or buffered
         self.began: float | None = None
 
     def update(self, values: np.ndarray, now: float | None) -> None:
-        det = self.detector
         if now is not None:
-            self._firsts.append(det.n + det.n_invalid)
+            self._firsts.append(self._seen)
             self._times.append(now)
             if len(self._firsts) > 2 * self.TIMES_KEPT:
                 del self._firsts[:self.TIMES_KEPT], self._times[:self.TIMES_KEPT]
+        arr = np.asarray(values, dtype=np.float64).ravel()
+        self._parts.append(arr)
+        self._buffered += arr.size
+        self._seen += arr.size
+        if self._buffered >= self.FEED:
+            self.flush()
+
+    def flush(self) -> None:
+        """Feed the detector whatever is buffered."""
+        if not self._parts:
+            return
+        values = self._parts[0] if len(self._parts) == 1 else np.concatenate(self._parts)
+        self._parts = []
+        self._buffered = 0
+        det = self.detector
         if det.update(values) and self._times:
             cp = det.change_point
             assert cp is not None
@@ -477,6 +503,8 @@ class Monitor:
             self._pending = []
             self._pending_n = 0
             self._count(batch)
+        for stream in self._change.values():
+            stream.flush()
 
     def _close(self, now: float | None) -> WindowReport:
         cols = self._columns(now)
