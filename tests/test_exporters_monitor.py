@@ -182,3 +182,25 @@ def test_a_scrape_never_counts_what_the_tick_counts(monkeypatch: pytest.MonkeyPa
     assert unticked.scrape_snapshot() == published
     unticked.observe(more)  # no worker: a scrape counts every record, as snapshot() does
     assert unticked.scrape_snapshot() == now
+
+
+def test_a_scrape_never_feeds_the_change_detector_of_a_ticked_monitor() -> None:
+    """Labels since the last tick wait in the error stream's buffer: a scrape of a ticked
+    monitor serves the tick's snapshot rather than run the detector under the lock; the next
+    tick feeds them, and the scrape then equals the exact snapshot."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_serve_support import make_profile
+
+    profile = make_profile(n_numeric=2, with_category=False)
+    mon = Monitor(profile, window=WindowPolicy(records=1000, max_age=None), clock=None)
+    mon.tick()
+    published = mon.scrape_snapshot()
+    det = mon._change["error"].detector
+    mon.observe_labels(np.array(["1"] * 5, dtype=object), np.array(["0"] * 5, dtype=object))
+    assert mon.scrape_snapshot() is published and det.n == 0
+    mon.tick()
+    assert det.n == 5
+    now = mon.scrape_snapshot()
+    assert now is not published and now.labels["true"] == 5 and now == mon.snapshot()

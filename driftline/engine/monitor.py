@@ -133,6 +133,11 @@ class ChangeStream:
         if self._buffered >= self.FEED:
             self.flush()
 
+    @property
+    def buffered(self) -> int:
+        """Values passed in and not yet fed to the detector."""
+        return self._buffered
+
     def flush(self) -> None:
         """Feed the detector whatever is buffered."""
         if not self._parts:
@@ -407,13 +412,15 @@ class Monitor:
         features (≈ 0.6 ms each), and a scrape doing it under the lock made the detectors wait
         (251 ms at 400 features). With records pending, a ticked monitor returns the snapshot
         of its last count instead: the state as of the last tick, at most one tick interval
-        old (1 s in the sidecar), each served snapshot consistent in itself. With nothing
-        pending it is exactly :meth:`snapshot`; the lock is then held only to build one, which
+        old (1 s in the sidecar), each served snapshot consistent in itself; the same while a
+        change stream holds values not yet fed to its detector (labels since the tick), whose
+        feeding is also the tick's work. With nothing pending it is exactly :meth:`snapshot`; the lock is then held only to build one, which
         costs what the model's size does, not the records'. A monitor nobody ticks (library
         use without the worker) counts as :meth:`snapshot` does, so its readers see every
         record."""
         with self._lock:
-            if self._ticked and self._pending and self._counted is not None:
+            if self._ticked and self._counted is not None and (
+                    self._pending or any(c.buffered for c in self._change.values())):
                 return self._counted
         return self.snapshot()
 
