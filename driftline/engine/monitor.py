@@ -414,10 +414,10 @@ class Monitor:
         of its last count instead: the state as of the last tick, at most one tick interval
         old (1 s in the sidecar), each served snapshot consistent in itself; the same while a
         change stream holds values not yet fed to its detector (labels since the tick), whose
-        feeding is also the tick's work. With nothing pending it is exactly :meth:`snapshot`; the lock is then held only to build one, which
-        costs what the model's size does, not the records'. A monitor nobody ticks (library
-        use without the worker) counts as :meth:`snapshot` does, so its readers see every
-        record."""
+        feeding is also the tick's work. With nothing pending it is exactly :meth:`snapshot`;
+        the lock is then held only to build one, which costs what the model's size does, not
+        the records'. A monitor nobody ticks (library use without the worker) counts as
+        :meth:`snapshot` does, so its readers see every record."""
         with self._lock:
             if self._ticked and self._counted is not None and (
                     self._pending or any(c.buffered for c in self._change.values())):
