@@ -118,7 +118,7 @@ def _memory_mib(quantity: str) -> int:
 
 
 def test_sidecar_memory_request_covers_the_measured_rss() -> None:
-    """79 MiB idle / 94 MiB after traffic (30 features, default profile; python -m benchmarks
+    """64 MiB idle / 82 MiB after traffic (30 features, default profile; python -m benchmarks
     serve_rss), as the README says: the request must not be below it."""
     readme = (EX / "kubernetes-sidecar" / "README.md").read_text()
     memory = readme.split("**Memory.**", 1)[1].split("\n\n")[0]
