@@ -114,39 +114,28 @@ def test_profile_reader_orjson_equals_json(data: tuple[BaselineProfile, Path],
     assert np.isnan(BaselineProfile.load(tmp_path / "nan.json").features["a"].mean)  # type: ignore[union-attr]
 
 
-def test_row_groups_read_in_column_groups_give_the_same_report(
+def test_batches_bounded_in_bytes_give_the_same_report(
         data: tuple[BaselineProfile, Path], tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """A wide row group is decoded a few columns at a time (bounded memory): same batches,
-    same columns in the asked order, byte-identical JSON report."""
+    """A wide file's batches hold fewer rows (bounded memory): the windows, which straddle
+    row groups and batches, give a byte-identical JSON report."""
     prof, path = data
     many = tmp_path / "groups.parquet"
     # row groups of 4000: windows of 2500 straddle them
     pq.write_table(pq.read_table(path), many, row_group_size=4000)
     whole = json.dumps(_docs(prof, many))
-    calls: list[list[str]] = []
-    real = pq.ParquetFile.read_row_group
+    sizes: list[int] = []
+    real = pq.ParquetFile.iter_batches
 
-    def spy(self: pq.ParquetFile, i: int, columns: list[str] | None = None,
-            **kw: object) -> pa.Table:
-        calls.append(list(columns or []))
-        return real(self, i, columns=columns, **kw)  # type: ignore[arg-type]
+    def spy(self: pq.ParquetFile, *a: object, **kw: object) -> object:
+        sizes.append(int(kw["batch_size"]))  # type: ignore[call-overload]
+        return real(self, *a, **kw)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(readers, "COLUMN_GROUP_BYTES", 1)  # one column per group
-    monkeypatch.setattr(pq.ParquetFile, "read_row_group", spy)
-    grouped = json.dumps(_docs(prof, many))
-    assert grouped == whole
-    assert calls and all(len(c) == 1 for c in calls)  # the grouped path did run
-    cols = ["d", "a", "c"]
-    got = list(readers.iter_batches(discover([str(many)])[0], cols, batch_rows=1500))
-    monkeypatch.setattr(readers, "COLUMN_GROUP_BYTES", 1 << 40)
-    want = list(readers.iter_batches(discover([str(many)])[0], cols, batch_rows=1500))
-    assert [b.schema.names for b in got] == [cols] * len(want)
-    g, w = pa.Table.from_batches(got), pa.Table.from_batches(want)
-    assert g.column("d").to_pylist() == w.column("d").to_pylist()
-    assert g.column("c").to_pylist() == w.column("c").to_pylist()
-    assert np.array_equal(g.column("a").to_numpy(), w.column("a").to_numpy(), equal_nan=True)
-    assert max(b.num_rows for b in got) <= 1500
+    monkeypatch.setattr(readers, "BATCH_BYTES", 1)  # the fewest rows per batch
+    monkeypatch.setattr(readers, "MIN_BATCH_ROWS", 700)
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", spy)
+    assert json.dumps(_docs(prof, many)) == whole
+    assert sizes == [700] * 3  # the bound did apply, per row group
 
 
 def test_parquet_schema_comes_from_the_footer(data: tuple[BaselineProfile, Path],
