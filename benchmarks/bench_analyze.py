@@ -18,7 +18,8 @@ report on 100k reference vs 10k rows, in its own virtualenv under /tmp (never th
 peak RSS at 25, 100 and 400 features (:func:`rss_by_features`; ``--features 25,400``,
 ``--rows N``, ``--rounds N`` and ``--against OTHER/.venv/bin/python`` for a side-by-side
 comparison with another checkout); ``--reconstruction`` the CPU
-cost of the multivariate reconstruction error per window (:func:`reconstruction_cost`).
+cost of the multivariate reconstruction error per window (:func:`reconstruction_cost`);
+``--stages`` wall and CPU per stage of the whole CLI process (:mod:`benchmarks.analyze_stages`).
 """
 
 from __future__ import annotations
@@ -369,6 +370,11 @@ def main(argv: list[str] | None = None) -> None:
         return
     if "--reconstruction" in argv:
         reconstruction_cost()
+        return
+    if "--stages" in argv:  # wall and CPU per stage of the whole CLI process
+        from benchmarks.analyze_stages import main as stages
+
+        stages(argv)
         return
     sizes = SIZES
     if os.environ.get("DRIFTLINE_BENCH_QUICK"):
