@@ -246,11 +246,13 @@ def test_domain_classifier_without_scikit_learn_is_null_with_a_note(
 
 @settings(max_examples=40, deadline=None)
 @given(d=st.integers(1, 30), frac=st.floats(0.0, 1.0), seed=st.integers(0, 2**32 - 1),
-       spread=st.floats(-6, 6))
-def test_error_map_equals_row_errors(d: int, frac: float, seed: int, spread: float) -> None:
+       spread=st.floats(-6, 6), n=st.integers(0, 1300))
+def test_error_map_equals_row_errors(d: int, frac: float, seed: int, spread: float,
+                                     n: int) -> None:
     """The folded product x A - b is the standardise-project-reconstruct definition within
     1e-12 (relative to the row's size), every component count from none to all, constant
-    columns (scale 1) and rows far from the mean included."""
+    columns (scale 1) and rows far from the mean included; rows in blocks (BLOCK_ROWS) give
+    what one product of all rows gives."""
     rng = np.random.default_rng(seed)
     k = round(frac * d)
     q, _ = np.linalg.qr(rng.normal(size=(d, d)))
@@ -260,8 +262,13 @@ def test_error_map_equals_row_errors(d: int, frac: float, seed: int, spread: flo
     from driftline.detectors.reconstruction import PCAModel
 
     model = PCAModel(mean, scale, q[:, :k], np.full(d, 1.0 / d))
-    x = mean + rng.normal(size=(200, d)) * scale * rng.choice([1e-3, 1.0, 1e3], size=(200, 1))
+    x = mean + rng.normal(size=(n, d)) * scale * rng.choice([1e-3, 1.0, 1e3], size=(n, 1))
     want = row_errors(model, x)
-    got = ErrorMap.of(model).errors(x)
+    emap = ErrorMap.of(model)
+    got = emap.errors(x)
     size = np.linalg.norm((x - mean) / scale, axis=1)
+    assert got.shape == (n,)
     assert np.all(np.abs(got - want) <= 1e-12 * np.maximum(size, 1.0))
+    resid = (x - emap.mean) @ emap.a  # all rows in one product
+    whole = np.sqrt(np.einsum("ij,ij->i", resid, resid))
+    assert np.all(np.abs(got - whole) <= 1e-13 * np.maximum(size, 1.0))
