@@ -253,8 +253,9 @@ print(json.dumps({"rc": os.waitstatus_to_exitcode(status), "rss_mb": usage.ru_ma
 
 def _peak_mb(cmd: list[str]) -> tuple[float, float]:
     """Peak RSS (MB) and CPU seconds of ``cmd`` alone, through :data:`LAUNCH`."""
+    # from a neutral directory: `python -c` imports the checkout it runs in before its own venv's
     out = subprocess.run([sys.executable, "-c", LAUNCH, *cmd], check=True, capture_output=True,
-                         text=True)
+                         text=True, cwd=tempfile.gettempdir())
     res = json.loads(out.stdout.strip().splitlines()[-1])
     if res["rc"]:
         raise RuntimeError(f"{cmd[:3]} failed: {res['err'].strip()}")
