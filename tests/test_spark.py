@@ -342,3 +342,47 @@ def test_cli_domain_classifier_on_spark_gives_the_cli_json(
     aucs = [w["multivariate"]["domain_classifier_auc"] for w in b["windows"]]
     assert len(aucs) >= 4 and all(0.4 < x <= 1.0 for x in aucs)
     _close(a, b)
+
+
+def test_driver_receives_one_state_whatever_the_partitions(
+        spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every collect of a build (PCA model included) is counted in pickled bytes: from 1 to
+    6+ partitions the driver receives one merged state per pass and a row count per partition,
+    never a state per partition. Partitions of odd row counts: the multivariate model is still
+    the one-pass one (even and odd rows counted from each partition's first global row)."""
+    import pickle
+
+    from pyspark import RDD
+    from pyspark.sql import DataFrame
+
+    collected: list[int] = []
+    for cls in (RDD, DataFrame):
+        def counting(self: object, _orig: object = cls.collect) -> list[object]:
+            out = _orig(self)  # type: ignore[operator]
+            collected.append(sum(len(pickle.dumps(r)) for r in out))
+            return out
+        monkeypatch.setattr(cls, "collect", counting)
+    path = tmp_path / "odd.parquet"
+    pq.write_table(_table(9_001, 6), path, row_group_size=1_501)  # odd-sized partitions
+    opts = BuildOptions(prediction="pred", proba_binary="p", target="y", model_name="m",
+                        multivariate=True)
+    one = build_profile(discover([str(path)]), opts)
+    received, builds = {}, []
+    for part_bytes in ("64m", "20000"):
+        spark.conf.set("spark.sql.files.maxPartitionBytes", part_bytes)
+        try:
+            df = spark.read.parquet(str(path))
+            collected.clear()
+            builds.append(dlspark.build_baseline(df, opts, name="t"))
+            received[df.rdd.getNumPartitions()] = sum(collected)
+        finally:
+            spark.conf.unset("spark.sql.files.maxPartitionBytes")
+    (p1, one_part), (pn, many) = sorted(received.items())
+    assert p1 == 1 and pn >= 6
+    # the row counts add ~40 bytes per partition; a state per partition would add kBs each
+    assert many - one_part < 200 * pn, received
+    for ours in builds:
+        ma, mb = ours.multivariate, one.multivariate
+        assert ma is not None and mb is not None
+        for x, y in ((ma.components, mb.components), (ma.block_errors, mb.block_errors)):
+            np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-9, atol=1e-12)

@@ -96,7 +96,7 @@ def build_baseline(df: DataFrame, opts: BuildOptions = BuildOptions(),  # noqa: 
     if opts.multivariate:
         tabular = {c: profile.features[c] for c in [*plan.numeric, *plan.categorical]}
         profile = dataclasses.replace(
-            profile, multivariate=_multivariate(df, tabular, profile.n_records))
+            profile, multivariate=_multivariate(df, tabular, profile.n_records, starts, depth))
     if opts.embeddings or opts.text:
         profile = with_derived(profile, _derived(df, opts, where, depth))
     return profile
@@ -126,8 +126,9 @@ def merged_partitions(df: DataFrame, fn: Callable[[int, Iterator[pa.RecordBatch]
 def per_partition(df: DataFrame, fn: Callable[[int, Iterator[pa.RecordBatch]], Any],
                   ) -> list[tuple[int, Any]]:
     """``(partition, fn(partition, batches))`` of every partition of ``df``, in partition order
-    (one pickled value per partition reaches the driver). An executor's InputError is raised
-    here."""
+    (one pickled value per partition reaches the driver: keep it to a few numbers, such as a
+    row count; anything larger goes through :func:`merged_partitions`). An executor's
+    InputError is raised here."""
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         part = partition_id()
         try:
@@ -194,42 +195,39 @@ def _derived(df: DataFrame, opts: BuildOptions, where: str, depth: int) -> Deriv
                                              empty=prepared))
 
 
-def _multivariate(df: DataFrame, features: dict[str, Feature],
-                  n_rows: int) -> MultivariateProfile | None:
+def _multivariate(df: DataFrame, features: dict[str, Feature], n_rows: int,
+                  starts: dict[int, int], depth: int) -> MultivariateProfile | None:
     """:func:`~driftline.profile.multivariate.fit_multivariate` on Spark: moment sums per
-    partition (merged on the driver: ``d × d`` numbers each), then block errors and the sample
-    per partition from each partition's first global row (the partitions' row counts)."""
+    partition, then block errors and the sample per partition, each part from its partition's
+    first global row (so even and odd rows are the one-pass ones) and merged on the executors
+    in partition order like the build's states: the driver receives one ``d × d`` sum and one
+    block-error state, whatever the number of partitions (``starts``: the partitions' first
+    rows when the build counted them, else they are counted here)."""
     if len(features) < 2 or n_rows < 2:
         return None
     enc = Encoder.fit(features)
     rows = df.select(*features)
+    if not starts:
+        starts = _partition_starts(rows)[0]
 
     def sums(part: int, batches: Iterator[pa.RecordBatch]) -> MomentParts:
-        acc = MomentParts.empty(enc, offset=0)
+        acc = MomentParts.empty(enc, offset=starts.get(part, 0))
         for b in batches:
             acc.update(enc.encode(_numpy_columns(b, features)))
         return acc
 
-    parts = per_partition(rows, sums)
-    start: dict[int, int] = {}
-    total = 0
-    for part, p in parts:
-        start[part], total = total, total + p.seen
-    merged_sums = parts[0][1]
-    for _, p in parts[1:]:
-        merged_sums = merged_sums.merge(p)
+    merged_sums = merged_partitions(rows, sums, MomentParts.merge, depth,
+                                    empty=MomentParts.empty(enc, offset=0))
     models = merged_sums.models(n_rows)
 
     def errors(part: int, batches: Iterator[pa.RecordBatch]) -> BlockErrors:
-        blocks = BlockErrors.of(n_rows, offset=start[part])
+        blocks = BlockErrors.of(n_rows, offset=starts.get(part, 0))
         for b in batches:
             blocks.update(models, enc.encode(_numpy_columns(b, features)))
         return blocks
 
-    found = per_partition(rows, errors)
-    merged = found[0][1]
-    for _, b in found[1:]:
-        merged = merged.merge(b)
+    merged = merged_partitions(rows, errors, BlockErrors.merge, depth,
+                               empty=BlockErrors.of(n_rows, offset=0))
     if merged.seen != n_rows or int(merged.counts.sum()) != n_rows:
         raise _changed(n_rows, int(merged.counts.sum()))
     return multivariate_profile(enc, models[0], merged)
