@@ -33,25 +33,21 @@ class _Discard:
         return None
 
 
+def _best_ms(fn: Callable[[], object], repeat: int = 5, number: int = 3,
+             clock: Callable[[], float] = time.perf_counter) -> float:
+    """Min over ``repeat`` runs of ``number`` calls, in ms per call, by ``clock``."""
+    best = float("inf")
+    for _ in range(repeat):
+        t = clock()
+        for _ in range(number):
+            fn()
+        best = min(best, (clock() - t) / number)
+    return best * 1000.0
+
+
 def _best_cpu_ms(fn: Callable[[], object], repeat: int = 5, number: int = 3) -> float:
-    """The same as :func:`_best_ms` in this process's CPU time, which the load moves less."""
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.process_time()
-        for _ in range(number):
-            fn()
-        best = min(best, (time.process_time() - t) / number)
-    return best * 1000.0
-
-
-def _best_ms(fn: Callable[[], object], repeat: int = 5, number: int = 3) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        for _ in range(number):
-            fn()
-        best = min(best, (time.perf_counter() - t) / number)
-    return best * 1000.0
+    """:func:`_best_ms` in this process's CPU time, which the load moves less."""
+    return _best_ms(fn, repeat, number, clock=time.process_time)
 
 
 def run(models: int, features: int) -> None:
