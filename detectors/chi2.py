@@ -133,14 +133,7 @@ def chi2_sf_many(statistics: list[float], dof: int) -> list[float]:
     if dof < 1:
         raise ValueError(f"degrees of freedom must be ≥ 1, got {dof}")
     out = [math.nan] * len(statistics)
-    half, odd = divmod(dof, 2)
-    if odd:
-        i = np.arange(1, half + 1, dtype=np.float64)
-        shape = i - 0.5
-    else:
-        i = np.arange(half, dtype=np.float64)
-        shape = i
-    lg = _lgamma(shape + 1.0)
+    odd, shape, lg = _series(dof)
     todo, ys, lead = [], [], []
     for j, x in enumerate(statistics):
         if math.isnan(x):
@@ -154,7 +147,7 @@ def chi2_sf_many(statistics: list[float], dof: int) -> list[float]:
         lead.append(math.erfc(math.sqrt(y)) if odd else 0.0)
     if not todo:
         return out
-    if len(i) == 0:
+    if len(shape) == 0:
         for j, first in zip(todo, lead, strict=True):
             out[j] = first
         return out
@@ -181,19 +174,21 @@ def chi2_sf(statistic: float, dof: int) -> float:
     y = statistic / 2.0
     if y <= 0.0:  # statistic ≤ 0, or so small that its half underflows: P = 1
         return 1.0
-    half, odd = divmod(dof, 2)
-    if odd:
-        i = np.arange(1, half + 1, dtype=np.float64)
-        shape = i - 0.5
-        lead = math.erfc(math.sqrt(y))
-    else:
-        i = np.arange(half, dtype=np.float64)
-        shape = i
-        lead = 0.0
-    if len(i) == 0:
+    odd, shape, lg = _series(dof)
+    lead = math.erfc(math.sqrt(y)) if odd else 0.0
+    if len(shape) == 0:
         return lead
-    logs = -y + shape * math.log(y) - _lgamma(shape + 1.0)
+    logs = -y + shape * math.log(y) - lg
     return float(min(1.0, lead + float(np.sum(np.exp(logs)))))
+
+
+def _series(dof: int) -> tuple[bool, np.ndarray, np.ndarray]:
+    """The closed form's terms for ``dof`` (see :func:`chi2_sf`): whether it is odd (an
+    ``erfc`` lead term), the shapes ``i − ½`` (odd) or ``i`` (even) and ``lgamma(shape + 1)``."""
+    half, odd = divmod(dof, 2)
+    shape = (np.arange(1, half + 1, dtype=np.float64) - 0.5 if odd
+             else np.arange(half, dtype=np.float64))
+    return bool(odd), shape, _lgamma(shape + 1.0)
 
 
 def _lgamma(a: np.ndarray) -> np.ndarray:
