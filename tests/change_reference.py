@@ -1,0 +1,500 @@
+"""The ChangeDetector as it was before its live-hypothesis layout, kept here (tests only) as the
+reference the package's detector must equal bit for bit: same detections, change points and
+state on any stream split into any batches (``test_detectors_change``)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from driftline.detectors.change import ChangeSettings
+from driftline.detectors.streaming import StreamCounts
+
+__all__ = ["ChangeDetector"]
+
+_SQRT_PI_2 = math.sqrt(math.pi) / 2.0
+_LOG_2PI = math.log(2.0 * math.pi)
+#: values handled by one vectorised pass of the per-value recurrences (bounds wasted work when a
+#: detection forces a recomputation of what follows it)
+_SPAN = 256
+#: values are winsorised around the median of this many values before them
+_CENTRE_OF = 5
+#: values recomputed after a winsorised one before the search for the next goes on
+_REFRESH = 64
+
+
+def predictive(n: np.ndarray, sx: np.ndarray, stx: np.ndarray, mu0: np.ndarray, kk: float,
+               kb: float, slope: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Predictive mean and variance (in units of σ², less the noise's own 1) of the next value
+    of a regime that has ``n`` values with sum ``sx`` and ``Σ τ·x = stx`` (``τ`` = 0, 1, ...).
+
+    Level (``slope`` False): ``x = c``, ``c ~ N(mu0, σ²/kk)``. Level + slope: ``x = c + β·τ``
+    with also ``β ~ N(0, σ²/kb)``; the 2×2 posterior precision ``[[kk + n, Στ], [Στ, kb + Στ²]]``
+    (Στ and Στ² in closed form from ``n``) solved by hand, evaluated at ``τ = n``."""
+    lm, ls = _level(n, sx, mu0, kk)
+    sm, ss = _level_slope(n, sx, stx, mu0, kk, kb)
+    return np.where(slope, sm, lm), np.where(slope, ss, ls)
+
+
+def _level(n: np.ndarray, sx: np.ndarray, mu0: np.ndarray,
+           kk: float) -> tuple[np.ndarray, np.ndarray]:
+    a = kk + n
+    return (mu0 * kk + sx) / a, 1.0 / a
+
+
+def _level_slope(n: np.ndarray, sx: np.ndarray, stx: np.ndarray, mu0: np.ndarray, kk: float,
+                 kb: float) -> tuple[np.ndarray, np.ndarray]:
+    a = kk + n
+    r1 = mu0 * kk + sx
+    a12 = n * (n - 1.0) / 2.0
+    a22 = kb + (n - 1.0) * n * (2.0 * n - 1.0) / 6.0
+    det = a * a22 - a12 * a12
+    return ((a22 * r1 - a12 * stx + n * (a * stx - a12 * r1)) / det,
+            (a22 - 2.0 * n * a12 + n * n * a) / det)
+
+
+class ChangeDetector(StreamCounts):
+    """Online change points of one stream; feed values with :meth:`update`.
+
+    ``update`` returns the positions (within the batch) of the values that triggered a
+    detection; :attr:`change_points` holds the estimated start (global index) of each new regime.
+    A batch gives exactly what the same values fed one at a time give (same detections, change
+    points and state, bit for bit): every path runs the same vectorised arithmetic, and running
+    sums are carried across calls rather than recomputed.
+    """
+
+    def __init__(self, settings: ChangeSettings | None = None) -> None:
+        self.settings = s = settings or ChangeSettings()
+        log_1mh = math.log1p(-1.0 / s.expected_run)
+        # a new regime may begin at each block boundary, with the probability that at least one
+        # change happened among the block's values under the per-value hazard 1/expected_run
+        self._log_q = math.log(-math.expm1(s.block * log_1mh))
+        self._log_1mq = s.block * log_1mh
+        self._log_prune = math.log(s.prune)
+        self._log_odds = math.log(s.threshold / (1.0 - s.threshold))
+        self._kk = 1.0 / s.prior_scale ** 2
+        self._kb = 1.0 / s.slope_scale ** 2
+        # prior weights of the two regime models born at each boundary (level, level + slope)
+        self._log_kinds = (math.log1p(-s.slope_weight), math.log(s.slope_weight))
+        self._keep = 2 * s.max_runs * s.block + 4 * s.block
+        self.reset()
+
+    # --- public ---------------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Forget everything: a fresh detector with zero counters."""
+        self._index = 0           # values passed in (valid and invalid)
+        self._n = 0               # valid values
+        self._n_invalid = 0
+        self._binary = True
+        self._last = math.nan     # last (winsorised) valid value
+        self._ads = 0.0           # sum of |first differences|
+        self._segment_start = 0
+        self._last_detected = False
+        self._change_points: list[int] = []
+        self._recent = np.empty(0)                 # the last raw values (winsorising centre)
+        self._buf_x = np.empty(0)                  # recent winsorised values ...
+        self._buf_i = np.empty(0, dtype=np.int64)  # ... and their indices
+        self._clear_runs()
+
+    def update(self, values: np.ndarray | float) -> list[int]:
+        """Feed values in order; return the batch positions where a change was detected."""
+        arr = np.atleast_1d(np.asarray(values, dtype=np.float64)).ravel()
+        ok = np.isfinite(arr)
+        where = np.flatnonzero(ok)
+        xs = arr[where]
+        gidx = where + self._index
+        found: list[int] = []
+        other = np.flatnonzero((xs != 0.0) & (xs != 1.0)) if self._binary else None
+        p = 0
+        while p < xs.size:
+            end = xs.size
+            if self._binary and other is not None and other.size:
+                first = int(other[np.searchsorted(other, p)]) if other[-1] >= p else xs.size
+                if first == p:
+                    self._binary = False
+                    self._clear_runs()
+                else:
+                    end = first
+            end = min(end, p + _SPAN)
+            used, hit = self._run(xs[p:end], gidx[p:end])
+            if hit:
+                found.append(int(where[p + used - 1]))
+            p += used
+        if xs.size:
+            self._last_detected = bool(found) and found[-1] == int(where[-1])
+        self._n_invalid += int(arr.size - xs.size)
+        self._index += int(arr.size)
+        return found
+
+    @property
+    def change_point(self) -> int | None:
+        """Estimated index where the latest new regime began (None before the first change)."""
+        return self._change_points[-1] if self._change_points else None
+
+    @property
+    def change_points(self) -> list[int]:
+        """Estimated starts of every change found so far (the list is bounded by the stream)."""
+        return list(self._change_points)
+
+    @property
+    def detections(self) -> int:
+        """Changes detected since construction or the last reset."""
+        return len(self._change_points)
+
+    def run_lengths(self) -> tuple[np.ndarray, np.ndarray]:
+        """(start index, posterior probability) of every run length kept (its level and
+        level + slope hypotheses summed)."""
+        if self._J0.size == 0:
+            return self._start.copy(), np.empty(0)
+        j = self._J0 + self._C
+        w = np.exp(j - j.max())
+        starts, at = np.unique(self._start, return_inverse=True)
+        return starts, np.bincount(at, weights=w / w.sum())
+
+    @property
+    def model(self) -> str:
+        """``bernoulli`` while every valid value has been 0 or 1, else ``level`` (regimes of
+        a level or a level + slope)."""
+        return "bernoulli" if self._binary else "level"
+
+    # --- internals -------------------------------------------------------------------------------
+
+    def _clear_runs(self) -> None:
+        # One entry per run-length hypothesis: start index, log weight (unnormalised within a
+        # block), and the count, sum and sum of squares of its values up to the current block's
+        # start, plus its prior mean (level model). ``_bl/_bs/_bq`` are the count, sum and sum of
+        # squares of the current block's values so far (shared by every hypothesis).
+        self._start = np.empty(0, dtype=np.int64)
+        self._J0 = np.empty(0)  # log weight at the current block's start
+        self._C = np.empty(0)   # plus the log predictive sum within the block so far
+        self._L0 = np.empty(0)
+        self._S0 = np.empty(0)
+        self._Q0 = np.empty(0)
+        self._mu0 = np.empty(0)
+        self._T0 = np.empty(0)   # sum of t·x (t: valid-value count), for the slope
+        self._slope = np.empty(0, dtype=bool)  # True: a level + slope hypothesis
+        self._t1 = np.empty(0)   # t of the regime's first value
+        self._bl, self._bs, self._bq, self._bt = 0, 0.0, 0.0, 0.0
+        self._seg = (0.0, 0.0, 0.0)  # values, sum, sum of squares of the current regime
+
+    def _recurrences(self, raw: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Winsorised values, the noise variance after each and the running sums, vectorised.
+
+        Each value is clipped at ``clip`` scales around the current regime's mean, both computed
+        from the values before it. Computed assuming nothing is clipped; the first value that
+        needs clipping is clipped and what follows is recomputed (prefixes are unchanged: the
+        sums are sequential cumulative sums from the carried totals)."""
+        s = self.settings
+        x = raw.copy()
+        m = x.size
+        hist = np.concatenate((self._recent, raw))
+        w = _CENTRE_OF
+        # the middle of each window of 5 (what np.median gives for an odd count, cheaper)
+        centre = (np.partition(np.lib.stride_tricks.sliding_window_view(hist[:-1], w), w // 2,
+                               axis=1)[:, w // 2] if hist.size > w else np.empty(0))
+        centre = np.concatenate((np.full(m - centre.size, np.nan), centre))
+        sn, ss, sq = self._seg
+        steps = np.arange(m + 1, dtype=np.float64)
+        nn = self._n + steps
+        segn = sn + steps
+        lastv = np.concatenate(([self._last], x))
+        d = np.abs(x - lastv[:-1])
+        if math.isnan(self._last):
+            d[0] = 0.0
+        ads = np.cumsum(np.concatenate(([self._ads], d)))
+        segs = np.cumsum(np.concatenate(([ss], x)))
+        segq = np.cumsum(np.concatenate(([sq], x * x)))
+        scale = np.empty(m + 1)
+        self._scales(scale, 0, m + 1, nn, segn, ads, segs, segq, lastv)
+        if self._binary:
+            return x, scale[1:] ** 2, ads, segs, segq
+        # scale[:fresh + 1] and the sums are exact for the values clipped so far; after a clip
+        # only the next _REFRESH values are recomputed, the rest when the search reaches them
+        clip_from, fresh = 0, m
+
+        def refresh(lo: int, hi: int) -> None:
+            ads[lo + 1:hi + 1] = np.cumsum(np.concatenate((ads[lo:lo + 1], d[lo:hi])))[1:]
+            segs[lo + 1:hi + 1] = np.cumsum(np.concatenate((segs[lo:lo + 1], x[lo:hi])))[1:]
+            segq[lo + 1:hi + 1] = np.cumsum(np.concatenate((segq[lo:lo + 1],
+                                                            x[lo:hi] * x[lo:hi])))[1:]
+            self._scales(scale, lo + 1, hi + 1, nn, segn, ads, segs, segq, lastv)
+
+        while True:
+            top = min(fresh + 1, m)
+            band = s.clip * scale[clip_from:top]
+            lo, hi = centre[clip_from:top] - band, centre[clip_from:top] + band
+            xs = x[clip_from:top]
+            j = np.flatnonzero((xs < lo) | (xs > hi))  # False where there is no centre (NaN)
+            if j.size:
+                k = clip_from + int(j[0])
+                x[k] = min(max(x[k], lo[j[0]]), hi[j[0]])
+                # what follows value k is recomputed from the totals before it (same sums, in
+                # the same order, as a pass over the whole batch)
+                lastv[k + 1] = x[k]
+                d[k] = 0.0 if (k == 0 and math.isnan(self._last)) else abs(x[k] - lastv[k])
+                if k + 1 < m:
+                    d[k + 1] = abs(x[k + 1] - x[k])
+                fresh = min(m, k + _REFRESH)
+                refresh(k, fresh)
+                clip_from = k + 1
+            elif fresh < m:
+                nxt = min(m, fresh + _REFRESH)
+                refresh(fresh, nxt)
+                clip_from, fresh = top, nxt
+            else:
+                break
+        return x, scale[1:] ** 2, ads, segs, segq
+
+    @staticmethod
+    def _scales(out: np.ndarray, lo: int, hi: int, nn: np.ndarray, segn: np.ndarray,
+                ads: np.ndarray, segs: np.ndarray, segq: np.ndarray, lastv: np.ndarray) -> None:
+        """The noise scale after each value, positions ``lo`` to ``hi - 1``, into ``out``: the
+        larger of the short-range noise and the current regime's standard deviation."""
+        n, a, last = nn[lo:hi], ads[lo:hi], lastv[lo:hi]
+        sn, ss, sq = segn[lo:hi], segs[lo:hi], segq[lo:hi]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            noise = np.where((n > 1) & (a > 0), a / (n - 1) * _SQRT_PI_2,
+                             np.where(np.isfinite(last) & (last != 0), np.abs(last) * 0.1, 1.0))
+            mean = ss / sn
+            var = np.where(sn > 1, np.maximum(sq / sn - mean * mean, 0.0) * sn / (sn - 1), 0.0)
+        out[lo:hi] = np.maximum(noise, np.sqrt(var))
+
+    def _newborn(self) -> tuple[np.ndarray, np.ndarray]:
+        """(has a slope, log prior weight) of the hypotheses born at one boundary: one
+        Beta–Bernoulli run on a 0/1 stream, else a level run and a level + slope run."""
+        if self._binary:
+            return np.zeros(1, dtype=bool), np.zeros(1)
+        return np.array([False, True]), np.array(self._log_kinds)
+
+    def _prune(self, j_end: np.ndarray, born: int) -> tuple[np.ndarray, np.ndarray]:
+        """At a block boundary: which hypotheses survive, and their normalised log weights with
+        the no-change factor applied (``j_end`` holds the alive hypotheses in birth order;
+        ``born`` are about to be added, so at most ``max_runs - born`` are kept)."""
+        s = self.settings
+        top = float(j_end.max())
+        lse = top + math.log(float(np.exp(j_end - top).sum()))
+        keep = j_end >= top + self._log_prune
+        room = s.max_runs - born
+        if np.count_nonzero(keep) > room:
+            keep = np.zeros(keep.size, dtype=bool)
+            keep[np.argpartition(j_end, -room)[-room:]] = True
+        return keep, j_end[keep] - lse + self._log_1mq
+
+    def _boundary(self, first: int, mu0: float, t1: float) -> None:
+        """Close the block: normalise, prune, and let a new regime begin at index ``first``
+        (``t1``: its valid-value count)."""
+        slope, prior = self._newborn()
+        nw = slope.size
+        if self._J0.size:
+            keep, j0 = self._prune(self._J0 + self._C, nw)
+            self._L0 = self._L0 + self._bl
+            self._S0 = self._S0 + self._bs
+            self._Q0 = self._Q0 + self._bq
+            self._T0 = self._T0 + self._bt
+            self._J0 = np.concatenate((j0, prior + self._log_q))
+        else:
+            keep = np.zeros(0, dtype=bool)
+            self._J0 = prior.copy()
+        self._start = np.concatenate((self._start[keep], np.full(nw, first, dtype=np.int64)))
+        self._L0 = np.concatenate((self._L0[keep], np.zeros(nw)))
+        self._S0 = np.concatenate((self._S0[keep], np.zeros(nw)))
+        self._Q0 = np.concatenate((self._Q0[keep], np.zeros(nw)))
+        self._T0 = np.concatenate((self._T0[keep], np.zeros(nw)))
+        self._mu0 = np.concatenate((self._mu0[keep], np.full(nw, mu0)))
+        self._slope = np.concatenate((self._slope[keep], slope))
+        self._t1 = np.concatenate((self._t1[keep], np.full(nw, t1)))
+        self._C = np.zeros(self._J0.size)
+        self._bl, self._bs, self._bq, self._bt = 0, 0.0, 0.0, 0.0
+
+    def _run(self, raw: np.ndarray, gidx: np.ndarray) -> tuple[int, bool]:
+        """Feed valid values (one model) until the end or the first detection, inclusive.
+
+        Returns how many values were used and whether the last of them triggered a detection.
+        All blocks the values touch are computed at once on a (block, row in block, hypothesis)
+        grid; only the normalisation and pruning at each block boundary run in a loop. The grid's
+        first rows hold the current block's carried sums, so a block split across calls adds up
+        exactly as a whole one."""
+        s = self.settings
+        k = s.block
+        x, sig2, ads, segs, segq = self._recurrences(raw)
+        m = x.size
+        tpos = self._n + np.arange(m, dtype=np.float64)  # valid-value count of each value
+        if self._J0.size == 0 or self._bl == k:
+            self._boundary(int(gidx[0]), self._last if not math.isnan(self._last) else float(x[0]),
+                           float(self._n))
+        bl, h = self._bl, self._J0.size
+        nb = (bl + m + k - 1) // k
+        pad = nb * k
+        real = slice(bl, bl + m)
+        xg = np.zeros(pad)
+        xg[real] = x
+        qg = xg * xg
+        tg = np.zeros(pad)
+        tg[real] = tpos * x
+        s2g = np.ones(pad)
+        s2g[real] = sig2
+        if bl:
+            xg[bl - 1], qg[bl - 1], tg[bl - 1] = self._bs, self._bq, self._bt
+        incl = xg.reshape(nb, k).cumsum(axis=1)
+        qincl = qg.reshape(nb, k).cumsum(axis=1)
+        tincl = tg.reshape(nb, k).cumsum(axis=1)
+        excl = np.zeros((nb, k))
+        excl[:, 1:] = incl[:, :-1]
+        texcl = np.zeros((nb, k))
+        texcl[:, 1:] = tincl[:, :-1]
+        # hypotheses: the current ones, then those born at the start of each later block
+        nslope, nprior = self._newborn()
+        nw = nslope.size
+        births = np.repeat(np.arange(1, nb), nw)
+        first_row = births * k - bl  # position in x of each newborn's first value
+        cols = h + births.size
+        born = np.concatenate((np.zeros(h, dtype=np.int64), births))
+        start = np.concatenate((self._start, gidx[first_row]))
+        mu0 = np.concatenate((self._mu0, x[first_row - 1]))
+        slope = np.concatenate((self._slope, np.tile(nslope, nb - 1)))
+        t1 = np.concatenate((self._t1, tpos[first_row]))
+        blk = np.arange(nb)[:, None]
+        alive_b = blk >= born[None, :]                      # (nb, cols): exists in block b
+        length0 = np.where(alive_b, (blk - born[None, :]) * float(k), 0.0)
+        length0[:, :h] += self._L0[None, :]
+        steps_s = np.zeros((nb, cols))
+        steps_q = np.zeros((nb, cols))
+        steps_t = np.zeros((nb, cols))
+        steps_s[0, :h], steps_q[0, :h], steps_t[0, :h] = self._S0, self._Q0, self._T0
+        later = blk[1:] > born[None, :]
+        steps_s[1:] = np.where(later, incl[:-1, -1:], 0.0)
+        steps_q[1:] = np.where(later, qincl[:-1, -1:], 0.0)
+        steps_t[1:] = np.where(later, tincl[:-1, -1:], 0.0)
+        sum0 = steps_s.cumsum(axis=0)
+        sq0 = steps_q.cumsum(axis=0)
+        sumt0 = steps_t.cumsum(axis=0)
+        length = length0[:, None, :] + np.arange(k, dtype=np.float64)[None, :, None]
+        xv = xg.reshape(nb, k)[:, :, None]
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            if self._binary:
+                total = sum0[:, None, :] + excl[:, :, None]
+                lp = (np.log(np.where(xv == 1.0, total + 1.0, length - total + 1.0))
+                      - np.log(length + 2.0))
+            else:
+                # level: x = c; level + slope: x = c + β·τ (τ: position in the regime).
+                # Priors c ~ N(mu0, (prior_scale·σ)²), β ~ N(0, (slope_scale·σ)²), noise σ;
+                # the posterior of (c, β) from the regime's n, Σx and Στx in closed form.
+                sx = sum0[:, None, :] + excl[:, :, None]
+                mean, spread = _level(length, sx, mu0[None, None, :], self._kk)
+                sc = np.flatnonzero(slope)
+                if sc.size:  # the level + slope columns only
+                    sxs = sx[:, :, sc]
+                    stx = sumt0[:, None, sc] + texcl[:, :, None] - t1[None, None, sc] * sxs
+                    mean[:, :, sc], spread[:, :, sc] = _level_slope(
+                        length[:, :, sc], sxs, stx, mu0[None, None, sc], self._kk, self._kb)
+                var = s2g.reshape(nb, k)[:, :, None] * (1.0 + spread)
+                lp = -0.5 * (_LOG_2PI + np.log(var)) - (xv - mean) ** 2 / (2.0 * var)
+        lp = np.where(alive_b[:, None, :], lp, 0.0)
+        lp = lp.reshape(pad, cols)
+        lp[:bl] = 0.0
+        lp[bl + m:] = 0.0
+        if bl:
+            lp[bl - 1, :h] = self._C
+        csum = lp.reshape(nb, k, cols).cumsum(axis=1)
+        j0 = np.full((nb, cols), -np.inf)
+        j0[0, :h] = self._J0
+        ends = csum[:, k - 1, :]
+        born_w = nprior + self._log_q
+        alive = np.arange(h)  # the hypotheses of block b - 1 (in column, i.e. birth, order)
+        for b in range(1, nb):
+            keep, jn = self._prune(j0[b - 1, alive] + ends[b - 1, alive], nw)
+            c0 = h + (b - 1) * nw
+            kept = alive[keep]
+            j0[b, kept] = jn
+            j0[b, c0:c0 + nw] = born_w
+            alive = np.concatenate((kept, np.arange(c0, c0 + nw)))
+        jg = (j0[:, None, :] + csum).reshape(pad, cols)[real]
+        # decision on every row: has the regime most likely begun well after the current one?
+        used, hit, best = m, False, 0
+        fresh = np.flatnonzero(start > self._segment_start + s.min_gap)
+        if fresh.size:
+            # screen: P_new ≤ threshold wherever even every fresh run at the best fresh run's
+            # weight could not outweigh the best older one (the full sum runs only where it might)
+            older = np.ones(cols, dtype=bool)
+            older[fresh] = False
+            best_fresh = jg[:, fresh].max(axis=1)
+            best_old = jg[:, older].max(axis=1) if older.any() else np.full(m, -np.inf)
+            maybe = np.flatnonzero(best_fresh + math.log(fresh.size)
+                                   > best_old + self._log_odds)
+            pf = np.zeros(m)
+            if maybe.size:
+                sub = jg[maybe]
+                w = np.exp(sub - sub.max(axis=1, keepdims=True))
+                pf[maybe] = w[:, fresh].sum(axis=1) / w.sum(axis=1)
+            for i in np.flatnonzero(pf > s.threshold).tolist():
+                b = int(fresh[int(np.argmax(jg[i, fresh]))])
+                if int(gidx[i]) - int(start[b]) + 1 >= s.min_gap:
+                    used, hit, best = i + 1, True, b
+                    break
+        # commit the state after the last value used
+        row = bl + used - 1
+        b, r = divmod(row, k)
+        alive = np.flatnonzero(np.isfinite(j0[b]))
+        self._start, self._mu0, self._slope = start[alive], mu0[alive], slope[alive]
+        self._t1 = t1[alive]
+        self._J0, self._C = j0[b, alive], csum[b, r, alive]
+        self._L0, self._S0, self._Q0 = length0[b, alive], sum0[b, alive], sq0[b, alive]
+        self._T0 = sumt0[b, alive]
+        self._bl, self._bs, self._bq = r + 1, float(incl[b, r]), float(qincl[b, r])
+        self._bt = float(tincl[b, r])
+        self._n += used
+        self._recent = np.concatenate((self._recent, raw[:used]))[-_CENTRE_OF:]
+        self._ads = float(ads[used])
+        self._last = float(x[used - 1])
+        self._seg = (self._seg[0] + used, float(segs[used]), float(segq[used]))
+        self._remember(x[:used], gidx[:used])
+        if hit:
+            old = max(self._segment_start, self._change_points[-1] if self._change_points else 0)
+            self._segment_start = int(start[best])
+            cp = self._refine(old, int(start[best]), int(gidx[used - 1]))
+            self._seg = (float(length0[b, best] + self._bl), float(sum0[b, best] + self._bs),
+                         float(sq0[b, best] + self._bq))
+            if self._change_points and cp - self._change_points[-1] < s.min_gap:
+                # the same change seen again from a later block boundary: not a new one
+                return used, False
+            self._change_points.append(cp)
+        return used, hit
+
+    def _remember(self, x: np.ndarray, gidx: np.ndarray) -> None:
+        self._buf_x = np.concatenate((self._buf_x, x))[-self._keep:]
+        self._buf_i = np.concatenate((self._buf_i, gidx))[-self._keep:]
+
+    def _refine(self, old: int, start: int, now: int) -> int:
+        """The change point near a block boundary ``start``: the split of the recent values into
+        two regimes (before / from it) that fits best, searched within one block either side."""
+        k = self.settings.block
+        if k == 1:
+            return start
+        lo = max(old, start - (now - start + 1) - k)
+        sel = self._buf_i >= lo
+        xi, x = self._buf_i[sel], self._buf_x[sel]
+        cand = np.flatnonzero((xi > max(old, start - k)) & (xi < start + k) & (xi <= now))
+        if x.size < 2 or cand.size == 0:
+            return start
+        c1 = np.concatenate(([0.0], np.cumsum(x)))
+        c2 = np.concatenate(([0.0], np.cumsum(x * x)))
+        n = x.size
+        j = cand.astype(np.float64)
+        left_n, right_n = j, n - j
+        left_s, right_s = c1[cand], c1[-1] - c1[cand]
+        if self._binary:
+            def nll(cnt: np.ndarray, ones: np.ndarray) -> np.ndarray:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    p = np.where(cnt > 0, ones / np.maximum(cnt, 1.0), 0.5)
+                    return -(np.where(ones > 0, ones * np.log(np.where(p > 0, p, 1.0)), 0.0)
+                             + np.where(cnt - ones > 0,
+                                        (cnt - ones) * np.log(np.where(p < 1, 1 - p, 1.0)), 0.0))
+            cost = nll(left_n, left_s) + nll(right_n, right_s)
+        else:
+            left_q, right_q = c2[cand], c2[-1] - c2[cand]
+            cost = ((left_q - left_s ** 2 / np.maximum(left_n, 1.0))
+                    + (right_q - right_s ** 2 / np.maximum(right_n, 1.0)))
+        order = np.lexsort((np.abs(xi[cand] - start), cost))
+        return int(xi[cand[order[0]]])
