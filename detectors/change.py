@@ -117,6 +117,27 @@ def _level_slope(n: np.ndarray, sx: np.ndarray, stx: np.ndarray, mu0: np.ndarray
             (a22 - 2.0 * n * a12 + n * n * a) / det)
 
 
+def _pairwise_sum(v: list[float]) -> float:
+    """``float(np.array(v).sum())`` for up to 128 values, in plain floats: numpy's pairwise sum
+    adds a contiguous array of that size in eight interleaved partial sums."""
+    n = len(v)
+    if n > 128:
+        return float(np.array(v).sum())
+    total = 0.0
+    if n < 8:
+        for a in v:
+            total += a
+        return total
+    lim = n - n % 8
+    r = v[:8]
+    for i in range(8, lim, 8):
+        r = [a + b for a, b in zip(r, v[i:i + 8], strict=True)]
+    total = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+    for a in v[lim:]:
+        total += a
+    return total
+
+
 @dataclass(frozen=True)
 class ChangeSettings:
     """The detector's constants (module docs). The defaults need no tuning per stream."""
@@ -357,19 +378,30 @@ class ChangeDetector(StreamCounts):
             return np.zeros(1, dtype=bool), np.zeros(1)
         return np.array([False, True]), np.array(self._log_kinds)
 
-    def _prune(self, j_end: np.ndarray, born: int) -> tuple[np.ndarray, np.ndarray]:
-        """At a block boundary: which hypotheses survive, and their normalised log weights with
-        the no-change factor applied (``j_end`` holds the alive hypotheses in birth order;
-        ``born`` are about to be added, so at most ``max_runs - born`` are kept)."""
-        s = self.settings
-        top = float(j_end.max())
-        lse = top + math.log(float(np.exp(j_end - top).sum()))
-        keep = j_end >= top + self._log_prune
-        room = s.max_runs - born
-        if np.count_nonzero(keep) > room:
-            keep = np.zeros(keep.size, dtype=bool)
-            keep[np.argpartition(j_end, -room)[-room:]] = True
-        return keep, j_end[keep] - lse + self._log_1mq
+    def _prune(self, j_end: list[float], born: int) -> tuple[list[int], list[float]]:
+        """At a block boundary: which hypotheses survive (positions in ``j_end``, ascending), and
+        their normalised log weights with the no-change factor applied (``j_end`` holds the alive
+        hypotheses in birth order; ``born`` are about to be added, so at most
+        ``max_runs - born`` are kept).
+
+        Plain floats, not numpy: at most ``max_runs`` values, where a numpy call costs more than
+        the arithmetic. The same IEEE operations in the same order as numpy's (``exp`` and
+        ``log`` from the C library, as numpy's are on builds without AVX-512; the sum in
+        numpy's pairwise order), so the weights are the same floats."""
+        top = max(j_end)
+        lse = top + math.log(_pairwise_sum([math.exp(v - top) for v in j_end]))
+        floor = top + self._log_prune
+        keep = [i for i, v in enumerate(j_end) if v >= floor]
+        room = self.settings.max_runs - born
+        if len(keep) > room:
+            ranked = sorted(j_end, reverse=True)
+            cut = ranked[room - 1]
+            if ranked[room] == cut:  # a tie across the cut: numpy's choice among equals
+                keep = sorted(np.argpartition(np.array(j_end), -room)[-room:].tolist())
+            else:
+                keep = [i for i, v in enumerate(j_end) if v >= cut]
+        d = self._log_1mq
+        return keep, [j_end[i] - lse + d for i in keep]
 
     def _boundary(self, first: int, mu0: float, t1: float) -> None:
         """Close the block: normalise, prune, and let a new regime begin at index ``first``
@@ -377,14 +409,15 @@ class ChangeDetector(StreamCounts):
         slope, prior = self._newborn()
         nw = slope.size
         if self._J0.size:
-            keep, j0 = self._prune(self._J0 + self._C, nw)
+            kept, j0 = self._prune((self._J0 + self._C).tolist(), nw)
+            keep = np.array(kept, dtype=np.intp)
             self._L0 = self._L0 + self._bl
             self._S0 = self._S0 + self._bs
             self._Q0 = self._Q0 + self._bq
             self._T0 = self._T0 + self._bt
-            self._J0 = np.concatenate((j0, prior + self._log_q))
+            self._J0 = np.concatenate((np.array(j0), prior + self._log_q))
         else:
-            keep = np.zeros(0, dtype=bool)
+            keep = np.zeros(0, dtype=np.intp)
             self._J0 = prior.copy()
         self._start = np.concatenate((self._start[keep], np.full(nw, first, dtype=np.int64)))
         self._L0 = np.concatenate((self._L0[keep], np.zeros(nw)))
@@ -490,15 +523,24 @@ class ChangeDetector(StreamCounts):
         j0 = np.full((nb, cols), -np.inf)
         j0[0, :h] = self._J0
         ends = csum[:, k - 1, :]
-        born_w = nprior + self._log_q
-        alive = np.arange(h)  # the hypotheses of block b - 1 (in column, i.e. birth, order)
+        # the boundaries in order, in plain floats (``_prune``); j0 is written once at the end
+        born_w = (nprior + self._log_q).tolist()
+        end_rows = ends[:-1].tolist()
+        alive = list(range(h))  # the hypotheses of block b - 1 (in column, i.e. birth, order)
+        cur = self._J0.tolist()
+        at: list[int] = []
+        vals: list[float] = []
         for b in range(1, nb):
-            keep, jn = self._prune(j0[b - 1, alive] + ends[b - 1, alive], nw)
+            row = end_rows[b - 1]
+            keep, cur = self._prune([v + row[c] for v, c in zip(cur, alive, strict=True)], nw)
             c0 = h + (b - 1) * nw
-            kept = alive[keep]
-            j0[b, kept] = jn
-            j0[b, c0:c0 + nw] = born_w
-            alive = np.concatenate((kept, np.arange(c0, c0 + nw)))
+            alive = [alive[i] for i in keep]
+            alive.extend(range(c0, c0 + nw))
+            cur.extend(born_w)
+            at.extend(b * cols + c for c in alive)
+            vals.extend(cur)
+        if at:
+            j0.flat[at] = vals
         jg = (j0[:, None, :] + csum).reshape(pad, cols)[real]
         # decision on every row: has the regime most likely begun well after the current one?
         used, hit, best = m, False, 0
