@@ -69,6 +69,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import reduce
+from operator import add
 
 import numpy as np
 
@@ -118,24 +120,16 @@ def _level_slope(n: np.ndarray, sx: np.ndarray, stx: np.ndarray, mu0: np.ndarray
 
 
 def _pairwise_sum(v: list[float]) -> float:
-    """``float(np.array(v).sum())`` for up to 128 values, in plain floats: numpy's pairwise sum
-    adds a contiguous array of that size in eight interleaved partial sums."""
+    """``float(np.array(v).sum())`` in plain floats: numpy's pairwise sum adds a contiguous array
+    of up to 128 values in eight interleaved partial sums, fewer than 8 in order."""
     n = len(v)
+    if n < 8:
+        return reduce(add, v, 0.0)
     if n > 128:
         return float(np.array(v).sum())
-    total = 0.0
-    if n < 8:
-        for a in v:
-            total += a
-        return total
     lim = n - n % 8
-    r = v[:8]
-    for i in range(8, lim, 8):
-        r = [a + b for a, b in zip(r, v[i:i + 8], strict=True)]
-    total = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
-    for a in v[lim:]:
-        total += a
-    return total
+    r = [reduce(add, v[j:lim:8]) for j in range(8)]
+    return reduce(add, v[lim:], ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7])))
 
 
 @dataclass(frozen=True)
@@ -391,16 +385,19 @@ class ChangeDetector(StreamCounts):
         top = max(j_end)
         lse = top + math.log(_pairwise_sum([math.exp(v - top) for v in j_end]))
         floor = top + self._log_prune
-        keep = [i for i, v in enumerate(j_end) if v >= floor]
-        room = self.settings.max_runs - born
-        if len(keep) > room:
-            ranked = sorted(j_end, reverse=True)
-            cut = ranked[room - 1]
-            if ranked[room] == cut:  # a tie across the cut: numpy's choice among equals
+        n, room, d = len(j_end), self.settings.max_runs - born, self._log_1mq
+        ranked = sorted(j_end) if n > room else None
+        if ranked is not None and ranked[n - room - 1] >= floor:
+            # more than ``room`` clear the floor: the best ``room`` of them
+            cut = ranked[n - room]
+            if ranked[n - room - 1] == cut:  # a tie across the cut: numpy's choice among equals
                 keep = sorted(np.argpartition(np.array(j_end), -room)[-room:].tolist())
             else:
                 keep = [i for i, v in enumerate(j_end) if v >= cut]
-        d = self._log_1mq
+        elif (ranked[0] if ranked is not None else min(j_end)) >= floor:
+            return list(range(n)), [v - lse + d for v in j_end]
+        else:
+            keep = [i for i, v in enumerate(j_end) if v >= floor]
         return keep, [j_end[i] - lse + d for i in keep]
 
     def _boundary(self, first: int, mu0: float, t1: float) -> None:
