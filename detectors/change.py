@@ -85,8 +85,6 @@ _LOG_2PI = math.log(2.0 * math.pi)
 _SPAN = 256
 #: values are winsorised around the median of this many values before them
 _CENTRE_OF = 5
-#: values recomputed after a winsorised one before the search for the next goes on
-_REFRESH = 64
 
 
 def predictive(n: np.ndarray, sx: np.ndarray, stx: np.ndarray, mu0: np.ndarray, kk: float,
@@ -286,84 +284,99 @@ class ChangeDetector(StreamCounts):
     def _recurrences(self, raw: np.ndarray) -> tuple[np.ndarray, ...]:
         """Winsorised values, the noise variance after each and the running sums, vectorised.
 
-        Each value is clipped at ``clip`` scales around the current regime's mean, both computed
-        from the values before it. Computed assuming nothing is clipped; the first value that
-        needs clipping is clipped and what follows is recomputed (prefixes are unchanged: the
-        sums are sequential cumulative sums from the carried totals)."""
-        s = self.settings
+        Each value is clipped at ``clip`` scales around the median of the 5 raw values before
+        it, the scale computed from the values before it. Computed assuming nothing is clipped;
+        the first value that needs clipping is clipped and what follows it is recomputed
+        (prefixes are unchanged: the sums are sequential cumulative sums from the carried
+        totals, so the result is the same floats as a pass value by value)."""
         x = raw.copy()
         m = x.size
-        hist = np.concatenate((self._recent, raw))
-        w = _CENTRE_OF
-        # the middle of each window of 5 (what np.median gives for an odd count, cheaper)
-        centre = (np.partition(np.lib.stride_tricks.sliding_window_view(hist[:-1], w), w // 2,
-                               axis=1)[:, w // 2] if hist.size > w else np.empty(0))
-        centre = np.concatenate((np.full(m - centre.size, np.nan), centre))
+        centre = self._centres(raw)
         sn, ss, sq = self._seg
+        last = self._last
+        # the three running sums (|first differences|, values, squares) as cumulative sums of
+        # their increments, one row each; column 0 holds the carried totals
+        inc = np.empty((3, m + 1))
+        inc[:, 0] = self._ads, ss, sq
+        d = inc[0, 1:]
+        np.subtract(x[1:], x[:-1], out=d[1:])
+        np.abs(d[1:], out=d[1:])
+        d[0] = 0.0 if math.isnan(last) else abs(x[0] - last)
+        inc[1, 1:] = x
+        np.multiply(x, x, out=inc[2, 1:])
+        sums = np.cumsum(inc, axis=1)
         steps = np.arange(m + 1, dtype=np.float64)
-        nn = self._n + steps
-        segn = sn + steps
-        lastv = np.concatenate(([self._last], x))
-        d = np.abs(x - lastv[:-1])
-        if math.isnan(self._last):
-            d[0] = 0.0
-        ads = np.cumsum(np.concatenate(([self._ads], d)))
-        segs = np.cumsum(np.concatenate(([ss], x)))
-        segq = np.cumsum(np.concatenate(([sq], x * x)))
+        counts = (self._n + steps, sn + steps)
         scale = np.empty(m + 1)
-        self._scales(scale, 0, m + 1, nn, segn, ads, segs, segq, lastv)
-        if self._binary:
-            return x, scale[1:] ** 2, ads, segs, segq
-        # scale[:fresh + 1] and the sums are exact for the values clipped so far; after a clip
-        # only the next _REFRESH values are recomputed, the rest when the search reaches them
-        clip_from, fresh = 0, m
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            self._scale_and_clip(x, scale, centre, inc, sums, counts)
+        return x, scale[1:] ** 2, sums[0], sums[1], sums[2]
 
-        def refresh(lo: int, hi: int) -> None:
-            ads[lo + 1:hi + 1] = np.cumsum(np.concatenate((ads[lo:lo + 1], d[lo:hi])))[1:]
-            segs[lo + 1:hi + 1] = np.cumsum(np.concatenate((segs[lo:lo + 1], x[lo:hi])))[1:]
-            segq[lo + 1:hi + 1] = np.cumsum(np.concatenate((segq[lo:lo + 1],
-                                                            x[lo:hi] * x[lo:hi])))[1:]
-            self._scales(scale, lo + 1, hi + 1, nn, segn, ads, segs, segq, lastv)
-
-        while True:
-            top = min(fresh + 1, m)
-            band = s.clip * scale[clip_from:top]
-            lo, hi = centre[clip_from:top] - band, centre[clip_from:top] + band
-            xs = x[clip_from:top]
-            j = np.flatnonzero((xs < lo) | (xs > hi))  # False where there is no centre (NaN)
-            if j.size:
-                k = clip_from + int(j[0])
-                x[k] = min(max(x[k], lo[j[0]]), hi[j[0]])
-                # what follows value k is recomputed from the totals before it (same sums, in
-                # the same order, as a pass over the whole batch)
-                lastv[k + 1] = x[k]
-                d[k] = 0.0 if (k == 0 and math.isnan(self._last)) else abs(x[k] - lastv[k])
+    def _scale_and_clip(self, x: np.ndarray, scale: np.ndarray, centre: np.ndarray,
+                        inc: np.ndarray, sums: np.ndarray,
+                        counts: tuple[np.ndarray, np.ndarray]) -> None:
+        """Scales, then (level model) each winsorised value and what follows it, in order."""
+        m, last = x.size, self._last
+        self._scales(scale, 0, x, sums, counts)
+        if not self._binary:
+            clip = self.settings.clip
+            at = 0
+            while at < m:
+                band = clip * scale[at:m]
+                lo, hi = centre[at:m] - band, centre[at:m] + band
+                xs = x[at:m]
+                j = np.flatnonzero((xs < lo) | (xs > hi))  # False where there is no centre (NaN)
+                if not j.size:
+                    break
+                i = int(j[0])
+                k = at + i
+                x[k] = v = min(max(x[k], lo[i]), hi[i])
+                # the increments value k enters, then the sums and scales after it
+                inc[0, k + 1] = 0.0 if (k == 0 and math.isnan(last)) else abs(
+                    v - (x[k - 1] if k else last))
+                inc[1, k + 1], inc[2, k + 1] = v, v * v
                 if k + 1 < m:
-                    d[k + 1] = abs(x[k + 1] - x[k])
-                fresh = min(m, k + _REFRESH)
-                refresh(k, fresh)
-                clip_from = k + 1
-            elif fresh < m:
-                nxt = min(m, fresh + _REFRESH)
-                refresh(fresh, nxt)
-                clip_from, fresh = top, nxt
-            else:
-                break
-        return x, scale[1:] ** 2, ads, segs, segq
+                    inc[0, k + 2] = abs(x[k + 1] - v)
+                inc[:, k] = sums[:, k]
+                np.cumsum(inc[:, k:], axis=1, out=sums[:, k:])
+                self._scales(scale, k + 1, x, sums, counts)
+                at = k + 1
 
-    @staticmethod
-    def _scales(out: np.ndarray, lo: int, hi: int, nn: np.ndarray, segn: np.ndarray,
-                ads: np.ndarray, segs: np.ndarray, segq: np.ndarray, lastv: np.ndarray) -> None:
-        """The noise scale after each value, positions ``lo`` to ``hi - 1``, into ``out``: the
+    def _centres(self, raw: np.ndarray) -> np.ndarray:
+        """The median of the 5 raw values before each value (NaN while there are fewer): the
+        exact middle value, by min/max (median of 3 of the fifth value and the larger of the
+        pair minima and the smaller of the pair maxima)."""
+        m = raw.size
+        hist = np.concatenate((self._recent, raw))
+        cnt = hist.size - _CENTRE_OF
+        out = np.full(m, np.nan)
+        if cnt > 0:
+            a, b, c, d, e = (hist[q:q + cnt] for q in range(_CENTRE_OF))
+            mn, mx = np.minimum, np.maximum
+            f, g = mx(mn(a, b), mn(c, d)), mn(mx(a, b), mx(c, d))
+            out[m - cnt:] = mx(mn(e, f), mn(mx(e, f), g))
+        return out
+
+    def _scales(self, out: np.ndarray, lo: int, x: np.ndarray, sums: np.ndarray,
+                counts: tuple[np.ndarray, np.ndarray]) -> None:
+        """The noise scale after each value, positions ``lo`` to the end, into ``out``: the
         larger of the short-range noise and the current regime's standard deviation."""
-        n, a, last = nn[lo:hi], ads[lo:hi], lastv[lo:hi]
-        sn, ss, sq = segn[lo:hi], segs[lo:hi], segq[lo:hi]
-        with np.errstate(divide="ignore", invalid="ignore"):
+        a, ss, sq = sums[0, lo:], sums[1, lo:], sums[2, lo:]
+        n, sn = counts[0][lo:], counts[1][lo:]
+        # (called under np.errstate: 0/0 where a count is 0 or 1 is replaced by np.where)
+        # the sums and counts only grow, so their first position tells which case holds
+        if n[0] > 1 and a[0] > 0:
+            noise = a / (n - 1) * _SQRT_PI_2
+        else:
+            last = np.concatenate(([self._last], x))[lo:]  # the value before each
             noise = np.where((n > 1) & (a > 0), a / (n - 1) * _SQRT_PI_2,
                              np.where(np.isfinite(last) & (last != 0), np.abs(last) * 0.1, 1.0))
-            mean = ss / sn
+        mean = ss / sn
+        if sn[0] > 1:
+            var = np.maximum(sq / sn - mean * mean, 0.0) * sn / (sn - 1)
+        else:
             var = np.where(sn > 1, np.maximum(sq / sn - mean * mean, 0.0) * sn / (sn - 1), 0.0)
-        out[lo:hi] = np.maximum(noise, np.sqrt(var))
+        np.maximum(noise, np.sqrt(var), out=out[lo:])
 
     def _newborn(self) -> tuple[np.ndarray, np.ndarray]:
         """(has a slope, log prior weight) of the hypotheses born at one boundary: one
@@ -564,12 +577,12 @@ class ChangeDetector(StreamCounts):
         # commit the state after the last value used
         row = bl + used - 1
         b, r = divmod(row, k)
-        alive = np.flatnonzero(np.isfinite(j0[b]))
-        self._start, self._mu0, self._slope = start[alive], mu0[alive], slope[alive]
-        self._t1 = t1[alive]
-        self._J0, self._C = j0[b, alive], csum[b, r, alive]
-        self._L0, self._S0, self._Q0 = length0[b, alive], sum0[b, alive], sq0[b, alive]
-        self._T0 = sumt0[b, alive]
+        live = np.flatnonzero(np.isfinite(j0[b]))
+        self._start, self._mu0, self._slope = start[live], mu0[live], slope[live]
+        self._t1 = t1[live]
+        self._J0, self._C = j0[b, live], csum[b, r, live]
+        self._L0, self._S0, self._Q0 = length0[b, live], sum0[b, live], sq0[b, live]
+        self._T0 = sumt0[b, live]
         self._bl, self._bs, self._bq = r + 1, float(incl[b, r]), float(qincl[b, r])
         self._bt = float(tincl[b, r])
         self._n += used
