@@ -17,6 +17,8 @@ from driftline.detectors.psi import psi, psi_many
 from driftline.detectors.quantile_rank import quantile_rank, rank_histogram
 from driftline.engine.kernels import (
     RankReference,
+    ReferenceStack,
+    _numeric_stats,
     numeric_window,
     numeric_windows,
     rank_bucket_counts,
@@ -24,6 +26,7 @@ from driftline.engine.kernels import (
     rank_limits,
     rank_right,
     rank_update,
+    stacked_stats,
 )
 
 samples = st.lists(st.sampled_from([-2.0, -1.0, -0.5, 0.0, 0.25, 1.0, 3.0]) | st.floats(-5, 5),
@@ -180,3 +183,40 @@ def test_psi_and_js_of_many_rows_equal_one_row_at_a_time(refs: list[list[int]],
         want = [one(r, c) for r, c in zip(ref, cur, strict=True)]
         for a, b in zip(got.tolist(), want, strict=True):
             assert a == b or (a != a and b != b)
+
+
+@settings(max_examples=80, deadline=None)
+@given(k=st.integers(2, 9), n=st.sampled_from([1, 2, 7, 60, 400, 5000]),
+       w=st.sampled_from([2, 3, 40, 300, 1000]), discrete=st.sampled_from([0.0, 0.5, 1.0]),
+       scale=st.sampled_from([1.0, 1e-6, 1e6]), offset=st.sampled_from([0.0, -3.0, 1e4]),
+       subset=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_stacked_features_equal_one_feature_at_a_time(
+        k: int, n: int, w: int, discrete: float, scale: float, offset: float, subset: bool,
+        seed: int) -> None:
+    # stacked_stats computes several features' statistics as one k × w stack: every feature's
+    # bin counts, KS statistic and Wasserstein distance are _numeric_stats', float for float,
+    # through the binary-search and the merge paths (w · MERGE_RATIO against n), ties within
+    # the window and with the reference (rounded values, signed zeros), any scale and offset,
+    # and a stack of which only some rows have a window (the others' values were missing)
+    rng = np.random.default_rng(seed)
+
+    def sample(size: int) -> np.ndarray:
+        x = rng.normal(rng.normal(0, 0.3), 1.0, size=size)
+        if discrete:
+            rounded = np.round(x * 2) / 2
+            x = np.where(rng.random(size) < discrete, rounded, x)
+            x[rng.random(size) < 0.05] = -0.0
+        return x * scale + offset
+
+    refs = [np.sort(sample(n)) for _ in range(k)]
+    edges = [np.quantile(r, [0.1, 0.3, 0.5, 0.7, 0.9]) for r in refs]
+    stack = ReferenceStack.build(refs, edges)
+    rows = np.arange(k)
+    if subset:
+        rows = np.sort(rng.choice(k, size=int(rng.integers(1, k)), replace=False))
+    values = np.stack([sample(w) for _ in rows])
+    got = stacked_stats(stack, rows, values)
+    for (counts, d, wass), r, x in zip(got, rows.tolist(), values, strict=True):
+        want_counts, want_d, want_w = _numeric_stats(refs[r], edges[r], x)
+        np.testing.assert_array_equal(counts, want_counts)
+        assert d == want_d and wass == want_w, (r, d, want_d, wass, want_w)

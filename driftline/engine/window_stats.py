@@ -32,7 +32,14 @@ from driftline.detectors.performance import (
 )
 from driftline.detectors.psi import positive_bins, psi, psi_corrected, psi_many
 from driftline.detectors.regression import realised_regression
-from driftline.engine.kernels import NumericWindow, centred_sums, numeric_window, numeric_windows
+from driftline.engine.kernels import (
+    STACK,
+    NumericWindow,
+    ReferenceStack,
+    centred_sums,
+    numeric_window,
+    numeric_windows,
+)
 from driftline.engine.snapshot import FeatureDrift, Performance, PredictionDrift, WindowReport
 from driftline.profile.format import BaselineProfile, CategoricalFeature, Feature, NumericFeature
 from driftline.profile.trees import PREDICTION_INPUT
@@ -118,6 +125,7 @@ class ReferenceArrays:
         self.profile = profile
         self.numeric: dict[str, NumericRef] = {}
         self.numeric_names: list[str] = []
+        self._stacks: dict[tuple[int, ...], list[tuple[ReferenceStack, list[int]]]] = {}
         self.categorical: dict[str, CategoricalRef] = {}
         for name, f in profile.features.items():
             if isinstance(f, NumericFeature):
@@ -143,6 +151,34 @@ class ReferenceArrays:
         self.loss_model = out.loss_model if out is not None else None
         self.loss_refs = (loss_refs(self.loss_model.categories) if self.loss_model is not None
                           else {})
+
+    def numeric_stacks(self, rows: tuple[int, ...]) -> list[tuple[ReferenceStack, list[int]]]:
+        """The numeric features ``rows`` (indices into :attr:`numeric_names`) as
+        :class:`~driftline.engine.kernels.ReferenceStack` groups of one summary size and one
+        number of bin edges, at most :data:`~driftline.engine.kernels.STACK` each (balanced),
+        with each group's members as positions in ``rows``; built on the first window of at
+        most :data:`STACK_WINDOW` values and kept (8 bytes per summary value: the stack's copy
+        of the summaries; its centred sums stand in for the features' own)."""
+        got = self._stacks.get(rows)
+        if got is not None:
+            return got
+        groups: dict[tuple[int, int], list[int]] = {}
+        for pos, i in enumerate(rows):
+            r = self.numeric[self.numeric_names[i]]
+            if len(r.summary):
+                groups.setdefault((len(r.summary), len(r.edges)), []).append(pos)
+        out = []
+        for members in groups.values():
+            parts = -(-len(members) // STACK)
+            for c in range(parts):
+                chunk = members[c * len(members) // parts:(c + 1) * len(members) // parts]
+                if len(chunk) < 2:
+                    continue
+                refs = [self.numeric[self.numeric_names[rows[p]]] for p in chunk]
+                out.append((ReferenceStack.build([r.summary for r in refs],
+                                                 [r.edges for r in refs]), chunk))
+        self._stacks[rows] = out
+        return out
 
     @property
     def binary_positive(self) -> int | None:
@@ -271,9 +307,12 @@ def _numeric_part(ref: ReferenceArrays, cols: WindowColumns, rows: list[int], *,
     refs = [ref.numeric[n] for n in names]
     values = [cols.features[n] for n in names]
     finite = [_finite(v) for v in values]
+    stacks = ref.numeric_stacks(tuple(rows)) if 2 <= cols.records <= STACK_WINDOW else []
+    # a feature's own sums are made only when it is computed alone (a stacked feature uses
+    # its stack's)
     kernels = numeric_windows([(r.summary, r.edges, f, r.count)
                                for r, f in zip(refs, finite, strict=True)],
-                              [r.sums for r in refs], approximate=approximate)
+                              lambda j: refs[j].sums, approximate=approximate, stacks=stacks)
     psis = [math.nan] * len(names)
     jss = [math.nan] * len(names)
     by_bins: dict[int, list[int]] = {}
@@ -369,6 +408,11 @@ def _decided(f: dict[str, Any], adjusted: float, policy: DriftPolicy,
                                                             and adjusted < policy.alpha)
     return FeatureDrift(**f, drifted=big and significant, p_value_adjusted=adjusted)
 
+
+#: Windows of at most this many records compute their numeric features in stacks
+#: (:meth:`ReferenceArrays.numeric_stacks`); above it a feature's own numpy calls are long
+#: enough that their fixed cost does not matter, and a stack's temporaries leave the cache.
+STACK_WINDOW = 4_000
 
 #: Windows of at least this many records compute their features on a thread pool: numpy and
 #: Arrow release the GIL in the sorts, merges and hash lookups that dominate a feature's cost,
