@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
+import os
 import re
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +38,7 @@ from driftline.io.readers import (
     is_numeric_type,
     is_vector_type,
     iter_batches,
+    parquet_rows,
     read_schema,
     to_float,
     to_strings,
@@ -199,27 +202,28 @@ def to_record_batch(profile: BaselineProfile, batch: pa.RecordBatch, layout: Lay
     if layout.proba and out is not None and out.classes:
         n = batch.num_rows
         probabilities = np.zeros((n, len(out.classes)))
+        given: list[tuple[str, np.ndarray]] = []  # (column, its values) as the file has them
         if out.positive_class is not None and len(out.classes) == 2:
-            p = to_float(batch.column(layout.proba[out.positive_class]))
+            column = layout.proba[out.positive_class]
+            p = to_float(batch.column(column))
+            given.append((column, p))
             pos = out.classes.index(out.positive_class)
             probabilities[:, pos] = p
             probabilities[:, 1 - pos] = 1.0 - p
         else:
             for j, c in enumerate(out.classes):
                 if c in layout.proba:
-                    probabilities[:, j] = to_float(batch.column(layout.proba[c]))
-    if probabilities is not None:
-        with np.errstate(invalid="ignore"):
-            bad = np.isfinite(probabilities) & ((probabilities < 0) | (probabilities > 1))
-        if bad.any():
-            row, j = (int(v[0]) for v in np.nonzero(bad))
-            assert out is not None
-            column = (layout.proba.get(out.positive_class or "") if len(out.classes) == 2
-                      and out.positive_class else layout.proba.get(out.classes[j]))
-            raise InputError(f"probability {probabilities[row, j]!r} is outside [0, 1]",
-                             path=layout.path, column=column,
-                             fix="give calibrated probabilities (the model's sigmoid or softmax "
-                             "output, not raw scores)")
+                    p = to_float(batch.column(layout.proba[c]))
+                    given.append((layout.proba[c], p))
+                    probabilities[:, j] = p
+        for column, p in given:
+            with np.errstate(invalid="ignore"):
+                bad = np.flatnonzero(np.isfinite(p) & ((p < 0) | (p > 1)))
+            if len(bad):
+                raise InputError(f"probability {float(p[bad[0]])!r} is outside [0, 1] (row "
+                                 f"{offset + int(bad[0])})", path=layout.path, column=column,
+                                 fix="give calibrated probabilities (the model's sigmoid or "
+                                 "softmax output, not raw scores)")
     targets = None
     if layout.target:
         col = batch.column(layout.target)
@@ -306,13 +310,15 @@ def analyze(profile: BaselineProfile, files: Sequence[DataFile], *, window_size:
             drift: DriftPolicy = DriftPolicy(),  # noqa: B008
             domain_classifier: bool = False,
             min_records: int = DEFAULT_MIN_RECORDS,
-            progress: ReadProgress | None = None) -> Iterator[WindowReport]:
+            progress: ReadProgress | None = None,
+            processes: int | None = None) -> Iterator[WindowReport]:
     """Yield every window of ``files`` against ``profile``: tumbling windows of ``window_size``
     records, also cut at multiples of ``window_duration`` seconds of record time when given
     (windows aligned to the Unix epoch, like Prometheus' and Grafana's time buckets). Records
     older than the open window (out of order) are counted into it. Windows with fewer than
     ``min_records`` records report "insufficient data" instead of a decision. ``progress`` is
-    moved along as the files are read."""
+    moved along as the files are read. ``processes``: how many processes compute the windows
+    (None: :func:`split_rows` chooses; the reports are the same)."""
     if window_size < 1:
         raise InputError(f"--window-size must be at least 1, got {window_size}",
                          fix="use e.g. --window-size 1000")
@@ -321,44 +327,191 @@ def analyze(profile: BaselineProfile, files: Sequence[DataFile], *, window_size:
         missing = next(f for f, lay in layouts if not lay.timestamp)
         raise InputError("--window-duration needs a timestamp column", path=missing.path,
                          fix="name it with --timestamp COL (or build the baseline with --timestamp)")
-    on_close = domain_classifier_hook(profile) if domain_classifier else None
-    monitor = Monitor(profile, window=WindowPolicy(records=window_size, max_age=None,
-                                                   min_records=min_records),
-                      drift=drift, clock=None, streams=False, cumulative=False,
-                      on_close=on_close)
-    runner = WindowRunner(profile, monitor)
+    task = Task(profile, [f for f, _ in layouts], [lay for _, lay in layouts], window_size,
+                drift, domain_classifier, min_records)
+    parts = None if window_duration is not None else split_rows(task, processes)
+    if parts is not None:
+        yield from _split(task, parts, progress)
+        return
+    runner = task.runner()
     observe, flush = runner.observe, runner.flush
 
     bucket: float | None = None
-    for i, (file, layout) in enumerate(layouts):
-        on_read = progress.file(i) if progress is not None else None
-        batches = iter_batches(file, layout.columns, progress=on_read)
-        wide = len(layout.columns) * BATCH_ROWS * 8 > PREFETCH_BYTES
-        offset = 0
-        for arrow_batch in batches if wide else prefetched(batches):
-            if progress is not None:
-                progress.rows(arrow_batch.num_rows)
-            batch = to_record_batch(profile, arrow_batch, layout, offset=offset)
-            offset += arrow_batch.num_rows
-            if window_duration is None or batch.timestamps is None:
-                yield from observe(batch)
-                continue
-            ids = np.floor(batch.timestamps / window_duration)
-            start = bucket if bucket is not None else -np.inf
-            ids = np.fmax(ids, start)  # NaN (no timestamp) rows stay in the open window
-            ids = np.maximum.accumulate(np.where(np.isnan(ids), start, ids))
-            cuts = np.flatnonzero(np.diff(ids)) + 1
-            for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(ids)], strict=True):
-                seg_bucket = float(ids[lo])
-                if bucket is not None and seg_bucket != bucket:
-                    report = flush()
-                    if report is not None:
-                        yield report
-                bucket = seg_bucket
-                yield from observe(batch.slice(int(lo), int(hi)))
+    for batch in _record_batches(task, 0, None, progress):
+        if window_duration is None or batch.timestamps is None:
+            yield from observe(batch)
+            continue
+        ids = np.floor(batch.timestamps / window_duration)
+        start = bucket if bucket is not None else -np.inf
+        ids = np.fmax(ids, start)  # NaN (no timestamp) rows stay in the open window
+        ids = np.maximum.accumulate(np.where(np.isnan(ids), start, ids))
+        cuts = np.flatnonzero(np.diff(ids)) + 1
+        for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(ids)], strict=True):
+            seg_bucket = float(ids[lo])
+            if bucket is not None and seg_bucket != bucket:
+                report = flush()
+                if report is not None:
+                    yield report
+            bucket = seg_bucket
+            yield from observe(batch.slice(int(lo), int(hi)))
     report = flush()
     if report is not None:
         yield report
+
+
+@dataclass(frozen=True)
+class Task:
+    """What one process needs to compute windows of the files (pickled to a second process)."""
+
+    profile: BaselineProfile
+    files: list[DataFile]
+    layouts: list[Layout]
+    window_size: int
+    drift: DriftPolicy
+    domain_classifier: bool
+    min_records: int
+
+    def runner(self, first_window: int = 0) -> WindowRunner:
+        """A fresh monitor whose first window is numbered ``first_window``."""
+        on_close = domain_classifier_hook(self.profile) if self.domain_classifier else None
+        monitor = Monitor(self.profile, window=WindowPolicy(records=self.window_size,
+                                                            max_age=None,
+                                                            min_records=self.min_records),
+                          drift=self.drift, clock=None, streams=False, cumulative=False,
+                          on_close=on_close, first_window=first_window)
+        return WindowRunner(self.profile, monitor)
+
+
+def _record_batches(task: Task, start: int, stop: int | None,
+                    progress: ReadProgress | None = None,
+                    rows: Sequence[int] | None = None) -> Iterator[RecordBatch]:
+    """The monitor columns of rows ``start`` to ``stop`` (None: the end) of the files read
+    one after the other; ``rows``: each file's row count (needed when ``start`` > 0)."""
+    base = 0  # rows of the files before this one
+    for i, (file, layout) in enumerate(zip(task.files, task.layouts, strict=True)):
+        if stop is not None and base >= stop:
+            return
+        n = rows[i] if rows is not None else None
+        if n is not None and base + n <= start:
+            base += n
+            continue
+        first = max(0, start - base)
+        on_read = progress.file(i) if progress is not None else None
+        batches = iter_batches(file, layout.columns, progress=on_read, first_row=first)
+        wide = len(layout.columns) * BATCH_ROWS * 8 > PREFETCH_BYTES
+        offset = first
+        read = batches if wide else prefetched(batches)
+        try:
+            for arrow_batch in read:
+                if stop is not None and base + offset + arrow_batch.num_rows > stop:
+                    arrow_batch = arrow_batch.slice(0, stop - base - offset)
+                if progress is not None:
+                    progress.rows(arrow_batch.num_rows)
+                yield to_record_batch(task.profile, arrow_batch, layout, offset=offset)
+                offset += arrow_batch.num_rows
+                if stop is not None and base + offset >= stop:
+                    return
+        finally:  # stopped at ``stop`` or early: the reader (and its read-ahead) closed now
+            getattr(read, "close", lambda: None)()
+        base += offset
+
+
+#: From this many values (rows × columns read) on, ``analyze`` computes the later windows in
+#: other processes (:func:`split_rows`): a second process costs about 0.7 s of CPU to start
+#: (its imports and the baseline), so below this it would not pay.
+SPLIT_VALUES = 10_000_000
+#: The share of the rows the calling process keeps, out of two: the other process first pays
+#: for its start while this one already computes windows.
+KEEP_SHARE = 0.56
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
+
+
+def split_rows(task: Task, processes: int | None = None) -> list[tuple[int, int | None]] | None:
+    """The rows each process computes (``[start, stop)``, whole windows; the last stop None:
+    the end), or None for one process.
+
+    ``processes`` None chooses: two processes when there are two CPUs to use, every file is
+    Parquet (its footer gives the row count, and a second process reads from a row without
+    decoding the rows before it) and there are at least :data:`SPLIT_VALUES` values to read.
+    A wide file (batches over :data:`PREFETCH_BYTES`) stays in one process, so its peak memory
+    does not double. Each window is computed by one monitor from the same records either way,
+    so the reports are the same (the carried accuracy is joined in :func:`_split`)."""
+    if processes is not None and processes < 1:
+        raise InputError(f"--processes must be at least 1, got {processes}",
+                         fix="use 1 for this process only")
+    want = processes if processes is not None else min(2, usable_cpus())
+    if want < 2:
+        return None
+    rows = [parquet_rows(f) for f in task.files]
+    if any(n is None for n in rows):
+        return None
+    total = sum(n for n in rows if n is not None)
+    width = max((len(lay.columns) for lay in task.layouts), default=0)
+    if processes is None and (total * width < SPLIT_VALUES
+                              or width * BATCH_ROWS * 8 > PREFETCH_BYTES):
+        return None
+    windows = -(-total // task.window_size)
+    if windows < want:
+        return None
+    # this process keeps KEEP_SHARE of two processes' rows; the others share the rest evenly
+    keep = KEEP_SHARE * 2 / want
+    cuts = [round(windows * (keep + (1 - keep) * k / (want - 1))) for k in range(want - 1)]
+    bounds = [0, *(c * task.window_size for c in cuts), None]
+    return [(lo, hi) for lo, hi in itertools.pairwise(bounds)
+            if lo is not None and (hi is None or hi > lo)]
+
+
+def _split(task: Task, parts: list[tuple[int, int | None]],
+           progress: ReadProgress | None) -> Iterator[WindowReport]:
+    """The windows of ``parts[0]`` computed here, the others' in child processes, in order."""
+    from driftline.analyze.worker import Child
+
+    rows = [n or 0 for n in map(parquet_rows, task.files)]
+    children = [Child(task, lo, hi, rows, lo // task.window_size) for lo, hi in parts[1:]]
+    try:
+        lo, hi = parts[0]
+        runner = task.runner()
+        last: float | None = None
+        for batch in _record_batches(task, lo, hi, progress, rows):
+            for report in runner.observe(batch):
+                last = carry_accuracy(report, last)[1]
+                yield report
+        tail = runner.flush()  # None but at the end of the files
+        if tail is not None:
+            yield tail
+        for child, (lo, hi) in zip(children, parts[1:], strict=True):
+            reports, error = child.result()
+            if progress is not None:
+                progress.rows((hi if hi is not None else sum(rows)) - lo)
+            for report in reports:
+                report, last = carry_accuracy(report, last)
+                yield report
+            if error is not None:
+                raise error
+        if progress is not None:
+            for i in range(len(task.files)):
+                progress.file(i)(1.0)
+    finally:
+        for child in children:
+            child.close()
+
+
+def carry_accuracy(report: WindowReport, last: float | None) -> tuple[WindowReport, float | None]:
+    """As one monitor does across windows: a window without labels reports the last realised
+    accuracy (with ``labels == 0``). Returns the report and the accuracy to carry on."""
+    perf = report.performance
+    if perf.labels:
+        return report, perf.accuracy
+    if perf.accuracy is None and last is not None:
+        return dataclasses.replace(report, performance=dataclasses.replace(perf, accuracy=last)), last
+    return report, last
 
 
 #: Batches of at most this many bytes (columns × rows × 8) are read one ahead, on a thread.

@@ -64,6 +64,10 @@ def register(sub: Any) -> None:
                    help="exact: KS p-values equal to scipy.stats.ks_2samp at every size "
                    "(default); fast: the tested approximation where the exact count is dear, "
                    "as a sidecar with drift.exact_ks: false (error bound in docs/statistics.md)")
+    p.add_argument("--processes", type=positive_int, metavar="N",
+                   help="processes computing the windows, each a part of them (default: 2 on a "
+                   "machine with 2 or more cores, for Parquet data of 10 million values or "
+                   "more and at most 128 columns; 1: this process only); the report is the same")
     add_progress(p)
     p.set_defaults(func=_run)
 
@@ -143,7 +147,7 @@ def _run(args: argparse.Namespace) -> int:
                          timestamp=args.timestamp, drift=policy,
                          domain_classifier=args.domain_classifier,
                          min_records=args.min_records if args.min_records is not None
-                         else DEFAULT_MIN_RECORDS, progress=bar)
+                         else DEFAULT_MIN_RECORDS, progress=bar, processes=args.processes)
     quality: list[Any] = []
     stream = _noting_quality(stream, quality)
     try:

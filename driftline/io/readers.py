@@ -141,16 +141,33 @@ def read_schema(file: DataFile) -> pa.Schema:
 Progress = Callable[[float], None]
 
 
+def parquet_rows(file: DataFile) -> int | None:
+    """The row count of a Parquet file from its footer (no data read); None for another format
+    or a footer that cannot be read (:func:`iter_batches` then raises the error that names it)."""
+    if file.format != "parquet":
+        return None
+    import pyarrow.parquet as pq
+
+    try:
+        with pq.ParquetFile(_open(file.path, random=True)) as pf:
+            return int(pf.metadata.num_rows)
+    except (OSError, pa.ArrowInvalid, ValueError):
+        return None
+
+
 def iter_batches(file: DataFile, columns: Sequence[str] | None = None,
                  batch_rows: int = BATCH_ROWS, *,
-                 progress: Progress | None = None) -> Iterator[pa.RecordBatch]:
+                 progress: Progress | None = None, first_row: int = 0) -> Iterator[pa.RecordBatch]:
     """Stream a file as record batches (only ``columns`` when given), bounded memory.
 
     ``progress`` is told how much of the file is read after every batch: the rows out of the
     metadata's row count for Parquet and Arrow IPC files, the bytes parsed out of the file size
-    for CSV, JSONL and Arrow streams, so that one large file moves a progress bar too."""
+    for CSV, JSONL and Arrow streams, so that one large file moves a progress bar too.
+    ``first_row``: start at that row of the file (a Parquet file skips the row groups before it
+    unread; other formats read and drop the rows before it)."""
     try:
-        yield from _iter(file, columns, batch_rows, progress or _ignore)
+        batches = _iter(file, columns, batch_rows, progress or _ignore, first_row)
+        yield from batches if file.format == "parquet" else _skip(batches, first_row)
         if progress is not None:
             progress(1.0)
     except InputError:
@@ -183,8 +200,18 @@ def _ignore(_: float) -> None:
     pass
 
 
+def _skip(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
+    """``batches`` without their first ``rows`` rows."""
+    for batch in batches:
+        if rows and rows >= batch.num_rows:
+            rows -= batch.num_rows
+            continue
+        yield batch.slice(rows) if rows else batch
+        rows = 0
+
+
 def _iter(file: DataFile, columns: Sequence[str] | None, batch_rows: int,
-          progress: Progress) -> Iterator[pa.RecordBatch]:
+          progress: Progress, first_row: int = 0) -> Iterator[pa.RecordBatch]:
     cols = list(columns) if columns is not None else None
     if file.format == "parquet":
         import pyarrow.parquet as pq
@@ -195,12 +222,18 @@ def _iter(file: DataFile, columns: Sequence[str] | None, batch_rows: int,
                             buffer_size=READ_BUFFER) as pf:
             total, done = max(1, pf.metadata.num_rows), 0
             for group in range(pf.metadata.num_row_groups):
+                start = done
+                done += pf.metadata.row_group(group).num_rows
+                if done <= first_row:  # wholly before the first row: never decoded
+                    continue
                 rows = _row_group_rows(pf, group, cols, batch_rows)
-                for batch in pf.iter_batches(batch_size=rows, columns=cols, row_groups=[group],
-                                             use_threads=False):
+                seen = max(start, first_row)
+                for batch in _skip(pf.iter_batches(batch_size=rows, columns=cols,
+                                                   row_groups=[group], use_threads=False),
+                                   seen - start):
                     yield batch
-                    done += batch.num_rows
-                    progress(done / total)
+                    seen += batch.num_rows
+                    progress(seen / total)
     elif file.format in ("csv", "jsonl"):
         parsed = _BytesParsed(file.path) if progress is not _ignore else None
         source = parsed.stream if parsed is not None else _open(file.path)

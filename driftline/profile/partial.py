@@ -290,7 +290,7 @@ def _check_probabilities(probs: np.ndarray, columns: Sequence[str | None], path:
     if bad.any():
         row, j = (int(v[0]) for v in np.nonzero(bad))
         raise InputError(
-            f"probability {probs[row, j]!r} is outside [0, 1] ({int(bad.sum())} values in this "
+            f"probability {float(probs[row, j])!r} is outside [0, 1] ({int(bad.sum())} values in this "
             "batch)", path=path, column=columns[j],
             fix="give calibrated probabilities (apply the model's sigmoid or softmax to raw scores)")
 

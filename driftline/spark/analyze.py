@@ -42,6 +42,7 @@ import pyarrow.compute as pc
 
 from driftline.analyze.offline import (
     WindowRunner,
+    carry_accuracy,
     domain_classifier_hook,
     epoch_seconds,
     layout_for_schema,
@@ -117,7 +118,7 @@ def analyze(df: DataFrame, profile: BaselineProfile, *, window_size: int | None 
     found = sorted((pickle.loads(p) for p in payloads), key=lambda t: (_order(t[0]), t[1]))
     accuracy: float | None = None
     for i, (_, _, report) in enumerate(found):
-        report, accuracy = _carry_accuracy(replace(report, index=i), accuracy)
+        report, accuracy = carry_accuracy(replace(report, index=i), accuracy)
         yield report
 
 
@@ -339,17 +340,6 @@ def _windows(df: DataFrame, profile: BaselineProfile, layout: Any, policy: Windo
                     .applyInArrow(whole, StructType([StructField("report", BinaryType())])))
         done = done.unionByName(shuffled)
     return [bytes(r[0]) for r in done.collect()]
-
-
-def _carry_accuracy(report: WindowReport, last: float | None) -> tuple[WindowReport, float | None]:
-    """As one monitor does across windows: a window without labels reports the last realised
-    accuracy (with ``labels == 0``)."""
-    perf = report.performance
-    if perf.labels:
-        return report, perf.accuracy
-    if perf.accuracy is None and last is not None:
-        return replace(report, performance=replace(perf, accuracy=last)), last
-    return report, last
 
 
 def _input_error(exc: Exception, where: str) -> Exception:
