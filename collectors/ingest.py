@@ -38,6 +38,9 @@ class IngestGroups:
     bad: int = 0
     bad_models: dict[str, int] = field(default_factory=dict)
     bad_labels: dict[str | None, int] = field(default_factory=dict)
+    #: per group read whole by one pass (``_one_group``): its records' fields, which
+    #: :func:`to_batch` takes instead of reading them again
+    fields: dict[GroupKey, dict[str, list[Any]]] = field(default_factory=dict)
 
     def refuse_label(self, model: Any) -> None:
         name = safe_label(model)
@@ -64,6 +67,8 @@ def split_records(body: Any, *, default_model: str | None = None,
         raise PayloadError("parse_error", "ingest takes a record, a list of records or "
                            '{"records": [...]}')
     out = IngestGroups()
+    if _one_group(out, items, model, version):
+        return out
     groups = out.groups
     # The records of one body nearly always name the same model, version and endpoint: each
     # distinct string triple is checked once (only str/None triples are remembered, so 1 and
@@ -107,7 +112,51 @@ def split_records(body: Any, *, default_model: str | None = None,
     return out
 
 
-def to_batch(schema: ModelSchema, records: Sequence[Mapping[str, Any]]) -> RecordBatch:
+def _one_group(out: IngestGroups, items: list[Any], model: Any, version: Any) -> bool:
+    """Group a body whose records all have the same keys, name one model, version and
+    endpoint (str or None) and carry a ``features`` dict: one pass over the records
+    (:func:`_same_keys`, whose fields :func:`to_batch` then reuses from ``out.fields``) and one
+    label check, instead of the loop of :func:`split_records`. Fills ``out`` and returns True
+    for such a body; leaves ``out`` untouched and returns False for any other (a label the
+    check refuses too: the loop then refuses it record by record, as for any body).
+
+    Why: a freshly decoded body's records are cold in the cache, so each pass over them costs
+    ≈ 0.3 µs a record whatever it reads; the loop here and the field pass of ``to_batch``
+    were two passes where one is enough."""
+    if not items or set(map(type, items)) != {dict}:
+        return False
+    fields = _same_keys(items)
+    if fields is None:
+        return False
+    n = len(items)
+    raw = []
+    for key, default in (("model_name", model), ("model_version", version), ("endpoint", None)):
+        col = fields.get(key)
+        if col is None:
+            raw.append(default)
+            continue
+        first = col[0]
+        if not (first is None or type(first) is str) or col.count(first) != n:
+            return False  # 1 and True compare equal: only str or None values are taken alike
+        raw.append(first)
+    if set(map(type, fields["features"])) != {dict}:
+        return False
+    try:
+        name, ver, endpoint = (label_value(raw[0], "model_name"),
+                               label_value(raw[1], "model_version"),
+                               label_value(raw[2], "endpoint"))
+    except PayloadError:
+        return False
+    if name is None:
+        return False
+    out.groups[(name, ver)] = items
+    out.endpoints[(name, ver)] = [endpoint] * n
+    out.fields[(name, ver)] = fields
+    return True
+
+
+def to_batch(schema: ModelSchema, records: Sequence[Mapping[str, Any]],
+             fields: dict[str, list[Any]] | None = None) -> RecordBatch:
     """Columns of one model's records (validated by :func:`split_records`: ``features`` is a
     mapping). Numeric columns go through numpy in one call each; outputs take the same
     vectorised path as v1/v2 payloads. Raises PayloadError for outputs that fit no shape.
@@ -115,8 +164,11 @@ def to_batch(schema: ModelSchema, records: Sequence[Mapping[str, Any]]) -> Recor
     Why it is shaped like this: the per-record Python work bounds the sidecar's throughput, so
     values are pulled out with C-level ``map``/``itemgetter``/``zip`` instead of one Python
     comprehension per feature (``_feature_columns``); the per-record path is
-    the fallback when some record lacks a feature."""
-    fields = _same_keys(records)
+    the fallback when some record lacks a feature. ``fields``: every field's values of exactly
+    these records as :func:`_same_keys` reads them (``IngestGroups.fields``), so a body is
+    passed over once."""
+    if fields is None:
+        fields = _same_keys(records)
     if fields is not None:
         return columns_batch(schema, fields["features"], *(
             None if fields.get(k) is None else present(fields[k]) for k in OUTPUT_FIELDS))
@@ -184,14 +236,16 @@ FEATURES_OF = itemgetter("features")
 
 
 def _feature_columns(schema: ModelSchema, rows: list[Mapping[str, Any]]) -> dict[str, np.ndarray]:
-    """Every baseline feature's column from the records' ``features`` objects: one
-    ``itemgetter`` over all plain feature names per record and one transpose (``zip``) when
-    every record has every one, else ``.get`` per feature (missing values). Embedding and text
+    """Every baseline feature's column from the records' ``features`` objects: by position
+    when every record has the first one's keys in its order (:func:`_columns_by_position`),
+    else one ``itemgetter`` over all plain feature names per record and one transpose
+    (``zip``) when every record has every one, else ``.get`` per feature (missing values).
+    The three give the same columns (``tests/test_ingest_fast_paths.py``). Embedding and text
     features are read by :meth:`ModelSchema.pick` (their request field may be renamed)."""
     extra = set(schema.extra)
     plain = [n for n in dict.fromkeys((*schema.order, *schema.profile.features)) if n not in extra]
-    cols: dict[str, np.ndarray] | None = None
-    if len(plain) > 1 and rows:
+    cols = _columns_by_position(schema, plain, rows)
+    if cols is None and len(plain) > 1 and rows:
         try:
             table = list(map(itemgetter(*plain), rows))
         except (KeyError, TypeError):  # some record lacks a feature (or is not a dict)
@@ -207,6 +261,33 @@ def _feature_columns(schema: ModelSchema, rows: list[Mapping[str, Any]]) -> dict
     for name in plain:
         out.setdefault(name, cols[name])
     return out
+
+
+def _columns_by_position(schema: ModelSchema, names: list[str],
+                         rows: list[Mapping[str, Any]]) -> dict[str, np.ndarray] | None:
+    """The columns of ``names`` when every row is a dict with the first row's keys in the
+    first row's order (a client serialising one structure: the usual body), else None.
+
+    Why: each record's values are then read with ``dict.values`` and transposed by position,
+    with no key lookup at all. On a freshly decoded body that is ≈ 1.4 µs less per
+    25-feature record than one ``itemgetter`` of every name per record (4.8–6.6 → 3.9–5.1
+    µs, min per body of 15 rounds, interleaved). The key order is checked with one tuple of
+    keys per record and one ``list.count`` (key equality is what a dict lookup uses, so a row
+    passes only where the lookups would have found the same values). A row that lacks a name,
+    has other keys or another order, or is no dict, sends the whole body to the lookups."""
+    if not rows or type(rows[0]) is not dict:
+        return None
+    keys = tuple(rows[0])
+    where = {k: i for i, k in enumerate(keys)}
+    if any(name not in where for name in names):
+        return None
+    if list(map(tuple, rows)).count(keys) != len(rows):
+        return None
+    try:
+        table = list(zip(*map(dict.values, rows), strict=True))  # type: ignore[arg-type]
+    except TypeError:  # a row that is a Mapping but no dict
+        return None
+    return {name: schema.column(name, table[where[name]]) for name in names}
 
 
 def _id_column(values: list[Any]) -> np.ndarray:

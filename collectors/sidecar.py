@@ -449,11 +449,13 @@ class Sidecar(SnapshotSource):
                 continue
             names = entry.profile.features.keys()
             by_endpoint: dict[str | None, list[Mapping[str, Any]]] = {}
+            fields = None  # the group's fields, read once by split_records, when it goes whole
             mismatched = 0
             endpoints = groups.endpoints.get(key) or [None] * len(records)
             distinct = set(endpoints)
             if len(distinct) == 1 and not any(map(names.isdisjoint, map(FEATURES_OF, records))):
                 by_endpoint[distinct.pop()] = list(records)  # the usual body: checks in C
+                fields = groups.fields.get(key)
             else:
                 for r, ep in zip(records, endpoints, strict=True):
                     if names.isdisjoint(r["features"]):
@@ -463,13 +465,14 @@ class Sidecar(SnapshotSource):
             self.drop(entry.name, SCHEMA_MISMATCH, mismatched)
             for ep, recs in by_endpoint.items():
                 n += self._isolated(entry.name, len(recs), self._ingest_batch, entry, ep, recs,
-                                    source, t)
+                                    source, t, fields)
         return n
 
     def _ingest_batch(self, entry: ModelEntry, endpoint: str | None,
-                      records: Sequence[Mapping[str, Any]], source: str, now: float) -> int:
+                      records: Sequence[Mapping[str, Any]], source: str, now: float,
+                      fields: dict[str, list[Any]] | None = None) -> int:
         try:
-            batch = to_batch(entry.schema, records)
+            batch = to_batch(entry.schema, records, fields)
         except PayloadError as exc:
             self.drop(entry.name, exc.reason, len(records))
             return 0
