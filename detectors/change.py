@@ -378,6 +378,41 @@ class ChangeDetector(StreamCounts):
             var = np.where(sn > 1, np.maximum(sq / sn - mean * mean, 0.0) * sn / (sn - 1), 0.0)
         np.maximum(noise, np.sqrt(var), out=out[lo:])
 
+    def _log_predictive(self, lp: np.ndarray, pos: np.ndarray | None, qb: np.ndarray,
+                        qc: np.ndarray, has_slope: bool | None, rows: tuple[np.ndarray, ...],
+                        length0: np.ndarray, sum0: np.ndarray, sumt0: np.ndarray,
+                        mu0: np.ndarray, t1: np.ndarray) -> None:
+        """Log predictive density of each value of block ``qb`` under hypothesis ``qc`` into
+        ``lp[pos]`` (None: every row of ``lp``) (``has_slope`` None: Beta–Bernoulli; False:
+        level; True: level + slope)."""
+        if qb.size == 0:
+            return
+        excl, texcl, xrows, s2rows = rows
+        k = excl.shape[1]
+        length = length0[qb, qc][:, None] + np.arange(k, dtype=np.float64)
+        sx = sum0[qb, qc][:, None] + excl[qb]
+        xv = xrows[qb]
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            if has_slope is None:
+                out = (np.log(np.where(xv == 1.0, sx + 1.0, length - sx + 1.0))
+                       - np.log(length + 2.0))
+            else:
+                # level: x = c; level + slope: x = c + β·τ (τ: position in the regime).
+                # Priors c ~ N(mu0, (prior_scale·σ)²), β ~ N(0, (slope_scale·σ)²), noise σ;
+                # the posterior of (c, β) from the regime's n, Σx and Στx in closed form.
+                m0 = mu0[qc][:, None]
+                if has_slope:
+                    stx = sumt0[qb, qc][:, None] + texcl[qb] - t1[qc][:, None] * sx
+                    mean, spread = _level_slope(length, sx, stx, m0, self._kk, self._kb)
+                else:
+                    mean, spread = _level(length, sx, m0, self._kk)
+                var = s2rows[qb] * (1.0 + spread)
+                out = -0.5 * (_LOG_2PI + np.log(var)) - (xv - mean) ** 2 / (2.0 * var)
+        if pos is None:
+            lp[...] = out
+        else:
+            lp[pos] = out
+
     def _newborn(self) -> tuple[np.ndarray, np.ndarray]:
         """(has a slope, log prior weight) of the hypotheses born at one boundary: one
         Beta–Bernoulli run on a 0/1 stream, else a level run and a level + slope run."""
@@ -502,34 +537,31 @@ class ChangeDetector(StreamCounts):
         sum0 = steps_s.cumsum(axis=0)
         sq0 = steps_q.cumsum(axis=0)
         sumt0 = steps_t.cumsum(axis=0)
-        length = length0[:, None, :] + np.arange(k, dtype=np.float64)[None, :, None]
-        xv = xg.reshape(nb, k)[:, :, None]
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            if self._binary:
-                total = sum0[:, None, :] + excl[:, :, None]
-                lp = (np.log(np.where(xv == 1.0, total + 1.0, length - total + 1.0))
-                      - np.log(length + 2.0))
-            else:
-                # level: x = c; level + slope: x = c + β·τ (τ: position in the regime).
-                # Priors c ~ N(mu0, (prior_scale·σ)²), β ~ N(0, (slope_scale·σ)²), noise σ;
-                # the posterior of (c, β) from the regime's n, Σx and Στx in closed form.
-                sx = sum0[:, None, :] + excl[:, :, None]
-                mean, spread = _level(length, sx, mu0[None, None, :], self._kk)
-                sc = np.flatnonzero(slope)
-                if sc.size:  # the level + slope columns only
-                    sxs = sx[:, :, sc]
-                    stx = sumt0[:, None, sc] + texcl[:, :, None] - t1[None, None, sc] * sxs
-                    mean[:, :, sc], spread[:, :, sc] = _level_slope(
-                        length[:, :, sc], sxs, stx, mu0[None, None, sc], self._kk, self._kb)
-                var = s2g.reshape(nb, k)[:, :, None] * (1.0 + spread)
-                lp = -0.5 * (_LOG_2PI + np.log(var)) - (xv - mean) ** 2 / (2.0 * var)
-        lp = np.where(alive_b[:, None, :], lp, 0.0)
-        lp = lp.reshape(pad, cols)
-        lp[:bl] = 0.0
-        lp[bl + m:] = 0.0
-        if bl:
-            lp[bl - 1, :h] = self._C
-        csum = lp.reshape(nb, k, cols).cumsum(axis=1)
+        # only the (block, hypothesis) pairs that exist (a hypothesis from its birth block on),
+        # each kind of regime on its own pairs; the log predictive of every value of the pair's
+        # block, then its running sum within the block
+        pb, pc = np.nonzero(alive_b)
+        lp = np.empty((pb.size, k))
+        shape = (nb, k)
+        rows = (excl, texcl, xg.reshape(shape), s2g.reshape(shape))
+        if self._binary:
+            self._log_predictive(lp, None, pb, pc, None, rows, length0, sum0, sumt0, mu0, t1)
+        else:
+            on_slope = slope[pc]
+            for pos, has_slope in ((np.flatnonzero(~on_slope), False),
+                                   (np.flatnonzero(on_slope), True)):
+                self._log_predictive(lp, pos, pb[pos], pc[pos], has_slope, rows, length0, sum0,
+                                     sumt0, mu0, t1)
+        # (pairs in block order: the first h are block 0's, the last cols the last block's)
+        if bl:  # the rows of the current block already fed: their sum is carried in _C
+            lp[:h, :bl] = 0.0
+            lp[:h, bl - 1] = self._C
+        tail = bl + m - (nb - 1) * k
+        if tail < k:
+            lp[-cols:, tail:] = 0.0
+        full = np.zeros((nb, cols, k))
+        full[pb, pc] = lp.cumsum(axis=1)
+        csum = full.transpose(0, 2, 1)  # (block, row in block, hypothesis)
         j0 = np.full((nb, cols), -np.inf)
         j0[0, :h] = self._J0
         ends = csum[:, k - 1, :]
