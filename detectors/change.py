@@ -70,7 +70,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import reduce
-from operator import add
+from itertools import chain, compress, repeat
+from operator import add, ge, sub
 
 import numpy as np
 
@@ -420,10 +421,10 @@ class ChangeDetector(StreamCounts):
             return np.zeros(1, dtype=bool), np.zeros(1)
         return np.array([False, True]), np.array(self._log_kinds)
 
-    def _prune(self, j_end: list[float], born: int) -> tuple[list[int], list[float]]:
-        """At a block boundary: which hypotheses survive (positions in ``j_end``, ascending), and
-        their normalised log weights with the no-change factor applied (``j_end`` holds the alive
-        hypotheses in birth order; ``born`` are about to be added, so at most
+    def _prune(self, j_end: list[float], born: int) -> tuple[list[bool] | None, list[float]]:
+        """At a block boundary: which hypotheses survive (a mask over ``j_end``; None: all), and
+        their normalised log weights with the no-change factor applied (``j_end`` holds the
+        alive hypotheses in birth order; ``born`` are about to be added, so at most
         ``max_runs - born`` are kept).
 
         Plain floats, not numpy: at most ``max_runs`` values, where a numpy call costs more than
@@ -431,22 +432,28 @@ class ChangeDetector(StreamCounts):
         ``log`` from the C library, as numpy's are on builds without AVX-512; the sum in
         numpy's pairwise order), so the weights are the same floats."""
         top = max(j_end)
-        lse = top + math.log(_pairwise_sum([math.exp(v - top) for v in j_end]))
+        n = len(j_end)
+        lse = top + math.log(_pairwise_sum(list(map(math.exp, map(sub, j_end, repeat(top, n))))))
         floor = top + self._log_prune
-        n, room, d = len(j_end), self.settings.max_runs - born, self._log_1mq
-        ranked = sorted(j_end) if n > room else None
-        if ranked is not None and ranked[n - room - 1] >= floor:
-            # more than ``room`` clear the floor: the best ``room`` of them
-            cut = ranked[n - room]
-            if ranked[n - room - 1] == cut:  # a tie across the cut: numpy's choice among equals
-                keep = sorted(np.argpartition(np.array(j_end), -room)[-room:].tolist())
-            else:
-                keep = [i for i, v in enumerate(j_end) if v >= cut]
-        elif (ranked[0] if ranked is not None else min(j_end)) >= floor:
-            return list(range(n)), [v - lse + d for v in j_end]
-        else:
-            keep = [i for i, v in enumerate(j_end) if v >= floor]
-        return keep, [j_end[i] - lse + d for i in keep]
+        room = self.settings.max_runs - born
+        mask: list[bool] | None = None
+        if n > room:
+            ranked = sorted(j_end)
+            if ranked[n - room - 1] >= floor:
+                # more than ``room`` clear the floor: the best ``room`` of them
+                cut = ranked[n - room]
+                if ranked[n - room - 1] == cut:  # a tie across the cut: numpy's choice
+                    mask = [False] * n
+                    for i in np.argpartition(np.array(j_end), -room)[-room:].tolist():
+                        mask[i] = True
+                else:
+                    mask = list(map(ge, j_end, repeat(cut, n)))
+            elif ranked[0] < floor:
+                mask = list(map(ge, j_end, repeat(floor, n)))
+        elif min(j_end) < floor:
+            mask = list(map(ge, j_end, repeat(floor, n)))
+        kept = j_end if mask is None else list(compress(j_end, mask))
+        return mask, list(map(add, map(sub, kept, repeat(lse)), repeat(self._log_1mq)))
 
     def _boundary(self, first: int, mu0: float, t1: float) -> None:
         """Close the block: normalise, prune, and let a new regime begin at index ``first``
@@ -454,15 +461,15 @@ class ChangeDetector(StreamCounts):
         slope, prior = self._newborn()
         nw = slope.size
         if self._J0.size:
-            kept, j0 = self._prune((self._J0 + self._C).tolist(), nw)
-            keep = np.array(kept, dtype=np.intp)
+            mask, j0 = self._prune((self._J0 + self._C).tolist(), nw)
+            keep = slice(None) if mask is None else np.array(mask, dtype=bool)
             self._L0 = self._L0 + self._bl
             self._S0 = self._S0 + self._bs
             self._Q0 = self._Q0 + self._bq
             self._T0 = self._T0 + self._bt
             self._J0 = np.concatenate((np.array(j0), prior + self._log_q))
         else:
-            keep = np.zeros(0, dtype=np.intp)
+            keep = slice(0)
             self._J0 = prior.copy()
         self._start = np.concatenate((self._start[keep], np.full(nw, first, dtype=np.int64)))
         self._L0 = np.concatenate((self._L0[keep], np.zeros(nw)))
@@ -570,19 +577,23 @@ class ChangeDetector(StreamCounts):
         end_rows = ends[:-1].tolist()
         alive = list(range(h))  # the hypotheses of block b - 1 (in column, i.e. birth, order)
         cur = self._J0.tolist()
-        at: list[int] = []
-        vals: list[float] = []
+        alive_rows: list[list[int]] = []
+        val_rows: list[list[float]] = []
         for b in range(1, nb):
-            row = end_rows[b - 1]
-            keep, cur = self._prune([v + row[c] for v, c in zip(cur, alive, strict=True)], nw)
+            mask, cur = self._prune(list(map(add, cur, map(end_rows[b - 1].__getitem__, alive))),
+                                    nw)
+            if mask is not None:
+                alive = list(compress(alive, mask))
             c0 = h + (b - 1) * nw
-            alive = [alive[i] for i in keep]
-            alive.extend(range(c0, c0 + nw))
-            cur.extend(born_w)
-            at.extend(b * cols + c for c in alive)
-            vals.extend(cur)
-        if at:
-            j0.flat[at] = vals
+            alive = [*alive, *range(c0, c0 + nw)]
+            cur += born_w
+            alive_rows.append(alive)
+            val_rows.append(cur)
+        if alive_rows:
+            sizes = [len(r) for r in alive_rows]
+            at = np.fromiter(chain.from_iterable(alive_rows), np.intp, sum(sizes))
+            at += np.repeat(np.arange(1, nb) * cols, sizes)
+            j0.flat[at] = np.fromiter(chain.from_iterable(val_rows), np.float64, at.size)
         jg = (j0[:, None, :] + csum).reshape(pad, cols)[real]
         # decision on every row: has the regime most likely begun well after the current one?
         used, hit, best = m, False, 0
