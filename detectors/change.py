@@ -69,9 +69,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import reduce
-from itertools import chain, compress, repeat
-from operator import add, ge, sub
+from itertools import chain, compress
 
 import numpy as np
 
@@ -123,12 +121,28 @@ def _pairwise_sum(v: list[float]) -> float:
     of up to 128 values in eight interleaved partial sums, fewer than 8 in order."""
     n = len(v)
     if n < 8:
-        return reduce(add, v, 0.0)
+        total = 0.0
+        for a in v:
+            total += a
+        return total
     if n > 128:
         return float(np.array(v).sum())
+    r0, r1, r2, r3, r4, r5, r6, r7 = v[:8]
     lim = n - n % 8
-    r = [reduce(add, v[j:lim:8]) for j in range(8)]
-    return reduce(add, v[lim:], ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7])))
+    for i in range(8, lim, 8):
+        a0, a1, a2, a3, a4, a5, a6, a7 = v[i:i + 8]
+        r0 += a0
+        r1 += a1
+        r2 += a2
+        r3 += a3
+        r4 += a4
+        r5 += a5
+        r6 += a6
+        r7 += a7
+    total = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    for a in v[lim:]:
+        total += a
+    return total
 
 
 @dataclass(frozen=True)
@@ -433,7 +447,8 @@ class ChangeDetector(StreamCounts):
         numpy's pairwise order), so the weights are the same floats."""
         top = max(j_end)
         n = len(j_end)
-        lse = top + math.log(_pairwise_sum(list(map(math.exp, map(sub, j_end, repeat(top, n))))))
+        exp = math.exp
+        lse = top + math.log(_pairwise_sum([exp(v - top) for v in j_end]))
         floor = top + self._log_prune
         room = self.settings.max_runs - born
         mask: list[bool] | None = None
@@ -447,13 +462,15 @@ class ChangeDetector(StreamCounts):
                     for i in np.argpartition(np.array(j_end), -room)[-room:].tolist():
                         mask[i] = True
                 else:
-                    mask = list(map(ge, j_end, repeat(cut, n)))
+                    mask = [v >= cut for v in j_end]
             elif ranked[0] < floor:
-                mask = list(map(ge, j_end, repeat(floor, n)))
+                mask = [v >= floor for v in j_end]
         elif min(j_end) < floor:
-            mask = list(map(ge, j_end, repeat(floor, n)))
-        kept = j_end if mask is None else list(compress(j_end, mask))
-        return mask, list(map(add, map(sub, kept, repeat(lse)), repeat(self._log_1mq)))
+            mask = [v >= floor for v in j_end]
+        d = self._log_1mq
+        if mask is None:
+            return None, [v - lse + d for v in j_end]
+        return mask, [v - lse + d for v in compress(j_end, mask)]
 
     def _boundary(self, first: int, mu0: float, t1: float) -> None:
         """Close the block: normalise, prune, and let a new regime begin at index ``first``
@@ -580,8 +597,8 @@ class ChangeDetector(StreamCounts):
         alive_rows: list[list[int]] = []
         val_rows: list[list[float]] = []
         for b in range(1, nb):
-            mask, cur = self._prune(list(map(add, cur, map(end_rows[b - 1].__getitem__, alive))),
-                                    nw)
+            row = end_rows[b - 1]
+            mask, cur = self._prune([v + row[c] for v, c in zip(cur, alive, strict=True)], nw)
             if mask is not None:
                 alive = list(compress(alive, mask))
             c0 = h + (b - 1) * nw
