@@ -614,14 +614,15 @@ class ChangeDetector(StreamCounts):
         jg = (j0[:, None, :] + csum).reshape(pad, cols)[real]
         # decision on every row: has the regime most likely begun well after the current one?
         used, hit, best = m, False, 0
-        fresh = np.flatnonzero(start > self._segment_start + s.min_gap)
+        # columns are in birth order, so the runs that began well after the current regime's
+        # start (the fresh ones) are the columns from f0 on
+        f0 = int(np.searchsorted(start, self._segment_start + s.min_gap, side="right"))
+        fresh = np.arange(f0, cols)
         if fresh.size:
             # screen: P_new ≤ threshold wherever even every fresh run at the best fresh run's
             # weight could not outweigh the best older one (the full sum runs only where it might)
-            older = np.ones(cols, dtype=bool)
-            older[fresh] = False
-            best_fresh = jg[:, fresh].max(axis=1)
-            best_old = jg[:, older].max(axis=1) if older.any() else np.full(m, -np.inf)
+            best_fresh = jg[:, f0:].max(axis=1)
+            best_old = jg[:, :f0].max(axis=1) if f0 else np.full(m, -np.inf)
             maybe = np.flatnonzero(best_fresh + math.log(fresh.size)
                                    > best_old + self._log_odds)
             pf = np.zeros(m)
