@@ -519,22 +519,22 @@ class ChangeDetector(StreamCounts):
         nb = (bl + m + k - 1) // k
         pad = nb * k
         real = slice(bl, bl + m)
-        xg = np.zeros(pad)
+        # the values, their squares and t·x, one row each (the carried block sums in the row
+        # before the first value), and their running sums within each block
+        g = np.zeros((3, pad))
+        xg = g[0]
         xg[real] = x
-        qg = xg * xg
-        tg = np.zeros(pad)
-        tg[real] = tpos * x
+        np.multiply(xg, xg, out=g[1])
+        g[2, real] = tpos * x
         s2g = np.ones(pad)
         s2g[real] = sig2
         if bl:
-            xg[bl - 1], qg[bl - 1], tg[bl - 1] = self._bs, self._bq, self._bt
-        incl = xg.reshape(nb, k).cumsum(axis=1)
-        qincl = qg.reshape(nb, k).cumsum(axis=1)
-        tincl = tg.reshape(nb, k).cumsum(axis=1)
-        excl = np.zeros((nb, k))
-        excl[:, 1:] = incl[:, :-1]
-        texcl = np.zeros((nb, k))
-        texcl[:, 1:] = tincl[:, :-1]
+            g[:, bl - 1] = self._bs, self._bq, self._bt
+        inc3 = g.reshape(3, nb, k).cumsum(axis=2)
+        incl, qincl, tincl = inc3
+        ex3 = np.zeros((2, nb, k))
+        ex3[:, :, 1:] = inc3[::2, :, :-1]
+        excl, texcl = ex3
         # hypotheses: the current ones, then those born at the start of each later block
         nslope, nprior = self._newborn()
         nw = nslope.size
@@ -550,17 +550,10 @@ class ChangeDetector(StreamCounts):
         alive_b = blk >= born[None, :]                      # (nb, cols): exists in block b
         length0 = np.where(alive_b, (blk - born[None, :]) * float(k), 0.0)
         length0[:, :h] += self._L0[None, :]
-        steps_s = np.zeros((nb, cols))
-        steps_q = np.zeros((nb, cols))
-        steps_t = np.zeros((nb, cols))
-        steps_s[0, :h], steps_q[0, :h], steps_t[0, :h] = self._S0, self._Q0, self._T0
-        later = blk[1:] > born[None, :]
-        steps_s[1:] = np.where(later, incl[:-1, -1:], 0.0)
-        steps_q[1:] = np.where(later, qincl[:-1, -1:], 0.0)
-        steps_t[1:] = np.where(later, tincl[:-1, -1:], 0.0)
-        sum0 = steps_s.cumsum(axis=0)
-        sq0 = steps_q.cumsum(axis=0)
-        sumt0 = steps_t.cumsum(axis=0)
+        steps = np.zeros((3, nb, cols))
+        steps[:, 0, :h] = self._S0, self._Q0, self._T0
+        steps[:, 1:] = np.where(blk[1:] > born[None, :], inc3[:, :-1, -1:], 0.0)
+        sum0, sq0, sumt0 = steps.cumsum(axis=1)
         # only the (block, hypothesis) pairs that exist (a hypothesis from its birth block on),
         # each kind of regime on its own pairs; the log predictive of every value of the pair's
         # block, then its running sum within the block
