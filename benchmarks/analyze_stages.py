@@ -4,9 +4,12 @@ The workload of ``python -m benchmarks peers`` (``--rows`` rows, 1M, × 25 featu
 10k against a 100k-row reference). Each round runs the CLI in a fresh interpreter with timers
 wrapped around its stages (imports, baseline load, Parquet read, conversion to monitor columns,
 ``compute_window``, the multivariate encoding and error product, the rest of the window close,
-JSON writing), and ``python -c pass`` beside it for the interpreter's own start. The table shows
-the minimum over ``--rounds`` of each figure. CPU time counts every thread of the process, so a
-stage on the window's thread pool can show more CPU than wall; stages nest as indented.
+JSON writing) in one process (``--processes 1``), and ``python -c pass`` beside it for the
+interpreter's own start; the whole CLI is also timed as it runs by default and with
+``--processes 1`` and ``2`` (the second process computes the later windows; its CPU is
+counted too). The table shows the minimum over ``--rounds``
+of each figure. CPU time counts every thread of the process, so a stage on the window's thread
+pool can show more CPU than wall; stages nest as indented.
 
 A stage read ahead on the reader's thread (``read parquet``) overlaps the window computation:
 its wall time is then not on the critical path.
@@ -28,6 +31,9 @@ from benchmarks.workload import generate
 
 WINDOW = 10_000
 REF_ROWS = 100_000
+#: The stages are timed in one process: a second one (``--processes``) would compute windows
+#: beside it, outside the timers. The whole CLI is timed both ways (its CPU counts the child's).
+ONE = ["--processes", "1"]
 
 #: Runs in the child: timers around the stages, then the CLI's own main(); prints one JSON line.
 CHILD = r"""
@@ -127,7 +133,10 @@ def main(argv: list[str]) -> None:
             keep("interpreter start (python -c pass)", *_run([sys.executable, "-c", "pass"])[:2])
             keep("whole CLI process (timed outside, no timers)",
                  *_run([str(driftline), *args])[:2])
-            _, _, out = _run([sys.executable, "-c", CHILD, *args])
+            keep("whole CLI process, --processes 1", *_run([str(driftline), *args, *ONE])[:2])
+            keep("whole CLI process, --processes 2",
+                 *_run([str(driftline), *args, "--processes", "2"])[:2])
+            _, _, out = _run([sys.executable, "-c", CHILD, *args, *ONE])
             res = json.loads(out.strip().splitlines()[-1])
             keep("in process: imports of the CLI and analyze path", *res["imports"])
             for label, (wall, cpu, _n) in res["stages"].items():
@@ -142,6 +151,7 @@ def main(argv: list[str]) -> None:
     print("| stage | wall s | CPU s |")
     print("| --- | --- | --- |")
     labels = ["interpreter start (python -c pass)", "whole CLI process (timed outside, no timers)",
+              "whole CLI process, --processes 1", "whole CLI process, --processes 2",
               "in process: imports of the CLI and analyze path", *order,
               "in process: total with timers"]
     for label in labels:

@@ -8,7 +8,10 @@ and median wall seconds, and each contender's own in-process seconds where it re
 
 Contenders:
 
-* ``driftline analyze`` — the CLI, JSON report to a file (the project's environment);
+* ``driftline analyze`` — the CLI, JSON report to a file (the project's environment), its
+  later windows in a second process on a machine of 2+ cores (``--processes``);
+* ``driftline-cli-1`` — the same with ``--processes 1`` (its report must be byte for byte the
+  same);
 * Driftline API — ``analyze()`` in a fresh interpreter, timed around the call only;
 * numpy loop — per window and feature: PSI on reference deciles, KS against the presorted
   reference (binary searches) with scipy's asymptotic p-value (``kstwo.sf``), χ² contingency
@@ -229,8 +232,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--cache", help="where the peers' virtualenvs live")
-    ap.add_argument("--only", help="comma-separated contenders (driftline-cli, driftline-api, "
-                    "numpy, nannyml, alibi, whylogs, evidently)")
+    ap.add_argument("--only", help="comma-separated contenders (driftline-cli, driftline-cli-1, "
+                    "driftline-api, numpy, nannyml, alibi, whylogs, evidently)")
     ap.add_argument("--evidently-windows", type=int, default=3)
     ap.add_argument("--install-only", action="store_true", help="make the peers' venvs, exit")
     args = ap.parse_args(argv if argv is not None else [])
@@ -264,6 +267,9 @@ def main(argv: list[str] | None = None) -> None:
                               "--window-size", w, "--format", "json", "-o",
                               str(tmp / "out.json")],
             "driftline-api": [sys.executable, "-c", API, str(base), str(cur), w],
+            "driftline-cli-1": [str(driftline), "analyze", str(cur), "--baseline", str(base),
+                                "--window-size", w, "--format", "json", "--processes", "1",
+                                "-o", str(tmp / "out1.json")],
             "numpy": [sys.executable, "-c", NUMPY, str(ref), str(cur), w],
         }
         codes = {"nannyml": NANNYML, "alibi": ALIBI, "whylogs": WHYLOGS, "evidently": EVIDENTLY}
@@ -284,8 +290,13 @@ def main(argv: list[str] | None = None) -> None:
                 except (RuntimeError, subprocess.TimeoutExpired) as exc:
                     skipped[name] = f"failed: {exc}"
                     continue
-                if name == "driftline-cli":
-                    doc = json.loads((tmp / "out.json").read_text())
+                if name in ("driftline-cli", "driftline-cli-1"):
+                    report = tmp / ("out.json" if name == "driftline-cli" else "out1.json")
+                    doc = json.loads(report.read_text())
+                    other = tmp / ("out1.json" if name == "driftline-cli" else "out.json")
+                    if other.exists() and other.read_bytes() != report.read_bytes():
+                        raise SystemExit("the CLI's report in one process differs from its "
+                                         "report in two")
                     res = {"drifted": sum(x["drifted"] for x in doc["windows"]),
                            "windows": len(doc["windows"])}
                 if name == "evidently" and "inner" in res:
