@@ -344,6 +344,9 @@ def _step_costs(w: int, n: int, rng: np.random.Generator) -> dict[str, float]:
     props = np.full((K_NUM, 10), 0.1)
     counts = np.stack([kernels.bin_counts_sorted(s, edges)] * K_NUM)
     rr = kernels.RankReference.build(ref, np.asarray(QUANTILE_RANK_BUCKETS))
+    k_stack = 7  # the monitor's stacks for 20 features: 7, 7, 6
+    stack = kernels.ReferenceStack.build([ref] * k_stack, [edges] * k_stack)
+    xs = np.stack([x] * k_stack)
     seen = rr.new_seen()
     steps: dict[str, tuple[Callable[[], object], int]] = {
         "sort": (lambda: np.sort(x), 1),
@@ -352,6 +355,8 @@ def _step_costs(w: int, n: int, rng: np.random.Generator) -> dict[str, float]:
         "#ref < v from the merge": (lambda: kernels._left_from_right(ref, s, at), 1),
         "Wasserstein": (lambda: kernels._wasserstein(ref, s, at, at, csum), 1),
         "all of the above + KS D": (lambda: kernels._numeric_stats(ref, edges, x, csum), 1),
+        "the same, 7 features stacked (each)": (lambda: kernels.stacked_stats(
+            stack, np.arange(k_stack), xs), k_stack),
         "KS p-value (20 at once, each)": (lambda: ks_pvalues_fast(
             [d] * K_NUM, [n] * K_NUM, [w] * K_NUM), K_NUM),
         "PSI + JS (20 at once, each)": (lambda: (psi_many(props, counts),
