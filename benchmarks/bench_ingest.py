@@ -18,7 +18,8 @@ call per record, drained by the background thread); ``SDK log_batch`` (numpy col
 Then HTTP ``POST /ingest`` over keep-alive (client threads share the process's GIL), one
 ``GET /metrics``, what one window close costs per feature, and what a ``POST /ingest`` costs
 when it is accepted and when a full queue refuses it (``--full-queue`` runs only that).
-``--stages`` prints the CPU time of each stage of ``/ingest`` in each mode instead;
+``--stages`` prints the CPU time of each stage of each path in each mode instead
+(``--stages ingest|v2|sdk-log|sdk-log_batch``: only those paths);
 ``--window-close`` only the window close (``--window-close --profile``: by part, and the
 top functions of a cProfile of ``compute_window`` at 1000 and 10 000 records);
 ``--labels`` only the CPU per joined label fed 1, 10 and 100 per call (also the last part of a
@@ -506,68 +507,139 @@ def full_queue(prof: BaselineProfile, body: bytes, n: int = 300) -> None:
               f"(HTTP {status}; client and server in one process)")
 
 
-def stages(prof: BaselineProfile, bodies: list[bytes], repeat: int = 5) -> None:
-    """CPU time of each stage of ``/ingest`` without a profiler's overhead: the stages'
-    functions are wrapped with ``time.process_time`` (one call per body, not per record), in
-    each mode, min of ``repeat`` runs by total. Nested stages are indented; a stage's time
-    includes its nested ones."""
+def stages(prof: BaselineProfile, bodies: list[bytes], repeat: int = 5,
+           paths: tuple[str, ...] = ("/ingest", "v2", "SDK log()", "SDK log_batch(500)")) -> None:
+    """CPU time of each stage of each path without a profiler's overhead: the stages'
+    functions are wrapped with ``time.thread_time`` (the stage's own thread: the SDK's run on
+    its worker), in each mode, min of ``repeat`` runs by the process's total
+    (``time.process_time``, every thread). A wrapper is called once per body, request or
+    drained block (v2: once per tensor for ``_tensor``, 25 per 100 records), never per
+    record. Nested stages are indented; a stage's time includes its nested ones. For the SDK
+    ``log()`` path, "the caller's log() calls" is the calling thread's CPU."""
     import driftline.collectors.feedback as feedback
     import driftline.collectors.ingest as ingest
+    import driftline.collectors.payloads as payloads
+    import driftline.collectors.sdk as sdk_mod
     import driftline.collectors.sidecar as sidecar_mod
     import driftline.engine.monitor as monitor
+    import driftline.sdk
     from driftline.collectors.payloads import ModelSchema
 
     spent: dict[str, float] = {}
     wrapped: list[tuple[object, str, object]] = []
 
-    order: list[str] = []
-
-    def wrap(owner: object, name: str, label: str) -> None:
+    def wrap(owner: object, name: str, label: str) -> str:
         real = getattr(owner, name)
         wrapped.append((owner, name, real))
-        order.append(label)
 
         def timed(*args: object, **kwargs: object) -> object:
-            t = time.process_time()
+            t = time.thread_time()
             try:
                 return real(*args, **kwargs)
             finally:
-                spent[label] = spent.get(label, 0.0) + time.process_time() - t
+                spent[label] = spent.get(label, 0.0) + time.thread_time() - t
 
         setattr(owner, name, timed)
+        return label
 
-    wrap(ingest, "split_records", "split_records (decode, group by model)")
-    wrap(ingest, "loads", "  orjson decode (payloads.loads)")
-    wrap(sidecar_mod.Sidecar, "handle_ingest", "handle_ingest")
-    wrap(sidecar_mod, "to_batch", "  to_batch (columns)")
-    wrap(ingest, "_same_keys", "    record fields, one pass")
-    wrap(ingest, "_feature_columns", "    feature columns")
-    wrap(ModelSchema, "outputs", "    prediction and probability columns")
-    wrap(monitor.Monitor, "observe", "  Monitor.observe")
-    wrap(monitor.Monitor, "_count", "    cumulative counters, change streams (_count)")
-    wrap(monitor.Monitor, "_close", "    window close (_close)")
-    wrap(feedback.PredictionStore, "put", "  id store for the label join (put)")
-    try:
-        for mode, window, streams in MODES:
-            best: tuple[float, dict[str, float]] | None = None
-            for _ in range(repeat):
-                spent.clear()
-                sc = sidecar(prof, window=window, streams=streams)
-                t = time.process_time()
+    engine = [wrap(monitor.Monitor, "observe", "  Monitor.observe"),
+              wrap(monitor.Monitor, "_count",
+                   "    cumulative counters, change streams (_count)"),
+              wrap(monitor.Monitor, "_close", "    window close (_close)"),
+              wrap(feedback.PredictionStore, "put", "  id store for the label join (put)")]
+    columns = [wrap(ingest, "_feature_columns", "    feature columns"),
+               wrap(ModelSchema, "outputs", "    prediction and probability columns")]
+    orders = {
+        "/ingest": [wrap(ingest, "split_records", "split_records (decode, group by model)"),
+                    wrap(ingest, "loads", "  orjson decode (payloads.loads)"),
+                    wrap(sidecar_mod.Sidecar, "handle_ingest", "handle_ingest"),
+                    wrap(sidecar_mod, "to_batch", "  to_batch (columns)"),
+                    wrap(ingest, "_same_keys", "    record fields, one pass"),
+                    *columns, *engine],
+        "v2": [wrap(payloads, "parse_v2", "parse_v2 (decode, tensors → columns)"),
+               wrap(payloads, "loads", "  orjson decode (payloads.loads)"),
+               wrap(payloads, "_v2_features", "  feature columns (_v2_features)"),
+               wrap(payloads, "_tensor", "    tensors → arrays (_tensor, one call per tensor)"),
+               "    prediction and probability columns",
+               wrap(sidecar_mod.Sidecar, "observe", "Sidecar.observe"), *engine],
+        "SDK log()": ["the caller's log() calls",
+                      wrap(sdk_mod, "logged_batch", "worker: logged_batch (columns)"),
+                      *columns,
+                      wrap(sdk_mod.Monitor, "_handle", "worker: _handle (columns + observe)"),
+                      *engine],
+        "SDK log_batch(500)": ["the caller's log_batch() calls",
+                               wrap(sdk_mod.Monitor, "_columns", "worker: _columns"),
+                               "    prediction and probability columns",
+                               "worker: _handle (columns + observe)", *engine],
+    }
+    schema = ModelSchema(prof, feature_order=FEATURES)
+    pairs = v2_pairs()
+    recs = records()
+    x, c, proba = data()
+
+    def run(path: str, window: int, streams: bool) -> tuple[float, float]:
+        """One run of ``path``: (process CPU, the calling thread's CPU)."""
+        if path in ("/ingest", "v2"):
+            sc = sidecar(prof, window=window, streams=streams)
+            sc.entries[0].schema = schema
+            t, c0 = time.process_time(), time.thread_time()
+            if path == "/ingest":
                 for b in bodies:
                     sc.handle_ingest(ingest.split_records(b))
-                total = time.process_time() - t
-                if best is None or total < best[0]:
-                    best = (total, dict(spent))
-            assert best is not None
-            print(f"/ingest stages, {mode}: {best[0] / N * 1e6:.2f} µs/record CPU "
-                  f"(min of {repeat}; load average {os.getloadavg()[0]:.1f})")
-            for label in order:
-                sec = best[1].get(label, 0.0)
-                print(f"  {label:<52} {sec / N * 1e6:7.2f} µs/record "
-                      f"{sec / best[0] * 100:5.1f} %")
+            else:
+                for q, r in pairs:
+                    sc.observe(sc.entries[0], None, payloads.parse_v2(schema, q, r), "proxy", 0.0)
+            return time.process_time() - t, time.thread_time() - c0
+        mon = driftline.sdk.Monitor(prof, queue_size=100_000, window_max_age=3600,
+                                    window_records=window, drift=FAST_KS)
+        if not streams:
+            entry = mon.sidecar.entries[0]
+            entry.monitors[mon.endpoint] = Monitor(
+                entry.profile, endpoint=mon.endpoint,
+                window=WindowPolicy(records=window, max_age=3600), drift=FAST_KS, streams=False)
+        try:
+            t, c0 = time.process_time(), time.thread_time()
+            if path == "SDK log()":
+                for r in recs:
+                    mon.log(features=r["features"], prediction=r["prediction"],
+                            probabilities=r["probabilities"], id=r["id"])
+            else:
+                for i in range(0, N, 500):
+                    cols: dict[str, object] = {n: x[i:i + 500, j] for j, n in enumerate(NUMERIC)}
+                    cols |= {n: c[i:i + 500, j] for j, n in enumerate(CATEGORICAL)}
+                    p = proba[i:i + 500]
+                    mon.log_batch(cols, predictions=(p > 0.5).astype(int),
+                                  probabilities=np.column_stack([1 - p, p]))
+            caller = time.thread_time() - c0
+            mon.flush(120)
+            took = time.process_time() - t, caller
+            kept = dict(spent)  # not what close() spends (it closes the open window)
+        finally:
+            mon.close()
+        spent.clear()
+        spent.update(kept)
+        return took
+
+    try:
+        for path in paths:
+            for mode, window, streams in MODES:
+                best: tuple[float, float, dict[str, float]] | None = None
+                for _ in range(repeat):
+                    spent.clear()
+                    total, caller = run(path, window, streams)
+                    if best is None or total < best[0]:
+                        best = (total, caller, dict(spent))
+                assert best is not None
+                best[2]["the caller's log() calls"] = best[2]["the caller's log_batch() calls"] \
+                    = best[1]
+                print(f"{path} stages, {mode}: {best[0] / N * 1e6:.2f} µs/record CPU "
+                      f"(min of {repeat}; load average {os.getloadavg()[0]:.1f})")
+                for label in orders[path]:
+                    sec = best[2].get(label, 0.0)
+                    print(f"  {label:<52} {sec / N * 1e6:7.2f} µs/record "
+                          f"{sec / best[0] * 100:5.1f} %")
     finally:
-        for owner, name, real in wrapped:
+        for owner, name, real in reversed(wrapped):
             setattr(owner, name, real)
 
 
@@ -599,7 +671,10 @@ def main() -> None:
         label_calls(profile())
         return
     if "--stages" in sys.argv:
-        stages(profile(), ingest_bodies())
+        chosen = tuple(a for a in ("/ingest", "v2", "SDK log()", "SDK log_batch(500)")
+                       if a.split("(")[0].lower().replace(" ", "-").strip("/") in sys.argv)
+        stages(profile(), ingest_bodies(), paths=chosen or ("/ingest", "v2", "SDK log()",
+                                                            "SDK log_batch(500)"))
         return
     if "--full-queue" in sys.argv:
         full_queue(profile(), ingest_bodies(500)[0])

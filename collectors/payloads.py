@@ -441,9 +441,60 @@ def _tensor(t: Any) -> tuple[str, np.ndarray]:
     return str(t.get("name", "")), arr
 
 
+def _v2_feature_tensors(schema: ModelSchema, inputs: list[Any]
+                        ) -> tuple[dict[str, np.ndarray], int] | None:
+    """The columns of the usual request straight from each tensor's ``data`` list: every
+    tensor a ``[n]`` or ``[n, 1]`` tensor named after a (non-vector, non-text) baseline
+    feature, one per feature, the same ``n``, numeric data or strings. None for anything else,
+    which :func:`_v2_features` then reads tensor by tensor (and refuses with its reasons).
+
+    Why: the general reading builds an array of each tensor's declared shape and then the
+    column from it (for strings: an object array, a list of it, and the column), with a dozen
+    checks per tensor in Python; here one numpy call per numeric tensor and the categorical
+    column from the list itself. The columns are the same: a numeric tensor's values in
+    C order, a string tensor's strings."""
+    if schema.inputs:
+        return None
+    features, extra = schema.profile.features, schema.extra
+    feats: dict[str, np.ndarray] = {}
+    n = -1
+    for t in inputs:
+        if type(t) is not dict:
+            return None
+        name, shape, data = t.get("name"), t.get("shape"), t.get("data")
+        if (type(name) is not str or name not in features or name in extra or name in feats
+                or type(shape) is not list or type(data) is not list
+                or not (len(shape) == 1 or (len(shape) == 2 and type(shape[1]) is int
+                                            and shape[1] == 1))
+                or type(shape[0]) is not int or shape[0] < 0 or (n >= 0 and shape[0] != n)):
+            return None
+        n = shape[0]
+        if str(t.get("datatype", "")).upper() in _NUMERIC_TYPES:
+            try:
+                arr = np.asarray(data, dtype=np.float64)
+            except (TypeError, ValueError):
+                return None
+            if arr.size != n:
+                return None
+            feats[name] = schema.column(name, arr.reshape(n))
+        elif len(data) == n and set(map(type, data)) == {str}:
+            feats[name] = schema.column(name, data)
+        else:
+            return None
+    if n < 0:
+        return None
+    for name in schema.order:
+        if name not in feats:
+            feats[name] = schema.column(name, [None] * n)
+    return feats, n
+
+
 def _v2_features(schema: ModelSchema, inputs: Any) -> tuple[dict[str, np.ndarray], int]:
     if not isinstance(inputs, list) or not inputs:
         raise PayloadError("schema_mismatch", "a v2 request needs a non-empty inputs list")
+    straight = _v2_feature_tensors(schema, inputs)
+    if straight is not None:
+        return straight
     tensors = [_tensor(t) for t in inputs]
     if schema.inputs:  # tensors the model server names differently from the embedding column
         tensors = [(schema.inputs.get(name, name), arr) for name, arr in tensors]
