@@ -25,7 +25,7 @@
    Beta(8, 2) → Beta(7, 2) confidence drop, and the detector's CPU µs per record.
 6. Speed: CPU time per value (``time.process_time``, min of ``DETECTION_REPEAT``, default 3,
    contenders interleaved) of ChangeDetector and ADWIN fed Beta(8, 2) confidences in batches of
-   1, 100 and 1,000 values (the sidecar feeds one batch per request).
+   1, 16, 256, 1,024 and 4,096 values (the sidecar's change streams feed 1,024 at a time).
 
 ``DETECTION_PARTS`` (comma-separated, default all: tcpd, synthetic, delays, window,
 false_alarms, summaries, speed) picks the parts, e.g. ``DETECTION_PARTS=speed python -m benchmarks
@@ -289,7 +289,7 @@ def speed() -> None:
         "ChangeDetector": lambda: ChangeDetector().update,
         "ADWIN": lambda: StreamDetector.adwin().update,
     }
-    sizes = {1: 5_000, 100: 50_000, 1000: 50_000}  # values fed per measurement
+    sizes = {1: 3_000, 16: 16_000, 256: 40_960, 1024: 40_960, 4096: 40_960}  # values fed
     best = {(n, b): math.inf for n in contenders for b in sizes}
     for _ in range(REPEAT):
         for b, total in sizes.items():

@@ -503,10 +503,13 @@ class ChangeDetector(StreamCounts):
         """Feed valid values (one model) until the end or the first detection, inclusive.
 
         Returns how many values were used and whether the last of them triggered a detection.
-        All blocks the values touch are computed at once on a (block, row in block, hypothesis)
-        grid; only the normalisation and pruning at each block boundary run in a loop. The grid's
-        first rows hold the current block's carried sums, so a block split across calls adds up
-        exactly as a whole one."""
+        All blocks the values touch are computed at once: the log predictive of every value on
+        the (block, hypothesis) pairs that exist (a hypothesis born here from its birth block
+        on), gathered into a (block, row in block, hypothesis) grid; only the normalisation and
+        pruning at each block boundary run in a loop, in plain floats. The first rows hold the
+        current block's carried sums, so a block split across calls adds up exactly as a whole
+        one. Every step is the same floating-point operations in the same order as the
+        implementation it replaced (kept in the tests as the reference it must equal)."""
         s = self.settings
         k = s.block
         x, sig2, ads, segs, segq = self._recurrences(raw)
