@@ -425,31 +425,19 @@ SPLIT_VALUES = 10_000_000
 KEEP_SHARE = 0.56
 
 
-def cpus() -> tuple[int, float]:
-    """The CPUs this process may run on, and how many of them were idle on average over the
-    last minute (the count less the load average)."""
+def usable_cpus() -> int:
+    """The CPUs this process may run on."""
     try:
-        n = len(os.sched_getaffinity(0))
+        return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not on Linux
-        n = os.cpu_count() or 1
-    try:
-        busy = os.getloadavg()[0]
-    except OSError:
-        busy = 0.0
-    return n, max(0.0, n - busy)
-
-
-#: Idle CPUs (by the load average) from which a second process is started: on a machine whose
-#: cores are all busy it would add its start-up cost and take a core from someone else.
-IDLE_CPUS = 0.5
+        return os.cpu_count() or 1
 
 
 def split_rows(task: Task, processes: int | None = None) -> list[tuple[int, int | None]] | None:
     """The rows each process computes (``[start, stop)``, whole windows; the last stop None:
     the end), or None for one process.
 
-    ``processes`` None chooses: two processes when this process may use two CPUs and at least
-    :data:`IDLE_CPUS` of them were idle over the last minute (:func:`cpus`), every file is
+    ``processes`` None chooses: two processes when this process may use two CPUs, every file is
     Parquet (its footer gives the row count, and a second process reads from a row without
     decoding the rows before it) and there are at least :data:`SPLIT_VALUES` values to read.
     A wide file (batches over :data:`PREFETCH_BYTES`) stays in one process, so its peak memory
@@ -458,11 +446,7 @@ def split_rows(task: Task, processes: int | None = None) -> list[tuple[int, int 
     if processes is not None and processes < 1:
         raise InputError(f"--processes must be at least 1, got {processes}",
                          fix="use 1 for this process only")
-    if processes is None:
-        n, idle = cpus()
-        want = 2 if n >= 2 and idle >= IDLE_CPUS else 1
-    else:
-        want = processes
+    want = processes if processes is not None else min(2, usable_cpus())
     if want < 2:
         return None
     rows = [parquet_rows(f) for f in task.files]
