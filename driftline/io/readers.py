@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 
 from driftline.errors import InputError, did_you_mean
 from driftline.io.arrow_numpy import numpy_view
+from driftline.io.column_groups import chunk_bytes, is_wide, row_group_batches
 from driftline.io.storage import filesystem, fix_for, is_uri, list_uri, storage_error
 
 #: File suffix → format name.
@@ -226,11 +227,14 @@ def _iter(file: DataFile, columns: Sequence[str] | None, batch_rows: int,
                 done += pf.metadata.row_group(group).num_rows
                 if done <= first_row:  # wholly before the first row: never decoded
                     continue
-                rows = _row_group_rows(pf, group, cols, batch_rows)
+                sizes = chunk_bytes(pf.metadata.row_group(group), cols)
+                rows = _row_group_rows(pf, group, sizes, batch_rows)
                 seen = max(start, first_row)
-                for batch in _skip(pf.iter_batches(batch_size=rows, columns=cols,
-                                                   row_groups=[group], use_threads=False),
-                                   seen - start):
+                batches = (row_group_batches(pf, group, cols or pf.schema_arrow.names, sizes,
+                                             rows) if is_wide(sizes) else
+                           pf.iter_batches(batch_size=rows, columns=cols, row_groups=[group],
+                                           use_threads=False))
+                for batch in _skip(batches, seen - start):
                     yield batch
                     seen += batch.num_rows
                     progress(seen / total)
@@ -268,24 +272,19 @@ def rows_per_batch(row_bytes: float, batch_rows: int) -> int:
     return max(1, min(batch_rows, max(MIN_BATCH_ROWS, fit)))
 
 
-def _row_group_rows(pf: Any, group: int, cols: list[str] | None, batch_rows: int) -> int:
+def _row_group_rows(pf: Any, group: int, sizes: dict[str, int], batch_rows: int) -> int:
     """Rows per batch of one Parquet row group: its decoded bytes per row estimated from the
-    metadata (uncompressed chunk sizes, at least 8 bytes a value: a dictionary-encoded column
-    decodes to its values, not its indices).
+    metadata (``sizes``: :func:`~driftline.io.column_groups.chunk_bytes`).
 
     Measured on a 400-feature file of 100k-row groups (``python -m benchmarks analyze --rss``):
     the earlier read — each row group decoded whole, in column groups, then sliced into
     65,536-row batches — held the row group's values beside the batches made from them;
     streaming batches of ≈ 10k rows through a 64 KB read buffer holds only each column's current
-    pages (a float column of under 128k distinct values is one dictionary page: its values)."""
-    meta = pf.metadata.row_group(group)
-    wanted = set(cols) if cols is not None else None
-    size = 0
-    for i in range(meta.num_columns):
-        chunk = meta.column(i)
-        if wanted is None or chunk.path_in_schema.split(".")[0] in wanted:
-            size += max(8 * meta.num_rows, chunk.total_uncompressed_size)
-    return rows_per_batch(size / max(1, meta.num_rows), batch_rows)
+    pages (a float column of under 128k distinct values is one dictionary page: its values).
+    A row group that wide is read in column groups (:mod:`driftline.io.column_groups`), so
+    that only one group's pages are alive at a time."""
+    return rows_per_batch(sum(sizes.values()) / max(1, pf.metadata.row_group(group).num_rows),
+                          batch_rows)
 
 
 def _iter_ipc(file: DataFile, cols: list[str] | None, batch_rows: int,
