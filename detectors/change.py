@@ -428,6 +428,23 @@ class ChangeDetector(StreamCounts):
         else:
             lp[pos] = out
 
+    def _extend(self, col: int, first: int, full: np.ndarray, end_rows: list[list[float]],
+                rows: tuple[np.ndarray, ...], tail: int, length0: np.ndarray, sum0: np.ndarray,
+                sumt0: np.ndarray, mu0: np.ndarray, t1: np.ndarray) -> None:
+        """The running log predictive of level + slope hypothesis ``col`` on blocks ``first``
+        on (it survived the boundary after its birth block), into the grid and the block ends."""
+        nb, k = full.shape[0], full.shape[2]
+        qb = np.arange(first, nb)
+        lp = np.empty((qb.size, k))
+        self._log_predictive(lp, None, qb, np.full(qb.size, col), True, rows, length0, sum0,
+                             sumt0, mu0, t1)
+        if tail < k:
+            lp[-1, tail:] = 0.0
+        part = lp.cumsum(axis=1)
+        full[first:, col] = part
+        for row, end in zip(end_rows[first:], part[:, k - 1].tolist(), strict=False):
+            row[col] = end
+
     def _newborn(self) -> tuple[np.ndarray, np.ndarray]:
         """(has a slope, log prior weight) of the hypotheses born at one boundary: one
         Beta–Bernoulli run on a 0/1 stream, else a level run and a level + slope run."""
@@ -559,8 +576,15 @@ class ChangeDetector(StreamCounts):
         sum0, sq0, sumt0 = steps.cumsum(axis=1)
         # only the (block, hypothesis) pairs that exist (a hypothesis from its birth block on),
         # each kind of regime on its own pairs; the log predictive of every value of the pair's
-        # block, then its running sum within the block
-        pb, pc = np.nonzero(alive_b)
+        # block, then its running sum within the block. A level + slope hypothesis born here
+        # gets its birth block only: nearly all (≈ 98 %) are pruned at the next boundary, and
+        # the loop below computes the rest of the few that survive it (``extend``).
+        need = alive_b
+        lazy = not self._binary and nb > 1
+        if lazy:
+            need = alive_b.copy()
+            need[:, h + 1::nw] = alive_b[:, h + 1::nw] & (blk == born[None, h + 1::nw])
+        pb, pc = np.nonzero(need)
         lp = np.empty((pb.size, k))
         shape = (nb, k)
         rows = (excl, texcl, xg.reshape(shape), s2g.reshape(shape))
@@ -572,13 +596,13 @@ class ChangeDetector(StreamCounts):
                                    (np.flatnonzero(on_slope), True)):
                 self._log_predictive(lp, pos, pb[pos], pc[pos], has_slope, rows, length0, sum0,
                                      sumt0, mu0, t1)
-        # (pairs in block order: the first h are block 0's, the last cols the last block's)
+        # (pairs in block order: the first h are block 0's, then block by block)
         if bl:  # the rows of the current block already fed: their sum is carried in _C
             lp[:h, :bl] = 0.0
             lp[:h, bl - 1] = self._C
         tail = bl + m - (nb - 1) * k
         if tail < k:
-            lp[-cols:, tail:] = 0.0
+            lp[-int(np.count_nonzero(need[-1])):, tail:] = 0.0
         full = np.zeros((nb, cols, k))
         full[pb, pc] = lp.cumsum(axis=1)
         csum = full.transpose(0, 2, 1)  # (block, row in block, hypothesis)
@@ -597,6 +621,10 @@ class ChangeDetector(StreamCounts):
             mask, cur = self._prune([v + row[c] for v, c in zip(cur, alive, strict=True)], nw)
             if mask is not None:
                 alive = list(compress(alive, mask))
+            if lazy and b > 1 and h + (b - 2) * nw + 1 in alive:
+                # the level + slope hypothesis born at block b - 1 survived: its later blocks
+                self._extend(h + (b - 2) * nw + 1, b, full, end_rows, rows, tail, length0,
+                             sum0, sumt0, mu0, t1)
             c0 = h + (b - 1) * nw
             alive = [*alive, *range(c0, c0 + nw)]
             cur += born_w
