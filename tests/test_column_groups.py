@@ -5,6 +5,7 @@ report and baseline whichever way the file was read."""
 from __future__ import annotations
 
 import json
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 import driftline.io.column_groups as column_groups
 import driftline.io.readers as readers
 from driftline.analyze.offline import analyze
+from driftline.engine.monitor import Monitor, WindowPolicy
 from driftline.io.readers import discover, iter_batches
 from driftline.profile.build import BuildOptions, build_profile
 from driftline.profile.format import BaselineProfile
@@ -181,3 +183,22 @@ def test_report_and_baseline_read_in_column_groups_equal_the_streamed_ones(
     windows = json.loads(out[True][3])
     assert len(windows) > 20 and any(w["performance"]["accuracy"] is not None for w in windows)
     assert any(w["features"]["n00"]["n_missing"] for w in windows)
+
+
+def test_the_analyze_monitor_builds_no_quantile_rank_tables(tmp_path: Path) -> None:
+    """Without the cumulative counters (``analyze``'s monitor) the reference rank tables they
+    use are not built: for 8 features of 20k distinct summary values they hold megabytes."""
+    rng = np.random.default_rng(0)
+    pq.write_table(pa.table({f"x{i}": rng.normal(size=20_000) for i in range(8)}),
+                   tmp_path / "ref.parquet")
+    profile = build_profile(discover([str(tmp_path / "ref.parquet")]),
+                            BuildOptions(multivariate=False), progress=False)
+    window = WindowPolicy(records=1000, max_age=None)
+    held = {}
+    for cumulative in (True, False):
+        tracemalloc.start()
+        monitor = Monitor(profile, window=window, clock=None, cumulative=cumulative)
+        held[cumulative] = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        del monitor
+    assert held[True] > held[False] + 8 * 20_000 * 8

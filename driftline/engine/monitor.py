@@ -222,9 +222,11 @@ class Monitor:
         self._qr_sum = dict.fromkeys(self._ref.numeric, 0.0)
         bounds = np.asarray(QUANTILE_RANK_BUCKETS)
         # distinct reference values and their rank jumps, and occurrences so far of each tied
-        # value: ties are spread over their jump by occurrence index (detectors.quantile_rank)
-        self._rank_ref = {n: RankReference.build(r.summary, bounds)
-                          for n, r in self._ref.numeric.items()}
+        # value: ties are spread over their jump by occurrence index (detectors.quantile_rank);
+        # only the cumulative counters use them (analyze's monitor has none: at 400 features
+        # of 20k-value summaries they are ≈ 36 MB)
+        self._rank_ref = ({n: RankReference.build(r.summary, bounds)
+                           for n, r in self._ref.numeric.items()} if cumulative else {})
         self._rank_seen = {n: rr.new_seen() for n, rr in self._rank_ref.items()}
         self._cats = {n: np.zeros(len(r.categories) + 1, dtype=np.int64)
                       for n, r in self._ref.categorical.items()}
