@@ -1,7 +1,8 @@
 """Windows computed in several processes (``driftline analyze --processes``) give the report of
 one process: the same windows, numbered alike, the carried accuracy joined across the parts,
 a bad value in a later part raised after the windows before it; reading from a row equals
-reading everything and dropping the rows before it."""
+reading everything and dropping the rows before it; string columns read as Arrow dictionaries
+give the strings read plainly."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ import driftline.analyze.worker as worker
 from driftline.analyze.offline import Task, analyze, layout_for_schema, split_rows
 from driftline.engine.monitor import DriftPolicy
 from driftline.errors import InputError
-from driftline.io.readers import DataFile, discover, iter_batches, parquet_rows
+from driftline.io.readers import DataFile, discover, iter_batches, parquet_rows, to_strings
 from driftline.profile.build import BuildOptions, build_profile
 from driftline.profile.format import BaselineProfile
 
@@ -209,3 +210,27 @@ def test_cli_processes_option_gives_the_same_report(
                        timeout=120)
     assert out["2"].read_bytes() == out["1"].read_bytes()
     assert len(json.loads(out["1"].read_text())["windows"]) == 8
+
+
+@settings(max_examples=40, deadline=None)
+@given(values=st.lists(st.one_of(st.none(), st.text(max_size=3)), min_size=1, max_size=300),
+       group=st.integers(1, 120), large=st.booleans())
+def test_string_columns_read_as_dictionaries_give_the_same_strings(
+        tmp_path_factory: pytest.TempPathFactory, values: list[str | None], group: int,
+        large: bool) -> None:
+    t = pa.large_string() if large else pa.string()
+    table = pa.table({"s": pa.array(values, t), "x": np.arange(len(values), dtype=np.float64)})
+    path = tmp_path_factory.mktemp("dict") / "t.parquet"
+    pq.write_table(table, path, row_group_size=group)
+    file = DataFile(str(path), "parquet")
+    plain = np.concatenate([to_strings(b.column(0)) for b in iter_batches(file, ["s"])])
+    read = list(iter_batches(file, ["s", "x"], dictionary=["s", "x", "absent"]))
+    assert all(pa.types.is_dictionary(b.schema.field("s").type) for b in read)
+    assert all(b.schema.field("x").type == pa.float64() for b in read)  # not a string column
+    got = np.concatenate([to_strings(b.column(0)) for b in read])
+    assert got.tolist() == plain.tolist() == values
+    # a dictionary holding a null and unused entries, with null indices
+    arr = pa.DictionaryArray.from_arrays(pa.array([0, None, 2, 1, 0], pa.int32()),
+                                         pa.array(["a", None, "c", "unused"], t))
+    assert to_strings(arr).tolist() == to_strings(arr.cast(t)).tolist() == ["a", None, "c",
+                                                                             None, "a"]

@@ -388,6 +388,9 @@ def _record_batches(task: Task, start: int, stop: int | None,
     """The monitor columns of rows ``start`` to ``stop`` (None: the end) of the files read
     one after the other; ``rows``: each file's row count (needed when ``start`` > 0)."""
     base = 0  # rows of the files before this one
+    derived = task.profile.derived_features
+    categorical = [n for n, spec in task.profile.features.items()
+                   if not isinstance(spec, NumericFeature) and n not in derived]
     for i, (file, layout) in enumerate(zip(task.files, task.layouts, strict=True)):
         if stop is not None and base >= stop:
             return
@@ -397,7 +400,8 @@ def _record_batches(task: Task, start: int, stop: int | None,
             continue
         first = max(0, start - base)
         on_read = progress.file(i) if progress is not None else None
-        batches = iter_batches(file, layout.columns, progress=on_read, first_row=first)
+        batches = iter_batches(file, layout.columns, progress=on_read, first_row=first,
+                               dictionary=categorical)
         wide = len(layout.columns) * BATCH_ROWS * 8 > PREFETCH_BYTES
         offset = first
         read = batches if wide else prefetched(batches)

@@ -158,16 +158,19 @@ def parquet_rows(file: DataFile) -> int | None:
 
 def iter_batches(file: DataFile, columns: Sequence[str] | None = None,
                  batch_rows: int = BATCH_ROWS, *,
-                 progress: Progress | None = None, first_row: int = 0) -> Iterator[pa.RecordBatch]:
+                 progress: Progress | None = None, first_row: int = 0,
+                 dictionary: Sequence[str] = ()) -> Iterator[pa.RecordBatch]:
     """Stream a file as record batches (only ``columns`` when given), bounded memory.
 
     ``progress`` is told how much of the file is read after every batch: the rows out of the
     metadata's row count for Parquet and Arrow IPC files, the bytes parsed out of the file size
     for CSV, JSONL and Arrow streams, so that one large file moves a progress bar too.
     ``first_row``: start at that row of the file (a Parquet file skips the row groups before it
-    unread; other formats read and drop the rows before it)."""
+    unread; other formats read and drop the rows before it). ``dictionary``: string columns a
+    Parquet file gives as Arrow dictionaries (its dictionary pages as they are, never each
+    value decoded to a string: :func:`to_strings` maps the dictionary once per batch)."""
     try:
-        batches = _iter(file, columns, batch_rows, progress or _ignore, first_row)
+        batches = _iter(file, columns, batch_rows, progress or _ignore, first_row, dictionary)
         yield from batches if file.format == "parquet" else _skip(batches, first_row)
         if progress is not None:
             progress(1.0)
@@ -212,15 +215,24 @@ def _skip(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBat
 
 
 def _iter(file: DataFile, columns: Sequence[str] | None, batch_rows: int,
-          progress: Progress, first_row: int = 0) -> Iterator[pa.RecordBatch]:
+          progress: Progress, first_row: int = 0,
+          dictionary: Sequence[str] = ()) -> Iterator[pa.RecordBatch]:
     cols = list(columns) if columns is not None else None
     if file.format == "parquet":
         import pyarrow.parquet as pq
 
+        if dictionary:  # only string columns: another type is not read as a dictionary
+            with pq.ParquetFile(_open(file.path, random=True)) as pf:
+                schema = pf.schema_arrow
+            names = set(schema.names)
+            dictionary = [c for c in dictionary if c in names and (
+                pa.types.is_string(schema.field(c).type)
+                or pa.types.is_large_string(schema.field(c).type))]
         # One row group at a time and no pre-buffering: pyarrow otherwise reads ahead across row
         # groups, and memory grows with the file instead of staying at one row group.
         with pq.ParquetFile(_open(file.path, random=True), pre_buffer=False,
-                            buffer_size=READ_BUFFER) as pf:
+                            buffer_size=READ_BUFFER,
+                            read_dictionary=list(dictionary) or None) as pf:
             total, done = max(1, pf.metadata.num_rows), 0
             for group in range(pf.metadata.num_row_groups):
                 start = done
@@ -414,6 +426,11 @@ def to_strings(col: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """A column as an object array of ``str`` (None for nulls), spelled as records.py spells it:
     booleans as ``true``/``false``, integers without a decimal point."""
     t = col.type
+    if (pa.types.is_dictionary(t) and isinstance(col, pa.DictionaryArray)
+            and (pa.types.is_string(t.value_type) or pa.types.is_large_string(t.value_type))):
+        # one Python str per dictionary entry, then the indices: no value hashed or decoded
+        labels = np.array([*col.dictionary.to_pylist(), None], dtype=object)
+        return labels[numpy_view(col.indices, fill=len(labels) - 1)]
     if pa.types.is_dictionary(t):
         col = pc.cast(col, t.value_type)
         t = col.type
