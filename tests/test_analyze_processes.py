@@ -115,7 +115,7 @@ def test_only_parquet_is_split(tmp_path: Path, data: tuple[BaselineProfile, list
     task = Task(prof, discover([str(files[0])]), [lay], 600, DriftPolicy(), False, 200)
     monkeypatch.setattr(offline, "usable_cpus", lambda: 2)
     assert split_rows(task, None) is not None
-    monkeypatch.setattr(offline, "PREFETCH_BYTES", 8)  # a wide file stays in one process
+    monkeypatch.setattr(offline, "SPLIT_COLUMNS", 6)  # a wider file stays in one process
     assert split_rows(task, None) is None
     monkeypatch.setattr(offline, "usable_cpus", lambda: 1)
     assert split_rows(task, None) is None and split_rows(task, 2) is not None

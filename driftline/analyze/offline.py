@@ -424,6 +424,11 @@ def _record_batches(task: Task, start: int, stop: int | None,
 #: other processes (:func:`split_rows`): a second process costs about 0.7 s of CPU to start
 #: (its imports and the baseline), so below this it would not pay.
 SPLIT_VALUES = 10_000_000
+#: Columns read (features, outputs, label, timestamp) up to which ``analyze`` computes windows
+#: in a second process by default. Each process holds its own baseline and batches: measured
+#: with ``python -m benchmarks analyze --rss`` (400k rows, the two processes' summed RSS sampled)
+#: 232 MB for one process and 441 MB for two at 25 features, 433 and 855 MB at 100.
+SPLIT_COLUMNS = 32
 #: The share of the rows the calling process keeps, out of two: the other process first pays
 #: for its start while this one already computes windows.
 KEEP_SHARE = 0.56
@@ -444,9 +449,10 @@ def split_rows(task: Task, processes: int | None = None) -> list[tuple[int, int 
     ``processes`` None chooses: two processes when this process may use two CPUs, every file is
     Parquet (its footer gives the row count, and a second process reads from a row without
     decoding the rows before it) and there are at least :data:`SPLIT_VALUES` values to read.
-    A wide file (batches over :data:`PREFETCH_BYTES`) stays in one process, so its peak memory
-    does not double. Each window is computed by one monitor from the same records either way,
-    so the reports are the same (the carried accuracy is joined in :func:`_split`)."""
+    Data of more than :data:`SPLIT_COLUMNS` columns stays in one process, whose memory a second
+    one would double (855 MB for two at 100 features, 433 MB for one). Each window is computed by one
+    monitor from the same records either way, so the reports are the same (the carried
+    accuracy is joined in :func:`_split`)."""
     if processes is not None and processes < 1:
         raise InputError(f"--processes must be at least 1, got {processes}",
                          fix="use 1 for this process only")
@@ -458,8 +464,7 @@ def split_rows(task: Task, processes: int | None = None) -> list[tuple[int, int 
         return None
     total = sum(n for n in rows if n is not None)
     width = max((len(lay.columns) for lay in task.layouts), default=0)
-    if processes is None and (total * width < SPLIT_VALUES
-                              or width * BATCH_ROWS * 8 > PREFETCH_BYTES):
+    if processes is None and (total * width < SPLIT_VALUES or width > SPLIT_COLUMNS):
         return None
     windows = -(-total // task.window_size)
     if windows < want:

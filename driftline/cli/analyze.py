@@ -67,7 +67,7 @@ def register(sub: Any) -> None:
     p.add_argument("--processes", type=positive_int, metavar="N",
                    help="processes computing the windows, each a part of them (default: 2 on a "
                    "machine with 2 or more cores, for Parquet data of 10 million values or "
-                   "more and at most 128 columns; 1: this process only); the report is the same")
+                   "more and at most 32 columns; 1: this process only); the report is the same")
     add_progress(p)
     p.set_defaults(func=_run)
 
