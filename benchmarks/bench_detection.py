@@ -27,8 +27,14 @@
    contenders interleaved) of ChangeDetector and ADWIN fed Beta(8, 2) confidences in batches of
    1, 16, 256, 1,024 and 4,096 values (the sidecar's change streams feed 1,024 at a time).
 
+7. Speed against the implementation ChangeDetector replaced (``reference``; it is kept as
+   ``tests/change_reference.py``, which the tests hold equal bit for bit): both fed the same
+   Beta(8, 2) batches in lockstep, the CPU time of each call summed (which goes first
+   alternates by stream, so both see the same load within milliseconds), min of
+   ``DETECTION_REPEAT`` streams, at batches of 1, 16, 256, 1,024 and 4,096.
+
 ``DETECTION_PARTS`` (comma-separated, default all: tcpd, synthetic, delays, window,
-false_alarms, summaries, speed) picks the parts, e.g. ``DETECTION_PARTS=speed python -m benchmarks
+false_alarms, summaries, speed, reference) picks the parts, e.g. ``DETECTION_PARTS=speed python -m benchmarks
 detection``.
 """
 
@@ -303,9 +309,47 @@ def speed() -> None:
         print(f"{name:<16}" + "".join(f"{best[name, b]:>12.2f}" for b in sizes), flush=True)
 
 
+def reference() -> None:
+    import importlib.util
+    import sys
+
+    path = Path(__file__).resolve().parents[1] / "tests" / "change_reference.py"
+    spec = importlib.util.spec_from_file_location("change_reference", path)
+    if spec is None or spec.loader is None or not path.exists():
+        raise SystemExit(f"reference: {path} not found (it ships with the source tree's tests)")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["change_reference"] = module
+    spec.loader.exec_module(module)
+    rng = np.random.default_rng(7)
+    sizes = {1: 2_000, 16: 16_000, 256: 40_960, 1024: 40_960, 4096: 40_960}
+    clock = time.process_time
+    print(f"\nCPU µs per value, ChangeDetector against the implementation it replaced "
+          f"(lockstep, min of {REPEAT}; Beta(8, 2) values)")
+    print(f"{'batch':>6}{'before':>10}{'after':>10}{'ratio':>8}{'load':>6}")
+    for b, total in sizes.items():
+        best_old = best_new = math.inf
+        for r in range(REPEAT):
+            x = rng.beta(8, 2, total)
+            old, new = module.ChangeDetector(), ChangeDetector()
+            spent = {id(old): 0.0, id(new): 0.0}
+            order = (new, old) if r % 2 else (old, new)
+            for lo in range(0, total, b):
+                chunk = x[lo:lo + b]
+                for det in order:
+                    t0 = clock()
+                    det.update(chunk)
+                    spent[id(det)] += clock() - t0
+            if old.change_points != new.change_points:
+                raise SystemExit("reference: the detectors disagree")
+            best_old = min(best_old, spent[id(old)] / total * 1e6)
+            best_new = min(best_new, spent[id(new)] / total * 1e6)
+        print(f"{b:>6}{best_old:>10.2f}{best_new:>10.2f}{best_old / best_new:>7.2f}×"
+              f"{os.getloadavg()[0]:>6.1f}", flush=True)
+
+
 PARTS: dict[str, Callable[[], None]] = {
     "tcpd": tcpd, "synthetic": synthetic, "delays": delays, "window": window_decision,
-    "false_alarms": false_alarms, "summaries": summaries, "speed": speed,
+    "false_alarms": false_alarms, "summaries": summaries, "speed": speed, "reference": reference,
 }
 
 
