@@ -365,7 +365,7 @@ def logged_batch(schema: ModelSchema, records: list[tuple[Any, ...]]) -> RecordB
     ``/ingest``."""
     feats, preds, probas, ids, labels, stamps = map(list, zip(*records, strict=True))
     return columns_batch(schema, feats, present(preds), present(probas), present(ids),
-                         present(stamps), present(labels))
+                         present(stamps), present(labels), by_position=False)
 
 
 def _length(col: Any, what: str) -> int:
