@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 import driftline.io.column_groups as column_groups
 import driftline.io.readers as readers
 from driftline.analyze.offline import analyze
+from driftline.cli import main
 from driftline.engine.monitor import Monitor, WindowPolicy
 from driftline.io.readers import discover, iter_batches
 from driftline.profile.build import BuildOptions, build_profile
@@ -202,3 +203,28 @@ def test_the_analyze_monitor_builds_no_quantile_rank_tables(tmp_path: Path) -> N
         tracemalloc.stop()
         del monitor
     assert held[True] > held[False] + 8 * 20_000 * 8
+
+
+def test_baseline_show_prints_the_file_text_without_a_float_per_value(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rng = np.random.default_rng(1)
+    pq.write_table(pa.table({f"x{i}": rng.normal(size=20_000) for i in range(8)}
+                            | {"c": pa.array(["a", "b"] * 10_000)}), tmp_path / "ref.parquet")
+    main(["baseline", "build", str(tmp_path / "ref.parquet"), "-o", str(tmp_path / "b.json"),
+          "--quiet"])
+    profile = BaselineProfile.load(tmp_path / "b.json")
+    capsys.readouterr()
+    assert main(["baseline", "show", str(tmp_path / "b.json"), "--format", "json"]) == 0
+    shown = capsys.readouterr().out
+    assert shown == (tmp_path / "b.json").read_text()
+    assert shown == json.dumps(profile.to_dict(), indent=1) + "\n"
+    # the text is made from the summary arrays: 160k values, no Python float each
+    tracemalloc.start()
+    for _ in profile.json_chunks():
+        pass
+    chunked = tracemalloc.get_traced_memory()[1]
+    tracemalloc.reset_peak()
+    json.dumps(profile.to_dict(), indent=1)
+    plain = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert chunked * 4 < plain, (chunked, plain)

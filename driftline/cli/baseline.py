@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
@@ -139,7 +138,9 @@ def _show(args: argparse.Namespace) -> int:
 
     profile = BaselineProfile.load(args.file)
     if args.format == "json":
-        print(json.dumps(profile.to_dict(), indent=1))
+        # the file's own text, written piece by piece as save() does
+        sys.stdout.writelines(profile.json_chunks())
+        sys.stdout.write("\n")
         return 0
     from driftline.analyze.report_table import print_profile
 

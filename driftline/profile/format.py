@@ -45,6 +45,7 @@ import json
 import math
 import os
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Literal
 
@@ -384,15 +385,19 @@ class BaselineProfile:
     def from_dict(cls, data: dict[str, Any], *, source: str = "<dict>") -> BaselineProfile:
         return _from_jsonable(data, source)
 
+    def json_chunks(self) -> Iterator[str]:
+        """The profile's file text, ``json.dumps(self.to_dict(), indent=1)``, in pieces: the
+        summaries are written from their arrays a few thousand values at a time, without a
+        list of Python floats (at 400 features, ``json.dumps`` of ``to_dict()`` holds ≈ 1 GB)."""
+        arrays: list[np.ndarray] = []
+        doc = _to_jsonable(self, with_id=True, arrays=arrays)
+        return bigjson.chunks(doc, arrays, indent=1)
+
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write atomically, to a local path or an object-store URI (see
         :mod:`driftline.io.atomic`): a failure never leaves a half-written profile behind."""
-        arrays: list[np.ndarray] = []
-        doc = _to_jsonable(self, with_id=True, arrays=arrays)
         with atomic_write(path) as fh:  # mode from the umask, as any Unix tool
-            # the summaries are written from their arrays a few thousand values at a time: the
-            # same text as json.dumps(indent=1) of to_dict(), without a list of Python floats
-            for piece in bigjson.chunks(doc, arrays, indent=1):
+            for piece in self.json_chunks():
                 fh.write(piece)
             fh.write("\n")
 
