@@ -113,11 +113,14 @@ def test_only_parquet_is_split(tmp_path: Path, data: tuple[BaselineProfile, list
     task = Task(prof, [DataFile(str(csv), "csv")], [lay], 600, DriftPolicy(), False, 200)
     assert split_rows(task, None) is None and split_rows(task, 2) is None
     task = Task(prof, discover([str(files[0])]), [lay], 600, DriftPolicy(), False, 200)
-    monkeypatch.setattr(offline, "usable_cpus", lambda: 2)
+    monkeypatch.setattr(offline, "cpus", lambda: (2, 1.5))
     assert split_rows(task, None) is not None
+    monkeypatch.setattr(offline, "cpus", lambda: (2, 0.4))  # the cores busy with other work
+    assert split_rows(task, None) is None and split_rows(task, 2) is not None
+    monkeypatch.setattr(offline, "cpus", lambda: (2, 1.5))
     monkeypatch.setattr(offline, "SPLIT_COLUMNS", 6)  # a wider file stays in one process
     assert split_rows(task, None) is None
-    monkeypatch.setattr(offline, "usable_cpus", lambda: 1)
+    monkeypatch.setattr(offline, "cpus", lambda: (1, 1.0))
     assert split_rows(task, None) is None and split_rows(task, 2) is not None
 
 

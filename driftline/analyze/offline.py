@@ -434,19 +434,33 @@ SPLIT_COLUMNS = 32
 KEEP_SHARE = 0.56
 
 
-def usable_cpus() -> int:
-    """The CPUs this process may run on."""
+def cpus() -> tuple[int, float]:
+    """The CPUs this process may run on, and how many of them were idle on average over the
+    last minute (the count less the load average)."""
     try:
-        return len(os.sched_getaffinity(0))
+        n = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not on Linux
-        return os.cpu_count() or 1
+        n = os.cpu_count() or 1
+    try:
+        busy = os.getloadavg()[0]
+    except OSError:
+        busy = 0.0
+    return n, max(0.0, n - busy)
+
+
+#: Idle CPUs (by the load average) from which a second process is started. On a machine whose
+#: cores are busy it adds its start-up (0.3-1.5 s of CPU on the 1M-row workload) and gains no
+#: core: side by side (``python -m benchmarks analyze --stages``, min of 3) two processes took
+#: 7.8 s against 11.9 for one at load 5.5-7.4, but 15.8 s against 13.4 at load 9-10.
+IDLE_CPUS = 0.5
 
 
 def split_rows(task: Task, processes: int | None = None) -> list[tuple[int, int | None]] | None:
     """The rows each process computes (``[start, stop)``, whole windows; the last stop None:
     the end), or None for one process.
 
-    ``processes`` None chooses: two processes when this process may use two CPUs, every file is
+    ``processes`` None chooses: two processes when this process may use two CPUs and at least
+    :data:`IDLE_CPUS` of them were idle over the last minute (:func:`cpus`), every file is
     Parquet (its footer gives the row count, and a second process reads from a row without
     decoding the rows before it) and there are at least :data:`SPLIT_VALUES` values to read.
     Data of more than :data:`SPLIT_COLUMNS` columns stays in one process, whose memory a second
@@ -456,7 +470,11 @@ def split_rows(task: Task, processes: int | None = None) -> list[tuple[int, int 
     if processes is not None and processes < 1:
         raise InputError(f"--processes must be at least 1, got {processes}",
                          fix="use 1 for this process only")
-    want = processes if processes is not None else min(2, usable_cpus())
+    if processes is None:
+        n, idle = cpus()
+        want = 2 if n >= 2 and idle >= IDLE_CPUS else 1
+    else:
+        want = processes
     if want < 2:
         return None
     rows = [parquet_rows(f) for f in task.files]
