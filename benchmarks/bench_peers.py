@@ -10,8 +10,8 @@ Contenders:
 
 * ``driftline analyze`` — the CLI, JSON report to a file (the project's environment), its
   later windows in a second process on a machine of 2+ cores (``--processes``);
-* ``driftline-cli-1`` — the same with ``--processes 1`` (its report must be byte for byte the
-  same);
+* ``driftline-cli-1``, ``driftline-cli-2`` — the same with ``--processes 1`` and ``2`` (the
+  default chooses by the load; their reports must be byte for byte the same);
 * Driftline API — ``analyze()`` in a fresh interpreter, timed around the call only;
 * numpy loop — per window and feature: PSI on reference deciles, KS against the presorted
   reference (binary searches) with scipy's asymptotic p-value (``kstwo.sf``), χ² contingency
@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--cache", help="where the peers' virtualenvs live")
-    ap.add_argument("--only", help="comma-separated contenders (driftline-cli, driftline-cli-1, "
+    ap.add_argument("--only", help="comma-separated contenders (driftline-cli, driftline-cli-1, -2, "
                     "driftline-api, numpy, nannyml, alibi, whylogs, evidently)")
     ap.add_argument("--evidently-windows", type=int, default=3)
     ap.add_argument("--install-only", action="store_true", help="make the peers' venvs, exit")
@@ -267,9 +267,10 @@ def main(argv: list[str] | None = None) -> None:
                               "--window-size", w, "--format", "json", "-o",
                               str(tmp / "out.json")],
             "driftline-api": [sys.executable, "-c", API, str(base), str(cur), w],
-            "driftline-cli-1": [str(driftline), "analyze", str(cur), "--baseline", str(base),
-                                "--window-size", w, "--format", "json", "--processes", "1",
-                                "-o", str(tmp / "out1.json")],
+            **{f"driftline-cli-{n}": [str(driftline), "analyze", str(cur), "--baseline",
+                                      str(base), "--window-size", w, "--format", "json",
+                                      "--processes", n, "-o", str(tmp / f"out{n}.json")]
+               for n in ("1", "2")},
             "numpy": [sys.executable, "-c", NUMPY, str(ref), str(cur), w],
         }
         codes = {"nannyml": NANNYML, "alibi": ALIBI, "whylogs": WHYLOGS, "evidently": EVIDENTLY}
@@ -290,13 +291,13 @@ def main(argv: list[str] | None = None) -> None:
                 except (RuntimeError, subprocess.TimeoutExpired) as exc:
                     skipped[name] = f"failed: {exc}"
                     continue
-                if name in ("driftline-cli", "driftline-cli-1"):
-                    report = tmp / ("out.json" if name == "driftline-cli" else "out1.json")
+                if name.startswith("driftline-cli"):
+                    report = tmp / f"out{name.removeprefix('driftline-cli').lstrip('-')}.json"
                     doc = json.loads(report.read_text())
-                    other = tmp / ("out1.json" if name == "driftline-cli" else "out.json")
-                    if other.exists() and other.read_bytes() != report.read_bytes():
-                        raise SystemExit("the CLI's report in one process differs from its "
-                                         "report in two")
+                    for other in tmp.glob("out*.json"):
+                        if other.read_bytes() != report.read_bytes():
+                            raise SystemExit(f"the CLI's reports {report.name} and "
+                                             f"{other.name} differ")
                     res = {"drifted": sum(x["drifted"] for x in doc["windows"]),
                            "windows": len(doc["windows"])}
                 if name == "evidently" and "inner" in res:
