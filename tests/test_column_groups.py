@@ -161,6 +161,40 @@ def test_column_groups_keep_the_rows_in_order(rows: int, group_rows: int, batch:
     assert pa.Table.from_batches(out).equals(table.select(names))
 
 
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 10**7), rows=st.integers(1, 70_000), row_bytes=st.integers(8, 40_000))
+def test_slabs_are_whole_batches_and_never_more_than_max_slabs(n: int, rows: int,
+                                                               row_bytes: int) -> None:
+    """A row group is decoded at most (MAX_SLABS + 1) / 2 times whatever its size: at most
+    MAX_SLABS slabs, each a whole number of batches, about SLAB_BYTES while that allows."""
+    slab = column_groups.slab_rows(n, rows, n * row_bytes)
+    assert slab % rows == 0 and slab >= rows
+    assert -(-n // slab) <= column_groups.MAX_SLABS
+    # one batch, or within SLAB_BYTES, or the fewest batches a slab that keeps to MAX_SLABS
+    k, batches = slab // rows, -(-n // rows)
+    assert (k == 1 or slab * row_bytes <= column_groups.SLAB_BYTES
+            or -(-batches // (k - 1)) > column_groups.MAX_SLABS)
+
+
+def test_a_huge_row_group_is_read_in_at_most_max_slabs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each column group is read once per slab: a row group of 40 batches with slabs of one
+    batch by SLAB_BYTES still takes only MAX_SLABS reads per column group."""
+    rng = np.random.default_rng(5)
+    table = pa.table({f"x{i}": rng.normal(size=4000) for i in range(4)})
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, row_group_size=4000)
+    pf = pq.ParquetFile(pa.BufferReader(sink.getvalue()))
+    names = table.column_names
+    sizes = column_groups.chunk_bytes(pf.metadata.row_group(0), names)
+    monkeypatch.setattr(column_groups, "SLAB_BYTES", 1)
+    monkeypatch.setattr(column_groups, "GROUP_BYTES", 1)  # a group per column
+    asked = _spy(monkeypatch)
+    batches = list(column_groups.row_group_batches(pf, 0, names, sizes, 100))
+    assert [b.num_rows for b in batches] == [100] * 40
+    assert pa.Table.from_batches(batches).equals(table)
+    assert len(asked) == column_groups.MAX_SLABS * len(names)
+
+
 def _report(profile: BaselineProfile, cur: Path, **kw: object) -> str:
     return json.dumps([w.to_dict() for w in analyze(profile, discover([str(cur)]),
                                                     **kw)])  # type: ignore[arg-type]

@@ -14,7 +14,10 @@ for each slab, each column group is read from the start of the row group up to t
 the slab, only the slab's rows are kept, and the groups' columns make the slab. A Parquet
 reader cannot start inside a column chunk, so slab ``s`` decodes ``s + 1`` slabs of each
 column: the row group is decoded ``(S + 1) / 2`` times for ``S`` slabs. That decoding is what
-this path costs; bigger slabs cost fewer re-reads and more memory.
+this path costs; bigger slabs cost fewer re-reads and more memory. ``S`` is capped at
+:data:`MAX_SLABS` (slabs grow past :data:`SLAB_BYTES` instead), so a row group far larger than
+the benchmark's 100k rows (pyarrow writes up to 1M rows a group by default) is decoded at most
+``(MAX_SLABS + 1) / 2`` times, for memory of a slab of an ``S``-th of the row group.
 
 The batches are those :func:`~driftline.io.readers.iter_batches` gives the streamed way: the
 same rows, the same columns in the same order, cut at the same rows, so everything computed
@@ -37,6 +40,9 @@ GROUP_BYTES = 16 << 20
 #: Decoded bytes of a slab of rows, assembled from the column groups before its batches are
 #: handed on (a whole number of batches, at least one).
 SLAB_BYTES = 64 << 20
+#: At most this many slabs per row group: the decoding stays within (MAX_SLABS + 1) / 2 times
+#: the row group's, whatever its size; past it a slab holds more than SLAB_BYTES.
+MAX_SLABS = 8
 
 
 def chunk_bytes(meta: Any, cols: Sequence[str] | None) -> dict[str, int]:
@@ -79,8 +85,7 @@ def row_group_batches(pf: Any, group: int, names: Sequence[str], sizes: dict[str
     """The row group ``group`` of the open ``ParquetFile`` ``pf`` as batches of ``rows`` rows
     (the last one shorter) with the columns ``names`` in that order, read in column groups."""
     n = pf.metadata.row_group(group).num_rows
-    per_slab = max(1, SLAB_BYTES // max(1, rows * sum(sizes.values()) // max(1, n)))
-    slab = rows * per_slab
+    slab = slab_rows(n, rows, sum(sizes.values()))
     groups = column_groups(names, sizes)
     for start in range(0, n, slab):
         stop = min(n, start + slab)
@@ -94,6 +99,14 @@ def row_group_batches(pf: Any, group: int, names: Sequence[str], sizes: dict[str
                                      else pa.concat_arrays(col.chunks))
             yield pa.RecordBatch.from_arrays([columns[c] for c in names], names=list(names))
         del parts
+
+
+def slab_rows(n: int, rows: int, group_bytes: int) -> int:
+    """Rows per slab of an ``n``-row row group of ``group_bytes`` read in batches of ``rows``:
+    whole batches of about :data:`SLAB_BYTES`, but no more than :data:`MAX_SLABS` slabs."""
+    per_slab = max(1, SLAB_BYTES // max(1, rows * group_bytes // max(1, n)))
+    batches = -(-n // rows)
+    return rows * max(per_slab, -(-batches // MAX_SLABS))
 
 
 def _rows_of(pf: Any, group: int, cols: list[str], rows: int, start: int,
