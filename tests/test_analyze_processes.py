@@ -115,7 +115,9 @@ def test_only_parquet_is_split(tmp_path: Path, data: tuple[BaselineProfile, list
     task = Task(prof, discover([str(files[0])]), [lay], 600, DriftPolicy(), False, 200)
     monkeypatch.setattr(offline, "cpus", lambda: (2, 1.5))
     assert split_rows(task, None) is not None
-    monkeypatch.setattr(offline, "cpus", lambda: (2, 0.9))  # the cores busy with other work
+    monkeypatch.setattr(offline, "cpus", lambda: (2, 0.6))  # half a core idle: two
+    assert split_rows(task, None) is not None
+    monkeypatch.setattr(offline, "cpus", lambda: (2, 0.4))  # the cores busy with other work
     assert split_rows(task, None) is None and split_rows(task, 2) is not None
     monkeypatch.setattr(offline, "cpus", lambda: (2, 1.5))
     monkeypatch.setattr(offline, "SPLIT_COLUMNS", 6)  # a wider file stays in one process
