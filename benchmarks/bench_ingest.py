@@ -44,6 +44,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import orjson
@@ -72,6 +73,9 @@ FEATURES = NUMERIC + CATEGORICAL
 CATS = ("a", "b", "c", "d")
 N = 20_000
 NO_CLOSE = 10**9
+
+if TYPE_CHECKING:
+    import driftline.sdk
 
 
 def _numeric(name: str, v: np.ndarray) -> NumericFeature:
@@ -387,6 +391,17 @@ def statistic_costs() -> None:
         print(f"{'  ' + label:<36} " + " ".join(f"{c[label]:11.1f}" for c in cols))
 
 
+def log_batches(mon: driftline.sdk.Monitor, x: np.ndarray, c: np.ndarray, proba: np.ndarray,
+                per: int = 500) -> None:
+    """The workload through the SDK's ``log_batch``, ``per`` records a call."""
+    for i in range(0, len(x), per):
+        cols: dict[str, object] = {n: x[i:i + per, j] for j, n in enumerate(NUMERIC)}
+        cols |= {n: c[i:i + per, j] for j, n in enumerate(CATEGORICAL)}
+        p = proba[i:i + per]
+        mon.log_batch(cols, predictions=(p > 0.5).astype(int),
+                      probabilities=np.column_stack([1 - p, p]))
+
+
 def sdk_paths(prof: BaselineProfile) -> None:
     import driftline.sdk
 
@@ -422,12 +437,7 @@ def sdk_paths(prof: BaselineProfile) -> None:
 
         def log_batch() -> None:
             mon = live[0]
-            for i in range(0, N, 500):
-                cols: dict[str, object] = {n: x[i:i + 500, j] for j, n in enumerate(NUMERIC)}
-                cols |= {n: c[i:i + 500, j] for j, n in enumerate(CATEGORICAL)}
-                p = proba[i:i + 500]
-                mon.log_batch(cols, predictions=(p > 0.5).astype(int),
-                              probabilities=np.column_stack([1 - p, p]))
+            log_batches(mon, x, c, proba)
             mon.flush(120)
 
         rate(f"SDK log_batch(500) → observed, {mode}", N, log_batch, setup=setup)
@@ -604,12 +614,7 @@ def stages(prof: BaselineProfile, bodies: list[bytes], repeat: int = 5,
                     mon.log(features=r["features"], prediction=r["prediction"],
                             probabilities=r["probabilities"], id=r["id"])
             else:
-                for i in range(0, N, 500):
-                    cols: dict[str, object] = {n: x[i:i + 500, j] for j, n in enumerate(NUMERIC)}
-                    cols |= {n: c[i:i + 500, j] for j, n in enumerate(CATEGORICAL)}
-                    p = proba[i:i + 500]
-                    mon.log_batch(cols, predictions=(p > 0.5).astype(int),
-                                  probabilities=np.column_stack([1 - p, p]))
+                log_batches(mon, x, c, proba)
             caller = time.thread_time() - c0
             mon.flush(120)
             took = time.process_time() - t, caller
