@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import itertools
 import os
 import re
@@ -381,6 +382,12 @@ class Task:
                           on_close=on_close, first_window=first_window)
         return WindowRunner(self.profile, monitor)
 
+    @functools.cached_property
+    def rows(self) -> list[int | None]:
+        """Each file's row count from its Parquet footer (None: another format), read once for
+        the split and the parts."""
+        return [parquet_rows(f) for f in self.files]
+
 
 def _record_batches(task: Task, start: int, stop: int | None,
                     progress: ReadProgress | None = None,
@@ -481,7 +488,7 @@ def split_rows(task: Task, processes: int | None = None) -> list[tuple[int, int 
         want = processes
     if want < 2:
         return None
-    rows = [parquet_rows(f) for f in task.files]
+    rows = task.rows
     if any(n is None for n in rows):
         return None
     total = sum(n for n in rows if n is not None)
@@ -504,7 +511,7 @@ def _split(task: Task, parts: list[tuple[int, int | None]],
     """The windows of ``parts[0]`` computed here, the others' in child processes, in order."""
     from driftline.analyze.worker import Child
 
-    rows = [n or 0 for n in map(parquet_rows, task.files)]
+    rows = [n or 0 for n in task.rows]
     children = [Child(task, lo, hi, rows, lo // task.window_size) for lo, hi in parts[1:]]
     try:
         lo, hi = parts[0]

@@ -66,7 +66,7 @@ def register(sub: Any) -> None:
                    "as a sidecar with drift.exact_ks: false (error bound in docs/statistics.md)")
     p.add_argument("--processes", type=positive_int, metavar="N",
                    help="processes computing the windows, each a part of them (default: 2 on 2+ "
-                   "cores with a core idle by the load average, for Parquet data of 10 "
+                   "cores with half a core or more idle by the load average, for Parquet data of 10 "
                    "million values or more and at most 32 columns; 1: this process only); the "
                    "report is the same")
     add_progress(p)
