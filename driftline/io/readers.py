@@ -221,16 +221,17 @@ def _iter(file: DataFile, columns: Sequence[str] | None, batch_rows: int,
     if file.format == "parquet":
         import pyarrow.parquet as pq
 
+        meta = None  # the footer, when read here already: not parsed a second time below
         if dictionary:  # only string columns: another type is not read as a dictionary
             with pq.ParquetFile(_open(file.path, random=True)) as pf:
-                schema = pf.schema_arrow
+                schema, meta = pf.schema_arrow, pf.metadata
             names = set(schema.names)
             dictionary = [c for c in dictionary if c in names and (
                 pa.types.is_string(schema.field(c).type)
                 or pa.types.is_large_string(schema.field(c).type))]
         # One row group at a time and no pre-buffering: pyarrow otherwise reads ahead across row
         # groups, and memory grows with the file instead of staying at one row group.
-        with pq.ParquetFile(_open(file.path, random=True), pre_buffer=False,
+        with pq.ParquetFile(_open(file.path, random=True), metadata=meta, pre_buffer=False,
                             buffer_size=READ_BUFFER,
                             read_dictionary=list(dictionary) or None) as pf:
             total, done = max(1, pf.metadata.num_rows), 0
