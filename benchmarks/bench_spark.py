@@ -21,10 +21,9 @@ Reported: wall seconds, CPU seconds (the process's for the local engine; for Spa
 and its Python workers', which do the work, with the driver's), rows/s, and memory:
 
 * ``driver MB``: the Python driver process's own peak RSS (``ru_maxrss`` of ``RUSAGE_SELF``).
-  It does not include the JVM (py4j starts it as a child, but it is not waited for while the
-  run lasts, so ``RUSAGE_CHILDREN`` never sees it) nor the Python workers (children of the
-  JVM). ``build/analyze``: the driver's RSS high-water mark within each phase, sampled every
-  20 ms;
+  It does not include the JVM (py4j starts it as a child, read apart below) nor the Python
+  workers (children of the JVM). ``build/analyze``: the driver's RSS high-water mark within
+  each phase, sampled every 20 ms;
 * ``JVM MB``: the JVM's ``VmHWM`` (Spark's driver and, in local mode, its executors);
 * ``workers MB``: the largest summed RSS of the JVM's Python workers (sampled every 0.5 s;
   pages shared by forked workers are counted in each).
@@ -168,9 +167,9 @@ PEAKS = Peaks()
 def cpu():
     return time.process_time()
 def rss():
-    self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    child_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return self_kb / 1024, child_kb / 1024
+    # RUSAGE_CHILDREN is not used: a child forked from this process starts with its
+    # high-water mark (Linux records it at the child's exec), so it would report the driver
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 """
 
 _LOCAL = _COMMON + """
@@ -189,10 +188,9 @@ windows = [w.to_dict() for w in analyze(prof, discover([data]), window_size=2**6
                                          window_duration=3600.0)]
 an, an_cpu = time.perf_counter() - t, cpu() - c
 json.dump(windows, open(out + ".local.windows.json", "w"))
-py, child = rss()
+py = rss()
 print(json.dumps({"build": build, "analyze": an, "windows": len(windows), "rss": py,
-                  "child_rss": child, "build_cpu": build_cpu, "analyze_cpu": an_cpu,
-                  "phases": PEAKS.driver}))
+                  "build_cpu": build_cpu, "analyze_cpu": an_cpu, "phases": PEAKS.driver}))
 """
 
 _SPARK = _COMMON + """
@@ -221,7 +219,7 @@ build, build_cpu = time.perf_counter() - t, spark_cpu() - c
 prof.save(out + ".spark.json")
 PEAKS.phase = "between"
 print(json.dumps({"start": start, "build": build, "build_cpu": build_cpu,
-                  "rss_after_build": rss()[0], "phases": PEAKS.driver,
+                  "rss_after_build": rss(), "phases": PEAKS.driver,
                   "workers": PEAKS.workers}), file=sys.stderr, flush=True)
 local = BaselineProfile.load(out + ".local.json" if os.path.exists(out + ".local.json")
                              else out + ".spark.json")
@@ -231,9 +229,9 @@ windows = [w.to_dict() for w in dls.analyze(df, local, window_duration=3600.0)]
 an, an_cpu = time.perf_counter() - t, spark_cpu() - c
 json.dump(windows, open(out + ".spark.windows.json", "w"))
 parts = df.rdd.getNumPartitions()
-py, child = rss()
+py = rss()
 with open(f"/proc/{jvm}/status") as fh:  # the JVM's peak RSS (it is not a waited-for child)
-    child = max(child, next(int(l.split()[1]) for l in fh if l.startswith("VmHWM")) / 1024)
+    child = next(int(l.split()[1]) for l in fh if l.startswith("VmHWM")) / 1024
 spark.stop()
 print(json.dumps({"start": start, "build": build, "analyze": an, "windows": len(windows),
                   "partitions": parts, "rss": py, "child_rss": child, "build_cpu": build_cpu,
