@@ -17,7 +17,7 @@ import functools
 import itertools
 import os
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 from driftline.engine.monitor import DEFAULT_MIN_RECORDS, DriftPolicy, Monitor, WindowPolicy
 from driftline.engine.records import RecordBatch
 from driftline.engine.snapshot import WindowReport
-from driftline.engine.window_stats import WindowColumns
+from driftline.engine.window_stats import CategoricalRef, WindowColumns, _cat_ref, category_codes
 from driftline.errors import InputError, did_you_mean
 from driftline.io.arrow_numpy import numpy_view
 from driftline.io.readers import (
@@ -41,13 +41,14 @@ from driftline.io.readers import (
     iter_batches,
     parquet_rows,
     read_schema,
+    string_table,
     to_float,
     to_strings,
     to_vectors,
     vector_matrix,
 )
 from driftline.labels import canonical_label
-from driftline.profile.format import BaselineProfile, NumericFeature
+from driftline.profile.format import BaselineProfile, CategoricalFeature, NumericFeature
 
 if TYPE_CHECKING:
     from driftline.io.progress import ReadProgress
@@ -179,16 +180,31 @@ def layout_for_schema(profile: BaselineProfile, schema: pa.Schema, path: str,
 
 
 def to_record_batch(profile: BaselineProfile, batch: pa.RecordBatch, layout: Layout, *,
-                    offset: int = 0) -> RecordBatch:
+                    offset: int = 0,
+                    refs: Mapping[str, CategoricalRef] | None = None) -> RecordBatch:
     """One Arrow batch as monitor columns (see :mod:`driftline.engine.records` for the dtypes);
-    ``offset`` is the file row of the batch's first row, for errors that name a row."""
+    ``offset`` is the file row of the batch's first row, for errors that name a row. ``refs``:
+    the categorical features' reference categories (:func:`categorical_refs`), whose codes
+    the batch then carries, looked up once per distinct value (an Arrow dictionary's labels)
+    and taken by each row's index, instead of once per value when its window closes."""
     feats: dict[str, np.ndarray] = {}
+    codes: dict[str, np.ndarray] = {}
     derived = profile.derived_features
     for name, spec in profile.features.items():
         if name in derived:
             continue
         col = batch.column(name)
-        feats[name] = to_float(col) if isinstance(spec, NumericFeature) else to_strings(col)
+        if isinstance(spec, NumericFeature):
+            feats[name] = to_float(col)
+            continue
+        ref = refs.get(name) if refs is not None else None
+        table = string_table(col) if ref is not None else None
+        if ref is None or table is None:
+            feats[name] = to_strings(col)
+            continue
+        labels, indices = table
+        feats[name] = labels[indices]
+        codes[name] = category_codes(labels, ref)[indices]
     for name, emb in profile.embeddings.items():
         feats[name] = _vectors(batch.column(name), name, emb.dim, layout.path, offset)
     for name in profile.text:
@@ -239,7 +255,15 @@ def to_record_batch(profile: BaselineProfile, batch: pa.RecordBatch, layout: Lay
                              path=layout.path, column=layout.timestamp,
                              fix="use a timestamp column, ISO 8601 strings or Unix seconds") from None
     return RecordBatch(feats, prediction, probabilities, None, timestamps, targets,
-                       n=batch.num_rows)
+                       n=batch.num_rows, codes=codes)
+
+
+def categorical_refs(profile: BaselineProfile) -> dict[str, CategoricalRef]:
+    """The reference categories of the profile's categorical features read from the data
+    (derived ones are made later), for :func:`to_record_batch`."""
+    derived = profile.derived_features
+    return {n: _cat_ref(f) for n, f in profile.features.items()
+            if isinstance(f, CategoricalFeature) and n not in derived}
 
 
 def _vectors(col: pa.Array, name: str, dim: int, path: str, offset: int = 0) -> np.ndarray:
@@ -398,6 +422,7 @@ def _record_batches(task: Task, start: int, stop: int | None,
     derived = task.profile.derived_features
     categorical = [n for n, spec in task.profile.features.items()
                    if not isinstance(spec, NumericFeature) and n not in derived]
+    refs = categorical_refs(task.profile)
     for i, (file, layout) in enumerate(zip(task.files, task.layouts, strict=True)):
         if stop is not None and base >= stop:
             return
@@ -418,7 +443,8 @@ def _record_batches(task: Task, start: int, stop: int | None,
                     arrow_batch = arrow_batch.slice(0, stop - base - offset)
                 if progress is not None:
                     progress.rows(arrow_batch.num_rows)
-                yield to_record_batch(task.profile, arrow_batch, layout, offset=offset)
+                yield to_record_batch(task.profile, arrow_batch, layout, offset=offset,
+                                      refs=refs)
                 offset += arrow_batch.num_rows
                 if stop is not None and base + offset >= stop:
                     return

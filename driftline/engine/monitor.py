@@ -506,7 +506,8 @@ class Monitor:
         else:  # arrival times; None in offline analysis without record timestamps
             start, end = self._opened, (now if self._opened is not None else None)
         return WindowColumns(n, features, merged.prediction, merged.probabilities,
-                             merged.targets, start, end)
+                             merged.targets, start, end,
+                             {k: v for k, v in merged.codes.items() if k in features})
 
     def _count_pending(self) -> None:
         if self._pending:
@@ -608,10 +609,13 @@ def _concat(chunks: list[RecordBatch]) -> RecordBatch:
         col = cat([c.features.get(name) for c in chunks])
         assert col is not None
         features[name] = col
+    # codes only of the features every chunk has them for (else the window looks them up)
+    codes = {name: np.concatenate([c.codes[name] for c in chunks])
+             for name in chunks[0].codes if all(name in c.codes for c in chunks)}
     return RecordBatch(
         features, cat([c.prediction for c in chunks]), cat([c.probabilities for c in chunks]),
         cat([c.ids for c in chunks]), cat([c.timestamps for c in chunks]),
-        cat([c.targets for c in chunks]), n=sum(len(c) for c in chunks),
+        cat([c.targets for c in chunks]), n=sum(len(c) for c in chunks), codes=codes,
     )
 
 

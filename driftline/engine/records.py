@@ -37,6 +37,11 @@ class RecordBatch:
     timestamps: np.ndarray | None = None
     targets: np.ndarray | None = None
     n: int = field(default=-1)
+    #: categorical features' codes against the profile's categories
+    #: (:func:`~driftline.engine.window_stats.category_codes`), when the producer has them
+    #: cheaply (offline analysis maps an Arrow dictionary once per batch): the monitor hands
+    #: them to the window instead of looking every value up again. Absent: looked up there.
+    codes: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.n < 0:
@@ -60,7 +65,7 @@ class RecordBatch:
             features={k: v[keep] for k, v in self.features.items()},
             prediction=cut(self.prediction), probabilities=cut(self.probabilities),
             ids=cut(self.ids), timestamps=cut(self.timestamps), targets=cut(self.targets),
-            n=int(np.count_nonzero(keep)),
+            n=int(np.count_nonzero(keep)), codes={k: v[keep] for k, v in self.codes.items()},
         )
 
     def slice(self, start: int, stop: int) -> RecordBatch:
@@ -74,6 +79,7 @@ class RecordBatch:
             prediction=cut(self.prediction), probabilities=cut(self.probabilities),
             ids=cut(self.ids), timestamps=cut(self.timestamps), targets=cut(self.targets),
             n=max(0, min(stop, self.n) - max(0, start)),
+            codes={k: v[start:stop] for k, v in self.codes.items()},
         )
 
 

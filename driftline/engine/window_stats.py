@@ -353,15 +353,17 @@ def _numeric_fields(name: str, n: int, n_finite: int, k: NumericWindow, ref: Num
 def _categorical_part(ref: ReferenceArrays, cols: WindowColumns,
                       names: list[str]) -> list[dict[str, Any]]:
     """The categorical features ``names`` of a window, as :class:`FeatureDrift` fields: each
-    feature's category codes (kept in ``cols.codes`` for the multivariate encoder) and counts,
+    feature's category codes (``cols.codes``' when given, else looked up and kept there for
+    the multivariate encoder) and counts,
     then χ², PSI and Jensen–Shannon of all features with the same number of slots in one
     evaluation each (:func:`chi2_many`, :func:`psi_many`, :func:`jensen_shannon_many`), the
     same floats as one feature at a time."""
     refs = [ref.categorical[n] for n in names]
     counts = []
     for name, r in zip(names, refs, strict=True):
-        codes = category_codes(cols.features[name], r)
-        cols.codes[name] = codes
+        codes = cols.codes.get(name)
+        if codes is None:
+            codes = cols.codes[name] = category_codes(cols.features[name], r)
         counts.append(code_counts(codes, len(r.categories)))
     stats: list[tuple[float, float, float, float]] = [(math.nan,) * 4] * len(names)
     by_slots: dict[int, list[int]] = {}
@@ -446,9 +448,10 @@ class WindowColumns:
     targets: np.ndarray | None
     start: float | None
     end: float | None
-    #: the categorical features' :func:`category_codes` against the profile's categories, set
-    #: by :func:`compute_window` (the multivariate encoder reuses them instead of a second
-    #: lookup of every value)
+    #: the categorical features' :func:`category_codes` against the profile's categories:
+    #: those given (the batches' :attr:`~driftline.engine.records.RecordBatch.codes`) are
+    #: used as they are, the others are looked up and set by :func:`compute_window` (the
+    #: multivariate encoder reuses them instead of a second lookup of every value)
     codes: dict[str, np.ndarray] = field(default_factory=dict)
 
 

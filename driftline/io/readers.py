@@ -426,12 +426,11 @@ def to_float(col: pa.Array | pa.ChunkedArray) -> np.ndarray:
 def to_strings(col: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """A column as an object array of ``str`` (None for nulls), spelled as records.py spells it:
     booleans as ``true``/``false``, integers without a decimal point."""
+    table = string_table(col)
+    if table is not None:
+        labels, indices = table
+        return labels[indices]
     t = col.type
-    if (pa.types.is_dictionary(t) and isinstance(col, pa.DictionaryArray)
-            and (pa.types.is_string(t.value_type) or pa.types.is_large_string(t.value_type))):
-        # one Python str per dictionary entry, then the indices: no value hashed or decoded
-        labels = np.array([*col.dictionary.to_pylist(), None], dtype=object)
-        return labels[numpy_view(col.indices, fill=len(labels) - 1)]
     if pa.types.is_dictionary(t):
         col = pc.cast(col, t.value_type)
         t = col.type
@@ -441,11 +440,28 @@ def to_strings(col: pa.Array | pa.ChunkedArray) -> np.ndarray:
         if col.null_count:
             out[np.asarray(col.is_null())] = None
         return out
-    if pa.types.is_floating(t):
-        # Spelled as Python spells it ("1.0"), like records.categorical_column does for live
-        # records; NaN/inf are missing. Rare for categories, so a Python pass is fine here.
-        col = pc.if_else(pc.is_finite(col), col, pa.scalar(None, t))
-        return np.array([None if v is None else str(v) for v in col.to_pylist()], dtype=object)
+    # Spelled as Python spells it ("1.0"), like records.categorical_column does for live
+    # records; NaN/inf are missing. Rare for categories, so a Python pass is fine here.
+    col = pc.if_else(pc.is_finite(col), col, pa.scalar(None, t))
+    return np.array([None if v is None else str(v) for v in col.to_pylist()], dtype=object)
+
+
+def string_table(col: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(labels, indices)`` with ``to_strings(col)`` equal to ``labels[indices]``: one Python
+    ``str`` per distinct value (None last, for nulls) and an index per row, so that whatever is
+    derived per value (a category's code) is derived once per label; None for the columns
+    :func:`to_strings` spells value by value (booleans, floats)."""
+    t = col.type
+    if (pa.types.is_dictionary(t) and isinstance(col, pa.DictionaryArray)
+            and (pa.types.is_string(t.value_type) or pa.types.is_large_string(t.value_type))):
+        # a Parquet dictionary as it is: no value hashed or decoded
+        labels = np.array([*col.dictionary.to_pylist(), None], dtype=object)
+        return labels, numpy_view(col.indices, fill=len(labels) - 1)
+    if pa.types.is_dictionary(t):
+        col = pc.cast(col, t.value_type)
+        t = col.type
+    if pa.types.is_boolean(t) or pa.types.is_floating(t):
+        return None
     if not (pa.types.is_string(t) or pa.types.is_large_string(t)):
         col = pc.cast(col, pa.string())
     # Through the dictionary: one Python str per distinct value, and no pandas (pyarrow's
@@ -454,7 +470,7 @@ def to_strings(col: pa.Array | pa.ChunkedArray) -> np.ndarray:
     if isinstance(enc, pa.ChunkedArray):
         enc = enc.combine_chunks()
     labels = np.array([*enc.dictionary.to_pylist(), None], dtype=object)
-    return labels[numpy_view(enc.indices, fill=len(labels) - 1)]
+    return labels, numpy_view(enc.indices, fill=len(labels) - 1)
 
 
 def is_vector_type(t: pa.DataType) -> bool:
