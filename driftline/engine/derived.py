@@ -130,7 +130,7 @@ class DerivedRef:
             for d, values in descriptors(texts, vocab).items():
                 feats[f"{name}.{d}"] = values
         return RecordBatch(feats, batch.prediction, batch.probabilities, batch.ids,
-                           batch.timestamps, batch.targets, n=n)
+                           batch.timestamps, batch.targets, n=n, codes=batch.codes)
 
     def window(self, chunks: Sequence[RecordBatch], *, index: int,
                thin: bool = False) -> dict[str, EmbeddingDrift]:

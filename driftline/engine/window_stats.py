@@ -453,6 +453,10 @@ class WindowColumns:
     #: used as they are, the others are looked up and set by :func:`compute_window` (the
     #: multivariate encoder reuses them instead of a second lookup of every value)
     codes: dict[str, np.ndarray] = field(default_factory=dict)
+    #: ``category_codes(prediction, ref.class_ref)`` when the monitor has them (looked up as
+    #: the records arrived; then the prediction column is not None), else None: looked up
+    #: by :func:`compute_window`
+    class_codes: np.ndarray | None = None
 
 
 def predicted_labels(ref: ReferenceArrays, cols: WindowColumns) -> np.ndarray | None:
@@ -516,8 +520,11 @@ def compute_window(ref: ReferenceArrays, cols: WindowColumns, *, index: int,
     predicted = predicted_labels(ref, cols)
     # the predicted classes' codes, looked up once for the prediction's drift, the estimated
     # and the realised performance
-    codes = (category_codes(predicted, ref.class_ref)
-             if predicted is not None and ref.classes and not ref.regression else None)
+    codes = None
+    if predicted is not None and ref.classes and not ref.regression:
+        # predicted is cols.prediction when the monitor has its codes
+        codes = (cols.class_codes if cols.class_codes is not None
+                 else category_codes(predicted, ref.class_ref))
     prediction = _prediction_drift(ref, cols, predicted, policy, min_records, codes)
     performance = _performance(ref, cols, predicted, label_accuracy, label_realised or {},
                                codes)
