@@ -28,6 +28,7 @@ __all__ = [
     "accuracy",
     "binary_confusion_estimate",
     "calibrate",
+    "confidence_and_entropy",
     "estimated_accuracy",
     "fit_calibration",
     "mean_confidence",
@@ -157,17 +158,30 @@ def binary_confusion_estimate(p_positive: np.ndarray, predicted_positive: np.nda
 
 def mean_confidence(probabilities: np.ndarray) -> float:
     """Mean probability of the most likely class; a 1-D array is read as binary ``p_positive``."""
-    p = _valid_rows(probabilities)
-    return float(p.max(axis=1).mean()) if p.shape[0] else float("nan")
+    return _confidence(_valid_rows(probabilities))
 
 
 def mean_entropy(probabilities: np.ndarray) -> float:
     """Mean prediction entropy in nats (``−Σ p ln p``, with ``0 ln 0 = 0``)."""
+    return _entropy(_valid_rows(probabilities))
+
+
+def confidence_and_entropy(probabilities: np.ndarray) -> tuple[float, float]:
+    """``(mean_confidence(p), mean_entropy(p))`` with the rows validated once (a window
+    reports both): the same floats."""
     p = _valid_rows(probabilities)
-    if p.shape[0] == 0:
+    return _confidence(p), _entropy(p)
+
+
+def _confidence(valid: np.ndarray) -> float:
+    return float(valid.max(axis=1).mean()) if valid.shape[0] else float("nan")
+
+
+def _entropy(valid: np.ndarray) -> float:
+    if valid.shape[0] == 0:
         return float("nan")
     with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(p > 0, -p * np.log(p), 0.0)
+        terms = np.where(valid > 0, -valid * np.log(valid), 0.0)
     return float(terms.sum(axis=1).mean())
 
 

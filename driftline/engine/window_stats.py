@@ -19,16 +19,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from driftline.detectors.chi2 import chi2_many, chi2_two_sample
-from driftline.detectors.classification import estimated_metrics, realised_metrics
+from driftline.detectors.classification import (
+    CLASSIFICATION_METRICS,
+    estimated_metrics,
+    realised_metrics,
+)
 from driftline.detectors.distances import jensen_shannon, jensen_shannon_many
 from driftline.detectors.dle import estimate_losses
 from driftline.detectors.multiple_testing import benjamini_hochberg
 from driftline.detectors.performance import (
-    binary_confusion_estimate,
     calibrate,
+    confidence_and_entropy,
     estimated_accuracy,
-    mean_confidence,
-    mean_entropy,
 )
 from driftline.detectors.psi import positive_bins, psi, psi_corrected, psi_many
 from driftline.detectors.regression import realised_regression
@@ -540,8 +542,9 @@ def _prediction_drift(ref: ReferenceArrays, cols: WindowColumns, predicted: np.n
     """``codes``: ``category_codes(predicted, ref.class_ref)`` when the caller has them (used
     when the prediction's reference categories are the classes, in their order)."""
     probs = cols.probabilities
-    conf = mean_confidence(probs) if probs is not None else None
-    ent = mean_entropy(probs) if probs is not None else None
+    conf = ent = None
+    if probs is not None:
+        conf, ent = confidence_and_entropy(probs)
     if ref.prediction_numeric is not None and cols.prediction is not None:
         pred = np.asarray(cols.prediction, dtype=np.float64)
         f = _numeric_drift("prediction", pred, ref.prediction_numeric,
@@ -592,7 +595,7 @@ def _performance(ref: ReferenceArrays, cols: WindowColumns, predicted: np.ndarra
     probs = cols.probabilities
     k = len(ref.classes)
     if out is not None and out.proba_columns and ref.classes:
-        estimated = estimated_metrics(np.empty((0, k)), np.empty(0, dtype=np.int64))
+        estimated = dict.fromkeys(CLASSIFICATION_METRICS, math.nan)  # estimated_metrics of none
     if out is not None and probs is not None and ref.classes and len(probs):
         ok = np.isfinite(probs).all(axis=1)
         if ok.any():
@@ -603,14 +606,16 @@ def _performance(ref: ReferenceArrays, cols: WindowColumns, predicted: np.ndarra
                        else category_codes(cols.prediction[ok], ref.class_ref))
                 known = (idx >= 0) & (idx < k)
                 pred_idx = np.where(known, idx, np.argmax(cal, axis=1))
-            est = estimated_accuracy(cal, pred_idx)
-            if ref.positive_index is not None and k == 2:
-                pos = ref.positive_index
-                chosen = pred_idx if pred_idx is not None else np.argmax(probs[ok], axis=1)
-                conf = binary_confusion_estimate(cal[:, pos], chosen == pos)
-                prec, rec, f1 = conf["precision"], conf["recall"], conf["f1"]
             chosen_idx = pred_idx if pred_idx is not None else np.argmax(probs[ok], axis=1)
             estimated = estimated_metrics(cal, chosen_idx, ref.binary_positive)
+            # estimated_metrics' accuracy is estimated_accuracy's of the model's own decision
+            # (without one, estimated_accuracy takes the calibrated argmax), and a binary
+            # model's precision, recall and F1 are binary_confusion_estimate's of the chosen
+            # classes (the positive column is binary_positive = positive_index): the same
+            # sums of the same (finite) calibrated rows, so the same floats (tested)
+            est = estimated["accuracy"] if pred_idx is not None else estimated_accuracy(cal)
+            if ref.positive_index is not None and k == 2:
+                prec, rec, f1 = estimated["precision"], estimated["recall"], estimated["f1"]
     accuracy, labels = label_accuracy
     realised: dict[str, float] = {}
     if ref.classes:
