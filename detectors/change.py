@@ -67,6 +67,7 @@ docs/statistics.md.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from itertools import chain, compress
@@ -143,6 +144,23 @@ def _pairwise_sum(v: list[float]) -> float:
     for a in v[lim:]:
         total += a
     return total
+
+
+@functools.lru_cache(maxsize=16)
+def _newborn(binary: bool, log_kinds: tuple[float, float], block: int) -> tuple[np.ndarray, ...]:
+    """The hypotheses born at one boundary: (has a slope, log prior weight), one Beta–Bernoulli
+    run on a 0/1 stream, else a level run and a level + slope run; then for the blocks of one
+    span, the birth block (from 1) and kind of each newborn, in column order. Constants, built
+    once (read-only) and sliced."""
+    if binary:
+        kinds, prior = np.zeros(1, dtype=bool), np.zeros(1)
+    else:
+        kinds, prior = np.array([False, True]), np.array(log_kinds)
+    spans = _SPAN // block + 2
+    out = (kinds, prior, np.repeat(np.arange(1, spans + 1), kinds.size), np.tile(kinds, spans))
+    for a in out:
+        a.flags.writeable = False
+    return out
 
 
 @dataclass(frozen=True)
@@ -448,15 +466,14 @@ class ChangeDetector(StreamCounts):
     def _newborn(self) -> tuple[np.ndarray, np.ndarray]:
         """(has a slope, log prior weight) of the hypotheses born at one boundary: one
         Beta–Bernoulli run on a 0/1 stream, else a level run and a level + slope run."""
-        if self._binary:
-            return np.zeros(1, dtype=bool), np.zeros(1)
-        return np.array([False, True]), np.array(self._log_kinds)
+        return _newborn(self._binary, self._log_kinds, self.settings.block)[:2]
 
-    def _prune(self, j_end: list[float], born: int) -> tuple[list[bool] | None, list[float]]:
-        """At a block boundary: which hypotheses survive (a mask over ``j_end``; None: all), and
+    def _prune(self, j_end: list[float], alive: list[int],
+               born: int) -> tuple[list[int], list[float]]:
+        """At a block boundary: the hypotheses that survive (their columns, from ``alive``) and
         their normalised log weights with the no-change factor applied (``j_end`` holds the
-        alive hypotheses in birth order; ``born`` are about to be added, so at most
-        ``max_runs - born`` are kept).
+        log weights of the ``alive`` hypotheses, in birth order; ``born`` are about to be
+        added, so at most ``max_runs - born`` are kept).
 
         Plain floats, not numpy: at most ``max_runs`` values, where a numpy call costs more than
         the arithmetic. The same IEEE operations in the same order as numpy's (``exp`` and
@@ -468,7 +485,8 @@ class ChangeDetector(StreamCounts):
         lse = top + math.log(_pairwise_sum([exp(v - top) for v in j_end]))
         floor = top + self._log_prune
         room = self.settings.max_runs - born
-        mask: list[bool] | None = None
+        d = self._log_1mq
+        cut = floor  # survivors: the values ≥ cut (all when None)
         if n > room:
             ranked = sorted(j_end)
             if ranked[n - room - 1] >= floor:
@@ -478,16 +496,14 @@ class ChangeDetector(StreamCounts):
                     mask = [False] * n
                     for i in np.argpartition(np.array(j_end), -room)[-room:].tolist():
                         mask[i] = True
-                else:
-                    mask = [v >= cut for v in j_end]
-            elif ranked[0] < floor:
-                mask = [v >= floor for v in j_end]
-        elif min(j_end) < floor:
-            mask = [v >= floor for v in j_end]
-        d = self._log_1mq
-        if mask is None:
-            return None, [v - lse + d for v in j_end]
-        return mask, [v - lse + d for v in compress(j_end, mask)]
+                    return (list(compress(alive, mask)),
+                            [v - lse + d for v in compress(j_end, mask)])
+            elif ranked[0] >= floor:
+                return alive, [v - lse + d for v in j_end]
+        elif min(j_end) >= floor:
+            return alive, [v - lse + d for v in j_end]
+        return ([c for c, v in zip(alive, j_end, strict=True) if v >= cut],
+                [v - lse + d for v in j_end if v >= cut])
 
     def _boundary(self, first: int, mu0: float, t1: float) -> None:
         """Close the block: normalise, prune, and let a new regime begin at index ``first``
@@ -495,8 +511,8 @@ class ChangeDetector(StreamCounts):
         slope, prior = self._newborn()
         nw = slope.size
         if self._J0.size:
-            mask, j0 = self._prune((self._J0 + self._C).tolist(), nw)
-            keep = slice(None) if mask is None else np.array(mask, dtype=bool)
+            kept, j0 = self._prune((self._J0 + self._C).tolist(), list(range(self._J0.size)), nw)
+            keep = np.array(kept, dtype=np.intp)
             self._L0 = self._L0 + self._bl
             self._S0 = self._S0 + self._bs
             self._Q0 = self._Q0 + self._bq
@@ -532,9 +548,11 @@ class ChangeDetector(StreamCounts):
         x, sig2, ads, segs, segq = self._recurrences(raw)
         m = x.size
         tpos = self._n + np.arange(m, dtype=np.float64)  # valid-value count of each value
-        if self._J0.size == 0 or self._bl == k:
+        if self._J0.size == 0:
             self._boundary(int(gidx[0]), self._last if not math.isnan(self._last) else float(x[0]),
                            float(self._n))
+        # a full carried block (``bl == k``) is the grid's block 0, all rows carried: its
+        # boundary is the loop's first, in plain floats like every other
         bl, h = self._bl, self._J0.size
         nb = (bl + m + k - 1) // k
         pad = nb * k
@@ -558,13 +576,17 @@ class ChangeDetector(StreamCounts):
         # hypotheses: the current ones, then those born at the start of each later block
         nslope, nprior = self._newborn()
         nw = nslope.size
-        births = np.repeat(np.arange(1, nb), nw)
+        tiles = _newborn(self._binary, self._log_kinds, k)
+        births = tiles[2][:nw * (nb - 1)]
         first_row = births * k - bl  # position in x of each newborn's first value
         cols = h + births.size
         born = np.concatenate((np.zeros(h, dtype=np.int64), births))
         start = np.concatenate((self._start, gidx[first_row]))
+        # (the value before each newborn's first: the carried last value for one born at x[0])
         mu0 = np.concatenate((self._mu0, x[first_row - 1]))
-        slope = np.concatenate((self._slope, np.tile(nslope, nb - 1)))
+        if bl == k:
+            mu0[h:h + nw] = self._last
+        slope = np.concatenate((self._slope, tiles[3][:nw * (nb - 1)]))
         t1 = np.concatenate((self._t1, tpos[first_row]))
         blk = np.arange(nb)[:, None]
         alive_b = blk >= born[None, :]                      # (nb, cols): exists in block b
@@ -581,9 +603,13 @@ class ChangeDetector(StreamCounts):
         # the loop below computes the rest of the few that survive it (``extend``).
         need = alive_b
         lazy = not self._binary and nb > 1
-        if lazy:
+        carried = bl == k  # block 0 is all carried: only its sum (_C) enters, no predictive
+        if lazy or carried:
             need = alive_b.copy()
-            need[:, h + 1::nw] = alive_b[:, h + 1::nw] & (blk == born[None, h + 1::nw])
+            if lazy:
+                need[:, h + 1::nw] = alive_b[:, h + 1::nw] & (blk == born[None, h + 1::nw])
+            if carried:
+                need[0] = False
         pb, pc = np.nonzero(need)
         lp = np.empty((pb.size, k))
         shape = (nb, k)
@@ -597,7 +623,7 @@ class ChangeDetector(StreamCounts):
                 self._log_predictive(lp, pos, pb[pos], pc[pos], has_slope, rows, length0, sum0,
                                      sumt0, mu0, t1)
         # (pairs in block order: the first h are block 0's, then block by block)
-        if bl:  # the rows of the current block already fed: their sum is carried in _C
+        if bl and not carried:  # the rows of the current block already fed: their sum is _C
             lp[:h, :bl] = 0.0
             lp[:h, bl - 1] = self._C
         tail = bl + m - (nb - 1) * k
@@ -605,6 +631,8 @@ class ChangeDetector(StreamCounts):
             lp[-int(np.count_nonzero(need[-1])):, tail:] = 0.0
         full = np.zeros((nb, cols, k))
         full[pb, pc] = lp.cumsum(axis=1)
+        if carried:
+            full[0, :h, k - 1] = self._C
         csum = full.transpose(0, 2, 1)  # (block, row in block, hypothesis)
         j0 = np.full((nb, cols), -np.inf)
         j0[0, :h] = self._J0
@@ -618,10 +646,10 @@ class ChangeDetector(StreamCounts):
         val_rows: list[list[float]] = []
         for b in range(1, nb):
             row = end_rows[b - 1]
-            mask, cur = self._prune([v + row[c] for v, c in zip(cur, alive, strict=True)], nw)
-            if mask is not None:
-                alive = list(compress(alive, mask))
-            if lazy and b > 1 and h + (b - 2) * nw + 1 in alive:
+            alive, cur = self._prune([v + row[c] for v, c in zip(cur, alive, strict=True)],
+                                     alive, nw)
+            # (columns in birth order: a newborn that survived is the last one alive)
+            if lazy and b > 1 and alive and alive[-1] == h + (b - 2) * nw + 1:
                 # the level + slope hypothesis born at block b - 1 survived: its later blocks
                 self._extend(h + (b - 2) * nw + 1, b, full, end_rows, rows, tail, length0,
                              sum0, sumt0, mu0, t1)
