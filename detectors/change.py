@@ -69,8 +69,10 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
+from collections.abc import Iterable
 from dataclasses import dataclass
-from itertools import chain, compress
+from itertools import chain, compress, repeat
 
 import numpy as np
 
@@ -128,22 +130,28 @@ def _pairwise_sum(v: list[float]) -> float:
         return total
     if n > 128:
         return float(np.array(v).sum())
-    r0, r1, r2, r3, r4, r5, r6, r7 = v[:8]
     lim = n - n % 8
+    r = v[:8]
     for i in range(8, lim, 8):
-        a0, a1, a2, a3, a4, a5, a6, a7 = v[i:i + 8]
-        r0 += a0
-        r1 += a1
-        r2 += a2
-        r3 += a3
-        r4 += a4
-        r5 += a5
-        r6 += a6
-        r7 += a7
+        r = list(map(operator.add, r, v[i:i + 8]))
+    r0, r1, r2, r3, r4, r5, r6, r7 = r
     total = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
     for a in v[lim:]:
         total += a
     return total
+
+
+@functools.lru_cache(maxsize=8)
+def _steps(k: int) -> np.ndarray:
+    """0, 1, ..., k - 1 as floats (a read-only constant)."""
+    out = np.arange(k, dtype=np.float64)
+    out.flags.writeable = False
+    return out
+
+
+def _shift(v: Iterable[float], lse: float, d: float) -> list[float]:
+    """``[a - lse + d for a in v]``, iterated in C."""
+    return list(map(operator.add, map(operator.sub, v, repeat(lse)), repeat(d)))
 
 
 @functools.lru_cache(maxsize=16)
@@ -422,9 +430,10 @@ class ChangeDetector(StreamCounts):
             return
         excl, texcl, xrows, s2rows = rows
         k = excl.shape[1]
-        length = length0[qb, qc][:, None] + np.arange(k, dtype=np.float64)
-        sx = sum0[qb, qc][:, None] + excl[qb]
-        xv = xrows[qb]
+        at = qb * length0.shape[1] + qc  # (flat positions in the (block, hypothesis) arrays)
+        length = length0.ravel().take(at)[:, None] + _steps(k)
+        sx = sum0.ravel().take(at)[:, None] + excl.take(qb, axis=0)
+        xv = xrows.take(qb, axis=0)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             if has_slope is None:
                 out = (np.log(np.where(xv == 1.0, sx + 1.0, length - sx + 1.0))
@@ -433,14 +442,26 @@ class ChangeDetector(StreamCounts):
                 # level: x = c; level + slope: x = c + β·τ (τ: position in the regime).
                 # Priors c ~ N(mu0, (prior_scale·σ)²), β ~ N(0, (slope_scale·σ)²), noise σ;
                 # the posterior of (c, β) from the regime's n, Σx and Στx in closed form.
-                m0 = mu0[qc][:, None]
+                m0 = mu0.take(qc)[:, None]
                 if has_slope:
-                    stx = sumt0[qb, qc][:, None] + texcl[qb] - t1[qc][:, None] * sx
+                    stx = (sumt0.ravel().take(at)[:, None] + texcl.take(qb, axis=0)
+                           - t1.take(qc)[:, None] * sx)
                     mean, spread = _level_slope(length, sx, stx, m0, self._kk, self._kb)
                 else:
                     mean, spread = _level(length, sx, m0, self._kk)
-                var = s2rows[qb] * (1.0 + spread)
-                out = -0.5 * (_LOG_2PI + np.log(var)) - (xv - mean) ** 2 / (2.0 * var)
+                # -0.5·(log 2π + log var) - (x - mean)² / (2·var), var = σ²·(1 + spread),
+                # in place (the same operations: each is commutative or its operands' negation)
+                var = s2rows.take(qb, axis=0)
+                spread += 1.0
+                var *= spread
+                mean -= xv
+                np.square(mean, out=mean)
+                out = np.log(var)
+                out += _LOG_2PI
+                out *= -0.5
+                var *= 2.0
+                mean /= var
+                out -= mean
         if pos is None:
             lp[...] = out
         else:
@@ -481,8 +502,8 @@ class ChangeDetector(StreamCounts):
         numpy's pairwise order), so the weights are the same floats."""
         top = max(j_end)
         n = len(j_end)
-        exp = math.exp
-        lse = top + math.log(_pairwise_sum([exp(v - top) for v in j_end]))
+        lse = top + math.log(_pairwise_sum(list(map(math.exp, map(operator.sub, j_end,
+                                                                    repeat(top))))))
         floor = top + self._log_prune
         room = self.settings.max_runs - born
         d = self._log_1mq
@@ -496,14 +517,13 @@ class ChangeDetector(StreamCounts):
                     mask = [False] * n
                     for i in np.argpartition(np.array(j_end), -room)[-room:].tolist():
                         mask[i] = True
-                    return (list(compress(alive, mask)),
-                            [v - lse + d for v in compress(j_end, mask)])
+                    return list(compress(alive, mask)), _shift(compress(j_end, mask), lse, d)
             elif ranked[0] >= floor:
-                return alive, [v - lse + d for v in j_end]
+                return alive, _shift(j_end, lse, d)
         elif min(j_end) >= floor:
-            return alive, [v - lse + d for v in j_end]
-        return ([c for c, v in zip(alive, j_end, strict=True) if v >= cut],
-                [v - lse + d for v in j_end if v >= cut])
+            return alive, _shift(j_end, lse, d)
+        mask = list(map(cut.__le__, j_end))
+        return list(compress(alive, mask)), _shift(compress(j_end, mask), lse, d)
 
     def _boundary(self, first: int, mu0: float, t1: float) -> None:
         """Close the block: normalise, prune, and let a new regime begin at index ``first``
@@ -646,7 +666,7 @@ class ChangeDetector(StreamCounts):
         val_rows: list[list[float]] = []
         for b in range(1, nb):
             row = end_rows[b - 1]
-            alive, cur = self._prune([v + row[c] for v, c in zip(cur, alive, strict=True)],
+            alive, cur = self._prune(list(map(operator.add, cur, map(row.__getitem__, alive))),
                                      alive, nw)
             # (columns in birth order: a newborn that survived is the last one alive)
             if lazy and b > 1 and alive and alive[-1] == h + (b - 2) * nw + 1:
