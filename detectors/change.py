@@ -487,7 +487,8 @@ class ChangeDetector(StreamCounts):
     def _newborn(self) -> tuple[np.ndarray, np.ndarray]:
         """(has a slope, log prior weight) of the hypotheses born at one boundary: one
         Beta–Bernoulli run on a 0/1 stream, else a level run and a level + slope run."""
-        return _newborn(self._binary, self._log_kinds, self.settings.block)[:2]
+        kinds, prior = _newborn(self._binary, self._log_kinds, self.settings.block)[:2]
+        return kinds, prior
 
     def _prune(self, j_end: list[float], alive: list[int],
                born: int) -> tuple[list[int], list[float]]:
@@ -525,31 +526,18 @@ class ChangeDetector(StreamCounts):
         mask = list(map(cut.__le__, j_end))
         return list(compress(alive, mask)), _shift(compress(j_end, mask), lse, d)
 
-    def _boundary(self, first: int, mu0: float, t1: float) -> None:
-        """Close the block: normalise, prune, and let a new regime begin at index ``first``
-        (``t1``: its valid-value count)."""
+    def _begin(self, first: int, mu0: float, t1: float) -> None:
+        """The first block of a stream (or of its model): one regime of each kind begins at
+        index ``first`` (``t1``: its valid-value count). Every later boundary is in ``_run``."""
         slope, prior = self._newborn()
         nw = slope.size
-        if self._J0.size:
-            kept, j0 = self._prune((self._J0 + self._C).tolist(), list(range(self._J0.size)), nw)
-            keep = np.array(kept, dtype=np.intp)
-            self._L0 = self._L0 + self._bl
-            self._S0 = self._S0 + self._bs
-            self._Q0 = self._Q0 + self._bq
-            self._T0 = self._T0 + self._bt
-            self._J0 = np.concatenate((np.array(j0), prior + self._log_q))
-        else:
-            keep = slice(0)
-            self._J0 = prior.copy()
-        self._start = np.concatenate((self._start[keep], np.full(nw, first, dtype=np.int64)))
-        self._L0 = np.concatenate((self._L0[keep], np.zeros(nw)))
-        self._S0 = np.concatenate((self._S0[keep], np.zeros(nw)))
-        self._Q0 = np.concatenate((self._Q0[keep], np.zeros(nw)))
-        self._T0 = np.concatenate((self._T0[keep], np.zeros(nw)))
-        self._mu0 = np.concatenate((self._mu0[keep], np.full(nw, mu0)))
-        self._slope = np.concatenate((self._slope[keep], slope))
-        self._t1 = np.concatenate((self._t1[keep], np.full(nw, t1)))
-        self._C = np.zeros(self._J0.size)
+        self._J0 = prior.copy()
+        self._start = np.full(nw, first, dtype=np.int64)
+        self._L0, self._S0, self._Q0, self._T0 = (np.zeros(nw) for _ in range(4))
+        self._mu0 = np.full(nw, mu0)
+        self._slope = slope.copy()
+        self._t1 = np.full(nw, t1)
+        self._C = np.zeros(nw)
         self._bl, self._bs, self._bq, self._bt = 0, 0.0, 0.0, 0.0
 
     def _run(self, raw: np.ndarray, gidx: np.ndarray) -> tuple[int, bool]:
@@ -569,8 +557,8 @@ class ChangeDetector(StreamCounts):
         m = x.size
         tpos = self._n + np.arange(m, dtype=np.float64)  # valid-value count of each value
         if self._J0.size == 0:
-            self._boundary(int(gidx[0]), self._last if not math.isnan(self._last) else float(x[0]),
-                           float(self._n))
+            self._begin(int(gidx[0]), self._last if not math.isnan(self._last) else float(x[0]),
+                        float(self._n))
         # a full carried block (``bl == k``) is the grid's block 0, all rows carried: its
         # boundary is the loop's first, in plain floats like every other
         bl, h = self._bl, self._J0.size
