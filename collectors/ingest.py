@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import repeat
+from itertools import chain, repeat
 from operator import is_not, itemgetter, methodcaller
 from typing import Any
 
@@ -240,8 +240,9 @@ def _feature_columns(schema: ModelSchema, rows: list[Mapping[str, Any]], *,
                      by_position: bool = True) -> dict[str, np.ndarray]:
     """Every baseline feature's column from the records' ``features`` objects: by position
     when every record has the first one's keys in its order (:func:`_columns_by_position`),
-    else one ``itemgetter`` over all plain feature names per record and one transpose
-    (``zip``) when every record has every one, else ``.get`` per feature (missing values).
+    else one ``itemgetter`` over all plain feature names per record into one object matrix
+    (:func:`_matrix_columns`) when every record has every one, else ``.get`` per feature
+    (missing values).
     The three give the same columns (``tests/test_ingest_one_pass.py``). ``by_position=False``
     skips the first: the SDK's ``log()`` dicts are warm in memory when the worker reads them,
     where the lookups are ≈ 0.1 µs a record cheaper than the key-order check (1.65 against
@@ -252,12 +253,13 @@ def _feature_columns(schema: ModelSchema, rows: list[Mapping[str, Any]], *,
     cols = _columns_by_position(schema, plain, rows) if by_position else None
     if cols is None and len(plain) > 1 and rows:
         try:
-            table = list(map(itemgetter(*plain), rows))
+            mat = np.fromiter(chain.from_iterable(map(itemgetter(*plain), rows)),
+                              dtype=object, count=len(rows) * len(plain))
         except (KeyError, TypeError):  # some record lacks a feature (or is not a dict)
             pass
         else:
-            cols = {name: schema.column(name, list(values))
-                    for name, values in zip(plain, zip(*table, strict=True), strict=True)}
+            cols = _matrix_columns(schema, plain, list(range(len(plain))),
+                                   mat.reshape(len(rows), len(plain)))
     if cols is None:
         cols = {name: schema.column(name, [f.get(name) for f in rows]) for name in plain}
     out = {name: cols[name] for name in schema.order if name in cols}
@@ -279,7 +281,8 @@ def _columns_by_position(schema: ModelSchema, names: list[str],
     µs, min per body of 15 rounds, interleaved). The key order is checked with one tuple of
     keys per record and one ``list.count`` (key equality is what a dict lookup uses, so a row
     passes only where the lookups would have found the same values). A row that lacks a name,
-    has other keys or another order, or is no dict, sends the whole body to the lookups."""
+    has other keys or another order, or is no dict, sends the whole body to the lookups.
+    The values land in one object matrix (:func:`_matrix_columns`)."""
     if not rows or type(rows[0]) is not dict:
         return None
     keys = tuple(rows[0])
@@ -289,10 +292,42 @@ def _columns_by_position(schema: ModelSchema, names: list[str],
     if list(map(tuple, rows)).count(keys) != len(rows):
         return None
     try:
-        table = list(zip(*map(dict.values, rows), strict=True))  # type: ignore[arg-type]
+        mat = np.fromiter(chain.from_iterable(map(dict.values, rows)),  # type: ignore[arg-type,type-var]
+                          dtype=object, count=len(rows) * len(keys))
     except TypeError:  # a row that is a Mapping but no dict
         return None
-    return {name: schema.column(name, table[where[name]]) for name in names}
+    return _matrix_columns(schema, names, [where[name] for name in names],
+                           mat.reshape(len(rows), len(keys)))
+
+
+def _matrix_columns(schema: ModelSchema, names: list[str], positions: list[int],
+                    mat: np.ndarray) -> dict[str, np.ndarray]:
+    """The columns of ``names`` from an ``(n, width)`` object matrix of the records' values,
+    ``names[i]`` in column ``positions[i]``: the numeric features in one ``astype`` of their
+    columns, the others by :meth:`ModelSchema.column` as before.
+
+    Why: one conversion call for all numeric features instead of one ``np.asarray`` of a
+    tuple per feature, and no transposed tuples (``zip(*rows)``) to build: ≈ 0.6 µs less per
+    25-feature record (2.5 → 1.9 µs, min per freshly decoded body, interleaved). An object
+    array's ``astype(float64)`` converts each value as ``np.asarray(values, float64)`` does
+    (``float()``: None → NaN, bools, numeric strings); where it cannot (a string that is no
+    number, a list, a dict), the numeric columns are read one by one by
+    :meth:`ModelSchema.column` as before, so a bad value stays missing
+    (``tests/test_ingest_one_pass.py`` compares both with the record-by-record reading)."""
+    numeric = [i for i, name in enumerate(names) if name not in schema.categorical]
+    out: dict[str, np.ndarray] = {}
+    block = None
+    if numeric:
+        try:
+            block = mat.T[[positions[i] for i in numeric]].astype(np.float64)
+        except (TypeError, ValueError):
+            block = None
+    if block is not None:
+        out.update((names[i], row) for i, row in zip(numeric, block, strict=True))
+    for i, name in enumerate(names):
+        if name not in out:
+            out[name] = schema.column(name, mat[:, positions[i]].tolist())
+    return {name: out[name] for name in names}
 
 
 def _id_column(values: list[Any]) -> np.ndarray:

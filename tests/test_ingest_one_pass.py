@@ -193,3 +193,42 @@ def test_features_by_position_equal_the_key_lookups(rows: list[dict[str, Any]], 
         assert got.dtype == want.dtype
         assert (np.array_equal(got, want, equal_nan=True) if got.dtype.kind == "f"
                 else got.tolist() == want.tolist())
+
+
+# what an SDK caller may pass besides JSON's values: numpy scalars and arrays, Decimal,
+# Fraction, objects with __float__, numbers too large for a float
+sdk_values = st.one_of(
+    values, st.floats(width=32).map(np.float32), st.integers(-9, 9).map(np.int64),
+    st.booleans().map(np.bool_), st.sampled_from(["2.5", "1e3", " 7 ", "nan", "-inf"]).map(np.str_),
+    st.decimals(allow_nan=False, places=2, min_value=-10, max_value=10),
+    st.fractions(max_denominator=7), st.just(np.array(2.0)), st.just(np.array([2.0])),
+    st.just(np.datetime64("2026-01-01")), st.just(10**400), st.just(2**70), st.just(1 + 2j))
+
+
+def _outcome(read: Any) -> Any:
+    """The columns a reading gives, or the type of what it raised."""
+    try:
+        return read()
+    except Exception as exc:  # compared, not swallowed
+        return type(exc)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.fixed_dictionaries({n: sdk_values for n in NAMES}), min_size=1, max_size=5),
+       st.permutations(NAMES), st.booleans())
+def test_matrix_columns_equal_each_column_read_alone(rows: list[dict[str, Any]],
+                                                     order: list[str], by_position: bool) -> None:
+    """The object matrix's one ``astype`` for all numeric features (``_matrix_columns``), by
+    position and by lookups, gives each column exactly what ``ModelSchema.column`` gives it
+    read alone, or fails the same way (a number too large for a float)."""
+    rows = [{k: r[k] for k in order} for r in rows]
+    want = _outcome(lambda: {n: SCHEMA.column(n, [r[n] for r in rows]) for n in NAMES})
+    got = _outcome(lambda: ingest._feature_columns(SCHEMA, rows, by_position=by_position))
+    if isinstance(want, type) or isinstance(got, type):
+        assert got is want
+        return
+    assert list(got) == list(SCHEMA.order)
+    for name in NAMES:
+        assert got[name].dtype == want[name].dtype, name
+        assert (np.array_equal(got[name], want[name], equal_nan=True)
+                if got[name].dtype.kind == "f" else got[name].tolist() == want[name].tolist())
