@@ -113,3 +113,54 @@ def test_codes_are_looked_up_once_per_value(profile: BaselineProfile,
     assert looked == [500, 500, 500, 500]
     ref = ReferenceArrays(profile)
     assert sorted(ref.categorical) == ["c"] and ref.classes
+
+
+def _old_concat(chunks: list[RecordBatch]) -> RecordBatch:
+    """The concatenation as it was written before its fast path (the definition)."""
+    def cat(parts: list[np.ndarray | None]) -> np.ndarray | None:
+        if all(p is None for p in parts):
+            return None
+        ref = next(p for p in parts if p is not None)
+        return np.concatenate([
+            p if p is not None else np.full((len(c), *ref.shape[1:]), None, dtype=object)
+            if ref.dtype == object else np.full((len(c), *ref.shape[1:]), np.nan)
+            for p, c in zip(parts, chunks, strict=True)])
+
+    names = list(dict.fromkeys(k for c in chunks for k in c.features))
+    return RecordBatch({n: cat([c.features.get(n) for c in chunks]) for n in names},  # type: ignore[misc]
+                       cat([c.prediction for c in chunks]),
+                       cat([c.probabilities for c in chunks]), cat([c.ids for c in chunks]),
+                       cat([c.timestamps for c in chunks]), cat([c.targets for c in chunks]),
+                       n=sum(len(c) for c in chunks))
+
+
+def _column_sets(draw: st.DrawFn, n: int) -> RecordBatch:
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    keys = draw(st.lists(st.sampled_from(["x", "z", "c"]), unique=True))
+    feats = {k: (np.asarray(rng.choice(["a", "b", None], n), dtype=object) if k == "c"
+                 else rng.normal(size=n)) for k in keys}
+
+    def maybe(make: object) -> np.ndarray | None:
+        return make() if draw(st.booleans()) else None  # type: ignore[operator]
+
+    return RecordBatch(feats, maybe(lambda: np.asarray(rng.choice(["0", "1"], n), dtype=object)),
+                       maybe(lambda: rng.random((n, 2))),
+                       maybe(lambda: np.asarray([str(i) for i in range(n)], dtype=object)),
+                       maybe(lambda: rng.random(n)), None, n=n)
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), sizes=st.lists(st.integers(0, 5), min_size=1, max_size=4))
+def test_concat_equals_its_definition(data: st.DataObject, sizes: list[int]) -> None:
+    chunks = [_column_sets(data.draw, n) for n in sizes]
+    got, want = monitor._concat(chunks), _old_concat(chunks)
+    assert len(got) == len(want) and list(got.features) == list(want.features)
+    pairs = [*((got.features[k], want.features[k]) for k in want.features),
+             (got.prediction, want.prediction), (got.probabilities, want.probabilities),
+             (got.ids, want.ids), (got.timestamps, want.timestamps), (got.targets, want.targets)]
+    for a, b in pairs:
+        assert (a is None) == (b is None)
+        if a is not None and b is not None:
+            assert a.dtype == b.dtype and a.shape == b.shape
+            assert [repr(v) for v in a.ravel().tolist()] == [repr(v) for v in b.ravel().tolist()]
+    assert monitor._concat(chunks, ids=False).ids is None or len(chunks) == 1
