@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.workload import generate
+from benchmarks.workload import compile_bytecode, generate
 
 WINDOW = 10_000
 REF_ROWS = 100_000
@@ -112,6 +112,7 @@ def main(argv: list[str]) -> None:
     rows = int(argv[argv.index("--rows") + 1]) if "--rows" in argv else 1_000_000
     rounds = int(argv[argv.index("--rounds") + 1]) if "--rounds" in argv else 3
     driftline = Path(sys.executable).with_name("driftline")
+    compile_bytecode()
     with tempfile.TemporaryDirectory(prefix="driftline-stages-") as d:
         tmp = Path(d)
         ref, cur, base = tmp / "ref.parquet", tmp / "cur.parquet", tmp / "baseline.json"

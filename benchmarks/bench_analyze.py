@@ -394,6 +394,9 @@ def reconstruction_cost(repeat: int = 30) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
+    from benchmarks.workload import compile_bytecode
+
+    compile_bytecode()  # every figure here is of fresh processes
     if "--rss" in argv:
         feats = tuple(int(x) for x in _option(argv, "--features", "25,100,400").split(","))
         rss_by_features(feats, int(_option(argv, "--rows", str(RSS_ROWS))),

@@ -29,7 +29,9 @@ Peers run only in their own virtualenvs under ``--cache`` (``$DRIFTLINE_BENCH_CA
 ``~/.cache/driftline-bench``), created on first use with ``pip install`` from PyPI, never in the
 project's environment; one that cannot be installed or fails is listed as skipped with the
 reason. All contenders must find the injected shift: the table prints the drifted windows each
-reports (how each counts "drifted" differs: any feature alarmed in the window).
+reports (how each counts "drifted" differs: any feature alarmed in the window). Driftline's
+modules are compiled to bytecode first (:func:`~benchmarks.workload.compile_bytecode`), as the
+peers' installed packages are.
 
 Run: ``python -m benchmarks peers`` (about 30 minutes with installs), or
 ``python -m benchmarks.bench_peers --rows 100000 --only driftline-cli,numpy`` for a quick check.
@@ -48,7 +50,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.workload import N_CATEGORICAL, N_NUMERIC, generate, names
+from benchmarks.workload import N_CATEGORICAL, N_NUMERIC, compile_bytecode, generate, names
 
 WINDOW = 10_000
 REF_ROWS = 100_000
@@ -254,6 +256,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"peer environments in {cache}: {sorted(peers)}; skipped: {skipped}")
         return
     driftline = Path(sys.executable).with_name("driftline")
+    compile_bytecode()
     with tempfile.TemporaryDirectory(prefix="driftline-peers-") as d:
         tmp = Path(d)
         ref, cur, base = tmp / "ref.parquet", tmp / "cur.parquet", tmp / "baseline.json"

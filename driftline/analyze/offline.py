@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from driftline.engine.monitor import DEFAULT_MIN_RECORDS, DriftPolicy, Monitor, WindowPolicy
 from driftline.engine.records import RecordBatch
@@ -74,6 +73,8 @@ def parse_duration(text: str) -> float:
 
 def canonical_column(col: pa.Array) -> np.ndarray:
     """Canonical class labels (object str, None for missing), one Python call per distinct value."""
+    import pyarrow.compute as pc  # here only: ≈ 0.1 s of CPU to import
+
     if pa.types.is_floating(col.type):
         col = pc.if_else(pc.is_finite(col), col, pa.scalar(None, col.type))
     enc = pc.dictionary_encode(col)
@@ -86,6 +87,8 @@ def canonical_column(col: pa.Array) -> np.ndarray:
 
 def epoch_seconds(col: pa.Array) -> np.ndarray:
     """Timestamps as float Unix seconds: temporal columns, ISO-8601 strings or epoch numbers."""
+    import pyarrow.compute as pc  # here only: ≈ 0.1 s of CPU to import
+
     t = col.type
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         try:  # ISO 8601 with a zone ("…Z", "…+02:00") first, then without one (taken as UTC)
@@ -286,6 +289,8 @@ def _vectors(col: pa.Array, name: str, dim: int, path: str, offset: int = 0) -> 
 
 
 def _texts(col: pa.Array, name: str, path: str) -> np.ndarray:
+    import pyarrow.compute as pc  # here only: ≈ 0.1 s of CPU to import
+
     t = col.type
     if pa.types.is_binary(t) or pa.types.is_large_binary(t):
         try:

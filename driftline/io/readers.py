@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from driftline.errors import InputError, did_you_mean
 from driftline.io.arrow_numpy import numpy_view
@@ -417,6 +416,8 @@ def to_float(col: pa.Array | pa.ChunkedArray) -> np.ndarray:
     if pa.types.is_null(col.type):
         return np.full(len(col), np.nan)
     if not pa.types.is_float64(col.type):
+        import pyarrow.compute as pc  # here only: ≈ 0.1 s of CPU to import
+
         col = pc.cast(col, pa.float64(), safe=False)  # int64 beyond 2**53 rounds, as numpy does
     if isinstance(col, pa.ChunkedArray):
         col = col.combine_chunks()
@@ -430,6 +431,8 @@ def to_strings(col: pa.Array | pa.ChunkedArray) -> np.ndarray:
     if table is not None:
         labels, indices = table
         return labels[indices]
+    import pyarrow.compute as pc  # here only: ≈ 0.1 s of CPU to import
+
     t = col.type
     if pa.types.is_dictionary(t):
         col = pc.cast(col, t.value_type)
@@ -457,6 +460,8 @@ def string_table(col: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarra
         # a Parquet dictionary as it is: no value hashed or decoded
         labels = np.array([*col.dictionary.to_pylist(), None], dtype=object)
         return labels, numpy_view(col.indices, fill=len(labels) - 1)
+    import pyarrow.compute as pc  # here only: ≈ 0.1 s of CPU to import
+
     if pa.types.is_dictionary(t):
         col = pc.cast(col, t.value_type)
         t = col.type
@@ -483,6 +488,8 @@ def is_vector_type(t: pa.DataType) -> bool:
 def to_vectors(col: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     """A list column as (values, lengths): ``values`` the concatenated float64 elements of the
     non-null rows, ``lengths`` per row (-1 for a null row)."""
+    import pyarrow.compute as pc  # here only: ≈ 0.1 s of CPU to import
+
     if isinstance(col, pa.ChunkedArray):
         col = col.combine_chunks()
     lengths = pc.list_value_length(col)
