@@ -562,6 +562,7 @@ def stages(prof: BaselineProfile, bodies: list[bytes], repeat: int = 5,
     ``log()`` path, "the caller's log() calls" is the calling thread's CPU."""
     import driftline.collectors.feedback as feedback
     import driftline.collectors.ingest as ingest
+    import driftline.collectors.ingest_typed as ingest_typed
     import driftline.collectors.payloads as payloads
     import driftline.collectors.sdk as sdk_mod
     import driftline.collectors.sidecar as sidecar_mod
@@ -595,6 +596,8 @@ def stages(prof: BaselineProfile, bodies: list[bytes], repeat: int = 5,
                wrap(ModelSchema, "outputs", "    prediction and probability columns")]
     orders = {
         "/ingest": [wrap(ingest, "split_records", "split_records (decode, group by model)"),
+                    wrap(ingest_typed.TypedIngest, "split",
+                         "  typed decode + feature columns (TypedIngest.split)"),
                     wrap(ingest, "loads", "  orjson decode (payloads.loads)"),
                     wrap(sidecar_mod.Sidecar, "handle_ingest", "handle_ingest"),
                     wrap(sidecar_mod, "to_batch", "  to_batch (columns)"),
@@ -629,7 +632,7 @@ def stages(prof: BaselineProfile, bodies: list[bytes], repeat: int = 5,
             t, c0 = time.process_time(), time.thread_time()
             if path == "/ingest":
                 for b in bodies:
-                    sc.handle_ingest(ingest.split_records(b))
+                    sc.handle_ingest(ingest.split_records(b, typed=sc.typed_split()))
             else:
                 for q, r in pairs:
                     sc.observe(sc.entries[0], None, payloads.parse_v2(schema, q, r), "proxy", 0.0)
@@ -743,7 +746,8 @@ def main() -> None:
             fresh[:] = [sidecar(prof, window=window, streams=streams)]
 
         rate(f"/ingest (decode→columns→observe), {mode}", N,
-             lambda: [fresh[0].handle_ingest(split_records(b)) for b in bodies], setup=new)
+             lambda: [fresh[0].handle_ingest(
+                 split_records(b, typed=fresh[0].typed_split())) for b in bodies], setup=new)
     schema = ModelSchema(prof, feature_order=FEATURES)
     pairs = v2_pairs()
     rate("v2 parse only (25 tensors of [100])", N, lambda: [parse_v2(schema, q, r) for q, r in pairs])

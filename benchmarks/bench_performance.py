@@ -109,7 +109,7 @@ def _sidecar_rate(profile: BaselineProfile, table: pa.Table) -> float:
                          WindowPolicy(records=1000, max_age=None), DriftPolicy()))
         t = time.perf_counter()
         for b in bodies:
-            sc.handle_ingest(split_records(b))
+            sc.handle_ingest(split_records(b, typed=sc.typed_split()))
         best = min(best, time.perf_counter() - t)
     return n / best
 

@@ -48,7 +48,7 @@ def ingest_path() -> Callable[[], object]:
 
     bodies = workload()[3]
     sc = sidecar(profile())
-    return lambda: [sc.handle_ingest(split_records(b)) for b in bodies]
+    return lambda: [sc.handle_ingest(split_records(b, typed=sc.typed_split())) for b in bodies]
 
 
 def analyze_path(tmp: Path) -> Callable[[], object]:

@@ -9,7 +9,7 @@ grouped by (model, version) so each group becomes one columnar
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain, repeat
 from operator import is_not, itemgetter, methodcaller
@@ -23,6 +23,8 @@ from driftline.engine.records import RecordBatch, numeric_column
 from driftline.labels import canonical_labels
 
 GroupKey = tuple[str, str | None]
+TypedSplit = Callable[[Any], "IngestGroups | None"]
+"""A typed decoder's ``split``: the groups of a body it takes whole, else None."""
 
 
 @dataclass
@@ -41,6 +43,12 @@ class IngestGroups:
     #: per group read whole by one pass (``_one_group``): its records' fields, which
     #: :func:`to_batch` takes instead of reading them again
     fields: dict[GroupKey, dict[str, list[Any]]] = field(default_factory=dict)
+    #: per group decoded by a typed decoder (:mod:`driftline.collectors.ingest_typed`): the
+    #: schema it read the feature columns for, and the columns
+    columns: dict[GroupKey, tuple[ModelSchema, dict[str, np.ndarray]]] = field(
+        default_factory=dict)
+    #: the body a typed decoder read (to read it again should its model's schema change)
+    body: Any = None
 
     def refuse_label(self, model: Any) -> None:
         name = safe_label(model)
@@ -48,9 +56,16 @@ class IngestGroups:
 
 
 def split_records(body: Any, *, default_model: str | None = None,
-                  default_version: str | None = None) -> IngestGroups:
+                  default_version: str | None = None,
+                  typed: TypedSplit | None = None) -> IngestGroups:
     """Group the records of one ingest body. Raises PayloadError only for a body that is not
-    JSON, has no record shape at all, or names its shared model with a bad label value."""
+    JSON, has no record shape at all, or names its shared model with a bad label value.
+    ``typed``: a typed decoder's ``split`` (:class:`~driftline.collectors.ingest_typed.TypedIngest`),
+    tried first on a body without defaults; None from it means the body is read here."""
+    if typed is not None and default_model is None and default_version is None:
+        got = typed(body)
+        if got is not None:
+            return got
     doc = loads(body)
     model, version = default_model, default_version
     if isinstance(doc, Mapping) and "records" in doc:
@@ -155,8 +170,9 @@ def _one_group(out: IngestGroups, items: list[Any], model: Any, version: Any) ->
     return True
 
 
-def to_batch(schema: ModelSchema, records: Sequence[Mapping[str, Any]],
-             fields: dict[str, list[Any]] | None = None) -> RecordBatch:
+def to_batch(schema: ModelSchema, records: Sequence[Any],
+             fields: dict[str, list[Any]] | None = None,
+             columns: dict[str, np.ndarray] | None = None) -> RecordBatch:
     """Columns of one model's records (validated by :func:`split_records`: ``features`` is a
     mapping). Numeric columns go through numpy in one call each; outputs take the same
     vectorised path as v1/v2 payloads. Raises PayloadError for outputs that fit no shape.
@@ -166,12 +182,14 @@ def to_batch(schema: ModelSchema, records: Sequence[Mapping[str, Any]],
     comprehension per feature (``_feature_columns``); the per-record path is
     the fallback when some record lacks a feature. ``fields``: every field's values of exactly
     these records as :func:`_same_keys` reads them (``IngestGroups.fields``), so a body is
-    passed over once."""
+    passed over once. ``columns``: the feature columns already read (a typed decoder's,
+    ``IngestGroups.columns``), with ``fields`` holding the output fields."""
     if fields is None:
         fields = _same_keys(records)
     if fields is not None:
-        return columns_batch(schema, fields["features"], *(
-            None if fields.get(k) is None else present(fields[k]) for k in OUTPUT_FIELDS))
+        return columns_batch(schema, fields.get("features", []), *(
+            None if fields.get(k) is None else present(fields[k]) for k in OUTPUT_FIELDS),
+            n=len(records), feats=columns)
 
     def col(key: str) -> list[Any] | None:
         return present(list(map(methodcaller("get", key), records)))
@@ -214,14 +232,19 @@ def present(values: list[Any]) -> list[Any] | None:
 def columns_batch(schema: ModelSchema, rows: list[Mapping[str, Any]],
                   pred_raw: list[Any] | None, proba_raw: list[Any] | None,
                   ids_raw: list[Any] | None, ts_raw: list[Any] | None,
-                  labels_raw: list[Any] | None, *, by_position: bool = True) -> RecordBatch:
+                  labels_raw: list[Any] | None, *, by_position: bool = True,
+                  n: int | None = None,
+                  feats: dict[str, np.ndarray] | None = None) -> RecordBatch:
     """One batch from per-record values already pulled apart: each record's ``features``
     mapping and, per output field, one value per record (None where a record had none) or
     None for a field no record had. :func:`to_batch` and the SDK's ``log()`` records
     (buffered as plain tuples) both end here; ``by_position`` as for
-    :func:`_feature_columns`."""
-    n = len(rows)
-    feats = _feature_columns(schema, rows, by_position=by_position)
+    :func:`_feature_columns`. ``feats``: the feature columns already read (then ``rows`` is
+    not read and ``n`` is the record count)."""
+    if feats is None:
+        n = len(rows)
+        feats = _feature_columns(schema, rows, by_position=by_position)
+    assert n is not None
     pred = proba = None
     if pred_raw is not None or proba_raw is not None:
         pred, proba = schema.outputs(pred_raw, proba_raw, n)
@@ -248,8 +271,7 @@ def _feature_columns(schema: ModelSchema, rows: list[Mapping[str, Any]], *,
     where the lookups are ≈ 0.1 µs a record cheaper than the key-order check (1.65 against
     1.78 µs, min per block of 15 rounds). Embedding and text features are read by
     :meth:`ModelSchema.pick` (their request field may be renamed)."""
-    extra = set(schema.extra)
-    plain = [n for n in dict.fromkeys((*schema.order, *schema.profile.features)) if n not in extra]
+    plain = plain_features(schema)
     cols = _columns_by_position(schema, plain, rows) if by_position else None
     if cols is None and len(plain) > 1 and rows:
         try:
@@ -268,6 +290,14 @@ def _feature_columns(schema: ModelSchema, rows: list[Mapping[str, Any]], *,
     for name in plain:
         out.setdefault(name, cols[name])
     return out
+
+
+def plain_features(schema: ModelSchema) -> list[str]:
+    """The features read straight from a record's ``features`` object, in
+    :func:`_feature_columns`'s order: all but the embedding and text features."""
+    extra = set(schema.extra)
+    return [n for n in dict.fromkeys((*schema.order, *schema.profile.features))
+            if n not in extra]
 
 
 def _columns_by_position(schema: ModelSchema, names: list[str],

@@ -176,7 +176,7 @@ class App:
         if self.queue.full:
             return self._full()
         try:
-            groups = split_records(req.body)
+            groups = split_records(req.body, typed=self.sidecar.typed_split())
         except PayloadError as exc:
             return self._bad(exc)
         n = sum(len(v) for v in groups.groups.values())

@@ -30,7 +30,14 @@ import numpy as np
 from driftline.catalogue import PROXY_ERROR_KINDS
 from driftline.collectors.cloudevents import CloudEvent, Exchange, Pairer
 from driftline.collectors.feedback import Feedback, PendingLabels, PredictionStore
-from driftline.collectors.ingest import FEATURES_OF, IngestGroups, to_batch
+from driftline.collectors.ingest import (
+    FEATURES_OF,
+    IngestGroups,
+    TypedSplit,
+    split_records,
+    to_batch,
+)
+from driftline.collectors.ingest_typed import TypedIngest
 from driftline.collectors.label_values import BAD_LABEL, label_value
 from driftline.collectors.payloads import ModelSchema, PayloadError, decode_binary, parse, route
 from driftline.collectors.request_metrics import RequestMetrics
@@ -244,6 +251,20 @@ class Sidecar(SnapshotSource):
         #: recorder (requests, latency, sizes) joins ``request_sources`` when a proxy runs.
         self.requests = RequestMetrics()
         self.request_sources: list[RequestMetrics] = [self.requests]
+        self._typed: TypedIngest | None = None
+
+    def typed_split(self) -> TypedSplit | None:
+        """The typed ``/ingest`` decoder (:mod:`driftline.collectors.ingest_typed`) of a
+        sidecar watching one model without embedding or text features, for
+        :func:`split_records` (``typed=``, as the service reads ``/ingest``); None
+        otherwise. Rebuilt when the model's schema is replaced."""
+        if len(self.entries) != 1 or self.entries[0].schema.extra:
+            return None
+        schema = self.entries[0].schema
+        typed = self._typed
+        if typed is None or typed.schema is not schema:
+            self._typed = typed = TypedIngest(schema)
+        return typed.split
 
     @classmethod
     def from_config(cls, cfg: ServeConfig, *,
@@ -448,11 +469,20 @@ class Sidecar(SnapshotSource):
                 self.drop(name, UNKNOWN_MODEL, len(records))
                 continue
             names = entry.profile.features.keys()
-            by_endpoint: dict[str | None, list[Mapping[str, Any]]] = {}
+            by_endpoint: dict[str | None, list[Any]] = {}
             fields = None  # the group's fields, read once by split_records, when it goes whole
             mismatched = 0
             endpoints = groups.endpoints.get(key) or [None] * len(records)
             distinct = set(endpoints)
+            typed = groups.columns.get(key)
+            if typed is not None:  # a typed decoder's group: every record has every feature
+                if typed[0] is not entry.schema:  # read for another schema: read it again
+                    return n + self.handle_ingest(split_records(groups.body), source=source,
+                                                  now=t)
+                n += self._isolated(entry.name, len(records), self._ingest_batch, entry,
+                                    distinct.pop(), records, source, t, groups.fields[key],
+                                    typed[1])
+                continue
             if len(distinct) == 1 and not any(map(names.isdisjoint, map(FEATURES_OF, records))):
                 by_endpoint[distinct.pop()] = list(records)  # the usual body: checks in C
                 fields = groups.fields.get(key)
@@ -469,10 +499,11 @@ class Sidecar(SnapshotSource):
         return n
 
     def _ingest_batch(self, entry: ModelEntry, endpoint: str | None,
-                      records: Sequence[Mapping[str, Any]], source: str, now: float,
-                      fields: dict[str, list[Any]] | None = None) -> int:
+                      records: Sequence[Any], source: str, now: float,
+                      fields: dict[str, list[Any]] | None = None,
+                      columns: dict[str, np.ndarray] | None = None) -> int:
         try:
-            batch = to_batch(entry.schema, records, fields)
+            batch = to_batch(entry.schema, records, fields, columns)
         except PayloadError as exc:
             self.drop(entry.name, exc.reason, len(records))
             return 0
