@@ -468,7 +468,7 @@ class ChangeDetector(StreamCounts):
             lp[pos] = out
 
     def _extend(self, col: int, first: int, full: np.ndarray, end_rows: list[list[float]],
-                rows: tuple[np.ndarray, ...], tail: int, length0: np.ndarray, sum0: np.ndarray,
+                rows: tuple[np.ndarray, ...], length0: np.ndarray, sum0: np.ndarray,
                 sumt0: np.ndarray, mu0: np.ndarray, t1: np.ndarray) -> None:
         """The running log predictive of level + slope hypothesis ``col`` on blocks ``first``
         on (it survived the boundary after its birth block), into the grid and the block ends."""
@@ -477,8 +477,6 @@ class ChangeDetector(StreamCounts):
         lp = np.empty((qb.size, k))
         self._log_predictive(lp, None, qb, np.full(qb.size, col), True, rows, length0, sum0,
                              sumt0, mu0, t1)
-        if tail < k:
-            lp[-1, tail:] = 0.0
         part = lp.cumsum(axis=1)
         full[first:, col] = part
         for row, end in zip(end_rows[first:], part[:, k - 1].tolist(), strict=False):
@@ -634,9 +632,8 @@ class ChangeDetector(StreamCounts):
         if bl and not carried:  # the rows of the current block already fed: their sum is _C
             lp[:h, :bl] = 0.0
             lp[:h, bl - 1] = self._C
-        tail = bl + m - (nb - 1) * k
-        if tail < k:
-            lp[-int(np.count_nonzero(need[-1])):, tail:] = 0.0
+        # (the last block's rows past the values hold the padding's predictive: never read, as
+        # the last block has no boundary and the decision and commit read real rows only)
         full = np.zeros((nb, cols, k))
         full[pb, pc] = lp.cumsum(axis=1)
         if carried:
@@ -659,7 +656,7 @@ class ChangeDetector(StreamCounts):
             # (columns in birth order: a newborn that survived is the last one alive)
             if lazy and b > 1 and alive and alive[-1] == h + (b - 2) * nw + 1:
                 # the level + slope hypothesis born at block b - 1 survived: its later blocks
-                self._extend(h + (b - 2) * nw + 1, b, full, end_rows, rows, tail, length0,
+                self._extend(h + (b - 2) * nw + 1, b, full, end_rows, rows, length0,
                              sum0, sumt0, mu0, t1)
             c0 = h + (b - 1) * nw
             alive = [*alive, *range(c0, c0 + nw)]
