@@ -167,6 +167,28 @@ def test_stopping_early_stops_the_other_process(data: tuple[BaselineProfile, lis
     assert proc.returncode is not None and made[0]._proc is None and not path.exists()
 
 
+def test_each_process_computes_its_windows_on_one_thread(
+        data: tuple[BaselineProfile, list[Path]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Split over processes, each has a core: no window of this one, nor of the child's
+    part (run here by worker.run), goes to the feature pool; one process still uses it."""
+    import driftline.engine.window_stats as ws
+
+    prof, files = data
+    asked: list[int] = []
+    real = ws._pool
+    monkeypatch.setattr(ws, "_pool", lambda: asked.append(1) or real())
+    one = _docs(prof, files, 2000, 1)  # windows of 2000 records: the pool's size
+    assert asked
+    asked.clear()
+    assert _docs(prof, files, 2000, 2) == one
+    dfs = discover([str(f) for f in files])
+    task = Task(prof, dfs, [layout_for_schema(prof, pq.read_schema(f), str(f), None)
+                            for f in files], 2000, DriftPolicy(), False, 200)
+    reports, error = worker.run(task, 2000, None, [parquet_rows(f) or 0 for f in dfs], 1)
+    assert error is None and [r.to_dict() for r in reports] == one[1:]
+    assert not asked and ws._NO_POOL == [0]
+
+
 def test_the_child_reports_a_broken_task(tmp_path: Path) -> None:
     junk = tmp_path / "task.pickle"
     junk.write_bytes(b"not a pickle")

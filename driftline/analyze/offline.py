@@ -28,7 +28,13 @@ import pyarrow as pa
 from driftline.engine.monitor import DEFAULT_MIN_RECORDS, DriftPolicy, Monitor, WindowPolicy
 from driftline.engine.records import RecordBatch
 from driftline.engine.snapshot import WindowReport
-from driftline.engine.window_stats import CategoricalRef, WindowColumns, _cat_ref, category_codes
+from driftline.engine.window_stats import (
+    CategoricalRef,
+    WindowColumns,
+    _cat_ref,
+    category_codes,
+    without_pool,
+)
 from driftline.errors import InputError, did_you_mean
 from driftline.io.arrow_numpy import numpy_view
 from driftline.io.readers import (
@@ -545,28 +551,30 @@ def _split(task: Task, parts: list[tuple[int, int | None]],
     rows = [n or 0 for n in task.rows]
     children = [Child(task, lo, hi, rows, lo // task.window_size) for lo, hi in parts[1:]]
     try:
-        lo, hi = parts[0]
-        runner = task.runner()
-        last: float | None = None
-        for batch in _record_batches(task, lo, hi, progress, rows):
-            for report in runner.observe(batch):
-                last = carry_accuracy(report, last)[1]
-                yield report
-        tail = runner.flush()  # None but at the end of the files
-        if tail is not None:
-            yield tail
-        for child, (lo, hi) in zip(children, parts[1:], strict=True):
-            reports, error = child.result()
+        # every process has a core: windows on this thread (the children's too, see worker.run)
+        with without_pool():
+            lo, hi = parts[0]
+            runner = task.runner()
+            last: float | None = None
+            for batch in _record_batches(task, lo, hi, progress, rows):
+                for report in runner.observe(batch):
+                    last = carry_accuracy(report, last)[1]
+                    yield report
+            tail = runner.flush()  # None but at the end of the files
+            if tail is not None:
+                yield tail
+            for child, (lo, hi) in zip(children, parts[1:], strict=True):
+                reports, error = child.result()
+                if progress is not None:
+                    progress.rows((hi if hi is not None else sum(rows)) - lo)
+                for report in reports:
+                    report, last = carry_accuracy(report, last)
+                    yield report
+                if error is not None:
+                    raise error
             if progress is not None:
-                progress.rows((hi if hi is not None else sum(rows)) - lo)
-            for report in reports:
-                report, last = carry_accuracy(report, last)
-                yield report
-            if error is not None:
-                raise error
-        if progress is not None:
-            for i in range(len(task.files)):
-                progress.file(i)(1.0)
+                for i in range(len(task.files)):
+                    progress.file(i)(1.0)
     finally:
         for child in children:
             child.close()

@@ -71,16 +71,18 @@ def run(task: Task, start: int, stop: int | None, rows: list[int],
         first_window: int) -> Result:
     """The windows of rows ``start`` to ``stop``, and the error that stopped them, if any."""
     from driftline.analyze.offline import _record_batches
+    from driftline.engine.window_stats import without_pool
     from driftline.errors import DriftlineError
 
     reports: list[WindowReport] = []
     try:
-        runner = task.runner(first_window)
-        for batch in _record_batches(task, start, stop, None, rows):
-            reports.extend(runner.observe(batch))
-        last = runner.flush()
-        if last is not None:
-            reports.append(last)
+        with without_pool():  # each process has a core (offline._split)
+            runner = task.runner(first_window)
+            for batch in _record_batches(task, start, stop, None, rows):
+                reports.extend(runner.observe(batch))
+            last = runner.flush()
+            if last is not None:
+                reports.append(last)
     except DriftlineError as exc:  # the caller raises it after the reports before it
         return reports, exc
     return reports, None
