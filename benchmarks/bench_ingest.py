@@ -335,13 +335,27 @@ def window_profile(prof: BaselineProfile, top: int = 14) -> None:
                                 np.column_stack([1 - proba[:records], proba[:records]]),
                                 None, None, None)
         labels = ws.predicted_labels(ref, cols)
+        # the sidecar's monitor looks the categories up as records arrive (Monitor._with_codes)
+        # and hands the codes to the window; without them the window looks them up
+        coded = dataclasses.replace(
+            cols, codes={n: ws.category_codes(feats[n], ref.categorical[n]) for n in CATEGORICAL},
+            class_codes=ws.category_codes(pred, ref.class_ref))
+
+        def bare() -> ws.WindowColumns:
+            cols.codes = {}  # what a close looked up is kept there: drop it
+            return cols
+
         parts = {
-            "compute_window (all)": lambda: ws.compute_window(ref, cols, index=0,
+            "compute_window (all)": lambda: ws.compute_window(ref, bare(), index=0,
                                                               policy=FAST_KS, min_records=200),
+            "  the same with the codes from arrival (the sidecar's)": lambda: ws.compute_window(
+                ref, coded, index=0, policy=FAST_KS, min_records=200),
             f"  {K_NUM} numeric features (_numeric_part)": lambda: ws._numeric_part(
                 ref, cols, list(range(K_NUM)), approximate=True),
             f"  {K_CAT} categorical features (_categorical_part)": lambda: ws._categorical_part(
-                ref, cols, list(CATEGORICAL)),
+                ref, bare(), list(CATEGORICAL)),
+            "    the same with the codes from arrival": lambda: ws._categorical_part(
+                ref, coded, list(CATEGORICAL)),
             "  prediction drift": lambda: ws._prediction_drift(ref, cols, labels, FAST_KS, 200),
             "  estimated performance": lambda: ws._performance(ref, cols, labels, (None, 0), {}),
         }
