@@ -602,9 +602,12 @@ def stages(prof: BaselineProfile, bodies: list[bytes], repeat: int = 5,
         return label
 
     engine = [wrap(monitor.Monitor, "observe", "  Monitor.observe"),
+              wrap(monitor.Monitor, "_with_codes", "    category codes on arrival (_with_codes)"),
               wrap(monitor.Monitor, "_count",
                    "    cumulative counters, change streams (_count)"),
               wrap(monitor.Monitor, "_close", "    window close (_close)"),
+              wrap(monitor.Monitor, "_columns", "      window columns (_columns, _concat)"),
+              wrap(monitor, "compute_window", "      window statistics (compute_window)"),
               wrap(feedback.PredictionStore, "put", "  id store for the label join (put)")]
     columns = [wrap(ingest, "_feature_columns", "    feature columns"),
                wrap(ModelSchema, "outputs", "    prediction and probability columns")]
