@@ -102,8 +102,8 @@ def profile() -> BaselineProfile:
 FAST_KS = DriftPolicy(exact_ks=False)
 """The decision these figures are for: ``drift.exact_ks: false``. The benchmark's references
 have 5000 values, where the default exact KS count costs ≈ 2 ms more per numeric feature and
-window (printed by :func:`window_close`); a reference above 10 000 values costs the same either
-way."""
+window each time a feature's D falls on a lattice step not counted before (the counts are kept:
+printed by :func:`exact_stream`); a reference above 10 000 values costs the same either way."""
 
 
 def sidecar(prof: BaselineProfile, *, window: int = 1000, streams: bool = True) -> Sidecar:

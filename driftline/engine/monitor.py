@@ -101,8 +101,9 @@ class DriftPolicy:
     adwin_features: bool = False
     #: KS p-values exactly ``scipy.stats.ks_2samp``'s at every size (the default, sidecar and
     #: ``analyze`` alike, so their results stay bit-identical). Off: where scipy's exact lattice
-    #: count is dear (≈ 2 ms for 1000 values against 5000; a reference above 10 000 values never
-    #: needs it) a continuity-corrected asymptotic value with a tested bound is used
+    #: count is dear (≈ 2 ms for 1000 values against 5000, paid once per lattice step of D:
+    #: the counts are kept, ``detectors.ks._exact_lattice``; a reference above 10 000 values
+    #: never needs it) a continuity-corrected asymptotic value with a tested bound is used
     #: (docs/statistics.md, "The fast KS p-value").
     exact_ks: bool = True
 
