@@ -271,3 +271,28 @@ def test_to_batch_one_pass_fields_equal_each_field_read_per_record(
         lambda: to_batch(SCHEMA, records),
         lambda: columns_batch(SCHEMA, [r["features"] for r in records],
                               *(present([r.get(k) for r in records]) for k in OUTPUT_FIELDS)))
+
+
+cells = st.one_of(st.floats(), st.integers(-3, 3), st.booleans(), st.none(),
+                  st.sampled_from(["0.5", "x", ""]), st.lists(st.floats(0, 1), max_size=2))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(st.lists(cells, min_size=2, max_size=2), st.lists(cells, max_size=3),
+                          st.tuples(st.floats(0, 1), st.floats(0, 1)), st.none(),
+                          st.floats(0, 1)), min_size=1, max_size=6))
+def test_probability_rows_read_in_one_pass_equal_asarray(rows: list[Any]) -> None:
+    """``_float_rows`` (one ``fromiter`` over equal-length lists) gives what
+    ``np.asarray(rows, float64)`` gives, or leaves the rows to it."""
+    from driftline.collectors.payloads import _as_array, _float_rows
+    got = _float_rows(rows)
+    if got is not None:
+        want = np.asarray(rows, dtype=np.float64)
+        assert got.dtype == want.dtype and got.shape == want.shape
+        assert np.array_equal(got, want, equal_nan=True)
+    try:
+        want_any: Any = np.asarray(rows, dtype=np.float64)
+    except (TypeError, ValueError):
+        want_any = None
+    if want_any is not None:
+        assert _same(_as_array(rows), want_any)
