@@ -23,7 +23,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -37,7 +37,6 @@ from driftline.collectors.ingest import (
     split_records,
     to_batch,
 )
-from driftline.collectors.ingest_typed import TypedIngest
 from driftline.collectors.label_values import BAD_LABEL, label_value
 from driftline.collectors.payloads import ModelSchema, PayloadError, decode_binary, parse, route
 from driftline.collectors.request_metrics import RequestMetrics
@@ -50,6 +49,9 @@ from driftline.engine.snapshot import Histogram, ModelSnapshot, SidecarStats, Sn
 from driftline.errors import ConfigError, ProfileError, did_you_mean
 from driftline.labels import canonical_labels
 from driftline.profile.format import BaselineProfile
+
+if TYPE_CHECKING:
+    from driftline.collectors.ingest_typed import TypedIngest
 
 _log = logging.getLogger("driftline.serve")
 
@@ -263,6 +265,9 @@ class Sidecar(SnapshotSource):
         schema = self.entries[0].schema
         typed = self._typed
         if typed is None or typed.schema is not schema:
+            # imported here: only a service reading /ingest needs msgspec (not the SDK, not
+            # `import driftline.sdk`)
+            from driftline.collectors.ingest_typed import TypedIngest
             self._typed = typed = TypedIngest(schema)
         return typed.split
 
