@@ -272,3 +272,30 @@ def test_error_map_equals_row_errors(d: int, frac: float, seed: int, spread: flo
     resid = (x - emap.mean) @ emap.a  # all rows in one product
     whole = np.sqrt(np.einsum("ij,ij->i", resid, resid))
     assert np.all(np.abs(got - whole) <= 1e-13 * np.maximum(size, 1.0))
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(0, 60), seed=st.integers(0, 2**32 - 1), with_codes=st.booleans())
+def test_encode_equals_the_stacked_columns(n: int, seed: int, with_codes: bool) -> None:
+    """The encoder's matrix, written column by column, is the stack of its per-column
+    definitions bit for bit: non-finite numbers imputed (NaN, ±inf; -0.0 kept), missing and
+    unseen categories, with and without the window's codes."""
+    from driftline.engine.window_stats import category_codes
+    from driftline.profile.format import CategoricalFeature, NumericFeature
+    from driftline.profile.multivariate import Encoder
+
+    rng = np.random.default_rng(seed)
+    feats = {"x": NumericFeature("x", (0.0,), (0.5, 0.5), (-1.0, 1.0), True, 2, 0.0, -1.0, 1.0,
+                                 0.25, 1.0),
+             "c": CategoricalFeature("c", ("a", "b"), (0.6, 0.3, 0.1), 10, 0.2)}
+    enc = Encoder.fit(feats)
+    x = rng.choice(np.array([np.nan, np.inf, -np.inf, -0.0, 0.0, 1.5, -2.0]), n)
+    c = rng.choice(np.array(["a", "b", "zz", None], dtype=object), n)
+    cols = {"x": x, "c": c}
+    ref, e, missing = enc.categorical["c"]
+    codes = category_codes(c, ref)
+    want = np.column_stack([np.where(np.isfinite(x), x, enc.numeric_impute["x"]),
+                            np.where(codes < 0, missing, e[np.maximum(codes, 0)])])
+    got = enc.encode(cols, {"c": codes} if with_codes else None)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    assert got.tobytes() == want.tobytes()

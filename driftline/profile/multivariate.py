@@ -89,18 +89,25 @@ class Encoder:
         ``codes``: :func:`category_codes` of categorical columns against the profile's own
         categories of that feature, when the caller has them already (a window close computes
         them for its χ² and PSI), used instead of looking every value up again."""
-        cols = []
-        for name in self.features:
+        if not self.features:
+            return np.empty((0, 0))
+        # written column by column into the matrix (no per-column temporary to stack after,
+        # and a column with every value finite is copied as it is)
+        out = np.empty((len(columns[self.features[0]]), len(self.features)))
+        for j, name in enumerate(self.features):
             values = columns[name]
             if name in self.numeric_impute:
                 x = np.asarray(values, dtype=np.float64)
-                cols.append(np.where(np.isfinite(x), x, self.numeric_impute[name]))
+                out[:, j] = x
+                bad = ~np.isfinite(x)
+                if bad.any():
+                    out[bad, j] = self.numeric_impute[name]
             else:
                 ref, enc, missing = self.categorical[name]
                 known = codes.get(name) if codes is not None else None
                 c = known if known is not None else category_codes(values, ref)
-                cols.append(np.where(c < 0, missing, enc[np.maximum(c, 0)]))
-        return np.column_stack(cols) if cols else np.empty((0, 0))
+                out[:, j] = np.where(c < 0, missing, enc[np.maximum(c, 0)])
+        return out
 
 
 def category_encoding(f: CategoricalFeature) -> tuple[np.ndarray, int]:
