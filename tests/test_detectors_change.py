@@ -210,6 +210,9 @@ _REFERENCE_STREAMS = {
 
 @settings(max_examples=30, deadline=None)
 @example(seed=1, kind="overflowing", n=900, cuts=[300, 77], nan_share=0.01, shape=(16, 24))
+# every call after the first starts on a full carried block (its boundary is the run's first)
+@example(seed=5, kind="steps", n=1200, cuts=[16, 16, 32, 256, 512], nan_share=0.0,
+         shape=(16, 24))
 @given(st.integers(0, 2**32 - 1), st.sampled_from(sorted(_REFERENCE_STREAMS)),
        st.integers(1, 1500), st.lists(st.integers(1, 700), min_size=0, max_size=6),
        st.floats(0.0, 0.05), st.sampled_from([(16, 24), (16, 3), (4, 24), (1, 8), (5, 6)]))
