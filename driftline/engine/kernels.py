@@ -427,13 +427,7 @@ def stacked_stats(stack: ReferenceStack, rows: np.ndarray,
     gq *= cnt
     cnt += base
     gq -= stack.sums.take(cnt)
-    mid = g[:, :-1] + g[:, 1:]
-    gq *= 2.0
-    mid -= gq
-    span = a - q
-    span += b - q
-    span *= grid.cn
-    mid -= span
+    mid = _stretches(g, gq, a, b, q, grid.cn)
     top = at_right[:, -1]
     ends = base[:, 0]
     tail = stack.sums.take(ends + n) - stack.sums.take(ends + top)
@@ -544,15 +538,24 @@ def _wasserstein(ref: np.ndarray, s: np.ndarray, at_right: np.ndarray,
     gq = q - mu
     gq *= cnt                                       # cnt · (q − μ)
     gq -= csum.take(cnt)
-    # ∫_a^b |F_ref − c|·n = h(a) + h(b) − 2h(q) with h(x) = G(x) − n·c·x:
-    # mid = g[:-1] + g[1:] − 2.0·gq − cn·((a − q) + (b − q)), evaluated left to right
-    mid = g[:-1] + g[1:]
+    mid = _stretches(g, gq, a, b, q, grid.cn)
+    top = int(at_right[-1])
+    tail = float(csum[n] - csum[top]) - (n - top) * (float(s[-1]) - mu)
+    return (float(np.sum(mid)) + float(g[0]) + tail) / n
+
+
+def _stretches(g: np.ndarray, gq: np.ndarray, a: np.ndarray, b: np.ndarray, q: np.ndarray,
+               cn: np.ndarray) -> np.ndarray:
+    """``n·∫_a^b |F_ref − c|`` of each stretch between consecutive window values (last axis):
+    ``h(a) + h(b) − 2h(q)`` with ``h(x) = G(x) − n·c·x``, i.e.
+    ``g[:-1] + g[1:] − 2.0·gq − cn·((a − q) + (b − q))`` evaluated left to right, in place
+    (``gq`` is overwritten). One feature (:func:`_wasserstein`) or a stack of them
+    (:func:`stacked_stats`): the same operations, so the same floats."""
+    mid = g[..., :-1] + g[..., 1:]
     gq *= 2.0
     mid -= gq
     span = a - q
     span += b - q
-    span *= grid.cn
+    span *= cn
     mid -= span
-    top = int(at_right[-1])
-    tail = float(csum[n] - csum[top]) - (n - top) * (float(s[-1]) - mu)
-    return (float(np.sum(mid)) + float(g[0]) + tail) / n
+    return mid
