@@ -156,18 +156,27 @@ def _one_group(out: IngestGroups, items: list[Any], model: Any, version: Any) ->
         raw.append(first)
     if set(map(type, fields["features"])) != {dict}:
         return False
-    try:
-        name, ver, endpoint = (label_value(raw[0], "model_name"),
-                               label_value(raw[1], "model_version"),
-                               label_value(raw[2], "endpoint"))
-    except PayloadError:
+    labels = one_model_labels(raw[0], raw[1], raw[2])
+    if labels is None:
         return False
-    if name is None:
-        return False
+    name, ver, endpoint = labels
     out.groups[(name, ver)] = items
     out.endpoints[(name, ver)] = [endpoint] * n
     out.fields[(name, ver)] = fields
     return True
+
+
+def one_model_labels(model: Any, version: Any,
+                     endpoint: Any) -> tuple[str, str | None, str | None] | None:
+    """The (model, version, endpoint) labels of a body taken whole as one model's, or None
+    when one is no valid label or the model is unnamed: such a body takes the record-by-record
+    path, which counts and says why."""
+    try:
+        name, ver, ep = (label_value(model, "model_name"), label_value(version, "model_version"),
+                         label_value(endpoint, "endpoint"))
+    except PayloadError:
+        return None
+    return None if name is None else (name, ver, ep)
 
 
 def to_batch(schema: ModelSchema, records: Sequence[Any],

@@ -27,7 +27,12 @@ from typing import Annotated, Any
 import msgspec
 import numpy as np
 
-from driftline.collectors.ingest import IngestGroups, _matrix_columns, plain_features
+from driftline.collectors.ingest import (
+    IngestGroups,
+    _matrix_columns,
+    one_model_labels,
+    plain_features,
+)
 from driftline.collectors.label_values import label_value
 from driftline.collectors.payloads import ModelSchema, PayloadError
 
@@ -103,14 +108,10 @@ class TypedIngest:
             raw.append(seen.pop())
         if endpoints.count(endpoints[0]) != n:
             return None
-        try:
-            name, ver, endpoint = (label_value(raw[0], "model_name"),
-                                   label_value(raw[1], "model_version"),
-                                   label_value(endpoints[0], "endpoint"))
-        except PayloadError:
+        labels = one_model_labels(raw[0], raw[1], endpoints[0])
+        if labels is None:
             return None
-        if name is None:
-            return None
+        name, ver, endpoint = labels
         k = len(self.names)
         mat = np.fromiter(chain.from_iterable(map(astuple, feats)), dtype=object,
                           count=n * k).reshape(n, k)
