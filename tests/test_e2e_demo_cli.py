@@ -111,9 +111,12 @@ def _children_using(marker: str) -> list[int]:
 def test_ctrl_c_stops_every_child(tmp_path: Path) -> None:
     workdir = tmp_path / "demo-run"
     argv = [sys.executable, "-m", "driftline", "demo", "--no-prometheus", "--workdir", str(workdir)]
+    # Ctrl-C as a terminal delivers it: with SIGINT's default action, whatever this test run
+    # inherited (a shell starts background jobs with SIGINT ignored, and Python then keeps it so)
     proc = subprocess.Popen(argv,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=dict(os.environ, COLUMNS="200"))
+                            env=dict(os.environ, COLUMNS="200"),
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 90
         # wait until the model server and the sidecar run (their command lines name the workdir)
