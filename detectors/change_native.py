@@ -9,6 +9,7 @@ environment forces the numpy path (tests, A/B).
 
 from __future__ import annotations
 
+import importlib
 import logging
 import math
 import os
@@ -24,14 +25,13 @@ _warned = False
 
 def _module() -> Any | None:
     try:
-        from driftline.detectors import _changecore
+        return importlib.import_module("driftline.detectors._changecore")
     except ImportError as exc:
         global _warned
         if not _warned:
             _warned = True
             _log.warning("ChangeDetector: compiled core not available (%s); using numpy", exc)
         return None
-    return _changecore
 
 
 def native_available() -> bool:

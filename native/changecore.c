@@ -39,6 +39,7 @@ typedef struct {
     double *J0, *C, *L0, *S0, *Q0, *T0, *mu0, *t1;
     char *slope;
     double *jend, *tmp; /* scratch, cap each */
+    char *mask;
     int bl;
     double bs, bq, bt;
     /* recent winsorised values and their indices (the change point's refinement) */
@@ -102,6 +103,9 @@ static int grow_runs(Core *s, Py_ssize_t need) {
     char *sl = PyMem_Realloc(s->slope, cap);
     if (!sl) { PyErr_NoMemory(); return -1; }
     s->slope = sl;
+    char *mk = PyMem_Realloc(s->mask, cap);
+    if (!mk) { PyErr_NoMemory(); return -1; }
+    s->mask = mk;
     s->cap = cap;
     return 0;
 }
@@ -228,26 +232,23 @@ static int tie_mask(Core *s, const double *v, Py_ssize_t n, int room, char *mask
     return 0;
 }
 
-/* a block boundary: normalise, prune (ChangeDetector._prune), carry the block's sums into the
- * survivors, then the newborns (their first value is the one about to be fed, index ``gi``) */
-static int boundary(Core *s, long long gi, double tpos) {
-    Py_ssize_t n = s->nh;
-    double *j = s->jend;
-    for (Py_ssize_t i = 0; i < n; i++) j[i] = s->J0[i] + s->C[i];
-    int born = s->binary ? 1 : 2;
+/* ChangeDetector._prune: which of the ``n`` log weights ``j`` survive (``mask``, 1 keeps) with
+ * ``born`` newborns to come, and their log normaliser (``lse``) */
+static int prune_mask(Core *s, const double *j, Py_ssize_t n, int born, char *mask,
+                      double *lse_out) {
     double top = j[0];
     for (Py_ssize_t i = 1; i < n; i++) if (j[i] > top) top = j[i];
     for (Py_ssize_t i = 0; i < n; i++) s->tmp[i] = exp(j[i] - top);
-    double lse = top + log(pairwise(s->tmp, n));
-    double floor_ = top + s->log_prune, cut = floor_, d = s->log_1mq;
+    *lse_out = top + log(pairwise(s->tmp, n));
+    double floor_ = top + s->log_prune, cut = floor_;
     Py_ssize_t room = s->max_runs - born;
-    int all = 0, tie = 0;
+    int all = 0;
     if (n > room) {
         double *ranked = s->tmp;
         if (ranked_of(j, n, ranked) < 0) return -1;
         if (ranked[n - room - 1] >= floor_) {
             cut = ranked[n - room];
-            if (ranked[n - room - 1] == cut) tie = 1;
+            if (ranked[n - room - 1] == cut) return tie_mask(s, j, n, (int)room, mask);
         } else if (ranked[0] >= floor_) {
             all = 1;
         }
@@ -256,21 +257,22 @@ static int boundary(Core *s, long long gi, double tpos) {
         for (Py_ssize_t i = 1; i < n; i++) if (j[i] < mn) mn = j[i];
         if (mn >= floor_) all = 1;
     }
-    char *mask = NULL;
-    char small[256];
-    if (tie) {
-        mask = n <= (Py_ssize_t)sizeof small ? small : PyMem_Malloc(n);
-        if (!mask) { PyErr_NoMemory(); return -1; }
-        if (tie_mask(s, j, n, (int)room, mask) < 0) {
-            if (mask != small) PyMem_Free(mask);
-            return -1;
-        }
-    }
+    for (Py_ssize_t i = 0; i < n; i++) mask[i] = all ? 1 : (cut <= j[i]);
+    return 0;
+}
+
+/* a block boundary: normalise, prune, carry the block's sums into the survivors, then the
+ * newborns (their first value is the one about to be fed, index ``gi``) */
+static int boundary(Core *s, long long gi, double tpos) {
+    Py_ssize_t n = s->nh;
+    double *j = s->jend, lse, d = s->log_1mq;
+    char *mask = s->mask;
+    for (Py_ssize_t i = 0; i < n; i++) j[i] = s->J0[i] + s->C[i];
+    if (prune_mask(s, j, n, s->binary ? 1 : 2, mask, &lse) < 0) return -1;
     double kf = (double)s->k;
     Py_ssize_t w = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
-        int keep = all ? 1 : tie ? mask[i] : (cut <= j[i]);
-        if (!keep) continue;
+        if (!mask[i]) continue;
         s->start[w] = s->start[i];
         s->J0[w] = (j[i] - lse) + d;
         s->L0[w] = s->L0[i] + kf;
@@ -282,7 +284,6 @@ static int boundary(Core *s, long long gi, double tpos) {
         s->t1[w] = s->t1[i];
         w++;
     }
-    if (mask && mask != small) PyMem_Free(mask);
     s->nh = w;
     if (s->binary) {
         if (push(s, gi, s->born_bin, s->last, 0, tpos) < 0) return -1;
@@ -617,6 +618,7 @@ static void Core_dealloc(Core *s) {
     for (size_t i = 0; i < sizeof fs / sizeof fs[0]; i++) PyMem_Free(fs[i]);
     PyMem_Free(s->start);
     PyMem_Free(s->slope);
+    PyMem_Free(s->mask);
     PyMem_Free(s->bi);
     PyMem_Free(s->cps);
     Py_TYPE(s)->tp_free((PyObject *)s);
@@ -740,6 +742,37 @@ static PyObject *Core_runs(Core *s, PyObject *Py_UNUSED(ignored)) {
     return Py_BuildValue("(NN)", a, b);
 }
 
+/* _prune(j_end, born) -> (kept positions, their shifted log weights): the boundary's pruning
+ * alone, for the tests (against ChangeDetector._prune) */
+static PyObject *Core_prune(Core *s, PyObject *args) {
+    PyObject *lst;
+    int born;
+    if (!PyArg_ParseTuple(args, "O!i", &PyList_Type, &lst, &born)) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(lst);
+    if (n < 1 || born < 0 || born >= s->max_runs) {
+        PyErr_SetString(PyExc_ValueError, "need 1+ weights and 0 <= born < max_runs");
+        return NULL;
+    }
+    if (grow_runs(s, n) < 0) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        s->jend[i] = PyFloat_AsDouble(PyList_GET_ITEM(lst, i));
+        if (s->jend[i] == -1.0 && PyErr_Occurred()) return NULL;
+    }
+    double lse;
+    if (prune_mask(s, s->jend, n, born, s->mask, &lse) < 0) return NULL;
+    PyObject *kept = PyList_New(0), *vals = PyList_New(0);
+    if (!kept || !vals) { Py_XDECREF(kept); Py_XDECREF(vals); return NULL; }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!s->mask[i]) continue;
+        PyObject *a = PyLong_FromSsize_t(i), *b = PyFloat_FromDouble((s->jend[i] - lse) + s->log_1mq);
+        int bad = !a || !b || PyList_Append(kept, a) < 0 || PyList_Append(vals, b) < 0;
+        Py_XDECREF(a);
+        Py_XDECREF(b);
+        if (bad) { Py_DECREF(kept); Py_DECREF(vals); return NULL; }
+    }
+    return Py_BuildValue("(NN)", kept, vals);
+}
+
 static PyObject *Core_get_n(Core *s, void *c) { return PyLong_FromLongLong(s->n); }
 static PyObject *Core_get_n_invalid(Core *s, void *c) { return PyLong_FromLongLong(s->n_invalid); }
 static PyObject *Core_get_detected(Core *s, void *c) { return PyBool_FromLong(s->last_detected); }
@@ -767,6 +800,7 @@ static PyMethodDef Core_methods[] = {
     {"reset", (PyCFunction)Core_reset, METH_NOARGS, "forget everything"},
     {"state", (PyCFunction)Core_state, METH_NOARGS, "the state in the numpy path's names"},
     {"runs", (PyCFunction)Core_runs, METH_NOARGS, "(starts, log weights) of the hypotheses"},
+    {"_prune", (PyCFunction)Core_prune, METH_VARARGS, "the boundary's pruning alone (tests)"},
     {NULL}
 };
 
