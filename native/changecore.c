@@ -50,6 +50,9 @@ typedef struct {
     long long *cps;
     Py_ssize_t ncp, cpcap;
     int span; /* values in the current span */
+    double scale; /* the noise scale after the last value ... */
+    int scale_ok; /* ... while the sums it came from are unchanged */
+    double lognf[64]; /* log(i): the decision's screen */
 } Core;
 
 static double npmax(double a, double b) { /* np.maximum: NaN propagates, a on ties */
@@ -112,6 +115,7 @@ static int grow_runs(Core *s, Py_ssize_t need) {
 
 static void clear_runs(Core *s) {
     s->nh = 0;
+    s->scale_ok = 0;
     s->bl = 0;
     s->bs = s->bq = s->bt = 0.0;
     s->sn = s->ss = s->sq = 0.0;
@@ -418,7 +422,9 @@ static int feed(Core *s, double raw, long long gi, int *hit) {
     double x = raw, prev = s->last;
     double nb = (double)s->n;
     if (!s->binary) {
-        double band = s->clip * scale_of(s->sqrt_pi_2, nb, s->ads, s->sn, s->ss, s->sq, prev);
+        double sb = s->scale_ok ? s->scale
+                    : scale_of(s->sqrt_pi_2, nb, s->ads, s->sn, s->ss, s->sq, prev);
+        double band = s->clip * sb;
         double centre = centre_of(s);
         double lo = centre - band, hi = centre + band;
         if (x < lo) x = lo;
@@ -438,6 +444,8 @@ static int feed(Core *s, double raw, long long gi, int *hit) {
     s->last = x;
     double sc = scale_of(s->sqrt_pi_2, nb + 1.0, s->ads, s->sn, s->ss, s->sq, x);
     double sig2 = sc * sc;
+    s->scale = sc;
+    s->scale_ok = 1;
     double tpos = nb;
     s->n++;
     if (s->span == 0 && s->nh == 0) {
@@ -512,7 +520,8 @@ static int feed(Core *s, double raw, long long gi, int *hit) {
     double top = best_fresh > best_old ? best_fresh : best_old;
     if (!isfinite(top)) return 0;
     /* screen (a necessary condition, with a margin for rounding) */
-    if (!(best_fresh + log((double)nf) > best_old + s->log_odds - 1e-9)) return 0;
+    double lognf = nf < 64 ? s->lognf[nf] : log((double)nf);
+    if (!(best_fresh + lognf > best_old + s->log_odds - 1e-9)) return 0;
     double sf = 0.0, sa = 0.0;
     for (Py_ssize_t i = 0; i < nh; i++) {
         double w = exp(s->J0[i] + s->C[i] - top);
@@ -532,6 +541,7 @@ static int feed(Core *s, double raw, long long gi, int *hit) {
     s->sn = s->L0[bf] + (double)s->bl;
     s->ss = s->S0[bf] + s->bs;
     s->sq = s->Q0[bf] + s->bq;
+    s->scale_ok = 0;
     if (s->ncp && cp - s->cps[s->ncp - 1] < s->min_gap) {
         *hit = 2;
         return 0;
@@ -607,6 +617,8 @@ static int Core_init(Core *s, PyObject *args, PyObject *kw) {
     Py_INCREF(tie);
     Py_XSETREF(s->tie, tie);
     if (grow_runs(s, s->max_runs + 4) < 0) return -1;
+    for (int i = 1; i < 64; i++) s->lognf[i] = log((double)i);
+    s->lognf[0] = -Py_HUGE_VAL;
     reset_core(s);
     return 0;
 }
