@@ -38,7 +38,10 @@ each boundary of a ``block`` of 16 valid values (probability ``1 − (1 − 1/λ
 point is then placed within a block either side of that boundary, at the split of the recent
 values into two regimes that fits best. Blocks are what make a batch cheap: every value of a
 batch is computed at once on a (value, hypothesis) grid, and only the normalisation and pruning
-at each boundary run in a Python loop (CPU per value in docs/statistics.md).
+at each boundary run in a Python loop (CPU per value in docs/statistics.md). That is the numpy
+implementation; when the compiled core is built (``native/changecore.c``, module
+``change_native``) the same recursion runs value by value in C (≈ 0.35 µs a value against
+2.2–4.5 µs, batch or not), the numpy code the fallback and the reference the tests hold it to.
 The posterior is pruned at each boundary: run lengths with probability below ``1e-6`` of the
 best are dropped and at most ``max_runs`` (24) kept, so a value costs O(max_runs) = O(1) time
 and the memory is bounded. ``block=1`` is the exact per-value recursion of Adams & MacKay.
