@@ -350,6 +350,27 @@ class ChangeDetector(StreamCounts):
                     list(v) if isinstance(v, list) else v)
                 for k, v in vars(self).items() if k in keep}
 
+    def __getstate__(self) -> dict[str, object]:
+        """Picklable on both paths: the core's state goes as plain lists."""
+        out = dict(vars(self))
+        core = out.pop("_core")
+        out["_native_state"] = core.state() if core is not None else None
+        return out
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        """A pickled core comes back as a core where the extension is built, else as the same
+        state on the numpy path (the names are the numpy implementation's)."""
+        state = dict(state)
+        native = state.pop("_native_state", None)
+        self.__dict__.update(state)
+        self._core = None
+        if isinstance(native, dict):
+            self._core = change_native.make_core(self, True)
+            if self._core is not None:
+                self._core.load(native)
+            else:
+                self.__dict__.update(change_native.as_arrays(native))
+
     def run_lengths(self) -> tuple[np.ndarray, np.ndarray]:
         """(start index, posterior probability) of every run length kept (its level and
         level + slope hypotheses summed)."""

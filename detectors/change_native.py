@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["make_core", "native_available"]
+__all__ = ["as_arrays", "make_core", "native_available", "state"]
 
 _log = logging.getLogger(__name__)
 _warned = False
@@ -76,7 +76,13 @@ ARRAYS = {"_recent": np.float64, "_buf_x": np.float64, "_buf_i": np.int64, "_sta
 
 def state(core: Any) -> dict[str, Any]:
     """The core's state in the numpy implementation's attribute names and types."""
-    out: dict[str, Any] = core.state()
+    return as_arrays(core.state())
+
+
+def as_arrays(raw: dict[str, Any]) -> dict[str, Any]:
+    """``Core.state()`` (plain lists) with the numpy implementation's arrays and dtypes."""
+    out = dict(raw)
     for key, dtype in ARRAYS.items():
         out[key] = np.array(out[key], dtype=dtype)
+    out["_change_points"] = list(out["_change_points"])
     return out

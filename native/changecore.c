@@ -743,6 +743,137 @@ static PyObject *Core_state(Core *s, PyObject *Py_UNUSED(ignored)) {
     return d;
 }
 
+/* --- load(state): the inverse of state() (pickling) ---------------------------------------- */
+
+static PyObject *item(PyObject *d, const char *key) {
+    PyObject *v = PyDict_GetItemString(d, key); /* borrowed */
+    if (!v) PyErr_Format(PyExc_KeyError, "state has no %s", key);
+    return v;
+}
+
+static int get_ll(PyObject *d, const char *key, long long *out) {
+    PyObject *v = item(d, key);
+    if (!v) return -1;
+    *out = PyLong_AsLongLong(v);
+    return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+static int get_d(PyObject *d, const char *key, double *out) {
+    PyObject *v = item(d, key);
+    if (!v) return -1;
+    *out = PyFloat_AsDouble(v);
+    return (*out == -1.0 && PyErr_Occurred()) ? -1 : 0;
+}
+
+/* a sequence of numbers into ``out`` (grown to its length with ``grow``) */
+static PyObject *seq_of(PyObject *d, const char *key) {
+    PyObject *v = item(d, key);
+    return v ? PySequence_Fast(v, "state arrays must be sequences") : NULL;
+}
+
+static int fill_d(PyObject *seq, double *out) {
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
+        out[i] = PyFloat_AsDouble(PySequence_Fast_GET_ITEM(seq, i));
+        if (out[i] == -1.0 && PyErr_Occurred()) return -1;
+    }
+    return 0;
+}
+
+static int fill_ll(PyObject *seq, long long *out) {
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
+        out[i] = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(seq, i));
+        if (out[i] == -1 && PyErr_Occurred()) return -1;
+    }
+    return 0;
+}
+
+static PyObject *Core_load(Core *s, PyObject *d) {
+    if (!PyDict_Check(d)) {
+        PyErr_SetString(PyExc_TypeError, "load() needs the dict state() gave");
+        return NULL;
+    }
+    static const char *runs[] = {"_start", "_J0", "_C", "_L0", "_S0", "_Q0", "_mu0", "_T0",
+                                 "_slope", "_t1"};
+    PyObject *seqs[10] = {NULL}, *recent = NULL, *bx = NULL, *bi = NULL, *cps = NULL, *seg = NULL;
+    PyObject *res = NULL;
+    long long bl, binary, detected;
+    reset_core(s);
+    for (int i = 0; i < 10; i++) if (!(seqs[i] = seq_of(d, runs[i]))) goto done;
+    Py_ssize_t nh = PySequence_Fast_GET_SIZE(seqs[0]);
+    for (int i = 1; i < 10; i++) {
+        if (PySequence_Fast_GET_SIZE(seqs[i]) != nh) {
+            PyErr_SetString(PyExc_ValueError, "state arrays of different lengths");
+            goto done;
+        }
+    }
+    if (grow_runs(s, nh) < 0) goto done;
+    if (fill_ll(seqs[0], s->start) < 0) goto done;
+    double *dst[] = {NULL, s->J0, s->C, s->L0, s->S0, s->Q0, s->mu0, s->T0, NULL, s->t1};
+    for (int i = 1; i < 10; i++) if (dst[i] && fill_d(seqs[i], dst[i]) < 0) goto done;
+    for (Py_ssize_t i = 0; i < nh; i++) {
+        int t = PyObject_IsTrue(PySequence_Fast_GET_ITEM(seqs[8], i));
+        if (t < 0) goto done;
+        s->slope[i] = (char)t;
+    }
+    s->nh = nh;
+    if (!(recent = seq_of(d, "_recent")) || !(bx = seq_of(d, "_buf_x"))
+        || !(bi = seq_of(d, "_buf_i")) || !(cps = seq_of(d, "_change_points"))
+        || !(seg = seq_of(d, "_seg")))
+        goto done;
+    Py_ssize_t nr = PySequence_Fast_GET_SIZE(recent), nbuf = PySequence_Fast_GET_SIZE(bx);
+    Py_ssize_t ncp = PySequence_Fast_GET_SIZE(cps);
+    if (nr > CENTRE_OF || PySequence_Fast_GET_SIZE(bi) != nbuf || nbuf > s->keep
+        || PySequence_Fast_GET_SIZE(seg) != 3) {
+        PyErr_SetString(PyExc_ValueError, "state of the wrong shape");
+        goto done;
+    }
+    if (fill_d(recent, s->recent) < 0) goto done;
+    s->nrecent = (int)nr;
+    if (nbuf) {
+        double *px = PyMem_Realloc(s->bx, 2 * s->keep * sizeof(double));
+        long long *pi = px ? PyMem_Realloc(s->bi, 2 * s->keep * sizeof(long long)) : NULL;
+        if (px) s->bx = px;
+        if (pi) s->bi = pi;
+        if (!px || !pi) { PyErr_NoMemory(); goto done; }
+        s->bufcap = 2 * s->keep;
+        if (fill_d(bx, s->bx) < 0 || fill_ll(bi, s->bi) < 0) goto done;
+    }
+    s->nbuf = nbuf;
+    if (ncp) {
+        long long *p = PyMem_Realloc(s->cps, ncp * sizeof(long long));
+        if (!p) { PyErr_NoMemory(); goto done; }
+        s->cps = p;
+        s->cpcap = ncp;
+        if (fill_ll(cps, s->cps) < 0) goto done;
+    }
+    s->ncp = ncp;
+    double segv[3];
+    if (fill_d(seg, segv) < 0) goto done;
+    s->sn = segv[0]; s->ss = segv[1]; s->sq = segv[2];
+    if (get_ll(d, "_index", &s->index) < 0 || get_ll(d, "_n", &s->n) < 0
+        || get_ll(d, "_n_invalid", &s->n_invalid) < 0
+        || get_ll(d, "_segment_start", &s->segment_start) < 0
+        || get_ll(d, "_binary", &binary) < 0 || get_ll(d, "_last_detected", &detected) < 0
+        || get_ll(d, "_bl", &bl) < 0 || get_d(d, "_last", &s->last) < 0
+        || get_d(d, "_ads", &s->ads) < 0 || get_d(d, "_bs", &s->bs) < 0
+        || get_d(d, "_bq", &s->bq) < 0 || get_d(d, "_bt", &s->bt) < 0)
+        goto done;
+    if (bl < 0 || bl > s->k) {
+        PyErr_SetString(PyExc_ValueError, "state of the wrong shape");
+        goto done;
+    }
+    s->binary = binary != 0;
+    s->last_detected = detected != 0;
+    s->bl = (int)bl;
+    res = Py_None;
+    Py_INCREF(res);
+done:
+    for (int i = 0; i < 10; i++) Py_XDECREF(seqs[i]);
+    Py_XDECREF(recent); Py_XDECREF(bx); Py_XDECREF(bi); Py_XDECREF(cps); Py_XDECREF(seg);
+    if (!res) reset_core(s);
+    return res;
+}
+
 /* (start, log weight) of every hypothesis kept: what run_lengths() needs */
 static PyObject *Core_runs(Core *s, PyObject *Py_UNUSED(ignored)) {
     double *j = s->jend;
@@ -812,6 +943,7 @@ static PyMethodDef Core_methods[] = {
     {"reset", (PyCFunction)Core_reset, METH_NOARGS, "forget everything"},
     {"state", (PyCFunction)Core_state, METH_NOARGS, "the state in the numpy path's names"},
     {"runs", (PyCFunction)Core_runs, METH_NOARGS, "(starts, log weights) of the hypotheses"},
+    {"load", (PyCFunction)Core_load, METH_O, "restore what state() gave (pickling)"},
     {"_prune", (PyCFunction)Core_prune, METH_VARARGS, "the boundary's pruning alone (tests)"},
     {NULL}
 };

@@ -298,3 +298,17 @@ def _feed_both(x: np.ndarray, cuts: list[int], shape: tuple[int, int]) -> None:
             assert a.tobytes() == b.tobytes()
         else:
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=0)
+
+
+def test_pickle_round_trip_continues_the_same() -> None:
+    import pickle
+
+    rng = np.random.default_rng(9)
+    x = np.r_[rng.normal(0, 1, 700), rng.normal(3, 1, 700)]
+    whole, first = ChangeDetector(), ChangeDetector()
+    hits = whole.update(x)
+    found = first.update(x[:650])
+    back = pickle.loads(pickle.dumps(first))
+    assert back.native == first.native
+    assert found + [650 + h for h in back.update(x[650:])] == hits
+    assert _state(back) == _state(whole)

@@ -6,8 +6,10 @@ NaN included), the fallback when the extension is missing, and errors as excepti
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
+import pickle
 import sys
 
 import numpy as np
@@ -109,8 +111,14 @@ def test_core_equals_numpy(seed: int, kind: str, n: int, cuts: list[int], bad_sh
 
 
 def _bits(det: ChangeDetector) -> dict[str, object]:
-    return {k: (v.dtype.str, v.tobytes()) if isinstance(v, np.ndarray) else v
-            for k, v in det.state().items()}
+    """The state with arrays and floats as their bytes: equal means bit for bit (NaN too)."""
+    def b(v: object) -> object:
+        if isinstance(v, np.ndarray):
+            return v.dtype.str, v.tobytes()
+        if isinstance(v, float):
+            return np.float64(v).tobytes()
+        return tuple(map(b, v)) if isinstance(v, tuple) else v
+    return {k: b(v) for k, v in det.state().items()}
 
 
 @settings(max_examples=40, deadline=None)
@@ -201,3 +209,49 @@ def test_errors_are_exceptions() -> None:
         core._prune([], 1)
     det.update(np.arange(100.0))  # still usable
     assert det.n == 100
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.sampled_from(sorted(set(_STREAMS) - {"overflowing"})),
+       st.integers(1, 900), st.integers(0, 900), st.sampled_from(_SHAPES))
+def test_pickle_and_copy_carry_on_bit_for_bit(seed: int, kind: str, n: int, at: int,
+                                              shape: tuple[int, int]) -> None:
+    """A core pickled mid-stream (or deep-copied) continues exactly as the original; unpickled
+    where the extension is missing it continues on numpy, to 1e-12."""
+    x = _stream(seed, kind, n, 0.01)
+    at = min(at, n)
+    cfg = ChangeSettings(block=shape[0], max_runs=shape[1])
+    whole, first = ChangeDetector(cfg, native=True), ChangeDetector(cfg, native=True)
+    hits = whole.update(x)
+    found = first.update(x[:at])
+    back = pickle.loads(pickle.dumps(first))
+    twin = copy.deepcopy(first)
+    assert back.native and twin.native and _bits(back) == _bits(first)
+    rest = x[at:]
+    assert found + [at + h for h in back.update(rest)] == hits
+    assert found + [at + h for h in twin.update(rest)] == hits
+    assert _bits(back) == _bits(whole) == _bits(twin)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(sys.modules, "driftline.detectors._changecore", None)
+        mp.setattr(change_native, "_warned", True)
+        fallback = pickle.loads(pickle.dumps(first))
+    assert not fallback.native
+    assert found + [at + h for h in fallback.update(rest)] == hits
+    a, b = fallback.state(), whole.state()
+    for key in b:
+        _close(a[key], b[key], key)
+
+
+def test_load_rejects_a_bad_state() -> None:
+    det = ChangeDetector(native=True)
+    det.update(np.arange(50.0))
+    core = change_native.make_core(det, True)
+    good = det._core.state()
+    with pytest.raises(KeyError):
+        core.load({k: v for k, v in good.items() if k != "_J0"})
+    with pytest.raises(ValueError):
+        core.load({**good, "_J0": [1.0] * (len(good["_J0"]) + 1)})
+    with pytest.raises(TypeError):
+        core.load({**good, "_n": "x"})
+    core.load(good)
+    assert core.state() == good
