@@ -594,6 +594,11 @@ static int feed_all(Core *s, const double *v, Py_ssize_t m, PyObject *found) {
 
 /* --- the Python type ------------------------------------------------------------------------ */
 
+static PyObject *not_ready(void) {
+    PyErr_SetString(PyExc_RuntimeError, "Core.__init__ was not called");
+    return NULL;
+}
+
 static int Core_init(Core *s, PyObject *args, PyObject *kw) {
     static char *names[] = {"block", "max_runs", "min_gap", "threshold", "log_1mq", "log_prune",
                             "log_odds", "kk", "kb", "clip", "born_bin", "born_l0", "born_l1",
@@ -637,6 +642,7 @@ static void Core_dealloc(Core *s) {
 }
 
 static PyObject *Core_update(Core *s, PyObject *values) {
+    if (!s->tie) return not_ready();
     PyObject *found = PyList_New(0);
     if (!found) return NULL;
     int rc;
@@ -666,6 +672,7 @@ static PyObject *Core_update(Core *s, PyObject *values) {
 }
 
 static PyObject *Core_reset(Core *s, PyObject *Py_UNUSED(ignored)) {
+    if (!s->tie) return not_ready();
     reset_core(s);
     Py_RETURN_NONE;
 }
@@ -701,6 +708,7 @@ static int put(PyObject *d, const char *key, PyObject *v) {
 
 /* every piece of state, in the numpy path's attribute names (lists for its arrays) */
 static PyObject *Core_state(Core *s, PyObject *Py_UNUSED(ignored)) {
+    if (!s->tie) return not_ready();
     PyObject *d = PyDict_New();
     if (!d) return NULL;
     Py_ssize_t nh = s->nh, b0 = buf_first(s);
@@ -788,6 +796,7 @@ static int fill_ll(PyObject *seq, long long *out) {
 }
 
 static PyObject *Core_load(Core *s, PyObject *d) {
+    if (!s->tie) return not_ready();
     if (!PyDict_Check(d)) {
         PyErr_SetString(PyExc_TypeError, "load() needs the dict state() gave");
         return NULL;
@@ -876,6 +885,7 @@ done:
 
 /* (start, log weight) of every hypothesis kept: what run_lengths() needs */
 static PyObject *Core_runs(Core *s, PyObject *Py_UNUSED(ignored)) {
+    if (!s->tie) return not_ready();
     double *j = s->jend;
     for (Py_ssize_t i = 0; i < s->nh; i++) j[i] = s->J0[i] + s->C[i];
     PyObject *a = list_ll(s->start, s->nh);
@@ -888,6 +898,7 @@ static PyObject *Core_runs(Core *s, PyObject *Py_UNUSED(ignored)) {
 /* _prune(j_end, born) -> (kept positions, their shifted log weights): the boundary's pruning
  * alone, for the tests (against ChangeDetector._prune) */
 static PyObject *Core_prune(Core *s, PyObject *args) {
+    if (!s->tie) return not_ready();
     PyObject *lst;
     int born;
     if (!PyArg_ParseTuple(args, "O!i", &PyList_Type, &lst, &born)) return NULL;

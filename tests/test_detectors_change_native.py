@@ -207,6 +207,12 @@ def test_errors_are_exceptions() -> None:
         core.update(object())
     with pytest.raises(ValueError):
         core._prune([], 1)
+    bare = type(core).__new__(type(core))  # never initialised
+    with pytest.raises(RuntimeError):
+        bare.update(np.arange(3.0))
+    with pytest.raises(RuntimeError):
+        bare.state()
+    assert bare.detections == 0
     det.update(np.arange(100.0))  # still usable
     assert det.n == 100
 
