@@ -9,8 +9,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 FROM base AS build
+# a C compiler for ChangeDetector's compiled core (native/changecore.c): the build stage only,
+# the sidecar stage copies the installed package and stays slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
+COPY native ./native
 COPY driftline ./driftline
 COPY collectors ./collectors
 COPY detectors ./detectors

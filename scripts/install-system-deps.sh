@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real Prometheus, promtool, Alertmanager and amtool from Debian's packages when they
-# are missing, headless Chromium for the HTML report's screenshot test, Node.js and npm for the
+# are missing, a C compiler (ChangeDetector's compiled core), headless Chromium for the HTML
+# report's screenshot test, Node.js and npm for the
 # Azure storage emulator (scripts/install-azurite.sh), and the Java runtime the
 # Spark engine's tests run on (PySpark 4 needs Java 17+). Needs root (CI and the dev machines run
 # as root); otherwise it says what to run.
@@ -12,6 +13,7 @@ command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertman
 command -v amtool >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 command -v chromium >/dev/null 2>&1 || need+=(chromium fonts-dejavu-core)
 command -v npm >/dev/null 2>&1 || need+=(nodejs npm)  # Azurite (scripts/install-azurite.sh)
+command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)  # ChangeDetector's compiled core
 java_major() { java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1; }
 if ! command -v java >/dev/null 2>&1 || [ "$(java_major)" -lt 17 ] 2>/dev/null; then
   need+=(openjdk-17-jre-headless)

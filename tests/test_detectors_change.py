@@ -1,10 +1,12 @@
 """ChangeDetector: the run-length posterior against brute force, the index and NaN contract,
-determinism, model choice, and false alarms on stable streams."""
+determinism, model choice, and false alarms on stable streams. Every test runs on both paths:
+the compiled core and the numpy implementation (``DRIFTLINE_NATIVE``)."""
 
 from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -14,6 +16,18 @@ from scipy import special
 
 from driftline.detectors import ChangeDetector
 from driftline.detectors.change import ChangeSettings, predictive
+from driftline.detectors.change_native import native_available
+
+
+@pytest.fixture(scope="module", autouse=True, params=["native", "numpy"])
+def path(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Each test once on the compiled core and once on numpy (module-scoped: hypothesis)."""
+    if request.param == "native" and not native_available():
+        pytest.skip("the compiled core is not built")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DRIFTLINE_NATIVE", "1" if request.param == "native" else "0")
+        assert ChangeDetector().native == (request.param == "native")
+        yield request.param
 
 
 def _brute_force_bernoulli(x: list[float], hazard: float, block: int) -> dict[int, float]:
@@ -84,10 +98,16 @@ def test_error_rate_step_on_a_zero_one_stream() -> None:
     assert not det.drift_detected  # river's convention: the *last* value did not trigger it
 
 
-def _state(det: ChangeDetector) -> dict[str, object]:
-    """Every attribute of the detector, arrays as bytes: equal means bit for bit equal."""
+def _state(det: object) -> dict[str, object]:
+    """Every piece of the detector's state, arrays as bytes: equal means bit for bit equal (the
+    reference implementation's attributes of the same names)."""
+    if isinstance(det, ChangeDetector):
+        got = det.state()
+    else:
+        keys = ChangeDetector(native=False).state().keys()
+        got = {k: v for k, v in vars(det).items() if k in keys}
     return {k: (v.dtype.str, v.tobytes()) if isinstance(v, np.ndarray) else v
-            for k, v in vars(det).items() if k != "settings"}
+            for k, v in got.items()}
 
 
 _STREAMS = {
@@ -278,3 +298,17 @@ def _feed_both(x: np.ndarray, cuts: list[int], shape: tuple[int, int]) -> None:
             assert a.tobytes() == b.tobytes()
         else:
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=0)
+
+
+def test_pickle_round_trip_continues_the_same() -> None:
+    import pickle
+
+    rng = np.random.default_rng(9)
+    x = np.r_[rng.normal(0, 1, 700), rng.normal(3, 1, 700)]
+    whole, first = ChangeDetector(), ChangeDetector()
+    hits = whole.update(x)
+    found = first.update(x[:650])
+    back = pickle.loads(pickle.dumps(first))
+    assert back.native == first.native
+    assert found + [650 + h for h in back.update(x[650:])] == hits
+    assert _state(back) == _state(whole)

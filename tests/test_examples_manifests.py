@@ -272,6 +272,12 @@ def test_dockerfile_is_slim_non_root_health_checked_and_copies_every_package() -
     ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
                if line.strip() and not line.startswith("#")}
     assert not (package_dirs | {"pyproject.toml", "README.md"}) & ignored
+    # ChangeDetector's compiled core: its source, setup.py, and a compiler in the build stage
+    assert {"setup.py", "native"} <= {p for m in re.findall(r"^COPY (?!--from)(.+)$", text, re.M)
+                                      for p in m.split()[:-1]}
+    assert not {"setup.py", "native"} & ignored
+    build = next(s for s in stages if s.startswith("base AS build"))
+    assert "gcc" in build and "gcc" not in sidecar
 
 
 def test_example_scripts_compile() -> None:

@@ -1,0 +1,990 @@
+/* The ChangeDetector's work in C: the same recursion as detectors/change.py, value by value.
+ *
+ * Why: the numpy implementation computes a span of values on a (block, hypothesis) grid and runs
+ * only the boundaries in Python; at <= 24 hypotheses the numpy calls cost far more than the
+ * arithmetic (2.2-3.7 us a value). Here each value is a loop over the live hypotheses.
+ *
+ * Same floating-point operations in the same order as the numpy path (compiled with
+ * -ffp-contract=off: no fused multiply-adds), so the state agrees with it to the last bit save
+ * for exp/log: this file uses the C library's, numpy may use its own SIMD ones (an ulp apart).
+ * The numpy path's span structure (at most 256 values, cut at a detection and at the switch
+ * from the 0/1 model) is followed too: at a span's end the hypotheses with a non-finite weight
+ * are dropped, as the numpy path's commit does. Plain CPython C API and the buffer protocol. */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <string.h>
+
+#define SPAN 256
+#define CENTRE_OF 5
+
+typedef struct {
+    PyObject_HEAD
+    /* settings */
+    int k, max_runs, min_gap;
+    double threshold, log_1mq, log_prune, log_odds, kk, kb, clip, log_2pi, sqrt_pi_2;
+    double born_bin, born_l0, born_l1, prior_l0, prior_l1;
+    Py_ssize_t keep;
+    PyObject *tie; /* tie(j_end: list[float], room: int) -> list[int]: numpy's choice */
+    /* counters and recurrences */
+    long long index, n, n_invalid, segment_start;
+    int binary, last_detected;
+    double last, ads, sn, ss, sq;
+    double recent[CENTRE_OF];
+    int nrecent;
+    /* hypotheses, in birth order */
+    Py_ssize_t nh, cap;
+    long long *start;
+    double *J0, *C, *L0, *S0, *Q0, *T0, *mu0, *t1;
+    char *slope;
+    double *jend, *tmp; /* scratch, cap each */
+    char *mask;
+    int bl;
+    double bs, bq, bt;
+    /* recent winsorised values and their indices (the change point's refinement) */
+    double *bx;
+    long long *bi;
+    Py_ssize_t nbuf, bufcap;
+    /* change points */
+    long long *cps;
+    Py_ssize_t ncp, cpcap;
+    int span; /* values in the current span */
+    double scale; /* the noise scale after the last value ... */
+    int scale_ok; /* ... while the sums it came from are unchanged */
+    double lognf[64]; /* log(i): the decision's screen */
+} Core;
+
+static double npmax(double a, double b) { /* np.maximum: NaN propagates, a on ties */
+    if (isnan(a)) return a;
+    if (isnan(b)) return b;
+    return a >= b ? a : b;
+}
+
+static double npmin(double a, double b) {
+    if (isnan(a)) return a;
+    if (isnan(b)) return b;
+    return a <= b ? a : b;
+}
+
+/* numpy's pairwise sum of a contiguous float64 array (8 partial sums up to 128 values) */
+static double pairwise(const double *a, Py_ssize_t n) {
+    if (n < 8) {
+        double t = 0.0;
+        for (Py_ssize_t i = 0; i < n; i++) t += a[i];
+        return t;
+    }
+    if (n <= 128) {
+        double r[8];
+        Py_ssize_t i;
+        for (i = 0; i < 8; i++) r[i] = a[i];
+        for (i = 8; i < n - (n % 8); i += 8)
+            for (int j = 0; j < 8; j++) r[j] += a[i + j];
+        double t = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        for (; i < n; i++) t += a[i];
+        return t;
+    }
+    Py_ssize_t n2 = n / 2;
+    n2 -= n2 % 8;
+    return pairwise(a, n2) + pairwise(a + n2, n - n2);
+}
+
+static int grow_runs(Core *s, Py_ssize_t need) {
+    if (need <= s->cap) return 0;
+    Py_ssize_t cap = s->cap ? s->cap : 8;
+    while (cap < need) cap *= 2;
+    double **fs[] = {&s->J0, &s->C, &s->L0, &s->S0, &s->Q0, &s->T0, &s->mu0, &s->t1,
+                     &s->jend, &s->tmp};
+    for (size_t i = 0; i < sizeof fs / sizeof fs[0]; i++) {
+        double *p = PyMem_Realloc(*fs[i], cap * sizeof(double));
+        if (!p) { PyErr_NoMemory(); return -1; }
+        *fs[i] = p;
+    }
+    long long *st = PyMem_Realloc(s->start, cap * sizeof(long long));
+    if (!st) { PyErr_NoMemory(); return -1; }
+    s->start = st;
+    char *sl = PyMem_Realloc(s->slope, cap);
+    if (!sl) { PyErr_NoMemory(); return -1; }
+    s->slope = sl;
+    char *mk = PyMem_Realloc(s->mask, cap);
+    if (!mk) { PyErr_NoMemory(); return -1; }
+    s->mask = mk;
+    s->cap = cap;
+    return 0;
+}
+
+static void clear_runs(Core *s) {
+    s->nh = 0;
+    s->scale_ok = 0;
+    s->bl = 0;
+    s->bs = s->bq = s->bt = 0.0;
+    s->sn = s->ss = s->sq = 0.0;
+}
+
+static void reset_core(Core *s) {
+    s->index = s->n = s->n_invalid = s->segment_start = 0;
+    s->binary = 1;
+    s->last_detected = 0;
+    s->last = Py_NAN;
+    s->ads = 0.0;
+    s->nrecent = 0;
+    s->nbuf = 0;
+    s->ncp = 0;
+    s->span = 0;
+    clear_runs(s);
+}
+
+/* add one hypothesis at the end (birth order) */
+static int push(Core *s, long long start, double j0, double mu0, char slope, double t1) {
+    if (grow_runs(s, s->nh + 1) < 0) return -1;
+    Py_ssize_t i = s->nh++;
+    s->start[i] = start;
+    s->J0[i] = j0;
+    s->C[i] = 0.0;
+    s->L0[i] = s->S0[i] = s->Q0[i] = s->T0[i] = 0.0;
+    s->mu0[i] = mu0;
+    s->slope[i] = slope;
+    s->t1[i] = t1;
+    return 0;
+}
+
+static int begin(Core *s, long long first, double mu0, double t1) {
+    s->nh = 0;
+    if (s->binary) {
+        if (push(s, first, 0.0, mu0, 0, t1) < 0) return -1;
+    } else {
+        if (push(s, first, s->prior_l0, mu0, 0, t1) < 0) return -1;
+        if (push(s, first, s->prior_l1, mu0, 1, t1) < 0) return -1;
+    }
+    s->bl = 0;
+    s->bs = s->bq = s->bt = 0.0;
+    return 0;
+}
+
+/* the numpy path's commit: hypotheses whose weight is not finite are dropped */
+static void end_span(Core *s) {
+    Py_ssize_t w = 0;
+    for (Py_ssize_t i = 0; i < s->nh; i++) {
+        if (!isfinite(s->J0[i])) continue;
+        if (w != i) {
+            s->start[w] = s->start[i]; s->J0[w] = s->J0[i]; s->C[w] = s->C[i];
+            s->L0[w] = s->L0[i]; s->S0[w] = s->S0[i]; s->Q0[w] = s->Q0[i];
+            s->T0[w] = s->T0[i]; s->mu0[w] = s->mu0[i]; s->slope[w] = s->slope[i];
+            s->t1[w] = s->t1[i];
+        }
+        w++;
+    }
+    s->nh = w;
+    s->span = 0;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* ``sorted(v)`` as Python gives it (with NaN, Python's own sort decides: call it) */
+static int ranked_of(const double *v, Py_ssize_t n, double *out) {
+    int has_nan = 0;
+    for (Py_ssize_t i = 0; i < n; i++) has_nan |= isnan(v[i]);
+    if (!has_nan) {
+        memcpy(out, v, n * sizeof(double));
+        qsort(out, n, sizeof(double), cmp_double);
+        return 0;
+    }
+    PyObject *lst = PyList_New(n);
+    if (!lst) return -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *f = PyFloat_FromDouble(v[i]);
+        if (!f) { Py_DECREF(lst); return -1; }
+        PyList_SET_ITEM(lst, i, f);
+    }
+    if (PyList_Sort(lst) < 0) { Py_DECREF(lst); return -1; }
+    for (Py_ssize_t i = 0; i < n; i++) out[i] = PyFloat_AS_DOUBLE(PyList_GET_ITEM(lst, i));
+    Py_DECREF(lst);
+    return 0;
+}
+
+/* survivors of a tie across the cut: numpy's argpartition, through the Python helper */
+static int tie_mask(Core *s, const double *v, Py_ssize_t n, int room, char *mask) {
+    PyObject *lst = PyList_New(n);
+    if (!lst) return -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *f = PyFloat_FromDouble(v[i]);
+        if (!f) { Py_DECREF(lst); return -1; }
+        PyList_SET_ITEM(lst, i, f);
+    }
+    PyObject *got = PyObject_CallFunction(s->tie, "Oi", lst, room);
+    Py_DECREF(lst);
+    if (!got) return -1;
+    PyObject *seq = PySequence_Fast(got, "tie helper must return a sequence");
+    Py_DECREF(got);
+    if (!seq) return -1;
+    memset(mask, 0, n);
+    Py_ssize_t m = PySequence_Fast_GET_SIZE(seq);
+    for (Py_ssize_t i = 0; i < m; i++) {
+        Py_ssize_t j = PyNumber_AsSsize_t(PySequence_Fast_GET_ITEM(seq, i), PyExc_IndexError);
+        if (j == -1 && PyErr_Occurred()) { Py_DECREF(seq); return -1; }
+        if (j < 0 || j >= n) {
+            Py_DECREF(seq);
+            PyErr_SetString(PyExc_IndexError, "tie helper index out of range");
+            return -1;
+        }
+        mask[j] = 1;
+    }
+    Py_DECREF(seq);
+    return 0;
+}
+
+/* ChangeDetector._prune: which of the ``n`` log weights ``j`` survive (``mask``, 1 keeps) with
+ * ``born`` newborns to come, and their log normaliser (``lse``) */
+static int prune_mask(Core *s, const double *j, Py_ssize_t n, int born, char *mask,
+                      double *lse_out) {
+    double top = j[0];
+    for (Py_ssize_t i = 1; i < n; i++) if (j[i] > top) top = j[i];
+    for (Py_ssize_t i = 0; i < n; i++) s->tmp[i] = exp(j[i] - top);
+    *lse_out = top + log(pairwise(s->tmp, n));
+    double floor_ = top + s->log_prune, cut = floor_;
+    Py_ssize_t room = s->max_runs - born;
+    int all = 0;
+    if (n > room) {
+        double *ranked = s->tmp;
+        if (ranked_of(j, n, ranked) < 0) return -1;
+        if (ranked[n - room - 1] >= floor_) {
+            cut = ranked[n - room];
+            if (ranked[n - room - 1] == cut) return tie_mask(s, j, n, (int)room, mask);
+        } else if (ranked[0] >= floor_) {
+            all = 1;
+        }
+    } else {
+        double mn = j[0];
+        for (Py_ssize_t i = 1; i < n; i++) if (j[i] < mn) mn = j[i];
+        if (mn >= floor_) all = 1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) mask[i] = all ? 1 : (cut <= j[i]);
+    return 0;
+}
+
+/* a block boundary: normalise, prune, carry the block's sums into the survivors, then the
+ * newborns (their first value is the one about to be fed, index ``gi``) */
+static int boundary(Core *s, long long gi, double tpos) {
+    Py_ssize_t n = s->nh;
+    double *j = s->jend, lse, d = s->log_1mq;
+    char *mask = s->mask;
+    for (Py_ssize_t i = 0; i < n; i++) j[i] = s->J0[i] + s->C[i];
+    if (prune_mask(s, j, n, s->binary ? 1 : 2, mask, &lse) < 0) return -1;
+    double kf = (double)s->k;
+    Py_ssize_t w = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!mask[i]) continue;
+        s->start[w] = s->start[i];
+        s->J0[w] = (j[i] - lse) + d;
+        s->L0[w] = s->L0[i] + kf;
+        s->S0[w] = s->S0[i] + s->bs;
+        s->Q0[w] = s->Q0[i] + s->bq;
+        s->T0[w] = s->T0[i] + s->bt;
+        s->mu0[w] = s->mu0[i];
+        s->slope[w] = s->slope[i];
+        s->t1[w] = s->t1[i];
+        w++;
+    }
+    s->nh = w;
+    if (s->binary) {
+        if (push(s, gi, s->born_bin, s->last, 0, tpos) < 0) return -1;
+    } else {
+        if (push(s, gi, s->born_l0, s->last, 0, tpos) < 0) return -1;
+        if (push(s, gi, s->born_l1, s->last, 1, tpos) < 0) return -1;
+    }
+    s->bl = 0;
+    return 0;
+}
+
+/* the noise scale after the values summed so far (ChangeDetector._scales) */
+static double scale_of(double sqrt_pi_2, double n, double a, double sn, double ss, double sq, double last) {
+    double noise;
+    if (n > 1 && a > 0)
+        noise = a / (n - 1) * sqrt_pi_2;
+    else
+        noise = (isfinite(last) && last != 0) ? fabs(last) * 0.1 : 1.0;
+    double var = 0.0;
+    if (sn > 1) {
+        double mean = ss / sn;
+        var = npmax(sq / sn - mean * mean, 0.0) * sn / (sn - 1);
+    }
+    return npmax(noise, sqrt(var));
+}
+
+static int remember(Core *s, double x, long long gi) {
+    if (s->nbuf == s->bufcap) {
+        if (s->bufcap >= 2 * s->keep && s->keep > 0) {
+            /* keep the last ``keep`` */
+            memmove(s->bx, s->bx + s->nbuf - s->keep, s->keep * sizeof(double));
+            memmove(s->bi, s->bi + s->nbuf - s->keep, s->keep * sizeof(long long));
+            s->nbuf = s->keep;
+        } else {
+            Py_ssize_t cap = s->bufcap ? 2 * s->bufcap : 64;
+            if (cap > 2 * s->keep) cap = 2 * s->keep;
+            if (cap < 2) cap = 2;
+            double *bx = PyMem_Realloc(s->bx, cap * sizeof(double));
+            if (!bx) { PyErr_NoMemory(); return -1; }
+            s->bx = bx;
+            long long *bi = PyMem_Realloc(s->bi, cap * sizeof(long long));
+            if (!bi) { PyErr_NoMemory(); return -1; }
+            s->bi = bi;
+            s->bufcap = cap;
+        }
+    }
+    s->bx[s->nbuf] = x;
+    s->bi[s->nbuf] = gi;
+    s->nbuf++;
+    return 0;
+}
+
+static Py_ssize_t buf_first(const Core *s) {
+    return s->nbuf > s->keep ? s->nbuf - s->keep : 0;
+}
+
+/* ChangeDetector._refine: the split of the recent values into two regimes that fits best,
+ * within one block either side of ``start`` */
+static int refine(Core *s, long long old, long long start, long long now, long long *out) {
+    long long k = s->k;
+    *out = start;
+    if (k == 1) return 0;
+    long long lo = start - (now - start + 1) - k;
+    if (old > lo) lo = old;
+    Py_ssize_t b0 = buf_first(s), p = b0;
+    while (p < s->nbuf && s->bi[p] < lo) p++;
+    Py_ssize_t n = s->nbuf - p;
+    if (n < 2) return 0;
+    const double *x = s->bx + p;
+    const long long *xi = s->bi + p;
+    double *c1 = PyMem_Malloc((n + 1) * 2 * sizeof(double));
+    if (!c1) { PyErr_NoMemory(); return -1; }
+    double *c2 = c1 + n + 1;
+    c1[0] = c2[0] = 0.0;
+    c1[1] = x[0];
+    c2[1] = x[0] * x[0];
+    for (Py_ssize_t i = 1; i < n; i++) {
+        c1[i + 1] = c1[i] + x[i];
+        c2[i + 1] = c2[i] + x[i] * x[i];
+    }
+    long long gt = start - k > old ? start - k : old;
+    int found = 0, best_nan = 0;
+    double best_cost = 0.0;
+    long long best_dist = 0, best_at = start;
+    for (Py_ssize_t j = 0; j < n; j++) {
+        if (!(xi[j] > gt && xi[j] < start + k && xi[j] <= now)) continue;
+        double ln = (double)j, rn = (double)(n - j);
+        double ls = c1[j], rs = c1[n] - c1[j];
+        double cost;
+        if (s->binary) {
+            double cnt[2] = {ln, rn}, ones[2] = {ls, rs}, nll[2];
+            for (int q = 0; q < 2; q++) {
+                double c = cnt[q], o = ones[q];
+                double pr = c > 0 ? o / (c > 1.0 ? c : 1.0) : 0.5;
+                double a = o > 0 ? o * log(pr > 0 ? pr : 1.0) : 0.0;
+                double b = c - o > 0 ? (c - o) * log(pr < 1 ? 1 - pr : 1.0) : 0.0;
+                nll[q] = -(a + b);
+            }
+            cost = nll[0] + nll[1];
+        } else {
+            double lq = c2[j], rq = c2[n] - c2[j];
+            cost = (lq - ls * ls / npmax(ln, 1.0)) + (rq - rs * rs / npmax(rn, 1.0));
+        }
+        long long dist = xi[j] > start ? xi[j] - start : start - xi[j];
+        int nan = isnan(cost), better;
+        if (!found) better = 1;
+        else if (nan != best_nan) better = !nan;  /* NaN sorts last */
+        else if (!nan && cost != best_cost) better = cost < best_cost;
+        else better = dist < best_dist;
+        if (better) {
+            found = 1; best_nan = nan; best_cost = cost; best_dist = dist; best_at = xi[j];
+        }
+    }
+    PyMem_Free(c1);
+    *out = best_at;
+    return 0;
+}
+
+/* median of the last 5 raw values (the numpy path's min/max network) */
+static double centre_of(const Core *s) {
+    if (s->nrecent < CENTRE_OF) return Py_NAN;
+    const double *h = s->recent;
+    double a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
+    double f = npmax(npmin(a, b), npmin(c, d)), g = npmin(npmax(a, b), npmax(c, d));
+    return npmax(npmin(e, f), npmin(npmax(e, f), g));
+}
+
+/* feed one valid value; *hit: 1 a new change, 2 the same change seen again, 0 none */
+static int feed(Core *s, double raw, long long gi, int *hit) {
+    *hit = 0;
+    /* recurrences: winsorise against the scale before the value, then the scale after it */
+    double x = raw, prev = s->last;
+    double nb = (double)s->n;
+    if (!s->binary) {
+        double sb = s->scale_ok ? s->scale
+                    : scale_of(s->sqrt_pi_2, nb, s->ads, s->sn, s->ss, s->sq, prev);
+        double band = s->clip * sb;
+        double centre = centre_of(s);
+        double lo = centre - band, hi = centre + band;
+        if (x < lo) x = lo;
+        else if (x > hi) x = hi;
+    }
+    if (s->nrecent == CENTRE_OF) {
+        memmove(s->recent, s->recent + 1, (CENTRE_OF - 1) * sizeof(double));
+        s->recent[CENTRE_OF - 1] = raw;
+    } else {
+        s->recent[s->nrecent++] = raw;
+    }
+    double dd = isnan(prev) ? 0.0 : fabs(x - prev);
+    s->ads += dd;
+    s->ss += x;
+    s->sq += x * x;
+    s->sn += 1.0;
+    s->last = x;
+    double sc = scale_of(s->sqrt_pi_2, nb + 1.0, s->ads, s->sn, s->ss, s->sq, x);
+    double sig2 = sc * sc;
+    s->scale = sc;
+    s->scale_ok = 1;
+    double tpos = nb;
+    s->n++;
+    if (s->span == 0 && s->nh == 0) {
+        if (begin(s, gi, isnan(prev) ? x : prev, tpos) < 0) return -1;
+    } else if (s->bl == s->k) {
+        /* the newborns' prior mean is the value before theirs */
+        double keep_last = s->last;
+        s->last = prev;
+        int rc = boundary(s, gi, tpos);
+        s->last = keep_last;
+        if (rc < 0) return -1;
+    }
+    s->span++;
+    /* the log predictive of x under each hypothesis, summed within the block */
+    int r = s->bl;
+    double rf = (double)r, excl = r ? s->bs : 0.0, texcl = r ? s->bt : 0.0;
+    double kk = s->kk, kb = s->kb;
+    Py_ssize_t nh = s->nh;
+    for (Py_ssize_t i = 0; i < nh; i++) {
+        double length = s->L0[i] + rf, sx = s->S0[i] + excl, lp;
+        if (s->binary) {
+            lp = log(x == 1.0 ? sx + 1.0 : length - sx + 1.0) - log(length + 2.0);
+        } else {
+            double mean, spread, m0 = s->mu0[i];
+            double a = kk + length;
+            if (s->slope[i]) {
+                double stx = (s->T0[i] + texcl) - s->t1[i] * sx;
+                double r1 = m0 * kk + sx;
+                double a12 = length * (length - 1.0) / 2.0;
+                double a22 = kb + (length - 1.0) * length * (2.0 * length - 1.0) / 6.0;
+                double det = a * a22 - a12 * a12;
+                mean = (a22 * r1 - a12 * stx + length * (a * stx - a12 * r1)) / det;
+                spread = (a22 - 2.0 * length * a12 + length * length * a) / det;
+            } else {
+                mean = (m0 * kk + sx) / a;
+                spread = 1.0 / a;
+            }
+            double var = sig2 * (spread + 1.0);
+            double dm = mean - x;
+            dm = dm * dm;
+            lp = (log(var) + s->log_2pi) * -0.5;
+            lp = lp - dm / (var * 2.0);
+        }
+        s->C[i] = r ? s->C[i] + lp : lp;
+    }
+    if (r) {
+        s->bs += x;
+        s->bq += x * x;
+        s->bt += tpos * x;
+    } else {
+        s->bs = x;
+        s->bq = x * x;
+        s->bt = tpos * x;
+    }
+    s->bl = r + 1;
+    if (remember(s, x, gi) < 0) return -1;
+    /* decision: has the regime most likely begun well after the current one's start? */
+    long long thr = s->segment_start + s->min_gap;
+    double best_old = -Py_HUGE_VAL, best_fresh = -Py_HUGE_VAL;
+    Py_ssize_t nf = 0, bf = -1;
+    for (Py_ssize_t i = 0; i < nh; i++) {
+        double v = s->J0[i] + s->C[i];
+        if (isnan(v)) return 0; /* numpy's max is NaN: no decision */
+        if (s->start[i] > thr) {
+            nf++;
+            if (bf < 0 || v > best_fresh) { best_fresh = v; bf = i; }
+        } else if (v > best_old) {
+            best_old = v;
+        }
+    }
+    if (nf == 0) return 0;
+    double top = best_fresh > best_old ? best_fresh : best_old;
+    if (!isfinite(top)) return 0;
+    /* screen (a necessary condition, with a margin for rounding) */
+    double lognf = nf < 64 ? s->lognf[nf] : log((double)nf);
+    if (!(best_fresh + lognf > best_old + s->log_odds - 1e-9)) return 0;
+    double sf = 0.0, sa = 0.0;
+    for (Py_ssize_t i = 0; i < nh; i++) {
+        double w = exp(s->J0[i] + s->C[i] - top);
+        sa += w;
+        if (s->start[i] > thr) sf += w;
+    }
+    if (!(sf / sa > s->threshold)) return 0;
+    if (gi - s->start[bf] + 1 < s->min_gap) return 0;
+    /* a change: the current regime restarts at the best fresh run */
+    long long old = s->segment_start;
+    if (s->ncp && s->cps[s->ncp - 1] > old) old = s->cps[s->ncp - 1];
+    if (s->ncp == 0 && old < 0) old = 0;
+    long long bstart = s->start[bf];
+    s->segment_start = bstart;
+    long long cp;
+    if (refine(s, old, bstart, gi, &cp) < 0) return -1;
+    s->sn = s->L0[bf] + (double)s->bl;
+    s->ss = s->S0[bf] + s->bs;
+    s->sq = s->Q0[bf] + s->bq;
+    s->scale_ok = 0;
+    if (s->ncp && cp - s->cps[s->ncp - 1] < s->min_gap) {
+        *hit = 2;
+        return 0;
+    }
+    if (s->ncp == s->cpcap) {
+        Py_ssize_t cap = s->cpcap ? 2 * s->cpcap : 16;
+        long long *p = PyMem_Realloc(s->cps, cap * sizeof(long long));
+        if (!p) { PyErr_NoMemory(); return -1; }
+        s->cps = p;
+        s->cpcap = cap;
+    }
+    s->cps[s->ncp++] = cp;
+    *hit = 1;
+    return 0;
+}
+
+static int feed_all(Core *s, const double *v, Py_ssize_t m, PyObject *found) {
+    Py_ssize_t last_valid = -1, last_found = -1;
+    s->span = 0;
+    for (Py_ssize_t p = 0; p < m; p++) {
+        double raw = v[p];
+        if (!isfinite(raw)) { s->n_invalid++; continue; }
+        last_valid = p;
+        if (s->binary && raw != 0.0 && raw != 1.0) {
+            if (s->span) end_span(s);
+            s->binary = 0;
+            clear_runs(s);
+        } else if (s->span == SPAN) {
+            end_span(s);
+        }
+        int hit;
+        if (feed(s, raw, s->index + p, &hit) < 0) return -1;
+        if (hit) {
+            end_span(s);
+            if (hit == 1) {
+                PyObject *at = PyLong_FromSsize_t(p);
+                if (!at) return -1;
+                int rc = PyList_Append(found, at);
+                Py_DECREF(at);
+                if (rc < 0) return -1;
+                last_found = p;
+            }
+        }
+    }
+    if (s->span) end_span(s);
+    if (last_valid >= 0) s->last_detected = last_found >= 0 && last_found == last_valid;
+    s->index += m;
+    return 0;
+}
+
+/* --- the Python type ------------------------------------------------------------------------ */
+
+static PyObject *not_ready(void) {
+    PyErr_SetString(PyExc_RuntimeError, "Core.__init__ was not called");
+    return NULL;
+}
+
+static int Core_init(Core *s, PyObject *args, PyObject *kw) {
+    static char *names[] = {"block", "max_runs", "min_gap", "threshold", "log_1mq", "log_prune",
+                            "log_odds", "kk", "kb", "clip", "born_bin", "born_l0", "born_l1",
+                            "prior_l0", "prior_l1", "log_2pi", "sqrt_pi_2", "keep", "tie",
+                            NULL};
+    PyObject *tie;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "iiiddddddddddddddnO", names, &s->k, &s->max_runs,
+                                     &s->min_gap, &s->threshold, &s->log_1mq, &s->log_prune,
+                                     &s->log_odds, &s->kk, &s->kb, &s->clip, &s->born_bin,
+                                     &s->born_l0, &s->born_l1, &s->prior_l0, &s->prior_l1, &s->log_2pi, &s->sqrt_pi_2,
+                                     &s->keep, &tie))
+        return -1;
+    if (s->k < 1 || s->max_runs < 3 || s->min_gap < 1 || s->keep < 1) {
+        PyErr_SetString(PyExc_ValueError, "block, min_gap, keep >= 1 and max_runs >= 3");
+        return -1;
+    }
+    if (!PyCallable_Check(tie)) {
+        PyErr_SetString(PyExc_TypeError, "tie must be callable");
+        return -1;
+    }
+    Py_INCREF(tie);
+    Py_XSETREF(s->tie, tie);
+    if (grow_runs(s, s->max_runs + 4) < 0) return -1;
+    for (int i = 1; i < 64; i++) s->lognf[i] = log((double)i);
+    s->lognf[0] = -Py_HUGE_VAL;
+    reset_core(s);
+    return 0;
+}
+
+static void Core_dealloc(Core *s) {
+    Py_XDECREF(s->tie);
+    double *fs[] = {s->J0, s->C, s->L0, s->S0, s->Q0, s->T0, s->mu0, s->t1, s->jend, s->tmp,
+                    s->bx};
+    for (size_t i = 0; i < sizeof fs / sizeof fs[0]; i++) PyMem_Free(fs[i]);
+    PyMem_Free(s->start);
+    PyMem_Free(s->slope);
+    PyMem_Free(s->mask);
+    PyMem_Free(s->bi);
+    PyMem_Free(s->cps);
+    Py_TYPE(s)->tp_free((PyObject *)s);
+}
+
+static PyObject *Core_update(Core *s, PyObject *values) {
+    if (!s->tie) return not_ready();
+    PyObject *found = PyList_New(0);
+    if (!found) return NULL;
+    int rc;
+    if (PyFloat_Check(values) || PyLong_Check(values)) {
+        double v = PyFloat_AsDouble(values);
+        if (v == -1.0 && PyErr_Occurred()) { Py_DECREF(found); return NULL; }
+        rc = feed_all(s, &v, 1, found);
+    } else {
+        Py_buffer view;
+        if (PyObject_GetBuffer(values, &view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+            Py_DECREF(found);
+            return NULL;
+        }
+        const char *f = view.format ? view.format : "B";
+        if (view.itemsize != 8 || !(strcmp(f, "d") == 0 || strcmp(f, "<d") == 0
+                                    || strcmp(f, "=d") == 0 || strcmp(f, "@d") == 0)) {
+            PyBuffer_Release(&view);
+            Py_DECREF(found);
+            PyErr_SetString(PyExc_TypeError, "update() needs contiguous float64 values");
+            return NULL;
+        }
+        rc = feed_all(s, (const double *)view.buf, view.len / 8, found);
+        PyBuffer_Release(&view);
+    }
+    if (rc < 0) { Py_DECREF(found); return NULL; }
+    return found;
+}
+
+static PyObject *Core_reset(Core *s, PyObject *Py_UNUSED(ignored)) {
+    if (!s->tie) return not_ready();
+    reset_core(s);
+    Py_RETURN_NONE;
+}
+
+static PyObject *list_d(const double *v, Py_ssize_t n) {
+    PyObject *l = PyList_New(n);
+    if (!l) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *f = PyFloat_FromDouble(v[i]);
+        if (!f) { Py_DECREF(l); return NULL; }
+        PyList_SET_ITEM(l, i, f);
+    }
+    return l;
+}
+
+static PyObject *list_ll(const long long *v, Py_ssize_t n) {
+    PyObject *l = PyList_New(n);
+    if (!l) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *f = PyLong_FromLongLong(v[i]);
+        if (!f) { Py_DECREF(l); return NULL; }
+        PyList_SET_ITEM(l, i, f);
+    }
+    return l;
+}
+
+static int put(PyObject *d, const char *key, PyObject *v) {
+    if (!v) return -1;
+    int rc = PyDict_SetItemString(d, key, v);
+    Py_DECREF(v);
+    return rc;
+}
+
+/* every piece of state, in the numpy path's attribute names (lists for its arrays) */
+static PyObject *Core_state(Core *s, PyObject *Py_UNUSED(ignored)) {
+    if (!s->tie) return not_ready();
+    PyObject *d = PyDict_New();
+    if (!d) return NULL;
+    Py_ssize_t nh = s->nh, b0 = buf_first(s);
+    PyObject *slope = PyList_New(nh);
+    if (!slope) { Py_DECREF(d); return NULL; }
+    for (Py_ssize_t i = 0; i < nh; i++) {
+        PyObject *b = PyBool_FromLong(s->slope[i]);
+        PyList_SET_ITEM(slope, i, b);
+    }
+    if (put(d, "_index", PyLong_FromLongLong(s->index)) < 0
+        || put(d, "_n", PyLong_FromLongLong(s->n)) < 0
+        || put(d, "_n_invalid", PyLong_FromLongLong(s->n_invalid)) < 0
+        || put(d, "_binary", PyBool_FromLong(s->binary)) < 0
+        || put(d, "_last", PyFloat_FromDouble(s->last)) < 0
+        || put(d, "_ads", PyFloat_FromDouble(s->ads)) < 0
+        || put(d, "_segment_start", PyLong_FromLongLong(s->segment_start)) < 0
+        || put(d, "_last_detected", PyBool_FromLong(s->last_detected)) < 0
+        || put(d, "_change_points", list_ll(s->cps, s->ncp)) < 0
+        || put(d, "_recent", list_d(s->recent, s->nrecent)) < 0
+        || put(d, "_buf_x", list_d(s->bx + b0, s->nbuf - b0)) < 0
+        || put(d, "_buf_i", list_ll(s->bi + b0, s->nbuf - b0)) < 0
+        || put(d, "_start", list_ll(s->start, nh)) < 0
+        || put(d, "_J0", list_d(s->J0, nh)) < 0
+        || put(d, "_C", list_d(s->C, nh)) < 0
+        || put(d, "_L0", list_d(s->L0, nh)) < 0
+        || put(d, "_S0", list_d(s->S0, nh)) < 0
+        || put(d, "_Q0", list_d(s->Q0, nh)) < 0
+        || put(d, "_mu0", list_d(s->mu0, nh)) < 0
+        || put(d, "_T0", list_d(s->T0, nh)) < 0
+        || put(d, "_slope", slope) < 0
+        || put(d, "_t1", list_d(s->t1, nh)) < 0
+        || put(d, "_bl", PyLong_FromLong(s->bl)) < 0
+        || put(d, "_bs", PyFloat_FromDouble(s->bs)) < 0
+        || put(d, "_bq", PyFloat_FromDouble(s->bq)) < 0
+        || put(d, "_bt", PyFloat_FromDouble(s->bt)) < 0
+        || put(d, "_seg", Py_BuildValue("(ddd)", s->sn, s->ss, s->sq)) < 0) {
+        Py_DECREF(d);
+        return NULL;
+    }
+    return d;
+}
+
+/* --- load(state): the inverse of state() (pickling) ---------------------------------------- */
+
+static PyObject *item(PyObject *d, const char *key) {
+    PyObject *v = PyDict_GetItemString(d, key); /* borrowed */
+    if (!v) PyErr_Format(PyExc_KeyError, "state has no %s", key);
+    return v;
+}
+
+static int get_ll(PyObject *d, const char *key, long long *out) {
+    PyObject *v = item(d, key);
+    if (!v) return -1;
+    *out = PyLong_AsLongLong(v);
+    return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+static int get_d(PyObject *d, const char *key, double *out) {
+    PyObject *v = item(d, key);
+    if (!v) return -1;
+    *out = PyFloat_AsDouble(v);
+    return (*out == -1.0 && PyErr_Occurred()) ? -1 : 0;
+}
+
+/* a sequence of numbers into ``out`` (grown to its length with ``grow``) */
+static PyObject *seq_of(PyObject *d, const char *key) {
+    PyObject *v = item(d, key);
+    return v ? PySequence_Fast(v, "state arrays must be sequences") : NULL;
+}
+
+static int fill_d(PyObject *seq, double *out) {
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
+        out[i] = PyFloat_AsDouble(PySequence_Fast_GET_ITEM(seq, i));
+        if (out[i] == -1.0 && PyErr_Occurred()) return -1;
+    }
+    return 0;
+}
+
+static int fill_ll(PyObject *seq, long long *out) {
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
+        out[i] = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(seq, i));
+        if (out[i] == -1 && PyErr_Occurred()) return -1;
+    }
+    return 0;
+}
+
+static PyObject *Core_load(Core *s, PyObject *d) {
+    if (!s->tie) return not_ready();
+    if (!PyDict_Check(d)) {
+        PyErr_SetString(PyExc_TypeError, "load() needs the dict state() gave");
+        return NULL;
+    }
+    static const char *runs[] = {"_start", "_J0", "_C", "_L0", "_S0", "_Q0", "_mu0", "_T0",
+                                 "_slope", "_t1"};
+    PyObject *seqs[10] = {NULL}, *recent = NULL, *bx = NULL, *bi = NULL, *cps = NULL, *seg = NULL;
+    PyObject *res = NULL;
+    long long bl, binary, detected;
+    reset_core(s);
+    for (int i = 0; i < 10; i++) if (!(seqs[i] = seq_of(d, runs[i]))) goto done;
+    Py_ssize_t nh = PySequence_Fast_GET_SIZE(seqs[0]);
+    for (int i = 1; i < 10; i++) {
+        if (PySequence_Fast_GET_SIZE(seqs[i]) != nh) {
+            PyErr_SetString(PyExc_ValueError, "state arrays of different lengths");
+            goto done;
+        }
+    }
+    if (grow_runs(s, nh) < 0) goto done;
+    if (fill_ll(seqs[0], s->start) < 0) goto done;
+    double *dst[] = {NULL, s->J0, s->C, s->L0, s->S0, s->Q0, s->mu0, s->T0, NULL, s->t1};
+    for (int i = 1; i < 10; i++) if (dst[i] && fill_d(seqs[i], dst[i]) < 0) goto done;
+    for (Py_ssize_t i = 0; i < nh; i++) {
+        int t = PyObject_IsTrue(PySequence_Fast_GET_ITEM(seqs[8], i));
+        if (t < 0) goto done;
+        s->slope[i] = (char)t;
+    }
+    s->nh = nh;
+    if (!(recent = seq_of(d, "_recent")) || !(bx = seq_of(d, "_buf_x"))
+        || !(bi = seq_of(d, "_buf_i")) || !(cps = seq_of(d, "_change_points"))
+        || !(seg = seq_of(d, "_seg")))
+        goto done;
+    Py_ssize_t nr = PySequence_Fast_GET_SIZE(recent), nbuf = PySequence_Fast_GET_SIZE(bx);
+    Py_ssize_t ncp = PySequence_Fast_GET_SIZE(cps);
+    if (nr > CENTRE_OF || PySequence_Fast_GET_SIZE(bi) != nbuf || nbuf > s->keep
+        || PySequence_Fast_GET_SIZE(seg) != 3) {
+        PyErr_SetString(PyExc_ValueError, "state of the wrong shape");
+        goto done;
+    }
+    if (fill_d(recent, s->recent) < 0) goto done;
+    s->nrecent = (int)nr;
+    if (nbuf) {
+        double *px = PyMem_Realloc(s->bx, 2 * s->keep * sizeof(double));
+        long long *pi = px ? PyMem_Realloc(s->bi, 2 * s->keep * sizeof(long long)) : NULL;
+        if (px) s->bx = px;
+        if (pi) s->bi = pi;
+        if (!px || !pi) { PyErr_NoMemory(); goto done; }
+        s->bufcap = 2 * s->keep;
+        if (fill_d(bx, s->bx) < 0 || fill_ll(bi, s->bi) < 0) goto done;
+    }
+    s->nbuf = nbuf;
+    if (ncp) {
+        long long *p = PyMem_Realloc(s->cps, ncp * sizeof(long long));
+        if (!p) { PyErr_NoMemory(); goto done; }
+        s->cps = p;
+        s->cpcap = ncp;
+        if (fill_ll(cps, s->cps) < 0) goto done;
+    }
+    s->ncp = ncp;
+    double segv[3];
+    if (fill_d(seg, segv) < 0) goto done;
+    s->sn = segv[0]; s->ss = segv[1]; s->sq = segv[2];
+    if (get_ll(d, "_index", &s->index) < 0 || get_ll(d, "_n", &s->n) < 0
+        || get_ll(d, "_n_invalid", &s->n_invalid) < 0
+        || get_ll(d, "_segment_start", &s->segment_start) < 0
+        || get_ll(d, "_binary", &binary) < 0 || get_ll(d, "_last_detected", &detected) < 0
+        || get_ll(d, "_bl", &bl) < 0 || get_d(d, "_last", &s->last) < 0
+        || get_d(d, "_ads", &s->ads) < 0 || get_d(d, "_bs", &s->bs) < 0
+        || get_d(d, "_bq", &s->bq) < 0 || get_d(d, "_bt", &s->bt) < 0)
+        goto done;
+    if (bl < 0 || bl > s->k) {
+        PyErr_SetString(PyExc_ValueError, "state of the wrong shape");
+        goto done;
+    }
+    s->binary = binary != 0;
+    s->last_detected = detected != 0;
+    s->bl = (int)bl;
+    res = Py_None;
+    Py_INCREF(res);
+done:
+    for (int i = 0; i < 10; i++) Py_XDECREF(seqs[i]);
+    Py_XDECREF(recent); Py_XDECREF(bx); Py_XDECREF(bi); Py_XDECREF(cps); Py_XDECREF(seg);
+    if (!res) reset_core(s);
+    return res;
+}
+
+/* (start, log weight) of every hypothesis kept: what run_lengths() needs */
+static PyObject *Core_runs(Core *s, PyObject *Py_UNUSED(ignored)) {
+    if (!s->tie) return not_ready();
+    double *j = s->jend;
+    for (Py_ssize_t i = 0; i < s->nh; i++) j[i] = s->J0[i] + s->C[i];
+    PyObject *a = list_ll(s->start, s->nh);
+    if (!a) return NULL;
+    PyObject *b = list_d(j, s->nh);
+    if (!b) { Py_DECREF(a); return NULL; }
+    return Py_BuildValue("(NN)", a, b);
+}
+
+/* _prune(j_end, born) -> (kept positions, their shifted log weights): the boundary's pruning
+ * alone, for the tests (against ChangeDetector._prune) */
+static PyObject *Core_prune(Core *s, PyObject *args) {
+    if (!s->tie) return not_ready();
+    PyObject *lst;
+    int born;
+    if (!PyArg_ParseTuple(args, "O!i", &PyList_Type, &lst, &born)) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(lst);
+    if (n < 1 || born < 0 || born >= s->max_runs) {
+        PyErr_SetString(PyExc_ValueError, "need 1+ weights and 0 <= born < max_runs");
+        return NULL;
+    }
+    if (grow_runs(s, n) < 0) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        s->jend[i] = PyFloat_AsDouble(PyList_GET_ITEM(lst, i));
+        if (s->jend[i] == -1.0 && PyErr_Occurred()) return NULL;
+    }
+    double lse;
+    if (prune_mask(s, s->jend, n, born, s->mask, &lse) < 0) return NULL;
+    PyObject *kept = PyList_New(0), *vals = PyList_New(0);
+    if (!kept || !vals) { Py_XDECREF(kept); Py_XDECREF(vals); return NULL; }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!s->mask[i]) continue;
+        PyObject *a = PyLong_FromSsize_t(i), *b = PyFloat_FromDouble((s->jend[i] - lse) + s->log_1mq);
+        int bad = !a || !b || PyList_Append(kept, a) < 0 || PyList_Append(vals, b) < 0;
+        Py_XDECREF(a);
+        Py_XDECREF(b);
+        if (bad) { Py_DECREF(kept); Py_DECREF(vals); return NULL; }
+    }
+    return Py_BuildValue("(NN)", kept, vals);
+}
+
+static PyObject *Core_get_n(Core *s, void *c) { return PyLong_FromLongLong(s->n); }
+static PyObject *Core_get_n_invalid(Core *s, void *c) { return PyLong_FromLongLong(s->n_invalid); }
+static PyObject *Core_get_detected(Core *s, void *c) { return PyBool_FromLong(s->last_detected); }
+static PyObject *Core_get_binary(Core *s, void *c) { return PyBool_FromLong(s->binary); }
+static PyObject *Core_get_detections(Core *s, void *c) { return PyLong_FromSsize_t(s->ncp); }
+static PyObject *Core_get_cps(Core *s, void *c) { return list_ll(s->cps, s->ncp); }
+static PyObject *Core_get_cp(Core *s, void *c) {
+    if (!s->ncp) Py_RETURN_NONE;
+    return PyLong_FromLongLong(s->cps[s->ncp - 1]);
+}
+
+static PyGetSetDef Core_getset[] = {
+    {"n", (getter)Core_get_n, NULL, "valid values fed", NULL},
+    {"n_invalid", (getter)Core_get_n_invalid, NULL, "invalid values skipped", NULL},
+    {"last_detected", (getter)Core_get_detected, NULL, "the last valid value triggered", NULL},
+    {"binary", (getter)Core_get_binary, NULL, "every valid value so far was 0 or 1", NULL},
+    {"detections", (getter)Core_get_detections, NULL, "changes detected", NULL},
+    {"change_points", (getter)Core_get_cps, NULL, "estimated starts of the changes", NULL},
+    {"change_point", (getter)Core_get_cp, NULL, "the latest change point or None", NULL},
+    {NULL}
+};
+
+static PyMethodDef Core_methods[] = {
+    {"update", (PyCFunction)Core_update, METH_O, "feed float64 values; the batch positions of detections"},
+    {"reset", (PyCFunction)Core_reset, METH_NOARGS, "forget everything"},
+    {"state", (PyCFunction)Core_state, METH_NOARGS, "the state in the numpy path's names"},
+    {"runs", (PyCFunction)Core_runs, METH_NOARGS, "(starts, log weights) of the hypotheses"},
+    {"load", (PyCFunction)Core_load, METH_O, "restore what state() gave (pickling)"},
+    {"_prune", (PyCFunction)Core_prune, METH_VARARGS, "the boundary's pruning alone (tests)"},
+    {NULL}
+};
+
+static PyTypeObject CoreType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "driftline.detectors._changecore.Core",
+    .tp_basicsize = sizeof(Core),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "ChangeDetector's recursion in C (see detectors/change.py)",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Core_init,
+    .tp_dealloc = (destructor)Core_dealloc,
+    .tp_methods = Core_methods,
+    .tp_getset = Core_getset,
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_changecore", "ChangeDetector's compiled core.", -1, NULL
+};
+
+PyMODINIT_FUNC PyInit__changecore(void) {
+    if (PyType_Ready(&CoreType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (!m) return NULL;
+    Py_INCREF(&CoreType);
+    if (PyModule_AddObject(m, "Core", (PyObject *)&CoreType) < 0) {
+        Py_DECREF(&CoreType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
