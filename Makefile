@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.installed-demo
 
-.PHONY: demo test lint typecheck bench generate check-generated clean
+.PHONY: demo test system-deps lint typecheck bench generate check-generated clean
 
 # make demo installs only what the demo needs: Driftline itself and the driftline-demo package
 # (scikit-learn). make test adds the dev tools and every extra the tests exercise.
@@ -14,24 +14,27 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(DEMO_STAMP): pyproject.toml demo/pyproject.toml | $(VENV)/bin/python
+$(DEMO_STAMP): pyproject.toml setup.py native/changecore.c demo/pyproject.toml | $(VENV)/bin/python
 	$(BIN)/pip install --quiet -e . -e ./demo
 	touch $(DEMO_STAMP)
 
-$(STAMP): pyproject.toml demo/pyproject.toml | $(VENV)/bin/python
+$(STAMP): pyproject.toml setup.py native/changecore.c demo/pyproject.toml | $(VENV)/bin/python
 	$(BIN)/pip install --quiet -e '.[dev,dashboards,grpc]' -e ./demo
 	touch $(STAMP) $(DEMO_STAMP)
 
 demo: $(DEMO_STAMP)
 	$(BIN)/driftline demo
 
-test: $(STAMP)
+# the system packages first: the C compiler among them builds ChangeDetector's core at install
+system-deps:
 	bash scripts/install-system-deps.sh
+
+test: system-deps $(STAMP)
 	bash scripts/install-mlflow.sh
 	bash scripts/install-azurite.sh
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q
+	DRIFTLINE_REQUIRE_NATIVE=1 $(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
