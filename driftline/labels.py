@@ -90,4 +90,5 @@ def _small_ints(arr: np.ndarray) -> np.ndarray | None:
     if hi - lo >= len(arr):
         return None
     table = np.array([str(v) for v in range(lo, hi + 1)], dtype=object)
-    return table[arr - lo]
+    wide = arr.astype(np.uint64 if arr.dtype.kind == "u" else np.int64)  # no int8 overflow
+    return table[wide - lo]

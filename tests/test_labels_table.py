@@ -72,6 +72,14 @@ def test_integer_columns(values: list[int], dtype: Any) -> None:
     _check(np.array([min(max(v, info.min), info.max) for v in values], dtype=dtype))
 
 
+def test_narrow_integers_over_their_whole_range() -> None:
+    """min..max spans the dtype: the offsets from min overflow int8/int16 arithmetic."""
+    _check(np.arange(-128, 128, dtype=np.int8).repeat(2))
+    _check(np.concatenate([np.arange(-2**15, 2**15 - 1, 7, dtype=np.int16),
+                           np.array([2**15 - 1, -2**15] * 5000, dtype=np.int16)]))
+    _check(np.arange(0, 256, dtype=np.uint8).repeat(2))
+
+
 def test_uint64_above_int64() -> None:
     _check(np.array([2**64 - 1, 2**64 - 2] * TABLE_FROM, dtype=np.uint64))
     _check(np.array([0, 2**64 - 1] * TABLE_FROM, dtype=np.uint64))
