@@ -75,6 +75,7 @@ def test_integer_columns(values: list[int], dtype: Any) -> None:
 def test_narrow_integers_over_their_whole_range() -> None:
     """min..max spans the dtype: the offsets from min overflow int8/int16 arithmetic."""
     _check(np.arange(-128, 128, dtype=np.int8).repeat(2))
+    _check(np.arange(-100, 101, dtype=np.int8).repeat(2))  # offsets above 127
     _check(np.concatenate([np.arange(-2**15, 2**15 - 1, 7, dtype=np.int16),
                            np.array([2**15 - 1, -2**15] * 5000, dtype=np.int16)]))
     _check(np.arange(0, 256, dtype=np.uint8).repeat(2))
