@@ -490,7 +490,7 @@ def _v2_feature_tensors(schema: ModelSchema, inputs: list[Any], together: bool =
     decides as before (``tests/test_v2_straight.py``)."""
     if schema.inputs:
         return None
-    features, extra = schema.profile.features, schema.extra
+    features, extra, categorical = schema.profile.features, schema.extra, schema.categorical
     feats: dict[str, np.ndarray] = {}
     numeric: list[tuple[str, list[Any]]] = []
     n = -1
@@ -518,7 +518,11 @@ def _v2_feature_tensors(schema: ModelSchema, inputs: list[Any], together: bool =
                 return None
             feats[name] = schema.column(name, arr.reshape(n))
         elif len(data) == n and set(map(type, data)) == {str}:
-            feats[name] = schema.column(name, data)
+            if name in categorical:  # categorical_column's reading of strings, unchecked again
+                feats[name] = col = np.empty(n, dtype=object)
+                col[:] = data
+            else:
+                feats[name] = schema.column(name, data)
         else:
             return _refused(schema, inputs, numeric)
     if n < 0:
@@ -532,7 +536,8 @@ def _v2_feature_tensors(schema: ModelSchema, inputs: list[Any], together: bool =
         except (TypeError, ValueError, OverflowError):
             return _v2_feature_tensors(schema, inputs, together=False)
         for (name, _), row in zip(numeric, block.reshape(len(numeric), n), strict=True):
-            feats[name] = schema.column(name, row)
+            # a numeric feature's float64 column is the row itself (what column returns)
+            feats[name] = row if name not in categorical else schema.column(name, row)
     for name in schema.order:
         if name not in feats:
             feats[name] = schema.column(name, [None] * n)
