@@ -357,8 +357,15 @@ def _matrix_columns(schema: ModelSchema, names: list[str], positions: list[int],
     out: dict[str, np.ndarray] = {}
     block = None
     if numeric:
+        at = [positions[i] for i in numeric]
         try:
-            block = mat.T[[positions[i] for i in numeric]].astype(np.float64)
+            if at == list(range(at[0], at[0] + len(at))):
+                # side by side (the typed decoder lays them out so): their slice converted in
+                # the matrix's order, then transposed, ≈ 0.1 µs a record less than gathering
+                # the transposed columns (25 features, 20 numeric)
+                block = mat[:, at[0]:at[0] + len(at)].astype(np.float64).T.copy()
+            else:
+                block = mat.T[at].astype(np.float64)
         except (TypeError, ValueError):
             block = None
     if block is not None:

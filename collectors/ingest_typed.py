@@ -50,13 +50,17 @@ class TypedIngest:
     def __init__(self, schema: ModelSchema) -> None:
         self.schema = schema
         self.names = plain_features(schema)
+        # the numeric features' fields first, side by side, so their columns are one slice of
+        # the values' matrix (_matrix_columns); self.positions: each name's field
+        layout = sorted(self.names, key=lambda name: name in schema.categorical)
+        self.positions = [layout.index(name) for name in self.names]
         # feature names need not be identifiers: each field is renamed to its feature's name;
         # gc=False: the records hold no cycles, and untracked objects are cheaper to make
         # (typed decode 2.6 → 2.2 µs a record, min of 11)
         fields = [(f"f{i}", str | None if name in schema.categorical
-                   else float | None) for i, name in enumerate(self.names)]
+                   else float | None) for i, name in enumerate(layout)]
         features = msgspec.defstruct(
-            "Features", fields, rename={f"f{i}": name for i, name in enumerate(self.names)},
+            "Features", fields, rename={f"f{i}": name for i, name in enumerate(layout)},
             gc=False)
         record = msgspec.defstruct("Record", [
             ("features", features),
@@ -123,5 +127,5 @@ class TypedIngest:
         out.fields[key] = {"prediction": prediction, "probabilities": probabilities,
                            "id": ids, "timestamp": timestamps, "label": labels}
         out.columns[key] = (self.schema, _matrix_columns(self.schema, self.names,
-                                                         list(range(k)), mat))
+                                                         self.positions, mat))
         return out

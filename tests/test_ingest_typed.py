@@ -185,3 +185,49 @@ def test_a_replaced_schema_gets_a_new_decoder_and_a_group_read_for_the_old_is_re
 def test_bodies_with_no_records_go_to_the_general_path(body: bytes) -> None:
     assert not _typed_takes(body)
     assert _served(body, True) == _served(body, False)
+
+
+def _mixed_profile() -> BaselineProfile:
+    """Categorical features between numeric ones: the decoder lays the numeric fields out
+    first, side by side, whatever the profile's order."""
+    from driftline.profile.format import CategoricalFeature, NumericFeature
+    prof = make_profile()
+    feats: dict[str, NumericFeature | CategoricalFeature] = {
+             "c_a": categorical_feature("c_a", ["x", "y"], [0.5, 0.5]),
+             "n_b": numeric_feature("n_b", np.arange(50.0)),
+             "c_c": categorical_feature("c_c", ["u", "v"], [0.5, 0.5]),
+             "n_d": numeric_feature("n_d", np.arange(50.0)),
+             "n_e": numeric_feature("n_e", np.arange(50.0))}
+    return BaselineProfile(prof.model_name, prof.model_version, prof.created_at, 3, feats,
+                           prof.columns, prof.output)
+
+
+MIXED = _mixed_profile()
+MIXED_NAMES = ("c_a", "n_b", "c_c", "n_d", "n_e")
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.fixed_dictionaries(
+    {n: (st.one_of(st.none(), st.sampled_from(["x", "y", "u", "zz"])) if n[0] == "c" else
+         st.one_of(st.none(), st.integers(-5, 5), st.floats(-1e6, 1e6)))
+     for n in MIXED_NAMES}), min_size=1, max_size=6),
+       st.permutations(MIXED_NAMES), st.booleans())
+def test_typed_columns_with_categorical_features_between_numeric_ones(
+        rows: list[dict[str, Any]], order: list[str], reorder_schema: bool) -> None:
+    """Each column the typed decoder reads (numeric fields laid out first) is the general
+    reading's, in the general reading's order, for any key order of the body and of the
+    schema's features."""
+    from driftline.collectors import ingest
+    from driftline.collectors.payloads import ModelSchema
+    schema = ModelSchema(MIXED, feature_order=tuple(order) if reorder_schema else None)
+    body = orjson.dumps([{"model_name": "car-loan", "features": {k: r[k] for k in order}}
+                         for r in rows])
+    got = TypedIngest(schema).split(body)
+    assert got is not None
+    ((_, cols),) = got.columns.values()
+    want = ingest._feature_columns(schema, [r["features"] for r in orjson.loads(body)])
+    assert list(cols) == list(want)
+    for name, col in want.items():
+        assert cols[name].dtype == col.dtype, name
+        assert (np.array_equal(cols[name], col, equal_nan=True) if col.dtype.kind == "f"
+                else cols[name].tolist() == col.tolist()), name
