@@ -326,3 +326,40 @@ def test_numeric_block_equals_the_per_feature_path(
         assert list(a) == list(b)
         for field in b:
             assert _bits(a[field]) == _bits(b[field]), (a["name"], field, a[field], b[field])
+
+
+@settings(max_examples=40, deadline=None)
+@given(numeric=numeric_specs, categorical=categorical_specs,
+       records=st.sampled_from([0, 1, 150, 1000]), seed=st.integers(0, 2**32 - 1),
+       drifted=st.booleans(), thin=st.booleans())
+def test_a_feature_report_filled_in_directly_is_the_constructed_one(
+        numeric: list[tuple[int, float, bool, float, bool]],
+        categorical: list[tuple[int, int, float, bool]], records: int, seed: int,
+        drifted: bool, thin: bool) -> None:
+    # _feature_drift fills a FeatureDrift in without its __init__: for the fields the window
+    # close makes (numeric and categorical, thin or decided) it is the constructor's object,
+    # field for field, in the same order, equal and hashing alike
+    from driftline.engine.window_stats import _categorical_part, _feature_drift, _numeric_part
+
+    rng = np.random.default_rng(seed)
+    feats: dict[str, NumericFeature | CategoricalFeature] = {}
+    cols: dict[str, np.ndarray] = {}
+    for i, (n, _, _, missing, _) in enumerate(numeric):
+        feats[f"x{i}"] = _numeric(f"x{i}", rng.normal(size=n), None)
+        cols[f"x{i}"] = np.where(rng.random(records) < missing, np.nan, rng.normal(size=records))
+    for i, (k, _, _, _) in enumerate(categorical):
+        feats[f"c{i}"] = CategoricalFeature(f"c{i}", CATS[:k], (*([1.0 / k] * k), 0.0), 1000,
+                                            0.0)
+        cols[f"c{i}"] = rng.choice(np.array(CATS[:k], dtype=object), size=records)
+    ref = ReferenceArrays(BaselineProfile("m", "1", "", 1000, feats, Columns(), None))
+    window = WindowColumns(records, cols, None, None, None, None, None)
+    raw = (_numeric_part(ref, window, list(range(len(numeric))))
+           + _categorical_part(ref, window, list(ref.categorical)))
+    decision = {"drifted": drifted, "p_value_adjusted": float(rng.random())}
+    if thin:
+        decision["insufficient_data"] = True
+    for f in raw:
+        got, want = _feature_drift(f, **decision), FeatureDrift(**f, **decision)
+        assert type(got) is FeatureDrift
+        assert list(vars(got).items()) == list(vars(want).items())
+        assert got == want and hash(got) == hash(want) and repr(got) == repr(want)
