@@ -38,6 +38,7 @@ from driftline.detectors.performance import (
     calibrate,
     confidence_and_entropy,
     estimated_accuracy,
+    finite_rows,
 )
 from driftline.detectors.psi import (
     positive_bins,
@@ -780,7 +781,7 @@ def _performance(ref: ReferenceArrays, cols: WindowColumns, predicted: np.ndarra
     if out is not None and out.proba_columns and ref.classes:
         estimated = dict.fromkeys(CLASSIFICATION_METRICS, math.nan)  # estimated_metrics of none
     if out is not None and probs is not None and ref.classes and len(probs):
-        ok = np.isfinite(probs).all(axis=1)
+        ok = finite_rows(probs)
         if ok.any():
             cal = calibrate(probs[ok], ref.classes, out.calibration)
             pred_idx = None
