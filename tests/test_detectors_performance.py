@@ -113,7 +113,8 @@ _any_float = st.one_of(st.floats(allow_nan=True, allow_infinity=True),
 @given(rows=st.integers(0, 40), k=st.integers(1, 4), data=st.data())
 def test_row_reductions_are_numpys_bit_for_bit(rows: int, k: int, data: st.DataObject) -> None:
     # the binary model's column forms of the row reductions (and the general case they fall
-    # back to): the same bits as numpy's axis-1 reduction, signed zeros, infinities and NaN
+    # back to): the same bits as numpy's axis-1 reduction, signed zeros and infinities; NaN
+    # where it gives NaN
     from driftline.detectors.performance import finite_rows, row_max, row_sum
 
     values = data.draw(st.lists(_any_float, min_size=rows * k, max_size=rows * k))
@@ -122,7 +123,11 @@ def test_row_reductions_are_numpys_bit_for_bit(rows: int, k: int, data: st.DataO
     with np.errstate(all="ignore"):
         for got, want in ((row_max(p), p.max(axis=1)), (row_sum(p), p.sum(axis=1))):
             assert got.dtype == want.dtype and got.shape == want.shape
-            assert got.tobytes() == want.tobytes()
+            # every bit but a NaN's payload (which NaN a reduction passes on; the callers'
+            # rows are finite)
+            nan = np.isnan(want)
+            np.testing.assert_array_equal(np.isnan(got), nan)
+            assert got[~nan].tobytes() == want[~nan].tobytes()
 
 
 @settings(max_examples=100, deadline=None)
