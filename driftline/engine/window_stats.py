@@ -513,11 +513,12 @@ def _categorical_part(ref: ReferenceArrays, cols: WindowColumns,
         by_slots.setdefault(len(c), []).append(j)
     for group in by_slots.values():
         ref_counts = np.stack([refs[j].counts for j in group])
-        props = np.stack([refs[j].proportions for j in group])
+        shares = ref.shares(tuple(names[j] for j in group),
+                            [refs[j].proportions for j in group])
         cur = np.stack([counts[j] for j in group])
-        for j, (stat, p), a, b in zip(group, chi2_many(ref_counts, cur),
-                                      psi_many(props, cur).tolist(),
-                                      jensen_shannon_many(props, cur).tolist(), strict=True):
+        psis, jss = shares.psi_js(cur)
+        for j, (stat, p), a, b in zip(group, chi2_many(ref_counts, cur), psis, jss,
+                                      strict=True):
             stats[j] = (stat, p, a, b)
     out = []
     for name, r, c, (stat, p, value, js) in zip(names, refs, counts, stats, strict=True):
