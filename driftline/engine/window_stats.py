@@ -220,6 +220,14 @@ class ReferenceArrays:
         self._blocks[rows] = blocks
         return blocks
 
+    def numeric_shares(self, rows: tuple[int, ...]) -> _Shares | None:
+        """The numeric features ``rows``' :class:`_Shares` in that order when they have one
+        number of bins (else None: :func:`_numeric_block` takes each stack's own)."""
+        names = tuple(self.numeric_names[i] for i in rows)
+        if len({len(self.numeric[n].proportions) for n in names}) != 1:
+            return None
+        return self.shares(names, [self.numeric[n].proportions for n in names])
+
     def shares(self, names: tuple[str, ...], proportions: list[np.ndarray]) -> _Shares:
         """The categorical features ``names``' :class:`_Shares` (their ``proportions``), made
         on the first window."""
@@ -409,19 +417,28 @@ def _numeric_block(ref: ReferenceArrays, cols: WindowColumns, rows: list[int], *
     if not np.isfinite(matrix).all():
         return None
     k = len(names)
-    counts: list[Any] = [None] * k
     ds: list[float] = [0.0] * k
     wass: list[float] = [0.0] * k
-    psis: list[float] = [0.0] * k
-    jss: list[float] = [0.0] * k
     sizes: list[int] = [0] * k
-    for b in blocks:
-        x = matrix[b.span[0]:b.span[1]] if b.span is not None else matrix[b.members]
-        c, d, ws = stacked_arrays(b.stack, b.rows, x)
-        ps, js = b.shares.psi_js(c)
-        for p, ci, di, wi, pi, ji, si in zip(b.members, c.tolist(), d, ws, ps, js, b.sizes,
-                                              strict=True):
-            counts[p], ds[p], wass[p], psis[p], jss[p], sizes[p] = ci, di, wi, pi, ji, si
+    done = [stacked_arrays(b.stack, b.rows, matrix[b.span[0]:b.span[1]] if b.span is not None
+                           else matrix[b.members]) for b in blocks]
+    # PSI and Jensen–Shannon of every feature in one evaluation when they have one number of
+    # bins (the usual deciles), else one per stack; each row is computed alone either way
+    shares = ref.numeric_shares(tuple(rows))
+    if shares is not None:
+        every = np.empty((k, shares.proportions.shape[1]), dtype=done[0][0].dtype)
+        for b, (c, _, _) in zip(blocks, done, strict=True):
+            every[b.members] = c
+        counts: list[Any] = every.tolist()
+        psis, jss = shares.psi_js(every)
+    else:
+        counts, psis, jss = [None] * k, [0.0] * k, [0.0] * k
+        for b, (c, _, _) in zip(blocks, done, strict=True):
+            for p, ci, pi, ji in zip(b.members, c.tolist(), *b.shares.psi_js(c), strict=True):
+                counts[p], psis[p], jss[p] = ci, pi, ji
+    for b, (_, d, ws) in zip(blocks, done, strict=True):
+        for p, di, wi, si in zip(b.members, d, ws, b.sizes, strict=True):
+            ds[p], wass[p], sizes[p] = di, wi, si
     pvals = ks_pvalues_fast(ds, sizes, [w] * k, approximate=approximate)
     out = []
     for name, c, (d, p), x, value, js in zip(names, counts, pvals, wass, psis, jss,
