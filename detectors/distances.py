@@ -15,8 +15,8 @@ import numpy as np
 
 from driftline.detectors.binning import finite_values
 
-__all__ = ["jensen_shannon", "jensen_shannon_many", "jensen_shannon_many_prepared", "js_reference",
-           "wasserstein", "wasserstein_normalised"]
+__all__ = ["jensen_shannon", "jensen_shannon_many", "jensen_shannon_many_positive",
+           "jensen_shannon_many_prepared", "js_reference", "wasserstein", "wasserstein_normalised"]
 
 
 def jensen_shannon(reference: np.ndarray, current_counts: np.ndarray) -> float:
@@ -67,6 +67,19 @@ def js_reference(reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ps = p.sum(axis=1, keepdims=True)
     positive = ps > 0
     return p / np.where(positive, ps, 1.0), positive
+
+
+def jensen_shannon_many_positive(reference: np.ndarray, current_counts: np.ndarray,
+                                 totals: np.ndarray) -> np.ndarray:
+    """:func:`jensen_shannon_many_prepared` where every reference row (``reference``: its
+    shares, :func:`js_reference`'s first) and every row of ``current_counts`` (summing to
+    the column ``totals``) sums above 0: no row is NaN, so the guards go and the rest is the
+    same expressions (the same floats)."""
+    q = current_counts / totals
+    m = (reference + q) / 2.0
+    js = (np.sum(_rel_entr_terms(reference, m), axis=1)
+          + np.sum(_rel_entr_terms(q, m), axis=1)) / 2.0
+    return np.sqrt(np.maximum(js, 0.0) / math.log(2.0))
 
 
 def jensen_shannon_many_prepared(reference: tuple[np.ndarray, np.ndarray],

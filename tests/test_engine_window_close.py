@@ -374,3 +374,30 @@ def test_a_feature_report_filled_in_directly_is_the_constructed_one(
         assert type(got) is FeatureDrift
         assert list(vars(got).items()) == list(vars(want).items())
         assert got == want and hash(got) == hash(want) and repr(got) == repr(want)
+
+
+share_rows = st.lists(st.lists(st.sampled_from([0, 0, 1, 2, 7, 50, 999]), min_size=5,
+                               max_size=5), min_size=1, max_size=8)
+
+
+@settings(max_examples=200, deadline=None)
+@given(refs=share_rows, curs=share_rows, as_shares=st.booleans())
+def test_kept_reference_sides_give_psi_and_js_of_many_rows_bit_for_bit(
+        refs: list[list[int]], curs: list[list[int]], as_shares: bool) -> None:
+    # the window close's PSI and Jensen–Shannon against reference sides made once (and, when
+    # no row is empty, without the empty-row guards) against psi_many and
+    # jensen_shannon_many (each tested against the one-row functions): the same bits, empty
+    # reference and window rows included
+    from driftline.detectors.distances import jensen_shannon_many
+    from driftline.detectors.psi import psi_many
+    from driftline.engine.window_stats import _Shares
+
+    k = min(len(refs), len(curs))
+    ref = np.array(refs[:k], dtype=np.float64)
+    if as_shares:  # proportions, as profiles hold them
+        ref = ref / np.where(ref.sum(axis=1, keepdims=True) > 0, ref.sum(axis=1, keepdims=True),
+                             1.0)
+    cur = np.array(curs[:k], dtype=np.int64)
+    psis, jss = _Shares.of(ref).psi_js(cur)
+    for got, want in ((psis, psi_many(ref, cur)), (jss, jensen_shannon_many(ref, cur))):
+        assert np.array(got).tobytes() == want.tobytes()

@@ -28,6 +28,7 @@ from driftline.detectors.classification import (
 from driftline.detectors.distances import (
     jensen_shannon,
     jensen_shannon_many,
+    jensen_shannon_many_positive,
     jensen_shannon_many_prepared,
     js_reference,
 )
@@ -45,6 +46,7 @@ from driftline.detectors.psi import (
     psi,
     psi_corrected,
     psi_many,
+    psi_many_positive,
     psi_many_prepared,
     psi_reference,
 )
@@ -254,15 +256,27 @@ class _Shares:
     psi: tuple[np.ndarray, np.ndarray]
     js: tuple[np.ndarray, np.ndarray]
 
+    #: every reference row sums above 0 (then a window whose rows do too takes the
+    #: unguarded forms)
+    plain: bool
+
     @classmethod
     def of(cls, proportions: np.ndarray) -> _Shares:
-        return cls(proportions, psi_reference(proportions), js_reference(proportions))
+        ref, js = psi_reference(proportions), js_reference(proportions)
+        return cls(proportions, ref, js, not ref[1].any() and bool(js[1].all()))
 
     def psi_js(self, counts: np.ndarray) -> tuple[list[float], list[float]]:
         """PSI and Jensen–Shannon of each row of ``counts`` (= :func:`psi_many`,
-        :func:`jensen_shannon_many` of the proportions: the same floats)."""
-        return (psi_many_prepared(self.psi, counts).tolist(),
-                jensen_shannon_many_prepared(self.js, counts).tolist())
+        :func:`jensen_shannon_many` of the proportions: the same floats), without their
+        empty-row guards when no row is empty (every numeric window, nearly every
+        categorical one)."""
+        c = np.asarray(counts, dtype=np.float64)
+        totals = c.sum(axis=1, keepdims=True)
+        if self.plain and bool((totals > 0).all()):
+            return (psi_many_positive(self.psi[0], c, totals).tolist(),
+                    jensen_shannon_many_positive(self.js[0], c, totals).tolist())
+        return (psi_many_prepared(self.psi, c).tolist(),
+                jensen_shannon_many_prepared(self.js, c).tolist())
 
 
 @dataclass(frozen=True)
