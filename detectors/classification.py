@@ -63,10 +63,22 @@ def expected_roc_auc(p_positive: np.ndarray) -> float:
     s = np.sort(p)[::-1]
     tp = np.cumsum(s)
     fp = np.cumsum(1.0 - s)
-    last = np.r_[s[1:] != s[:-1], True]  # one point per distinct threshold
-    tpr = np.r_[0.0, tp[last] / pos_total]
-    fpr = np.r_[0.0, fp[last] / neg_total]
+    # one point per distinct threshold; the curves start at 0 (written into arrays made
+    # once: ``np.r_`` cost a third of the function at 1000 rows)
+    last = np.empty(s.size, dtype=bool)
+    np.not_equal(s[1:], s[:-1], out=last[:-1])
+    last[-1] = True
+    tpr = _from_zero(tp[last] / pos_total)
+    fpr = _from_zero(fp[last] / neg_total)
     return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2.0))
+
+
+def _from_zero(x: np.ndarray) -> np.ndarray:
+    """``np.r_[0.0, x]``."""
+    out = np.empty(x.size + 1)
+    out[0] = 0.0
+    out[1:] = x
+    return out
 
 
 def roc_auc(is_positive: np.ndarray, score: np.ndarray) -> float:

@@ -15,7 +15,8 @@ import numpy as np
 
 from driftline.detectors.binning import finite_values
 
-__all__ = ["jensen_shannon", "jensen_shannon_many", "wasserstein", "wasserstein_normalised"]
+__all__ = ["jensen_shannon", "jensen_shannon_many", "jensen_shannon_many_positive",
+           "jensen_shannon_many_prepared", "js_reference", "wasserstein", "wasserstein_normalised"]
 
 
 def jensen_shannon(reference: np.ndarray, current_counts: np.ndarray) -> float:
@@ -55,9 +56,41 @@ def jensen_shannon_many(reference: np.ndarray, current_counts: np.ndarray) -> np
     if p.shape != q.shape or p.ndim != 2:
         raise ValueError(f"reference {p.shape} and current counts {q.shape} must be one "
                          "k × B shape")
-    ps, qs = p.sum(axis=1, keepdims=True), q.sum(axis=1, keepdims=True)
-    ok = (ps > 0) & (qs > 0)
-    p = p / np.where(ok, ps, 1.0)
+    return jensen_shannon_many_prepared(js_reference(p), q)
+
+
+def js_reference(reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The reference side of :func:`jensen_shannon_many` (``k × B``): its shares (a row
+    summing to 0 left as it is) and which rows sum above 0, made once by a caller whose
+    reference does not change."""
+    p = np.asarray(reference, dtype=np.float64)
+    ps = p.sum(axis=1, keepdims=True)
+    positive = ps > 0
+    return p / np.where(positive, ps, 1.0), positive
+
+
+def jensen_shannon_many_positive(reference: np.ndarray, current_counts: np.ndarray,
+                                 totals: np.ndarray) -> np.ndarray:
+    """:func:`jensen_shannon_many_prepared` where every reference row (``reference``: its
+    shares, :func:`js_reference`'s first) and every row of ``current_counts`` (summing to
+    the column ``totals``) sums above 0: no row is NaN, so the guards go and the rest is the
+    same expressions (the same floats)."""
+    q = current_counts / totals
+    m = (reference + q) / 2.0
+    js = (np.sum(_rel_entr_terms(reference, m), axis=1)
+          + np.sum(_rel_entr_terms(q, m), axis=1)) / 2.0
+    return np.sqrt(np.maximum(js, 0.0) / math.log(2.0))
+
+
+def jensen_shannon_many_prepared(reference: tuple[np.ndarray, np.ndarray],
+                                 current_counts: np.ndarray) -> np.ndarray:
+    """:func:`jensen_shannon_many` of the ``k × B`` counts against :func:`js_reference`'s
+    result: the same floats (a row whose reference is normalised here but not there, its
+    window summing to 0, is NaN either way)."""
+    p, positive = reference
+    q = np.asarray(current_counts, dtype=np.float64)
+    qs = q.sum(axis=1, keepdims=True)
+    ok = positive & (qs > 0)
     q = q / np.where(ok, qs, 1.0)
     m = (p + q) / 2.0
     js = (np.sum(_rel_entr_terms(p, m), axis=1) + np.sum(_rel_entr_terms(q, m), axis=1)) / 2.0

@@ -77,34 +77,54 @@ def _pelz_good_cdf(n: int, x: float) -> float:
     return float(_pelz_good_cdf_many(np.array([float(n)]), np.array([x]))[0])
 
 
+def _theta_terms() -> tuple[np.ndarray, ...]:
+    """What :func:`_pelz_good_cdf_many` needs of the term indices alone, each the very
+    expression it evaluated per call (so the same floats, made once, read-only): ``k``,
+    ``m = 2k − 1``, ``m²``, ``−π²·m²``, ``π²·m²/4``, ``(m²)²``, ``(m²)³``, ``k²``, ``−π²·k²``,
+    ``π²·k²``."""
+    idx = np.arange(1, PELZ_GOOD_TERMS + 1, dtype=np.float64)
+    m = 2.0 * idx - 1.0  # odd integers
+    m2 = m * m
+    k2sq = idx * idx
+    out = (idx, m, m2, -_PI2 * m2, _PI2 * m2 / 4, m2 ** 2, m2 ** 3, k2sq, -_PI2 * k2sq,
+           _PI2 * k2sq)
+    for a in out:
+        a.flags.writeable = False
+    return out
+
+
+(_IDX, _M, _M2, _NEG_PI2_M2, _PI2_M2_4, _M2_2, _M2_3, _K2SQ, _NEG_PI2_K2SQ,
+ _PI2_K2SQ) = _theta_terms()
+
+
 def _pelz_good_cdf_many(n: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """:func:`_pelz_good_cdf` of many ``(n, x)`` at once (rows of one ``len × 8`` array)."""
+    """:func:`_pelz_good_cdf` of many ``(n, x)`` at once (rows of one ``len × 8`` array).
+    The parts of the index alone are :func:`_theta_terms`' (a window's 20 features: ≈ a
+    sixth of the evaluation, made once)."""
     z = (np.sqrt(n) * x)[:, None]
     z2 = z * z
     kmax = np.ceil(16 * z / math.pi)
     if float(kmax.max(initial=0.0)) > PELZ_GOOD_TERMS:
         raise ValueError("Pelz–Good sums are sized for n·x² < 2.2")
-    idx = np.arange(1, PELZ_GOOD_TERMS + 1, dtype=np.float64)
-    live = idx <= kmax
-    m = 2.0 * idx - 1.0  # odd integers
-    m2 = m * m
+    live = kmax >= _IDX
+    m2 = _M2
     with np.errstate(under="ignore"):
-        q = np.where(live, np.exp(-_PI2 * m2 / (8 * z2)), 0.0)
+        q = np.where(live, np.exp(_NEG_PI2_M2 / (8 * z2)), 0.0)
         z4, z6 = z2 * z2, z2 * z2 * z2
         k0 = np.sum(q, axis=1) * _SQRT2PI / z[:, 0]
-        k1 = np.sum((_PI2 * m2 / 4 - z2) * q, axis=1) * _SQRT2PI / (6 * z4[:, 0])
+        k1 = np.sum((_PI2_M2_4 - z2) * q, axis=1) * _SQRT2PI / (6 * z4[:, 0])
         c2 = (6 * z6 + 2 * z4 + (2 * z4 - 5 * z2) * _PI2 * m2 / 4
-              + _PI2 ** 2 * (1 - 2 * z2) * m2 ** 2 / 16)
+              + _PI2 ** 2 * (1 - 2 * z2) * _M2_2 / 16)
         c3 = (-30 * z6 - 90 * z4 * z4 + _PI2 * (135 * z4 - 96 * z6) * m2 / 4
-              + _PI2 ** 2 * (212 * z4 - 60 * z2) * m2 ** 2 / 16
-              + _PI2 ** 3 * (5 - 30 * z2) * m2 ** 3 / 64)
+              + _PI2 ** 2 * (212 * z4 - 60 * z2) * _M2_2 / 16
+              + _PI2 ** 3 * (5 - 30 * z2) * _M2_3 / 64)
         zz2, zz4, zz6 = z2[:, 0], z4[:, 0], z6[:, 0]
         k2 = np.sum(c2 * q, axis=1) * _SQRT2PI / (72 * zz4 * zz2 * z[:, 0])
         k3 = np.sum(c3 * q, axis=1) * _SQRT2PI / (6480 * zz4 * zz6)
-        k2sq = idx * idx
-        r = np.where(live, np.exp(-_PI2 * k2sq / (2 * z2)), 0.0)
+        k2sq = _K2SQ
+        r = np.where(live, np.exp(_NEG_PI2_K2SQ / (2 * z2)), 0.0)
         k2 = k2 - _PI2 * _SQRT2PI / (36 * zz2 * z[:, 0]) * np.sum(k2sq * r, axis=1)
-        k3 = k3 + _PI2 * _SQRT2PI / (216 * zz6) * np.sum((3 * z2 - _PI2 * k2sq) * k2sq * r,
+        k3 = k3 + _PI2 * _SQRT2PI / (216 * zz6) * np.sum((3 * z2 - _PI2_K2SQ) * k2sq * r,
                                                           axis=1)
     rn = np.sqrt(n)
     out = k0 + k1 / rn + k2 / n + k3 / (n * rn)

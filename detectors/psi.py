@@ -27,7 +27,8 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["null_expectation_bins", "positive_bins", "proportions", "psi", "psi_corrected",
-           "psi_many", "psi_null_expectation"]
+           "psi_many", "psi_many_positive", "psi_many_prepared", "psi_null_expectation",
+           "psi_reference"]
 
 
 def proportions(counts: np.ndarray) -> np.ndarray:
@@ -66,14 +67,39 @@ def psi_many(reference: np.ndarray, current_counts: np.ndarray,
     if ref.shape != cur.shape or ref.ndim != 2:
         raise ValueError(f"reference {ref.shape} and current counts {cur.shape} must be one "
                          "k × B shape")
-    ref = _row_proportions(ref)
-    cur = _row_proportions(cur)
-    bad = np.isnan(cur).any(axis=1) | np.isnan(ref).any(axis=1)
-    ref = np.maximum(ref, floor)
+    return psi_many_prepared(psi_reference(ref, floor), cur, floor)
+
+
+def psi_reference(reference: np.ndarray, floor: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
+    """The reference side of :func:`psi_many` (``k × B`` shares or counts): its floored
+    shares and which rows are empty, made once by a caller whose reference does not change
+    (the window close: a third of ``psi_many``'s cost)."""
+    ref = _row_proportions(np.asarray(reference, dtype=np.float64))
+    return np.maximum(ref, floor), np.isnan(ref).any(axis=1)
+
+
+def psi_many_prepared(reference: tuple[np.ndarray, np.ndarray], current_counts: np.ndarray,
+                      floor: float = 1e-4) -> np.ndarray:
+    """:func:`psi_many` of the ``k × B`` counts against :func:`psi_reference`'s result (the
+    same ``floor``): the same floats."""
+    ref, ref_bad = reference
+    cur = _row_proportions(np.asarray(current_counts, dtype=np.float64))
+    bad = np.isnan(cur).any(axis=1) | ref_bad
     cur = np.maximum(cur, floor)
     out = np.sum((cur - ref) * np.log(cur / ref), axis=1)
     out[bad] = np.nan
     return out
+
+
+def psi_many_positive(reference_floored: np.ndarray, current_counts: np.ndarray,
+                      totals: np.ndarray, floor: float = 1e-4) -> np.ndarray:
+    """:func:`psi_many_prepared` where every reference row is non-empty (its floored shares
+    given) and every row of the finite ``current_counts`` sums to its entry of the column
+    ``totals`` (``current_counts.sum(axis=1, keepdims=True)``), all above 0: no row is NaN,
+    so none of the guards are needed, and the rest is the same expressions (the same floats).
+    A window's numeric features always qualify (every bin count of ``w ≥ 1`` values)."""
+    cur = np.maximum(current_counts / totals, floor)
+    return np.sum((cur - reference_floored) * np.log(cur / reference_floored), axis=1)
 
 
 def _row_proportions(c: np.ndarray) -> np.ndarray:

@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.isotonic import IsotonicRegression
 
 from driftline.detectors.performance import (
@@ -101,3 +103,50 @@ def test_accuracy_skips_missing_labels() -> None:
     lab = np.array(["1", "1", None, "0", "2"], dtype=object)
     assert accuracy(pred, lab) == pytest.approx(2 / 3)
     assert math.isnan(accuracy(np.array([None], dtype=object), np.array(["1"], dtype=object)))
+
+
+_any_float = st.one_of(st.floats(allow_nan=True, allow_infinity=True),
+                       st.sampled_from([0.0, -0.0, 1.0, 0.5, 5e-324]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=st.integers(0, 40), k=st.integers(1, 4), data=st.data())
+def test_row_reductions_are_numpys_bit_for_bit(rows: int, k: int, data: st.DataObject) -> None:
+    # the binary model's column forms of the row reductions (and the general case they fall
+    # back to): the same bits as numpy's axis-1 reduction, signed zeros and infinities; NaN
+    # where it gives NaN
+    from driftline.detectors.performance import finite_rows, row_max, row_sum
+
+    values = data.draw(st.lists(_any_float, min_size=rows * k, max_size=rows * k))
+    p = np.array(values, dtype=np.float64).reshape(rows, k)
+    np.testing.assert_array_equal(finite_rows(p), np.isfinite(p).all(axis=1))
+    with np.errstate(all="ignore"):
+        for got, want in ((row_max(p), p.max(axis=1)), (row_sum(p), p.sum(axis=1))):
+            assert got.dtype == want.dtype and got.shape == want.shape
+            # every bit but a NaN's payload (which NaN a reduction passes on; the callers'
+            # rows are finite)
+            nan = np.isnan(want)
+            np.testing.assert_array_equal(np.isnan(got), nan)
+            assert got[~nan].tobytes() == want[~nan].tobytes()
+
+
+@settings(max_examples=100, deadline=None)
+@given(p=st.lists(st.one_of(st.floats(0.0, 1.0), st.sampled_from([0.0, 0.5, 1.0, np.nan])),
+                  max_size=60))
+def test_expected_roc_auc_without_r_is_the_same_float(p: list[float]) -> None:
+    # expected_roc_auc's curves built without np.r_: the same float as written with it
+    from driftline.detectors.classification import expected_roc_auc
+
+    x = np.array(p, dtype=np.float64)
+    y = x[np.isfinite(x)]
+    pos, neg = float(y.sum()), float((1.0 - y).sum())
+    if y.size == 0 or pos <= 0 or neg <= 0:
+        want = float("nan")
+    else:
+        s = np.sort(y)[::-1]
+        tp, fp = np.cumsum(s), np.cumsum(1.0 - s)
+        last = np.r_[s[1:] != s[:-1], True]
+        tpr, fpr = np.r_[0.0, tp[last] / pos], np.r_[0.0, fp[last] / neg]
+        want = float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2.0))
+    got = expected_roc_auc(x)
+    assert np.float64(got).tobytes() == np.float64(want).tobytes()

@@ -10,6 +10,7 @@ field must be the same float.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -260,3 +261,143 @@ def _same_floats(a: dict[str, object], b: dict[str, object]) -> bool:
         elif not _same(x, y):
             return False
     return True
+
+
+def _bits(a: object) -> object:
+    """A value as compared bit for bit: a float by its IEEE bytes (signed zeros, NaN)."""
+    if isinstance(a, float):
+        return np.float64(a).tobytes()
+    if isinstance(a, tuple):
+        return tuple(_bits(x) for x in a)
+    return a
+
+
+@settings(max_examples=100, deadline=None)
+@given(k=st.integers(2, 20), n=st.sampled_from([1, 7, 300, 5000]),
+       records=st.sampled_from([2, 3, 40, 999, 1000, 2000]),
+       discrete=st.sampled_from([0.0, 0.5, 1.0]), shift=st.sampled_from([0.0, 0.3, 2.0]),
+       scale=st.sampled_from([1.0, 1e-6, 1e6]), larger=st.booleans(),
+       bad=st.sampled_from([None, None, None, None, "nan", "inf", "int"]), exact=st.booleans(),
+       mixed=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_numeric_block_equals_the_per_feature_path(
+        k: int, n: int, records: int, discrete: float, shift: float, scale: float,
+        larger: bool, bad: str | None, exact: bool, mixed: bool, seed: int) -> None:
+    # the window close's stacked path for the sidecar's usual window (every numeric feature
+    # of one summary size, every value finite) against one feature at a time (the
+    # single-feature kernel, psi, jensen_shannon): every field bit for bit, through the
+    # binary-search and merge ranks, ties with the reference, the exact and fast KS, summaries
+    # standing for larger references; and a window it does not take (a missing or infinite
+    # value, integer columns) is left to the general path
+    from driftline.engine.window_stats import _numeric_block, _numeric_fields
+
+    rng = np.random.default_rng(seed)
+
+    def sample(size: int) -> np.ndarray:
+        x = rng.normal(rng.normal(0, 0.3), 1.0, size=size)
+        if discrete:
+            x = np.where(rng.random(size) < discrete, np.round(x * 2) / 2, x)
+        return x * scale
+
+    feats: dict[str, NumericFeature | CategoricalFeature] = {
+        f"x{i}": _numeric(f"x{i}", sample(n), 10 * n if larger else None) for i in range(k)}
+    if mixed:  # every other feature with quartile bins: stacks of two numbers of bins
+        for i in range(1, k, 2):
+            f = feats[f"x{i}"]
+            assert isinstance(f, NumericFeature)
+            v = f.summary_array
+            edges = np.unique(np.quantile(v, [0.25, 0.5, 0.75]))
+            props = np.bincount(np.searchsorted(edges, v, side="right"),
+                                minlength=len(edges) + 1) / len(v)
+            feats[f"x{i}"] = dataclasses.replace(f, edges=tuple(edges.tolist()),
+                                                 proportions=tuple(props.tolist()))
+    cols = {f"x{i}": sample(records) + shift * scale for i in range(k)}
+    if bad == "nan":
+        cols["x0"][0] = np.nan
+    elif bad == "inf":
+        cols[f"x{k - 1}"][-1] = -np.inf
+    elif bad == "int":
+        cols["x1"] = np.round(cols["x1"]).astype(np.int64)
+    ref = ReferenceArrays(BaselineProfile("m", "1", "", 1000, feats, Columns(), None))
+    window = WindowColumns(records, cols, None, None, None, None, None)
+    rows = list(range(k))
+    got = _numeric_block(ref, window, rows, approximate=not exact)
+    sizes: dict[int, int] = {}
+    for r in ref.numeric.values():  # a stack holds one summary size and number of edges
+        sizes[len(r.edges)] = sizes.get(len(r.edges), 0) + 1
+    if bad is not None or min(sizes.values()) < 2:  # (a lone feature is in no stack)
+        assert got is None
+        return
+    assert got is not None
+    want = [_numeric_fields(name, records, records,
+                            numeric_window(r.summary, r.edges, cols[name], r.count,
+                                           approximate=not exact), r)
+            for name, r in ref.numeric.items()]
+    assert len(got) == len(want)
+    for a, b in zip(got, want, strict=True):
+        assert list(a) == list(b)
+        for field in b:
+            assert _bits(a[field]) == _bits(b[field]), (a["name"], field, a[field], b[field])
+
+
+@settings(max_examples=40, deadline=None)
+@given(numeric=numeric_specs, categorical=categorical_specs,
+       records=st.sampled_from([0, 1, 150, 1000]), seed=st.integers(0, 2**32 - 1),
+       drifted=st.booleans(), thin=st.booleans())
+def test_a_feature_report_filled_in_directly_is_the_constructed_one(
+        numeric: list[tuple[int, float, bool, float, bool]],
+        categorical: list[tuple[int, int, float, bool]], records: int, seed: int,
+        drifted: bool, thin: bool) -> None:
+    # _feature_drift fills a FeatureDrift in without its __init__: for the fields the window
+    # close makes (numeric and categorical, thin or decided) it is the constructor's object,
+    # field for field, in the same order, equal and hashing alike
+    from driftline.engine.window_stats import _categorical_part, _feature_drift, _numeric_part
+
+    rng = np.random.default_rng(seed)
+    feats: dict[str, NumericFeature | CategoricalFeature] = {}
+    cols: dict[str, np.ndarray] = {}
+    for i, (n, _, _, missing, _) in enumerate(numeric):
+        feats[f"x{i}"] = _numeric(f"x{i}", rng.normal(size=n), None)
+        cols[f"x{i}"] = np.where(rng.random(records) < missing, np.nan, rng.normal(size=records))
+    for i, (k, _, _, _) in enumerate(categorical):
+        feats[f"c{i}"] = CategoricalFeature(f"c{i}", CATS[:k], (*([1.0 / k] * k), 0.0), 1000,
+                                            0.0)
+        cols[f"c{i}"] = rng.choice(np.array(CATS[:k], dtype=object), size=records)
+    ref = ReferenceArrays(BaselineProfile("m", "1", "", 1000, feats, Columns(), None))
+    window = WindowColumns(records, cols, None, None, None, None, None)
+    raw = (_numeric_part(ref, window, list(range(len(numeric))))
+           + _categorical_part(ref, window, list(ref.categorical)))
+    decision = {"drifted": drifted, "p_value_adjusted": float(rng.random())}
+    if thin:
+        decision["insufficient_data"] = True
+    for f in raw:
+        got, want = _feature_drift(f, **decision), FeatureDrift(**f, **decision)
+        assert type(got) is FeatureDrift
+        assert list(vars(got).items()) == list(vars(want).items())
+        assert got == want and hash(got) == hash(want) and repr(got) == repr(want)
+
+
+share_rows = st.lists(st.lists(st.sampled_from([0, 0, 1, 2, 7, 50, 999]), min_size=5,
+                               max_size=5), min_size=1, max_size=8)
+
+
+@settings(max_examples=200, deadline=None)
+@given(refs=share_rows, curs=share_rows, as_shares=st.booleans())
+def test_kept_reference_sides_give_psi_and_js_of_many_rows_bit_for_bit(
+        refs: list[list[int]], curs: list[list[int]], as_shares: bool) -> None:
+    # the window close's PSI and Jensen–Shannon against reference sides made once (and, when
+    # no row is empty, without the empty-row guards) against psi_many and
+    # jensen_shannon_many (each tested against the one-row functions): the same bits, empty
+    # reference and window rows included
+    from driftline.detectors.distances import jensen_shannon_many
+    from driftline.detectors.psi import psi_many
+    from driftline.engine.window_stats import _Shares
+
+    k = min(len(refs), len(curs))
+    ref = np.array(refs[:k], dtype=np.float64)
+    if as_shares:  # proportions, as profiles hold them
+        ref = ref / np.where(ref.sum(axis=1, keepdims=True) > 0, ref.sum(axis=1, keepdims=True),
+                             1.0)
+    cur = np.array(curs[:k], dtype=np.int64)
+    psis, jss = _Shares.of(ref).psi_js(cur)
+    for got, want in ((psis, psi_many(ref, cur)), (jss, jensen_shannon_many(ref, cur))):
+        assert np.array(got).tobytes() == want.tobytes()

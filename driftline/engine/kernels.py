@@ -351,7 +351,16 @@ class ReferenceStack:
 def stacked_stats(stack: ReferenceStack, rows: np.ndarray,
                   values: np.ndarray) -> list[tuple[np.ndarray, float, float]]:
     """:func:`_numeric_stats` of the stack's features ``rows`` on the windows ``values`` (one
-    row each, ``len(rows) × w``, finite, ``w ≥ 2``), the same floats feature by feature.
+    row each, ``len(rows) × w``, finite, ``w ≥ 2``), the same floats feature by feature
+    (:func:`stacked_arrays`, one tuple per row)."""
+    counts, d, wass = stacked_arrays(stack, rows, values)
+    return [(counts[i], x, y) for i, (x, y) in enumerate(zip(d, wass, strict=True))]
+
+
+def stacked_arrays(stack: ReferenceStack, rows: np.ndarray,
+                   values: np.ndarray) -> tuple[np.ndarray, list[float], list[float]]:
+    """:func:`stacked_stats` as ``(bin counts, len(rows) × bins; KS statistics; Wasserstein
+    distances)``: the window's caller takes PSI and Jensen–Shannon of the counts as they are.
 
     Every element is the same expression of the same operands as in :func:`_numeric_stats`
     and :func:`_wasserstein` (products and sums of two operands commute exactly in IEEE
@@ -436,8 +445,8 @@ def stacked_stats(stack: ReferenceStack, rows: np.ndarray,
     wass += g[:, 0]
     wass += tail
     wass /= n
-    return [(counts[i], max(dp, dm, 0.0), x)
-            for i, (dp, dm, x) in enumerate(zip(d_plus, d_minus, wass.tolist(), strict=True))]
+    return (counts, [max(dp, dm, 0.0) for dp, dm in zip(d_plus, d_minus, strict=True)],
+            wass.tolist())
 
 
 @dataclass(frozen=True)
