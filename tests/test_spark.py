@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from pyspark.errors import PySparkRuntimeError
 from pyspark.sql import SparkSession
 
 from driftline import spark as dlspark
@@ -47,15 +49,31 @@ def _table(n: int, seed: int, shift: float = 0.0) -> pa.Table:
                      "pred": pred, "ts": ts})
 
 
+def _start_spark(attempts: int = 3) -> SparkSession:
+    """A local[2] session. Its JVM is started again (up to ``attempts`` times) when it exits
+    before it answers: seen once on a loaded 2-core machine, with nothing printed, and the next
+    start worked; a module-scoped fixture that fails errors every test of the file."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return (SparkSession.builder.master("local[2]").appName("driftline-tests")
+                    .config("spark.sql.shuffle.partitions", "4")
+                    .config("spark.ui.enabled", "false")
+                    .config("spark.sql.session.timeZone", "UTC")
+                    .config("spark.driver.memory", "1g")
+                    .getOrCreate())
+        except PySparkRuntimeError as exc:
+            if "JAVA_GATEWAY_EXITED" not in str(exc) or attempt == attempts:
+                raise
+            print(f"Spark's JVM exited before it answered (attempt {attempt}); starting it again",
+                  file=sys.stderr)
+            time.sleep(2.0)
+    raise AssertionError("unreachable")
+
+
 @pytest.fixture(scope="module")
 def spark() -> Iterator[SparkSession]:
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # executors: this venv
-    session = (SparkSession.builder.master("local[2]").appName("driftline-tests")
-               .config("spark.sql.shuffle.partitions", "4")
-               .config("spark.ui.enabled", "false")
-               .config("spark.sql.session.timeZone", "UTC")
-               .config("spark.driver.memory", "1g")
-               .getOrCreate())
+    session = _start_spark()
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
