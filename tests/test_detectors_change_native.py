@@ -168,6 +168,7 @@ _WEIGHTS = st.lists(st.one_of(st.floats(-60.0, 5.0), st.sampled_from([0.0, -1.5,
 @settings(max_examples=300, deadline=None)
 @example(j_end=[-1.0, -2.0, -2.0, -3.0], born=1, max_runs=3)  # a tie across the cut
 @example(j_end=[math.nan, -1.0, -2.0, math.nan, -0.5], born=2, max_runs=4)
+@example(j_end=[-math.inf, math.nan], born=0, max_runs=3)  # numpy's NaN sign varies here
 @given(_WEIGHTS, st.integers(0, 2), st.integers(3, 30))
 def test_pruning_equals_numpy(j_end: list[float], born: int, max_runs: int) -> None:
     """The core's boundary pruning against ChangeDetector._prune: the same survivors and, as
@@ -178,7 +179,10 @@ def test_pruning_equals_numpy(j_end: list[float], born: int, max_runs: int) -> N
     want = py._prune(list(j_end), list(range(len(j_end))), born)
     got = core._prune(list(j_end), born)
     assert got[0] == want[0]
-    assert np.array(got[1]).tobytes() == np.array(want[1]).tobytes()
+    # bit for bit, but a NaN's sign: numpy's own (SIMD or not, by alignment) varies run to run
+    a, b = np.array(got[1]), np.array(want[1])
+    assert np.isnan(a).tolist() == np.isnan(b).tolist()
+    assert np.where(np.isnan(a), 0.0, a).tobytes() == np.where(np.isnan(b), 0.0, b).tobytes()
 
 
 def test_fallback_when_the_extension_is_missing(monkeypatch: pytest.MonkeyPatch,
