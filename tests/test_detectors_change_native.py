@@ -553,3 +553,14 @@ def test_hostile_batches_equal_numpy(batches: list[tuple[str, list[float], str]]
             assert new.drift_detected == old.drift_detected
             assert (new.n, new.n_invalid, new.model) == (old.n, old.n_invalid, old.model)
     assert new.change_points == old.change_points
+
+
+@needs_core
+def test_settings_past_the_core_limits_run_on_numpy(caplog: pytest.LogCaptureFixture) -> None:
+    """Such settings used to make ChangeDetector() raise (OverflowError) or, with max_runs just
+    below 2**31, leave a core with nothing allocated; now the detector runs on numpy."""
+    with caplog.at_level(logging.WARNING, logger=change_native.__name__):
+        det = ChangeDetector(ChangeSettings(max_runs=2**31), native=True)
+    assert not det.native and any("limits" in r.getMessage() for r in caplog.records)
+    x = np.r_[np.zeros(300), np.ones(300) * 5]
+    assert det.update(x) == ChangeDetector(native=False).update(x)
