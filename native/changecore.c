@@ -9,7 +9,13 @@
  * for exp/log: this file uses the C library's, numpy may use its own SIMD ones (an ulp apart).
  * The numpy path's span structure (at most 256 values, cut at a detection and at the switch
  * from the 0/1 model) is followed too: at a span's end the hypotheses with a non-finite weight
- * are dropped, as the numpy path's commit does. Plain CPython C API and the buffer protocol. */
+ * are dropped, as the numpy path's commit does. Plain CPython C API and the buffer protocol.
+ *
+ * Safety (the values come from clients; a state may come from a tampered pickle): every method
+ * refuses re-entry while another runs (Python code it calls, such as the tie helper, a
+ * __float__ or a finaliser, gets a RuntimeError instead of resizing arrays in use); a failed
+ * __init__ leaves the core as it was; load() checks every index and size before use; an
+ * exception mid-update leaves the state of the values fed before it. */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
