@@ -564,3 +564,37 @@ def test_settings_past_the_core_limits_run_on_numpy(caplog: pytest.LogCaptureFix
     assert not det.native and any("limits" in r.getMessage() for r in caplog.records)
     x = np.r_[np.zeros(300), np.ones(300) * 5]
     assert det.update(x) == ChangeDetector(native=False).update(x)
+
+
+@needs_core
+@pytest.mark.parametrize("fail_at", range(0, 90, 3))
+def test_an_allocation_failure_leaves_the_values_before_it(fail_at: int) -> None:
+    """Every allocation the core makes can fail (CPython's _testcapi.set_nomemory fails the
+    ``fail_at``-th one): the update raises MemoryError or succeeds, never crashes, and leaves
+    the state of the values fed before the failure. Growing the recent-values buffer, the
+    change points or the refinement's scratch used to fail with the value half fed."""
+    testcapi = pytest.importorskip("_testcapi")
+    rng = np.random.default_rng(0)
+    x = np.r_[rng.normal(0, 1, 700), rng.normal(6, 1, 700), [np.nan] * 3]
+    det = ChangeDetector(native=True)
+    core, ref = det._core, change_native.make_core(det, True)
+    testcapi.set_nomemory(fail_at, fail_at + 1)
+    try:
+        core.update(x)
+    except MemoryError:
+        pass
+    finally:
+        testcapi.remove_mem_hooks()
+    got = core.state()
+    assert got["_index"] == got["_n"] + got["_n_invalid"]
+    ref.update(x[:got["_index"]])
+    assert pickle.dumps(got) == pickle.dumps(ref.state())
+    assert core.update(x) == ref.update(x)
+    for method in (core.state, core.runs, lambda: core.load(ref.state())):
+        testcapi.set_nomemory(fail_at % 7, fail_at % 7 + 1)
+        try:
+            method()
+        except MemoryError:
+            pass
+        finally:
+            testcapi.remove_mem_hooks()
