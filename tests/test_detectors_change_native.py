@@ -189,6 +189,7 @@ def test_fallback_when_the_extension_is_missing(monkeypatch: pytest.MonkeyPatch,
                                                 caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setitem(sys.modules, "driftline.detectors._changecore", None)  # import fails
     monkeypatch.setattr(change_native, "_warned", False)
+    monkeypatch.delenv("DRIFTLINE_NATIVE", raising=False)  # a run with it at 0 still tries
     with caplog.at_level(logging.WARNING, logger=change_native.__name__):
         first, second = ChangeDetector(), ChangeDetector()
     assert not first.native and not second.native
