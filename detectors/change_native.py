@@ -47,7 +47,8 @@ def _tie(j_end: list[float], room: int) -> list[int]:
 
 def make_core(det: Any, native: bool | None) -> Any | None:
     """A core for detector ``det`` (its settings and derived constants), or None for numpy:
-    ``native`` False, or None with ``DRIFTLINE_NATIVE=0``, or the extension missing."""
+    ``native`` False, or None with ``DRIFTLINE_NATIVE=0``, or the extension missing, or
+    settings past the core's limits (logged)."""
     if native is None:
         native = os.environ.get("DRIFTLINE_NATIVE", "1").strip().lower() not in ("0", "false",
                                                                               "no", "off")
@@ -58,13 +59,19 @@ def make_core(det: Any, native: bool | None) -> Any | None:
         return None
     s = det.settings
     log_q = det._log_q
-    return mod.Core(
-        block=s.block, max_runs=s.max_runs, min_gap=s.min_gap, threshold=s.threshold,
-        log_1mq=det._log_1mq, log_prune=det._log_prune, log_odds=det._log_odds, kk=det._kk,
-        kb=det._kb, clip=s.clip, born_bin=0.0 + log_q, born_l0=det._log_kinds[0] + log_q,
-        born_l1=det._log_kinds[1] + log_q, prior_l0=det._log_kinds[0],
-        prior_l1=det._log_kinds[1], log_2pi=math.log(2.0 * math.pi),
-        sqrt_pi_2=math.sqrt(math.pi) / 2.0, keep=det._keep, tie=_tie)
+    try:
+        return mod.Core(
+            block=s.block, max_runs=s.max_runs, min_gap=s.min_gap, threshold=s.threshold,
+            log_1mq=det._log_1mq, log_prune=det._log_prune, log_odds=det._log_odds, kk=det._kk,
+            kb=det._kb, clip=s.clip, born_bin=0.0 + log_q, born_l0=det._log_kinds[0] + log_q,
+            born_l1=det._log_kinds[1] + log_q, prior_l0=det._log_kinds[0],
+            prior_l1=det._log_kinds[1], log_2pi=math.log(2.0 * math.pi),
+            sqrt_pi_2=math.sqrt(math.pi) / 2.0, keep=det._keep, tie=_tie)
+    except (ValueError, OverflowError) as exc:
+        # settings past the core's limits (block or max_runs above 2**24): numpy has none
+        _log.warning("ChangeDetector: settings beyond the compiled core's limits (%s); "
+                     "using numpy", exc)
+        return None
 
 
 #: the numpy path's state attributes that are arrays, and their dtypes
