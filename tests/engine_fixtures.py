@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.json as pjson  # noqa: F401 - imported to fail early if pyarrow lacks it
 import pyarrow.parquet as pq
+import pytest
 
 
 def reference_table(n: int = 4000, seed: int = 0, shift: float = 0.0) -> pa.Table:
@@ -47,3 +48,23 @@ def write(table: pa.Table, path: Path) -> Path:
     else:  # pragma: no cover
         raise ValueError(s)
     return path
+
+
+def assert_json_close(a: object, b: object, *, rel: float | None = None,
+                      abs: float | None = None, where: str = "") -> None:
+    """``a == b`` for JSON-like values (dicts, lists, scalars), floats within ``rel`` / ``abs``
+    as :func:`pytest.approx` reads them (NaN equal to NaN); the failing path in the message.
+    Why: the same data read another way (another file format, Spark's partitions) adds its sums
+    in another order, so floats may differ in their last bits; anything else must be equal."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            assert_json_close(a[k], b[k], rel=rel, abs=abs, where=f"{where}/{k}")
+    elif isinstance(a, list) and isinstance(b, list):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_json_close(x, y, rel=rel, abs=abs, where=f"{where}[{i}]")
+    elif isinstance(a, float) and isinstance(b, float | int):
+        assert a == pytest.approx(b, rel=rel, abs=abs, nan_ok=True), (where, a, b)
+    else:
+        assert a == b, (where, a, b)

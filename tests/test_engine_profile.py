@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-from engine_fixtures import reference_table, write
+from engine_fixtures import assert_json_close, reference_table, write
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
@@ -36,23 +36,6 @@ def _numbers(p: BaselineProfile) -> dict[str, object]:
     return d
 
 
-def _assert_same(a: object, b: object, where: str = "") -> None:
-    """``a == b``, with floats equal to 1e-12 relative (the order of a sum's terms moves the last
-    bits; anything else that differs is a real difference)."""
-    if isinstance(a, float) and isinstance(b, float):
-        assert math.isclose(a, b, rel_tol=1e-12, abs_tol=0.0) or (a != a and b != b), (where, a, b)
-    elif isinstance(a, dict) and isinstance(b, dict):
-        assert a.keys() == b.keys(), where
-        for k in a:
-            _assert_same(a[k], b[k], f"{where}/{k}")
-    elif isinstance(a, list) and isinstance(b, list):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            _assert_same(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, (where, a, b)
-
-
 @pytest.mark.parametrize("suffix", [".parquet", ".csv", ".jsonl", ".arrow", ".arrows"])
 def test_every_format_gives_the_same_profile(tmp_path: Path, suffix: str) -> None:
     table = reference_table(3000)
@@ -65,7 +48,7 @@ def test_every_format_gives_the_same_profile(tmp_path: Path, suffix: str) -> Non
     # batch sizes differ between formats: sums are added in another order, so floats built from
     # running sums (the confidence's mean and std, the multivariate moments) may differ in the
     # last bits; everything else is equal
-    _assert_same(a, b)
+    assert_json_close(a, b, rel=1e-12, abs=0.0)
     assert ma["features"] == mb["features"] and ma["block_counts"] == mb["block_counts"]
     for key in ("mean", "scale", "components", "explained", "block_errors"):
         np.testing.assert_allclose(ma[key], mb[key], rtol=1e-9, atol=1e-12)
@@ -310,7 +293,6 @@ def _reference_id(p: BaselineProfile) -> str:
     import dataclasses
     import hashlib
     import json
-    import math
 
     def clean(v: object) -> object:
         if isinstance(v, np.ndarray):  # a summary: the list of its floats, as a tuple gave

@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from engine_fixtures import assert_json_close
 from pyspark.errors import PySparkRuntimeError
 from pyspark.sql import SparkSession
 
@@ -323,22 +324,6 @@ def test_cli_engine_spark_writes_the_same_files(spark: SparkSession, data: dict[
         b["windows"][0]["features"]["c"]["psi"], abs=1e-9)
 
 
-def _close(a: object, b: object, where: str = "") -> None:
-    """Equal JSON, numbers within 1e-9."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        assert a.keys() == b.keys(), where
-        for k in a:
-            _close(a[k], b[k], f"{where}.{k}")
-    elif isinstance(a, list) and isinstance(b, list):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            _close(x, y, f"{where}[{i}]")
-    elif isinstance(a, float) and isinstance(b, float | int):
-        assert a == pytest.approx(b, abs=1e-9, nan_ok=True), where
-    else:
-        assert a == b, where
-
-
 def test_cli_domain_classifier_on_spark_gives_the_cli_json(
         spark: SparkSession, data: dict[str, Path], tmp_path: Path) -> None:
     """``--domain-classifier`` with ``--engine spark``: each window's classifier is seeded by
@@ -359,7 +344,7 @@ def test_cli_domain_classifier_on_spark_gives_the_cli_json(
     b = json.loads((tmp_path / "local.json").read_text())
     aucs = [w["multivariate"]["domain_classifier_auc"] for w in b["windows"]]
     assert len(aucs) >= 4 and all(0.4 < x <= 1.0 for x in aucs)
-    _close(a, b)
+    assert_json_close(a, b, abs=1e-9)
 
 
 def test_driver_receives_one_state_whatever_the_partitions(
