@@ -454,19 +454,9 @@ def _numeric_block(ref: ReferenceArrays, cols: WindowColumns, rows: list[int], *
         for p, di, wi, si in zip(b.members, d, ws, b.sizes, strict=True):
             ds[p], wass[p], sizes[p] = di, wi, si
     pvals = ks_pvalues_fast(ds, sizes, [w] * k, approximate=approximate)
-    out = []
-    for name, c, (d, p), x, value, js in zip(names, counts, pvals, wass, psis, jss,
-                                             strict=True):
-        r = ref.numeric[name]
-        if r.std > 0 and math.isfinite(r.std):
-            x = x / r.std
-        out.append({"name": name, "type": "numeric", "psi": value,
-                    "psi_corrected": psi_corrected(value, r.proportions, w, r.count,
-                                                   bins=r.bins),
-                    "jensen_shannon": js, "missing_ratio": 0 / w, "n": w, "n_missing": 0,
-                    "ks_statistic": d, "ks_pvalue": p, "wasserstein": x,
-                    "window_counts": tuple(c)})
-    return out
+    return [_numeric_dict(name, w, w, ref.numeric[name], value, js, d, p, x, tuple(c))
+            for name, c, (d, p), x, value, js in zip(names, counts, pvals, wass, psis, jss,
+                                                     strict=True)]
 
 
 def _numeric_part(ref: ReferenceArrays, cols: WindowColumns, rows: list[int], *,
@@ -506,21 +496,30 @@ def _numeric_fields(name: str, n: int, n_finite: int, k: NumericWindow, ref: Num
                     value: float | None = None, js: float | None = None) -> dict[str, Any]:
     """A numeric feature's :class:`FeatureDrift` fields but the decision (a dict: the report
     object is made once, when the decision is known)."""
-    n_missing = n - n_finite
-    w = k.wasserstein
-    if ref.std > 0 and math.isfinite(ref.std):
-        w = w / ref.std
     if value is None:
         value = psi(ref.proportions, k.counts)
     if js is None:
         js = jensen_shannon(ref.proportions, k.counts)
+    return _numeric_dict(name, n, n_finite, ref, value, js, k.ks_statistic, k.ks_pvalue,
+                         k.wasserstein, tuple(k.counts.tolist()))
+
+
+def _numeric_dict(name: str, n: int, n_finite: int, ref: NumericRef, value: float, js: float,
+                  ks: float, ks_p: float, wasserstein: float,
+                  counts: tuple[Any, ...]) -> dict[str, Any]:
+    """The fields of :func:`_numeric_fields` from the window's statistics, shared with
+    :func:`_numeric_block` (which has them without a :class:`NumericWindow`): the corrected
+    PSI, the missing share and the Wasserstein distance in reference standard deviations."""
+    n_missing = n - n_finite
+    if ref.std > 0 and math.isfinite(ref.std):
+        wasserstein = wasserstein / ref.std
     return {"name": name, "type": "numeric", "psi": value,
             "psi_corrected": psi_corrected(value, ref.proportions, n_finite, ref.count,
                                            bins=ref.bins),
             "jensen_shannon": js,
             "missing_ratio": n_missing / n if n else math.nan, "n": n_finite,
-            "n_missing": n_missing, "ks_statistic": k.ks_statistic, "ks_pvalue": k.ks_pvalue,
-            "wasserstein": w, "window_counts": tuple(k.counts.tolist())}
+            "n_missing": n_missing, "ks_statistic": ks, "ks_pvalue": ks_p,
+            "wasserstein": wasserstein, "window_counts": counts}
 
 
 def _categorical_part(ref: ReferenceArrays, cols: WindowColumns,
