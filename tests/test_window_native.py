@@ -14,7 +14,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,6 +33,8 @@ from driftline.engine.kernels import (
     centred_sums,
     stacked_arrays,
 )
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_window_core_is_built_where_the_suite_requires_it() -> None:
@@ -266,6 +270,8 @@ def test_compute_window_is_the_same_with_and_without_the_kernel(
     """The benchmark's 25-feature model (20 numeric against 5000-value references): at 1000
     records the stacked path, at 10 000 one feature at a time (in the window's thread pool);
     with missing values some features of the 1000-record window are computed alone."""
+    if str(ROOT) not in sys.path:  # the benchmarks package sits beside tests/, not installed
+        sys.path.insert(0, str(ROOT))
     from benchmarks import bench_ingest as bench
     from driftline.engine import window_stats as ws
 
