@@ -14,18 +14,18 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(DEMO_STAMP): pyproject.toml setup.py native/changecore.c demo/pyproject.toml | $(VENV)/bin/python
+$(DEMO_STAMP): pyproject.toml setup.py native/changecore.c native/windowcore.c demo/pyproject.toml | $(VENV)/bin/python
 	$(BIN)/pip install --quiet -e . -e ./demo
 	touch $(DEMO_STAMP)
 
-$(STAMP): pyproject.toml setup.py native/changecore.c demo/pyproject.toml | $(VENV)/bin/python
+$(STAMP): pyproject.toml setup.py native/changecore.c native/windowcore.c demo/pyproject.toml | $(VENV)/bin/python
 	$(BIN)/pip install --quiet -e '.[dev,dashboards,grpc]' -e ./demo
 	touch $(STAMP) $(DEMO_STAMP)
 
 demo: $(DEMO_STAMP)
 	$(BIN)/driftline demo
 
-# the system packages first: the C compiler among them builds ChangeDetector's core at install
+# the system packages first: the C compiler among them builds the compiled cores at install
 system-deps:
 	bash scripts/install-system-deps.sh
 

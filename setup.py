@@ -1,14 +1,15 @@
-"""The optional compiled core of ChangeDetector (native/changecore.c).
+"""The optional compiled cores: ChangeDetector's (native/changecore.c) and the window
+statistics' (native/windowcore.c).
 
 Everything else is in pyproject.toml. ``optional=True``: without a C compiler the install still
-succeeds and the detector runs its numpy implementation (it logs one warning at first use)."""
+succeeds and each falls back to its numpy implementation (logging one warning at first use)."""
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 
 class _BuildExt(build_ext):
-    """No fused multiply-adds: the core must round like the numpy implementation it mirrors."""
+    """No fused multiply-adds: the cores must round like the numpy implementations they mirror."""
 
     def build_extensions(self) -> None:
         if self.compiler.compiler_type != "msvc":
@@ -19,6 +20,8 @@ class _BuildExt(build_ext):
 
 setup(
     ext_modules=[Extension("driftline.detectors._changecore", ["native/changecore.c"],
+                           optional=True),
+                 Extension("driftline.engine._windowcore", ["native/windowcore.c"],
                            optional=True)],
     cmdclass={"build_ext": _BuildExt},
 )

@@ -9,6 +9,10 @@ presorted runs in linear time (≈ 5–10 ns per value), or, when the reference 
 :data:`MERGE_RATIO` times longer than the window, from a binary search per (sorted) window
 value, which is then cheaper.
 
+The numeric statistics of a window (:func:`_numeric_stats`, :func:`stacked_arrays`) run compiled
+when ``native/windowcore.c`` is built (:mod:`~driftline.engine.window_native`): the same floats
+in one pass of C; the numpy code here is the fallback and the reference the tests hold it to.
+
 >>> ref = np.array([1.0, 2.0, 3.0, 4.0])
 >>> rank_right(ref, np.array([0.0, 2.0, 2.5, 9.0])).tolist()
 [0, 2, 2, 4]
@@ -18,13 +22,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 import numpy as np
 
 from driftline.detectors.ks import ks_pvalue, ks_pvalues_fast, reference_size
 from driftline.detectors.quantile_rank import spread_ranks, tie_runs, tie_unit
+from driftline.engine import window_native
 
 #: From ``len(reference) / MERGE_RATIO`` values down, a binary search per value beats a full
 #: merge (a merge touches every reference value; sorted keys make the searches cheap, ≈ 20–35
@@ -260,7 +265,29 @@ def numeric_windows(features: list[tuple[np.ndarray, np.ndarray, np.ndarray, int
 
 def _numeric_stats(reference_sorted: np.ndarray, edges: np.ndarray, finite: np.ndarray,
                    csum: np.ndarray | None = None) -> tuple[np.ndarray, float, float]:
-    """Bin counts, raw KS statistic and Wasserstein-1 (NaN statistics for an empty side)."""
+    """Bin counts, raw KS statistic and Wasserstein-1 (NaN statistics for an empty side): the
+    compiled kernel's (:mod:`~driftline.engine.window_native`) when it is built and takes the
+    inputs (float64 arrays), else :func:`_numeric_stats_numpy`'s; the same floats."""
+    stats = window_native.kernel()
+    if stats is not None:
+        s = np.sort(finite)
+        if s.dtype == np.float64 and s.ndim == 1:  # float32 computes in float32 below
+            try:
+                counts = np.empty(len(edges) + 1, dtype=np.intp)
+                d, wass = stats(s, reference_sorted,
+                                centred_sums(reference_sorted) if csum is None else csum,
+                                edges, None, counts)
+            except (TypeError, ValueError):  # inputs it does not take: numpy takes anything
+                pass
+            else:
+                return counts, d[0], wass[0]
+    return _numeric_stats_numpy(reference_sorted, edges, finite, csum)
+
+
+def _numeric_stats_numpy(reference_sorted: np.ndarray, edges: np.ndarray, finite: np.ndarray,
+                         csum: np.ndarray | None = None) -> tuple[np.ndarray, float, float]:
+    """:func:`_numeric_stats` in numpy: the fallback, and the reference the compiled kernel is
+    held to bit for bit (tests/test_window_native.py)."""
     s = np.sort(finite)
     w = len(s)
     counts = bin_counts_sorted(s, edges)
@@ -331,6 +358,11 @@ class ReferenceStack:
     def n(self) -> int:
         return int(self.below.shape[1]) - 1
 
+    @cached_property
+    def summaries(self) -> np.ndarray:
+        """The summaries, ``k × n`` (a view of :attr:`below`: strided rows, no copy)."""
+        return self.below[:, 1:]
+
     def summary(self, row: int) -> np.ndarray:
         """Row ``row``'s sorted summary (a view)."""
         return self.below[row, 1:]
@@ -361,6 +393,27 @@ def stacked_arrays(stack: ReferenceStack, rows: np.ndarray,
                    values: np.ndarray) -> tuple[np.ndarray, list[float], list[float]]:
     """:func:`stacked_stats` as ``(bin counts, len(rows) × bins; KS statistics; Wasserstein
     distances)``: the window's caller takes PSI and Jensen–Shannon of the counts as they are.
+
+    The compiled kernel's (:mod:`~driftline.engine.window_native`: the rows sorted in one numpy
+    call, then one pass of C each) when it is built, else :func:`_stacked_arrays_numpy`'s; the
+    same floats."""
+    stats = window_native.kernel()
+    if stats is not None:
+        s = np.sort(values, axis=1)
+        counts = np.empty((len(s), stack.edges.shape[1] + 1), dtype=np.intp)
+        try:
+            d, wass = stats(s, stack.summaries, stack.sums, stack.edges, rows, counts)
+        except (TypeError, ValueError):  # inputs it does not take: numpy takes anything
+            pass
+        else:
+            return counts, d, wass
+    return _stacked_arrays_numpy(stack, rows, values)
+
+
+def _stacked_arrays_numpy(stack: ReferenceStack, rows: np.ndarray,
+                          values: np.ndarray) -> tuple[np.ndarray, list[float], list[float]]:
+    """:func:`stacked_arrays` in numpy: the fallback, and the reference the compiled kernel is
+    held to bit for bit.
 
     Every element is the same expression of the same operands as in :func:`_numeric_stats`
     and :func:`_wasserstein` (products and sums of two operands commute exactly in IEEE
