@@ -204,13 +204,16 @@ class NumericWindow:
 
 
 def numeric_window(reference_sorted: np.ndarray, edges: np.ndarray, finite: np.ndarray,
-                   n_reference: int | None = None, *, approximate: bool = True) -> NumericWindow:
+                   n_reference: int | None = None, *, approximate: bool = True,
+                   sums: np.ndarray | None = None) -> NumericWindow:
     """Bin counts, KS (D, p) and Wasserstein-1 of finite window values in one merge.
 
     ``n_reference``: the size of the reference the sorted summary stands for (KS p-value).
     ``approximate``: the KS p-value may be the fast approximation where scipy's exact count is
-    dear (:func:`~driftline.detectors.ks.ks_pvalue`); False keeps the exact count."""
-    counts, d, wass = _numeric_stats(reference_sorted, edges, finite)
+    dear (:func:`~driftline.detectors.ks.ks_pvalue`); False keeps the exact count.
+    ``sums``: the reference's :func:`centred_sums` when the caller keeps them (made here
+    otherwise: a sequential pass over the reference, each window)."""
+    counts, d, wass = _numeric_stats(reference_sorted, edges, finite, sums)
     if d != d:
         return NumericWindow(counts, d, d, wass)
     d, p = ks_pvalue(d, reference_size(len(reference_sorted), n_reference), len(finite),

@@ -398,7 +398,8 @@ def code_counts(codes: np.ndarray, k: int) -> np.ndarray:
 def _numeric_drift(name: str, values: np.ndarray, ref: NumericRef, *,
                    approximate: bool = True) -> FeatureDrift:
     finite = values[np.isfinite(values)]
-    k = numeric_window(ref.summary, ref.edges, finite, ref.count, approximate=approximate)
+    k = numeric_window(ref.summary, ref.edges, finite, ref.count, approximate=approximate,
+                       sums=ref.sums)
     return FeatureDrift(drifted=False, **_numeric_fields(name, len(values), len(finite), k, ref))
 
 
