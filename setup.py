@@ -19,6 +19,9 @@ class _BuildExt(build_ext):
 
 setup(
     ext_modules=[Extension("driftline.detectors._changecore", ["native/changecore.c"],
+                           optional=True),
+                 # the record paths' column builder; without it the columns are built in Python
+                 Extension("driftline.collectors._rowcore", ["native/rowcore.c"],
                            optional=True)],
     cmdclass={"build_ext": _BuildExt},
 )

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["as_arrays", "make_core", "native_available", "state"]
+__all__ = ["as_arrays", "make_core", "native_available", "native_wanted", "state"]
 
 _log = logging.getLogger(__name__)
 _warned = False
@@ -39,6 +39,14 @@ def native_available() -> bool:
     return _module() is not None
 
 
+def native_wanted() -> bool:
+    """Whether ``DRIFTLINE_NATIVE`` lets the compiled cores run (unset, or anything but
+    0/false/no/off); read at each call, so a test or an A/B run can flip it. The record paths'
+    column builder (:mod:`driftline.collectors.columns_native`) reads it here too."""
+    return os.environ.get("DRIFTLINE_NATIVE", "1").strip().lower() not in ("0", "false", "no",
+                                                                          "off")
+
+
 def _tie(j_end: list[float], room: int) -> list[int]:
     """The ``room`` best of ``j_end`` when a tie straddles the cut: numpy's choice, as the numpy
     implementation makes it (``np.argpartition``)."""
@@ -50,8 +58,7 @@ def make_core(det: Any, native: bool | None) -> Any | None:
     ``native`` False, or None with ``DRIFTLINE_NATIVE=0``, or the extension missing, or
     settings past the core's limits (logged)."""
     if native is None:
-        native = os.environ.get("DRIFTLINE_NATIVE", "1").strip().lower() not in ("0", "false",
-                                                                              "no", "off")
+        native = native_wanted()
     if not native:
         return None
     mod = _module()
