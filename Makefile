@@ -14,11 +14,11 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(DEMO_STAMP): pyproject.toml setup.py native/changecore.c native/windowcore.c demo/pyproject.toml | $(VENV)/bin/python
+$(DEMO_STAMP): pyproject.toml setup.py native/changecore.c native/windowcore.c native/rowcore.c demo/pyproject.toml | $(VENV)/bin/python
 	$(BIN)/pip install --quiet -e . -e ./demo
 	touch $(DEMO_STAMP)
 
-$(STAMP): pyproject.toml setup.py native/changecore.c native/windowcore.c demo/pyproject.toml | $(VENV)/bin/python
+$(STAMP): pyproject.toml setup.py native/changecore.c native/windowcore.c native/rowcore.c demo/pyproject.toml | $(VENV)/bin/python
 	$(BIN)/pip install --quiet -e '.[dev,dashboards,grpc]' -e ./demo
 	touch $(STAMP) $(DEMO_STAMP)
 

@@ -4,7 +4,9 @@ A sidecar watching one model gets a :class:`TypedIngest` for it. Its decoder rea
 whose records all carry every one of the model's plain features, numbers (or null) for the
 numeric ones and strings (or null) for the categorical ones, into ``Struct`` objects instead
 of one dict per record and per ``features`` object, and the feature columns come from them
-in one pass (:func:`~driftline.collectors.ingest._matrix_columns`).
+in one pass: in C by the compiled builder, which reads the Structs' fields in place
+(:class:`~driftline.collectors.columns_native.StructColumns`), else through one object matrix
+(:func:`~driftline.collectors.ingest._matrix_columns`); the same columns either way.
 
 Why: decoding into dicts and then reading every value out of them was two thirds of the
 per-record cost of ``/ingest`` without the detectors. Typed decoding costs less than
@@ -27,6 +29,7 @@ from typing import Annotated, Any
 import msgspec
 import numpy as np
 
+from driftline.collectors.columns_native import StructColumns
 from driftline.collectors.ingest import (
     IngestGroups,
     _matrix_columns,
@@ -62,6 +65,8 @@ class TypedIngest:
         features = msgspec.defstruct(
             "Features", fields, rename={f"f{i}": name for i, name in enumerate(layout)},
             gc=False)
+        self._columns = StructColumns(schema, self.names, features,
+                                      [f"f{i}" for i in self.positions])
         record = msgspec.defstruct("Record", [
             ("features", features),
             ("model_name", str | msgspec.UnsetType, UNSET),
@@ -116,9 +121,12 @@ class TypedIngest:
         if labels is None:
             return None
         name, ver, endpoint = labels
-        k = len(self.names)
-        mat = np.fromiter(chain.from_iterable(map(astuple, feats)), dtype=object,
-                          count=n * k).reshape(n, k)
+        columns = self._columns(feats)
+        if columns is None:  # the compiled builder missing, switched off or declining
+            k = len(self.names)
+            mat = np.fromiter(chain.from_iterable(map(astuple, feats)), dtype=object,
+                              count=n * k).reshape(n, k)
+            columns = _matrix_columns(self.schema, self.names, self.positions, mat)
         out = IngestGroups(body=body)
         key = (name, ver)
         out.groups[key] = recs
@@ -126,6 +134,5 @@ class TypedIngest:
         prediction, probabilities, ids, timestamps, labels = map(list, outputs)
         out.fields[key] = {"prediction": prediction, "probabilities": probabilities,
                            "id": ids, "timestamp": timestamps, "label": labels}
-        out.columns[key] = (self.schema, _matrix_columns(self.schema, self.names,
-                                                         self.positions, mat))
+        out.columns[key] = (self.schema, columns)
         return out

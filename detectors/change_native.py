@@ -41,8 +41,9 @@ def native_available() -> bool:
 
 def native_wanted() -> bool:
     """False when ``DRIFTLINE_NATIVE`` is ``0``, ``false``, ``no`` or ``off``: the switch every
-    compiled core of Driftline reads (this one and the window kernel's,
-    :mod:`driftline.engine.window_native`), read at each use so a test can flip it."""
+    compiled core of Driftline reads (this one, the window kernel's,
+    :mod:`driftline.engine.window_native`, and the record paths' column builder,
+    :mod:`driftline.collectors.columns_native`), read at each use so a test can flip it."""
     return os.environ.get("DRIFTLINE_NATIVE", "1").strip().lower() not in ("0", "false", "no",
                                                                           "off")
 
