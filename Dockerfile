@@ -9,7 +9,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 FROM base AS build
-# a C compiler for the compiled cores (native/changecore.c, native/windowcore.c): the build stage only,
+# a C compiler for the compiled cores (native/changecore.c, windowcore.c, rowcore.c): the build stage only,
 # the sidecar stage copies the installed package and stays slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends gcc libc6-dev \
