@@ -375,7 +375,7 @@ def _matrix_columns(schema: ModelSchema, names: list[str], positions: list[int],
                 block = mat[:, at[0]:at[0] + len(at)].astype(np.float64).T.copy()
             else:
                 block = mat.T[at].astype(np.float64)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             block = None
     if block is not None:
         out.update((names[i], row) for i, row in zip(numeric, block, strict=True))

@@ -253,7 +253,7 @@ def _as_array(values: Any) -> np.ndarray:
         return rows
     try:
         return np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         pass
     try:
         arr = np.asarray(values, dtype=object)
@@ -277,7 +277,7 @@ def _float_rows(values: Any) -> np.ndarray | None:
         return None
     try:
         flat = np.fromiter(chain.from_iterable(values), dtype=np.float64, count=len(values) * k)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     return flat.reshape(len(values), k)
 
@@ -290,7 +290,7 @@ def _matrix(rows: Any) -> np.ndarray:
         return mat
     try:
         return np.asarray(rows, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         pass
     try:
         return np.asarray(rows, dtype=object)
@@ -463,7 +463,7 @@ def _tensor(t: Any) -> tuple[str, np.ndarray]:
         else:
             arr = np.asarray(data, dtype=object)
         arr = arr.reshape(shape)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise PayloadError("schema_mismatch",
                            f"tensor {t.get('name')!r}: data does not fit shape {shape}") from None
     return str(t.get("name", "")), arr
@@ -512,7 +512,7 @@ def _v2_feature_tensors(schema: ModelSchema, inputs: list[Any], together: bool =
                 continue
             try:
                 arr = np.asarray(data, dtype=np.float64)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 return None
             if arr.size != n:
                 return None

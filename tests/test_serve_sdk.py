@@ -222,3 +222,21 @@ def test_an_integer_endpoint_becomes_its_string_and_scrapes_stay_valid(baseline:
         body = urllib.request.urlopen(f"http://127.0.0.1:{mon.metrics_port}/metrics",
                                       timeout=5).read().decode()
         assert 'endpoint="5"' in body
+
+
+@pytest.mark.parametrize("native", ["1", "0"])
+def test_an_integer_too_large_for_a_float_is_a_missing_value(
+        baseline: Path, native: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``float(10**400)`` overflows: the value is missing (NaN), as any other value that is no
+    finite number, and the records beside it are observed (the worker once dropped the whole
+    flush as an internal error)."""
+    monkeypatch.setenv("DRIFTLINE_NATIVE", native)
+    with driftline.sdk.Monitor(baseline=baseline) as mon:
+        mon.log(features={"f0": 1.0, "color": "red"}, probabilities=[0.4, 0.6])
+        mon.log(features={"f0": 10**400, "color": "red"}, probabilities=[10**400, 0.6])
+        mon.log_batch({"f0": [2.0, 10**400], "color": ["red", "red"]})
+        assert mon.flush(timeout=10)
+        s = mon.snapshot()
+        dropped = mon.sidecar.sidecar_stats().dropped
+    assert s.records_sampled == 4 and not dropped
+    assert s.quantile_rank["f0"].count == 2  # the two finite values ranked, the others missing

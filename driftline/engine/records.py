@@ -93,7 +93,7 @@ def _float(v: Any) -> float:
         return math.nan
     try:
         return float(v)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return math.nan
 
 
@@ -113,7 +113,7 @@ def numeric_column(values: Sequence[Any]) -> np.ndarray:
         arr = np.asarray(values, dtype=np.float64)
         if arr.ndim == 1:
             return arr
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         pass
     return np.fromiter((_float(v) for v in values), dtype=np.float64, count=len(values))
 
@@ -139,7 +139,7 @@ def vector_column(values: Sequence[Any] | np.ndarray, dim: int) -> tuple[np.ndar
             continue
         try:
             row = np.asarray(v, dtype=np.float64)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             invalid += 1
             continue
         if row.shape != (dim,) or not np.isfinite(row).all():
