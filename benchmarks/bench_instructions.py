@@ -10,7 +10,8 @@ Method: the served path (``/ingest`` bodies of 500 records, or v2 requests of 10
 1000 records, the confidence change stream, ``drift.exact_ks: false``) runs in a child process
 under ``valgrind --tool=callgrind`` twice, with ``LOW`` and ``HIGH`` records after the same
 start-up and warm-up; the difference of the two totals over the difference of records is the
-cost of one record, start-up and warm-up cancelled out.
+cost of one record, start-up and warm-up cancelled out. The children run with
+``PYTHONHASHSEED=0`` (string hashes, hence dict layouts, fixed).
 
     python -m benchmarks.bench_instructions              # /ingest and v2
     python -m benchmarks.bench_instructions --paths ingest
@@ -65,7 +66,10 @@ def _count(path: str, records: int) -> int:
         cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
                sys.executable, "-m", "benchmarks.bench_instructions", "--child", path,
                str(records)]
-        done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        # one string hash seed for every run: dict and set layouts (and so the instructions of
+        # their lookups) follow it, which moved the count by ≈ 5 % between identical runs
+        env = {**os.environ, "PYTHONHASHSEED": "0"}
+        done = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
         m = re.search(r"Collected\s*:\s*(\d+)", done.stderr)
         if not m:
             raise RuntimeError(f"no instruction count in callgrind's output:\n{done.stderr[-2000:]}")
