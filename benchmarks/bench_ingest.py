@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import dataclasses
 import http.client
+import itertools
 import os
 import sys
 import threading
@@ -395,7 +396,7 @@ def _step_costs(w: int, n: int, rng: np.random.Generator) -> dict[str, float]:
     from driftline.detectors.distances import jensen_shannon_many
     from driftline.detectors.ks import ks_pvalues_fast
     from driftline.detectors.psi import psi_many
-    from driftline.engine import kernels
+    from driftline.engine import kernels, monitor, window_native
 
     ref = np.sort(rng.normal(size=n))
     x = rng.normal(size=w)
@@ -411,6 +412,12 @@ def _step_costs(w: int, n: int, rng: np.random.Generator) -> dict[str, float]:
     stack = kernels.ReferenceStack.build([ref] * k_stack, [edges] * k_stack)
     xs = np.stack([x] * k_stack)
     seen = rr.new_seen()
+    # the ingest side's ranks as Monitor._count runs them: the block's numeric columns sorted
+    # in one call, each then ranked (the kernel looked up once a block); fresh values each run,
+    # as arriving values are (the same batch again lets the branch predictor learn it)
+    ranks = window_native.rank_kernel()
+    fresh = itertools.cycle([np.sort(rng.normal(size=w)) for _ in range(50)])
+    blocks = itertools.cycle([list(rng.normal(size=(K_NUM, w))) for _ in range(4)])
     steps: dict[str, tuple[Callable[[], object], int]] = {
         "sort": (lambda: np.sort(x), 1),
         "bin counts (PSI bins)": (lambda: kernels.bin_counts_sorted(s, edges), 1),
@@ -424,7 +431,11 @@ def _step_costs(w: int, n: int, rng: np.random.Generator) -> dict[str, float]:
             [d] * K_NUM, [n] * K_NUM, [w] * K_NUM), K_NUM),
         "PSI + JS (20 at once, each)": (lambda: (psi_many(props, counts),
                                                 jensen_shannon_many(props, counts)), K_NUM),
-        "quantile ranks (ingest side)": (lambda: kernels.rank_update(rr, s, seen), 1),
+        "quantile ranks (ingest side)": (lambda: kernels.rank_update(
+            rr, next(fresh), seen, kernel=ranks), 1),
+        "  + the block's sort (each of 20)": (lambda: [
+            kernels.rank_update(rr, v, seen, kernel=ranks)
+            for v in monitor._sorted_finite(next(blocks))], K_NUM),
     }
     out = {}
     for label, (fn, per) in steps.items():

@@ -9,9 +9,10 @@ presorted runs in linear time (≈ 5–10 ns per value), or, when the reference 
 :data:`MERGE_RATIO` times longer than the window, from a binary search per (sorted) window
 value, which is then cheaper.
 
-The numeric statistics of a window (:func:`_numeric_stats`, :func:`stacked_arrays`) run compiled
-when ``native/windowcore.c`` is built (:mod:`~driftline.engine.window_native`): the same floats
-in one pass of C; the numpy code here is the fallback and the reference the tests hold it to.
+The numeric statistics of a window (:func:`_numeric_stats`, :func:`stacked_arrays`) and the
+arriving values' quantile ranks (:func:`rank_update`) run compiled when ``native/windowcore.c``
+is built (:mod:`~driftline.engine.window_native`): the same results in one pass of C; the numpy
+code here is the fallback and the reference the tests hold it to.
 
 >>> ref = np.array([1.0, 2.0, 3.0, 4.0])
 >>> rank_right(ref, np.array([0.0, 2.0, 2.5, 9.0])).tolist()
@@ -142,10 +143,37 @@ class RankReference:
         return np.zeros(len(self.distinct), dtype=np.int64)
 
 
-def rank_update(rr: RankReference, values_sorted: np.ndarray,
-                seen: np.ndarray) -> tuple[np.ndarray, float]:
+_ASK: Any = object()
+
+
+def rank_update(rr: RankReference, values_sorted: np.ndarray, seen: np.ndarray, *,
+                kernel: Any = _ASK) -> tuple[np.ndarray, float]:
     """Quantile-rank bucket counts and rank sum of one sorted batch (= ``rank_histogram`` and
     the sum of ``detectors.quantile_rank(ref, values, seen)``); ``seen`` is advanced in place.
+
+    The compiled kernel's (:func:`~driftline.engine.window_native.rank_kernel`: one pass of C)
+    when it is built and takes the inputs (sorted float64 values without NaN, the tables
+    :meth:`RankReference.build` makes, int64 ``seen``), else :func:`_rank_update_numpy`'s; the
+    same counts, the same float and the same ``seen``. ``kernel``: what ``rank_kernel()`` gave
+    a caller that ranks many features at once (the monitor asks once a block: reading the
+    ``DRIFTLINE_NATIVE`` switch costs ≈ 0.7 µs, more than the kernel's fixed cost)."""
+    ranks = window_native.rank_kernel() if kernel is _ASK else kernel
+    if ranks is not None:
+        counts = np.empty(len(rr.limits) + 1, dtype=np.int64)
+        try:
+            total = ranks(values_sorted, rr.distinct, rr.below, rr.n, rr.limits, rr.bounds,
+                          rr.cut_at, rr.cut_first, rr.cut_bucket, seen, counts)
+        except (TypeError, ValueError):  # refused, seen untouched: numpy takes anything
+            pass
+        else:
+            return counts, total
+    return _rank_update_numpy(rr, values_sorted, seen)
+
+
+def _rank_update_numpy(rr: RankReference, values_sorted: np.ndarray,
+                       seen: np.ndarray) -> tuple[np.ndarray, float]:
+    """:func:`rank_update` in numpy: the fallback, and the reference the compiled kernel is held
+    to (tests/test_rank_native.py).
 
     Everything is first binned on integer ranks ``R = #{ref <= v}`` against ``rr.limits``
     (:func:`rank_limits`), which is exact for values that tie no reference point. Tied values

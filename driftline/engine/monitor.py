@@ -23,6 +23,7 @@ from driftline.catalogue import CONFIDENCE_BUCKETS, QUANTILE_RANK_BUCKETS
 from driftline.detectors.change import ChangeDetector
 from driftline.detectors.classification import realised_metrics
 from driftline.detectors.regression import realised_regression
+from driftline.engine import window_native
 from driftline.engine.derived import DerivedRef, EmbeddingPolicy
 from driftline.engine.kernels import RankReference, rank_update
 from driftline.engine.multivariate import MultivariateRef
@@ -480,15 +481,15 @@ class Monitor:
         return dataclasses.replace(batch, codes={**batch.codes, **codes})
 
     def _count(self, batch: RecordBatch) -> None:
-        for name, ref in self._ref.numeric.items():
-            col = batch.features.get(name)
-            if col is None or not len(ref.summary):
-                continue
-            values = np.asarray(col, dtype=np.float64)
-            s = np.sort(values[np.isfinite(values)])
+        names = [name for name, ref in self._ref.numeric.items()
+                 if len(ref.summary) and batch.features.get(name) is not None]
+        columns = [np.asarray(batch.features[name], dtype=np.float64) for name in names]
+        ranks = window_native.rank_kernel()  # the switch read once a block, not per feature
+        for name, values, s in zip(names, columns, _sorted_finite(columns), strict=True):
             # reference quantile ranks (== detectors.quantile_rank with the running occurrence
-            # counts) from one merge, see kernels.rank_update
-            counts, rank_sum = rank_update(self._rank_ref[name], s, self._rank_seen[name])
+            # counts) in one pass, see kernels.rank_update
+            counts, rank_sum = rank_update(self._rank_ref[name], s, self._rank_seen[name],
+                                           kernel=ranks)
             self._qr[name] += counts
             self._qr_sum[name] += rank_sum
             key = f"feature:{name}"
@@ -630,6 +631,30 @@ class Monitor:
             performance=self._label_realised() or dict(self._window_realised),
             reference_performance=dict(out.reference_performance) if out is not None else {},
         )
+
+
+def _sorted_finite(columns: list[np.ndarray]) -> list[np.ndarray]:
+    """Each float64 column's finite values, sorted (what :meth:`Monitor._count` ranks).
+
+    Columns of one length (a block's) are stacked and sorted in one ``np.sort(axis=1)``: one
+    call instead of three per feature (finite mask, selection, sort). Measured (CPU, min of 40,
+    ABBA, fresh values), 20 features of 100 values: 30 → 15 µs a block; of 1000: 91 → 65; of
+    4096: 385 → 329. A column holding a missing or infinite value is sorted alone, as before.
+    The same values in the same order (equal floats, ``-0.0`` and ``0.0``, may lie either way
+    round: no result depends on that)."""
+    if len(columns) < 2 or any(c.ndim != 1 or len(c) != len(columns[0]) for c in columns):
+        return [np.sort(c[np.isfinite(c)]) for c in columns]
+    stack = np.stack(columns)
+    finite = np.isfinite(stack)
+    whole = finite.all(axis=1)
+    if whole.all():
+        stack.sort(axis=1)
+        return list(stack)
+    done = stack[whole]
+    done.sort(axis=1)
+    rows = iter(list(done))
+    return [next(rows) if ok else np.sort(c[finite[i]])
+            for i, (c, ok) in enumerate(zip(columns, whole.tolist(), strict=True))]
 
 
 def _concat(chunks: list[RecordBatch], *, ids: bool = True) -> RecordBatch:
