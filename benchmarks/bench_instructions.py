@@ -5,8 +5,9 @@ next (other machines share the host), which hides a 10 % change however the runs
 interleaved. Instructions executed depend far less on the load: the same tree and inputs give
 counts within ≈ ±2,000 per record (≈ 3 %) of each other, even with the hash seed fixed (what
 still moves is time-dependent: the clock-driven flushes and ticks run at other points under
-valgrind's ≈ 50× slowdown), so a change smaller than that needs several runs. They are not time (cache misses and branch mispredictions cost
-cycles that no count shows), so read them beside ``--stages``, never instead of it.
+valgrind's ≈ 50× slowdown), so a change smaller than that needs several runs. They are not
+time (cache misses and branch mispredictions cost cycles that no count shows), so read them
+beside ``--stages``, never instead of it.
 
 Method: the served path (``/ingest`` bodies of 500 records, or v2 requests of 100, windows of
 1000 records, the confidence change stream, ``drift.exact_ks: false``) runs in a child process
