@@ -19,6 +19,8 @@ CORES: dict[str, tuple[str, Callable[[], bool]]] = {
     "ChangeDetector's core": ("native/changecore.c", change_native.native_available),
     "the window statistics' kernel": ("native/windowcore.c", window_native.native_available),
     "the record paths' column builder": ("native/rowcore.c", columns_native.native_available),
+    "the arrival-side rank kernel": ("native/windowcore.c's rank_update", lambda: (
+        window_native.native_available() and hasattr(window_native._module(), "rank_update"))),
 }
 
 

@@ -15,8 +15,6 @@ and without it. The numpy code itself is held to ``detectors.quantile_rank`` +
 from __future__ import annotations
 
 import contextlib
-import logging
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -35,15 +33,6 @@ from driftline.engine.records import RecordBatch
 from driftline.profile.format import BaselineProfile, Columns, NumericFeature
 
 BOUNDS = np.asarray(QUANTILE_RANK_BUCKETS)
-
-
-def test_the_rank_kernel_is_built_where_the_suite_requires_it() -> None:
-    if os.environ.get("DRIFTLINE_REQUIRE_NATIVE") != "1":
-        pytest.skip("DRIFTLINE_REQUIRE_NATIVE is not set")
-    assert window_native.native_available(), (
-        "the compiled window kernel (native/windowcore.c) is not built: install a C compiler "
-        "(scripts/install-system-deps.sh) and reinstall (pip install -e .)")
-    assert hasattr(window_native._module(), "rank_update")
 
 
 needs_core = pytest.mark.skipif(not window_native.native_available(),
@@ -427,27 +416,20 @@ def test_inputs_the_kernel_refuses_take_the_numpy_path(case: str) -> None:
 
 
 @needs_core
-def test_driftline_native_0_and_a_missing_module_mean_numpy(
-        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    monkeypatch.delenv("DRIFTLINE_NATIVE", raising=False)
-    assert window_native.rank_kernel() is not None
-    monkeypatch.setenv("DRIFTLINE_NATIVE", "0")
-    assert window_native.rank_kernel() is None
-    monkeypatch.setenv("DRIFTLINE_NATIVE", "1")
-    assert window_native.rank_kernel() is not None
-
+def test_a_missing_module_means_numpy_ranks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the extension missing the ranks are numpy's (the switch of both kernels is tested
+    in tests/test_window_native.py)."""
     def missing(name: str) -> Any:
         raise ImportError(f"No module named {name!r}")
 
     monkeypatch.setattr(window_native, "_core", window_native._UNSET)
     monkeypatch.setattr(window_native.importlib, "import_module", missing)
-    with caplog.at_level(logging.WARNING, logger="driftline.engine.window_native"):
-        assert window_native.rank_kernel() is None
-        rr = RankReference.build(np.array([1.0, 2.0, 2.0, 3.0]), BOUNDS)
-        s = np.array([0.0, 2.0, 2.0, 2.5])
-        seen_a, seen_b = rr.new_seen(), rr.new_seen()
-        _assert_same(rank_update(rr, s, seen_a), _rank_update_numpy(rr, s, seen_b))
-        np.testing.assert_array_equal(seen_a, seen_b)
+    assert window_native.rank_kernel() is None
+    rr = RankReference.build(np.array([1.0, 2.0, 2.0, 3.0]), BOUNDS)
+    s = np.array([0.0, 2.0, 2.0, 2.5])
+    seen_a, seen_b = rr.new_seen(), rr.new_seen()
+    _assert_same(rank_update(rr, s, seen_a), _rank_update_numpy(rr, s, seen_b))
+    np.testing.assert_array_equal(seen_a, seen_b)
 
 
 # ---- whole monitors ---------------------------------------------------------------------------

@@ -421,16 +421,19 @@ def test_inputs_the_kernel_refuses_take_the_numpy_path(case: str) -> None:
 
 
 @needs_core
+@pytest.mark.parametrize("getter", ["kernel", "rank_kernel"])
 def test_driftline_native_0_and_a_missing_module_mean_numpy(
-        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+        getter: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The window statistics' and the arrival-side ranks' kernels obey one switch."""
+    get = getattr(window_native, getter)
     monkeypatch.delenv("DRIFTLINE_NATIVE", raising=False)
-    assert window_native.kernel() is not None
+    assert get() is not None
     monkeypatch.setenv("DRIFTLINE_NATIVE", "0")
-    assert window_native.kernel() is None
+    assert get() is None
     monkeypatch.setenv("DRIFTLINE_NATIVE", "off")
-    assert window_native.kernel() is None
+    assert get() is None
     monkeypatch.setenv("DRIFTLINE_NATIVE", "1")
-    assert window_native.kernel() is not None
+    assert get() is not None
 
     def missing(name: str) -> Any:
         raise ImportError(f"No module named {name!r}")
@@ -438,8 +441,8 @@ def test_driftline_native_0_and_a_missing_module_mean_numpy(
     monkeypatch.setattr(window_native, "_core", window_native._UNSET)
     monkeypatch.setattr(window_native.importlib, "import_module", missing)
     with caplog.at_level(logging.WARNING, logger="driftline.engine.window_native"):
-        assert window_native.kernel() is None
-        assert window_native.kernel() is None
+        assert get() is None
+        assert get() is None
         assert not window_native.native_available()
     assert sum("compiled kernel not available" in r.message for r in caplog.records) == 1
     # and the statistics are then numpy's

@@ -65,10 +65,7 @@ def kernel() -> Stats | None:
     ``counts`` (intp, ``k × (e+1)``), the KS statistics and distances returned as lists.
     TypeError / ValueError for buffers of another dtype, shape or layout, or a window that is
     not sorted or holds a NaN."""
-    if not native_wanted():
-        return None
-    mod = _module()
-    return None if mod is None else mod.stats
+    return _function("stats")
 
 
 RankUpdate = Callable[..., float]
@@ -83,7 +80,12 @@ def rank_kernel() -> RankUpdate | None:
     ``counts`` (int64, ``len(limits) + 1``) and ``seen`` advanced in place. TypeError /
     ValueError (and ``seen`` unchanged) for buffers of another dtype, shape or layout, values
     that are not sorted or hold a NaN, or tables no ``RankReference.build`` makes."""
+    return _function("rank_update")
+
+
+def _function(name: str) -> Any:
+    """The extension's function ``name``, or None (``DRIFTLINE_NATIVE=0``, or no extension)."""
     if not native_wanted():
         return None
     mod = _module()
-    return None if mod is None else mod.rank_update
+    return None if mod is None else getattr(mod, name)
